@@ -1,0 +1,89 @@
+//! Protection flags of a region, with the Nautilus kernel's values.
+
+use bitflags::bitflags;
+use core::fmt;
+
+bitflags! {
+    /// What a region allows and how it is managed.
+    ///
+    /// The first seven values are NK's and keep NK's numbers, so that lab
+    /// material reads the same here. Bits from 7 up are Nacre's own.
+    #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+    pub struct Protection: u32 {
+        /// Reads are allowed. x86-64 cannot express a present page that is
+        /// not readable, so a region without READ is never mapped.
+        const READ = 1;
+        /// Writes are allowed.
+        const WRITE = 2;
+        /// Instruction fetches are allowed (otherwise the entry gets NX).
+        const EXEC = 4;
+        /// Pinned: the region may not be removed or moved (it may be protected).
+        const PIN = 8;
+        /// Kernel only: supervisor pages (the U/S bit stays clear).
+        const KERN = 16;
+        /// Reserved by NK for swapping; accepted and stored, not acted on.
+        const SWAP = 32;
+        /// Build every page-table entry when the region is added, instead of
+        /// on first touch (lazy).
+        const EAGER = 64;
+    }
+}
+
+impl Protection {
+    /// The letters used by the shell, in order, with the flag each stands for.
+    pub const LETTERS: [(char, Protection); 7] = [
+        ('r', Protection::READ),
+        ('w', Protection::WRITE),
+        ('x', Protection::EXEC),
+        ('p', Protection::PIN),
+        ('k', Protection::KERN),
+        ('s', Protection::SWAP),
+        ('e', Protection::EAGER),
+    ];
+
+    /// The access rights only (READ, WRITE, EXEC, KERN): what the page-table
+    /// entries express, as opposed to how the region is managed.
+    pub const fn access(self) -> Protection {
+        self.intersection(Protection::READ.union(Protection::WRITE).union(Protection::EXEC).union(Protection::KERN))
+    }
+}
+
+impl fmt::Display for Protection {
+    /// Writes the flags as shell letters, `-` for each absent one: `rwxpk-e`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        for (letter, flag) in Protection::LETTERS {
+            f.write_char(if self.contains(flag) { letter } else { '-' })?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for Protection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Protection({self})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nk_values() {
+        assert_eq!(Protection::READ.bits(), 1);
+        assert_eq!(Protection::WRITE.bits(), 2);
+        assert_eq!(Protection::EXEC.bits(), 4);
+        assert_eq!(Protection::PIN.bits(), 8);
+        assert_eq!(Protection::KERN.bits(), 16);
+        assert_eq!(Protection::SWAP.bits(), 32);
+        assert_eq!(Protection::EAGER.bits(), 64);
+    }
+
+    #[test]
+    fn display_letters() {
+        let p = Protection::READ | Protection::WRITE | Protection::KERN | Protection::EAGER;
+        assert_eq!(alloc::format!("{p}"), "rw--k-e");
+        assert_eq!(p.access(), Protection::READ | Protection::WRITE | Protection::KERN);
+    }
+}

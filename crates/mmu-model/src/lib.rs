@@ -1,0 +1,1 @@
+//! # mmu-model: a software x86-64 MMU for testing the paging code on the host
