@@ -62,11 +62,19 @@ impl RegionSet {
     }
 
     /// Replaces the region that starts at `region.va` and has the same
-    /// length with `region` (new physical start or protections).
-    /// Refused with [`AspaceError::NoSuchRegion`] or
-    /// [`AspaceError::RegionMismatch`]; returns the old region.
+    /// length with `region` (new physical start or protections), and
+    /// returns the old region.
+    ///
+    /// Refused with [`AspaceError::RegionMismatch`] when the region that
+    /// contains `region.va` starts elsewhere or has another length, and with
+    /// [`AspaceError::NoSuchRegion`] when no region contains `region.va`.
     pub fn update(&mut self, region: Region) -> Result<Region, AspaceError> {
-        let slot = self.by_start.get_mut(&region.va.0).ok_or(AspaceError::NoSuchRegion { va: region.va.0 })?;
+        let Some(slot) = self.by_start.get_mut(&region.va.0) else {
+            return Err(match self.find(region.va.0) {
+                Some(existing) => AspaceError::RegionMismatch { requested: region, existing: *existing },
+                None => AspaceError::NoSuchRegion { va: region.va.0 },
+            });
+        };
         if slot.len != region.len {
             return Err(AspaceError::RegionMismatch { requested: region, existing: *slot });
         }
@@ -122,4 +130,331 @@ fn check_extent(va: u64, len: u64) -> Result<u64, AspaceError> {
         return Err(AspaceError::ZeroLength);
     }
     va.checked_add(len - 1).ok_or(AspaceError::LengthOverflow { start: va, len, kind: crate::AddressKind::Virtual })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{AddressKind, Protection};
+    use alloc::vec::Vec;
+
+    const RW: Protection = Protection::READ.union(Protection::WRITE);
+    const RX: Protection = Protection::READ.union(Protection::EXEC);
+    /// The first byte of the last 4 KiB page of the address space.
+    const TOP_PAGE: u64 = 0xffff_ffff_ffff_f000;
+
+    fn region(va: u64, len: u64) -> Region {
+        Region::new(va, va, len, RW)
+    }
+
+    /// A set holding `[0x1000, 0x2000)`, `[0x3000, 0x5000)` and `[0x5000, 0x6000)`.
+    fn three_regions() -> RegionSet {
+        let mut set = RegionSet::new();
+        for r in [region(0x3000, 0x2000), region(0x1000, 0x1000), region(0x5000, 0x1000)] {
+            set.insert(r).unwrap();
+        }
+        set
+    }
+
+    fn starts<'a>(regions: impl Iterator<Item = &'a Region>) -> Vec<u64> {
+        regions.map(|r| r.va.0).collect()
+    }
+
+    fn overlap_with(existing: Region) -> Result<(), AspaceError> {
+        Err(AspaceError::Overlap { existing })
+    }
+
+    #[test]
+    fn empty_set_finds_nothing() {
+        let set = RegionSet::new();
+        assert!(set.is_empty());
+        assert_eq!(set.len(), 0);
+        assert_eq!(set.find(0), None);
+        assert_eq!(set.find(u64::MAX), None);
+        assert_eq!(set.first_overlap(0, u64::MAX), None);
+        assert_eq!(set.next_at_or_after(0), None);
+        assert_eq!(set.previous_before(u64::MAX), None);
+        assert_eq!(set.iter().count(), 0);
+    }
+
+    #[test]
+    fn iteration_is_in_address_order_whatever_the_insertion_order() {
+        let set = three_regions();
+        assert_eq!(set.len(), 3);
+        assert_eq!(starts(set.iter()), [0x1000, 0x3000, 0x5000]);
+    }
+
+    #[test]
+    fn adjacent_regions_on_both_sides_are_accepted() {
+        let mut set = RegionSet::new();
+        set.insert(region(0x2000, 0x1000)).unwrap();
+        // Ends exactly where the existing one starts.
+        assert_eq!(set.insert(region(0x1000, 0x1000)), Ok(()));
+        // Starts exactly where the existing one ends.
+        assert_eq!(set.insert(region(0x3000, 0x1000)), Ok(()));
+        assert_eq!(starts(set.iter()), [0x1000, 0x2000, 0x3000]);
+        // Each boundary byte belongs to exactly one region.
+        assert_eq!(set.find(0x1fff).map(|r| r.va.0), Some(0x1000));
+        assert_eq!(set.find(0x2000).map(|r| r.va.0), Some(0x2000));
+        assert_eq!(set.find(0x2fff).map(|r| r.va.0), Some(0x2000));
+        assert_eq!(set.find(0x3000).map(|r| r.va.0), Some(0x3000));
+    }
+
+    #[test]
+    fn overlap_by_one_byte_at_either_end_is_refused() {
+        let mut set = RegionSet::new();
+        let existing = region(0x2000, 0x1000);
+        set.insert(existing).unwrap();
+        // Last byte 0x2000 is the existing region's first byte.
+        assert_eq!(set.insert(region(0x1001, 0x1000)), overlap_with(existing));
+        // First byte 0x2fff is the existing region's last byte.
+        assert_eq!(set.insert(region(0x2fff, 0x1000)), overlap_with(existing));
+        // One-byte regions on each boundary byte.
+        assert_eq!(set.insert(region(0x2000, 1)), overlap_with(existing));
+        assert_eq!(set.insert(region(0x2fff, 1)), overlap_with(existing));
+        // One byte further out on each side is free.
+        assert_eq!(set.insert(region(0x1fff, 1)), Ok(()));
+        assert_eq!(set.insert(region(0x3000, 1)), Ok(()));
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn nested_identical_and_covering_regions_are_refused() {
+        let mut set = RegionSet::new();
+        let existing = region(0x4000, 0x4000);
+        set.insert(existing).unwrap();
+        // Identical.
+        assert_eq!(set.insert(existing), overlap_with(existing));
+        // Same extent, different physical start and protections.
+        assert_eq!(set.insert(Region::new(0x4000, 0x9000, 0x4000, RX)), overlap_with(existing));
+        // Nested strictly inside.
+        assert_eq!(set.insert(region(0x5000, 0x1000)), overlap_with(existing));
+        // Same start, shorter; same end, later start.
+        assert_eq!(set.insert(region(0x4000, 0x1000)), overlap_with(existing));
+        assert_eq!(set.insert(region(0x7000, 0x1000)), overlap_with(existing));
+        // Covering it with room on both sides.
+        assert_eq!(set.insert(region(0x3000, 0x6000)), overlap_with(existing));
+        // The whole address space.
+        assert_eq!(set.insert(region(0, u64::MAX)), overlap_with(existing));
+        // A refused insert changes nothing.
+        assert_eq!(set.len(), 1);
+        assert_eq!(set.get(VirtAddr(0x4000)), Some(&existing));
+    }
+
+    #[test]
+    fn overlap_error_names_the_lowest_colliding_region() {
+        let mut set = three_regions();
+        let lowest = *set.get(VirtAddr(0x1000)).unwrap();
+        let middle = *set.get(VirtAddr(0x3000)).unwrap();
+        // Collides with all three: the one at 0x1000 is named.
+        assert_eq!(set.insert(region(0, 0x10000)), overlap_with(lowest));
+        // Starts inside the middle region and runs into the last one.
+        assert_eq!(set.insert(region(0x4fff, 0x2000)), overlap_with(middle));
+        // Starts in the gap and runs into the middle and the last one.
+        assert_eq!(set.insert(region(0x2000, 0x3001)), overlap_with(middle));
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn zero_length_is_refused() {
+        let mut set = RegionSet::new();
+        assert_eq!(set.insert(region(0x1000, 0)), Err(AspaceError::ZeroLength));
+        assert_eq!(set.insert(region(u64::MAX, 0)), Err(AspaceError::ZeroLength));
+        assert!(set.is_empty());
+        // An empty range overlaps nothing, even inside a region.
+        set.insert(region(0x1000, 0x1000)).unwrap();
+        assert_eq!(set.first_overlap(0x1800, 0), None);
+        assert_eq!(set.overlapping(0x1800, 0).count(), 0);
+    }
+
+    #[test]
+    fn a_region_ending_at_the_top_of_the_address_space_is_accepted_and_found() {
+        let mut set = RegionSet::new();
+        let top = region(TOP_PAGE, 0x1000);
+        assert_eq!(top.last(), u64::MAX);
+        assert_eq!(set.insert(top), Ok(()));
+        assert_eq!(set.find(u64::MAX), Some(&top));
+        assert_eq!(set.find(TOP_PAGE), Some(&top));
+        assert_eq!(set.find(TOP_PAGE - 1), None);
+        assert_eq!(set.first_overlap(u64::MAX, 1), Some(&top));
+        assert_eq!(set.next_at_or_after(TOP_PAGE), Some(&top));
+        assert_eq!(set.previous_before(u64::MAX), Some(&top));
+        // The single last byte, on its own, collides with it.
+        assert_eq!(set.insert(region(u64::MAX, 1)), overlap_with(top));
+        // The page below is adjacent, and the two are told apart.
+        let below = region(TOP_PAGE - 0x1000, 0x1000);
+        assert_eq!(set.insert(below), Ok(()));
+        assert_eq!(set.find(TOP_PAGE - 1), Some(&below));
+        assert_eq!(set.find(u64::MAX), Some(&top));
+        // The whole upper half, which ends at 2^64 too.
+        let mut other = RegionSet::new();
+        let upper_half = region(1 << 63, 1 << 63);
+        assert_eq!(other.insert(upper_half), Ok(()));
+        assert_eq!(other.find(u64::MAX), Some(&upper_half));
+        assert_eq!(other.find((1 << 63) - 1), None);
+        // The longest length there is, starting at 1, ends exactly at 2^64 too.
+        let mut longest = RegionSet::new();
+        assert_eq!(longest.insert(region(1, u64::MAX)), Ok(()));
+        assert_eq!(longest.find(u64::MAX).map(|r| r.va.0), Some(1));
+        assert_eq!(longest.find(0), None);
+    }
+
+    #[test]
+    fn a_range_that_wraps_is_refused_with_length_overflow() {
+        let mut set = RegionSet::new();
+        // One byte too long to end at 2^64.
+        assert_eq!(
+            set.insert(region(TOP_PAGE, 0x1001)),
+            Err(AspaceError::LengthOverflow { start: TOP_PAGE, len: 0x1001, kind: AddressKind::Virtual })
+        );
+        assert_eq!(
+            set.insert(region(u64::MAX, 2)),
+            Err(AspaceError::LengthOverflow { start: u64::MAX, len: 2, kind: AddressKind::Virtual })
+        );
+        assert_eq!(
+            set.insert(region(2, u64::MAX)),
+            Err(AspaceError::LengthOverflow { start: 2, len: u64::MAX, kind: AddressKind::Virtual })
+        );
+        assert!(set.is_empty());
+        // The largest range that fits does not wrap.
+        assert_eq!(set.insert(region(0, u64::MAX)), Ok(()));
+        assert_eq!(set.find(u64::MAX - 1).map(|r| r.va.0), Some(0));
+        assert_eq!(set.find(u64::MAX), None);
+        // A wrapping range overlaps nothing rather than something at the bottom.
+        assert_eq!(set.first_overlap(u64::MAX, 2), None);
+    }
+
+    #[test]
+    fn lookups_at_first_and_last_byte_and_one_past_each_end() {
+        let set = three_regions();
+        let middle = *set.get(VirtAddr(0x3000)).unwrap();
+        assert_eq!(set.find(0x2fff), None, "one before the first byte (a gap)");
+        assert_eq!(set.find(0x3000), Some(&middle), "first byte");
+        assert_eq!(set.find(0x4000), Some(&middle), "an inner byte");
+        assert_eq!(set.find(0x4fff), Some(&middle), "last byte");
+        assert_ne!(set.find(0x5000), Some(&middle), "one past the last byte belongs to the next region");
+        assert_eq!(set.find(0x6000), None, "one past the end of the last region");
+        assert_eq!(set.find(0x0fff), None, "one before the lowest region");
+        assert_eq!(set.find(0), None);
+    }
+
+    #[test]
+    fn get_finds_only_exact_starts() {
+        let set = three_regions();
+        assert_eq!(set.get(VirtAddr(0x3000)).map(|r| r.len), Some(0x2000));
+        assert_eq!(set.get(VirtAddr(0x3001)), None);
+        assert_eq!(set.get(VirtAddr(0x2fff)), None);
+    }
+
+    #[test]
+    fn update_replaces_physical_start_and_protections_of_the_same_extent() {
+        let mut set = three_regions();
+        let old = *set.get(VirtAddr(0x3000)).unwrap();
+        let moved = Region::new(0x3000, 0x8_0000, 0x2000, RX);
+        assert_eq!(set.update(moved), Ok(old));
+        assert_eq!(set.find(0x4fff), Some(&moved));
+        assert_eq!(set.find(0x4fff).unwrap().translate(0x4fff).0, 0x8_1fff);
+        assert_eq!(set.len(), 3);
+    }
+
+    #[test]
+    fn update_with_another_length_or_start_is_refused() {
+        let mut set = three_regions();
+        let existing = *set.get(VirtAddr(0x3000)).unwrap();
+        let mismatch = |requested| Err(AspaceError::RegionMismatch { requested, existing });
+        let shorter = Region::new(0x3000, 0, 0x1000, RW);
+        assert_eq!(set.update(shorter), mismatch(shorter));
+        let longer = Region::new(0x3000, 0, 0x3000, RW);
+        assert_eq!(set.update(longer), mismatch(longer));
+        // Starts inside the region rather than at its start.
+        let inside = Region::new(0x4000, 0, 0x1000, RW);
+        assert_eq!(set.update(inside), mismatch(inside));
+        // Nothing there at all.
+        assert_eq!(set.update(region(0x2000, 0x1000)), Err(AspaceError::NoSuchRegion { va: 0x2000 }));
+        assert_eq!(set.update(region(0x9000, 0x1000)), Err(AspaceError::NoSuchRegion { va: 0x9000 }));
+        // Nothing changed.
+        assert_eq!(set, three_regions());
+    }
+
+    #[test]
+    fn remove_takes_only_the_region_at_that_exact_start() {
+        let mut set = three_regions();
+        assert_eq!(set.remove(VirtAddr(0x3001)), None);
+        assert_eq!(set.remove(VirtAddr(0x2000)), None);
+        assert_eq!(set.len(), 3);
+        let removed = set.remove(VirtAddr(0x3000)).unwrap();
+        assert_eq!((removed.va.0, removed.len), (0x3000, 0x2000));
+        assert_eq!(set.find(0x3000), None);
+        assert_eq!(set.find(0x4fff), None);
+        assert_eq!(starts(set.iter()), [0x1000, 0x5000]);
+        assert_eq!(set.remove(VirtAddr(0x3000)), None, "removed only once");
+        // The hole can be refilled, here with a region that touches both neighbours.
+        assert_eq!(set.insert(region(0x2000, 0x3000)), Ok(()));
+        assert_eq!(starts(set.iter()), [0x1000, 0x2000, 0x5000]);
+    }
+
+    #[test]
+    fn overlapping_returns_every_colliding_region_in_order() {
+        let set = three_regions();
+        // Starts inside the first region: that region is included.
+        assert_eq!(starts(set.overlapping(0x1fff, 0x1002)), [0x1000, 0x3000]);
+        // Covers everything.
+        assert_eq!(starts(set.overlapping(0, u64::MAX)), [0x1000, 0x3000, 0x5000]);
+        // Exactly one region, ends at the next one's first byte - 1.
+        assert_eq!(starts(set.overlapping(0x3000, 0x2000)), [0x3000]);
+        // One more byte reaches the adjacent region.
+        assert_eq!(starts(set.overlapping(0x3000, 0x2001)), [0x3000, 0x5000]);
+        // Inside a gap, touching both sides.
+        assert_eq!(starts(set.overlapping(0x2000, 0x1000)), Vec::<u64>::new());
+        // Beyond the last region.
+        assert_eq!(starts(set.overlapping(0x6000, 0x1000)), Vec::<u64>::new());
+        // The last byte of a region alone.
+        assert_eq!(starts(set.overlapping(0x4fff, 1)), [0x3000]);
+        // first_overlap agrees with the first of them.
+        assert_eq!(set.first_overlap(0x1fff, 0x1002).map(|r| r.va.0), Some(0x1000));
+        assert_eq!(set.first_overlap(0x2000, 0x1000), None);
+    }
+
+    #[test]
+    fn neighbours_of_an_address() {
+        let set = three_regions();
+        assert_eq!(set.next_at_or_after(0x3000).map(|r| r.va.0), Some(0x3000));
+        assert_eq!(set.next_at_or_after(0x3001).map(|r| r.va.0), Some(0x5000));
+        assert_eq!(set.next_at_or_after(0x5001), None);
+        assert_eq!(set.previous_before(0x3000).map(|r| r.va.0), Some(0x1000));
+        assert_eq!(set.previous_before(0x3001).map(|r| r.va.0), Some(0x3000));
+        assert_eq!(set.previous_before(0x1000), None);
+    }
+
+    #[test]
+    fn physical_aliasing_is_allowed() {
+        let mut set = RegionSet::new();
+        let low = Region::new(0, 0, 1 << 32, RW);
+        let alias = Region::new(1 << 32, 0, 1 << 32, RW);
+        let partial_alias = Region::new(0xffff_8000_0000_0000, 0x1000, 0x1000, RX);
+        assert_eq!(set.insert(low), Ok(()));
+        assert_eq!(set.insert(alias), Ok(()));
+        assert_eq!(set.insert(partial_alias), Ok(()));
+        assert_eq!(set.find(0x1234).unwrap().translate(0x1234).0, 0x1234);
+        assert_eq!(set.find((1 << 32) + 0x1234).unwrap().translate((1 << 32) + 0x1234).0, 0x1234);
+        assert_eq!(set.find(0xffff_8000_0000_0234).unwrap().translate(0xffff_8000_0000_0234).0, 0x1234);
+    }
+
+    #[test]
+    fn clear_empties_the_set() {
+        let mut set = three_regions();
+        set.clear();
+        assert!(set.is_empty());
+        assert_eq!(set.find(0x1000), None);
+        assert_eq!(set.insert(region(0x1000, 0x1000)), Ok(()));
+    }
+
+    #[test]
+    fn debug_lists_the_regions_in_order() {
+        let text = alloc::format!("{:?}", three_regions());
+        let first = text.find("0x0000000000001000").unwrap();
+        let second = text.find("0x0000000000003000").unwrap();
+        let third = text.find("0x0000000000005000").unwrap();
+        assert!(first < second && second < third, "{text}");
+    }
 }
