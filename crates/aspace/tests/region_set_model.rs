@@ -1,0 +1,334 @@
+//! Random operation sequences run against [`RegionSet`] and against a naive
+//! model (a vector of regions searched linearly), comparing every answer.
+//!
+//! The model does its interval arithmetic in `u128`, so a region ending at
+//! 2^64 needs no special case there and the model shares no code with the
+//! set (not even [`Region::last`] or [`Region::overlaps`]).
+//!
+//! Addresses are drawn mostly from a tiny space (0..64 or 0..1024) so that overlaps,
+//! adjacency and exact matches are common, with some draws at the very top
+//! of the address space (regions ending at 2^64, ranges that wrap) and a few
+//! anywhere at all.
+
+use aspace::{AddressKind, AspaceError, PhysAddr, Protection, Region, RegionSet, VirtAddr};
+use proptest::prelude::*;
+use proptest::sample::Index;
+use proptest::test_runner::FileFailurePersistence;
+
+/// Each case runs up to this many operations on one set.
+const MAX_OPERATIONS: usize = 160;
+/// Random sequences per test run (chosen to keep the debug-build run to a few seconds).
+const CASES: u32 = 3000;
+
+/// The reference implementation: regions in insertion order, linear scans.
+#[derive(Default)]
+struct Model {
+    regions: Vec<Region>,
+}
+
+/// The half-open extent `[start, end)` of `va`/`len`, exact in `u128`.
+fn extent(va: u64, len: u64) -> (u128, u128) {
+    (u128::from(va), u128::from(va) + u128::from(len))
+}
+
+fn extents_overlap(a: (u128, u128), b: (u128, u128)) -> bool {
+    a.0 < b.1 && b.0 < a.1
+}
+
+/// The top of the 64-bit address space, one past the last byte.
+const TOP: u128 = 1 << 64;
+
+impl Model {
+    fn sorted(&self) -> Vec<Region> {
+        let mut regions = self.regions.clone();
+        regions.sort_by_key(|r| r.va.0);
+        regions
+    }
+
+    fn check_range(va: u64, len: u64) -> Result<(), AspaceError> {
+        if len == 0 {
+            return Err(AspaceError::ZeroLength);
+        }
+        if extent(va, len).1 > TOP {
+            return Err(AspaceError::LengthOverflow { start: va, len, kind: AddressKind::Virtual });
+        }
+        Ok(())
+    }
+
+    fn overlapping(&self, va: u64, len: u64) -> Vec<Region> {
+        if Model::check_range(va, len).is_err() {
+            return Vec::new();
+        }
+        self.sorted().into_iter().filter(|r| extents_overlap(extent(r.va.0, r.len), extent(va, len))).collect()
+    }
+
+    fn insert(&mut self, region: Region) -> Result<(), AspaceError> {
+        Model::check_range(region.va.0, region.len)?;
+        if let Some(&existing) = self.overlapping(region.va.0, region.len).first() {
+            return Err(AspaceError::Overlap { existing });
+        }
+        self.regions.push(region);
+        Ok(())
+    }
+
+    fn find(&self, va: u64) -> Option<Region> {
+        let at = u128::from(va);
+        self.regions.iter().copied().find(|r| {
+            let (start, end) = extent(r.va.0, r.len);
+            start <= at && at < end
+        })
+    }
+
+    fn get(&self, va: u64) -> Option<Region> {
+        self.regions.iter().copied().find(|r| r.va.0 == va)
+    }
+
+    fn remove(&mut self, va: u64) -> Option<Region> {
+        let position = self.regions.iter().position(|r| r.va.0 == va)?;
+        Some(self.regions.swap_remove(position))
+    }
+
+    fn update(&mut self, region: Region) -> Result<Region, AspaceError> {
+        let Some(position) = self.regions.iter().position(|r| r.va.0 == region.va.0) else {
+            return Err(match self.find(region.va.0) {
+                Some(existing) => AspaceError::RegionMismatch { requested: region, existing },
+                None => AspaceError::NoSuchRegion { va: region.va.0 },
+            });
+        };
+        let existing = self.regions[position];
+        if existing.len != region.len {
+            return Err(AspaceError::RegionMismatch { requested: region, existing });
+        }
+        self.regions[position] = region;
+        Ok(existing)
+    }
+
+    fn next_at_or_after(&self, va: u64) -> Option<Region> {
+        self.regions.iter().copied().filter(|r| r.va.0 >= va).min_by_key(|r| r.va.0)
+    }
+
+    fn previous_before(&self, va: u64) -> Option<Region> {
+        self.regions.iter().copied().filter(|r| r.va.0 < va).max_by_key(|r| r.va.0)
+    }
+}
+
+/// One call on the set.
+#[derive(Clone, Debug)]
+enum Operation {
+    Insert(Region),
+    /// Remove at an arbitrary address (usually not a region start).
+    Remove(u64),
+    /// Remove the region that is `index`-th in address order, if any.
+    RemoveExisting(Index),
+    /// Update with an arbitrary region.
+    Update(Region),
+    /// Update the `index`-th region (by address) with a new physical start
+    /// and protections, keeping its extent: the update that succeeds.
+    UpdateExisting(Index, u64, Protection),
+    Find(u64),
+    /// Find at one of the four bytes that matter around the `index`-th
+    /// region: one before its start, its start, its last byte, one past it.
+    FindAtEdge(Index, Edge),
+    Get(u64),
+    Overlapping(u64, u64),
+    FirstOverlap(u64, u64),
+    NextAtOrAfter(u64),
+    PreviousBefore(u64),
+    Iterate,
+    Clear,
+}
+
+/// A byte at or beside a region's boundary.
+#[derive(Clone, Copy, Debug)]
+enum Edge {
+    BeforeStart,
+    Start,
+    Last,
+    PastLast,
+}
+
+impl Edge {
+    /// The address of this edge of `region` (wrapping at either end of the address space).
+    fn of(self, region: &Region) -> u64 {
+        let last = region.va.0 + (region.len - 1);
+        match self {
+            Edge::BeforeStart => region.va.0.wrapping_sub(1),
+            Edge::Start => region.va.0,
+            Edge::Last => last,
+            Edge::PastLast => last.wrapping_add(1),
+        }
+    }
+}
+
+fn edge() -> impl Strategy<Value = Edge> {
+    prop_oneof![Just(Edge::BeforeStart), Just(Edge::Start), Just(Edge::Last), Just(Edge::PastLast)]
+}
+
+/// An address: mostly in `0..space`, some at the top of the address space, a few anywhere.
+fn address(space: u64) -> impl Strategy<Value = u64> {
+    prop_oneof![
+        8 => 0..space,
+        2 => (0u64..64).prop_map(|below_top| u64::MAX - below_top),
+        1 => any::<u64>(),
+    ]
+}
+
+/// A `(start, length)` pair, biased toward short ranges in `0..space` that
+/// collide, ranges ending exactly at 2^64, and ranges that wrap past it.
+fn range(space: u64) -> impl Strategy<Value = (u64, u64)> {
+    prop_oneof![
+        6 => (0..space, 1u64..6),
+        3 => (0..space, 6u64..24),
+        1 => (0..space, Just(0u64)),
+        // Ends exactly at the top of the address space (last byte u64::MAX).
+        2 => (0u64..64).prop_map(|below_top| (u64::MAX - below_top, below_top + 1)),
+        // Near the top: may end below it, at it, or wrap past it.
+        2 => ((0u64..64).prop_map(|below_top| u64::MAX - below_top), 1u64..80),
+        1 => (address(space), any::<u64>()),
+        1 => (0u64..4, Just(u64::MAX)),
+    ]
+}
+
+fn protection() -> impl Strategy<Value = Protection> {
+    (0u32..128).prop_map(Protection::from_bits_truncate)
+}
+
+fn region(space: u64) -> impl Strategy<Value = Region> {
+    (range(space), 0u64..8, protection()).prop_map(|((va, len), pa, prot)| Region::new(va, pa, len, prot))
+}
+
+fn operation(space: u64) -> impl Strategy<Value = Operation> {
+    prop_oneof![
+        24 => region(space).prop_map(Operation::Insert),
+        2 => address(space).prop_map(Operation::Remove),
+        3 => any::<Index>().prop_map(Operation::RemoveExisting),
+        2 => region(space).prop_map(Operation::Update),
+        3 => (any::<Index>(), 0u64..8, protection()).prop_map(|(i, pa, prot)| Operation::UpdateExisting(i, pa, prot)),
+        5 => address(space).prop_map(Operation::Find),
+        4 => (any::<Index>(), edge()).prop_map(|(i, edge)| Operation::FindAtEdge(i, edge)),
+        2 => address(space).prop_map(Operation::Get),
+        3 => range(space).prop_map(|(va, len)| Operation::Overlapping(va, len)),
+        3 => range(space).prop_map(|(va, len)| Operation::FirstOverlap(va, len)),
+        2 => address(space).prop_map(Operation::NextAtOrAfter),
+        2 => address(space).prop_map(Operation::PreviousBefore),
+        1 => Just(Operation::Iterate),
+        // Rare, so that most sequences grow a populated set.
+        1 => Just(Operation::Clear),
+    ]
+}
+
+/// The start of the `index`-th region in address order, or an address no
+/// region starts at when the set is empty.
+fn start_of(model: &Model, index: &Index) -> Option<u64> {
+    let sorted = model.sorted();
+    (!sorted.is_empty()).then(|| sorted[index.index(sorted.len())].va.0)
+}
+
+fn run(set: &mut RegionSet, model: &mut Model, operation: &Operation) -> Result<(), TestCaseError> {
+    match *operation {
+        Operation::Insert(region) => prop_assert_eq!(set.insert(region), model.insert(region)),
+        Operation::Remove(va) => prop_assert_eq!(set.remove(VirtAddr(va)), model.remove(va)),
+        Operation::RemoveExisting(ref index) => {
+            if let Some(va) = start_of(model, index) {
+                let removed = set.remove(VirtAddr(va));
+                prop_assert!(removed.is_some());
+                prop_assert_eq!(removed, model.remove(va));
+            }
+        }
+        Operation::Update(region) => prop_assert_eq!(set.update(region), model.update(region)),
+        Operation::UpdateExisting(ref index, pa, prot) => {
+            if let Some(va) = start_of(model, index) {
+                let len = model.get(va).unwrap().len;
+                let replacement = Region { va: VirtAddr(va), pa: PhysAddr(pa), len, prot };
+                let result = set.update(replacement);
+                prop_assert!(result.is_ok());
+                prop_assert_eq!(result, model.update(replacement));
+            }
+        }
+        Operation::Find(va) => prop_assert_eq!(set.find(va).copied(), model.find(va)),
+        Operation::FindAtEdge(ref index, edge) => {
+            if let Some(va) = start_of(model, index) {
+                let at = edge.of(&model.get(va).unwrap());
+                prop_assert_eq!(set.find(at).copied(), model.find(at), "at {:#x}", at);
+            }
+        }
+        Operation::Get(va) => prop_assert_eq!(set.get(VirtAddr(va)).copied(), model.get(va)),
+        Operation::Overlapping(va, len) => {
+            prop_assert_eq!(set.overlapping(va, len).copied().collect::<Vec<_>>(), model.overlapping(va, len))
+        }
+        Operation::FirstOverlap(va, len) => {
+            prop_assert_eq!(set.first_overlap(va, len).copied(), model.overlapping(va, len).first().copied())
+        }
+        Operation::NextAtOrAfter(va) => prop_assert_eq!(set.next_at_or_after(va).copied(), model.next_at_or_after(va)),
+        Operation::PreviousBefore(va) => prop_assert_eq!(set.previous_before(va).copied(), model.previous_before(va)),
+        Operation::Iterate => prop_assert_eq!(set.iter().copied().collect::<Vec<_>>(), model.sorted()),
+        Operation::Clear => {
+            set.clear();
+            model.regions.clear();
+        }
+    }
+    Ok(())
+}
+
+/// What must hold after every operation, whatever it was.
+fn check_invariants(set: &RegionSet, model: &Model) -> Result<(), TestCaseError> {
+    prop_assert_eq!(set.len(), model.regions.len());
+    prop_assert_eq!(set.is_empty(), model.regions.is_empty());
+    let regions: Vec<Region> = set.iter().copied().collect();
+    prop_assert_eq!(&regions, &model.sorted());
+    for pair in regions.windows(2) {
+        let (lower, upper) = (extent(pair[0].va.0, pair[0].len), extent(pair[1].va.0, pair[1].len));
+        prop_assert!(lower.1 <= upper.0, "regions overlap: {:?} and {:?}", pair[0], pair[1]);
+    }
+    for region in &regions {
+        prop_assert!(region.len > 0 && extent(region.va.0, region.len).1 <= TOP, "invalid region {:?}", region);
+    }
+    Ok(())
+}
+
+/// The operation sequences: in a 64-byte space (few regions, many
+/// collisions) or a 1 KiB one (a few dozen regions, so the tree has more
+/// than one node).
+fn operations() -> impl Strategy<Value = Vec<Operation>> {
+    prop_oneof![3 => Just(64u64), 1 => Just(1024u64)]
+        .prop_flat_map(|space| prop::collection::vec(operation(space), 1..MAX_OPERATIONS))
+}
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: CASES,
+        // Integration tests have no lib.rs beside them: keep failing seeds next to this file.
+        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("regressions"))),
+        ..ProptestConfig::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn region_set_matches_the_linear_model(operations in operations()) {
+        let mut set = RegionSet::new();
+        let mut model = Model::default();
+        for operation in &operations {
+            run(&mut set, &mut model, operation)?;
+            check_invariants(&set, &model)?;
+        }
+    }
+
+    /// Every byte of every region, and the bytes just outside, are found
+    /// where the model says, after a burst of inserts.
+    #[test]
+    fn find_agrees_at_every_boundary(regions in prop::collection::vec(region(64), 1..40)) {
+        let mut set = RegionSet::new();
+        let mut model = Model::default();
+        for region in regions {
+            prop_assert_eq!(set.insert(region), model.insert(region));
+        }
+        for region in model.sorted() {
+            for va in [Edge::BeforeStart, Edge::Start, Edge::Last, Edge::PastLast].map(|edge| edge.of(&region)) {
+                prop_assert_eq!(set.find(va).copied(), model.find(va), "at {:#x}", va);
+            }
+        }
+    }
+}
