@@ -1,1 +1,427 @@
-fn main() {}
+//! `cargo xtask`: builds, runs and tests the Nacre kernel under QEMU.
+//!
+//! ```text
+//! cargo xtask build [--release]
+//! cargo xtask run   [--smp N] [--mem SIZE] [--release] [--la57] [--timeout SECS] [--cmdline OPTS] [-- "cmd1; cmd2"]
+//! cargo xtask test  [--smp N] [--release]
+//! cargo xtask gdb   [--smp N] [--mem SIZE] [--release] [--la57]
+//! ```
+//!
+//! The kernel is a `#![no_std]` binary for the host target, linked with its own
+//! script; it is built in `target/kernel` so that host builds and kernel builds
+//! never invalidate each other. QEMU runs it with `-kernel` (PVH boot); the
+//! kernel reports its result through the `isa-debug-exit` device: status 33
+//! means success, anything else failure.
+
+use std::env;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{self, Child, Command, ExitCode, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The status QEMU exits with when the kernel writes 0x10 to the debug-exit port.
+const QEMU_SUCCESS_STATUS: i32 = 33;
+/// rustc flags for the kernel. No red zone (interrupts may arrive on our own
+/// code's stacks), static relocation (the image runs where it is linked),
+/// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
+const KERNEL_RUSTFLAGS: &str = "-C relocation-model=static -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
+const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
+const QEMU: &str = "qemu-system-x86_64";
+const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";
+const DEFAULT_TIMEOUT_SECS: u64 = 300;
+
+/// A scripted shell run that `cargo xtask test` performs after the in-kernel
+/// tests, with the outcome it must have.
+struct ScriptedCheck {
+    /// The commands, as given to `cargo xtask run -- "..."`.
+    script: &'static str,
+    /// Whether the kernel must report success.
+    expect_success: bool,
+    /// Text that must appear in the output.
+    expect_output: &'static [&'static str],
+}
+
+/// The scripted runs of `cargo xtask test`. Add shell checks here.
+const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
+    ScriptedCheck { script: "help; mem; peek 0x0; echo done", expect_success: true, expect_output: &["done"] },
+    ScriptedCheck {
+        script: "peek 0xdead00000000",
+        expect_success: false,
+        expect_output: &["not-present read supervisor"],
+    },
+    ScriptedCheck {
+        script: "peek 0x8000000000000000",
+        expect_success: false,
+        expect_output: &["non-canonical"],
+    },
+];
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
+        Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
+        Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
+        Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
+        _ => Err(usage()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn usage() -> String {
+    "usage: cargo xtask <build|run|test|gdb> [--release] [--smp N] [--mem SIZE] [--la57] \
+     [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
+        .to_string()
+}
+
+/// Command-line options shared by the subcommands.
+#[derive(Debug)]
+struct Options {
+    release: bool,
+    smp: u32,
+    mem: String,
+    la57: bool,
+    timeout: Duration,
+    /// Extra kernel options (`log=debug frames=100`), before any mode.
+    cmdline: String,
+    /// Shell commands for a non-interactive run.
+    script: Option<String>,
+}
+
+impl Options {
+    fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            release: false,
+            smp: 2,
+            mem: "512M".to_string(),
+            la57: false,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            cmdline: String::new(),
+            script: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--release" => options.release = true,
+                "--la57" => options.la57 = true,
+                "--smp" => options.smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
+                "--mem" => options.mem = value("--mem")?,
+                "--timeout" => {
+                    let secs: u64 = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?;
+                    options.timeout = Duration::from_secs(secs);
+                }
+                "--cmdline" => options.cmdline = value("--cmdline")?,
+                "--" => {
+                    let rest: Vec<&str> = args.by_ref().map(String::as_str).collect();
+                    options.script = Some(rest.join(" "));
+                }
+                other => return Err(format!("unknown option {other:?}\n{}", usage())),
+            }
+        }
+        Ok(options)
+    }
+
+    /// The kernel command line: extra options, then the mode.
+    fn kernel_cmdline(&self, mode: Option<&str>) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        if !self.cmdline.is_empty() {
+            parts.push(&self.cmdline);
+        }
+        if let Some(mode) = mode {
+            parts.push(mode);
+        }
+        parts.join(" ")
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// Builds the kernel and returns the path of its ELF image.
+fn build_kernel(options: &Options) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let target_dir = root.join("target/kernel");
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(&root)
+        .args(["build", "-p", "nacre-kernel", "--target", KERNEL_TARGET, "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTFLAGS", KERNEL_RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if options.release {
+        command.arg("--release");
+    }
+    let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("kernel build failed".to_string());
+    }
+    let profile = if options.release { "release" } else { "debug" };
+    let elf = target_dir.join(KERNEL_TARGET).join(profile).join("nacre");
+    println!("xtask: kernel image {}", elf.display());
+    Ok(elf)
+}
+
+/// Makes sure QEMU is installed; as root, installs it.
+fn ensure_qemu() -> Result<(), String> {
+    let found = env::var_os("PATH")
+        .map(|paths| env::split_paths(&paths).any(|dir| dir.join(QEMU).is_file()))
+        .unwrap_or(false);
+    if found {
+        return Ok(());
+    }
+    eprintln!("xtask: {QEMU} is not installed; install it with:\n    {QEMU_INSTALL}");
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false);
+    if !is_root {
+        return Err(format!("{QEMU} is missing"));
+    }
+    eprintln!("xtask: running as root, installing it now");
+    let status = Command::new("sh")
+        .args(["-c", QEMU_INSTALL])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("installing {QEMU} failed"))
+    }
+}
+
+/// The QEMU command line for booting `elf` with kernel command line `cmdline`.
+///
+/// Machine: q35 (the modern chipset, PCIe, with the local and I/O APICs the
+/// SMP layer uses). CPU: `max` (1 GiB pages, SMEP, SMAP under TCG) with LA57
+/// hidden unless asked for, because the kernel enables 5-level paging at boot
+/// whenever the CPU offers it.
+fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
+    let mut command = Command::new(QEMU);
+    let cpu = if options.la57 { "max" } else { "max,la57=off" };
+    command
+        .args(["-machine", "q35", "-cpu", cpu])
+        .args(["-smp", &options.smp.to_string(), "-m", &options.mem])
+        .args(["-no-reboot", "-display", "none"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        // Serial on stdio without QEMU catching Ctrl-C, so it reaches the
+        // shell; multiplexed with the monitor, so Ctrl-A X still quits.
+        .args(["-chardev", "stdio,id=char0,signal=off,mux=on", "-serial", "chardev:char0", "-mon", "chardev=char0"])
+        .arg("-kernel")
+        .arg(elf)
+        .args(["-append", cmdline]);
+    command
+}
+
+/// What a captured QEMU run produced.
+struct CapturedRun {
+    /// QEMU's exit status (None when it was killed).
+    status: Option<i32>,
+    /// Every line the kernel printed.
+    lines: Vec<String>,
+    timed_out: bool,
+}
+
+impl CapturedRun {
+    fn kernel_succeeded(&self) -> bool {
+        self.status == Some(QEMU_SUCCESS_STATUS)
+    }
+
+    fn contains(&self, text: &str) -> bool {
+        self.lines.iter().any(|line| line.contains(text))
+    }
+}
+
+/// Runs QEMU without standard input, echoing and collecting its output,
+/// killing it after `timeout`.
+fn run_captured(mut command: Command, timeout: Duration) -> Result<CapturedRun, String> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child: Child = command.spawn().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+            let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            println!("{text}");
+            let _ = std::io::stdout().flush();
+            if sender.send(text).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for {QEMU}: {e}"))? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            eprintln!("xtask: timed out after {} s; stopping QEMU", timeout.as_secs());
+            let _ = child.kill();
+            break child.wait().map_err(|e| format!("waiting for {QEMU}: {e}"))?;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    let lines = receiver.try_iter().collect();
+    Ok(CapturedRun { status: status.code(), lines, timed_out })
+}
+
+fn run(options: &Options) -> Result<(), String> {
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    match &options.script {
+        Some(script) => {
+            let cmdline = options.kernel_cmdline(Some(&format!("script={script}")));
+            let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
+            if outcome.kernel_succeeded() {
+                Ok(())
+            } else if outcome.timed_out {
+                Err("the script did not finish in time".to_string())
+            } else {
+                Err(format!("the script failed (QEMU status {:?})", outcome.status))
+            }
+        }
+        None => {
+            println!("xtask: booting Nacre; `poweroff` or Ctrl-A X leaves QEMU");
+            let cmdline = options.kernel_cmdline(None);
+            let status = qemu_command(options, &elf, &cmdline)
+                .status()
+                .map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+            if status.code() == Some(QEMU_SUCCESS_STATUS) {
+                Ok(())
+            } else {
+                Err(format!("QEMU exited with {status}"))
+            }
+        }
+    }
+}
+
+/// Parses a closing line `N passed, M failed`.
+fn parse_summary(line: &str) -> Option<(u32, u32)> {
+    let (passed, failed) = line.trim().split_once(", ")?;
+    let passed = passed.strip_suffix(" passed")?.parse().ok()?;
+    let failed = failed.strip_suffix(" failed")?.parse().ok()?;
+    Some((passed, failed))
+}
+
+fn test(options: &Options) -> Result<(), String> {
+    let root = workspace_root();
+    println!("xtask: host tests (cargo test --workspace --exclude nacre-kernel)");
+    let status = Command::new(cargo())
+        .current_dir(&root)
+        .args(["test", "--workspace", "--exclude", "nacre-kernel"])
+        .status()
+        .map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("host tests failed".to_string());
+    }
+
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    let mut failures = Vec::new();
+
+    println!("xtask: in-kernel tests");
+    let cmdline = options.kernel_cmdline(Some("test"));
+    let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
+    let summary = outcome.lines.iter().rev().find_map(|line| parse_summary(line));
+    let (kernel_passed, kernel_failed) = summary.unwrap_or((0, 0));
+    match summary {
+        Some((passed, 0)) if passed > 0 && outcome.kernel_succeeded() => {}
+        Some(_) | None => failures.push(format!(
+            "in-kernel tests: summary {summary:?}, QEMU status {:?}{}",
+            outcome.status,
+            if outcome.timed_out { " (timed out)" } else { "" }
+        )),
+    }
+
+    let mut scripted_passed = 0;
+    for check in SCRIPTED_CHECKS {
+        println!("xtask: scripted run {:?} (expect {})", check.script, if check.expect_success { "success" } else { "failure" });
+        let cmdline = options.kernel_cmdline(Some(&format!("script={}", check.script)));
+        let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
+        let missing: Vec<&str> = check.expect_output.iter().copied().filter(|text| !outcome.contains(text)).collect();
+        let panicked = outcome.contains("kernel panic");
+        let status_ok = !outcome.timed_out && outcome.status.is_some() && outcome.kernel_succeeded() == check.expect_success;
+        if status_ok && missing.is_empty() && !panicked {
+            scripted_passed += 1;
+        } else {
+            failures.push(format!(
+                "scripted run {:?}: QEMU status {:?}, missing output {missing:?}{}",
+                check.script,
+                outcome.status,
+                if panicked { ", kernel panicked" } else { "" }
+            ));
+        }
+    }
+
+    for failure in &failures {
+        eprintln!("xtask: FAILED: {failure}");
+    }
+    let passed = kernel_passed + scripted_passed;
+    let failed = kernel_failed + (SCRIPTED_CHECKS.len() as u32 - scripted_passed);
+    let failed = failed.max(failures.len() as u32);
+    println!("xtask: {passed} passed, {failed} failed");
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", failures.len()))
+    }
+}
+
+fn gdb(options: &Options) -> Result<(), String> {
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    println!("xtask: QEMU waits for a debugger on :1234; in another terminal:");
+    println!("    gdb {} -ex \"target remote :1234\"", elf.display());
+    let cmdline = options.kernel_cmdline(options.script.as_ref().map(|s| format!("script={s}")).as_deref());
+    let status = qemu_command(options, &elf, &cmdline)
+        .args(["-s", "-S"])
+        .status()
+        .map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+    if status.code() == Some(QEMU_SUCCESS_STATUS) {
+        Ok(())
+    } else {
+        process::exit(status.code().unwrap_or(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_lines_parse() {
+        assert_eq!(parse_summary("12 passed, 0 failed"), Some((12, 0)));
+        assert_eq!(parse_summary("  3 passed, 2 failed "), Some((3, 2)));
+        assert_eq!(parse_summary("test foo ... ok"), None);
+        assert_eq!(parse_summary("x passed, 0 failed"), None);
+    }
+
+    #[test]
+    fn options_split_script_and_flags() {
+        let args: Vec<String> =
+            ["--smp", "4", "--la57", "--", "help;", "mem"].iter().map(|s| s.to_string()).collect();
+        let options = Options::parse(&args).unwrap();
+        assert_eq!(options.smp, 4);
+        assert!(options.la57);
+        assert_eq!(options.script.as_deref(), Some("help; mem"));
+        assert_eq!(options.kernel_cmdline(Some("test")), "test");
+        assert!(Options::parse(&["--bogus".to_string()]).is_err());
+    }
+}

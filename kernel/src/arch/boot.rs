@@ -1,0 +1,231 @@
+//! The first instructions: from QEMU's PVH entry (32-bit protected mode,
+//! paging off) to `kernel_main` in 64-bit long mode.
+//!
+//! The steps, in order:
+//! 1. zero `.bss` (it holds the boot page tables and the boot stack);
+//! 2. identity-map the first 4 GiB with 2 MiB pages (one PD per GiB), under a
+//!    PML4 — and under a PML5 too when the CPU offers 5-level paging (LA57 can
+//!    only be chosen before long mode is entered, so it is chosen here, once,
+//!    for the whole machine; `cargo xtask run` hides LA57 unless `--la57`);
+//! 3. CR4.PAE (+ LA57), EFER.LME (+ NXE when the CPU has NX), CR0.PG + WP;
+//! 4. load a 64-bit GDT and far-jump into 64-bit code;
+//! 5. switch to the boot stack and call `kernel_main(start_info_phys)`.
+//!
+//! These tables are temporary: the address-space layer builds the real
+//! identity map of all memory and leaves these behind.
+
+use core::arch::global_asm;
+
+/// Size of the stack `kernel_main` runs on (the first CPU's first thread).
+pub const BOOT_STACK_SIZE: usize = 64 * 1024;
+
+// The PVH entry note: name "Xen", type 18 (XEN_ELFNOTE_PHYS32_ENTRY), whose
+// descriptor is the 32-bit physical address of the entry point.
+global_asm!(
+    r#"
+    .section .note.pvh, "a", @note
+    .balign 4
+    .long 4
+    .long 4
+    .long 18
+    .asciz "Xen"
+    .balign 4
+    .long pvh_start
+    .balign 4
+    "#
+);
+
+// Boot data: page tables and the stack live in .bss (zeroed by the entry code
+// itself, so nothing depends on the loader zeroing it); the entry TSC lives in
+// .data so that zeroing .bss does not erase it.
+global_asm!(
+    r#"
+    .section .bss.boot, "aw", @nobits
+    .balign 4096
+    .global boot_pml5
+boot_pml5:
+    .skip 4096
+    .global boot_pml4
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 4 * 4096
+    .global boot_stack_bottom
+boot_stack_bottom:
+    .skip {stack_size}
+    .global boot_stack_top
+boot_stack_top:
+
+    .section .data.boot, "aw"
+    .balign 8
+    .global boot_entry_tsc
+boot_entry_tsc:
+    .quad 0
+
+    .section .rodata.boot, "a"
+    .balign 8
+boot_gdt:
+    .quad 0                      // null
+    .quad 0x00af9a000000ffff     // 0x08: 64-bit code, present, ring 0
+    .quad 0x00cf92000000ffff     // 0x10: data, present, ring 0
+boot_gdt_end:
+boot_gdt_pointer:
+    .word boot_gdt_end - boot_gdt - 1
+    .long boot_gdt
+    "#,
+    stack_size = const BOOT_STACK_SIZE,
+);
+
+global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .code32
+    .global pvh_start
+pvh_start:
+    cli
+    cld
+    // Keep the start-info pointer (ebx) in ebp: cpuid clobbers ebx.
+    mov ebp, ebx
+    rdtsc
+    mov dword ptr [boot_entry_tsc], eax
+    mov dword ptr [boot_entry_tsc + 4], edx
+
+    // 1. Zero .bss.
+    mov edi, offset __bss_start
+    mov ecx, offset __bss_end
+    sub ecx, edi
+    shr ecx, 2
+    xor eax, eax
+    rep stosd
+
+    // 2. Identity map 0..4 GiB: 2048 PD entries of 2 MiB (present, writable, PS).
+    mov edi, offset boot_pd
+    mov eax, 0x83
+    mov ecx, 2048
+.Lfill_pd:
+    mov dword ptr [edi], eax
+    mov dword ptr [edi + 4], 0
+    add eax, 0x200000
+    add edi, 8
+    loop .Lfill_pd
+
+    // PDPT[0..4] -> the four PDs.
+    mov edi, offset boot_pdpt
+    mov eax, offset boot_pd
+    or eax, 0x3
+    mov ecx, 4
+.Lfill_pdpt:
+    mov dword ptr [edi], eax
+    add eax, 4096
+    add edi, 8
+    loop .Lfill_pdpt
+
+    // PML4[0] -> PDPT; PML5[0] -> PML4.
+    mov eax, offset boot_pdpt
+    or eax, 0x3
+    mov dword ptr [boot_pml4], eax
+    mov eax, offset boot_pml4
+    or eax, 0x3
+    mov dword ptr [boot_pml5], eax
+
+    // 3. CR4.PAE, plus CR4.LA57 when CPUID.(7,0):ECX[16] says 5-level paging exists.
+    mov eax, cr4
+    or eax, 1 << 5
+    mov cr4, eax
+    mov edi, offset boot_pml4
+    xor eax, eax
+    cpuid
+    cmp eax, 7
+    jb .Lroot_chosen
+    mov eax, 7
+    xor ecx, ecx
+    cpuid
+    test ecx, 1 << 16
+    jz .Lroot_chosen
+    mov eax, cr4
+    or eax, 1 << 12
+    mov cr4, eax
+    mov edi, offset boot_pml5
+.Lroot_chosen:
+    mov cr3, edi
+
+    // EFER.LME, and EFER.NXE when CPUID.80000001H:EDX[20] reports NX.
+    mov esi, 1 << 8
+    mov eax, 0x80000001
+    cpuid
+    test edx, 1 << 20
+    jz .Lno_nx
+    or esi, 1 << 11
+.Lno_nx:
+    mov ecx, 0xc0000080
+    rdmsr
+    or eax, esi
+    wrmsr
+
+    // CR0.PG (paging on: long mode becomes active) and CR0.WP (supervisor
+    // writes honour read-only pages).
+    mov eax, cr0
+    or eax, 0x80010000
+    mov cr0, eax
+
+    // 4. 64-bit GDT and a far jump to reload CS. Encoded by hand: the
+    // assembler rejects `push imm; retf` for targets above 64 KiB in .code32.
+    lgdt [boot_gdt_pointer]
+    .byte 0xea
+    .long long_mode_entry
+    .word 0x08
+
+    .code64
+long_mode_entry:
+    mov ax, 0x10
+    mov ds, ax
+    mov es, ax
+    mov ss, ax
+    xor eax, eax
+    mov fs, ax
+    mov gs, ax
+
+    // 5. The boot stack, and into Rust with the start-info address.
+    mov rsp, offset boot_stack_top
+    mov edi, ebp
+    xor ebp, ebp
+    call kernel_main
+.Lhalt_forever:
+    cli
+    hlt
+    jmp .Lhalt_forever
+    "#
+);
+
+extern "C" {
+    static boot_entry_tsc: u64;
+    static boot_pml4: u8;
+    static boot_pml5: u8;
+    static boot_stack_bottom: u8;
+    static boot_stack_top: u8;
+}
+
+/// The time-stamp counter read by the very first instruction of the entry
+/// code: the origin of the boot-time figure.
+pub fn entry_tsc() -> u64 {
+    // SAFETY: written once by the entry code before any Rust code runs, and
+    // never again.
+    unsafe { core::ptr::addr_of!(boot_entry_tsc).read_volatile() }
+}
+
+/// Physical address of the boot PML4 (the root when 4-level paging is in force).
+pub fn boot_pml4_phys() -> u64 {
+    core::ptr::addr_of!(boot_pml4) as u64
+}
+
+/// Physical address of the boot PML5 (the root when 5-level paging is in force).
+pub fn boot_pml5_phys() -> u64 {
+    core::ptr::addr_of!(boot_pml5) as u64
+}
+
+/// The boot stack's bounds `[bottom, top)`.
+pub fn boot_stack() -> (u64, u64) {
+    (core::ptr::addr_of!(boot_stack_bottom) as u64, core::ptr::addr_of!(boot_stack_top) as u64)
+}

@@ -1,0 +1,3 @@
+//! Physical memory: the frame allocator and the kernel heap built on it.
+
+pub mod heap;
