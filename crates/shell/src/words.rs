@@ -73,8 +73,12 @@ impl fmt::Display for TokenizeError {
     }
 }
 
-/// Cuts a command into words at whitespace, keeping double-quoted runs
-/// together (see the [module rules](self)).
+/// Cuts a command into words at whitespace.
+///
+/// A double-quoted run keeps its whitespace and `;` inside one word, and the
+/// quotes themselves are dropped: `"a b"c` is the word `a bc`, and `""` is an
+/// empty word. There is no escape character, so a word cannot contain a
+/// double quote.
 ///
 /// ```
 /// assert_eq!(shell::tokenize(r#"echo "a b"  c"#), Ok(vec!["echo".into(), "a b".into(), "c".into()]));
