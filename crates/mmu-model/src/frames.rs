@@ -65,7 +65,7 @@ impl FramePool {
 
     /// Returns `frame` to the pool.
     pub(crate) fn free(&mut self, frame: u64) -> Result<(), FreeError> {
-        if !self.pool.contains(&frame) || frame % 4096 != 0 {
+        if !self.pool.contains(&frame) || !frame.is_multiple_of(4096) {
             return Err(FreeError::NotFromPool);
         }
         if !self.in_use.remove(&frame) {

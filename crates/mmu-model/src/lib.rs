@@ -92,6 +92,9 @@ mod memory;
 mod tlb;
 mod walk;
 
+#[cfg(test)]
+mod tests;
+
 pub use config::{SimConfig, DEFAULT_POOL_BYTES, DEFAULT_POOL_START};
 pub use entry::PageSize;
 pub use fault::{AccessError, Mode, PageFault};

@@ -140,7 +140,7 @@ impl SimMachine {
     /// Reads the 8 bytes at `va` (8-byte aligned) through the MMU of the
     /// selected CPU: the TLB first, else a walk.
     pub fn read_u64_at(&self, va: u64, mode: Mode) -> Result<u64, AccessError> {
-        assert!(va % 8 == 0, "read_u64_at({va:#x}): the address must be 8-byte aligned");
+        assert!(va.is_multiple_of(8), "read_u64_at({va:#x}): the address must be 8-byte aligned");
         let mut state = self.state();
         let pa = state.access(va, FaultAccess::Read, mode)?;
         Ok(state.memory.read(pa))
@@ -149,7 +149,7 @@ impl SimMachine {
     /// Writes the 8 bytes at `va` (8-byte aligned) through the MMU of the
     /// selected CPU.
     pub fn write_u64_at(&self, va: u64, value: u64, mode: Mode) -> Result<(), AccessError> {
-        assert!(va % 8 == 0, "write_u64_at({va:#x}): the address must be 8-byte aligned");
+        assert!(va.is_multiple_of(8), "write_u64_at({va:#x}): the address must be 8-byte aligned");
         let mut state = self.state();
         let pa = state.access(va, FaultAccess::Write, mode)?;
         state.memory.write(pa, value);
@@ -394,7 +394,7 @@ impl State {
     /// Flags a bad physical access through [`Machine::read_u64`] or
     /// [`Machine::write_u64`].
     fn check_physical_access(&mut self, addr: u64, what: &str) {
-        if addr % 8 != 0 {
+        if !addr.is_multiple_of(8) {
             self.violation(format!("{what} of physical address {addr:#x}, which is not 8-byte aligned"));
         }
         if addr >> self.features.phys_bits != 0 {
@@ -513,7 +513,7 @@ impl Machine for SimMachine {
         let mut state = self.state();
         state.counters.cr3_loads += 1;
         let root = space.root.0;
-        if root % 4096 != 0 || root >> state.features.phys_bits != 0 {
+        if !root.is_multiple_of(4096) || root >> state.features.phys_bits != 0 {
             state.violation(format!("load_root({root:#x}): not a 4 KiB-aligned address below MAXPHYADDR"));
         }
         if state.frames.is_free_pool_memory(root) {

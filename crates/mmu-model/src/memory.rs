@@ -28,7 +28,7 @@ pub fn pattern(addr: u64) -> u64 {
 impl PhysicalMemory {
     /// Reads the word at `addr` (8-byte aligned).
     pub(crate) fn read(&self, addr: u64) -> u64 {
-        debug_assert!(addr % 8 == 0);
+        debug_assert!(addr.is_multiple_of(8));
         match self.frames.get(&frame_of(addr)) {
             Some(frame) => frame[word_index(addr)],
             None => pattern(addr),
@@ -37,7 +37,7 @@ impl PhysicalMemory {
 
     /// Writes the word at `addr` (8-byte aligned).
     pub(crate) fn write(&mut self, addr: u64, value: u64) {
-        debug_assert!(addr % 8 == 0);
+        debug_assert!(addr.is_multiple_of(8));
         let frame = self.frames.entry(frame_of(addr)).or_insert_with(|| {
             let base = frame_of(addr);
             let mut words = Box::new([0u64; WORDS_PER_FRAME]);
