@@ -1,0 +1,447 @@
+//! The range cursor: one edit of the tables over a virtual range.
+//!
+//! An edit (map, unmap, protect, re-point) descends the tree once, visiting
+//! each table that covers part of the range exactly once and working on its
+//! entries in order, instead of walking from the root for every page.
+//!
+//! Each edit runs twice over the same code:
+//! 1. the **plan** pass writes nothing; it only counts the frames the edit
+//!    will need (new tables, tables for splitting large pages), seeing tables
+//!    it would create as empty and tables it would split as the split result;
+//! 2. those frames are allocated up front; if one is missing, the frames
+//!    already taken go back and the edit fails with nothing changed;
+//! 3. the **apply** pass does the edit, taking frames from that reserve, so
+//!    it cannot fail half-way.
+//!
+//! Splitting a large page that the range covers only in part follows
+//! break-before-make (SDM §4.10.2.2): the entry is cleared, the page is
+//! invalidated at once, and only then is the new table installed.
+
+use crate::entry::{LeafPermissions, Level, PageTableEntry, ENTRIES_PER_TABLE};
+use crate::flush::FlushBatch;
+use crate::machine::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
+use alloc::vec::Vec;
+use aspace::{PhysAddr, VirtAddr};
+
+/// What an edit does to every page of its range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Operation {
+    /// Map the range linearly with these rights, with the largest pages the
+    /// alignment allows, replacing whatever leaf is there. Existing tables
+    /// are kept (smaller pages are not merged into a large one).
+    Map(LeafPermissions),
+    /// Remove every translation; tables that become empty are freed.
+    Unmap,
+    /// Give every existing translation these rights; holes stay holes.
+    Protect(LeafPermissions),
+    /// Point every existing translation at the new physical range; holes stay holes.
+    Repoint,
+}
+
+impl Operation {
+    /// True when the leaves written grant user access, so the tables above
+    /// them must too.
+    fn grants_user(self) -> bool {
+        matches!(self, Operation::Map(p) | Operation::Protect(p) if p.user)
+    }
+
+    /// True when the operation gives pages a physical address (which must
+    /// keep a large page's alignment for it to stay large).
+    fn sets_address(self) -> bool {
+        matches!(self, Operation::Map(_) | Operation::Repoint)
+    }
+}
+
+/// One edit: an operation over `[start, end)`, virtual addresses reduced to
+/// the translated bits (no sign extension), so the range never wraps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Edit {
+    pub op: Operation,
+    pub start: u64,
+    pub end: u64,
+    /// The physical address `start` maps to (for Map and Repoint).
+    pub pa_start: u64,
+}
+
+impl Edit {
+    fn pa_at(&self, va: u64) -> u64 {
+        self.pa_start.wrapping_add(va.wrapping_sub(self.start))
+    }
+}
+
+/// Statistics of applied edits.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EditCounters {
+    /// Leaves made present where nothing was, by page size ([`crate::PageSize::index`]).
+    pub pages_mapped: [u64; 3],
+    /// Large pages split into a table of smaller ones.
+    pub splits: u64,
+    /// Immediate invalidations made by break-before-make during splits.
+    pub split_invalidations: u64,
+    /// Page-table frames taken by edits.
+    pub tables_allocated: u64,
+    /// Page-table frames freed by edits (handed to flush batches).
+    pub tables_freed: u64,
+}
+
+impl EditCounters {
+    pub(crate) fn add(&mut self, other: &EditCounters) {
+        for (mine, theirs) in self.pages_mapped.iter_mut().zip(other.pages_mapped) {
+            *mine += theirs;
+        }
+        self.splits += other.splits;
+        self.split_invalidations += other.split_invalidations;
+        self.tables_allocated += other.tables_allocated;
+        self.tables_freed += other.tables_freed;
+    }
+}
+
+/// A table as an edit sees it.
+#[derive(Clone, Copy)]
+enum TableView {
+    /// A table in memory.
+    Real(PhysAddr),
+    /// A table the plan pass would create: all entries empty.
+    Fresh,
+    /// The table the plan pass would make by splitting this large leaf at this level.
+    Split(PageTableEntry, Level),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    Plan,
+    Apply,
+}
+
+/// The state of one pass of an edit.
+pub(crate) struct Editor<'m, M: Machine + ?Sized> {
+    machine: &'m M,
+    features: PagingFeatures,
+    space: SpaceId,
+    pass: Pass,
+    /// Plan pass: frames the edit will need.
+    frames_needed: usize,
+    /// Apply pass: the frames allocated for it.
+    reserve: Vec<PhysAddr>,
+    batch: FlushBatch,
+    counters: EditCounters,
+}
+
+/// Runs `edit` on the tables under `space.root`: plans, reserves the frames,
+/// applies. On `Err(())` (a frame could not be allocated) nothing changed.
+pub(crate) fn run<M: Machine + ?Sized>(
+    machine: &M,
+    space: SpaceId,
+    edit: Edit,
+) -> Result<(FlushBatch, EditCounters), ()> {
+    let features = machine.features();
+    let root_level = Level::root(features.la57);
+
+    let mut plan = Editor::new(machine, space, Pass::Plan, Vec::new());
+    plan.edit_table(&edit, TableView::Real(space.root), root_level, 0);
+
+    let mut reserve = Vec::with_capacity(plan.frames_needed);
+    for _ in 0..plan.frames_needed {
+        match machine.alloc_frame() {
+            Some(frame) => reserve.push(frame),
+            None => {
+                // Never linked into any table, so no TLB can hold them.
+                for frame in reserve {
+                    machine.free_frame(frame);
+                }
+                return Err(());
+            }
+        }
+    }
+
+    let mut apply = Editor::new(machine, space, Pass::Apply, reserve);
+    apply.edit_table(&edit, TableView::Real(space.root), root_level, 0);
+    debug_assert!(apply.reserve.is_empty(), "the plan pass counted more frames than the edit used");
+    for frame in apply.reserve.drain(..) {
+        machine.free_frame(frame);
+    }
+    Ok((apply.batch, apply.counters))
+}
+
+/// The canonical (sign-extended) form of a virtual address reduced to `bits` bits.
+pub(crate) fn canonical(reduced: u64, bits: u32) -> VirtAddr {
+    let shift = 64 - bits;
+    VirtAddr((((reduced << shift) as i64) >> shift) as u64)
+}
+
+/// The entry `index` of the table made by splitting `leaf`, a large leaf at `level`.
+pub(crate) fn split_entry(leaf: PageTableEntry, level: Level, index: usize) -> PageTableEntry {
+    let lower = level.lower().expect("only large pages are split");
+    let frame = leaf.address(level).0 + index as u64 * lower.entry_span();
+    let mut flags = leaf.bits() & !PageTableEntry::ADDRESS & !PageTableEntry::HUGE_PAGE;
+    if lower != Level::Pt {
+        flags |= PageTableEntry::HUGE_PAGE;
+    }
+    if leaf.has(PageTableEntry::PAT_LARGE) {
+        flags |= PageTableEntry::pat_bit(lower);
+    }
+    PageTableEntry(frame | flags)
+}
+
+/// True when replacing present leaf `old` by `new` requires invalidating the
+/// page: unmap, new address, new size or caching, a change of the user bit,
+/// losing write or gaining NX. Gaining write or losing NX alone does not.
+pub(crate) fn needs_invalidation(old: PageTableEntry, new: PageTableEntry) -> bool {
+    if !new.is_present() {
+        return true;
+    }
+    let ignored =
+        PageTableEntry::ACCESSED | PageTableEntry::DIRTY | PageTableEntry::WRITABLE | PageTableEntry::NO_EXECUTE;
+    let lost_write = old.is_writable() && !new.is_writable();
+    let gained_nx = !old.is_no_execute() && new.is_no_execute();
+    (old.bits() ^ new.bits()) & !ignored != 0 || lost_write || gained_nx
+}
+
+impl<'m, M: Machine + ?Sized> Editor<'m, M> {
+    fn new(machine: &'m M, space: SpaceId, pass: Pass, reserve: Vec<PhysAddr>) -> Self {
+        Editor {
+            machine,
+            features: machine.features(),
+            space,
+            pass,
+            frames_needed: 0,
+            reserve,
+            batch: FlushBatch::new(),
+            counters: EditCounters::default(),
+        }
+    }
+
+    fn applying(&self) -> bool {
+        self.pass == Pass::Apply
+    }
+
+    fn read(&self, table: TableView, index: usize) -> PageTableEntry {
+        match table {
+            TableView::Real(frame) => PageTableEntry(self.machine.read_u64(PhysAddr(frame.0 + 8 * index as u64))),
+            TableView::Fresh => PageTableEntry::EMPTY,
+            TableView::Split(leaf, level) => split_entry(leaf, level, index),
+        }
+    }
+
+    /// Writes an entry (apply pass only; the plan pass writes nothing).
+    fn write(&self, table: TableView, index: usize, entry: PageTableEntry) {
+        if let (Pass::Apply, TableView::Real(frame)) = (self.pass, table) {
+            self.machine.write_u64(PhysAddr(frame.0 + 8 * index as u64), entry.bits());
+        }
+    }
+
+    fn take_frame(&mut self) -> PhysAddr {
+        self.counters.tables_allocated += 1;
+        self.reserve.pop().expect("the plan pass counts every frame the apply pass takes")
+    }
+
+    fn va(&self, reduced: u64) -> VirtAddr {
+        canonical(reduced, self.features.virt_width().bits())
+    }
+
+    fn leaf_allowed(&self, level: Level) -> bool {
+        match level {
+            Level::Pt | Level::Pd => true,
+            Level::Pdpt => self.features.huge_1g,
+            Level::Pml4 | Level::Pml5 => false,
+        }
+    }
+
+    /// Applies `edit` to the part of its range covered by `table`, a table at
+    /// `level` whose first entry maps virtual address `base`.
+    fn edit_table(&mut self, edit: &Edit, table: TableView, level: Level, base: u64) {
+        let span = level.entry_span();
+        let from = edit.start.max(base);
+        let to = edit.end.min(base + span * ENTRIES_PER_TABLE as u64);
+        let mut slot = base + (from - base) / span * span;
+        while slot < to {
+            let index = ((slot - base) / span) as usize;
+            let whole_slot = from <= slot && slot + span <= to;
+            let entry = self.read(table, index);
+            if !entry.is_present() {
+                self.fill_hole(edit, table, index, level, slot, whole_slot);
+            } else if entry.is_leaf(level) {
+                self.edit_leaf(edit, table, index, entry, level, slot, whole_slot);
+            } else {
+                self.descend(edit, table, index, entry, level, slot);
+            }
+            slot += span;
+        }
+    }
+
+    /// A not-present entry: only Map has work here.
+    fn fill_hole(&mut self, edit: &Edit, table: TableView, index: usize, level: Level, slot: u64, whole: bool) {
+        let Operation::Map(perms) = edit.op else { return };
+        let pa = edit.pa_at(slot);
+        let span = level.entry_span();
+        if whole && self.leaf_allowed(level) && pa % span == 0 {
+            let size = level.page_size().expect("leaf_allowed is true only where leaves exist");
+            self.write(table, index, PageTableEntry::leaf(PhysAddr(pa), size, perms, self.features.nx));
+            self.counters.pages_mapped[size.index()] += 1;
+            return;
+        }
+        let lower = level.lower().expect("a 4 KiB slot of a page-aligned range is always whole");
+        let child = match self.pass {
+            Pass::Plan => {
+                self.frames_needed += 1;
+                TableView::Fresh
+            }
+            Pass::Apply => {
+                let frame = self.take_frame();
+                self.write(table, index, PageTableEntry::table(frame, perms.user));
+                TableView::Real(frame)
+            }
+        };
+        self.edit_table(edit, child, lower, slot);
+    }
+
+    /// A present leaf: rewrite it if the range covers it whole (and, for a
+    /// new address, keeps its alignment), else split it and edit the parts.
+    #[allow(clippy::too_many_arguments)]
+    fn edit_leaf(
+        &mut self,
+        edit: &Edit,
+        table: TableView,
+        index: usize,
+        old: PageTableEntry,
+        level: Level,
+        slot: u64,
+        whole: bool,
+    ) {
+        let pa = PhysAddr(edit.pa_at(slot));
+        let keeps_alignment = !edit.op.sets_address() || pa.is_aligned(level.entry_span());
+        if !(whole && keeps_alignment) {
+            let child = self.split(table, index, old, level, slot, edit.op.grants_user());
+            let lower = level.lower().expect("a 4 KiB leaf is always whole");
+            self.edit_table(edit, child, lower, slot);
+            return;
+        }
+        let nx = self.features.nx;
+        let new = match edit.op {
+            Operation::Unmap => PageTableEntry::EMPTY,
+            Operation::Protect(perms) => old.with_permissions(perms, nx),
+            Operation::Repoint => {
+                old.with_address(pa, level).with(PageTableEntry::ACCESSED | PageTableEntry::DIRTY, false)
+            }
+            Operation::Map(perms) => {
+                let size = level.page_size().expect("leaves exist only where pages have a size");
+                let fresh = PageTableEntry::leaf(pa, size, perms, nx);
+                // Same page: keep what the CPU recorded about it.
+                let kept = PageTableEntry::ACCESSED | PageTableEntry::DIRTY;
+                if old.address(level) == pa {
+                    PageTableEntry(fresh.bits() | (old.bits() & kept))
+                } else {
+                    fresh
+                }
+            }
+        };
+        if new == old || !self.applying() {
+            return;
+        }
+        self.write(table, index, new);
+        if needs_invalidation(old, new) {
+            self.batch.add_page(self.va(slot));
+        }
+    }
+
+    /// A pointer to a lower table: edit it, then free it if it became empty.
+    fn descend(&mut self, edit: &Edit, table: TableView, index: usize, entry: PageTableEntry, level: Level, slot: u64) {
+        let child = entry.address(level);
+        if edit.op.grants_user() && !entry.is_user() {
+            // A permission increase on the path: no invalidation needed.
+            self.write(table, index, entry.with(PageTableEntry::USER, true));
+        }
+        let lower = level.lower().expect("page tables hold only leaves");
+        self.edit_table(edit, TableView::Real(child), lower, slot);
+        if edit.op == Operation::Unmap && self.applying() && self.is_empty(child) {
+            // The unmapped leaves below are in the batch; invalidating any of
+            // them also drops the paging-structure caches that point here.
+            self.write(table, index, PageTableEntry::EMPTY);
+            self.batch.free_after_flush(child);
+            self.counters.tables_freed += 1;
+        }
+    }
+
+    fn is_empty(&self, table: PhysAddr) -> bool {
+        (0..ENTRIES_PER_TABLE).all(|i| !self.read(TableView::Real(table), i).is_present())
+    }
+
+    /// Replaces large leaf `leaf` at `table[index]` by a table of smaller
+    /// pages mapping the same memory with the same attributes.
+    fn split(
+        &mut self,
+        table: TableView,
+        index: usize,
+        leaf: PageTableEntry,
+        level: Level,
+        slot: u64,
+        grants_user: bool,
+    ) -> TableView {
+        if self.pass == Pass::Plan {
+            self.frames_needed += 1;
+            return TableView::Split(leaf, level);
+        }
+        let frame = self.take_frame();
+        for i in 0..ENTRIES_PER_TABLE {
+            self.write(TableView::Real(frame), i, split_entry(leaf, level, i));
+        }
+        // Break before make: never let a CPU see two sizes for one address.
+        self.write(table, index, PageTableEntry::EMPTY);
+        let page = [self.va(slot)];
+        self.machine.invalidate(self.space, TlbInvalidation::Pages(&page));
+        self.counters.split_invalidations += 1;
+        self.write(table, index, PageTableEntry::table(frame, leaf.is_user() || grants_user));
+        self.counters.splits += 1;
+        TableView::Real(frame)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_entries_keep_attributes_and_move_pat() {
+        let big = PageTableEntry(
+            0x4000_0000
+                | PageTableEntry::PRESENT
+                | PageTableEntry::HUGE_PAGE
+                | PageTableEntry::PAT_LARGE
+                | PageTableEntry::NO_EXECUTE
+                | PageTableEntry::USER,
+        );
+        let e = split_entry(big, Level::Pdpt, 3);
+        assert_eq!(e.address(Level::Pd), PhysAddr(0x4000_0000 + 3 * (2 << 20)));
+        assert!(e.is_leaf(Level::Pd) && e.has(PageTableEntry::PAT_LARGE) && e.is_no_execute() && e.is_user());
+        let small = split_entry(e, Level::Pd, 511);
+        assert_eq!(small.address(Level::Pt), PhysAddr(0x4000_0000 + 3 * (2 << 20) + 511 * 4096));
+        assert!(small.has(PageTableEntry::PAT_4K) && small.is_no_execute() && small.is_user());
+        let plain = split_entry(big.with(PageTableEntry::PAT_LARGE, false), Level::Pd, 1);
+        assert!(!plain.has(PageTableEntry::PAT_4K), "no PAT in, no PAT out (bit 7 is not PS in a PT)");
+    }
+
+    #[test]
+    fn invalidation_rules() {
+        let rw = LeafPermissions { writable: true, user: false, executable: true };
+        let ro = LeafPermissions { writable: false, user: false, executable: true };
+        let rwnx = LeafPermissions { writable: true, user: false, executable: false };
+        let e = |p, a| PageTableEntry::leaf(PhysAddr(a), crate::PageSize::Size4K, p, true);
+        assert!(!needs_invalidation(e(ro, 0x1000), e(rw, 0x1000)), "gaining write is an increase");
+        assert!(!needs_invalidation(e(rwnx, 0x1000), e(rw, 0x1000)), "losing NX is an increase");
+        assert!(needs_invalidation(e(rw, 0x1000), e(ro, 0x1000)));
+        assert!(needs_invalidation(e(rw, 0x1000), e(rwnx, 0x1000)));
+        assert!(needs_invalidation(e(rw, 0x1000), e(rw, 0x2000)));
+        assert!(needs_invalidation(e(rw, 0x1000), PageTableEntry::EMPTY));
+        let user = LeafPermissions { user: true, ..rw };
+        assert!(needs_invalidation(e(rw, 0x1000), e(user, 0x1000)), "U changes either way are flushed");
+        assert!(!needs_invalidation(e(rw, 0x1000), e(rw, 0x1000).with(PageTableEntry::DIRTY, true)));
+    }
+
+    #[test]
+    fn canonical_form() {
+        assert_eq!(canonical(0x8000_0000_0000, 48), VirtAddr(0xffff_8000_0000_0000));
+        assert_eq!(canonical(0x7fff_ffff_f000, 48), VirtAddr(0x7fff_ffff_f000));
+        assert_eq!(canonical(0x1ff_ffff_ffff_f000, 57), VirtAddr(0xffff_ffff_ffff_f000));
+        assert_eq!(canonical(0xff_ffff_ffff_f000, 57), VirtAddr(0xff_ffff_ffff_f000));
+    }
+}

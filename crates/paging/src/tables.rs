@@ -1,0 +1,176 @@
+//! [`PageTables`]: one tree of x86-64 page tables and the range operations on it.
+
+use crate::dump::MappingRuns;
+use crate::edit::{self, Edit, EditCounters, Operation};
+use crate::entry::{LeafPermissions, Level, PageTableEntry, ENTRIES_PER_TABLE, TABLE_BYTES};
+use crate::flush::FlushBatch;
+use crate::machine::{Machine, PagingFeatures, SpaceId};
+use crate::walk::{walk, Walk};
+use alloc::vec::Vec;
+use aspace::{AspaceError, Characteristics, PhysAddr, Protection, Region, VirtAddr};
+
+/// What every range given to [`PageTables`] must respect: 4 KiB pages.
+pub const PAGE_GRANULARITY: Characteristics = Characteristics { granularity: TABLE_BYTES, alignment: TABLE_BYTES };
+
+/// A tree of page tables: the root, and the operations that edit it over
+/// page-aligned ranges.
+///
+/// The tree does not know about regions: it maps what it is told. Every
+/// edit returns a [`FlushBatch`] that must be applied (to invalidate the
+/// TLBs and release the freed tables) before the caller relies on the
+/// change. An edit that cannot get a frame returns
+/// [`AspaceError::OutOfMemory`] and leaves the tree exactly as it was.
+///
+/// Intermediate entries (those pointing at tables) are always present and
+/// writable and never NX, and have U set when some leaf below was given
+/// user access: the leaves alone decide what is allowed, since the CPU
+/// combines the rights of every level. The global bit is never set.
+///
+/// `PageTables` holds no machine; the owner passes the same machine to
+/// every call and calls [`PageTables::destroy`] to free the frames.
+#[derive(Debug)]
+pub struct PageTables {
+    space: SpaceId,
+    features: PagingFeatures,
+    counters: EditCounters,
+}
+
+impl PageTables {
+    /// An empty tree: allocates the root table. `pcid` is the PCID the
+    /// address space will run under (it names the space for invalidations).
+    pub fn new<M: Machine + ?Sized>(machine: &M, pcid: Option<u16>) -> Result<Self, AspaceError> {
+        let root = machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?;
+        Ok(PageTables {
+            space: SpaceId { root, pcid },
+            features: machine.features(),
+            counters: EditCounters::default(),
+        })
+    }
+
+    /// The physical address of the root table (PML4, or PML5 with LA57).
+    pub fn root(&self) -> PhysAddr {
+        self.space.root
+    }
+
+    /// The root and PCID, as TLB operations name the space.
+    pub fn space_id(&self) -> SpaceId {
+        self.space
+    }
+
+    /// The features the tree was built for.
+    pub fn features(&self) -> PagingFeatures {
+        self.features
+    }
+
+    /// What the edits so far have done.
+    pub fn counters(&self) -> EditCounters {
+        self.counters
+    }
+
+    /// Page-table frames in the tree, the root included.
+    pub fn table_frames(&self) -> u64 {
+        1 + self.counters.tables_allocated - self.counters.tables_freed
+    }
+
+    /// Maps `[va, va+len)` onto `[pa, pa+len)` with rights `perms`, using at
+    /// each step the largest page (1 GiB only with `huge_1g`) that the
+    /// virtual and physical alignment and the remaining length allow.
+    /// Translations already there are replaced; existing tables are kept.
+    pub fn map<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        pa: PhysAddr,
+        len: u64,
+        perms: LeafPermissions,
+    ) -> Result<FlushBatch, AspaceError> {
+        self.run(machine, Operation::Map(perms), va, pa, len)
+    }
+
+    /// Removes every translation in `[va, va+len)`, splitting large pages
+    /// that stick out of the range, and frees tables that become empty
+    /// (through the batch).
+    pub fn unmap<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+    ) -> Result<FlushBatch, AspaceError> {
+        self.run(machine, Operation::Unmap, va, PhysAddr(0), len)
+    }
+
+    /// Gives every translation in `[va, va+len)` the rights `perms`
+    /// (splitting large pages that stick out); holes stay holes.
+    pub fn protect<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        perms: LeafPermissions,
+    ) -> Result<FlushBatch, AspaceError> {
+        self.run(machine, Operation::Protect(perms), va, PhysAddr(0), len)
+    }
+
+    /// Points every translation in `[va, va+len)` at `new_pa` plus its
+    /// offset in the range, keeping rights; holes stay holes. Large pages
+    /// that stick out of the range, or whose new address loses their
+    /// alignment, are split.
+    pub fn remap<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        new_pa: PhysAddr,
+    ) -> Result<FlushBatch, AspaceError> {
+        self.run(machine, Operation::Repoint, va, new_pa, len)
+    }
+
+    /// Walks the tree for `va` (see [`walk`]).
+    pub fn walk<M: Machine + ?Sized>(&self, machine: &M, va: VirtAddr) -> Walk {
+        walk(machine, self.space.root, va)
+    }
+
+    /// Every translation in the tree, in address order, compressed into runs.
+    pub fn mappings<'m, M: Machine + ?Sized>(&self, machine: &'m M) -> MappingRuns<'m, M> {
+        MappingRuns::new(machine, self.space.root)
+    }
+
+    /// Frees the whole tree: the returned batch flushes everything and then
+    /// frees every table, the root included.
+    pub fn destroy<M: Machine + ?Sized>(self, machine: &M) -> FlushBatch {
+        let mut batch = FlushBatch::new();
+        batch.flush_everything();
+        let mut stack = Vec::from([(self.space.root, Level::root(self.features.la57))]);
+        while let Some((table, level)) = stack.pop() {
+            if let Some(lower) = level.lower() {
+                for index in 0..ENTRIES_PER_TABLE {
+                    let entry = PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
+                    if entry.is_present() && !entry.is_leaf(level) {
+                        stack.push((entry.address(level), lower));
+                    }
+                }
+            }
+            batch.free_after_flush(table);
+        }
+        batch
+    }
+
+    fn run<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        op: Operation,
+        va: VirtAddr,
+        pa: PhysAddr,
+        len: u64,
+    ) -> Result<FlushBatch, AspaceError> {
+        let width = self.features.virt_width();
+        // The checks a region gets, on this range (flags are not the tree's business).
+        Region { va, pa, len, prot: Protection::READ }.validate(PAGE_GRANULARITY, width, self.features.phys_bits)?;
+        let mask = (1u64 << width.bits()) - 1;
+        let start = va.0 & mask;
+        let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
+        let (batch, counters) = edit::run(machine, self.space, edit).map_err(|()| AspaceError::OutOfMemory)?;
+        self.counters.add(&counters);
+        Ok(batch)
+    }
+}

@@ -1,0 +1,207 @@
+//! Checking that the tables say exactly what the region set says.
+
+use crate::edit::canonical;
+use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE};
+use crate::machine::Machine;
+use crate::space::PagingAspace;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use aspace::{PhysAddr, Protection, Region, RegionSet, VirtAddr};
+use core::fmt;
+
+/// One way the tables disagree with the region set or with the documented
+/// shape of the tree.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum VerifyError {
+    /// A page is mapped where no region is, or sticks out of its region.
+    Unjustified {
+        /// The page's virtual start.
+        va: VirtAddr,
+        /// Its size.
+        size: PageSize,
+    },
+    /// A page maps the wrong physical memory.
+    WrongAddress {
+        /// The page's virtual start.
+        va: VirtAddr,
+        /// What it maps.
+        found: PhysAddr,
+        /// What its region says.
+        expected: PhysAddr,
+    },
+    /// A leaf's attribute bits are not those its region asks for (or the
+    /// region has no READ and should not be mapped at all).
+    WrongPermissions {
+        /// The page's virtual start.
+        va: VirtAddr,
+        /// The leaf.
+        entry: PageTableEntry,
+        /// Its region.
+        region: Region,
+    },
+    /// An eager region is not fully mapped.
+    EagerNotMapped {
+        /// The region.
+        region: Region,
+        /// How many of its bytes are mapped.
+        mapped: u64,
+    },
+    /// A present entry points at a table with no present entry.
+    EmptyTable {
+        /// The level of the empty table.
+        level: Level,
+        /// Its physical address.
+        table: PhysAddr,
+        /// The first virtual address it covers.
+        va: VirtAddr,
+    },
+    /// An entry pointing at a table is not present+writable without NX, or
+    /// lacks U above a user page.
+    BadIntermediate {
+        /// The level of the table holding the entry.
+        level: Level,
+        /// The first virtual address the entry covers.
+        va: VirtAddr,
+        /// The entry.
+        entry: PageTableEntry,
+    },
+    /// An entry has reserved bits set.
+    ReservedBits {
+        /// The level of the table holding the entry.
+        level: Level,
+        /// The first virtual address the entry covers.
+        va: VirtAddr,
+        /// The entry.
+        entry: PageTableEntry,
+    },
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            VerifyError::Unjustified { va, size } => write!(f, "{size} page at {va} is in no region"),
+            VerifyError::WrongAddress { va, found, expected } => {
+                write!(f, "page at {va} maps {found}, its region says {expected}")
+            }
+            VerifyError::WrongPermissions { va, entry, region } => {
+                write!(f, "page at {va} has entry {entry}, its region is {region}")
+            }
+            VerifyError::EagerNotMapped { region, mapped } => {
+                write!(f, "eager region {region} has only {mapped:#x} bytes mapped")
+            }
+            VerifyError::EmptyTable { level, table, va } => write!(f, "empty {level} at {table} covering {va}"),
+            VerifyError::BadIntermediate { level, va, entry } => {
+                write!(f, "{level} entry covering {va} is {entry}, not a permissive table pointer")
+            }
+            VerifyError::ReservedBits { level, va, entry } => {
+                write!(f, "{level} entry covering {va} has reserved bits: {entry}")
+            }
+        }
+    }
+}
+
+struct Checker<'a, M: Machine + ?Sized> {
+    machine: &'a M,
+    regions: &'a RegionSet,
+    virt_bits: u32,
+    phys_bits: u32,
+    nx: bool,
+    /// Bytes mapped per region, keyed by the region's start.
+    mapped: BTreeMap<u64, u64>,
+    errors: Vec<VerifyError>,
+}
+
+/// What a table holds, as seen by its parent entry.
+struct Contents {
+    any_present: bool,
+    any_user_leaf: bool,
+}
+
+impl<M: Machine + ?Sized> Checker<'_, M> {
+    fn visit(&mut self, table: PhysAddr, level: Level, base: u64) -> Contents {
+        let mut contents = Contents { any_present: false, any_user_leaf: false };
+        for index in 0..ENTRIES_PER_TABLE {
+            let entry = PageTableEntry(self.machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
+            if !entry.is_present() {
+                continue;
+            }
+            contents.any_present = true;
+            let reduced = base + index as u64 * level.entry_span();
+            let va = canonical(reduced, self.virt_bits);
+            if entry.reserved_bits(level, self.phys_bits, self.nx) != 0 {
+                self.errors.push(VerifyError::ReservedBits { level, va, entry });
+                continue;
+            }
+            if entry.is_leaf(level) {
+                let size = level.page_size().expect("leaves exist only where pages have a size");
+                self.check_leaf(va, size, entry, level);
+                contents.any_user_leaf |= entry.is_user();
+                continue;
+            }
+            let lower = level.lower().expect("page-table entries are leaves");
+            let below = self.visit(entry.address(level), lower, reduced);
+            if !below.any_present {
+                self.errors.push(VerifyError::EmptyTable { level: lower, table: entry.address(level), va });
+            }
+            let permissive = entry.is_writable() && !entry.is_no_execute() && !entry.is_global();
+            if !permissive || (below.any_user_leaf && !entry.is_user()) {
+                self.errors.push(VerifyError::BadIntermediate { level, va, entry });
+            }
+            contents.any_user_leaf |= below.any_user_leaf;
+        }
+        contents
+    }
+
+    fn check_leaf(&mut self, va: VirtAddr, size: PageSize, entry: PageTableEntry, level: Level) {
+        let Some(region) = self.regions.find(va.0).filter(|r| r.covers(va.0, size.bytes())).copied() else {
+            self.errors.push(VerifyError::Unjustified { va, size });
+            return;
+        };
+        *self.mapped.entry(region.va.0).or_insert(0) += size.bytes();
+        let expected = region.translate(va.0);
+        if entry.address(level) != expected {
+            self.errors.push(VerifyError::WrongAddress { va, found: entry.address(level), expected });
+        }
+        let wanted = PageTableEntry::leaf(expected, size, LeafPermissions::from_protection(region.prot), self.nx);
+        let attributes = PageTableEntry::ATTRIBUTE_BITS;
+        if !region.prot.contains(Protection::READ) || entry.bits() & attributes != wanted.bits() & attributes {
+            self.errors.push(VerifyError::WrongPermissions { va, entry, region });
+        }
+    }
+}
+
+impl<M: Machine> PagingAspace<M> {
+    /// Checks the tables against the region set: every present translation
+    /// lies inside a region and has exactly its physical address and
+    /// rights, every eager (and readable) region is fully mapped, no present
+    /// entry points at an empty table, every entry pointing at a table is
+    /// present, writable and without NX (and U above user pages), and no
+    /// entry has reserved bits. A destroyed space has nothing to check.
+    pub fn verify(&self) -> Result<(), Vec<VerifyError>> {
+        let Some(tables) = self.tables() else { return Ok(()) };
+        let features = self.machine().features();
+        let mut checker = Checker {
+            machine: self.machine(),
+            regions: self.region_set(),
+            virt_bits: features.virt_width().bits(),
+            phys_bits: features.phys_bits,
+            nx: features.nx,
+            mapped: BTreeMap::new(),
+            errors: Vec::new(),
+        };
+        checker.visit(tables.root(), Level::root(features.la57), 0);
+        for region in self.region_set().iter() {
+            if region.prot.contains(Protection::EAGER | Protection::READ) {
+                let mapped = checker.mapped.get(&region.va.0).copied().unwrap_or(0);
+                if mapped != region.len {
+                    checker.errors.push(VerifyError::EagerNotMapped { region: *region, mapped });
+                }
+            }
+        }
+        if checker.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(checker.errors)
+        }
+    }
+}
