@@ -1,8 +1,8 @@
 //! The frame allocator behind [`paging::Machine::alloc_frame`]: 4 KiB frames
 //! from a pool of physical memory, with failure injection.
 
+use crate::hash::FastSet;
 use core::ops::Range;
-use std::collections::HashSet;
 
 /// Why a frame could not be freed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub(crate) struct FramePool {
     next_untouched: u64,
     /// Frames freed and ready for reuse (most recently freed first out).
     free_list: Vec<u64>,
-    in_use: HashSet<u64>,
+    in_use: FastSet<u64>,
     /// `alloc_frame` calls so far, failed ones included.
     allocations: u64,
     /// The allocation call (counted from `allocations`) that is to fail.
@@ -36,7 +36,7 @@ impl FramePool {
             pool: start..end.max(start),
             next_untouched: start,
             free_list: Vec::new(),
-            in_use: HashSet::new(),
+            in_use: FastSet::default(),
             allocations: 0,
             fail_at: None,
         }

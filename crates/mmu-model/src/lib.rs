@@ -87,6 +87,7 @@ mod config;
 mod entry;
 mod fault;
 mod frames;
+mod hash;
 mod machine;
 mod memory;
 mod tlb;

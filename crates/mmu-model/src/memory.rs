@@ -1,6 +1,6 @@
 //! Simulated physical memory: sparse, one 4 KiB frame at a time.
 
-use std::collections::HashMap;
+use crate::hash::FastMap;
 
 /// Words in a 4 KiB frame.
 const WORDS_PER_FRAME: usize = 512;
@@ -13,7 +13,7 @@ type Frame = Box<[u64; WORDS_PER_FRAME]>;
 /// address, so that two physical pages never read alike.
 #[derive(Default)]
 pub(crate) struct PhysicalMemory {
-    frames: HashMap<u64, Frame>,
+    frames: FastMap<u64, Frame>,
 }
 
 /// What a word of never-written memory holds: a hash of its physical

@@ -104,7 +104,8 @@ pub(crate) fn walk(
     mode: Mode,
 ) -> Walk {
     let mut tables = WalkedTables::default();
-    let mut entry_addrs = [0u64; 5];
+    // The address and value of each entry used, to set A and D in.
+    let mut used = [(0u64, 0u64); 5];
     let mut rights = Rights { writable: true, user: true, executable: true };
     let mut table = root;
     let mut level = features.levels();
@@ -112,8 +113,8 @@ pub(crate) fn walk(
         tables.push(table);
         let index = (va >> (12 + 9 * u32::from(level - 1))) & 0x1ff;
         let entry_addr = table + index * 8;
-        entry_addrs[usize::from(tables.len - 1)] = entry_addr;
         let entry = memory.read(entry_addr);
+        used[usize::from(tables.len - 1)] = (entry_addr, entry);
         if entry & entry::PRESENT == 0 {
             return Walk { tables, result: Err(FaultKind::NotPresent) };
         }
@@ -135,17 +136,17 @@ pub(crate) fn walk(
             return Walk { tables, result: Err(FaultKind::Protection) };
         }
         // §4.8: A on every entry used, D on the leaf for a write.
-        let used = &entry_addrs[..usize::from(tables.len)];
-        for &addr in used {
-            let value = memory.read(addr);
+        let dirty = entry & entry::DIRTY != 0 || access == FaultAccess::Write;
+        let (used, leaf) = used[..usize::from(tables.len)].split_at(usize::from(tables.len) - 1);
+        for &(addr, value) in used {
             if value & entry::ACCESSED == 0 {
                 memory.write(addr, value | entry::ACCESSED);
             }
         }
-        let mut dirty = entry & entry::DIRTY != 0;
-        if access == FaultAccess::Write && !dirty {
-            memory.write(entry_addr, memory.read(entry_addr) | entry::DIRTY);
-            dirty = true;
+        let (leaf_addr, _) = leaf[0];
+        let updated_leaf = entry | entry::ACCESSED | if dirty { entry::DIRTY } else { 0 };
+        if updated_leaf != entry {
+            memory.write(leaf_addr, updated_leaf);
         }
         let size = PageSize::at_level(level);
         let translation = Translation {

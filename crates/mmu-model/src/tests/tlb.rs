@@ -315,3 +315,20 @@ fn two_translations_for_one_address_are_a_violation() {
     assert_eq!(violations.len(), 1);
     assert!(violations[0].contains("two translations for VA 0x200000"), "{violations:?}");
 }
+
+#[test]
+fn the_walk_of_a_write_through_a_clean_entry_replaces_that_entry() {
+    let (m, space) = setup(SimConfig::four_level());
+    m.set_strict(false);
+    map(&m, space, 0x20_0000, OLD_PA, PageSize::Size4K, WRITABLE);
+    m.read_u64_at(0x20_0000, KERNEL).unwrap(); // a clean 4 KiB entry
+    let pde = entry_addr(&m, space.root, 0x20_0000, 2);
+    m.write_u64(pde, 0x4000_0000 | PRESENT | WRITABLE | crate::entry::PAGE_SIZE);
+    // The write must walk (to set D), finds the 2 MiB page, and the clean
+    // 4 KiB entry it walked for is gone: only one translation remains.
+    m.write_u64_at(0x20_0000, 1, KERNEL).unwrap();
+    assert_eq!(m.tlb_entries(0), 1);
+    assert_eq!(m.cached_translation(0, 0x20_0000), Some(0x4000_0000));
+    m.read_u64_at(0x20_0000, KERNEL).unwrap();
+    assert_eq!(m.violations(), Vec::<String>::new());
+}
