@@ -116,7 +116,7 @@ pub struct MappingRun {
     pub pages: u64,
     /// The rights of the whole path.
     pub effective: LeafPermissions,
-    /// The leaves' attribute bits ([`PageTableEntry::ATTRIBUTE_BITS`]), all equal.
+    /// The leaves' attribute bits ([`PageTableEntry::attributes`]), all equal.
     pub attributes: u64,
 }
 
@@ -139,7 +139,7 @@ impl MappingRun {
             page_size: page.size,
             pages: 1,
             effective: page.effective,
-            attributes: page.entry.bits() & PageTableEntry::ATTRIBUTE_BITS,
+            attributes: page.entry.attributes(page.size.level()),
         }
     }
 
@@ -147,7 +147,7 @@ impl MappingRun {
     fn extend(&mut self, page: &MappedPage) -> bool {
         let continues = page.size == self.page_size
             && page.effective == self.effective
-            && page.entry.bits() & PageTableEntry::ATTRIBUTE_BITS == self.attributes
+            && page.entry.attributes(page.size.level()) == self.attributes
             && Some(page.va.0) == self.last.0.checked_add(1)
             && page.pa.0 == self.pa.0 + self.len();
         if continues {

@@ -274,7 +274,7 @@ impl<'m, M: Machine + ?Sized> Editor<'m, M> {
         let Operation::Map(perms) = edit.op else { return };
         let pa = edit.pa_at(slot);
         let span = level.entry_span();
-        if whole && self.leaf_allowed(level) && pa % span == 0 {
+        if whole && self.leaf_allowed(level) && pa.is_multiple_of(span) {
             let size = level.page_size().expect("leaf_allowed is true only where leaves exist");
             self.write(table, index, PageTableEntry::leaf(PhysAddr(pa), size, perms, self.features.nx));
             self.counters.pages_mapped[size.index()] += 1;

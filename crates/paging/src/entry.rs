@@ -68,6 +68,14 @@ impl PageTableEntry {
         | Self::PROTECTION_KEY
         | Self::NO_EXECUTE;
 
+    /// The attribute bits of this leaf at `level` (see
+    /// [`PageTableEntry::ATTRIBUTE_BITS`]); bit 12 counts only for large
+    /// pages, where it is PAT rather than part of the address.
+    pub const fn attributes(self, level: Level) -> u64 {
+        let address_bit_12 = if matches!(level, Level::Pt) { Self::PAT_LARGE } else { 0 };
+        self.0 & Self::ATTRIBUTE_BITS & !address_bit_12
+    }
+
     /// A not-present entry.
     pub const EMPTY: PageTableEntry = PageTableEntry(0);
 

@@ -163,8 +163,7 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
             self.errors.push(VerifyError::WrongAddress { va, found: entry.address(level), expected });
         }
         let wanted = PageTableEntry::leaf(expected, size, LeafPermissions::from_protection(region.prot), self.nx);
-        let attributes = PageTableEntry::ATTRIBUTE_BITS;
-        if !region.prot.contains(Protection::READ) || entry.bits() & attributes != wanted.bits() & attributes {
+        if !region.prot.contains(Protection::READ) || entry.attributes(level) != wanted.attributes(level) {
             self.errors.push(VerifyError::WrongPermissions { va, entry, region });
         }
     }

@@ -160,12 +160,11 @@ impl fmt::Display for Translation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "PA {:#x} ({} page {:#x} -> {:#x}, {}{}{} {})",
+            "PA {:#x} ({} page {:#x} -> {:#x}, r{}{} {})",
             self.pa.0,
             self.page_size,
             self.page_va.0,
             self.page_pa.0,
-            'r',
             if self.writable { 'w' } else { '-' },
             if self.executable { 'x' } else { '-' },
             if self.user { "user" } else { "supervisor" },
