@@ -8,6 +8,7 @@ use crate::memory::PhysicalMemory;
 use crate::tlb::{FrameUse, Tlb};
 use crate::walk::{self, Controls, FaultKind};
 use aspace::{FaultAccess, PhysAddr, VirtAddr};
+use core::fmt;
 use paging::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -185,6 +186,8 @@ impl SimMachine {
 
     /// `false` turns [`Machine::invalidate`] into a no-op (a machine that
     /// forgets its TLB shootdowns), to show that a missing flush is caught.
+    /// Its calls are still counted; CR3 loads, [`SimMachine::invlpg`] and
+    /// [`SimMachine::invpcid`] keep working.
     pub fn set_invalidation_enabled(&self, on: bool) {
         self.state().invalidation_enabled = on;
     }
@@ -280,6 +283,19 @@ impl SimMachine {
         let cpu = &state.cpus[cpu];
         let entry = cpu.tlb.lookup(cpu.pcid, va).next()?;
         Some(entry.translation.phys_base + (va - entry.translation.virt_base))
+    }
+}
+
+impl fmt::Debug for SimMachine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.state();
+        f.debug_struct("SimMachine")
+            .field("features", &state.features)
+            .field("cpus", &state.cpus.len())
+            .field("selected", &state.selected)
+            .field("frames_in_use", &state.frames.in_use())
+            .field("violations", &state.violations.len())
+            .finish()
     }
 }
 
