@@ -350,22 +350,17 @@ impl State {
             }
             self.counters.tlb_hits += 1;
             let translation = entry.translation;
-            let fault_kind = if walk::allowed(translation.rights, access, mode, controls) {
-                None
-            } else {
-                Some(FaultKind::Protection)
-            };
-            match fault_kind {
-                Some(kind) => return Err(self.fault(va, kind, access, mode)),
-                None if access != FaultAccess::Write || translation.dirty => {
-                    let pa = translation.phys_base + (va - translation.virt_base);
-                    self.check_live_data(va, pa);
-                    return Ok(pa);
-                }
-                // A write through a clean entry: the processor walks again
-                // to set D in memory (§4.8), with whatever the tables hold now.
-                None => self.cpus[cpu_index].tlb.invalidate_address(Some(pcid), va, true),
+            if !walk::allowed(translation.rights, access, mode, controls) {
+                return Err(self.fault(va, FaultKind::Protection, access, mode));
             }
+            if access != FaultAccess::Write || translation.dirty {
+                let pa = translation.phys_base + (va - translation.virt_base);
+                self.check_live_data(va, pa);
+                return Ok(pa);
+            }
+            // A write through a clean entry: the processor walks again to
+            // set D in memory (§4.8), with whatever the tables hold now.
+            self.cpus[cpu_index].tlb.invalidate_address(Some(pcid), va, true);
         }
 
         self.counters.walks += 1;
