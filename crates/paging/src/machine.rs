@@ -19,7 +19,7 @@ pub struct PagingFeatures {
     pub pcid: bool,
     /// Execute-disable (EFER.NXE is on): the NX bit may be used.
     pub nx: bool,
-    /// MAXPHYADDR: the physical address width (CPUID.80000008H:EAX[7:0]).
+    /// MAXPHYADDR: the physical address width (CPUID.80000008H:EAX bits 7:0).
     pub phys_bits: u32,
 }
 
