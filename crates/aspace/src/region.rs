@@ -117,7 +117,7 @@ impl Region {
                 required: ch.alignment,
             });
         }
-        if self.len % ch.granularity != 0 {
+        if !self.len.is_multiple_of(ch.granularity) {
             return Err(AspaceError::Misaligned {
                 kind: AddressKind::Length,
                 value: self.len,
