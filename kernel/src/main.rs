@@ -2,35 +2,133 @@
 //!
 //! A small x86-64 kernel in the style of the Nautilus kernel: no kernel/user
 //! split, everything identity-mapped at boot, and address spaces that threads
-//! join. This file is the Rust entry point and the boot sequence.
+//! join. This file is the Rust entry point and the boot sequence; each step
+//! is a module of its own.
 #![no_std]
 #![no_main]
+// Much of each module is the interface the later layers (address spaces,
+// threads, the full shell) call; until they are wired in, some is unused.
+#![allow(dead_code)]
+
+extern crate alloc;
 
 mod arch;
+mod boot_info;
+mod cmdline;
+mod console;
+mod ktest;
+mod logger;
 mod mem;
 mod memfuncs;
+mod percpu;
+mod probe;
 mod qemu;
 mod serial;
+mod tests;
 
+use arch::cpu::CpuFeatures;
+use arch::{idt, sse, tsc};
+use boot_info::BootInfo;
+use cmdline::{KernelOptions, Mode};
 use core::panic::PanicInfo;
+use qemu::ExitStatus;
+
+/// What the loader told us, copied once at boot.
+static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// The boot information (available from the first steps of `kernel_main` on).
+pub fn boot_info() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info is parsed first thing at boot")
+}
 
 /// The Rust entry point, called by the boot code in long mode on the boot
 /// stack, with the physical address of QEMU's PVH `hvm_start_info`.
 #[no_mangle]
 pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     serial::init();
-    println!("nacre: hello, start info at {:#x}", start_info_phys);
-    qemu::exit(qemu::ExitStatus::Success)
+    tsc::calibrate();
+    // SAFETY: the address is the one the PVH loader passed, and the boot code
+    // identity-mapped the first 4 GiB.
+    let boot_info = BOOT_INFO.call_once(|| match unsafe { BootInfo::parse(start_info_phys as u64) } {
+        Ok(info) => info,
+        Err(error) => panic!("not booted through PVH: {error}"),
+    });
+    let options = KernelOptions::parse(boot_info.command_line(), |_| {});
+    logger::init(options.log_level);
+    KernelOptions::parse(boot_info.command_line(), |unknown| log::warn!("unknown kernel option {:?}", unknown.0));
+    log::info!("Nacre booting; command line {:?}", boot_info.command_line());
+
+    let features = CpuFeatures::detect();
+    log::info!("cpu: {features}");
+    log::info!(
+        "paging: {}-level, nx {}, TSC {} MHz",
+        if arch::cpu::la57_enabled() { 5 } else { 4 },
+        if arch::cpu::nx_enabled() { "on" } else { "off" },
+        tsc::ticks_per_ms() / 1000
+    );
+
+    percpu::init_boot_cpu();
+    idt::init();
+    idt::load();
+    if sse::init() {
+        log::warn!("sse: control bits were not as the boot code left them; fixed");
+    }
+
+    for region in boot_info.memory_map() {
+        log::debug!("memory: {:#014x}..{:#014x} {:?}", region.start, region.end(), region.kind);
+    }
+    // SAFETY: the memory map comes from the loader and the boot identity map
+    // covers the first 4 GiB, where the bitmaps go.
+    unsafe { mem::init(boot_info, options.frame_cap) };
+    let frames = mem::frames::stats();
+    let heap = mem::heap::stats();
+    log::info!("memory: {} frames free, heap {} KiB", frames.free, heap.size / 1024);
+    if let Some(initrd) = boot_info.initrd() {
+        log::info!("initrd: {} bytes at {:#x}", initrd.size, initrd.start);
+    }
+
+    // Later: the address-space layer, threads and the scheduler start here.
+
+    match options.mode {
+        Mode::Test => {
+            let all_passed = ktest::run_all();
+            qemu::exit(if all_passed { ExitStatus::Success } else { ExitStatus::Failure })
+        }
+        Mode::Script(script) => {
+            print_boot_time();
+            let all_succeeded = console::run_script(script);
+            qemu::exit(if all_succeeded { ExitStatus::Success } else { ExitStatus::Failure })
+        }
+        Mode::Interactive => {
+            print_boot_time();
+            console::run_interactive()
+        }
+    }
+}
+
+fn print_boot_time() {
+    let micros = tsc::nanos_since_boot() / 1000;
+    println!("boot: {}.{:03} ms from the first instruction to the prompt", micros / 1000, micros % 1000);
 }
 
 #[panic_handler]
 fn panic(info: &PanicInfo) -> ! {
     use core::fmt::Write;
+    // Without the console lock: the panicking code may hold it.
     let _ = writeln!(serial::UnlockedWriter, "\nkernel panic: {}", info);
-    qemu::exit(qemu::ExitStatus::Failure)
+    qemu::exit(ExitStatus::Failure)
 }
 
 /// Referenced by the precompiled `core`; never called, since the kernel is
 /// built with `panic = "abort"`.
 #[no_mangle]
 pub extern "C" fn rust_eh_personality() {}
+
+/// Referenced by the unwinding paths of the precompiled `alloc`; never
+/// reached, since a panic ends in the panic handler, which does not return.
+#[no_mangle]
+pub extern "C" fn _Unwind_Resume() -> ! {
+    use core::fmt::Write;
+    let _ = writeln!(serial::UnlockedWriter, "\nkernel: unwinding was attempted (the kernel cannot unwind)");
+    qemu::exit(ExitStatus::Failure)
+}

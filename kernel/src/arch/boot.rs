@@ -9,7 +9,7 @@
 //!    for the whole machine; `cargo xtask run` hides LA57 unless `--la57`);
 //! 3. CR4.PAE (+ LA57), EFER.LME (+ NXE when the CPU has NX), CR0.PG + WP;
 //! 4. load a 64-bit GDT and far-jump into 64-bit code;
-//! 5. switch to the boot stack and call `kernel_main(start_info_phys)`.
+//! 5. enable SSE, switch to the boot stack and call `kernel_main(start_info_phys)`.
 //!
 //! These tables are temporary: the address-space layer builds the real
 //! identity map of all memory and leaves these behind.
@@ -186,6 +186,16 @@ long_mode_entry:
     xor eax, eax
     mov fs, ax
     mov gs, ax
+
+    // SSE on before any Rust code runs: the precompiled `core` uses SSE
+    // registers (sse.rs explains; sse::init checks these bits again).
+    mov rax, cr0
+    and rax, ~(1 << 2)               // CR0.EM off
+    or rax, 1 << 1                   // CR0.MP on
+    mov cr0, rax
+    mov rax, cr4
+    or rax, (1 << 9) | (1 << 10)     // CR4.OSFXSR, CR4.OSXMMEXCPT
+    mov cr4, rax
 
     // 5. The boot stack, and into Rust with the start-info address.
     mov rsp, offset boot_stack_top

@@ -3,7 +3,7 @@
 //! instruction is wrapped in one small function.
 
 use core::arch::asm;
-use core::arch::x86_64::{CpuidResult, __cpuid_count};
+use core::arch::x86_64::{__cpuid_count, CpuidResult};
 use core::fmt;
 
 /// CR0.MP: `wait`/`fwait` honour CR0.TS.

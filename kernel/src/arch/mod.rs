@@ -1,6 +1,11 @@
 //! Everything specific to x86-64: the boot path, the CPU, descriptor tables,
-//! trap entry and dispatch, port I/O and SSE.
+//! trap entry and dispatch, port I/O, SSE and the time-stamp counter.
 
 pub mod boot;
 pub mod cpu;
+pub mod gdt;
+pub mod idt;
 pub mod port;
+pub mod sse;
+pub mod trap;
+pub mod tsc;

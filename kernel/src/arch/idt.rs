@@ -1,0 +1,187 @@
+//! The interrupt descriptor table and the trap entry stubs.
+//!
+//! All 256 vectors have an entry: the 32 exceptions and 32..=255 for devices
+//! and inter-processor interrupts. Each entry is an interrupt gate (interrupts
+//! stay masked in the handler) and switches to an IST stack (see
+//! [`super::gdt`] for why): #DF, NMI, #MC and #PF have stacks of their own,
+//! everything else shares one.
+//!
+//! Each vector's stub pushes a zero where the CPU pushes no error code, then
+//! the vector number, and jumps to `trap_common`, which saves the general
+//! registers and the FPU/SSE state into a [`TrapFrame`] on the IST stack,
+//! calls [`super::trap::trap_dispatch`], and restores from the frame whose
+//! address the dispatcher returns (the same frame, unless a scheduler chose to
+//! resume another one).
+
+use super::gdt::{DescriptorTablePointer, IstStack, KERNEL_CODE_SELECTOR};
+use super::trap::TrapFrame;
+use core::arch::{asm, global_asm};
+use core::cell::UnsafeCell;
+use core::mem::size_of;
+
+/// Distance between two consecutive stubs (each is padded to it).
+const STUB_STRIDE: u64 = 16;
+
+// The stubs, in AT&T syntax so that `$vector` is an immediate. A stub is at
+// most 12 bytes (push $0; push $vector; jmp), padded to STUB_STRIDE.
+global_asm!(
+    r#"
+    .section .text.trap_stubs, "ax"
+    .balign 16
+    .global trap_stubs
+trap_stubs:
+    .set vector, 0
+    .rept 256
+    .balign 16
+    .if (vector == 8) || (vector == 10) || (vector == 11) || (vector == 12) || (vector == 13) || (vector == 14) || (vector == 17) || (vector == 21) || (vector == 29) || (vector == 30)
+    // The CPU pushed an error code.
+    .else
+    pushq $0
+    .endif
+    pushq $vector
+    jmp trap_common
+    .set vector, vector + 1
+    .endr
+
+    // Stack on entry (IST top is 16-byte aligned): vector, error code, RIP,
+    // CS, RFLAGS, RSP, SS = 56 bytes. 15 registers make 176 (16-aligned),
+    // then 512 bytes for fxsave keep RSP 16-aligned for the call.
+    .balign 16
+trap_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $512, %rsp
+    fxsave64 (%rsp)
+    cld
+    movq %rsp, %rdi
+    call trap_dispatch
+    movq %rax, %rsp
+    fxrstor64 (%rsp)
+    addq $512, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+    "#,
+    options(att_syntax)
+);
+
+const _: () = assert!(size_of::<TrapFrame>() == 512 + 15 * 8 + 7 * 8, "TrapFrame must match trap_common");
+
+extern "C" {
+    static trap_stubs: u8;
+}
+
+/// One IDT entry (a 64-bit interrupt gate).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct GateDescriptor {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attributes: u8,
+    offset_middle: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+
+impl GateDescriptor {
+    const MISSING: GateDescriptor = GateDescriptor {
+        offset_low: 0,
+        selector: 0,
+        ist: 0,
+        type_attributes: 0,
+        offset_middle: 0,
+        offset_high: 0,
+        reserved: 0,
+    };
+
+    /// A present, ring-0 interrupt gate to `handler` on IST stack `stack`.
+    fn interrupt_gate(handler: u64, stack: IstStack) -> GateDescriptor {
+        const PRESENT_RING0_INTERRUPT_GATE: u8 = 0x8e;
+        GateDescriptor {
+            offset_low: handler as u16,
+            selector: KERNEL_CODE_SELECTOR,
+            ist: stack as u8,
+            type_attributes: PRESENT_RING0_INTERRUPT_GATE,
+            offset_middle: (handler >> 16) as u16,
+            offset_high: (handler >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+/// The table itself, shared by all CPUs.
+#[repr(C, align(16))]
+struct InterruptDescriptorTable(UnsafeCell<[GateDescriptor; 256]>);
+
+// SAFETY: written once by `init` on the first CPU before any CPU loads it;
+// only read (by the CPUs) afterwards.
+unsafe impl Sync for InterruptDescriptorTable {}
+
+static IDT: InterruptDescriptorTable = InterruptDescriptorTable(UnsafeCell::new([GateDescriptor::MISSING; 256]));
+
+/// Which IST stack a vector's handler runs on.
+pub fn ist_stack_for(vector: u8) -> IstStack {
+    match vector {
+        2 => IstStack::Nmi,
+        8 => IstStack::DoubleFault,
+        14 => IstStack::PageFault,
+        18 => IstStack::MachineCheck,
+        _ => IstStack::Shared,
+    }
+}
+
+/// The entry stub of `vector`.
+fn stub_address(vector: u8) -> u64 {
+    core::ptr::addr_of!(trap_stubs) as u64 + vector as u64 * STUB_STRIDE
+}
+
+/// Fills the IDT. Call once, on the first CPU, before [`load`].
+pub fn init() {
+    let table = IDT.0.get();
+    for vector in 0..=255u8 {
+        let stub = stub_address(vector);
+        // SAFETY: every stub begins with `push imm` (0x6a or 0x68); checking the
+        // first byte catches a stub that outgrew its stride.
+        let first_byte = unsafe { (stub as *const u8).read() };
+        assert!(first_byte == 0x6a || first_byte == 0x68, "trap stub {vector} is misplaced");
+        // SAFETY: no CPU has loaded the table yet (see the `Sync` impl).
+        unsafe { (*table)[vector as usize] = GateDescriptor::interrupt_gate(stub, ist_stack_for(vector)) };
+    }
+}
+
+/// Loads the IDT on the calling CPU (after its GDT and TSS: the gates name
+/// IST stacks).
+pub fn load() {
+    let pointer =
+        DescriptorTablePointer { limit: (size_of::<[GateDescriptor; 256]>() - 1) as u16, base: IDT.0.get() as u64 };
+    // SAFETY: the table is a static that lives forever and was filled by `init`.
+    unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
+}

@@ -1,0 +1,379 @@
+//! The trap dispatcher: where every exception and interrupt arrives.
+//!
+//! The entry stubs ([`super::idt`]) build a [`TrapFrame`] and call
+//! [`trap_dispatch`], which routes by vector:
+//!
+//! * #PF (14) and #GP (13) take the fault path: first the page-fault hook
+//!   (the address-space layer: it may map the page and ask for a retry), then
+//!   the exception table (a fault probe's fixup), else the fault report and
+//!   stop.
+//! * #DF (8) and NMI (2) always report and stop.
+//! * Any vector with a handler registered by [`register_handler`] runs it.
+//! * Any other exception reports and stops; any other interrupt is logged.
+
+use super::cpu::{read_cr0, read_cr2, read_cr3, read_cr4};
+use super::gdt::IstStack;
+use super::idt::ist_stack_for;
+use super::sse::FxSaveArea;
+use crate::percpu;
+use crate::qemu::{self, ExitStatus};
+use crate::serial::UnlockedWriter;
+use aspace::{Fault, FaultOutcome, PageFaultCode, UnhandledFault};
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// Everything the entry stub saved, lowest address first: the interrupted
+/// code's x87/SSE state, its general registers, the vector and error code,
+/// and the frame the CPU pushed.
+#[repr(C)]
+#[derive(Debug)]
+pub struct TrapFrame {
+    /// x87/SSE state of the interrupted code (`fxsave`).
+    pub fpu: FxSaveArea,
+    /// r15.
+    pub r15: u64,
+    /// r14.
+    pub r14: u64,
+    /// r13.
+    pub r13: u64,
+    /// r12.
+    pub r12: u64,
+    /// r11.
+    pub r11: u64,
+    /// r10.
+    pub r10: u64,
+    /// r9.
+    pub r9: u64,
+    /// r8.
+    pub r8: u64,
+    /// rbp.
+    pub rbp: u64,
+    /// rdi.
+    pub rdi: u64,
+    /// rsi.
+    pub rsi: u64,
+    /// rdx.
+    pub rdx: u64,
+    /// rcx.
+    pub rcx: u64,
+    /// rbx.
+    pub rbx: u64,
+    /// rax.
+    pub rax: u64,
+    /// The vector (0..=255).
+    pub vector: u64,
+    /// The CPU's error code, or 0 for vectors without one.
+    pub error_code: u64,
+    /// Where the interrupted code resumes (for a fault: the faulting instruction).
+    pub rip: u64,
+    /// Its code segment.
+    pub cs: u64,
+    /// Its flags.
+    pub rflags: u64,
+    /// Its stack pointer.
+    pub rsp: u64,
+    /// Its stack segment.
+    pub ss: u64,
+}
+
+impl TrapFrame {
+    /// The vector as a byte.
+    pub fn vector(&self) -> u8 {
+        self.vector as u8
+    }
+}
+
+/// A handler for one vector, run on the vector's IST stack with interrupts off.
+pub type TrapHandler = fn(&mut TrapFrame);
+
+/// The address-space layer's answer to a fault it is offered.
+pub type PageFaultHook = fn(&Fault) -> FaultOutcome;
+
+/// Writes the address-space part of a fault report (the region containing
+/// the address and the page-table walk).
+pub type FaultReportHook = fn(&Fault, &mut dyn Write);
+
+/// Why [`register_handler`] refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegisterError {
+    /// The kernel itself owns this vector (#DF, #GP, #PF: see the hooks).
+    Reserved(u8),
+    /// Another handler is registered for the vector.
+    Taken(u8),
+}
+
+/// Function pointers stored as integers (0 = none), one per vector.
+static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+static PAGE_FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static FAULT_REPORT_HOOK: AtomicUsize = AtomicUsize::new(0);
+
+/// Vectors the kernel handles itself.
+fn is_reserved(vector: u8) -> bool {
+    matches!(vector, 8 | 13 | 14)
+}
+
+/// Registers `handler` for `vector`.
+pub fn register_handler(vector: u8, handler: TrapHandler) -> Result<(), RegisterError> {
+    if is_reserved(vector) {
+        return Err(RegisterError::Reserved(vector));
+    }
+    HANDLERS[vector as usize]
+        .compare_exchange(0, handler as usize, Ordering::AcqRel, Ordering::Acquire)
+        .map(|_| ())
+        .map_err(|_| RegisterError::Taken(vector))
+}
+
+/// Removes the handler of `vector`, if any.
+pub fn unregister_handler(vector: u8) {
+    HANDLERS[vector as usize].store(0, Ordering::Release);
+}
+
+fn handler(vector: u8) -> Option<TrapHandler> {
+    match HANDLERS[vector as usize].load(Ordering::Acquire) {
+        0 => None,
+        // SAFETY: only `register_handler` stores non-zero values, and it
+        // stores `TrapHandler` function pointers.
+        pointer => Some(unsafe { core::mem::transmute::<usize, TrapHandler>(pointer) }),
+    }
+}
+
+/// Installs the hook that page faults (and general-protection faults) are
+/// offered to first. The address-space layer installs it.
+pub fn set_page_fault_hook(hook: PageFaultHook) {
+    replace_page_fault_hook(Some(hook));
+}
+
+/// Installs `hook` (or none: faults are then unhandled by default) and
+/// returns the previous one, so that a test can put it back.
+pub fn replace_page_fault_hook(hook: Option<PageFaultHook>) -> Option<PageFaultHook> {
+    match PAGE_FAULT_HOOK.swap(hook.map_or(0, |hook| hook as usize), Ordering::AcqRel) {
+        0 => None,
+        // SAFETY: only this function stores non-zero values, and it stores
+        // `PageFaultHook` function pointers.
+        pointer => Some(unsafe { core::mem::transmute::<usize, PageFaultHook>(pointer) }),
+    }
+}
+
+/// Installs the hook that adds region and page-table details to fault reports.
+pub fn set_fault_report_hook(hook: FaultReportHook) {
+    FAULT_REPORT_HOOK.store(hook as usize, Ordering::Release);
+}
+
+fn offer_to_page_fault_hook(fault: &Fault) -> FaultOutcome {
+    match PAGE_FAULT_HOOK.load(Ordering::Acquire) {
+        0 => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
+        pointer => {
+            // SAFETY: only `replace_page_fault_hook` stores non-zero values,
+            // and it stores `PageFaultHook` function pointers.
+            let hook = unsafe { core::mem::transmute::<usize, PageFaultHook>(pointer) };
+            hook(fault)
+        }
+    }
+}
+
+/// The name of an exception vector (or "interrupt" above 31).
+pub fn vector_name(vector: u8) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error (#DE)",
+        "debug (#DB)",
+        "non-maskable interrupt (NMI)",
+        "breakpoint (#BP)",
+        "overflow (#OF)",
+        "bound range exceeded (#BR)",
+        "invalid opcode (#UD)",
+        "device not available (#NM)",
+        "double fault (#DF)",
+        "coprocessor segment overrun",
+        "invalid TSS (#TS)",
+        "segment not present (#NP)",
+        "stack-segment fault (#SS)",
+        "general-protection fault (#GP)",
+        "page fault (#PF)",
+        "reserved (15)",
+        "x87 floating-point error (#MF)",
+        "alignment check (#AC)",
+        "machine check (#MC)",
+        "SIMD floating-point exception (#XM)",
+        "virtualization exception (#VE)",
+        "control protection exception (#CP)",
+        "reserved (22)",
+        "reserved (23)",
+        "reserved (24)",
+        "reserved (25)",
+        "reserved (26)",
+        "reserved (27)",
+        "hypervisor injection exception (#HV)",
+        "VMM communication exception (#VC)",
+        "security exception (#SX)",
+        "reserved (31)",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}
+
+/// Decodes a selector error code (#TS, #NP, #SS, #GP): which descriptor
+/// table entry was at fault, if any.
+pub struct SelectorErrorCode(pub u64);
+
+impl fmt::Display for SelectorErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.0;
+        if code == 0 {
+            return write!(f, "0x0 [no selector]");
+        }
+        let table = if code & 0b10 != 0 {
+            "IDT"
+        } else if code & 0b100 != 0 {
+            "LDT"
+        } else {
+            "GDT"
+        };
+        write!(f, "{code:#x} [{table} entry {}", (code >> 3) & 0x1fff)?;
+        if code & 1 != 0 {
+            f.write_str(", external event")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The Rust half of every trap: called by `trap_common` with the frame it
+/// built; returns the frame to resume from.
+#[no_mangle]
+extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
+    let vector = frame.vector();
+    let stack = ist_stack_for(vector);
+    let cpu = percpu::current();
+    if !cpu.enter_ist(stack) {
+        report_and_stop(frame, &Detail::NestedTrap(stack));
+    }
+    match vector {
+        Fault::PAGE_FAULT | Fault::GENERAL_PROTECTION => handle_fault(frame),
+        2 | 8 => report_and_stop(frame, &Detail::None),
+        _ => match handler(vector) {
+            Some(handler) => handler(frame),
+            None if vector < 32 => report_and_stop(frame, &Detail::None),
+            None => log::warn!("interrupt on vector {vector} with no handler (RIP {:#x})", frame.rip),
+        },
+    }
+    cpu.leave_ist(stack);
+    frame as *mut TrapFrame
+}
+
+/// A #PF or #GP: the address-space layer, then the probes' fixups, else stop.
+fn handle_fault(frame: &mut TrapFrame) {
+    let vector = frame.vector();
+    let addr = if vector == Fault::PAGE_FAULT { read_cr2() } else { 0 };
+    let fault = Fault { vector, addr, code: PageFaultCode::from_bits_retain(frame.error_code as u32), rip: frame.rip };
+    let reason = match offer_to_page_fault_hook(&fault) {
+        FaultOutcome::Handled | FaultOutcome::Spurious => return,
+        FaultOutcome::Unhandled(reason) => reason,
+    };
+    if crate::probe::apply_fixup(frame, &fault) {
+        return;
+    }
+    report_and_stop(frame, &Detail::Unhandled(fault, reason));
+}
+
+/// What the report adds to the frame.
+enum Detail {
+    None,
+    /// A trap arrived on an IST stack still in use by another trap.
+    NestedTrap(IstStack),
+    /// A fault no one could handle.
+    Unhandled(Fault, UnhandledFault),
+}
+
+/// Prints the full fault report on the serial console and powers off with
+/// failure. Writes without the console lock: the lock holder may be the
+/// code that faulted.
+fn report_and_stop(frame: &TrapFrame, detail: &Detail) -> ! {
+    let out = &mut UnlockedWriter;
+    let _ = write_report(out, frame, detail);
+    qemu::exit(ExitStatus::Failure)
+}
+
+fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt::Result {
+    let vector = frame.vector();
+    writeln!(out, "\n*** {} (vector {vector}) on CPU {}", vector_name(vector), percpu::current().id)?;
+    if let Detail::NestedTrap(stack) = detail {
+        writeln!(out, "    nested trap on the {} IST stack: the outer trap's frame was overwritten", stack.name())?;
+    }
+    match vector {
+        14 => writeln!(out, "    error code {}", PageFaultCode::from_bits_retain(frame.error_code as u32))?,
+        10..=13 => writeln!(out, "    error code {}", SelectorErrorCode(frame.error_code))?,
+        _ => writeln!(out, "    error code {:#x}", frame.error_code)?,
+    }
+    if vector == 14 {
+        writeln!(out, "    CR2 {:#018x} (the faulting address)", read_cr2())?;
+    }
+    writeln!(out, "    RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}", frame.rip, frame.cs, frame.rflags)?;
+    writeln!(out, "    RSP {:#018x}  SS {:#06x}", frame.rsp, frame.ss)?;
+    let registers = [
+        ("RAX", frame.rax),
+        ("RBX", frame.rbx),
+        ("RCX", frame.rcx),
+        ("RDX", frame.rdx),
+        ("RSI", frame.rsi),
+        ("RDI", frame.rdi),
+        ("RBP", frame.rbp),
+        ("R8 ", frame.r8),
+        ("R9 ", frame.r9),
+        ("R10", frame.r10),
+        ("R11", frame.r11),
+        ("R12", frame.r12),
+        ("R13", frame.r13),
+        ("R14", frame.r14),
+        ("R15", frame.r15),
+    ];
+    for row in registers.chunks(3) {
+        out.write_str("   ")?;
+        for (name, value) in row {
+            write!(out, " {name} {value:#018x}")?;
+        }
+        out.write_str("\n")?;
+    }
+    writeln!(out, "    CR0 {:#010x}  CR3 {:#018x}  CR4 {:#010x}", read_cr0(), read_cr3(), read_cr4())?;
+    match detail {
+        Detail::Unhandled(fault, reason) => {
+            writeln!(out, "    address space: {reason}")?;
+            match FAULT_REPORT_HOOK.load(Ordering::Acquire) {
+                0 => writeln!(out, "    region and page-table walk: no address-space layer")?,
+                pointer => {
+                    // SAFETY: only `set_fault_report_hook` stores non-zero
+                    // values, and it stores `FaultReportHook` pointers.
+                    let hook = unsafe { core::mem::transmute::<usize, FaultReportHook>(pointer) };
+                    hook(fault, out);
+                }
+            }
+        }
+        Detail::None | Detail::NestedTrap(_) => {}
+    }
+    write_backtrace(out, frame.rip, frame.rbp)
+}
+
+/// Follows the frame-pointer chain (the kernel is built with frame
+/// pointers), reading each link with a fault probe so that a broken chain
+/// ends the walk instead of faulting. Skipped while the page-fault stack is
+/// in use (a probe's page fault would land on it); non-canonical links end
+/// the walk before they can raise a #GP.
+fn write_backtrace(out: &mut dyn Write, rip: u64, mut rbp: u64) -> fmt::Result {
+    use crate::probe::{probe_read, Width};
+    write!(out, "    backtrace: {rip:#x}")?;
+    if percpu::current().is_ist_in_use(IstStack::PageFault) {
+        return writeln!(out, " (frames not walked from the page-fault stack)");
+    }
+    let width = super::cpu::virt_width();
+    for _ in 0..16 {
+        if rbp == 0 || rbp % 8 != 0 || !aspace::VirtAddr::new(rbp).is_canonical(width) {
+            break;
+        }
+        let (Ok(next), Ok(return_address)) = (probe_read(rbp, Width::U64), probe_read(rbp + 8, Width::U64)) else {
+            break;
+        };
+        if return_address == 0 {
+            break;
+        }
+        write!(out, " {return_address:#x}")?;
+        rbp = next;
+    }
+    writeln!(out)
+}

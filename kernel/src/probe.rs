@@ -1,0 +1,303 @@
+//! Fault probes: read or write memory that may not be there, and get an
+//! error back instead of a crash.
+//!
+//! This is how kernels copy from and to user memory. Each probe is a tiny
+//! assembly function whose one memory access has its address listed in the
+//! *exception table* (linker section `.extable`: pairs of faulting RIP and
+//! fixup RIP). When a #PF or #GP hits one of those instructions and the
+//! address-space layer does not handle it, the trap dispatcher calls
+//! [`apply_fixup`], which puts the fault's details in registers and resumes
+//! at the fixup; the fixup stores them and returns "faulted".
+//!
+//! Register contract of the fixup: r8 = vector, r9 = error code, r10 =
+//! faulting address (CR2 for a #PF, 0 for a #GP); rdx = where to store them.
+
+use aspace::{Fault, PageFaultCode, VirtAddr};
+use core::arch::global_asm;
+use core::fmt;
+
+use crate::arch::trap::{vector_name, SelectorErrorCode, TrapFrame};
+
+// Each probe: (addr in rdi, value or value_out in rsi, fault_out in rdx)
+// -> rax = 0 on success, 1 when the access faulted.
+global_asm!(
+    r#"
+    .section .text.probe, "ax"
+
+    .global nacre_probe_read_u8
+nacre_probe_read_u8:
+.Lprobe_read_u8_access:
+    movzx eax, byte ptr [rdi]
+    mov qword ptr [rsi], rax
+    xor eax, eax
+    ret
+
+    .global nacre_probe_read_u16
+nacre_probe_read_u16:
+.Lprobe_read_u16_access:
+    movzx eax, word ptr [rdi]
+    mov qword ptr [rsi], rax
+    xor eax, eax
+    ret
+
+    .global nacre_probe_read_u32
+nacre_probe_read_u32:
+.Lprobe_read_u32_access:
+    mov eax, dword ptr [rdi]
+    mov qword ptr [rsi], rax
+    xor eax, eax
+    ret
+
+    .global nacre_probe_read_u64
+nacre_probe_read_u64:
+.Lprobe_read_u64_access:
+    mov rax, qword ptr [rdi]
+    mov qword ptr [rsi], rax
+    xor eax, eax
+    ret
+
+    .global nacre_probe_write_u8
+nacre_probe_write_u8:
+.Lprobe_write_u8_access:
+    mov byte ptr [rdi], sil
+    xor eax, eax
+    ret
+
+    .global nacre_probe_write_u16
+nacre_probe_write_u16:
+.Lprobe_write_u16_access:
+    mov word ptr [rdi], si
+    xor eax, eax
+    ret
+
+    .global nacre_probe_write_u32
+nacre_probe_write_u32:
+.Lprobe_write_u32_access:
+    mov dword ptr [rdi], esi
+    xor eax, eax
+    ret
+
+    .global nacre_probe_write_u64
+nacre_probe_write_u64:
+.Lprobe_write_u64_access:
+    mov qword ptr [rdi], rsi
+    xor eax, eax
+    ret
+
+    // Where a faulting access resumes (see the register contract above).
+nacre_probe_fixup:
+    mov qword ptr [rdx], r8
+    mov qword ptr [rdx + 8], r9
+    mov qword ptr [rdx + 16], r10
+    mov eax, 1
+    ret
+
+    .section .extable, "a"
+    .balign 8
+    .quad .Lprobe_read_u8_access, nacre_probe_fixup
+    .quad .Lprobe_read_u16_access, nacre_probe_fixup
+    .quad .Lprobe_read_u32_access, nacre_probe_fixup
+    .quad .Lprobe_read_u64_access, nacre_probe_fixup
+    .quad .Lprobe_write_u8_access, nacre_probe_fixup
+    .quad .Lprobe_write_u16_access, nacre_probe_fixup
+    .quad .Lprobe_write_u32_access, nacre_probe_fixup
+    .quad .Lprobe_write_u64_access, nacre_probe_fixup
+    "#
+);
+
+/// What the fixup stores: the layout the assembly above writes.
+#[repr(C)]
+#[derive(Default)]
+struct RawFault {
+    vector: u64,
+    error_code: u64,
+    address: u64,
+}
+
+extern "C" {
+    fn nacre_probe_read_u8(addr: u64, value: *mut u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_read_u16(addr: u64, value: *mut u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_read_u32(addr: u64, value: *mut u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_read_u64(addr: u64, value: *mut u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_write_u8(addr: u64, value: u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_write_u16(addr: u64, value: u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_write_u32(addr: u64, value: u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_write_u64(addr: u64, value: u64, fault: *mut RawFault) -> u64;
+    static __extable_start: ExceptionTableEntry;
+    static __extable_end: ExceptionTableEntry;
+}
+
+/// One entry of the exception table.
+#[repr(C)]
+struct ExceptionTableEntry {
+    fault_rip: u64,
+    fixup_rip: u64,
+}
+
+/// The exception table, as the linker gathered it.
+fn exception_table() -> &'static [ExceptionTableEntry] {
+    let start = core::ptr::addr_of!(__extable_start);
+    let end = core::ptr::addr_of!(__extable_end);
+    // SAFETY: the linker script puts only `.extable` between the two symbols,
+    // and every `.extable` entry is a pair of quads, 8-byte aligned.
+    unsafe { core::slice::from_raw_parts(start, end.offset_from(start) as usize) }
+}
+
+/// The fixup for a fault at `rip`, if `rip` is a listed access.
+pub fn fixup_for(rip: u64) -> Option<u64> {
+    exception_table().iter().find(|entry| entry.fault_rip == rip).map(|entry| entry.fixup_rip)
+}
+
+/// Called by the trap dispatcher for a fault nobody handled: if the faulting
+/// instruction is a probe's access, hands the fault to the probe's fixup and
+/// returns true.
+pub fn apply_fixup(frame: &mut TrapFrame, fault: &Fault) -> bool {
+    let Some(fixup) = fixup_for(frame.rip) else { return false };
+    frame.r8 = fault.vector as u64;
+    frame.r9 = frame.error_code;
+    frame.r10 = fault.addr;
+    frame.rip = fixup;
+    true
+}
+
+/// How many bytes a probe accesses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Width {
+    /// One byte.
+    U8 = 1,
+    /// Two bytes.
+    U16 = 2,
+    /// Four bytes.
+    U32 = 4,
+    /// Eight bytes.
+    U64 = 8,
+}
+
+impl Width {
+    /// The width of `bytes` bytes (1, 2, 4 or 8).
+    pub fn from_bytes(bytes: u64) -> Option<Width> {
+        Some(match bytes {
+            1 => Width::U8,
+            2 => Width::U16,
+            4 => Width::U32,
+            8 => Width::U64,
+            _ => return None,
+        })
+    }
+
+    /// The largest value of this width.
+    pub fn max_value(self) -> u64 {
+        match self {
+            Width::U64 => u64::MAX,
+            width => (1 << (8 * width as u32)) - 1,
+        }
+    }
+}
+
+/// Whether a probe read or wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProbeAccess {
+    /// A read.
+    Read,
+    /// A write.
+    Write,
+}
+
+/// The fault a probe ran into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeFault {
+    /// The exception: 14 (#PF) or 13 (#GP).
+    pub vector: u8,
+    /// The CPU's error code.
+    pub error_code: u64,
+    /// The address probed.
+    pub probed: u64,
+    /// The faulting address the CPU reported (CR2) for a #PF; for a #GP,
+    /// which reports none, the probed address.
+    pub address: u64,
+    /// What the probe did.
+    pub access: ProbeAccess,
+}
+
+impl ProbeFault {
+    /// The page-fault error code, for a #PF.
+    pub fn page_fault_code(&self) -> Option<PageFaultCode> {
+        (self.vector == Fault::PAGE_FAULT).then(|| PageFaultCode::from_bits_retain(self.error_code as u32))
+    }
+}
+
+impl fmt::Display for ProbeFault {
+    /// `page fault at 0xdead00000000: 0x0 [not-present read supervisor]`, or
+    /// `general-protection fault (#GP) writing 0x8000000000000000: error code
+    /// 0x0 [no selector]; the address is non-canonical`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.page_fault_code() {
+            Some(code) => write!(f, "page fault at {:#x}: {code}", self.address),
+            None => {
+                let verb = match self.access {
+                    ProbeAccess::Read => "reading",
+                    ProbeAccess::Write => "writing",
+                };
+                write!(
+                    f,
+                    "{} {verb} {:#x}: error code {}",
+                    vector_name(self.vector),
+                    self.probed,
+                    SelectorErrorCode(self.error_code)
+                )?;
+                if self.vector == Fault::GENERAL_PROTECTION {
+                    let width = crate::arch::cpu::virt_width();
+                    if !VirtAddr::new(self.probed).is_canonical(width) {
+                        write!(f, "; the address is non-canonical ({}-bit virtual addresses)", width.bits())?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+fn to_result(status: u64, raw: RawFault, probed: u64, access: ProbeAccess) -> Result<(), ProbeFault> {
+    if status == 0 {
+        return Ok(());
+    }
+    let address = if raw.vector == Fault::PAGE_FAULT as u64 { raw.address } else { probed };
+    Err(ProbeFault { vector: raw.vector as u8, error_code: raw.error_code, probed, address, access })
+}
+
+/// Reads `width` bytes at `addr`; a fault comes back as an error.
+pub fn probe_read(addr: u64, width: Width) -> Result<u64, ProbeFault> {
+    let mut value = 0;
+    let mut raw = RawFault::default();
+    let probe = match width {
+        Width::U8 => nacre_probe_read_u8,
+        Width::U16 => nacre_probe_read_u16,
+        Width::U32 => nacre_probe_read_u32,
+        Width::U64 => nacre_probe_read_u64,
+    };
+    // SAFETY: the probe's only access to `addr` is covered by the exception
+    // table, so a fault resumes at the fixup; `value` and `raw` are valid
+    // for the writes the probe and the fixup make.
+    let status = unsafe { probe(addr, &mut value, &mut raw) };
+    to_result(status, raw, addr, ProbeAccess::Read).map(|()| value)
+}
+
+/// Writes the low `width` bytes of `value` at `addr`; a fault comes back as
+/// an error.
+///
+/// # Safety
+/// A write that does not fault changes memory: `addr` must not hold anything
+/// whose change breaks the kernel (its own code, data, stacks, tables).
+pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), ProbeFault> {
+    let mut raw = RawFault::default();
+    let probe = match width {
+        Width::U8 => nacre_probe_write_u8,
+        Width::U16 => nacre_probe_write_u16,
+        Width::U32 => nacre_probe_write_u32,
+        Width::U64 => nacre_probe_write_u64,
+    };
+    // SAFETY: a faulting write resumes at the fixup; the caller vouches for
+    // the effect of a write that succeeds; `raw` is valid for the fixup.
+    let status = unsafe { probe(addr, value, &mut raw) };
+    to_result(status, raw, addr, ProbeAccess::Write)
+}
