@@ -30,6 +30,7 @@ const COMMANDS: &[(&str, &str, CommandFn)] = &[
     ("cpus", "the CPU features in force", cpus),
     ("peek", "peek ADDR [WIDTH]: read 1, 2, 4 or 8 bytes (default 8), faults reported", peek),
     ("poke", "poke ADDR VALUE [WIDTH]: write 1, 2, 4 or 8 bytes (default 8), faults reported", poke),
+    ("touch", "touch ADDR: read 8 bytes without a probe; a fault stops the kernel with the full report", touch),
 ];
 
 /// `help`.
@@ -100,6 +101,19 @@ pub fn poke(args: &[&str], out: &mut dyn Write) -> Result<(), String> {
     // caught, and anything else it breaks is theirs to break.
     unsafe { probe::probe_write(addr, value, width) }.map_err(|fault| format!("poke {addr:#x}: {fault}"))?;
     let _ = writeln!(out, "{addr:#x} <- {value:#x}");
+    Ok(())
+}
+
+/// `touch ADDR`: an ordinary read, not a probe. A fault that the
+/// address-space layer does not handle goes to the fault report, which stops
+/// the kernel: the way to see that report on purpose.
+pub fn touch(args: &[&str], out: &mut dyn Write) -> Result<(), String> {
+    let [addr] = args else { return Err(String::from("usage: touch ADDR")) };
+    let addr = number(addr, "address")?;
+    // SAFETY: deliberately unchecked; reading has no effect on memory, and a
+    // fault ends in the trap dispatcher's report.
+    let value = unsafe { (addr as *const u64).read_volatile() };
+    let _ = writeln!(out, "{addr:#x}: {value:#018x}");
     Ok(())
 }
 

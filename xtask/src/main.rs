@@ -56,6 +56,18 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // Bit 47 set: non-canonical with 4-level paging, so a #GP.
     ScriptedCheck { script: "peek 0xdead00000000", expect_success: false, expect_output: &["non-canonical"] },
     ScriptedCheck { script: "poke 0x5dead0000000 1", expect_success: false, expect_output: &["not-present write"] },
+    // An ordinary access that faults: the full report, then a failing status.
+    ScriptedCheck {
+        script: "touch 0x5dead0000000",
+        expect_success: false,
+        expect_output: &[
+            "*** page fault (#PF) (vector 14)",
+            "error code 0x0 [not-present read supervisor]",
+            "CR2 0x00005dead0000000",
+            "region and page-table walk: no address-space layer",
+            "backtrace:",
+        ],
+    },
 ];
 
 fn main() -> ExitCode {

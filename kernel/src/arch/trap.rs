@@ -351,24 +351,30 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
 }
 
 /// Follows the frame-pointer chain (the kernel is built with frame
-/// pointers), reading each link with a fault probe so that a broken chain
-/// ends the walk instead of faulting. Skipped while the page-fault stack is
-/// in use (a probe's page fault would land on it); non-canonical links end
-/// the walk before they can raise a #GP.
+/// pointers). Each link is read with a fault probe, so a broken chain ends
+/// the walk instead of faulting; non-canonical links end it before they can
+/// raise a #GP. While the page-fault stack is in use (the report of a page
+/// fault) a probe's own page fault would land on it, so the walk then reads
+/// directly and only below 4 GiB, which every address space maps.
 fn write_backtrace(out: &mut dyn Write, rip: u64, mut rbp: u64) -> fmt::Result {
     use crate::probe::{probe_read, Width};
+    const ALWAYS_MAPPED_END: u64 = 4 << 30;
     write!(out, "    backtrace: {rip:#x}")?;
-    if percpu::current().is_ist_in_use(IstStack::PageFault) {
-        return writeln!(out, " (frames not walked from the page-fault stack)");
-    }
+    let direct = percpu::current().is_ist_in_use(IstStack::PageFault);
     let width = super::cpu::virt_width();
+    let read = |addr: u64| -> Option<u64> {
+        if direct {
+            // SAFETY: below 4 GiB, 8-aligned: mapped in every address space.
+            (addr + 8 <= ALWAYS_MAPPED_END).then(|| unsafe { (addr as *const u64).read_volatile() })
+        } else {
+            probe_read(addr, Width::U64).ok()
+        }
+    };
     for _ in 0..16 {
-        if rbp == 0 || rbp % 8 != 0 || !aspace::VirtAddr::new(rbp).is_canonical(width) {
+        if rbp == 0 || !rbp.is_multiple_of(8) || !aspace::VirtAddr::new(rbp + 8).is_canonical(width) {
             break;
         }
-        let (Ok(next), Ok(return_address)) = (probe_read(rbp, Width::U64), probe_read(rbp + 8, Width::U64)) else {
-            break;
-        };
+        let (Some(next), Some(return_address)) = (read(rbp), read(rbp + 8)) else { break };
         if return_address == 0 {
             break;
         }

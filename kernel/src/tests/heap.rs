@@ -42,7 +42,7 @@ fn alignment_is_honoured() -> Result<(), String> {
         // SAFETY: the layout has a non-zero size; the block is freed below.
         let block = unsafe { alloc::alloc::alloc(layout) };
         check!(!block.is_null());
-        check!(block as usize % align == 0, "{:p} is not {align}-aligned", block);
+        check!((block as usize).is_multiple_of(align), "{:p} is not {align}-aligned", block);
         // SAFETY: allocated above with this layout.
         unsafe { alloc::alloc::dealloc(block, layout) };
     }
