@@ -25,6 +25,7 @@ mod probe;
 mod qemu;
 mod serial;
 mod tests;
+mod thread;
 
 use arch::cpu::CpuFeatures;
 use arch::{idt, sse, tsc};
@@ -87,7 +88,11 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         log::info!("initrd: {} bytes at {:#x}", initrd.size, initrd.start);
     }
 
-    // Later: the address-space layer, threads and the scheduler start here.
+    // Later: the address-space layer starts here.
+
+    thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);
+    // SAFETY: the IDT is loaded and the timer handler registered.
+    unsafe { arch::cpu::enable_interrupts() };
 
     match options.mode {
         Mode::Test => {

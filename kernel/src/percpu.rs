@@ -1,103 +1,214 @@
-//! Per-CPU state, reached through the GS segment base.
+//! Per-CPU state, reached through the GS base.
 //!
-//! Each CPU's GS base points at its [`PerCpu`], whose first field points at
-//! itself, so [`current`] is one `mov` from `gs:[0]`. A `PerCpu` is only
-//! touched by its own CPU, with interrupts off or from a trap handler, which
-//! is what makes its `Cell`s sound. The scheduler and the address-space layer
-//! add their fields here (current thread, run queue, current address space).
+//! Every CPU owns one [`PerCpu`]: its ids, which of its IST stacks are in
+//! use, the thread it runs, its idle thread, its run queue, the
+//! `need_resched` flag the timer sets and the interrupt exit path reads, its
+//! counters and its current address space. There is no global "current
+//! thread": each CPU finds its own structure with one `mov reg, gs:[0]` (the
+//! structure's first word points to itself), so another CPU only has to call
+//! [`init_this_cpu`] with its own ids.
+//!
+//! The boot CPU's structure and descriptor tables are statics, so that
+//! [`init_boot_cpu`] can run before the heap exists: the trap dispatcher
+//! needs the per-CPU structure from the first exception on.
 
 use crate::arch::cpu::{write_msr, MSR_GS_BASE};
 use crate::arch::gdt::{CpuTables, IstStack};
+use crate::thread::{AddressSpaceId, Thread};
+use alloc::collections::VecDeque;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 use core::arch::asm;
-use core::cell::{Cell, UnsafeCell};
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use spin::Mutex;
 
-/// The state one CPU keeps for itself.
+/// The most CPUs the kernel keeps per-CPU structures for.
+pub const MAX_CPUS: usize = 64;
+
+/// One CPU's state. `repr(C)` because assembly reads two fields at fixed
+/// offsets from GS: the self pointer (offset 0) and [`PerCpu::need_resched`]
+/// (see [`NEED_RESCHED_OFFSET`]).
 #[repr(C)]
 pub struct PerCpu {
-    /// Points at this structure: what `gs:[0]` reads.
-    self_pointer: *const PerCpu,
-    /// The kernel's number for this CPU (0 = the boot CPU).
+    /// Points to this structure: `gs:[0]` yields the structure's address.
+    self_pointer: AtomicPtr<PerCpu>,
+    /// Set when the running thread should give the CPU up at the next chance
+    /// (the end of an interrupt that arrived with interrupts enabled).
+    pub need_resched: AtomicBool,
+    /// Bit `n` set: IST stack `n` holds a trap frame right now (to catch a
+    /// trap that re-entered a stack still in use).
+    ist_in_use: AtomicU8,
+    /// This CPU's GDT, TSS and IST stacks (set by [`install`]).
+    tables: AtomicPtr<CpuTables>,
+    /// The kernel's number for this CPU (0 for the boot CPU).
     pub id: u32,
-    /// Set while a trap handler runs on each IST stack (index = IST number),
-    /// to catch a trap that re-entered a stack still in use.
-    ist_in_use: [Cell<bool>; 8],
-    /// This CPU's GDT, TSS and IST stacks.
-    tables: *mut CpuTables,
+    /// The local APIC id of this CPU.
+    pub apic_id: AtomicU32,
+    /// The thread running on this CPU.
+    pub current: Mutex<Option<Arc<Thread>>>,
+    /// The thread this CPU runs when nothing else is ready.
+    pub idle: Mutex<Option<Arc<Thread>>>,
+    /// The thread this CPU has just switched away from, handed over to the
+    /// thread switched to (which re-queues or releases it once its registers
+    /// are saved).
+    pub previous: Mutex<Option<Arc<Thread>>>,
+    /// Threads ready to run here, in round-robin order.
+    pub run_queue: Mutex<VecDeque<Arc<Thread>>>,
+    /// Threads of this CPU sleeping until a time-stamp-counter deadline.
+    pub sleepers: Mutex<Vec<Arc<Thread>>>,
+    /// The address space loaded on this CPU (None = the default one).
+    pub current_address_space: Mutex<Option<AddressSpaceId>>,
+    /// Context switches performed on this CPU.
+    pub context_switches: AtomicU64,
+    /// Timer interrupts taken on this CPU.
+    pub timer_ticks: AtomicU64,
 }
 
-// SAFETY: each `PerCpu` is used only by the CPU it belongs to (see the module
-// documentation); sharing the reference across CPUs never leads to shared use.
-unsafe impl Sync for PerCpu {}
+/// Byte offset of [`PerCpu::need_resched`], for `gs:[NEED_RESCHED_OFFSET]` in assembly.
+pub const NEED_RESCHED_OFFSET: usize = core::mem::offset_of!(PerCpu, need_resched);
 
 impl PerCpu {
-    /// The bounds of one of this CPU's IST stacks.
+    /// A structure for CPU `id`, not yet reachable through GS (see [`install`]).
+    pub const fn new(id: u32) -> PerCpu {
+        PerCpu {
+            self_pointer: AtomicPtr::new(core::ptr::null_mut()),
+            need_resched: AtomicBool::new(false),
+            ist_in_use: AtomicU8::new(0),
+            tables: AtomicPtr::new(core::ptr::null_mut()),
+            id,
+            apic_id: AtomicU32::new(0),
+            current: Mutex::new(None),
+            idle: Mutex::new(None),
+            previous: Mutex::new(None),
+            run_queue: Mutex::new(VecDeque::new()),
+            sleepers: Mutex::new(Vec::new()),
+            current_address_space: Mutex::new(None),
+            context_switches: AtomicU64::new(0),
+            timer_ticks: AtomicU64::new(0),
+        }
+    }
+
+    /// The bounds `[bottom, top)` of one of this CPU's IST stacks.
     pub fn ist_stack_bounds(&self, stack: IstStack) -> (u64, u64) {
-        // SAFETY: `tables` was set from a `&'static mut CpuTables` in `install`.
-        unsafe { (*self.tables).stack_bounds(stack) }
+        let tables = self.tables.load(Ordering::Acquire);
+        assert!(!tables.is_null(), "cpu {} has no descriptor tables yet", self.id);
+        // SAFETY: `install` stored a `&'static mut CpuTables`; only shared
+        // reads happen through it after the load.
+        unsafe { (*tables).stack_bounds(stack) }
     }
 
-    /// Marks `stack` in use; returns false if it already was (a nested trap
-    /// on the same IST stack, which has overwritten the outer trap's frame).
+    /// Marks `stack` as holding a trap frame. False if it already did: a
+    /// nested trap on the same IST stack has overwritten the outer frame.
     pub fn enter_ist(&self, stack: IstStack) -> bool {
-        !self.ist_in_use[stack as usize].replace(true)
+        let bit = 1 << stack as u8;
+        self.ist_in_use.fetch_or(bit, Ordering::Relaxed) & bit == 0
     }
 
-    /// True while a trap handler runs on `stack`.
-    pub fn is_ist_in_use(&self, stack: IstStack) -> bool {
-        self.ist_in_use[stack as usize].get()
-    }
-
-    /// Marks `stack` free again.
+    /// Marks `stack` as free again (the trap is about to return).
     pub fn leave_ist(&self, stack: IstStack) {
-        self.ist_in_use[stack as usize].set(false);
+        self.ist_in_use.fetch_and(!(1 << stack as u8), Ordering::Relaxed);
+    }
+
+    /// True while a trap frame lives on `stack`.
+    pub fn is_ist_in_use(&self, stack: IstStack) -> bool {
+        self.ist_in_use.load(Ordering::Relaxed) & (1 << stack as u8) != 0
+    }
+
+    /// The thread running on this CPU, if threads are set up.
+    pub fn current_thread(&self) -> Option<Arc<Thread>> {
+        crate::arch::cpu::without_interrupts(|| self.current.lock().clone())
+    }
+
+    /// The address space loaded on this CPU (None = the default one).
+    pub fn address_space(&self) -> Option<AddressSpaceId> {
+        crate::arch::cpu::without_interrupts(|| *self.current_address_space.lock())
     }
 }
 
-/// Storage for the boot CPU's per-CPU structure and tables.
-struct BootCpu {
-    percpu: UnsafeCell<PerCpu>,
-    tables: UnsafeCell<CpuTables>,
+static BOOT_CPU: PerCpu = PerCpu::new(0);
+
+/// The boot CPU's GDT, TSS and IST stacks, in `.bss`.
+struct BootCpuTables(UnsafeCell<CpuTables>);
+
+// SAFETY: reached only once, by `init_boot_cpu` (guarded by `BOOT_CPU_TAKEN`).
+unsafe impl Sync for BootCpuTables {}
+
+static BOOT_CPU_TABLES: BootCpuTables = BootCpuTables(UnsafeCell::new(CpuTables::new()));
+static BOOT_CPU_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// The per-CPU structures of the CPUs brought up so far, by kernel CPU id.
+static CPUS: [AtomicPtr<PerCpu>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+/// One more than the highest CPU id brought up.
+static CPU_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Sets up the boot CPU (id 0): loads its GDT and TSS (with the IST stacks)
+/// and points GS at its structure. Call once, first thing after the console,
+/// interrupts off; needs no heap.
+pub fn init_boot_cpu() -> &'static PerCpu {
+    assert!(!BOOT_CPU_TAKEN.swap(true, Ordering::AcqRel), "the boot CPU is initialised once");
+    // SAFETY: the flag above makes this the only reference ever made.
+    let tables = unsafe { &mut *BOOT_CPU_TABLES.0.get() };
+    install(&BOOT_CPU, tables)
 }
 
-// SAFETY: used once, by the boot CPU, in `init_boot_cpu`.
-unsafe impl Sync for BootCpu {}
-
-static BOOT_CPU: BootCpu = BootCpu {
-    percpu: UnsafeCell::new(PerCpu {
-        self_pointer: core::ptr::null(),
-        id: 0,
-        ist_in_use: [const { Cell::new(false) }; 8],
-        tables: core::ptr::null_mut(),
-    }),
-    tables: UnsafeCell::new(CpuTables::new()),
-};
-
-/// Sets up the boot CPU: loads its GDT and TSS and points GS at its `PerCpu`.
-/// Call once, first thing after the console.
-pub fn init_boot_cpu() {
-    // SAFETY: called once, on the boot CPU, before anything else uses BOOT_CPU;
-    // the references are unique from here on.
-    let (percpu, tables) = unsafe { (&mut *BOOT_CPU.percpu.get(), &mut *BOOT_CPU.tables.get()) };
-    install(percpu, tables);
+/// Sets up another CPU with kernel id `id` (not 0): allocates its descriptor
+/// tables and structure, then [`install`]s them. Call on that CPU, interrupts
+/// off, before it runs any thread code.
+pub fn init_this_cpu(id: u32) -> &'static PerCpu {
+    assert!(id != 0 && (id as usize) < MAX_CPUS, "cpu id {id} is not an application processor id");
+    let layout = core::alloc::Layout::new::<CpuTables>();
+    // SAFETY: the layout has a non-zero size.
+    let tables = unsafe { alloc::alloc::alloc_zeroed(layout) } as *mut CpuTables;
+    assert!(!tables.is_null(), "no memory for cpu {id}'s descriptor tables");
+    // SAFETY: all-zero bytes are a valid `CpuTables` (see `CpuTables::new`),
+    // and the block is never freed, so the reference is `'static` and unique.
+    let tables = unsafe { &mut *tables };
+    install(alloc::boxed::Box::leak(alloc::boxed::Box::new(PerCpu::new(id))), tables)
 }
 
-/// Makes `percpu` the calling CPU's per-CPU structure, with `tables` as its
-/// GDT, TSS and IST stacks (for the boot CPU, and later for each AP).
-pub fn install(percpu: &'static mut PerCpu, tables: &'static mut CpuTables) {
-    percpu.self_pointer = percpu as *const PerCpu;
-    percpu.tables = tables as *mut CpuTables;
+/// Makes `cpu` the calling CPU's per-CPU structure, with `tables` as its GDT,
+/// TSS and IST stacks: loads the tables, points GS at the structure and lists
+/// it in [`all_cpus`].
+pub fn install(cpu: &'static PerCpu, tables: &'static mut CpuTables) -> &'static PerCpu {
+    assert!((cpu.id as usize) < MAX_CPUS, "cpu id {} beyond MAX_CPUS", cpu.id);
+    let address = cpu as *const PerCpu as *mut PerCpu;
+    cpu.self_pointer.store(address, Ordering::Release);
+    cpu.tables.store(tables as *mut CpuTables, Ordering::Release);
     tables.load();
-    // SAFETY: IA32_GS_BASE exists on every x86-64 CPU; the structure lives forever.
-    unsafe { write_msr(MSR_GS_BASE, percpu as *const PerCpu as u64) };
+    // SAFETY: IA32_GS_BASE exists on every x86-64 CPU; the structure is
+    // static or leaked, so the address stays valid for good.
+    unsafe { write_msr(MSR_GS_BASE, address as u64) };
+    let previous = CPUS[cpu.id as usize].swap(address, Ordering::AcqRel);
+    assert!(previous.is_null(), "cpu {} initialised twice", cpu.id);
+    CPU_COUNT.fetch_max(cpu.id as usize + 1, Ordering::AcqRel);
+    cpu
 }
 
-/// The calling CPU's per-CPU structure.
+/// The structure of the CPU this code runs on.
+///
+/// Valid once [`init_boot_cpu`] or [`init_this_cpu`] ran on this CPU. Threads
+/// do not migrate today, so the answer stays right for the caller.
 pub fn current() -> &'static PerCpu {
+    debug_assert!(initialized(), "per-CPU structure used before init_boot_cpu");
     let pointer: *const PerCpu;
-    // SAFETY: GS base points at this CPU's `PerCpu` (set by `install`, which
-    // runs before interrupts, traps or any caller of this function).
-    unsafe {
-        asm!("mov {}, qword ptr gs:[0]", out(reg) pointer, options(readonly, nostack, preserves_flags));
-        &*pointer
-    }
+    // SAFETY: GS base points to this CPU's static or leaked `PerCpu`, whose
+    // first word is its own address.
+    unsafe { asm!("mov {}, gs:[0]", out(reg) pointer, options(nostack, readonly, preserves_flags)) };
+    // SAFETY: the pointer is to a static or leaked structure, never freed.
+    unsafe { &*pointer }
+}
+
+/// True once the boot CPU has its per-CPU structure.
+pub fn initialized() -> bool {
+    CPU_COUNT.load(Ordering::Acquire) > 0
+}
+
+/// Every CPU brought up so far, by increasing CPU id.
+pub fn all_cpus() -> impl Iterator<Item = &'static PerCpu> {
+    CPUS[..CPU_COUNT.load(Ordering::Acquire)].iter().filter_map(|slot| {
+        let pointer = slot.load(Ordering::Acquire);
+        // SAFETY: non-null entries are static or leaked structures, never freed.
+        (!pointer.is_null()).then(|| unsafe { &*pointer })
+    })
 }

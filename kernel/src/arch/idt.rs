@@ -69,6 +69,9 @@ trap_common:
     movq %rsp, %rdi
     call trap_dispatch
     movq %rax, %rsp
+    // Preemption: may move the frame onto the interrupted thread's stack
+    // and switch threads (see arch::switch); returns with rsp at the frame.
+    call thread_preempt_on_interrupt_exit
     fxrstor64 (%rsp)
     addq $512, %rsp
     popq %r15

@@ -8,6 +8,7 @@ mod heap;
 mod memfuncs;
 mod probes;
 mod test_page;
+mod threads;
 mod traps;
 
 /// A small deterministic pseudo-random generator (xorshift64) for stress tests.

@@ -1,0 +1,344 @@
+//! The scheduler: per-CPU round-robin run queues, preemption by the local
+//! APIC timer, sleeping, blocking and waking, and the idle thread.
+//!
+//! Every function here that touches a run queue, a thread's scheduling state
+//! or the per-CPU slots runs with interrupts off, so the timer interrupt never
+//! finds a lock held by the code it interrupted. Lock order: a CPU's sleepers,
+//! then a thread's scheduling state, then a run queue.
+//!
+//! A switch happens in [`schedule`]: the running thread has already recorded
+//! why it stops (Ready: preempted or yielding; Blocked; Sleeping; Exited), the
+//! next thread comes from the front of the run queue (or the idle thread), and
+//! after the registers are switched the thread that now runs finishes the
+//! job in [`finish_switch`]: it re-queues the thread it replaced if that one
+//! is still ready, or releases its stack if it exited. Doing this after the
+//! switch, not before, means no CPU can pick a thread whose registers are not
+//! saved yet.
+
+use super::stack::{self, Stack};
+use super::{AddressSpaceId, Thread, ThreadStack, ThreadState};
+use crate::arch::apic;
+use crate::arch::cpu::{disable_interrupts, enable_interrupts, rdtsc, without_interrupts};
+use crate::arch::switch::{switch_context, SwitchContext};
+use crate::arch::trap::{register_handler, TrapFrame};
+use crate::arch::tsc;
+use crate::percpu::{self, PerCpu};
+use alloc::sync::Arc;
+use core::arch::asm;
+use core::sync::atomic::Ordering;
+
+/// Adopts the running boot code as thread "main" of this CPU, creates the
+/// CPU's idle thread, enables the local APIC and starts its timer with a
+/// period of `tick_ms` (preemption begins once interrupts are enabled).
+/// Call once per CPU, interrupts off, after `percpu` and the heap are set up.
+pub fn init(tick_ms: u64) {
+    let cpu = percpu::current();
+    let apic_id = apic::init();
+    cpu.apic_id.store(apic_id, Ordering::Relaxed);
+
+    let main = adopt_boot_thread(cpu);
+    *cpu.current.lock() = Some(main);
+    let idle_stack = Stack::new(stack::IDLE_STACK_SIZE).expect("no memory for the idle stack");
+    let idle = super::new_thread(&alloc::format!("idle{}", cpu.id), true, idle_stack, None);
+    *cpu.idle.lock() = Some(idle);
+
+    if cpu.id == 0 {
+        register_handler(apic::TIMER_VECTOR, timer_interrupt).expect("the timer vector is free");
+        register_handler(apic::SPURIOUS_VECTOR, |_| {}).expect("the spurious vector is free");
+    }
+    apic::start_timer(tick_ms);
+}
+
+/// Makes a thread of the code that is running now on the boot stack.
+fn adopt_boot_thread(cpu: &PerCpu) -> Arc<Thread> {
+    let (bottom, _top) = crate::arch::boot::boot_stack();
+    // SAFETY: the lowest words of the boot stack are writable and unused:
+    // boot code runs near the top of its 64 KiB.
+    unsafe { stack::write_canary(bottom) };
+    let thread = Thread::new(
+        "main",
+        false,
+        ThreadState::Running,
+        SwitchContext::empty(),
+        ThreadStack::Boot { bottom },
+        bottom,
+        None,
+    );
+    thread.cpu.store(cpu.id, Ordering::Relaxed);
+    thread
+}
+
+/// The timer interrupt: end of interrupt, then a scheduler tick.
+fn timer_interrupt(_frame: &mut TrapFrame) {
+    apic::end_of_interrupt();
+    timer_tick(percpu::current());
+}
+
+/// One timer tick on `cpu` (interrupts off): counts it, wakes the sleepers
+/// whose time has come, and asks for a switch when another thread is ready
+/// (round robin: the time slice is one tick).
+fn timer_tick(cpu: &PerCpu) {
+    cpu.timer_ticks.fetch_add(1, Ordering::Relaxed);
+    let now = rdtsc();
+    {
+        let mut sleepers = cpu.sleepers.lock();
+        let mut index = 0;
+        while index < sleepers.len() {
+            if sleepers[index].scheduling.lock().wake_at_tsc <= now {
+                let thread = sleepers.swap_remove(index);
+                wake(&thread);
+            } else {
+                index += 1;
+            }
+        }
+    }
+    if !cpu.run_queue.lock().is_empty() {
+        cpu.need_resched.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Called by `thread_preempt_on_interrupt_exit` (see [`crate::arch::switch`])
+/// on the interrupted thread's own stack, interrupts off: the running thread
+/// goes back to the run queue and the next one runs. Returns when the thread
+/// is chosen again.
+#[no_mangle]
+extern "C" fn thread_preempt_current() {
+    let cpu = percpu::current();
+    cpu.need_resched.store(false, Ordering::Relaxed);
+    set_current_state(cpu, ThreadState::Ready);
+    schedule();
+}
+
+fn current_thread(cpu: &PerCpu) -> Arc<Thread> {
+    cpu.current.lock().clone().expect("threads are set up on this CPU")
+}
+
+fn set_current_state(cpu: &PerCpu, state: ThreadState) {
+    current_thread(cpu).scheduling.lock().state = state;
+}
+
+/// Puts a new thread on its CPU's run queue.
+pub(super) fn make_ready(thread: &Arc<Thread>) {
+    without_interrupts(|| {
+        thread.scheduling.lock().state = ThreadState::Ready;
+        enqueue(thread.clone());
+    })
+}
+
+fn enqueue(thread: Arc<Thread>) {
+    let cpu = percpu::all_cpus().find(|cpu| cpu.id == thread.cpu()).unwrap_or_else(percpu::current);
+    cpu.run_queue.lock().push_back(thread);
+}
+
+/// Makes a blocked or sleeping thread ready (interrupts off). A thread whose
+/// registers are not saved yet (still switching away) is only marked ready:
+/// [`finish_switch`] queues it.
+fn wake(thread: &Arc<Thread>) {
+    let mut scheduling = thread.scheduling.lock();
+    if matches!(scheduling.state, ThreadState::Blocked | ThreadState::Sleeping) {
+        scheduling.state = ThreadState::Ready;
+        if !scheduling.on_cpu {
+            enqueue(thread.clone());
+        }
+    }
+}
+
+/// Gives this CPU to the next thread (interrupts off). The running thread's
+/// state must already say why it stops; if it is Ready and nothing else is,
+/// it just continues. Returns when the running thread is resumed.
+pub(super) fn schedule() {
+    let cpu = percpu::current();
+    cpu.need_resched.store(false, Ordering::Relaxed);
+    let previous = current_thread(cpu);
+    let still_ready = previous.scheduling.lock().state == ThreadState::Ready;
+    let queued = cpu.run_queue.lock().pop_front();
+    let next = match queued {
+        Some(thread) => thread,
+        None if still_ready => {
+            previous.scheduling.lock().state = ThreadState::Running;
+            return;
+        }
+        None => cpu.idle.lock().clone().expect("the idle thread exists"),
+    };
+    if Arc::ptr_eq(&next, &previous) {
+        previous.scheduling.lock().state = ThreadState::Running;
+        return;
+    }
+    switch_to(cpu, previous, next);
+}
+
+/// Switches from `previous` (running) to `next`.
+fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
+    if let Err(overflow) = previous.check_stack() {
+        panic!("{overflow}");
+    }
+    loop {
+        let mut scheduling = next.scheduling.lock();
+        if !scheduling.on_cpu {
+            scheduling.on_cpu = true;
+            scheduling.state = ThreadState::Running;
+            break;
+        }
+        // Another CPU is still saving this thread's registers.
+        drop(scheduling);
+        core::hint::spin_loop();
+    }
+    next.cpu.store(cpu.id, Ordering::Relaxed);
+    switch_address_space(cpu, *next.address_space.lock());
+    cpu.context_switches.fetch_add(1, Ordering::Relaxed);
+
+    let from = previous.context();
+    let to = next.context();
+    // The Arcs go to the per-CPU slots, not stay on this stack: a thread that
+    // exits never returns from the switch, so its stack's locals never drop.
+    *cpu.previous.lock() = Some(previous);
+    *cpu.current.lock() = Some(next);
+    // SAFETY: interrupts are off; `from` is the running thread's context and
+    // `to` was saved by its last switch away (or made at its creation), with
+    // `on_cpu` now claimed by this CPU; both threads are kept alive by the
+    // per-CPU slots.
+    unsafe { switch_context(from, to) };
+    finish_switch(percpu::current());
+}
+
+/// Loads address space `to` on `cpu` through the switch hook, if it is not
+/// the one loaded (interrupts off).
+pub(super) fn switch_address_space(cpu: &PerCpu, to: Option<AddressSpaceId>) {
+    let from = *cpu.current_address_space.lock();
+    if from != to {
+        if let Some(hook) = super::switch_hook() {
+            hook(from, to);
+        }
+        *cpu.current_address_space.lock() = to;
+    }
+}
+
+/// Run by the thread just switched to: hands the thread it replaced back to
+/// the run queue (still ready) or releases its stack (exited). Interrupts off.
+fn finish_switch(cpu: &PerCpu) {
+    let Some(previous) = cpu.previous.lock().take() else { return };
+    let mut scheduling = previous.scheduling.lock();
+    scheduling.on_cpu = false;
+    match scheduling.state {
+        ThreadState::Ready if !previous.is_idle => {
+            drop(scheduling);
+            cpu.run_queue.lock().push_back(previous);
+        }
+        ThreadState::Exited => {
+            drop(scheduling);
+            let stack = core::mem::replace(&mut *previous.stack.lock(), ThreadStack::Released);
+            drop(stack);
+        }
+        _ => {}
+    }
+}
+
+/// Where every new thread starts (from `thread_start_trampoline`, interrupts
+/// off): finishes the switch, enables interrupts, runs the thread's code and
+/// exits with its result. Idle threads run the idle loop instead.
+pub(super) extern "C" fn thread_first_run() -> ! {
+    let cpu = percpu::current();
+    finish_switch(cpu);
+    let me = current_thread(cpu);
+    if me.is_idle {
+        drop(me);
+        idle_loop(cpu)
+    }
+    let entry = me.entry.lock().take().expect("a new thread has its entry");
+    drop(me);
+    // SAFETY: threads run only after `init`, when the IDT and timer handler are ready.
+    unsafe { enable_interrupts() };
+    let value = entry();
+    exit(value)
+}
+
+/// The idle thread: halts until an interrupt, and gives the CPU away as soon
+/// as a thread is ready. Never spins.
+fn idle_loop(cpu: &PerCpu) -> ! {
+    loop {
+        disable_interrupts();
+        if cpu.run_queue.lock().is_empty() {
+            // SAFETY: `sti` takes effect after `hlt` starts, so an interrupt
+            // cannot slip in between the check above and the halt; the
+            // handlers are ready (threads run only after `init`).
+            unsafe { asm!("sti", "hlt", options(nomem, nostack)) };
+        } else {
+            set_current_state(cpu, ThreadState::Ready);
+            schedule();
+        }
+    }
+}
+
+/// Gives the CPU to the next ready thread, if any; the caller stays ready
+/// and runs again after the others had their turn.
+pub fn yield_now() {
+    without_interrupts(|| {
+        set_current_state(percpu::current(), ThreadState::Ready);
+        schedule();
+    })
+}
+
+/// Sleeps for at least `ms` milliseconds (woken by the first timer tick
+/// after the time has passed). `sleep_ms(0)` yields.
+pub fn sleep_ms(ms: u64) {
+    if ms == 0 {
+        yield_now();
+        return;
+    }
+    let wake_at = rdtsc() + ms * tsc::ticks_per_ms();
+    without_interrupts(|| {
+        let cpu = percpu::current();
+        let me = current_thread(cpu);
+        {
+            let mut scheduling = me.scheduling.lock();
+            scheduling.state = ThreadState::Sleeping;
+            scheduling.wake_at_tsc = wake_at;
+        }
+        cpu.sleepers.lock().push(me);
+        schedule();
+    })
+}
+
+/// Ends the running thread with exit value `value`: wakes its joiners and
+/// never returns. Its stack is freed by the next thread to run.
+pub fn exit(value: u64) -> ! {
+    disable_interrupts();
+    let cpu = percpu::current();
+    let me = current_thread(cpu);
+    assert!(!me.is_idle, "the idle thread cannot exit");
+    let joiners = {
+        let mut exit = me.exit.lock();
+        exit.value = Some(value);
+        core::mem::take(&mut exit.joiners)
+    };
+    me.scheduling.lock().state = ThreadState::Exited;
+    for joiner in &joiners {
+        wake(joiner);
+    }
+    drop(joiners);
+    drop(me);
+    schedule();
+    unreachable!("an exited thread was resumed");
+}
+
+/// Blocks until `thread` has exited; returns its exit value.
+pub(super) fn wait_for_exit(thread: &Arc<Thread>) -> u64 {
+    loop {
+        let value = without_interrupts(|| {
+            let mut exit = thread.exit.lock();
+            if let Some(value) = exit.value {
+                return Some(value);
+            }
+            let cpu = percpu::current();
+            let me = current_thread(cpu);
+            me.scheduling.lock().state = ThreadState::Blocked;
+            exit.joiners.push(me);
+            drop(exit);
+            schedule();
+            None
+        });
+        if let Some(value) = value {
+            return value;
+        }
+    }
+}
