@@ -27,7 +27,8 @@ const COMMANDS: &[(&str, &str, CommandFn)] = &[
     ("help", "list the commands", help),
     ("echo", "echo WORDS...: print the words", echo),
     ("mem", "frame and heap figures", mem),
-    ("cpus", "the CPU features in force", cpus),
+    ("cpus", "each CPU: current thread, timer ticks, switches, address space; the CPU features in force", cpus),
+    ("threads", "every thread: id, name, state, CPU, address space", threads),
     ("peek", "peek ADDR [WIDTH]: read 1, 2, 4 or 8 bytes (default 8), faults reported", peek),
     ("poke", "poke ADDR VALUE [WIDTH]: write 1, 2, 4 or 8 bytes (default 8), faults reported", poke),
     ("touch", "touch ADDR: read 8 bytes without a probe; a fault stops the kernel with the full report", touch),
@@ -53,8 +54,15 @@ pub fn mem(_args: &[&str], out: &mut dyn Write) -> Result<(), String> {
     crate::mem::report(out).map_err(|_| String::from("output failed"))
 }
 
-/// `cpus`: the CPU features, and which of them are in force.
+/// `threads`: the thread listing.
+pub fn threads(_args: &[&str], out: &mut dyn Write) -> Result<(), String> {
+    crate::thread::format_threads(out).map_err(|_| String::from("output failed"))
+}
+
+/// `cpus`: each CPU's current thread, ticks and address space; then the CPU
+/// features, and which of them are in force.
 pub fn cpus(_args: &[&str], out: &mut dyn Write) -> Result<(), String> {
+    crate::thread::format_cpus(out).map_err(|_| String::from("output failed"))?;
     let _ = writeln!(out, "cpu {}: {}", crate::percpu::current().id, CpuFeatures::detect());
     let _ = writeln!(
         out,
