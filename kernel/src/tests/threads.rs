@@ -232,6 +232,56 @@ fn sse_state_survives_preemption() -> Result<(), String> {
 }
 kernel_test!(sse_state_survives_preemption);
 
+fn read_mxcsr() -> u32 {
+    let mut value: u32 = 0;
+    // SAFETY: stmxcsr writes the four bytes of `value`.
+    unsafe { asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
+    value
+}
+
+fn write_mxcsr(value: u32) {
+    // SAFETY: the callers pass the default MXCSR with only the rounding
+    // control changed, which is valid.
+    unsafe { asm!("ldmxcsr [{}]", in(reg) &value, options(nostack, preserves_flags)) };
+}
+
+/// Bits 13-14 of MXCSR: the rounding control.
+const ROUNDING_MASK: u32 = 0x6000;
+const ROUND_TOWARD_ZERO: u32 = 0x6000;
+
+/// One thread rounds toward zero, the other to nearest; they yield to each
+/// other ten times, and each must keep its own rounding mode (the switch
+/// saves MXCSR with the rest of the SSE state) and compute with it.
+fn sse_control_state_is_per_thread() -> Result<(), String> {
+    let tenth = || (core::hint::black_box(1.0f64) / core::hint::black_box(10.0f64)).to_bits();
+    let rounds_toward_zero = thread::spawn("round-to-zero", move || {
+        write_mxcsr((read_mxcsr() & !ROUNDING_MASK) | ROUND_TOWARD_ZERO);
+        let mut kept = 0;
+        for _ in 0..10 {
+            thread::yield_now();
+            // 1/10 rounded toward zero ends in ...9999, to nearest in ...999a.
+            if read_mxcsr() & ROUNDING_MASK == ROUND_TOWARD_ZERO && tenth() == 0x3fb9_9999_9999_9999 {
+                kept += 1;
+            }
+        }
+        kept
+    });
+    let rounds_to_nearest = thread::spawn("round-to-nearest", move || {
+        let mut kept = 0;
+        for _ in 0..10 {
+            thread::yield_now();
+            if read_mxcsr() & ROUNDING_MASK == 0 && tenth() == 0x3fb9_9999_9999_999a {
+                kept += 1;
+            }
+        }
+        kept
+    });
+    check_eq!(rounds_toward_zero.join(), 10);
+    check_eq!(rounds_to_nearest.join(), 10);
+    Ok(())
+}
+kernel_test!(sse_control_state_is_per_thread);
+
 static SWITCHES_INTO_SEVEN: AtomicU64 = AtomicU64::new(0);
 static SWITCHES_OUT_OF_SEVEN: AtomicU64 = AtomicU64::new(0);
 
