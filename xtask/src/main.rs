@@ -47,6 +47,12 @@ struct ScriptedCheck {
 /// The scripted runs of `cargo xtask test`. Add shell checks here.
 const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     ScriptedCheck { script: "help; mem; peek 0x0; echo done", expect_success: true, expect_output: &["done"] },
+    // The thread listing and the per-CPU view.
+    ScriptedCheck {
+        script: "threads; cpus",
+        expect_success: true,
+        expect_output: &["main              running     0  default", "idle0", "0 main"],
+    },
     // Unmapped: a page fault, decoded, and a failing status (no panic).
     ScriptedCheck {
         script: "peek 0x5dead0000000",
