@@ -69,6 +69,23 @@ fn busy_threads_preempt_each_other() -> Result<(), String> {
 }
 kernel_test!(busy_threads_preempt_each_other);
 
+/// Stacks of exited threads go back to the heap: fifty threads created and
+/// joined leave the heap as it was.
+fn exited_threads_give_their_memory_back() -> Result<(), String> {
+    let used_before = crate::mem::heap::stats().used;
+    for round in 0..50u64 {
+        check_eq!(thread::spawn("short-lived", move || round).join(), round);
+    }
+    let used_after = crate::mem::heap::stats().used;
+    let stack_bytes = stack::THREAD_STACK_SIZE + stack::GUARD_SIZE;
+    check!(
+        used_after < used_before + stack_bytes,
+        "heap use grew from {used_before} to {used_after} bytes (a stack is {stack_bytes})"
+    );
+    Ok(())
+}
+kernel_test!(exited_threads_give_their_memory_back);
+
 fn times_two_plus_two(argument: u64) -> u64 {
     argument * 2 + 2
 }
