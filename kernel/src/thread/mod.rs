@@ -114,8 +114,9 @@ enum ThreadStack {
     /// Allocated at creation, freed once the thread has exited and switched
     /// away for good.
     Owned(Stack),
-    /// The boot stack `[bottom, top)`, which the boot thread adopted.
-    Boot { bottom: u64 },
+    /// The stack the CPU's start-up code ran on (the boot stack for thread
+    /// "main"), adopted as it is; never freed.
+    Adopted { bottom: u64 },
     /// Released after exit.
     Released,
 }
@@ -218,7 +219,7 @@ impl Thread {
 
     /// Checks the stack canary.
     pub fn check_stack(&self) -> Result<(), StackOverflow> {
-        if matches!(*self.stack.lock(), ThreadStack::Released) {
+        if without_interrupts(|| matches!(*self.stack.lock(), ThreadStack::Released)) {
             return Ok(());
         }
         // SAFETY: the canary words lie in the thread's guard page or at the
@@ -266,7 +267,10 @@ impl JoinHandle {
 pub fn spawn(name: &str, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
     let stack = Stack::new(stack::THREAD_STACK_SIZE).expect("no memory for a thread stack");
     let thread = new_thread(name, false, stack, Some(Box::new(entry)));
-    *thread.address_space.lock() = current_address_space();
+    let address_space = current_address_space();
+    // Interrupts off around every lock the scheduler also takes: a holder
+    // preempted here would leave it spinning.
+    without_interrupts(|| *thread.address_space.lock() = address_space);
     scheduler::make_ready(&thread);
     JoinHandle { thread }
 }

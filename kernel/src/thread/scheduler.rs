@@ -27,17 +27,25 @@ use alloc::sync::Arc;
 use core::arch::asm;
 use core::sync::atomic::Ordering;
 
-/// Adopts the running boot code as thread "main" of this CPU, creates the
-/// CPU's idle thread, enables the local APIC and starts its timer with a
-/// period of `tick_ms` (preemption begins once interrupts are enabled).
-/// Call once per CPU, interrupts off, after `percpu` and the heap are set up.
+/// Sets threads up on the boot CPU: the running boot code becomes thread
+/// "main" (on the boot stack), then as [`init_cpu`].
 pub fn init(tick_ms: u64) {
+    let (bottom, _top) = crate::arch::boot::boot_stack();
+    init_cpu(tick_ms, "main", bottom);
+}
+
+/// Makes the running code thread `name` of this CPU (its stack's lowest
+/// address is `stack_bottom`: the canary goes there), creates the CPU's idle
+/// thread, enables the local APIC and starts its timer with a period of
+/// `tick_ms` (preemption begins once interrupts are enabled). Call once per
+/// CPU, interrupts off, after `percpu` and the heap are set up.
+pub fn init_cpu(tick_ms: u64, name: &str, stack_bottom: u64) {
     let cpu = percpu::current();
     let apic_id = apic::init();
     cpu.apic_id.store(apic_id, Ordering::Relaxed);
 
-    let main = adopt_boot_thread(cpu);
-    *cpu.current.lock() = Some(main);
+    let first = adopt_running_code(cpu, name, stack_bottom);
+    *cpu.current.lock() = Some(first);
     let idle_stack = Stack::new(stack::IDLE_STACK_SIZE).expect("no memory for the idle stack");
     let idle = super::new_thread(&alloc::format!("idle{}", cpu.id), true, idle_stack, None);
     *cpu.idle.lock() = Some(idle);
@@ -49,18 +57,18 @@ pub fn init(tick_ms: u64) {
     apic::start_timer(tick_ms);
 }
 
-/// Makes a thread of the code that is running now on the boot stack.
-fn adopt_boot_thread(cpu: &PerCpu) -> Arc<Thread> {
-    let (bottom, _top) = crate::arch::boot::boot_stack();
-    // SAFETY: the lowest words of the boot stack are writable and unused:
-    // boot code runs near the top of its 64 KiB.
+/// Makes a thread of the code that is running now, on the stack whose
+/// lowest address is `bottom`.
+fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
+    // SAFETY: the lowest words of the running stack are writable and unused:
+    // start-up code runs near the top of its stack.
     unsafe { stack::write_canary(bottom) };
     let thread = Thread::new(
-        "main",
+        name,
         false,
         ThreadState::Running,
         SwitchContext::empty(),
-        ThreadStack::Boot { bottom },
+        ThreadStack::Adopted { bottom },
         bottom,
         None,
     );
