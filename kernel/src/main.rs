@@ -12,6 +12,7 @@
 
 extern crate alloc;
 
+mod address_space;
 mod arch;
 mod boot_info;
 mod cmdline;
@@ -24,6 +25,7 @@ mod percpu;
 mod probe;
 mod qemu;
 mod serial;
+mod sync;
 mod tests;
 mod thread;
 
@@ -88,7 +90,17 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         log::info!("initrd: {} bytes at {:#x}", initrd.size, initrd.start);
     }
 
-    // Later: the address-space layer starts here.
+    let ram_top = boot_info
+        .memory_map()
+        .iter()
+        .filter(|region| region.kind == boot_info::MemoryKind::Usable)
+        .map(|region| region.end())
+        .max()
+        .unwrap_or(0);
+    if let Err(error) = address_space::init(ram_top) {
+        panic!("cannot build the default address space: {error}");
+    }
+    log::info!("address spaces: default map of {} GiB loaded", ram_top.max(4 << 30).div_ceil(1 << 30));
 
     thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);
     // SAFETY: the IDT is loaded and the timer handler registered.

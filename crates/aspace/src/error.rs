@@ -124,6 +124,11 @@ pub enum AspaceError {
         /// The name asked for.
         name: String,
     },
+    /// The name is empty or holds white space.
+    InvalidName {
+        /// The name refused.
+        name: String,
+    },
     /// An address space by that name exists already.
     NameTaken {
         /// The name.
@@ -170,6 +175,7 @@ impl fmt::Display for AspaceError {
             Busy { reason } => write!(f, "busy: {reason}"),
             UnknownImplementation { name } => write!(f, "no address-space implementation named '{name}'"),
             UnknownAddressSpace { name } => write!(f, "no address space named '{name}'"),
+            InvalidName { name } => write!(f, "'{name}' is not a valid name (non-empty, no spaces)"),
             NameTaken { name } => write!(f, "an address space named '{name}' exists already"),
             WouldUnmapRunning { what, addr } => {
                 write!(f, "the address space does not map the running {what} at {addr:#x}")

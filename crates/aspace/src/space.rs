@@ -5,6 +5,7 @@ use crate::{AspaceError, Characteristics, Fault, FaultOutcome, PhysAddr, Protect
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bitflags::bitflags;
+use core::any::Any;
 use core::fmt;
 
 /// A thread's identity, as the kernel numbers threads.
@@ -36,7 +37,7 @@ bitflags! {
 /// region exactly, or, when the implementation has
 /// [`Capabilities::SUB_RANGE`], lie wholly inside one region with the same
 /// virtual-to-physical offset.
-pub trait AddressSpace: Send {
+pub trait AddressSpace: Send + 'static {
     /// The address space's name.
     fn name(&self) -> &str;
 
@@ -96,6 +97,10 @@ pub trait AddressSpace: Send {
     /// Frees every resource (page tables, state). Refused with
     /// [`AspaceError::Busy`] while threads are inside.
     fn destroy(&mut self) -> Result<(), AspaceError>;
+
+    /// The object itself, so that a tool that knows the implementation (a
+    /// page-table dump, a verifier) can reach its own interface by downcasting.
+    fn as_any(&self) -> &dyn Any;
 }
 
 /// A named way to create address spaces.

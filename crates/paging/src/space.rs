@@ -217,7 +217,7 @@ fn fault_page(region: &Region, addr: u64, huge_1g: bool) -> (VirtAddr, PhysAddr,
     unreachable!("a 4 KiB-aligned region covers the 4 KiB page of each of its addresses")
 }
 
-impl<M: Machine + Send> AddressSpace for PagingAspace<M> {
+impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -422,6 +422,10 @@ impl<M: Machine + Send> AddressSpace for PagingAspace<M> {
         self.full_flushes += summary.full_flushes;
         self.regions.clear();
         Ok(())
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
     }
 }
 

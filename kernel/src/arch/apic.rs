@@ -119,6 +119,12 @@ pub fn init() -> u32 {
     id()
 }
 
+/// The physical (and identity-mapped virtual) address of the local APIC's
+/// registers; 0 before [`init`].
+pub fn mmio_base() -> u64 {
+    BASE.load(Ordering::Relaxed)
+}
+
 /// This CPU's local APIC id.
 pub fn id() -> u32 {
     read(REG_ID) >> 24

@@ -297,3 +297,14 @@ pub fn virt_width() -> aspace::VirtWidth {
         aspace::VirtWidth::Bits48
     }
 }
+
+/// The boot CPU's features, detected once.
+pub fn features() -> CpuFeatures {
+    static FEATURES: spin::Once<CpuFeatures> = spin::Once::new();
+    *FEATURES.call_once(CpuFeatures::detect)
+}
+
+/// True when process-context identifiers are on (CR4.PCIDE).
+pub fn pcid_enabled() -> bool {
+    read_cr4() & CR4_PCIDE != 0
+}

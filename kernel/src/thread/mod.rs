@@ -38,6 +38,10 @@ pub type AddressSpaceId = u32;
 /// `(from, to)`, interrupts off.
 pub type AddressSpaceSwitchHook = fn(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>);
 
+/// Told when a thread joins or leaves an address space by being created in
+/// it or by exiting in it.
+pub type AddressSpaceMembershipHook = fn(space: AddressSpaceId, thread: ThreadId, joined: bool);
+
 /// Writes the name of an address space (for the `threads` and `cpus` listings).
 pub type AddressSpaceNameHook = fn(AddressSpaceId, &mut dyn Write) -> fmt::Result;
 
@@ -197,6 +201,15 @@ impl Thread {
         self.id
     }
 
+    /// The bounds `(bottom, top)` of the thread's own stack; `None` for the
+    /// boot thread, which runs on the boot stack inside the kernel image.
+    pub fn stack_range(&self) -> Option<(u64, u64)> {
+        match &*without_interrupts(|| self.stack.lock()) {
+            ThreadStack::Owned(stack) => Some((stack.bottom(), stack.top())),
+            _ => None,
+        }
+    }
+
     /// The thread's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -271,6 +284,7 @@ pub fn spawn(name: &str, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHa
     // Interrupts off around every lock the scheduler also takes: a holder
     // preempted here would leave it spinning.
     without_interrupts(|| *thread.address_space.lock() = address_space);
+    notify_membership(address_space, thread.id, true);
     scheduler::make_ready(&thread);
     JoinHandle { thread }
 }
@@ -320,11 +334,27 @@ pub fn set_current_address_space(to: Option<AddressSpaceId>) {
 
 static SWITCH_HOOK: Mutex<Option<AddressSpaceSwitchHook>> = Mutex::new(None);
 static NAME_HOOK: Mutex<Option<AddressSpaceNameHook>> = Mutex::new(None);
+static MEMBERSHIP_HOOK: Mutex<Option<AddressSpaceMembershipHook>> = Mutex::new(None);
 
 /// Installs the hook called on each switch between threads of different
 /// address spaces (interrupts off); returns the one it replaces.
 pub fn set_address_space_switch_hook(hook: Option<AddressSpaceSwitchHook>) -> Option<AddressSpaceSwitchHook> {
     without_interrupts(|| core::mem::replace(&mut *SWITCH_HOOK.lock(), hook))
+}
+
+/// Installs the hook told when a thread joins (`true`) or leaves (`false`)
+/// an address space other than through `set_current_address_space`: a
+/// thread created inside one, and a thread exiting inside one.
+pub fn set_address_space_membership_hook(
+    hook: Option<AddressSpaceMembershipHook>,
+) -> Option<AddressSpaceMembershipHook> {
+    without_interrupts(|| core::mem::replace(&mut *MEMBERSHIP_HOOK.lock(), hook))
+}
+
+pub(crate) fn notify_membership(slot: Option<AddressSpaceId>, thread: ThreadId, joined: bool) {
+    if let (Some(space), Some(hook)) = (slot, without_interrupts(|| *MEMBERSHIP_HOOK.lock())) {
+        hook(space, thread, joined);
+    }
 }
 
 /// Installs the hook that names address spaces in listings; returns the one

@@ -320,6 +320,7 @@ pub fn exit(value: u64) -> ! {
         core::mem::take(&mut exit.joiners)
     };
     me.scheduling.lock().state = ThreadState::Exited;
+    super::notify_membership(*me.address_space.lock(), me.id(), false);
     for joiner in &joiners {
         wake(joiner);
     }

@@ -1,0 +1,140 @@
+//! The `base` implementation: the boot identity map, given a name.
+//!
+//! At boot the kernel maps all of physical memory (and the MMIO below
+//! 4 GiB) one to one, with the largest pages the CPU offers. That map is the
+//! *default address space*: threads that never chose one run in it. `base`
+//! wraps it as an address space so that it can be listed, printed and
+//! entered by name like any other; it refuses every region change, because
+//! the whole kernel depends on it staying as it is.
+
+use super::KernelMachine;
+use alloc::boxed::Box;
+use aspace::{
+    AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultOutcome, PhysAddr, Protection, Region,
+    RegionSet, ThreadId, UnhandledFault,
+};
+use core::fmt;
+use paging::PagingAspace;
+
+/// The implementation's name.
+pub const NAME: &str = "base";
+
+/// The boot identity map as an address space.
+pub struct BaseAspace {
+    inner: PagingAspace<KernelMachine>,
+}
+
+impl BaseAspace {
+    /// Builds the identity map of `[0, len)` (RAM and the MMIO below 4 GiB)
+    /// with the largest pages the CPU offers. `len` is a multiple of 1 GiB.
+    pub fn build(name: &str, len: u64) -> Result<BaseAspace, AspaceError> {
+        let mut inner = PagingAspace::new(KernelMachine, name, None)?;
+        let everything = Protection::READ
+            | Protection::WRITE
+            | Protection::EXEC
+            | Protection::PIN
+            | Protection::KERN
+            | Protection::EAGER;
+        inner.add_region(Region::new(0, 0, len, everything))?;
+        Ok(BaseAspace { inner })
+    }
+
+    /// The physical address of the root table (what CR3 holds in the
+    /// default address space).
+    pub fn root(&self) -> PhysAddr {
+        self.inner.root().expect("the boot map is never destroyed")
+    }
+
+    /// The paging address space underneath, for walks and dumps.
+    pub fn paging(&self) -> &PagingAspace<KernelMachine> {
+        &self.inner
+    }
+
+    fn refuse(operation: &'static str) -> AspaceError {
+        AspaceError::Unsupported { implementation: NAME, operation }
+    }
+}
+
+impl AddressSpace for BaseAspace {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn implementation(&self) -> &'static str {
+        NAME
+    }
+
+    fn characteristics(&self) -> Characteristics {
+        self.inner.characteristics()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::empty()
+    }
+
+    fn regions(&self) -> &RegionSet {
+        self.inner.regions()
+    }
+
+    fn add_region(&mut self, _region: Region) -> Result<(), AspaceError> {
+        Err(Self::refuse("adding regions (the boot identity map is fixed)"))
+    }
+
+    fn remove_region(&mut self, _region: Region) -> Result<(), AspaceError> {
+        Err(Self::refuse("removing regions (the boot identity map is fixed)"))
+    }
+
+    fn move_region(&mut self, _region: Region, _new_pa: PhysAddr) -> Result<(), AspaceError> {
+        Err(Self::refuse("moving regions (the boot identity map is fixed)"))
+    }
+
+    fn protect_region(&mut self, _region: Region, _prot: Protection) -> Result<(), AspaceError> {
+        Err(Self::refuse("protecting regions (the boot identity map is fixed)"))
+    }
+
+    fn switch_to(&mut self) {
+        self.inner.switch_to();
+    }
+
+    fn switch_from(&mut self) {
+        self.inner.switch_from();
+    }
+
+    fn exception(&mut self, _fault: &Fault) -> FaultOutcome {
+        // Everything is mapped eagerly: a fault here is never fixable.
+        FaultOutcome::Unhandled(UnhandledFault::NotHandledHere)
+    }
+
+    fn add_thread(&mut self, thread: ThreadId) {
+        self.inner.add_thread(thread);
+    }
+
+    fn remove_thread(&mut self, thread: ThreadId) {
+        self.inner.remove_thread(thread);
+    }
+
+    fn thread_count(&self) -> usize {
+        self.inner.thread_count()
+    }
+
+    fn print(&self, out: &mut dyn fmt::Write, detailed: bool) -> fmt::Result {
+        self.inner.print(out, detailed)
+    }
+
+    fn destroy(&mut self) -> Result<(), AspaceError> {
+        Err(Self::refuse("destroy (the kernel runs on the boot identity map)"))
+    }
+
+    fn as_any(&self) -> &dyn core::any::Any {
+        self
+    }
+}
+
+/// Used by the registry: a second `base` address space is refused, since
+/// there is one boot identity map and it exists from boot.
+pub fn create(_name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
+    Err(AspaceError::Unsupported {
+        implementation: NAME,
+        operation: "creating another address space (the one boot identity map exists from boot, named 'base')",
+    })
+}

@@ -1,0 +1,376 @@
+//! The generic address-space layer: every address space in the system, the
+//! one each CPU has loaded, and the thread moves, context-switch hook and
+//! fault routing that tie them to the rest of the kernel.
+//!
+//! The paths through this module:
+//! - **a lazy fault**: [`on_page_fault`] finds the CPU's current address
+//!   space and hands it the fault; the implementation maps the page.
+//! - **an edit of a live address space**: the shell (or a test) finds a
+//!   [`Space`] by name, locks it and calls the trait operation; the
+//!   implementation edits its tables and flushes through [`KernelMachine`].
+//! - **a context switch**: the scheduler calls [`on_context_switch`] when the
+//!   next thread's address space differs from the CPU's; it calls
+//!   `switch_from` on the old one and `switch_to` on the new one.
+
+pub mod base;
+pub mod machine;
+
+pub use machine::KernelMachine;
+
+use crate::arch::cpu;
+use crate::percpu::MAX_CPUS;
+use crate::sync::{IrqMutex, IrqMutexGuard};
+use crate::thread::{self, AddressSpaceId};
+use alloc::boxed::Box;
+use alloc::collections::BTreeMap;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use aspace::{
+    AddressSpace, AspaceError, Characteristics, Fault, FaultOutcome, Implementation, Registry, UnhandledFault,
+};
+use base::BaseAspace;
+use core::fmt::{self, Write};
+use core::sync::atomic::{AtomicU32, Ordering};
+use paging::PagingAspace;
+
+/// An address space known to the kernel: its id (the threads' slot value),
+/// its name, and the implementation object behind a lock that keeps
+/// interrupts off (the fault path takes it from interrupt context).
+pub struct Space {
+    id: AddressSpaceId,
+    name: String,
+    inner: IrqMutex<Box<dyn AddressSpace>>,
+}
+
+impl Space {
+    /// The id threads carry in their address-space slot.
+    pub fn id(&self) -> AddressSpaceId {
+        self.id
+    }
+
+    /// The name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Locks the implementation object (interrupts stay off until the guard
+    /// is dropped).
+    pub fn lock(&self) -> IrqMutexGuard<'_, Box<dyn AddressSpace>> {
+        self.inner.lock()
+    }
+}
+
+/// Every address space, by id.
+static SPACES: IrqMutex<BTreeMap<AddressSpaceId, Arc<Space>>> = IrqMutex::new(BTreeMap::new());
+/// The next id to hand out; 0 is the boot identity map.
+static NEXT_ID: AtomicU32 = AtomicU32::new(1);
+/// The address space each CPU has loaded; `None` is the default one.
+static LOADED: [IrqMutex<Option<Arc<Space>>>; MAX_CPUS] = [const { IrqMutex::new(None) }; MAX_CPUS];
+/// The boot identity map, which is also the default address space.
+static BASE: spin::Once<Arc<Space>> = spin::Once::new();
+/// The implementations, by name.
+static REGISTRY: spin::Once<Registry> = spin::Once::new();
+/// The PCIDs in use (bit n = PCID n); PCID 0 belongs to the default space.
+static PCIDS: IrqMutex<[u64; 64]> = IrqMutex::new(pcids_with_zero_taken());
+
+const fn pcids_with_zero_taken() -> [u64; 64] {
+    let mut words = [0; 64];
+    words[0] = 1;
+    words
+}
+
+/// The page size of the default map's pages, and so its unit of length.
+const GIB: u64 = 1 << 30;
+/// The implementations, in the order `asis` lists them.
+static BASE_IMPLEMENTATION: Implementation = Implementation {
+    name: base::NAME,
+    description: "the boot identity map of all RAM and low MMIO, under a name; fixed",
+    characteristics: Characteristics { granularity: 4096, alignment: 4096 },
+    create: base::create,
+};
+static PAGING_IMPLEMENTATION: Implementation = Implementation {
+    name: "paging",
+    description: "x86-64 4/5-level page tables; eager or lazy regions, sub-range edits",
+    characteristics: Characteristics { granularity: 4096, alignment: 4096 },
+    create: create_paging,
+};
+
+fn create_paging(name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
+    Ok(Box::new(PagingAspace::new(KernelMachine, name, allocate_pcid())?))
+}
+
+/// A free PCID when the CPU has PCIDs on, else `None` (every switch then
+/// flushes the TLB, which is always correct).
+fn allocate_pcid() -> Option<u16> {
+    if !cpu::pcid_enabled() {
+        return None;
+    }
+    let mut used = PCIDS.lock();
+    let (word, bit) = used
+        .iter()
+        .enumerate()
+        .find_map(|(index, bits)| (*bits != u64::MAX).then(|| (index, bits.trailing_ones() as usize)))?;
+    used[word] |= 1 << bit;
+    Some((word * 64 + bit) as u16)
+}
+
+fn release_pcid(pcid: u16) {
+    PCIDS.lock()[pcid as usize / 64] &= !(1 << (pcid % 64));
+}
+
+/// Builds the default address space (the boot identity map, named `base`)
+/// over `[0, max(4 GiB, top of RAM))`, loads it, registers the
+/// implementations and installs the hooks of the thread switcher and the
+/// trap dispatcher. Called once at boot, before threads start.
+pub fn init(ram_top: u64) -> Result<(), AspaceError> {
+    if cpu::features().pcid {
+        // SAFETY: CR3's PCID field is 0 here, as the SDM requires when
+        // setting CR4.PCIDE, and the CPU reports PCID support.
+        unsafe { cpu::write_cr4(cpu::read_cr4() | cpu::CR4_PCIDE) };
+    }
+    let len = ram_top.max(4 * GIB).next_multiple_of(GIB);
+    let mut boot_map = BaseAspace::build("base", len)?;
+    boot_map.switch_to();
+    let base = Arc::new(Space { id: 0, name: "base".into(), inner: IrqMutex::new(Box::new(boot_map)) });
+    SPACES.lock().insert(0, base.clone());
+    BASE.call_once(|| base);
+
+    let mut registry = Registry::new();
+    registry.register(&BASE_IMPLEMENTATION)?;
+    registry.register(&PAGING_IMPLEMENTATION)?;
+    REGISTRY.call_once(|| registry);
+
+    thread::set_address_space_switch_hook(Some(on_context_switch));
+    thread::set_address_space_name_hook(Some(write_name));
+    thread::set_address_space_membership_hook(Some(on_membership_change));
+    crate::arch::trap::set_page_fault_hook(on_page_fault);
+    crate::arch::trap::set_fault_report_hook(describe_fault);
+    Ok(())
+}
+
+/// The registered implementations.
+pub fn registry() -> &'static Registry {
+    REGISTRY.get().expect("address-space layer initialised at boot")
+}
+
+/// The default address space (the boot identity map).
+pub fn base() -> Arc<Space> {
+    BASE.get().expect("address-space layer initialised at boot").clone()
+}
+
+/// Creates an address space of implementation `implementation` named `name`.
+pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Err(AspaceError::InvalidName { name: name.into() });
+    }
+    if find(name).is_ok() {
+        return Err(AspaceError::NameTaken { name: name.into() });
+    }
+    let object = registry().create(implementation, name)?;
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object) });
+    let mut spaces = SPACES.lock();
+    // Checked again under the lock: two creators may race for a name.
+    if spaces.values().any(|existing| existing.name == name) {
+        return Err(AspaceError::NameTaken { name: name.into() });
+    }
+    spaces.insert(id, space.clone());
+    Ok(space)
+}
+
+/// The address space called `name`.
+pub fn find(name: &str) -> Result<Arc<Space>, AspaceError> {
+    SPACES
+        .lock()
+        .values()
+        .find(|space| space.name == name)
+        .cloned()
+        .ok_or_else(|| AspaceError::UnknownAddressSpace { name: name.into() })
+}
+
+/// The address space with id `id`.
+pub fn by_id(id: AddressSpaceId) -> Option<Arc<Space>> {
+    SPACES.lock().get(&id).cloned()
+}
+
+/// Every address space, by id (the boot map first).
+pub fn all() -> Vec<Arc<Space>> {
+    SPACES.lock().values().cloned().collect()
+}
+
+/// Destroys the address space called `name`: refused while threads are in
+/// it or a CPU has it loaded, and for the boot map.
+pub fn destroy(name: &str) -> Result<(), AspaceError> {
+    let space = find(name)?;
+    if space.id == 0 {
+        return Err(AspaceError::Unsupported {
+            implementation: base::NAME,
+            operation: "destroy (the kernel runs on it)",
+        });
+    }
+    if LOADED.iter().any(|slot| slot.lock().as_ref().is_some_and(|loaded| loaded.id == space.id)) {
+        return Err(AspaceError::Busy { reason: "a CPU has it loaded" });
+    }
+    let mut object = space.lock();
+    let pcid = object.as_any().downcast_ref::<PagingAspace<KernelMachine>>().and_then(|p| p.space_id()?.pcid);
+    object.destroy()?;
+    drop(object);
+    SPACES.lock().remove(&space.id);
+    if let Some(pcid) = pcid {
+        release_pcid(pcid);
+    }
+    Ok(())
+}
+
+/// The address space the running thread is in (`None` = default).
+pub fn current() -> Option<Arc<Space>> {
+    thread::current_address_space().and_then(by_id)
+}
+
+/// Moves the running thread into `target` (`None` = the default address
+/// space) and switches this CPU to it at once. Refused when `target` does
+/// not map what the kernel needs to keep running (see [`check_can_enter`]).
+pub fn move_current_thread(target: Option<&Arc<Space>>) -> Result<(), AspaceError> {
+    if let Some(space) = target {
+        check_can_enter(&**space.lock())?;
+    }
+    let me = thread::current();
+    let from = thread::current_address_space();
+    let to = target.map(|space| space.id);
+    if from == to {
+        return Ok(());
+    }
+    if let Some(old) = from.and_then(by_id) {
+        old.lock().remove_thread(me.id().0);
+    }
+    if let Some(new) = target {
+        new.lock().add_thread(me.id().0);
+    }
+    thread::set_current_address_space(to);
+    Ok(())
+}
+
+/// Checks that `space` maps, one to one, everything the kernel touches while
+/// it is loaded: the kernel image, all RAM (heap, stacks and page-table
+/// frames come from anywhere in it) and the local APIC's registers.
+pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    let image = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64);
+    let stack = thread::current().stack_range().unwrap_or(image);
+    let must_map = [("kernel image", image.0, image.1), ("running stack", stack.0, stack.1)];
+    for (what, start, end) in must_map {
+        identity_mapped(space, start, end).map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
+    }
+    for ram in crate::boot_info().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable) {
+        identity_mapped(space, ram.start, ram.end())
+            .map_err(|addr| AspaceError::WouldUnmapRunning { what: "RAM (heap, stacks, page tables)", addr })?;
+    }
+    let apic = crate::arch::apic::mmio_base();
+    identity_mapped(space, apic, apic + 4096)
+        .map_err(|addr| AspaceError::WouldUnmapRunning { what: "local APIC registers", addr })
+}
+
+/// `Ok` when every byte of `[start, end)` lies in readable, writable
+/// regions that map it to the same physical address; else the first byte
+/// that does not.
+fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64) -> Result<(), u64> {
+    let mut next = start;
+    while next < end {
+        let region = space.regions().find(next).ok_or(next)?;
+        let usable = region.translate(next).as_u64() == next
+            && region.prot.contains(aspace::Protection::READ | aspace::Protection::WRITE);
+        if !usable {
+            return Err(next);
+        }
+        next = region.last().saturating_add(1);
+        if next == 0 {
+            break; // the region runs to the top of the address space
+        }
+    }
+    Ok(())
+}
+
+/// The scheduler's hook: the next thread runs in another address space than
+/// the one this CPU has loaded. Interrupts are off.
+fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
+    let cpu = crate::percpu::current().id as usize;
+    let mut loaded = LOADED[cpu].lock();
+    debug_assert_eq!(loaded.as_ref().map(|space| space.id), from);
+    if let Some(old) = loaded.take() {
+        old.lock().switch_from();
+    }
+    let next = to.and_then(by_id);
+    match &next {
+        Some(space) => space.lock().switch_to(),
+        None => base().lock().switch_to(),
+    }
+    *loaded = next;
+}
+
+/// The trap dispatcher's page-fault hook: offer the fault to this CPU's
+/// current address space. The default address space maps everything it
+/// will ever map, so a fault there is never fixable here.
+fn on_page_fault(fault: &Fault) -> FaultOutcome {
+    let cpu = crate::percpu::current().id as usize;
+    let current = LOADED[cpu].lock().clone();
+    match current {
+        Some(space) => space.lock().exception(fault),
+        None => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
+    }
+}
+
+/// The fault report's address-space part: which address space, the region
+/// holding the address (or "no region") and the page-table walk.
+fn describe_fault(fault: &Fault, out: &mut dyn Write) {
+    let cpu = crate::percpu::current().id as usize;
+    // try_lock: the fault may have hit while this CPU held one of the locks.
+    let loaded = match LOADED[cpu].try_lock() {
+        Some(slot) => slot.clone(),
+        None => {
+            let _ = writeln!(out, "address space: (busy; not inspected)");
+            return;
+        }
+    };
+    let space = loaded.unwrap_or_else(base);
+    let Some(object) = space.inner.try_lock() else {
+        let _ = writeln!(out, "address space: {} (locked; not inspected)", space.name);
+        return;
+    };
+    let _ = writeln!(out, "address space: {} ({})", space.name, object.implementation());
+    match object.regions().find(fault.addr) {
+        Some(region) => {
+            let _ = writeln!(out, "region: {region}");
+        }
+        None => {
+            let _ = writeln!(out, "region: no region contains {:#x}", fault.addr);
+        }
+    }
+    drop(object);
+    let root = aspace::PhysAddr::new(paging::Machine::current_root(&KernelMachine).as_u64());
+    let walk = paging::walk(&KernelMachine, root, aspace::VirtAddr::new(fault.addr));
+    let _ = writeln!(out, "page-table walk:\n{walk}");
+}
+
+/// A thread was created in, or exited from, address space `id`.
+fn on_membership_change(id: AddressSpaceId, thread: thread::ThreadId, joined: bool) {
+    if let Some(space) = by_id(id) {
+        let mut object = space.lock();
+        if joined {
+            object.add_thread(thread.0);
+        } else {
+            object.remove_thread(thread.0);
+        }
+    }
+}
+
+/// The thread listing's name hook.
+fn write_name(id: AddressSpaceId, out: &mut dyn Write) -> fmt::Result {
+    match by_id(id) {
+        Some(space) => out.write_str(&space.name),
+        None => write!(out, "#{id} (destroyed)"),
+    }
+}

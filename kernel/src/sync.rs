@@ -1,0 +1,76 @@
+//! Locks that are safe to share with interrupt handlers.
+//!
+//! A plain spin lock taken by a thread can deadlock the CPU if an interrupt
+//! arrives while it is held and the handler (or the thread it preempts to)
+//! wants the same lock. [`IrqMutex`] masks interrupts for as long as the
+//! lock is held, and restores the previous state when the guard is dropped.
+
+use crate::arch::cpu;
+use core::ops::{Deref, DerefMut};
+
+/// A spin lock that keeps maskable interrupts off while held.
+pub struct IrqMutex<T> {
+    inner: spin::Mutex<T>,
+}
+
+/// Holds an [`IrqMutex`]; interrupts are off until it is dropped.
+pub struct IrqMutexGuard<'a, T> {
+    guard: Option<spin::MutexGuard<'a, T>>,
+    interrupts_were_enabled: bool,
+}
+
+impl<T> IrqMutex<T> {
+    /// A new unlocked lock.
+    pub const fn new(value: T) -> Self {
+        IrqMutex { inner: spin::Mutex::new(value) }
+    }
+
+    /// Masks interrupts, then takes the lock.
+    pub fn lock(&self) -> IrqMutexGuard<'_, T> {
+        let interrupts_were_enabled = cpu::interrupts_enabled();
+        cpu::disable_interrupts();
+        IrqMutexGuard { guard: Some(self.inner.lock()), interrupts_were_enabled }
+    }
+
+    /// Takes the lock if it is free, without waiting.
+    pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
+        let interrupts_were_enabled = cpu::interrupts_enabled();
+        cpu::disable_interrupts();
+        match self.inner.try_lock() {
+            Some(guard) => Some(IrqMutexGuard { guard: Some(guard), interrupts_were_enabled }),
+            None => {
+                restore_interrupts(interrupts_were_enabled);
+                None
+            }
+        }
+    }
+}
+
+fn restore_interrupts(were_enabled: bool) {
+    if were_enabled {
+        // SAFETY: interrupts were enabled when the lock was taken, so the
+        // IDT and every handler were ready then and still are.
+        unsafe { cpu::enable_interrupts() };
+    }
+}
+
+impl<T> Deref for IrqMutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.guard.as_ref().expect("guard is present until drop")
+    }
+}
+
+impl<T> DerefMut for IrqMutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.guard.as_mut().expect("guard is present until drop")
+    }
+}
+
+impl<T> Drop for IrqMutexGuard<'_, T> {
+    fn drop(&mut self) {
+        // Release the lock before interrupts may arrive again.
+        drop(self.guard.take());
+        restore_interrupts(self.interrupts_were_enabled);
+    }
+}
