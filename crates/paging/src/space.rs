@@ -54,6 +54,8 @@ pub struct PagingAspace<M: Machine> {
     tables: Option<PageTables>,
     regions: RegionSet,
     threads: Vec<ThreadId>,
+    /// The largest page a lazy fault may map (1 GiB by default).
+    fault_page_limit: PageSize,
     faults_handled: u64,
     spurious_faults: u64,
     page_invalidations: u64,
@@ -74,11 +76,24 @@ impl<M: Machine> PagingAspace<M> {
             tables: Some(tables),
             regions: RegionSet::new(),
             threads: Vec::new(),
+            fault_page_limit: PageSize::Size1G,
             faults_handled: 0,
             spurious_faults: 0,
             page_invalidations: 0,
             full_flushes: 0,
         })
+    }
+
+    /// Caps the page size a lazy fault maps. `Size4K` makes every fault map
+    /// one 4 KiB page, as NK's paging lab does (one fault per page touched);
+    /// the default, `Size1G`, maps the largest page the region allows.
+    pub fn set_fault_page_limit(&mut self, limit: PageSize) {
+        self.fault_page_limit = limit;
+    }
+
+    /// The largest page a lazy fault may map.
+    pub fn fault_page_limit(&self) -> PageSize {
+        self.fault_page_limit
     }
 
     /// The machine it runs on.
@@ -204,9 +219,10 @@ fn forbids(prot: Protection, access: FaultAccess, user: bool) -> bool {
 
 /// The largest page holding `addr` that lies wholly inside `region` and
 /// whose virtual and physical starts are both aligned to its size.
-fn fault_page(region: &Region, addr: u64, huge_1g: bool) -> (VirtAddr, PhysAddr, PageSize) {
+/// No page larger than `limit` is chosen.
+fn fault_page(region: &Region, addr: u64, huge_1g: bool, limit: PageSize) -> (VirtAddr, PhysAddr, PageSize) {
     for size in [PageSize::Size1G, PageSize::Size2M, PageSize::Size4K] {
-        if size == PageSize::Size1G && !huge_1g {
+        if (size == PageSize::Size1G && !huge_1g) || size.bytes() > limit.bytes() {
             continue;
         }
         let page = addr & !(size.bytes() - 1);
@@ -339,7 +355,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
                 return FaultOutcome::Spurious;
             }
         }
-        let (va, pa, size) = fault_page(&region, fault.addr, tables.features().huge_1g);
+        let (va, pa, size) = fault_page(&region, fault.addr, tables.features().huge_1g, self.fault_page_limit);
         let perms = LeafPermissions::from_protection(region.prot);
         match self.edit(|tables, machine| tables.map(machine, va, pa, size.bytes(), perms)) {
             Ok(()) => {
