@@ -21,6 +21,7 @@ mod ktest;
 mod logger;
 mod mem;
 mod memfuncs;
+mod paging_test;
 mod percpu;
 mod probe;
 mod qemu;
