@@ -59,6 +59,7 @@ mod common;
 
 use aspace::{
     AddressSpace, AspaceError, Fault, FaultAccess, FaultOutcome, PhysAddr, Protection, Region, UnhandledFault,
+    VirtAddr, VirtWidth,
 };
 use common::{snapshot, Space, G, K4, M2};
 use mmu_model::{pattern, AccessError, Mode, SimConfig, SimMachine};
@@ -101,6 +102,8 @@ enum Expected {
     Allowed { pa: u64 },
     /// Fault and end with this refusal from `exception`.
     Refused(UnhandledFault),
+    /// Never reach the page tables: a general-protection fault.
+    NonCanonical,
 }
 
 fn end(region: &Region) -> u128 {
@@ -191,7 +194,10 @@ impl Model {
         Ok(())
     }
 
-    fn expect(&self, va: u64, access: FaultAccess, mode: Mode) -> Expected {
+    fn expect(&self, va: u64, access: FaultAccess, mode: Mode, width: VirtWidth) -> Expected {
+        if !VirtAddr(va).is_canonical(width) {
+            return Expected::NonCanonical;
+        }
         let Some(region) = self.find(va) else { return Expected::Refused(UnhandledFault::NoRegion) };
         let prot = region.prot;
         let forbidden = !prot.contains(R)
@@ -329,6 +335,7 @@ struct Step {
 #[derive(Clone, Debug)]
 struct Case {
     pcid: bool,
+    window: Index,
     spaces: usize,
     steps: Vec<Step>,
 }
@@ -424,11 +431,8 @@ fn op() -> impl Strategy<Value = Op> {
 fn case(steps: Range<usize>, inject: bool) -> impl Strategy<Value = Case> {
     let fail_nth = if inject { prop::option::weighted(0.5, 0..3u64).boxed() } else { Just(None).boxed() };
     let step = (op(), fail_nth).prop_map(|(op, fail_nth)| Step { op, fail_nth });
-    (any::<bool>(), 2..=3usize, prop::collection::vec(step, steps)).prop_map(|(pcid, spaces, steps)| Case {
-        pcid,
-        spaces,
-        steps,
-    })
+    (any::<bool>(), any::<Index>(), 2..=3usize, prop::collection::vec(step, steps))
+        .prop_map(|(pcid, window, spaces, steps)| Case { pcid, window, spaces, steps })
 }
 
 // ---------------------------------------------------------------------------
@@ -439,8 +443,9 @@ fn case(steps: Range<usize>, inject: bool) -> impl Strategy<Value = Case> {
 #[derive(Clone, Debug)]
 struct Variant {
     machine: SimConfig,
-    /// Start of the 4 GiB virtual window (1 GiB-aligned).
-    window: u64,
+    /// Where the 4 GiB virtual window of a case may start (1 GiB-aligned);
+    /// each case picks one.
+    windows: Vec<u64>,
     /// `false`: a machine that forgets its shootdowns.
     invalidation: bool,
 }
@@ -502,6 +507,8 @@ struct Harness<'s> {
     machine: SimMachine,
     variant: &'s Variant,
     stats: &'s Stats,
+    /// Start of this case's virtual window.
+    window: u64,
     /// The space every CPU runs when the test spaces are destroyed.
     idle: Space,
     spaces: Vec<Space>,
@@ -544,6 +551,7 @@ impl<'s> Harness<'s> {
             machine,
             variant,
             stats,
+            window: variant.windows[case.window.index(variant.windows.len())],
             idle,
             models: vec![Model::default(); spaces.len()],
             touched: vec![VecDeque::new(); spaces.len()],
@@ -609,7 +617,7 @@ impl<'s> Harness<'s> {
         match *op {
             Op::Add { space, offset, len, pa, prot } => {
                 let s = space.index(self.spaces.len());
-                let va = self.variant.window + offset;
+                let va = self.window + offset;
                 let region = Region::new(va, pa.resolve(va, len), len, prot);
                 self.edit(
                     s,
@@ -750,7 +758,7 @@ impl<'s> Harness<'s> {
 
     fn resolve_target(&self, s: usize, target: Target) -> Region {
         let regions = &self.models[s].regions;
-        let window = self.variant.window;
+        let window = self.window;
         let nowhere = |offset: u64| Region::new(window + offset, offset, K4, R);
         if regions.is_empty() {
             let offset = match target {
@@ -788,7 +796,7 @@ impl<'s> Harness<'s> {
 
     fn resolve_access(&self, s: usize, at: AccessAt) -> u64 {
         let regions = &self.models[s].regions;
-        let window = self.variant.window;
+        let window = self.window;
         match at {
             AccessAt::InRegion { region, page, word } if !regions.is_empty() => {
                 let r = regions[region.index(regions.len())];
@@ -821,13 +829,13 @@ impl<'s> Harness<'s> {
     ) -> Result<AccessEnd, TestCaseError> {
         let cpu = self.machine.current_cpu();
         let s = self.loaded[cpu];
-        let expected = self.models[s].expect(va, access, mode);
+        let expected = self.models[s].expect(va, access, mode, self.variant.machine.features.virt_width());
         let what = format!("{why}: {access:?} of {va:#x} in {mode:?} mode on CPU {cpu} in space{s}");
         let cached_before = self.machine.cached_translation(cpu, va);
         let stored = match (&expected, value) {
             (_, Some(value)) => value,
             (Expected::Allowed { pa }, None) => self.memory_at(*pa),
-            (Expected::Refused(_), None) => 0x0bad_0bad_0bad_0bad,
+            (_, None) => 0x0bad_0bad_0bad_0bad,
         };
         let mut outcomes = Vec::new();
         for _ in 0..MAX_ATTEMPTS {
@@ -866,7 +874,13 @@ impl<'s> Harness<'s> {
                     Stats::add(&self.stats.accesses_allowed, 1);
                     return Ok(AccessEnd::Allowed);
                 }
-                Err(AccessError::NonCanonical) => return Err(self.fail(format!("{what}: non-canonical address"))),
+                Err(AccessError::NonCanonical) => {
+                    if matches!(expected, Expected::NonCanonical) {
+                        Stats::add(&self.stats.accesses_refused, 1);
+                        return Ok(AccessEnd::Refused);
+                    }
+                    return Err(self.fail(format!("{what}: non-canonical, the model expects {expected:?}")));
+                }
                 Err(AccessError::PageFault(fault)) => fault,
             };
             if fault.addr != va {
@@ -878,7 +892,7 @@ impl<'s> Harness<'s> {
             if self.injection_fired() {
                 let wanted = match &expected {
                     Expected::Allowed { .. } => self.models[s].find(va),
-                    Expected::Refused(_) => None,
+                    _ => None,
                 };
                 let ok = matches!((&outcome, wanted), (FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }), Some(w)) if *region == w);
                 if !ok {
@@ -1052,7 +1066,14 @@ fn assert_both_sides_exercised(stats: &Stats) {
 }
 
 fn four_level() -> Variant {
-    Variant { machine: SimConfig::four_level(), window: 510 * G, invalidation: true }
+    Variant {
+        machine: SimConfig::four_level(),
+        // Across the boundary between PML4 entries 0 and 1 (512 GiB); at
+        // the start of the upper canonical half; just below the top of the
+        // address space (PML4 entry 511).
+        windows: vec![510 * G, 0xffff_8000_0000_0000, 0u64.wrapping_sub(8 * G)],
+        invalidation: true,
+    }
 }
 
 #[test]
@@ -1063,8 +1084,13 @@ fn four_level_paging_agrees_with_the_model() {
 
 #[test]
 fn five_level_paging_agrees_with_the_model() {
-    // The window straddles 2^48, the boundary between the first two PML5 entries.
-    let variant = Variant { machine: SimConfig::five_level(), window: (1 << 48) - 2 * G, invalidation: true };
+    let variant = Variant {
+        machine: SimConfig::five_level(),
+        // Across 2^48, the boundary between PML5 entries 0 and 1; at the
+        // start of the 57-bit upper half; just below the top.
+        windows: vec![(1 << 48) - 2 * G, 0xff00_0000_0000_0000, 0u64.wrapping_sub(8 * G)],
+        invalidation: true,
+    };
     let stats = check_property("five-level", &variant, 64, 20..50, false);
     assert_both_sides_exercised(&stats);
 }
