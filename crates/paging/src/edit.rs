@@ -128,12 +128,14 @@ pub(crate) struct Editor<'m, M: Machine + ?Sized> {
 }
 
 /// Runs `edit` on the tables under `space.root`: plans, reserves the frames,
-/// applies. On `Err(())` (a frame could not be allocated) nothing changed.
+/// applies, and adds what it did to `counters`. On `Err(())` (a frame could
+/// not be allocated) nothing changed, the counters included.
 pub(crate) fn run<M: Machine + ?Sized>(
     machine: &M,
     space: SpaceId,
     edit: Edit,
-) -> Result<(FlushBatch, EditCounters), ()> {
+    counters: &mut EditCounters,
+) -> Result<FlushBatch, ()> {
     let features = machine.features();
     let root_level = Level::root(features.la57);
 
@@ -160,7 +162,8 @@ pub(crate) fn run<M: Machine + ?Sized>(
     for frame in apply.reserve.drain(..) {
         machine.free_frame(frame);
     }
-    Ok((apply.batch, apply.counters))
+    counters.add(&apply.counters);
+    Ok(apply.batch)
 }
 
 /// The canonical (sign-extended) form of a virtual address reduced to `bits` bits.
@@ -250,6 +253,11 @@ impl<'m, M: Machine + ?Sized> Editor<'m, M> {
     /// Applies `edit` to the part of its range covered by `table`, a table at
     /// `level` whose first entry maps virtual address `base`.
     fn edit_table(&mut self, edit: &Edit, table: TableView, level: Level, base: u64) {
+        if self.pass == Pass::Plan && level == Level::Pt {
+            // Nothing in a page table needs a frame: 4 KiB leaves are never
+            // split and no table lies below. The plan can skip its entries.
+            return;
+        }
         let span = level.entry_span();
         let from = edit.start.max(base);
         let to = edit.end.min(base + span * ENTRIES_PER_TABLE as u64);
@@ -353,12 +361,18 @@ impl<'m, M: Machine + ?Sized> Editor<'m, M> {
         }
         let lower = level.lower().expect("page tables hold only leaves");
         self.edit_table(edit, TableView::Real(child), lower, slot);
-        if edit.op == Operation::Unmap && self.applying() && self.is_empty(child) {
-            // The unmapped leaves below are in the batch; invalidating any of
-            // them also drops the paging-structure caches that point here.
-            self.write(table, index, PageTableEntry::EMPTY);
-            self.batch.free_after_flush(child);
-            self.counters.tables_freed += 1;
+        if edit.op == Operation::Unmap && self.applying() {
+            // A table the range covers whole has just been emptied: only
+            // the others need looking at.
+            let covered = edit.start <= slot && slot + level.entry_span() <= edit.end;
+            debug_assert!(!covered || self.is_empty(child), "an unmap left entries in a table it covered");
+            if covered || self.is_empty(child) {
+                // The unmapped leaves below are in the batch; invalidating any of
+                // them also drops the paging-structure caches that point here.
+                self.write(table, index, PageTableEntry::EMPTY);
+                self.batch.free_after_flush(child);
+                self.counters.tables_freed += 1;
+            }
         }
     }
 

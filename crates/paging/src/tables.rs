@@ -169,8 +169,6 @@ impl PageTables {
         let mask = (1u64 << width.bits()) - 1;
         let start = va.0 & mask;
         let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
-        let (batch, counters) = edit::run(machine, self.space, edit).map_err(|()| AspaceError::OutOfMemory)?;
-        self.counters.add(&counters);
-        Ok(batch)
+        edit::run(machine, self.space, edit, &mut self.counters).map_err(|()| AspaceError::OutOfMemory)
     }
 }
