@@ -11,10 +11,21 @@
 //!
 //! Register contract of the fixup: r8 = vector, r9 = error code, r10 =
 //! faulting address (CR2 for a #PF, 0 for a #GP); rdx = where to store them.
+//!
+//! An instruction fetch cannot be listed that way: the faulting RIP is the
+//! probed address itself, which can be anything. [`probe_execute`] instead
+//! `call`s the address after recording it for this CPU; a #PF whose RIP is
+//! that recorded address, with the probe's return address on top of the
+//! stack, is a failed fetch of the probe, and [`apply_fixup`] unwinds the
+//! `call` and resumes at the same fixup.
 
 use aspace::{Fault, PageFaultCode, VirtAddr};
 use core::arch::global_asm;
 use core::fmt;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use crate::arch::cpu::without_interrupts;
+use crate::percpu::{self, MAX_CPUS};
 
 use crate::arch::trap::{vector_name, SelectorErrorCode, TrapFrame};
 
@@ -84,7 +95,20 @@ nacre_probe_write_u64:
     xor eax, eax
     ret
 
+    // (addr in rdi, fault_out in rdx): calls addr, which must return at
+    // once. A #GP on the call itself (a non-canonical target) is listed
+    // below; a #PF on the fetch at the target is recognised by apply_fixup.
+    .global nacre_probe_execute
+nacre_probe_execute:
+.Lprobe_execute_call:
+    call rdi
+    .global nacre_probe_execute_return
+nacre_probe_execute_return:
+    xor eax, eax
+    ret
+
     // Where a faulting access resumes (see the register contract above).
+    .global nacre_probe_fixup
 nacre_probe_fixup:
     mov qword ptr [rdx], r8
     mov qword ptr [rdx + 8], r9
@@ -102,6 +126,7 @@ nacre_probe_fixup:
     .quad .Lprobe_write_u16_access, nacre_probe_fixup
     .quad .Lprobe_write_u32_access, nacre_probe_fixup
     .quad .Lprobe_write_u64_access, nacre_probe_fixup
+    .quad .Lprobe_execute_call, nacre_probe_fixup
     "#
 );
 
@@ -123,6 +148,9 @@ extern "C" {
     fn nacre_probe_write_u16(addr: u64, value: u64, fault: *mut RawFault) -> u64;
     fn nacre_probe_write_u32(addr: u64, value: u64, fault: *mut RawFault) -> u64;
     fn nacre_probe_write_u64(addr: u64, value: u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_execute(addr: u64, unused: u64, fault: *mut RawFault) -> u64;
+    fn nacre_probe_fixup();
+    static nacre_probe_execute_return: u8;
     static __extable_start: ExceptionTableEntry;
     static __extable_end: ExceptionTableEntry;
 }
@@ -148,16 +176,45 @@ pub fn fixup_for(rip: u64) -> Option<u64> {
     exception_table().iter().find(|entry| entry.fault_rip == rip).map(|entry| entry.fixup_rip)
 }
 
+/// The address each CPU's [`probe_execute`] is calling right now (0: none).
+static EXECUTE_PROBED: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
 /// Called by the trap dispatcher for a fault nobody handled: if the faulting
-/// instruction is a probe's access, hands the fault to the probe's fixup and
-/// returns true.
+/// instruction is a probe's access (or the fetch of a [`probe_execute`]),
+/// hands the fault to the probe's fixup and returns true.
 pub fn apply_fixup(frame: &mut TrapFrame, fault: &Fault) -> bool {
-    let Some(fixup) = fixup_for(frame.rip) else { return false };
+    let fixup = match fixup_for(frame.rip) {
+        Some(fixup) => fixup,
+        None if is_failed_execute_probe(frame, fault) => {
+            // Unwind the probe's `call`: drop the return address it pushed,
+            // so that the fixup's `ret` returns to the probe's caller.
+            frame.rsp += 8;
+            nacre_probe_fixup as unsafe extern "C" fn() as usize as u64
+        }
+        None => return false,
+    };
     frame.r8 = fault.vector as u64;
     frame.r9 = frame.error_code;
     frame.r10 = fault.addr;
     frame.rip = fixup;
     true
+}
+
+/// True when `fault` is the failed fetch of this CPU's running
+/// [`probe_execute`]: a #PF at the very address the probe called, with the
+/// probe's return address on top of the stack. (The error code's I/D bit
+/// is not required: the CPU sets it only with NX or SMEP on.)
+fn is_failed_execute_probe(frame: &TrapFrame, fault: &Fault) -> bool {
+    let probed = EXECUTE_PROBED[percpu::current().id as usize].load(Ordering::Relaxed);
+    if probed == 0 || fault.vector != Fault::PAGE_FAULT || frame.rip != probed || fault.addr != probed {
+        return false;
+    }
+    let return_address = core::ptr::addr_of!(nacre_probe_execute_return) as u64;
+    // SAFETY: this CPU is inside probe_execute (interrupts off, so no other
+    // thread ran since it recorded `probed`), whose `call` has just pushed
+    // its return address at RSP on the running thread's stack.
+    let top_of_stack = unsafe { (frame.rsp as *const u64).read() };
+    top_of_stack == return_address
 }
 
 /// How many bytes a probe accesses.
@@ -194,13 +251,15 @@ impl Width {
     }
 }
 
-/// Whether a probe read or wrote.
+/// Whether a probe read, wrote or fetched an instruction.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ProbeAccess {
     /// A read.
     Read,
     /// A write.
     Write,
+    /// An instruction fetch (a call).
+    Execute,
 }
 
 /// The fault a probe ran into.
@@ -237,6 +296,7 @@ impl fmt::Display for ProbeFault {
                 let verb = match self.access {
                     ProbeAccess::Read => "reading",
                     ProbeAccess::Write => "writing",
+                    ProbeAccess::Execute => "calling",
                 };
                 write!(
                     f,
@@ -300,4 +360,32 @@ pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), Pro
     // the effect of a write that succeeds; `raw` is valid for the fixup.
     let status = unsafe { probe(addr, value, &mut raw) };
     to_result(status, raw, addr, ProbeAccess::Write)
+}
+
+/// The byte [`probe_execute`] expects at an executable target: `ret`.
+pub const RET_INSTRUCTION: u8 = 0xc3;
+
+/// Calls `addr` as a function; a fault on fetching its first instruction
+/// (a page that is not present, not executable, or a non-canonical
+/// address) comes back as an error.
+///
+/// # Safety
+/// When the fetch succeeds the code at `addr` runs: it must be a function
+/// that returns at once and changes nothing, such as a lone `ret`
+/// ([`RET_INSTRUCTION`]).
+pub unsafe fn probe_execute(addr: u64) -> Result<(), ProbeFault> {
+    let mut raw = RawFault::default();
+    let status = without_interrupts(|| {
+        // Interrupts stay off so that no other thread on this CPU runs (and
+        // faults) while the probed address is recorded.
+        let probed = &EXECUTE_PROBED[percpu::current().id as usize];
+        probed.store(addr, Ordering::Relaxed);
+        // SAFETY: a failed fetch at `addr` and a #GP on the call both resume
+        // at the fixup (see `apply_fixup`); the caller vouches for the code
+        // at `addr` when the fetch succeeds; `raw` is valid for the fixup.
+        let status = unsafe { nacre_probe_execute(addr, 0, &mut raw) };
+        probed.store(0, Ordering::Relaxed);
+        status
+    });
+    to_result(status, raw, addr, ProbeAccess::Execute)
 }
