@@ -291,6 +291,21 @@ fn report_and_stop(frame: &TrapFrame, detail: &Detail) -> ! {
     qemu::exit(ExitStatus::Failure)
 }
 
+/// Writes the report of a fault no one could handle (what the kernel prints
+/// before it stops): the exception and decoded error code, the faulting
+/// address, the registers of `frame`, the thread, the address space's
+/// answer `reason`, the region and page-table walk, and a backtrace. The
+/// faulting address is `fault.addr`, so a test can format the report of a
+/// made-up fault into a `String`.
+pub fn write_fault_report(
+    out: &mut dyn Write,
+    frame: &TrapFrame,
+    fault: &Fault,
+    reason: &UnhandledFault,
+) -> fmt::Result {
+    write_report(out, frame, &Detail::Unhandled(*fault, reason.clone()))
+}
+
 fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt::Result {
     let vector = frame.vector();
     writeln!(out, "\n*** {} (vector {vector}) on CPU {}", vector_name(vector), percpu::current().id)?;
@@ -303,7 +318,11 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
         _ => writeln!(out, "    error code {:#x}", frame.error_code)?,
     }
     if vector == 14 {
-        writeln!(out, "    CR2 {:#018x} (the faulting address)", read_cr2())?;
+        let addr = match detail {
+            Detail::Unhandled(fault, _) => fault.addr,
+            Detail::None | Detail::NestedTrap(_) => read_cr2(),
+        };
+        writeln!(out, "    CR2 {addr:#018x} (the faulting address)")?;
     }
     writeln!(out, "    RIP {:#018x}  CS {:#06x}  RFLAGS {:#010x}", frame.rip, frame.cs, frame.rflags)?;
     writeln!(out, "    RSP {:#018x}  SS {:#06x}", frame.rsp, frame.ss)?;
@@ -332,6 +351,7 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
         out.write_str("\n")?;
     }
     writeln!(out, "    CR0 {:#010x}  CR3 {:#018x}  CR4 {:#010x}", read_cr0(), read_cr3(), read_cr4())?;
+    write_thread(out)?;
     match detail {
         Detail::Unhandled(fault, reason) => {
             writeln!(out, "    address space: {reason}")?;
@@ -348,6 +368,19 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
         Detail::None | Detail::NestedTrap(_) => {}
     }
     write_backtrace(out, frame.rip, frame.rbp)
+}
+
+/// The thread that trapped. Its lock is only tried: the trap may have hit
+/// while this CPU held it.
+fn write_thread(out: &mut dyn Write) -> fmt::Result {
+    let cpu = percpu::current();
+    let Some(current) = cpu.current.try_lock() else {
+        return writeln!(out, "    thread: (busy; not inspected)");
+    };
+    match current.as_ref() {
+        Some(thread) => writeln!(out, "    thread: {} '{}'", thread.id(), thread.name()),
+        None => writeln!(out, "    thread: none (before threads started)"),
+    }
 }
 
 /// Follows the frame-pointer chain (the kernel is built with frame
