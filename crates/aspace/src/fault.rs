@@ -140,6 +140,13 @@ pub enum UnhandledFault {
     },
     /// The CPU reported a reserved bit set in an entry: the tables are corrupt.
     ReservedBit,
+    /// The fault asked a growing region ([`crate::Protection::GROW_DOWN`] or
+    /// [`crate::Protection::GROW_UP`]) to grow past its maximum size or into
+    /// the guard gap it must keep from its neighbour: a runaway stack.
+    StackOverflow {
+        /// The growing region, as it was (not grown).
+        region: Region,
+    },
     /// A fault this implementation does not handle at all (a #GP, or any fault
     /// in an implementation without demand paging).
     NotHandledHere,
@@ -156,6 +163,9 @@ impl fmt::Display for UnhandledFault {
                 write!(f, "out of memory mapping a page of region {region}")
             }
             UnhandledFault::ReservedBit => f.write_str("reserved bit set in a page-table entry"),
+            UnhandledFault::StackOverflow { region } => {
+                write!(f, "stack overflow: region {region} may not grow past its maximum size or guard gap")
+            }
             UnhandledFault::NotHandledHere => f.write_str("not handled by this address space"),
         }
     }
@@ -180,5 +190,12 @@ mod tests {
             ),
             "0x1d [protection-violation instruction-fetch user reserved-bit]"
         );
+    }
+
+    #[test]
+    fn stack_overflow_says_so() {
+        let stack = Region::anonymous(0x7000, 0x1000, crate::Protection::READ | crate::Protection::GROW_DOWN);
+        let text = format!("{}", UnhandledFault::StackOverflow { region: stack });
+        assert!(text.starts_with("stack overflow: region 0x0000000000007000-"), "{text}");
     }
 }

@@ -11,7 +11,7 @@ pub enum ParseError {
     BadDigit(char),
     /// The value does not fit in 64 bits.
     TooLarge,
-    /// A flag letter that is not one of `rwxpkse`.
+    /// A flag letter that is not one of `rwxpkseadu`.
     UnknownFlag(char),
     /// The same flag letter twice.
     RepeatedFlag(char),
@@ -23,7 +23,7 @@ impl core::fmt::Display for ParseError {
             ParseError::Empty => f.write_str("empty number"),
             ParseError::BadDigit(c) => write!(f, "unexpected character '{c}' in number"),
             ParseError::TooLarge => f.write_str("number does not fit in 64 bits"),
-            ParseError::UnknownFlag(c) => write!(f, "unknown flag '{c}' (flags are r w x p k s e)"),
+            ParseError::UnknownFlag(c) => write!(f, "unknown flag '{c}' (flags are r w x p k s e a d u)"),
             ParseError::RepeatedFlag(c) => write!(f, "flag '{c}' given twice"),
         }
     }
@@ -63,9 +63,11 @@ pub fn parse_number(word: &str) -> Result<u64, ParseError> {
 }
 
 /// Parses flags written as letters, in any order: `r` READ, `w` WRITE,
-/// `x` EXEC, `p` PIN, `k` KERN, `s` SWAP, `e` EAGER; `-` is ignored so that
-/// the printed form (`rwxpk-e`) parses back. A number is accepted too
-/// (NK's numeric flags, e.g. `0x1f`).
+/// `x` EXEC, `p` PIN, `k` KERN, `s` SWAP, `e` EAGER, `a` ANON (anonymous
+/// memory the address space provides), `d` GROW_DOWN, `u` GROW_UP; `-` is
+/// ignored so that the printed form (`rwxpk-ea--`) parses back. A number is
+/// accepted too (NK's numeric flags, e.g. `0x1f`; ANON is `0x80`, GROW_DOWN
+/// `0x100`, GROW_UP `0x200`).
 pub fn parse_protection(word: &str) -> Result<Protection, ParseError> {
     if word.is_empty() {
         return Err(ParseError::Empty);
@@ -127,6 +129,11 @@ mod tests {
                 | Protection::EAGER)
         );
         assert_eq!(parse_protection("0x1f").map(|p| p.bits()), Ok(0x1f));
+        let stack = Protection::READ | Protection::WRITE | Protection::ANON | Protection::GROW_DOWN;
+        assert_eq!(parse_protection("rwad"), Ok(stack));
+        assert_eq!(parse_protection(&alloc::format!("{stack}")), Ok(stack), "the printed form parses back");
+        assert_eq!(parse_protection("rau"), Ok(Protection::READ | Protection::ANON | Protection::GROW_UP));
+        assert_eq!(parse_protection("0x180"), Ok(Protection::ANON | Protection::GROW_DOWN));
         assert_eq!(parse_protection("rq"), Err(ParseError::UnknownFlag('q')));
         assert_eq!(parse_protection("rr"), Err(ParseError::RepeatedFlag('r')));
         assert_eq!(parse_protection(""), Err(ParseError::Empty));

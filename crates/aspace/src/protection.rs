@@ -26,12 +26,25 @@ bitflags! {
         /// Build every page-table entry when the region is added, instead of
         /// on first touch (lazy).
         const EAGER = 64;
+        /// Anonymous memory: the address space provides the frames (zeroed),
+        /// on first touch or, with EAGER, when the region is added, and frees
+        /// them when the region (or part of it) is removed or the space is
+        /// destroyed. The region's physical address must be 0: there is none.
+        /// Always mapped with 4 KiB pages; cannot be moved.
+        const ANON = 1 << 7;
+        /// Grows down: a fault just below the region (within the address
+        /// space's guard gap) extends it downwards, up to the address space's
+        /// maximum size, keeping one guard gap clear below it. Only with ANON,
+        /// since growing needs memory the address space provides.
+        const GROW_DOWN = 1 << 8;
+        /// Grows up: the mirror of GROW_DOWN, for faults just above the region.
+        const GROW_UP = 1 << 9;
     }
 }
 
 impl Protection {
     /// The letters used by the shell, in order, with the flag each stands for.
-    pub const LETTERS: [(char, Protection); 7] = [
+    pub const LETTERS: [(char, Protection); 10] = [
         ('r', Protection::READ),
         ('w', Protection::WRITE),
         ('x', Protection::EXEC),
@@ -39,6 +52,9 @@ impl Protection {
         ('k', Protection::KERN),
         ('s', Protection::SWAP),
         ('e', Protection::EAGER),
+        ('a', Protection::ANON),
+        ('d', Protection::GROW_DOWN),
+        ('u', Protection::GROW_UP),
     ];
 
     /// The access rights only (READ, WRITE, EXEC, KERN): what the page-table
@@ -46,10 +62,21 @@ impl Protection {
     pub const fn access(self) -> Protection {
         self.intersection(Protection::READ.union(Protection::WRITE).union(Protection::EXEC).union(Protection::KERN))
     }
+
+    /// The flags that say what kind of region this is (ANON, GROW_DOWN,
+    /// GROW_UP): fixed when the region is added, unlike the rights.
+    pub const fn kind(self) -> Protection {
+        self.intersection(Protection::ANON.union(Protection::GROW_DOWN).union(Protection::GROW_UP))
+    }
+
+    /// True when the region grows (GROW_DOWN or GROW_UP).
+    pub const fn grows(self) -> bool {
+        self.intersects(Protection::GROW_DOWN.union(Protection::GROW_UP))
+    }
 }
 
 impl fmt::Display for Protection {
-    /// Writes the flags as shell letters, `-` for each absent one: `rwxpk-e`.
+    /// Writes the flags as shell letters, `-` for each absent one: `rwxpk-ea--`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for (letter, flag) in Protection::LETTERS {
@@ -78,12 +105,20 @@ mod tests {
         assert_eq!(Protection::KERN.bits(), 16);
         assert_eq!(Protection::SWAP.bits(), 32);
         assert_eq!(Protection::EAGER.bits(), 64);
+        assert_eq!(Protection::ANON.bits(), 1 << 7);
+        assert_eq!(Protection::GROW_DOWN.bits(), 1 << 8);
+        assert_eq!(Protection::GROW_UP.bits(), 1 << 9);
     }
 
     #[test]
     fn display_letters() {
         let p = Protection::READ | Protection::WRITE | Protection::KERN | Protection::EAGER;
-        assert_eq!(alloc::format!("{p}"), "rw--k-e");
+        assert_eq!(alloc::format!("{p}"), "rw--k-e---");
         assert_eq!(p.access(), Protection::READ | Protection::WRITE | Protection::KERN);
+        let stack = Protection::READ | Protection::WRITE | Protection::ANON | Protection::GROW_DOWN;
+        assert_eq!(alloc::format!("{stack}"), "rw-----ad-");
+        assert_eq!(stack.kind(), Protection::ANON | Protection::GROW_DOWN);
+        assert!(stack.grows() && !Protection::ANON.grows());
+        assert_eq!(alloc::format!("{}", Protection::all()), "rwxpkseadu");
     }
 }

@@ -16,6 +16,11 @@ pub struct Characteristics {
 /// A linear mapping of `len` bytes from virtual address `va` onto physical
 /// address `pa`, with protections `prot`.
 ///
+/// An *anonymous* region ([`Protection::ANON`]) maps no caller-given
+/// physical memory: the address space provides a frame for each page, and
+/// `pa` is always 0 (any other value is refused with
+/// [`AspaceError::InvalidFlags`]). Its parts keep `pa` 0 too.
+///
 /// The region covers the half-open interval `[va, va + len)`. A region may
 /// end exactly at the top of the address space (its end, 2^64, does not fit
 /// in a `u64`), so comparisons use the inclusive [`Region::last`] byte.
@@ -35,6 +40,16 @@ impl Region {
     /// Builds a region from raw numbers.
     pub const fn new(va: u64, pa: u64, len: u64, prot: Protection) -> Self {
         Region { va: VirtAddr(va), pa: PhysAddr(pa), len, prot }
+    }
+
+    /// An anonymous region (`prot` gets [`Protection::ANON`]; `pa` is 0).
+    pub const fn anonymous(va: u64, len: u64, prot: Protection) -> Self {
+        Region::new(va, 0, len, prot.union(Protection::ANON))
+    }
+
+    /// True when the address space provides the region's memory ([`Protection::ANON`]).
+    pub const fn is_anonymous(&self) -> bool {
+        self.prot.contains(Protection::ANON)
     }
 
     /// The last virtual byte of the region (inclusive). Only meaningful for a
@@ -74,15 +89,18 @@ impl Region {
     }
 
     /// The part `[va, va+len)` of this region, as a region of its own (same
-    /// linear offset, same protections). The caller ensures [`Region::covers`].
+    /// linear offset, same protections; an anonymous part keeps `pa` 0).
+    /// The caller ensures [`Region::covers`].
     pub const fn sub_region(&self, va: u64, len: u64) -> Region {
-        Region { va: VirtAddr(va), pa: self.translate(va), len, prot: self.prot }
+        let pa = if self.is_anonymous() { PhysAddr(0) } else { self.translate(va) };
+        Region { va: VirtAddr(va), pa, len, prot: self.prot }
     }
 
     /// Checks everything about the region that does not depend on other
     /// regions: non-zero length that does not wrap, canonical start and end
     /// in one canonical half, alignment of both starts and of the length,
     /// physical end below `2^phys_bits`, and flags that make sense together.
+    /// An anonymous region has no physical range to check; its `pa` must be 0.
     ///
     /// The order of the checks is fixed so that the same bad input always
     /// gets the same error.
@@ -93,7 +111,8 @@ impl Region {
         if self.va.0.checked_add(self.len - 1).is_none() {
             return Err(AspaceError::LengthOverflow { start: self.va.0, len: self.len, kind: AddressKind::Virtual });
         }
-        if self.pa.0.checked_add(self.len - 1).is_none() {
+        let physical = !self.is_anonymous();
+        if physical && self.pa.0.checked_add(self.len - 1).is_none() {
             return Err(AspaceError::LengthOverflow { start: self.pa.0, len: self.len, kind: AddressKind::Physical });
         }
         if !self.va.is_canonical(width) {
@@ -110,7 +129,7 @@ impl Region {
                 required: ch.alignment,
             });
         }
-        if !self.pa.is_aligned(ch.alignment) {
+        if physical && !self.pa.is_aligned(ch.alignment) {
             return Err(AspaceError::Misaligned {
                 kind: AddressKind::Physical,
                 value: self.pa.0,
@@ -124,10 +143,17 @@ impl Region {
                 required: ch.granularity,
             });
         }
-        if phys_bits < 64 && self.last_pa() >> phys_bits != 0 {
+        if physical && phys_bits < 64 && self.last_pa() >> phys_bits != 0 {
             return Err(AspaceError::PhysTooWide { addr: self.last_pa(), phys_bits });
         }
-        self.prot.validate()
+        self.prot.validate()?;
+        if !physical && self.pa.0 != 0 {
+            return Err(AspaceError::InvalidFlags {
+                flags: self.prot.bits(),
+                reason: "an anonymous region takes no physical address: pa must be 0",
+            });
+        }
+        Ok(())
     }
 }
 
@@ -142,6 +168,18 @@ impl Protection {
             return Err(AspaceError::InvalidFlags {
                 flags: self.bits(),
                 reason: "x86-64 cannot map a page that is writable or executable but not readable",
+            });
+        }
+        if self.contains(Protection::GROW_DOWN | Protection::GROW_UP) {
+            return Err(AspaceError::InvalidFlags {
+                flags: self.bits(),
+                reason: "a region grows down or up, not both",
+            });
+        }
+        if self.grows() && !self.contains(Protection::ANON) {
+            return Err(AspaceError::InvalidFlags {
+                flags: self.bits(),
+                reason: "only anonymous regions grow: growth maps memory the address space provides",
             });
         }
         Ok(())
@@ -222,6 +260,31 @@ mod tests {
             check(Region::new(0x1000, 0, 4096, Protection::from_bits_retain(1 << 30))),
             Err(AspaceError::InvalidFlags { .. })
         ));
+    }
+
+    #[test]
+    fn anonymous_and_growing_flags() {
+        let anon = |pa, prot| check(Region::new(0x1000, pa, 0x2000, prot | Protection::ANON));
+        assert_eq!(anon(0, RW), Ok(()));
+        assert_eq!(Region::anonymous(0x1000, 0x2000, RW), Region::new(0x1000, 0, 0x2000, RW | Protection::ANON));
+        assert!(matches!(anon(0x5000, RW), Err(AspaceError::InvalidFlags { .. })));
+        // Not even a misaligned or too-wide address gets past: it is refused as a flag error.
+        assert!(matches!(anon(0x10, RW), Err(AspaceError::InvalidFlags { .. })));
+        // No physical range to overflow or exceed MAXPHYADDR.
+        assert_eq!(check(Region::anonymous(0, 1 << 46, RW)), Ok(()));
+        assert_eq!(anon(0, RW | Protection::GROW_DOWN), Ok(()));
+        assert_eq!(anon(0, RW | Protection::GROW_UP), Ok(()));
+        assert!(matches!(
+            anon(0, RW | Protection::GROW_DOWN | Protection::GROW_UP),
+            Err(AspaceError::InvalidFlags { reason: "a region grows down or up, not both", .. })
+        ));
+        for grow in [Protection::GROW_DOWN, Protection::GROW_UP] {
+            assert!(matches!(check(Region::new(0x1000, 0, 0x1000, RW | grow)), Err(AspaceError::InvalidFlags { .. })));
+        }
+        // Parts of an anonymous region keep pa 0; parts of a linear one keep the offset.
+        let whole = Region::anonymous(0x1000, 0x3000, RW);
+        assert_eq!(whole.sub_region(0x2000, 0x1000), Region::anonymous(0x2000, 0x1000, RW));
+        assert!(whole.is_anonymous() && !Region::new(0, 0, 1, RW).is_anonymous());
     }
 
     #[test]
