@@ -201,12 +201,20 @@ pub fn apply_fixup(frame: &mut TrapFrame, fault: &Fault) -> bool {
 }
 
 /// True when `fault` is the failed fetch of this CPU's running
-/// [`probe_execute`]: a #PF at the very address the probe called, with the
-/// probe's return address on top of the stack. (The error code's I/D bit
-/// is not required: the CPU sets it only with NX or SMEP on.)
+/// [`probe_execute`]: a fault at the very address the probe called, with
+/// the probe's return address on top of the stack. That is a #PF with CR2
+/// equal to RIP (the error code's I/D bit is not required: the CPU sets it
+/// only with NX or SMEP on), or a #GP for a non-canonical target when the
+/// CPU completes the `call` first (QEMU does; Intel faults on the `call`
+/// itself, which the exception table covers).
 fn is_failed_execute_probe(frame: &TrapFrame, fault: &Fault) -> bool {
     let probed = EXECUTE_PROBED[percpu::current().id as usize].load(Ordering::Relaxed);
-    if probed == 0 || fault.vector != Fault::PAGE_FAULT || frame.rip != probed || fault.addr != probed {
+    let at_probed = match fault.vector {
+        Fault::PAGE_FAULT => fault.addr == probed,
+        Fault::GENERAL_PROTECTION => true,
+        _ => false,
+    };
+    if probed == 0 || frame.rip != probed || !at_probed {
         return false;
     }
     let return_address = core::ptr::addr_of!(nacre_probe_execute_return) as u64;
@@ -366,8 +374,8 @@ pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), Pro
 pub const RET_INSTRUCTION: u8 = 0xc3;
 
 /// Calls `addr` as a function; a fault on fetching its first instruction
-/// (a page that is not present, not executable, or a non-canonical
-/// address) comes back as an error.
+/// (a page that is not present or not executable: #PF; a non-canonical
+/// address: #GP) comes back as an error.
 ///
 /// # Safety
 /// When the fetch succeeds the code at `addr` runs: it must be a function

@@ -356,6 +356,10 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
         Detail::Unhandled(fault, reason) => {
             writeln!(out, "    address space: {reason}")?;
             match FAULT_REPORT_HOOK.load(Ordering::Acquire) {
+                // A #GP reports no address: no region or walk to show.
+                _ if fault.vector != Fault::PAGE_FAULT => {
+                    writeln!(out, "    region and page-table walk: none (the CPU reports no address)")?
+                }
                 0 => writeln!(out, "    region and page-table walk: no address-space layer")?,
                 pointer => {
                     // SAFETY: only `set_fault_report_hook` stores non-zero
