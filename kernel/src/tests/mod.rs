@@ -6,6 +6,7 @@ mod cmdline;
 mod frames;
 mod heap;
 mod memfuncs;
+mod paging;
 mod probes;
 mod test_page;
 mod threads;
