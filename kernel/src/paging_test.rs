@@ -408,10 +408,12 @@ fn move_region(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
     for region in [pinned, movable] {
         lab.edit(|space| space.add_region(region))?.map_err(|e| format!("adding {region}: {e}"))?;
     }
-    // Both map physical 8 GiB + buffer (not RAM): the same value, cached in the TLB now.
-    let old = read(MOVE_TARGET + buffer)?;
-    let beside = read(MOVE_PINNED + buffer)?;
+    // Both map physical 8 GiB + buffer (not RAM): the same value. The
+    // moved one is read last, so that its translation is the freshest in
+    // the TLB when the move happens.
     let pattern = read(buffer)?;
+    let beside = read(MOVE_PINNED + buffer)?;
+    let old = read(MOVE_TARGET + buffer)?;
     if old != beside || old == pattern {
         return Err(format!("before the move: {old:#x} at 12 GiB, {beside:#x} at 8 GiB, pattern {pattern:#x}"));
     }
