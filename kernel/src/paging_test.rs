@@ -503,11 +503,16 @@ fn protect_region(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> 
             return Err(format!("the 1 KiB write did not reach the buffer at +{offset:#x}"));
         }
     }
+    // A permission increase is not flushed (flush.rs): a CPU still holding
+    // the read-only entry takes one spurious fault, which the handler
+    // recognises and retries. QEMU re-walks on the write and takes none.
     let spurious = after.spurious_faults - before.spurious_faults;
     let faults = after.faults_handled - before.faults_handled;
-    notes.push(format!("1 KiB written after protect: {faults} lazy faults, {spurious} stale-TLB faults"));
-    if spurious != 0 {
-        return Err(String::from("the read-only translation outlived the protect in the TLB"));
+    notes.push(format!(
+        "1 KiB written after protect: {faults} lazy faults, {spurious} spurious (stale read-only) faults"
+    ));
+    if spurious > 1 {
+        return Err(format!("{spurious} spurious faults for one page"));
     }
     // Protect back down: the writable translation just used must be gone at once.
     lab.edit(|space| space.protect_region(region, read_exec))?.map_err(show)?;
