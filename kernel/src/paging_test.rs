@@ -78,7 +78,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), String> {
         let _ = writeln!(out, "0 passed, 1 failed");
         return Err("no RAM for the test buffer".into());
     };
-    let mut lab = Lab { space: None, buffer: buffer.as_u64(), entered: false, baseline };
+    let mut lab = Lab { space: None, previous: None, buffer: buffer.as_u64(), entered: false, baseline };
     lab.fill_buffer();
 
     let (mut passed, mut failed) = (0, 0);
@@ -115,6 +115,9 @@ pub fn run(out: &mut dyn Write) -> Result<(), String> {
 struct Lab {
     /// The test address space, from step 1 until it is destroyed in step 9.
     space: Option<Arc<Space>>,
+    /// The address space the thread was in before step 4 (`None`: the
+    /// default one); step 9 moves it back there.
+    previous: Option<Arc<Space>>,
     /// Physical (and, through the identity map, virtual) start of the buffer.
     buffer: u64,
     /// True while the running thread is inside the test address space.
@@ -350,6 +353,7 @@ fn overlaps(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
 
 fn enter(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
     let space = lab.space()?.clone();
+    lab.previous = address_space::current();
     address_space::move_current_thread(Some(&space)).map_err(show)?;
     lab.entered = true;
     let root = with_paging(&space, |paging| paging.root()).flatten().ok_or("the space has no root table")?;
@@ -662,6 +666,17 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
     destroyed
 }
 
+/// The root table of a `paging` or `base` address space.
+fn root_of(space: &Space) -> Option<u64> {
+    let object = space.lock();
+    let any = object.as_any();
+    let root = match any.downcast_ref::<PagingAspace<KernelMachine>>() {
+        Some(paging) => paging.root(),
+        None => any.downcast_ref::<address_space::base::BaseAspace>().map(|base| base.root()),
+    };
+    root.map(|root| root.as_u64())
+}
+
 fn leave_and_destroy(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
     let mut problems = Vec::new();
     if let Some(space) = lab.space.clone() {
@@ -672,16 +687,19 @@ fn leave_and_destroy(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Strin
                 }
                 other => problems.push(format!("destroy while inside: {other:?}")),
             }
-            match address_space::move_current_thread(None) {
+            match address_space::move_current_thread(lab.previous.as_ref()) {
                 Ok(()) => lab.entered = false,
-                Err(error) => problems.push(format!("moving back to the default address space: {error}")),
+                Err(error) => problems.push(format!("moving back to the previous address space: {error}")),
             }
         }
-        let base_root =
-            address_space::base().lock().as_any().downcast_ref::<address_space::base::BaseAspace>().map(|b| b.root());
+        let previous = lab.previous.clone().unwrap_or_else(address_space::base);
+        let expected_root = root_of(&previous);
         let cr3 = cpu::read_cr3() & 0x000f_ffff_ffff_f000;
-        if address_space::current().is_some() || base_root.map(|root| root.as_u64()) != Some(cr3) {
-            problems.push(format!("after moving out, CR3 is {cr3:#x} and the slot is not the default"));
+        let slot = address_space::current().map(|current| current.id());
+        if slot != lab.previous.as_ref().map(|space| space.id()) || expected_root != Some(cr3) {
+            problems.push(format!("after moving out, CR3 is {cr3:#x}, not the root of '{}'", previous.name()));
+        } else {
+            notes.push(format!("back in '{}' (CR3 {cr3:#x})", previous.name()));
         }
         match address_space::destroy(space.name()) {
             Ok(()) => {
