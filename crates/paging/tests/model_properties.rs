@@ -28,6 +28,9 @@
 //! - at the end, with every CPU moved to an idle space and every space
 //!   destroyed, the frame count is back to the baseline.
 //!
+//! Each case also picks whether PCIDs are on, where its window lies, and
+//! the largest page a lazy fault may map (1 GiB, 2 MiB or 4 KiB).
+//!
 //! Addresses are drawn from a 4 GiB window with a few hot 2 MiB slots and
 //! pages near their edges, so overlaps, splits and adjacency are common;
 //! some regions are 2 MiB- or 1 GiB-sized and aligned so that they get large
@@ -63,7 +66,7 @@ use aspace::{
 };
 use common::{snapshot, Space, G, K4, M2};
 use mmu_model::{pattern, AccessError, Mode, SimConfig, SimMachine};
-use paging::PagingAspace;
+use paging::{PageSize, PagingAspace};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, FileFailurePersistence, TestCaseError, TestError, TestRunner};
@@ -336,6 +339,8 @@ struct Step {
 struct Case {
     pcid: bool,
     window: Index,
+    /// The largest page a lazy fault maps, in every space of the case.
+    fault_page_limit: PageSize,
     spaces: usize,
     steps: Vec<Step>,
 }
@@ -431,8 +436,11 @@ fn op() -> impl Strategy<Value = Op> {
 fn case(steps: Range<usize>, inject: bool) -> impl Strategy<Value = Case> {
     let fail_nth = if inject { prop::option::weighted(0.5, 0..3u64).boxed() } else { Just(None).boxed() };
     let step = (op(), fail_nth).prop_map(|(op, fail_nth)| Step { op, fail_nth });
-    (any::<bool>(), any::<Index>(), 2..=3usize, prop::collection::vec(step, steps))
-        .prop_map(|(pcid, window, spaces, steps)| Case { pcid, window, spaces, steps })
+    let fault_page_limit =
+        prop_oneof![2 => Just(PageSize::Size1G), 1 => Just(PageSize::Size2M), 1 => Just(PageSize::Size4K)];
+    (any::<bool>(), any::<Index>(), fault_page_limit, 2..=3usize, prop::collection::vec(step, steps)).prop_map(
+        |(pcid, window, fault_page_limit, spaces, steps)| Case { pcid, window, fault_page_limit, spaces, steps },
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -538,7 +546,12 @@ impl<'s> Harness<'s> {
         let baseline_frames = machine.frames_in_use();
         let pcid = |n: usize| case.pcid.then_some(n as u16 + 1);
         let mut spaces: Vec<Space> = (0..case.spaces)
-            .map(|n| PagingAspace::new(machine.clone(), &format!("space{n}"), pcid(n)).expect("a root table"))
+            .map(|n| {
+                let mut space =
+                    PagingAspace::new(machine.clone(), &format!("space{n}"), pcid(n)).expect("a root table");
+                space.set_fault_page_limit(case.fault_page_limit);
+                space
+            })
             .collect();
         let mut loaded = [0; CPUS];
         for (cpu, slot) in loaded.iter_mut().enumerate() {
