@@ -487,6 +487,13 @@ fn protect_region(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> 
         PROTECT_VA,
         PageFaultCode::PRESENT | PageFaultCode::WRITE,
     )?);
+    let missing = Region::new(OUTSIDE, buffer, BUFFER_LEN, read_exec);
+    let result = lab.edit(|space| space.protect_region(missing, read_exec | Protection::WRITE))?;
+    notes.push(expect_refusal(
+        "protecting a region that does not exist",
+        result,
+        |e| matches!(e, AspaceError::NoSuchRegion { va } if *va == OUTSIDE),
+    )?);
     let result = lab.edit(|space| space.remove_region(region))?;
     notes.push(expect_refusal("removing it (pinned)", result, |e| matches!(e, AspaceError::Pinned { .. }))?);
     let result = lab.edit(|space| space.move_region(region, PhysAddr::new(0)))?;

@@ -376,3 +376,40 @@ fn execute_probe_in_the_default_space() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(execute_probe_in_the_default_space);
+
+fn small_removes_use_invlpg_and_large_ones_flush_everything() -> Result<(), String> {
+    const PAGES: usize = 64;
+    let frames_run = frames::alloc_contiguous(PAGES, PAGE).ok_or("out of frames")?;
+    let pa = frames_run.as_u64();
+    // A virtual start whose offset within 2 MiB differs from the physical
+    // one: only 4 KiB pages can map it.
+    let va = 20 * GIB + ((pa + PAGE) % (2 << 20));
+    let region = Region::new(va, pa, PAGES as u64 * PAGE, KERNEL.difference(Protection::PIN) | Protection::EAGER);
+    let outcome = (|| {
+        let space = TestSpace::new(&[IDENTITY, region])?;
+        space.enter()?;
+        let touch_all = || (0..PAGES as u64).try_for_each(|i| probe_read(va + i * PAGE, Width::U8).map(drop));
+        touch_all().map_err(|f| format!("{f}"))?;
+        let before = space.counters();
+        check_eq!(before.pages_mapped[PageSize::Size4K.index()], PAGES as u64);
+        space.space.lock().remove_region(Region::new(va, pa, 3 * PAGE, region.prot)).map_err(|e| format!("{e}"))?;
+        let after_small = space.counters();
+        check_eq!(after_small.page_invalidations - before.page_invalidations, 3);
+        check_eq!(after_small.full_flushes, before.full_flushes);
+        let small = Region::new(va + 3 * PAGE, pa + 3 * PAGE, 40 * PAGE, region.prot);
+        space.space.lock().remove_region(small).map_err(|e| format!("{e}"))?;
+        let after_large = space.counters();
+        check_eq!(after_large.full_flushes - after_small.full_flushes, 1);
+        check_eq!(after_large.page_invalidations, after_small.page_invalidations);
+        // Whichever way, no removed page is still reachable, and the rest is.
+        for page in [0, 2, 3, 20, 42] {
+            let fault = probe_read(va + page * PAGE, Width::U8).err();
+            check!(fault.is_some(), "removed page {page} still reads");
+        }
+        check!(probe_read(va + 43 * PAGE, Width::U8).is_ok(), "page 43 was lost");
+        Ok(())
+    })();
+    frames::free_contiguous(frames_run, PAGES).map_err(|e| format!("{e}"))?;
+    outcome
+}
+kernel_test!(small_removes_use_invlpg_and_large_ones_flush_everything);
