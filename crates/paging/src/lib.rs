@@ -65,10 +65,12 @@
 
 extern crate alloc;
 
+mod anon;
 pub mod dump;
 mod edit;
 pub mod entry;
 pub mod flush;
+mod grow;
 pub mod machine;
 mod space;
 mod tables;
@@ -79,6 +81,7 @@ pub use dump::{MappedPage, MappedPages, MappingRun, MappingRuns};
 pub use edit::EditCounters;
 pub use entry::{LeafPermissions, Level, PageSize, PageTableEntry};
 pub use flush::{FlushBatch, FlushSummary, SINGLE_PAGE_FLUSH_CEILING};
+pub use grow::GrowthLimits;
 pub use machine::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
 pub use space::{PagingAspace, PagingCounters, IMPLEMENTATION_NAME};
 pub use tables::{PageTables, PAGE_GRANULARITY};

@@ -1,9 +1,11 @@
 //! The `paging` address space: a region set kept in step with a tree of
 //! x86-64 page tables.
 
+use crate::anon::{AnonymousFrames, PAGE};
 use crate::dump::MappingRuns;
 use crate::entry::{LeafPermissions, PageSize};
 use crate::flush::FlushBatch;
+use crate::grow::{self, GrowthLimits, GrowthRequest};
 use crate::machine::{Machine, SpaceId, TlbInvalidation};
 use crate::tables::{PageTables, PAGE_GRANULARITY};
 use crate::walk::Walk;
@@ -35,6 +37,10 @@ pub struct PagingCounters {
     pub splits: u64,
     /// Page-table frames in the tree, the root included.
     pub table_frames: u64,
+    /// Frames the space owns for the pages of its anonymous regions.
+    pub anonymous_frames: u64,
+    /// Growing regions extended by a fault.
+    pub growths: u64,
 }
 
 /// An address space whose regions are mapped by x86-64 page tables.
@@ -47,6 +53,25 @@ pub struct PagingCounters {
 ///
 /// Every edit invalidates what it must (through [`Machine::invalidate`],
 /// which reaches every CPU) before it returns.
+///
+/// ## Anonymous regions
+/// A region with [`Protection::ANON`] (and `pa` 0) gets its memory from the
+/// space: a zeroed frame per 4 KiB page, allocated on first touch or, with
+/// EAGER, when the region is added (all or nothing). The frames are freed,
+/// after the flush, when the region or part of it is removed and when the
+/// space is destroyed. Such a region is named by its virtual range and `pa`
+/// 0 (a sub-range too). It cannot be moved ([`AspaceError::Unsupported`]);
+/// protect works, and taking READ away unmaps the pages but keeps their
+/// frames, so the contents come back with READ.
+///
+/// ## Growing regions
+/// An anonymous region with [`Protection::GROW_DOWN`] or
+/// [`Protection::GROW_UP`] grows, one fault at a time, under the space's
+/// [`GrowthLimits`] ([`PagingAspace::set_growth_limits`]); see the `grow`
+/// rules in the crate documentation. Growth past the maximum size or into
+/// the guard gap is reported as [`UnhandledFault::StackOverflow`]. A region
+/// may not be added inside a growing neighbour's guard gap
+/// ([`AspaceError::Overlap`] names the growing region).
 pub struct PagingAspace<M: Machine> {
     machine: M,
     name: String,
@@ -56,6 +81,11 @@ pub struct PagingAspace<M: Machine> {
     threads: Vec<ThreadId>,
     /// The largest page a lazy fault may map (1 GiB by default).
     fault_page_limit: PageSize,
+    /// The frames owned for anonymous pages.
+    anonymous: AnonymousFrames,
+    /// How far growing regions grow, and the gap they keep.
+    growth_limits: GrowthLimits,
+    growths: u64,
     faults_handled: u64,
     spurious_faults: u64,
     page_invalidations: u64,
@@ -77,6 +107,9 @@ impl<M: Machine> PagingAspace<M> {
             regions: RegionSet::new(),
             threads: Vec::new(),
             fault_page_limit: PageSize::Size1G,
+            anonymous: AnonymousFrames::default(),
+            growth_limits: GrowthLimits::DEFAULT,
+            growths: 0,
             faults_handled: 0,
             spurious_faults: 0,
             page_invalidations: 0,
@@ -94,6 +127,34 @@ impl<M: Machine> PagingAspace<M> {
     /// The largest page a lazy fault may map.
     pub fn fault_page_limit(&self) -> PageSize {
         self.fault_page_limit
+    }
+
+    /// Sets how large a growing region may grow (`max_size`) and the gap it
+    /// keeps clear on its growing side (`guard_gap`, also how far from the
+    /// region a fault may land and still grow it). Both must be non-zero
+    /// multiples of 4 KiB. The defaults are [`GrowthLimits::DEFAULT`]:
+    /// 8 MiB and 64 KiB. New limits govern later growth and later adds;
+    /// regions already in place are not re-checked.
+    pub fn set_growth_limits(&mut self, max_size: u64, guard_gap: u64) -> Result<(), AspaceError> {
+        self.growth_limits = GrowthLimits::new(max_size, guard_gap)?;
+        Ok(())
+    }
+
+    /// The limits growing regions grow under.
+    pub fn growth_limits(&self) -> GrowthLimits {
+        self.growth_limits
+    }
+
+    /// The frame backing the anonymous page holding `va`, if the space has
+    /// provided one yet (the page has been touched, or its region is eager).
+    pub fn anonymous_frame(&self, va: VirtAddr) -> Option<PhysAddr> {
+        self.anonymous.get(va.0 & !(PAGE - 1))
+    }
+
+    /// Every frame owned for an anonymous page, as (page's virtual start,
+    /// frame), in address order.
+    pub fn anonymous_frames(&self) -> impl Iterator<Item = (VirtAddr, PhysAddr)> + '_ {
+        self.anonymous.iter().map(|(page, frame)| (VirtAddr(page), frame))
     }
 
     /// The machine it runs on.
@@ -132,6 +193,8 @@ impl<M: Machine> PagingAspace<M> {
             full_flushes: self.full_flushes,
             splits: edits.splits,
             table_frames: self.tables.as_ref().map_or(0, PageTables::table_frames),
+            anonymous_frames: self.anonymous.len() as u64,
+            growths: self.growths,
         }
     }
 
@@ -157,6 +220,79 @@ impl<M: Machine> PagingAspace<M> {
         Ok(())
     }
 
+    /// Runs one edit of the tables and the anonymous frames together. It
+    /// fills a flush batch, applied whether or not the edit succeeds: a
+    /// refused edit may have undone work of its own that must be flushed.
+    fn edit_anonymous(
+        &mut self,
+        edit: impl FnOnce(&mut PageTables, &M, &mut AnonymousFrames, &mut FlushBatch) -> Result<(), AspaceError>,
+    ) -> Result<(), AspaceError> {
+        let tables =
+            self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
+        let mut batch = FlushBatch::new();
+        let result = edit(tables, &self.machine, &mut self.anonymous, &mut batch);
+        self.finish(batch);
+        result
+    }
+
+    /// Maps the anonymous page `page` of `region` on a fault, with a frame
+    /// of its own (a fresh zeroed one on first touch).
+    fn fault_in_anonymous(&mut self, region: Region, page: VirtAddr) -> FaultOutcome {
+        let perms = LeafPermissions::from_protection(region.prot);
+        match self.edit_anonymous(|tables, machine, frames, batch| frames.fault_in(tables, machine, page, perms, batch))
+        {
+            Ok(()) => {
+                self.faults_handled += 1;
+                FaultOutcome::Handled
+            }
+            Err(_) => FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
+        }
+    }
+
+    /// A fault at an address no region holds: grows the growing region it
+    /// asks to grow, if the limits allow (see [`GrowthLimits`]).
+    fn grow_on_fault(&mut self, fault: &Fault) -> FaultOutcome {
+        let (region, grown) = match grow::growth_request(&self.regions, fault.addr, self.growth_limits) {
+            GrowthRequest::None => return FaultOutcome::Unhandled(UnhandledFault::NoRegion),
+            GrowthRequest::Overflow { region } => {
+                return FaultOutcome::Unhandled(UnhandledFault::StackOverflow { region });
+            }
+            GrowthRequest::Grow { region, grown } => (region, grown),
+        };
+        let access = fault.code.access();
+        if forbids(region.prot, access, fault.code.contains(PageFaultCode::USER)) {
+            return FaultOutcome::Unhandled(UnhandledFault::Forbidden { region, access });
+        }
+        let features = self.machine.features();
+        if grown.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits).is_err() {
+            // It would run into the non-canonical hole: the end of the road.
+            return FaultOutcome::Unhandled(UnhandledFault::StackOverflow { region });
+        }
+        let perms = LeafPermissions::from_protection(grown.prot);
+        let page = VirtAddr(fault.addr & !(PAGE - 1));
+        let result = if grown.prot.contains(Protection::EAGER) {
+            // An eager region stays fully mapped: map all it grows by.
+            let (start, len) = if grown.va == region.va {
+                (VirtAddr(region.last() + 1), grown.len - region.len)
+            } else {
+                (grown.va, grown.len - region.len)
+            };
+            self.edit_anonymous(|tables, machine, frames, batch| {
+                frames.populate(tables, machine, start, len, perms, batch)
+            })
+        } else {
+            self.edit_anonymous(|tables, machine, frames, batch| frames.fault_in(tables, machine, page, perms, batch))
+        };
+        if result.is_err() {
+            return FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region });
+        }
+        self.regions.remove(region.va);
+        self.regions.insert(grown).expect("growth keeps clear of every other region");
+        self.growths += 1;
+        self.faults_handled += 1;
+        FaultOutcome::Handled
+    }
+
     /// Invalidates what `batch` names and frees its frames, counting.
     fn finish(&mut self, batch: FlushBatch) {
         let Some(space) = self.space_id() else { return };
@@ -166,7 +302,8 @@ impl<M: Machine> PagingAspace<M> {
     }
 
     /// The existing region that `requested` names: itself, or (sub-range) a
-    /// page-aligned part of it with the same virtual-to-physical offset.
+    /// page-aligned part of it with the same virtual-to-physical offset (for
+    /// an anonymous region, with `pa` 0).
     fn resolve(&self, requested: Region) -> Result<Region, AspaceError> {
         let Some(tables) = &self.tables else {
             return Err(AspaceError::UnknownAddressSpace { name: self.name.clone() });
@@ -179,9 +316,13 @@ impl<M: Machine> PagingAspace<M> {
             features.phys_bits,
         )?;
         let existing = *self.regions.find(requested.va.0).ok_or(AspaceError::NoSuchRegion { va: requested.va.0 })?;
-        let exact = existing.va == requested.va && existing.pa == requested.pa && existing.len == requested.len;
-        let part = existing.covers(requested.va.0, requested.len) && existing.translate(requested.va.0) == requested.pa;
-        if exact || part {
+        let same_memory = if existing.is_anonymous() {
+            requested.pa.0 == 0
+        } else {
+            existing.translate(requested.va.0) == requested.pa
+        };
+        // The whole region, or a part of it.
+        if existing.covers(requested.va.0, requested.len) && same_memory {
             Ok(existing)
         } else {
             Err(AspaceError::RegionMismatch { requested, existing })
@@ -189,16 +330,18 @@ impl<M: Machine> PagingAspace<M> {
     }
 
     /// Replaces `existing` in the region set by the parts of it outside
-    /// `[va, va+len)` and, if given, `middle` in its place.
+    /// `[va, va+len)` and, if given, `middle` in its place. Of the parts of a
+    /// growing region, only the one at the growing edge keeps growing.
     fn replace_part(&mut self, existing: Region, va: u64, len: u64, middle: Option<Region>) {
         self.regions.remove(existing.va);
         let before = va - existing.va.0;
         let after = existing.last() - (va + (len - 1));
-        let pieces = [
+        let mut pieces = [
             (before > 0).then(|| existing.sub_region(existing.va.0, before)),
             middle,
             (after > 0).then(|| existing.sub_region(va + len, after)),
         ];
+        grow::keep_growth_at_the_edge(&mut pieces, existing.prot);
         for piece in pieces.into_iter().flatten() {
             self.regions.insert(piece).expect("the parts of a region cannot overlap other regions");
         }
@@ -263,10 +406,19 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         if let Some(existing) = self.regions.first_overlap(region.va.0, region.len) {
             return Err(AspaceError::Overlap { existing: *existing });
         }
+        if let Some(conflict) = grow::guard_conflict(&self.regions, &region, self.growth_limits) {
+            return Err(conflict);
+        }
         if region.prot.contains(Protection::EAGER | Protection::READ) {
             let perms = LeafPermissions::from_protection(region.prot);
             // All or nothing: on OutOfMemory the tables are as they were.
-            self.edit(|tables, machine| tables.map(machine, region.va, region.pa, region.len, perms))?;
+            if region.is_anonymous() {
+                self.edit_anonymous(|tables, machine, frames, batch| {
+                    frames.populate(tables, machine, region.va, region.len, perms, batch)
+                })?;
+            } else {
+                self.edit(|tables, machine| tables.map(machine, region.va, region.pa, region.len, perms))?;
+            }
         }
         self.regions.insert(region)
     }
@@ -276,13 +428,28 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         if existing.prot.contains(Protection::PIN) {
             return Err(AspaceError::Pinned { region: existing });
         }
-        self.edit(|tables, machine| tables.unmap(machine, region.va, region.len))?;
+        if existing.is_anonymous() {
+            // The frames go back after the flush that drops their translations.
+            self.edit_anonymous(|tables, machine, frames, batch| {
+                batch.merge(tables.unmap(machine, region.va, region.len)?);
+                frames.release(region.va.0, region.last(), batch);
+                Ok(())
+            })?;
+        } else {
+            self.edit(|tables, machine| tables.unmap(machine, region.va, region.len))?;
+        }
         self.replace_part(existing, region.va.0, region.len, None);
         Ok(())
     }
 
     fn move_region(&mut self, region: Region, new_pa: PhysAddr) -> Result<(), AspaceError> {
         let existing = self.resolve(region)?;
+        if existing.is_anonymous() {
+            return Err(AspaceError::Unsupported {
+                implementation: IMPLEMENTATION_NAME,
+                operation: "moving an anonymous region (its frames belong to the address space)",
+            });
+        }
         if existing.prot.contains(Protection::PIN) {
             return Err(AspaceError::Pinned { region: existing });
         }
@@ -299,7 +466,29 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     fn protect_region(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
         let existing = self.resolve(region)?;
         prot.validate()?;
+        if prot.kind() != existing.prot.kind() {
+            return Err(AspaceError::InvalidFlags {
+                flags: prot.bits(),
+                reason: "protect cannot change a region's kind (anonymous, grow-down, grow-up)",
+            });
+        }
         let perms = LeafPermissions::from_protection(prot);
+        if existing.is_anonymous() && prot.contains(Protection::EAGER | Protection::READ) {
+            self.edit_anonymous(|tables, machine, frames, batch| {
+                // All or nothing: the holes first, then the pages already there.
+                frames.populate(tables, machine, region.va, region.len, perms, batch)?;
+                batch.merge(
+                    tables
+                        .protect(machine, region.va, region.len, perms)
+                        .expect("protecting 4 KiB pages splits nothing"),
+                );
+                Ok(())
+            })?;
+            let protected = Region { prot, ..region };
+            self.replace_part(existing, region.va.0, region.len, Some(protected));
+            return Ok(());
+        }
+        // Taking READ from an anonymous region unmaps its pages but keeps their frames.
         self.edit(|tables, machine| {
             if !prot.contains(Protection::READ) {
                 // Unreadable regions are never mapped.
@@ -311,7 +500,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
                 tables.protect(machine, region.va, region.len, perms)
             }
         })?;
-        let protected = Region { pa: existing.translate(region.va.0), prot, ..region };
+        let protected = Region { prot, ..existing.sub_region(region.va.0, region.len) };
         self.replace_part(existing, region.va.0, region.len, Some(protected));
         Ok(())
     }
@@ -337,7 +526,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             return FaultOutcome::Unhandled(UnhandledFault::ReservedBit);
         }
         let Some(region) = self.regions.find(fault.addr).copied() else {
-            return FaultOutcome::Unhandled(UnhandledFault::NoRegion);
+            return self.grow_on_fault(fault);
         };
         let access = fault.code.access();
         let user = fault.code.contains(PageFaultCode::USER);
@@ -354,6 +543,9 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
                 self.spurious_faults += 1;
                 return FaultOutcome::Spurious;
             }
+        }
+        if region.is_anonymous() {
+            return self.fault_in_anonymous(region, VirtAddr(fault.addr & !(PAGE - 1)));
         }
         let (va, pa, size) = fault_page(&region, fault.addr, tables.features().huge_1g, self.fault_page_limit);
         let perms = LeafPermissions::from_protection(region.prot);
@@ -414,6 +606,12 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             "  invalidations: {} pages, {} full; page-table frames: {}",
             c.page_invalidations, c.full_flushes, c.table_frames
         )?;
+        let limits = self.growth_limits;
+        writeln!(
+            out,
+            "  anonymous frames: {}; growths: {} (maximum size {:#x}, guard gap {:#x})",
+            c.anonymous_frames, c.growths, limits.max_size, limits.guard_gap
+        )?;
         if detailed {
             for region in self.regions.iter() {
                 writeln!(out, "    {region}")?;
@@ -434,7 +632,9 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         }
         let tables = self.tables.take().expect("root() found the tables");
         let space = tables.space_id();
-        let summary = tables.destroy(&self.machine).apply(&self.machine, space);
+        let mut batch = tables.destroy(&self.machine);
+        self.anonymous.release_all(&mut batch);
+        let summary = batch.apply(&self.machine, space);
         self.full_flushes += summary.full_flushes;
         self.regions.clear();
         Ok(())
@@ -455,7 +655,9 @@ impl<M: Machine> Drop for PagingAspace<M> {
         }
         if let Some(tables) = self.tables.take() {
             let space = tables.space_id();
-            let _ = tables.destroy(&self.machine).apply(&self.machine, space);
+            let mut batch = tables.destroy(&self.machine);
+            self.anonymous.release_all(&mut batch);
+            let _ = batch.apply(&self.machine, space);
         }
     }
 }

@@ -65,6 +65,18 @@ pub enum VerifyError {
         /// The entry.
         entry: PageTableEntry,
     },
+    /// An anonymous page, or a frame the space owns for one, breaks the
+    /// rules: each page of an anonymous region is a 4 KiB page mapping the
+    /// frame the space owns for it, frames are owned only for pages of
+    /// anonymous regions, and no frame is owned twice.
+    AnonymousFrame {
+        /// The page's virtual start.
+        va: VirtAddr,
+        /// The frame it maps, or that is owned for it.
+        frame: PhysAddr,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// An entry has reserved bits set.
     ReservedBits {
         /// The level of the table holding the entry.
@@ -93,6 +105,9 @@ impl fmt::Display for VerifyError {
             VerifyError::BadIntermediate { level, va, entry } => {
                 write!(f, "{level} entry covering {va} is {entry}, not a permissive table pointer")
             }
+            VerifyError::AnonymousFrame { va, frame, problem } => {
+                write!(f, "anonymous page at {va} with frame {frame}: {problem}")
+            }
             VerifyError::ReservedBits { level, va, entry } => {
                 write!(f, "{level} entry covering {va} has reserved bits: {entry}")
             }
@@ -103,6 +118,8 @@ impl fmt::Display for VerifyError {
 struct Checker<'a, M: Machine + ?Sized> {
     machine: &'a M,
     regions: &'a RegionSet,
+    /// The frames owned for anonymous pages, by page.
+    anonymous: BTreeMap<u64, PhysAddr>,
     virt_bits: u32,
     phys_bits: u32,
     nx: bool,
@@ -158,7 +175,20 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
             return;
         };
         *self.mapped.entry(region.va.0).or_insert(0) += size.bytes();
-        let expected = region.translate(va.0);
+        let expected = if region.is_anonymous() {
+            let found = entry.address(level);
+            if size != PageSize::Size4K {
+                self.errors.push(VerifyError::AnonymousFrame { va, frame: found, problem: "not a 4 KiB page" });
+                return;
+            }
+            let Some(owned) = self.anonymous.get(&va.0).copied() else {
+                self.errors.push(VerifyError::AnonymousFrame { va, frame: found, problem: "no frame is owned for it" });
+                return;
+            };
+            owned
+        } else {
+            region.translate(va.0)
+        };
         if entry.address(level) != expected {
             self.errors.push(VerifyError::WrongAddress { va, found: entry.address(level), expected });
         }
@@ -175,13 +205,17 @@ impl<M: Machine> PagingAspace<M> {
     /// rights, every eager (and readable) region is fully mapped, no present
     /// entry points at an empty table, every entry pointing at a table is
     /// present, writable and without NX (and U above user pages), and no
-    /// entry has reserved bits. A destroyed space has nothing to check.
+    /// entry has reserved bits. For anonymous regions: every page mapped is
+    /// a 4 KiB page mapping the frame the space owns for it; frames are
+    /// owned only for pages of anonymous regions, each frame once. A
+    /// destroyed space has nothing to check.
     pub fn verify(&self) -> Result<(), Vec<VerifyError>> {
         let Some(tables) = self.tables() else { return Ok(()) };
         let features = self.machine().features();
         let mut checker = Checker {
             machine: self.machine(),
             regions: self.region_set(),
+            anonymous: self.anonymous_frames().map(|(page, frame)| (page.0, frame)).collect(),
             virt_bits: features.virt_width().bits(),
             phys_bits: features.phys_bits,
             nx: features.nx,
@@ -189,6 +223,20 @@ impl<M: Machine> PagingAspace<M> {
             errors: Vec::new(),
         };
         checker.visit(tables.root(), Level::root(features.la57), 0);
+        let mut owners = BTreeMap::new();
+        for (&page, &frame) in &checker.anonymous {
+            let va = VirtAddr(page);
+            if !self.region_set().find(page).is_some_and(Region::is_anonymous) {
+                checker.errors.push(VerifyError::AnonymousFrame {
+                    va,
+                    frame,
+                    problem: "owned outside every anonymous region",
+                });
+            }
+            if owners.insert(frame, page).is_some() {
+                checker.errors.push(VerifyError::AnonymousFrame { va, frame, problem: "owned for two pages" });
+            }
+        }
         for region in self.region_set().iter() {
             if region.prot.contains(Protection::EAGER | Protection::READ) {
                 let mapped = checker.mapped.get(&region.va.0).copied().unwrap_or(0);

@@ -1,0 +1,161 @@
+//! Anonymous memory: the frames an address space provides for the pages of
+//! its anonymous regions ([`aspace::Protection::ANON`]), and their mapping.
+//!
+//! The space keeps its own record of which frame backs which page, a
+//! B-tree keyed by the page's virtual address, rather than reading the
+//! frame back from the leaf entry, because:
+//! - a page whose region lost READ is unmapped (x86-64 has no present but
+//!   unreadable page) yet must keep its contents for when READ comes back;
+//! - [`crate::PagingAspace::verify`] needs a record independent of the
+//!   tables to check them against;
+//! - removal and destruction free exactly the recorded frames, whatever
+//!   the tables say.
+//!
+//! Every lookup, insertion and removal is O(log n) in the pages owned.
+//! Anonymous pages are always 4 KiB: each has its own frame, which the
+//! frame allocator does not promise to hand out contiguously.
+//!
+//! Frames leave the record only through a [`FlushBatch`]: they are freed
+//! after the TLBs have forgotten every translation to them.
+
+use crate::entry::{LeafPermissions, TABLE_BYTES};
+use crate::flush::FlushBatch;
+use crate::machine::Machine;
+use crate::tables::PageTables;
+use alloc::collections::BTreeMap;
+use alloc::vec::Vec;
+use aspace::{AspaceError, PhysAddr, VirtAddr};
+
+/// The size of every anonymous page.
+pub(crate) const PAGE: u64 = TABLE_BYTES;
+
+/// The frames owned for anonymous pages, by virtual page.
+#[derive(Debug, Default)]
+pub(crate) struct AnonymousFrames {
+    by_page: BTreeMap<u64, PhysAddr>,
+}
+
+impl AnonymousFrames {
+    /// How many frames are owned.
+    pub(crate) fn len(&self) -> usize {
+        self.by_page.len()
+    }
+
+    /// The frame backing the page at `page`, if it has one yet.
+    pub(crate) fn get(&self, page: u64) -> Option<PhysAddr> {
+        self.by_page.get(&page).copied()
+    }
+
+    /// Every (page, frame) pair, in address order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, PhysAddr)> + '_ {
+        self.by_page.iter().map(|(&page, &frame)| (page, frame))
+    }
+
+    /// Gives up the frames of the pages in `[va, last]` (inclusive, so that
+    /// a range may end at the top of the address space): `batch` frees them
+    /// after its flush. The caller has unmapped those pages in the same batch.
+    pub(crate) fn release(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
+        let pages: Vec<u64> = self.by_page.range(va..=last).map(|(&page, _)| page).collect();
+        for page in pages {
+            let frame = self.by_page.remove(&page).expect("the page was just found");
+            batch.free_after_flush(frame);
+        }
+    }
+
+    /// Gives up every frame (the space is being destroyed).
+    pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
+        for (_, frame) in core::mem::take(&mut self.by_page) {
+            batch.free_after_flush(frame);
+        }
+    }
+
+    /// Maps the 4 KiB page at `page` to its frame with `perms`, replacing
+    /// any leaf there, and allocates (zeroed) a frame for it first if it has
+    /// none: the first touch. On [`AspaceError::OutOfMemory`] nothing changed.
+    pub(crate) fn fault_in<M: Machine + ?Sized>(
+        &mut self,
+        tables: &mut PageTables,
+        machine: &M,
+        page: VirtAddr,
+        perms: LeafPermissions,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        let (frame, fresh) = match self.get(page.0) {
+            Some(frame) => (frame, false),
+            None => (machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?, true),
+        };
+        match tables.map(machine, page, frame, PAGE, perms) {
+            Ok(mapped) => {
+                batch.merge(mapped);
+                self.by_page.insert(page.0, frame);
+                Ok(())
+            }
+            Err(error) => {
+                if fresh {
+                    // Never mapped, so no TLB can hold it.
+                    machine.free_frame(frame);
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Maps every page of `[va, va+len)` that has no translation, each to
+    /// its frame, allocating (zeroed) frames for the pages that have none:
+    /// what an eager anonymous region needs. Pages already mapped are left
+    /// as they are.
+    ///
+    /// All or nothing: the frames are allocated first; if a page table
+    /// cannot be had half-way, the pages mapped so far are unmapped again
+    /// and the new frames go back, through `batch`. The caller applies
+    /// `batch` in both cases.
+    pub(crate) fn populate<M: Machine + ?Sized>(
+        &mut self,
+        tables: &mut PageTables,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        perms: LeafPermissions,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        let holes: Vec<VirtAddr> = (0..len / PAGE)
+            .map(|index| VirtAddr(va.0 + index * PAGE))
+            .filter(|&page| tables.walk(machine, page).translation().is_none())
+            .collect();
+        let mut fresh = Vec::new();
+        for page in &holes {
+            if self.get(page.0).is_some() {
+                continue;
+            }
+            let Some(frame) = machine.alloc_frame() else {
+                for (page, frame) in fresh {
+                    self.by_page.remove(&page);
+                    // Never mapped, so no TLB can hold it.
+                    machine.free_frame(frame);
+                }
+                return Err(AspaceError::OutOfMemory);
+            };
+            self.by_page.insert(page.0, frame);
+            fresh.push((page.0, frame));
+        }
+        for (done, &page) in holes.iter().enumerate() {
+            let frame = self.get(page.0).expect("every hole has a frame by now");
+            match tables.map(machine, page, frame, PAGE, perms) {
+                Ok(mapped) => batch.merge(mapped),
+                Err(error) => {
+                    for &mapped in &holes[..done] {
+                        // Unmapping a 4 KiB leaf splits nothing, so needs no frame.
+                        let unmapped = tables.unmap(machine, mapped, PAGE).expect("unmapping a 4 KiB page");
+                        batch.merge(unmapped);
+                    }
+                    for (page, frame) in fresh {
+                        self.by_page.remove(&page);
+                        batch.free_after_flush(frame);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+}
