@@ -14,6 +14,11 @@
 //!   forget before those are reused;
 //! - [`PagingAspace`]: the `paging` address space, a region set kept in step
 //!   with a tree, with demand paging;
+//! - `anon`: the frames the space provides for anonymous regions
+//!   ([`aspace::Protection::ANON`]), zeroed on first touch or at once, freed
+//!   after the flush;
+//! - `grow`: when a fault grows a grow-down or grow-up region, under the
+//!   space's [`GrowthLimits`], and the guard gap each keeps;
 //! - [`dump`] and [`verify`](PagingAspace::verify): listing and checking a tree.
 //!
 //! ## Choices
@@ -24,6 +29,15 @@
 //! - The global bit is never set: which kernel mappings all address spaces
 //!   should share is a later choice.
 //! - Tables that become empty are freed, after the flush.
+//! - Anonymous regions use 4 KiB pages only, one frame each; the space
+//!   records which frame backs which page (a B-tree by page), so that a page
+//!   whose region lost READ keeps its contents, and `verify` can check the
+//!   tables against the record. Their frames, like tables, are freed only
+//!   after the flush that drops their translations.
+//! - A fault within one guard gap below a grow-down region (above a grow-up
+//!   one) grows it to the faulting page, unless it would pass the maximum
+//!   size or come closer than one guard gap to its neighbour: that is a
+//!   stack overflow ([`aspace::UnhandledFault::StackOverflow`]).
 //!
 //! ## Example
 //! ```
@@ -59,6 +73,42 @@
 //! idle.switch_to();
 //! space.destroy().unwrap();
 //! assert_eq!(machine.frames_in_use(), 1, "only idle's root is left");
+//! ```
+//!
+//! ## Anonymous memory and a growing stack
+//! ```
+//! use aspace::{AddressSpace, Fault, FaultOutcome, Protection, Region, UnhandledFault};
+//! use mmu_model::{AccessError, Mode, SimConfig, SimMachine};
+//! use paging::PagingAspace;
+//!
+//! let machine = SimMachine::new(SimConfig::four_level());
+//! let mut space = PagingAspace::new(machine.clone(), "demo", None).unwrap();
+//! // Stacks of at most 4 pages, growing by faults at most 2 pages below them.
+//! space.set_growth_limits(0x4000, 0x2000).unwrap();
+//! let stack = Protection::READ | Protection::WRITE | Protection::KERN | Protection::GROW_DOWN;
+//! let top = 0x7000_0000;
+//! space.add_region(Region::anonymous(top - 0x1000, 0x1000, stack)).unwrap();
+//! space.switch_to();
+//!
+//! // Writes that fault are offered to the space, as the trap handler does.
+//! let mut push = |va: u64| loop {
+//!     match machine.write_u64_at(va, va, Mode::Supervisor) {
+//!         Ok(()) => return FaultOutcome::Handled,
+//!         Err(AccessError::PageFault(pf)) => match space.exception(&Fault::page_fault(pf.addr, pf.code, 0)) {
+//!             FaultOutcome::Handled | FaultOutcome::Spurious => continue,
+//!             refused => return refused,
+//!         },
+//!         Err(other) => panic!("{other:?}"),
+//!     }
+//! };
+//! // Three pages below the first one: the stack grows to four pages...
+//! for page in 1..=3 {
+//!     assert_eq!(push(top - 0x1000 - page * 0x1000), FaultOutcome::Handled);
+//! }
+//! // ... and the fifth page is a stack overflow.
+//! assert!(matches!(push(top - 0x5000), FaultOutcome::Unhandled(UnhandledFault::StackOverflow { .. })));
+//! assert_eq!(space.counters().anonymous_frames, 3, "the first page was never touched");
+//! assert_eq!(space.verify(), Ok(()));
 //! ```
 #![no_std]
 #![warn(missing_docs)]
