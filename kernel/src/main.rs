@@ -29,6 +29,7 @@ mod serial;
 mod sync;
 mod tests;
 mod thread;
+mod tlb;
 
 use arch::cpu::CpuFeatures;
 use arch::{idt, sse, tsc};
@@ -104,6 +105,8 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     log::info!("address spaces: default map of {} GiB loaded", ram_top.max(4 << 30).div_ceil(1 << 30));
 
     thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);
+    tlb::init();
+    arch::smp::start_application_processors(arch::apic::DEFAULT_TICK_MS);
     // SAFETY: the IDT is loaded and the timer handler registered.
     unsafe { arch::cpu::enable_interrupts() };
 

@@ -187,8 +187,9 @@ pub fn install(cpu: &'static PerCpu, tables: &'static mut CpuTables) -> &'static
 
 /// The structure of the CPU this code runs on.
 ///
-/// Valid once [`init_boot_cpu`] or [`init_this_cpu`] ran on this CPU. Threads
-/// do not migrate today, so the answer stays right for the caller.
+/// Valid once [`init_boot_cpu`] or [`init_this_cpu`] ran on this CPU. A
+/// thread stays on the CPU it was placed on at spawn, so the answer stays
+/// right for the caller.
 pub fn current() -> &'static PerCpu {
     debug_assert!(initialized(), "per-CPU structure used before init_boot_cpu");
     let pointer: *const PerCpu;
@@ -202,6 +203,13 @@ pub fn current() -> &'static PerCpu {
 /// True once the boot CPU has its per-CPU structure.
 pub fn initialized() -> bool {
     CPU_COUNT.load(Ordering::Acquire) > 0
+}
+
+/// The structure of CPU `id`, if that CPU has been brought up.
+pub fn by_id(id: u32) -> Option<&'static PerCpu> {
+    let pointer = CPUS.get(id as usize)?.load(Ordering::Acquire);
+    // SAFETY: non-null entries are static or leaked structures, never freed.
+    (!pointer.is_null()).then(|| unsafe { &*pointer })
 }
 
 /// Every CPU brought up so far, by increasing CPU id.

@@ -1,19 +1,20 @@
 //! The real hardware behind `paging::Machine`: frames from the kernel's
-//! frame allocator, physical memory through the identity map, `invlpg` and
-//! CR3 on this CPU.
+//! frame allocator, physical memory through the identity map, and TLB
+//! invalidation and CR3 loads through the shootdown protocol of
+//! [`crate::tlb`], which reaches every CPU that may hold a translation.
 
 use crate::arch::cpu;
 use crate::mem::frames;
-use aspace::{PhysAddr, VirtAddr};
+use aspace::PhysAddr;
 use paging::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
 
-/// CR3 bit 63: on a CR3 load with PCIDs on, keep the new PCID's TLB entries.
+/// CR3 bit 63: set on a CR3 load with PCIDs on to keep the PCID's entries.
 const CR3_KEEP_TLB: u64 = 1 << 63;
 /// CR3 bits 11:0 hold the PCID when CR4.PCIDE is set.
 const CR3_PCID_MASK: u64 = 0xfff;
 
 /// The machine Nacre runs on. A stateless handle: every method acts on the
-/// hardware of the CPU that calls it.
+/// hardware of the CPU that calls it (and, for invalidation, of the others).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelMachine;
 
@@ -56,34 +57,14 @@ impl Machine for KernelMachine {
     }
 
     fn invalidate(&self, space: SpaceId, what: TlbInvalidation<'_>) {
-        // Only this CPU can hold the space's translations until SMP
-        // shootdowns exist; a space that is not loaded here has nothing
-        // cached (no PCIDs are kept across switches without PCID support).
-        if self.current_root() != space.root {
-            return;
-        }
-        match what {
-            TlbInvalidation::Pages(pages) => pages.iter().for_each(|page: &VirtAddr| cpu::invlpg(page.as_u64())),
-            TlbInvalidation::All => {
-                let cr3 = cpu::read_cr3();
-                // SAFETY: reloading the same root keeps every mapping the
-                // kernel is using; only the TLB contents change.
-                unsafe { cpu::write_cr3(cr3 & !CR3_KEEP_TLB) };
-            }
-        }
+        // Locally if loaded here, and a shootdown to every other CPU that
+        // has the space loaded; returns once all have flushed.
+        crate::tlb::invalidate(space, what);
     }
 
     fn load_root(&self, space: SpaceId, keep_tlb: bool) {
-        let mut value = space.root.as_u64();
-        if let Some(pcid) = space.pcid.filter(|_| cpu::pcid_enabled()) {
-            value |= pcid as u64 & CR3_PCID_MASK;
-            if keep_tlb {
-                value |= CR3_KEEP_TLB;
-            }
-        }
-        // SAFETY: address spaces are entered only after check_can_enter has
-        // shown that they map the kernel image, heap, stacks and all RAM.
-        unsafe { cpu::write_cr3(value) };
+        // Publishes this CPU as a holder of the space, then writes CR3.
+        crate::tlb::load_root(space, keep_tlb);
     }
 
     fn current_root(&self) -> PhysAddr {

@@ -56,8 +56,18 @@ impl Space {
 
     /// Locks the implementation object (interrupts stay off until the guard
     /// is dropped).
+    ///
+    /// While it waits, this CPU keeps answering TLB shootdowns: the holder
+    /// may be editing the space and waiting for this CPU's acknowledgement,
+    /// and with interrupts off the shootdown IPI cannot get through.
     pub fn lock(&self) -> IrqMutexGuard<'_, Box<dyn AddressSpace>> {
-        self.inner.lock()
+        loop {
+            if let Some(guard) = self.inner.try_lock() {
+                return guard;
+            }
+            crate::tlb::service_pending_shootdowns();
+            core::hint::spin_loop();
+        }
     }
 }
 
@@ -116,6 +126,8 @@ fn allocate_pcid() -> Option<u16> {
 }
 
 fn release_pcid(pcid: u16) {
+    // Entries still tagged with it belong to the destroyed space.
+    crate::tlb::retire_pcid(pcid);
     PCIDS.lock()[pcid as usize / 64] &= !(1 << (pcid % 64));
 }
 
@@ -208,6 +220,11 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
             implementation: base::NAME,
             operation: "destroy (the kernel runs on it)",
         });
+    }
+    // Threads inside first: with several CPUs, a thread inside usually also
+    // keeps a CPU holding the space, and the thread is the cause to report.
+    if space.lock().thread_count() > 0 {
+        return Err(AspaceError::Busy { reason: "threads are still inside the address space" });
     }
     if LOADED.iter().any(|slot| slot.lock().as_ref().is_some_and(|loaded| loaded.id == space.id)) {
         return Err(AspaceError::Busy { reason: "a CPU has it loaded" });

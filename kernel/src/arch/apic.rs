@@ -1,5 +1,7 @@
-//! The local APIC (xAPIC mode): enabling it, end-of-interrupt, and its timer,
-//! which drives preemption.
+//! The local APIC (xAPIC mode): enabling it, end-of-interrupt, its timer,
+//! which drives preemption, and inter-processor interrupts (the INIT and
+//! start-up IPIs that wake the other CPUs, and fixed IPIs between running
+//! CPUs).
 //!
 //! The registers are memory-mapped at the base the IA32_APIC_BASE MSR gives
 //! (0xfee0_0000 under QEMU), inside the boot identity map. The legacy 8259
@@ -18,6 +20,10 @@ use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The vector of the local APIC timer interrupt.
 pub const TIMER_VECTOR: u8 = 32;
+/// The vector of the reschedule IPI: "a thread was queued on your run queue".
+pub const RESCHEDULE_VECTOR: u8 = 0xf0;
+/// The vector of the TLB shootdown IPI (see `crate::tlb`).
+pub const SHOOTDOWN_VECTOR: u8 = 0xf1;
 /// The vector of the APIC's spurious interrupt (needs no EOI).
 pub const SPURIOUS_VECTOR: u8 = 0xff;
 /// Where the two 8259 PICs deliver after remapping (masked; only their
@@ -35,6 +41,8 @@ const REG_ID: usize = 0x20;
 const REG_TASK_PRIORITY: usize = 0x80;
 const REG_EOI: usize = 0xb0;
 const REG_SPURIOUS: usize = 0xf0;
+const REG_ICR_LOW: usize = 0x300;
+const REG_ICR_HIGH: usize = 0x310;
 const REG_LVT_TIMER: usize = 0x320;
 const REG_LVT_LINT0: usize = 0x350;
 const REG_LVT_LINT1: usize = 0x360;
@@ -49,6 +57,14 @@ const LVT_TIMER_PERIODIC: u32 = 1 << 17;
 /// Divide configuration 0b0011: the timer counts at the bus clock / 16.
 const TIMER_DIVIDE_BY_16: u32 = 0b0011;
 const CALIBRATION_MS: u64 = 10;
+
+// Interrupt command register fields (Intel SDM vol. 3 §11.6.1).
+const ICR_DELIVERY_FIXED: u32 = 0b000 << 8;
+const ICR_DELIVERY_INIT: u32 = 0b101 << 8;
+const ICR_DELIVERY_STARTUP: u32 = 0b110 << 8;
+/// Set while the APIC has not yet sent the last IPI.
+const ICR_SEND_PENDING: u32 = 1 << 12;
+const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 
 /// The APIC's register base (0 before [`init`]).
 static BASE: AtomicU64 = AtomicU64::new(0);
@@ -179,4 +195,34 @@ pub fn tick_ms() -> u64 {
 /// before [`start_timer`]).
 pub fn timer_counts_per_ms() -> u64 {
     TIMER_COUNTS_PER_MS.load(Ordering::Relaxed)
+}
+
+/// Writes the interrupt command register: destination first (writing the
+/// low word sends), then waits until the APIC has sent it. Interrupts off:
+/// an interrupt handler sending its own IPI in between would mix the halves.
+fn send_ipi_raw(apic_id: u32, command: u32) {
+    super::cpu::without_interrupts(|| {
+        write(REG_ICR_HIGH, apic_id << 24);
+        write(REG_ICR_LOW, command);
+        while read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
+            core::hint::spin_loop();
+        }
+    })
+}
+
+/// Sends a fixed interrupt on `vector` to the CPU whose local APIC id is `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    send_ipi_raw(apic_id, ICR_DELIVERY_FIXED | vector as u32);
+}
+
+/// Sends an INIT IPI (asserted): the target CPU resets and waits for a
+/// start-up IPI.
+pub fn send_init(apic_id: u32) {
+    send_ipi_raw(apic_id, ICR_DELIVERY_INIT | ICR_LEVEL_ASSERT);
+}
+
+/// Sends a start-up IPI: the target CPU starts in real mode at physical
+/// address `page << 12` (so the start-up code lies below 1 MiB, page-aligned).
+pub fn send_startup(apic_id: u32, page: u8) {
+    send_ipi_raw(apic_id, ICR_DELIVERY_STARTUP | ICR_LEVEL_ASSERT | page as u32);
 }

@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod gdt;
 pub mod idt;
 pub mod port;
+pub mod smp;
 pub mod sse;
 pub mod switch;
 pub mod trap;

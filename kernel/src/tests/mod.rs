@@ -8,6 +8,7 @@ mod heap;
 mod memfuncs;
 mod paging;
 mod probes;
+mod smp;
 mod test_page;
 mod threads;
 mod traps;

@@ -60,8 +60,10 @@ fn busy_threads_preempt_each_other() -> Result<(), String> {
         }
     };
     let switches_before = context_switches();
-    let first = thread::spawn("busy-0", busy(0, shared.clone()));
-    let second = thread::spawn("busy-1", busy(1, shared.clone()));
+    // Both on this CPU: the test is about preemption between them.
+    let here = crate::percpu::current().id;
+    let first = thread::spawn_pinned("busy-0", here, busy(0, shared.clone()));
+    let second = thread::spawn_pinned("busy-1", here, busy(1, shared.clone()));
     let (first, second) = (first.join(), second.join());
     check!(first >= 3 && second >= 3, "preempted {first} and {second} times within 5 s (3 each expected)");
     check!(context_switches() - switches_before >= 6, "only {} switches", context_switches() - switches_before);
@@ -151,8 +153,10 @@ fn yield_alternates() -> Result<(), String> {
             0
         }
     };
-    let a = thread::spawn("yield-a", worker(0, b'a'));
-    let b = thread::spawn("yield-b", worker(1, b'b'));
+    // Both on this CPU: yielding alternates only between threads sharing one.
+    let here = crate::percpu::current().id;
+    let a = thread::spawn_pinned("yield-a", here, worker(0, b'a'));
+    let b = thread::spawn_pinned("yield-b", here, worker(1, b'b'));
     a.join();
     b.join();
     let log = log.lock();
@@ -238,8 +242,10 @@ fn sse_state_survives_preemption() -> Result<(), String> {
             failures << 32 | switches_while_held
         }
     };
-    let first = thread::spawn("sse-1", worker(0x1111_0000_0000_0000, 1.0));
-    let second = thread::spawn("sse-2", worker(0x2222_0000_0000_0000, 3.0));
+    // Both on this CPU, so that each preempts the other.
+    let here = crate::percpu::current().id;
+    let first = thread::spawn_pinned("sse-1", here, worker(0x1111_0000_0000_0000, 1.0));
+    let second = thread::spawn_pinned("sse-2", here, worker(0x2222_0000_0000_0000, 3.0));
     for (name, result) in [("sse-1", first.join()), ("sse-2", second.join())] {
         let (failures, switches) = (result >> 32, result & 0xffff_ffff);
         check_eq!(failures, 0);
@@ -359,7 +365,8 @@ kernel_test!(created_thread_inherits_address_space);
 /// overflow in thread T", which a test run cannot survive; this checks the
 /// detection on a thread that has not run yet.)
 fn stack_canary_detects_an_overflow() -> Result<(), String> {
-    let victim = thread::spawn("victim", || 5);
+    // On this CPU, where interrupts are off below: it cannot run meanwhile.
+    let victim = thread::spawn_pinned("victim", crate::percpu::current().id, || 5);
     let outcome = without_interrupts(|| {
         let thread = victim.thread();
         let intact_before = thread.check_stack();

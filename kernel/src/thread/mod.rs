@@ -136,6 +136,8 @@ pub struct Thread {
     scheduling: Mutex<SchedulingState>,
     /// The CPU the thread runs or last ran on.
     cpu: AtomicU32,
+    /// The CPU the thread is pinned to, or [`NOT_PINNED`].
+    pinned: AtomicU32,
     address_space: Mutex<Option<AddressSpaceId>>,
     context: ContextCell,
     stack: Mutex<ThreadStack>,
@@ -162,6 +164,9 @@ impl fmt::Display for StackOverflow {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
+/// The value of [`Thread::pinned`] for a thread free to start on any CPU.
+const NOT_PINNED: u32 = u32::MAX;
+
 /// Every thread that still exists, for the listing.
 static THREADS: Mutex<Vec<Weak<Thread>>> = Mutex::new(Vec::new());
 
@@ -181,6 +186,7 @@ impl Thread {
             is_idle,
             scheduling: Mutex::new(SchedulingState { state, on_cpu: state == ThreadState::Running, wake_at_tsc: 0 }),
             cpu: AtomicU32::new(0),
+            pinned: AtomicU32::new(NOT_PINNED),
             address_space: Mutex::new(None),
             context: ContextCell(UnsafeCell::new(context)),
             stack: Mutex::new(stack),
@@ -223,6 +229,16 @@ impl Thread {
     /// The CPU the thread runs or last ran on.
     pub fn cpu(&self) -> u32 {
         self.cpu.load(Ordering::Relaxed)
+    }
+
+    /// The CPU the thread is pinned to, if any.
+    pub fn pinned_cpu(&self) -> Option<u32> {
+        Some(self.pinned.load(Ordering::Relaxed)).filter(|&cpu| cpu != NOT_PINNED)
+    }
+
+    /// True for a CPU's idle thread.
+    pub fn is_idle(&self) -> bool {
+        self.is_idle
     }
 
     /// The thread's address-space slot (None = the default address space).
@@ -273,13 +289,29 @@ impl JoinHandle {
 }
 
 /// Creates a thread named `name` that runs `entry` and exits with its
-/// result, in the creator's address space, on this CPU's run queue.
+/// result, in the creator's address space, on the least loaded CPU (threads
+/// do not move between CPUs afterwards).
 ///
 /// # Panics
 /// When the heap cannot hold the thread's stack.
 pub fn spawn(name: &str, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
+    spawn_placed(name, None, Box::new(entry))
+}
+
+/// Creates a thread like [`spawn`], pinned to CPU `cpu` (it runs there only).
+///
+/// # Panics
+/// When CPU `cpu` is not running, or the heap cannot hold the stack.
+pub fn spawn_pinned(name: &str, cpu: u32, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
+    assert!(crate::percpu::by_id(cpu).is_some(), "cpu {cpu} is not running");
+    spawn_placed(name, Some(cpu), Box::new(entry))
+}
+
+fn spawn_placed(name: &str, pinned: Option<u32>, entry: Entry) -> JoinHandle {
     let stack = Stack::new(stack::THREAD_STACK_SIZE).expect("no memory for a thread stack");
-    let thread = new_thread(name, false, stack, Some(Box::new(entry)));
+    let thread = new_thread(name, false, stack, Some(entry));
+    thread.pinned.store(pinned.unwrap_or(NOT_PINNED), Ordering::Relaxed);
+    thread.cpu.store(scheduler::place_new_thread(pinned), Ordering::Relaxed);
     let address_space = current_address_space();
     // Interrupts off around every lock the scheduler also takes: a holder
     // preempted here would leave it spinning.
@@ -420,21 +452,35 @@ pub fn format_threads(out: &mut dyn Write) -> fmt::Result {
     Ok(())
 }
 
-/// Prints each CPU's current thread, timer ticks, context switches and
-/// address space (the shell's `cpus` command).
+/// Prints each CPU with its state (running a thread, or idle), current
+/// thread, run-queue length, timer ticks, context switches and address
+/// space (the shell's `cpus` command).
 pub fn format_cpus(out: &mut dyn Write) -> fmt::Result {
-    writeln!(out, "{:>3}  {:>4}  {:<22}  {:>8}  {:>8}  address space", "cpu", "apic", "thread", "ticks", "switches")?;
+    writeln!(
+        out,
+        "{:>3}  {:>4}  {:<7}  {:<22}  {:>5}  {:>8}  {:>8}  address space",
+        "cpu", "apic", "state", "thread", "queue", "ticks", "switches"
+    )?;
     for cpu in crate::percpu::all_cpus() {
-        let thread = match cpu.current_thread() {
+        let current = cpu.current_thread();
+        let state = match &current {
+            Some(thread) if thread.is_idle => "idle",
+            Some(_) => "running",
+            None => "online",
+        };
+        let thread = match &current {
             Some(thread) => alloc::format!("{} {}", thread.id, thread.name),
             None => String::from("-"),
         };
+        let queued = without_interrupts(|| cpu.run_queue.lock().len());
         write!(
             out,
-            "{:>3}  {:>4}  {:<22}  {:>8}  {:>8}  ",
+            "{:>3}  {:>4}  {:<7}  {:<22}  {:>5}  {:>8}  {:>8}  ",
             cpu.id,
             cpu.apic_id.load(Ordering::Relaxed),
+            state,
             thread,
+            queued,
             cpu.timer_ticks.load(Ordering::Relaxed),
             cpu.context_switches.load(Ordering::Relaxed)
         )?;

@@ -1,6 +1,11 @@
 //! The scheduler: per-CPU round-robin run queues, preemption by the local
 //! APIC timer, sleeping, blocking and waking, and the idle thread.
 //!
+//! Each CPU runs the threads of its own run queue. A thread stays on the CPU
+//! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
+//! least loaded one), so a wake-up queues it there and, when that is another
+//! CPU, sends it the reschedule IPI so that it does not sleep through it.
+//!
 //! Every function here that touches a run queue, a thread's scheduling state
 //! or the per-CPU slots runs with interrupts off, so the timer interrupt never
 //! finds a lock held by the code it interrupted. Lock order: a CPU's sleepers,
@@ -53,8 +58,51 @@ pub fn init_cpu(tick_ms: u64, name: &str, stack_bottom: u64) {
     if cpu.id == 0 {
         register_handler(apic::TIMER_VECTOR, timer_interrupt).expect("the timer vector is free");
         register_handler(apic::SPURIOUS_VECTOR, |_| {}).expect("the spurious vector is free");
+        register_handler(apic::RESCHEDULE_VECTOR, reschedule_interrupt).expect("the reschedule vector is free");
     }
     apic::start_timer(tick_ms);
+}
+
+/// Sets threads up on an application processor: its local APIC, and the
+/// running start-up code (on the stack whose lowest address is
+/// `stack_bottom`) becomes the CPU's idle thread, which [`run_idle`] then
+/// runs. Interrupts off, after `percpu` is set up on this CPU.
+pub fn init_application_processor(tick_ms: u64, stack_bottom: u64) {
+    let cpu = percpu::current();
+    let apic_id = apic::init();
+    cpu.apic_id.store(apic_id, Ordering::Relaxed);
+    // SAFETY: the lowest words of the start-up stack are unused: the code
+    // runs near its top.
+    unsafe { stack::write_canary(stack_bottom) };
+    let idle = Thread::new(
+        &alloc::format!("idle{}", cpu.id),
+        true,
+        ThreadState::Running,
+        SwitchContext::empty(),
+        ThreadStack::Adopted { bottom: stack_bottom },
+        stack_bottom,
+        None,
+    );
+    idle.cpu.store(cpu.id, Ordering::Relaxed);
+    *cpu.current.lock() = Some(idle.clone());
+    *cpu.idle.lock() = Some(idle);
+    apic::start_timer(tick_ms);
+}
+
+/// Runs the idle loop as the current thread (an application processor's
+/// start-up code, once [`init_application_processor`] made it the idle thread).
+pub fn run_idle() -> ! {
+    idle_loop(percpu::current())
+}
+
+/// The reschedule IPI: another CPU queued a thread here. Asks for a switch
+/// at the end of this interrupt (the idle thread wakes from `hlt` anyway).
+fn reschedule_interrupt(_frame: &mut TrapFrame) {
+    apic::end_of_interrupt();
+    let cpu = percpu::current();
+    if !cpu.run_queue.lock().is_empty() {
+        cpu.need_resched.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Makes a thread of the code that is running now, on the stack whose
@@ -133,9 +181,32 @@ pub(super) fn make_ready(thread: &Arc<Thread>) {
     })
 }
 
+/// Queues `thread` on the CPU it belongs to (the one it last ran on, or
+/// was placed on at spawn), and wakes that CPU if it is another one.
 fn enqueue(thread: Arc<Thread>) {
-    let cpu = percpu::all_cpus().find(|cpu| cpu.id == thread.cpu()).unwrap_or_else(percpu::current);
+    let here = percpu::current();
+    let cpu = percpu::by_id(thread.cpu()).unwrap_or(here);
     cpu.run_queue.lock().push_back(thread);
+    if cpu.id != here.id {
+        apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
+    }
+}
+
+/// The CPU a new thread should start on: its pinned CPU, else the CPU with
+/// the fewest threads (queued, plus the running one unless it is idle);
+/// ties go to the lowest id, the boot CPU first.
+pub(super) fn place_new_thread(pinned: Option<u32>) -> u32 {
+    if let Some(cpu) = pinned {
+        return cpu;
+    }
+    without_interrupts(|| {
+        percpu::all_cpus()
+            .min_by_key(|cpu| {
+                let running = cpu.current.lock().as_ref().is_some_and(|thread| !thread.is_idle);
+                (cpu.run_queue.lock().len() + running as usize, cpu.id)
+            })
+            .map_or(0, |cpu| cpu.id)
+    })
 }
 
 /// Makes a blocked or sleeping thread ready (interrupts off). A thread whose
