@@ -46,6 +46,9 @@ struct ScriptedCheck {
 
 /// The scripted runs of `cargo xtask test`. Add shell checks here.
 const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
+    // The application processors started (`cargo xtask test` runs 2 CPUs):
+    // each has its idle thread.
+    ScriptedCheck { script: "threads", expect_success: true, expect_output: &["idle1"] },
     ScriptedCheck { script: "help; mem; peek 0x0; echo done", expect_success: true, expect_output: &["done"] },
     // The thread listing and the per-CPU view.
     ScriptedCheck {
