@@ -1,7 +1,8 @@
 //! The kernel command line (`-append "..."`): options and the run mode.
 //!
 //! ```text
-//! [log=trace|debug|info|warn|error] [frames=N] [test | script=<commands to the end of the line>]
+//! [log=trace|debug|info|warn|error] [frames=N] [shelltest=quick|large|4k|off]
+//!     [test | script=<commands to the end of the line>]
 //! ```
 //! Without `test` or `script=`, the kernel starts the interactive shell.
 
@@ -28,6 +29,25 @@ pub struct KernelOptions<'a> {
     /// At most this many frames are left to the frame allocator after the
     /// heap is carved out (`frames=N`), for memory-exhaustion tests.
     pub frame_cap: Option<usize>,
+    /// What each shell's startup test does (`shelltest=`); `quick` by default.
+    pub shell_test: ShellTest,
+}
+
+/// What the shell test at startup does (NK's paging lab's first test: a new
+/// address space with an eager identity map and a lazy alias, compared
+/// through both).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ShellTest {
+    /// The steps of NK's test, comparing 4 MiB with one lazy fault per
+    /// 4 KiB page (1,024 faults): fast enough for every boot.
+    Quick,
+    /// NK's test comparing 1 GiB, lazy faults mapping the largest page that
+    /// fits (a couple of faults).
+    Large,
+    /// NK's test exactly: 1 GiB, one lazy fault per 4 KiB page (262,144 faults).
+    Small4K,
+    /// No startup test: each shell stays in its creator's address space.
+    Off,
 }
 
 /// A word the parser did not understand (reported, then ignored).
@@ -37,7 +57,12 @@ pub struct UnknownOption<'a>(pub &'a str);
 impl<'a> KernelOptions<'a> {
     /// Parses `line`, reporting each word it does not understand to `unknown`.
     pub fn parse(line: &'a str, mut unknown: impl FnMut(UnknownOption<'a>)) -> KernelOptions<'a> {
-        let mut options = KernelOptions { mode: Mode::Interactive, log_level: LevelFilter::Info, frame_cap: None };
+        let mut options = KernelOptions {
+            mode: Mode::Interactive,
+            log_level: LevelFilter::Info,
+            frame_cap: None,
+            shell_test: ShellTest::Quick,
+        };
         // `script=` takes the rest of the line, spaces and all.
         let (words, script) = match find_script(line) {
             Some(start) => (&line[..start], Some(&line[start + "script=".len()..])),
@@ -53,6 +78,13 @@ impl<'a> KernelOptions<'a> {
                 Some(("frames", count)) => match aspace::parse::parse_number(count) {
                     Ok(count) => options.frame_cap = Some(count as usize),
                     Err(_) => unknown(UnknownOption(word)),
+                },
+                Some(("shelltest", test)) => match test {
+                    "quick" => options.shell_test = ShellTest::Quick,
+                    "large" => options.shell_test = ShellTest::Large,
+                    "4k" => options.shell_test = ShellTest::Small4K,
+                    "off" => options.shell_test = ShellTest::Off,
+                    _ => unknown(UnknownOption(word)),
                 },
                 _ => unknown(UnknownOption(word)),
             }

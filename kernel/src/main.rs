@@ -16,7 +16,6 @@ mod address_space;
 mod arch;
 mod boot_info;
 mod cmdline;
-mod console;
 mod ktest;
 mod logger;
 mod mem;
@@ -26,6 +25,7 @@ mod percpu;
 mod probe;
 mod qemu;
 mod serial;
+mod shell;
 mod sync;
 mod tests;
 mod thread;
@@ -117,12 +117,11 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         }
         Mode::Script(script) => {
             print_boot_time();
-            let all_succeeded = console::run_script(script);
-            qemu::exit(if all_succeeded { ExitStatus::Success } else { ExitStatus::Failure })
+            shell::run(Some(script), options.shell_test)
         }
         Mode::Interactive => {
             print_boot_time();
-            console::run_interactive()
+            shell::run(None, options.shell_test)
         }
     }
 }

@@ -49,12 +49,23 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The application processors started (`cargo xtask test` runs 2 CPUs):
     // each has its idle thread.
     ScriptedCheck { script: "threads", expect_success: true, expect_output: &["idle1"] },
-    ScriptedCheck { script: "help; mem; peek 0x0; echo done", expect_success: true, expect_output: &["done"] },
-    // The thread listing and the per-CPU view.
+    ScriptedCheck {
+        script: "help; threads; mem; peek 0x0; poweroff",
+        expect_success: true,
+        expect_output: &[
+            "peek ADDR [LEN]",
+            "shell             running",
+            "page-table frames: base ",
+            "memcmp 4 MiB at 0x100000 and 0xffff800000100000: equal; 1024 faults handled",
+            "powering off",
+        ],
+    },
+    // The thread listing and the per-CPU view: the root shell runs in the
+    // address space its startup test made.
     ScriptedCheck {
         script: "threads; cpus",
         expect_success: true,
-        expect_output: &["main              running     0  default", "idle0", "0 main"],
+        expect_output: &["shell             running", "idle0", "in force:"],
     },
     // Unmapped: a page fault, decoded, and a failing status (no panic).
     ScriptedCheck {
@@ -65,6 +76,12 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // Bit 47 set: non-canonical with 4-level paging, so a #GP.
     ScriptedCheck { script: "peek 0xdead00000000", expect_success: false, expect_output: &["non-canonical"] },
     ScriptedCheck { script: "poke 0x5dead0000000 1", expect_success: false, expect_output: &["not-present write"] },
+    // A failing command fails the script, but the commands after it still run.
+    ScriptedCheck {
+        script: "echo first; exit; echo still running",
+        expect_success: false,
+        expect_output: &["cannot exit (use 'poweroff')", "still running"],
+    },
     // An ordinary access that faults: the full report, then a failing status.
     ScriptedCheck {
         script: "touch 0x5dead0000000",
@@ -73,8 +90,49 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
             "*** page fault (#PF) (vector 14)",
             "error code 0x0 [not-present read supervisor]",
             "CR2 0x00005dead0000000",
-            "region and page-table walk: no address-space layer",
+            "address space: shell (paging)",
+            "region: no region contains 0x5dead0000000",
             "backtrace:",
+        ],
+    },
+    // The implementations, the address spaces, and the refusal of a second
+    // boot map.
+    ScriptedCheck {
+        script: "asis; ases; as new base b2",
+        expect_success: false,
+        expect_output: &[
+            "paging         0x1000     0x1000",
+            "shell         paging          2",
+            "as: the base implementation does not support creating another address space",
+        ],
+    },
+    // A nested shell: its own address space while it runs, destroyed on exit.
+    ScriptedCheck {
+        script: "ases d; threads; shell s2; ases; exit; ases",
+        expect_success: true,
+        expect_output: &[
+            "0xffff800000000000-0xffff8000ffffffff -> 0x0 (0x100000000 bytes)",
+            "s2: startup test",
+            "nacre:s2> ases",
+            "s2            paging          2",
+            "s2: left and destroyed address space 's2'",
+            "shell: shell 's2' has exited; back in 'shell'",
+        ],
+    },
+    // The as verbs on a paging address space, with peek and poke through it.
+    ScriptedCheck {
+        script: "as new paging v; as add v 0 0 4g rwxpke; as add v 0x500000000000 0x200000 64k rwk; \
+                 as enter v; poke 0x500000000000 0x77; peek 0x500000000000; \
+                 as protect v 0x500000000000 rk 16k; peek 0x500000000000; \
+                 as move v 0x500000004000 0x300000 8k; as rm v 0x50000000c000 4k; as faultsize v 2m; \
+                 as verify v; ptdump v 0x500000000000 64k; as print v; as leave; as destroy v; ases",
+        expect_success: true,
+        expect_output: &[
+            "0x500000000000: 0x0000000000000077",
+            "1 x 4K r-- kernel -> 0x200000",
+            "0x0000500000004000-0x0000500000005fff -> 0x300000 (0x2000 bytes) rw--k",
+            "'v': the page tables match the regions",
+            "destroyed 'v'",
         ],
     },
 ];

@@ -1,0 +1,130 @@
+//! Commands about the machine: memory, CPUs, threads, and raw memory access
+//! through the fault probes.
+
+use crate::address_space;
+use crate::arch::cpu::{self, CpuFeatures};
+use crate::probe::{self, Width};
+use crate::shell::{with_paging, Session};
+use core::fmt::Write;
+use shell::{arg_count, arg_number, arg_number_or, CommandError};
+
+/// The most `peek` reads at once.
+const PEEK_MAX: u64 = 4096;
+/// Values per line in a long `peek`.
+const PEEK_PER_LINE: u64 = 4;
+
+/// `mem`: the frame allocator, the heap, and the page-table frames of each
+/// address space.
+pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::mem::report(out)?;
+    write!(out, "page-table frames:")?;
+    let mut total = 0;
+    for space in address_space::all() {
+        let frames = with_paging(&**space.lock(), |paging| paging.counters().table_frames);
+        match frames {
+            Some(frames) => {
+                total += frames;
+                write!(out, " {} {frames},", space.name())?;
+            }
+            None => write!(out, " {} (not paging),", space.name())?,
+        }
+    }
+    writeln!(out, " total {total} ({} KiB)", total * 4)?;
+    Ok(())
+}
+
+/// `cpus`.
+pub fn cpus(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::thread::format_cpus(out)?;
+    writeln!(out, "cpu {}: {}", crate::percpu::current().id, CpuFeatures::detect())?;
+    writeln!(
+        out,
+        "in force: {}-level paging, nx {}, pcid {}",
+        if cpu::la57_enabled() { 5 } else { 4 },
+        if cpu::nx_enabled() { "on" } else { "off" },
+        if cpu::pcid_enabled() { "on" } else { "off" },
+    )?;
+    Ok(())
+}
+
+/// `threads`.
+pub fn threads(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::thread::format_threads(out)?;
+    Ok(())
+}
+
+/// `peek ADDR [LEN]`: reads with fault probes. LEN 1, 2 or 4 is one read of
+/// that width; otherwise LEN is a multiple of 8 and is read 8 bytes at a
+/// time. A fault prints what was read before it and the decoded fault.
+pub fn peek(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 2)?;
+    let addr = arg_number(args, 0, "address")?;
+    let len = arg_number_or(args, 1, "length", 8)?;
+    let width = match len {
+        1 | 2 | 4 => Width::from_bytes(len).expect("1, 2 and 4 are widths"),
+        _ if len > 0 && len <= PEEK_MAX && len.is_multiple_of(8) => Width::U64,
+        _ => {
+            return Err(CommandError::bad_argument(
+                args[1],
+                format_args!("a length is 1, 2, 4, or a multiple of 8 up to {PEEK_MAX}"),
+            ))
+        }
+    };
+    let step = width as u64;
+    let mut offset = 0;
+    while offset < len {
+        let at = addr.checked_add(offset).ok_or(CommandError::failed("the range runs past the top of memory"))?;
+        if offset % (step * PEEK_PER_LINE) == 0 {
+            if offset > 0 {
+                writeln!(out)?;
+            }
+            write!(out, "{at:#x}:")?;
+        }
+        match probe::probe_read(at, width) {
+            Ok(value) => write!(out, " {value:#0digits$x}", digits = 2 + 2 * step as usize)?,
+            Err(fault) => {
+                if offset > 0 {
+                    writeln!(out)?;
+                }
+                return Err(CommandError::failed(fault));
+            }
+        }
+        offset += step;
+    }
+    writeln!(out)?;
+    Ok(())
+}
+
+/// `poke ADDR VALUE [WIDTH]`: writes with a fault probe.
+pub fn poke(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 2, 3)?;
+    let addr = arg_number(args, 0, "address")?;
+    let value = arg_number(args, 1, "value")?;
+    let width = arg_number_or(args, 2, "width", 8)?;
+    let width =
+        Width::from_bytes(width).ok_or_else(|| CommandError::bad_argument(args[2], "a width is 1, 2, 4 or 8"))?;
+    if value > width.max_value() {
+        return Err(CommandError::bad_argument(args[1], format_args!("does not fit in {} bytes", width as u8)));
+    }
+    // SAFETY: the person at the console asked for this write; a fault is
+    // caught, and anything else it breaks is theirs to break.
+    unsafe { probe::probe_write(addr, value, width) }.map_err(CommandError::failed)?;
+    writeln!(out, "{addr:#x} <- {value:#x}")?;
+    Ok(())
+}
+
+/// `touch ADDR`: an ordinary read, not a probe. A fault that the
+/// address-space layer does not handle goes to the fault report, which stops
+/// the kernel: the way to see that report on purpose.
+pub fn touch(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let addr = arg_number(args, 0, "address")?;
+    // SAFETY: deliberately unchecked; reading has no effect on memory, and a
+    // fault ends in the trap dispatcher's report.
+    let value = unsafe { (addr as *const u64).read_volatile() };
+    writeln!(out, "{addr:#x}: {value:#018x}")?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! The command table: every command the kernel shell knows, with its usage
+//! and one line of help (`help` prints them; `help CMD` one of them).
+//!
+//! Each command is a function `(session, args, out) -> Result<(), CommandError>`:
+//! bad input comes back as a typed error, which the dispatcher prints with
+//! the command's usage and counts as a failure. Nothing here panics on
+//! input.
+
+mod machine;
+mod spaces;
+
+use super::Session;
+use core::fmt::Write;
+use shell::{arg_count, Command, CommandError, Shell};
+
+/// Every command, in the order `help` lists them.
+static COMMANDS: &[Command<Session>] = &[
+    Command { name: "echo", usage: "echo [WORDS...]", help: "print the words", run: echo },
+    Command {
+        name: "mem",
+        usage: "mem",
+        help: "frames, heap, and page-table frames in use per address space",
+        run: machine::mem,
+    },
+    Command {
+        name: "cpus",
+        usage: "cpus",
+        help: "each CPU: thread, ticks, switches, address space; CPU features in force",
+        run: machine::cpus,
+    },
+    Command {
+        name: "threads",
+        usage: "threads",
+        help: "every thread: id, name, state, CPU, address space",
+        run: machine::threads,
+    },
+    Command {
+        name: "peek",
+        usage: "peek ADDR [LEN]",
+        help: "read LEN bytes (1, 2, 4, or a multiple of 8 up to 4k; default 8) with fault probes",
+        run: machine::peek,
+    },
+    Command {
+        name: "poke",
+        usage: "poke ADDR VALUE [WIDTH]",
+        help: "write VALUE in WIDTH bytes (1, 2, 4 or 8; default 8) with a fault probe",
+        run: machine::poke,
+    },
+    Command {
+        name: "touch",
+        usage: "touch ADDR",
+        help: "read 8 bytes without a probe: an unhandled fault stops the kernel with its full report",
+        run: machine::touch,
+    },
+    Command { name: "asis", usage: "asis", help: "the address-space implementations", run: spaces::asis },
+    Command {
+        name: "ases",
+        usage: "ases [d]",
+        help: "every address space (d: with its regions and counters)",
+        run: spaces::ases,
+    },
+    Command {
+        name: "as",
+        usage: "as VERB ARGS...",
+        help: "drive an address space by hand ('as' alone lists the verbs)",
+        run: spaces::as_command,
+    },
+    Command {
+        name: "ptdump",
+        usage: "ptdump NAME [VA [LEN]]",
+        help: "page tables of NAME as runs of equal attributes (VA alone: the run mapping VA)",
+        run: spaces::ptdump,
+    },
+    Command {
+        name: "pagingTest",
+        usage: "pagingTest",
+        help: "NK's paging lab test sequence, with fault and TLB checks",
+        run: paging_test,
+    },
+    Command {
+        name: "shell",
+        usage: "shell [NAME]",
+        help: "start a nested shell in its own new address space (default name shellN)",
+        run: nested_shell,
+    },
+    Command { name: "exit", usage: "exit", help: "leave a nested shell (its address space is destroyed)", run: exit },
+    Command {
+        name: "poweroff",
+        usage: "poweroff",
+        help: "leave QEMU (scripted: with the status so far)",
+        run: poweroff,
+    },
+];
+
+/// A dispatcher over the kernel's command table (it adds `help`).
+pub fn table() -> Shell<Session> {
+    Shell::new(COMMANDS)
+}
+
+/// `echo [WORDS...]`.
+fn echo(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    writeln!(out, "{}", args.join(" "))?;
+    Ok(())
+}
+
+/// `pagingTest`.
+fn paging_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::paging_test::run(out).map_err(CommandError::Failed)
+}
+
+/// `shell [NAME]`: runs a nested shell until it exits.
+fn nested_shell(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 1)?;
+    let name = match args.first() {
+        Some(name) => {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(CommandError::bad_argument(name, "a shell name is a non-empty word"));
+            }
+            alloc::string::String::from(*name)
+        }
+        None => unused_shell_name(),
+    };
+    writeln!(out, "{}: starting shell '{name}'; it has the console until 'exit'", session.name())?;
+    super::run_nested(&name);
+    writeln!(out, "{}: shell '{name}' has exited; back in '{}'", session.name(), session.name())?;
+    Ok(())
+}
+
+/// `shell1`, `shell2`, ...: the first that names no address space.
+fn unused_shell_name() -> alloc::string::String {
+    (1..)
+        .map(|n| alloc::format!("shell{n}"))
+        .find(|name| crate::address_space::find(name).is_err())
+        .expect("some shellN is free")
+}
+
+/// `exit`.
+fn exit(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    if session.is_root {
+        return Err(CommandError::failed("this is the root shell, which cannot exit (use 'poweroff')"));
+    }
+    writeln!(out, "{}: exiting", session.name())?;
+    session.exit_requested = true;
+    Ok(())
+}
+
+/// `poweroff`.
+fn poweroff(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    writeln!(out, "powering off")?;
+    super::input::power_off()
+}

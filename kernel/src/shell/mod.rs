@@ -1,0 +1,153 @@
+//! The kernel shell: the command table of `crates/shell` wired to the
+//! console, the kernel's commands, and the shell test at startup.
+//!
+//! Shells nest. The root shell, `shell`, runs in a thread of its own from
+//! boot; `shell NAME` starts another in a new thread, which owns the console
+//! until `exit` while its parent waits. Every shell, as it starts, runs the
+//! startup test ([`startup`]): it builds an address space named after itself
+//! and moves in; on `exit` it leaves that address space and destroys it.
+//!
+//! The pieces:
+//! - [`input`]: the console, read through the line editor or from the
+//!   kernel command line's script, and the script's status;
+//! - [`commands`]: the command table (`help` lists it);
+//! - [`startup`]: the startup test.
+
+mod commands;
+pub mod input;
+pub mod startup;
+
+use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::cmdline::ShellTest;
+use crate::thread;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use aspace::AddressSpace;
+use core::fmt::Write;
+use input::{Console, ConsoleInput};
+use paging::PagingAspace;
+
+pub use commands::table;
+
+/// The name of the shell started at boot.
+pub const ROOT_NAME: &str = "shell";
+
+/// What the startup test of every shell does, set once at boot.
+static SHELL_TEST: spin::Once<ShellTest> = spin::Once::new();
+
+/// One shell: what its commands act on.
+pub struct Session {
+    /// The shell's name; also the name of the address space its startup
+    /// test made.
+    name: String,
+    /// Whether this is the root shell, which `exit` does not end.
+    is_root: bool,
+    /// The address space the startup test made, if it made one.
+    own_space: Option<Arc<Space>>,
+    /// Set by `exit`: the shell ends after this command.
+    exit_requested: bool,
+}
+
+impl Session {
+    /// A session named `name`, with no address space of its own: what the
+    /// in-kernel tests drive the command table with.
+    pub fn new(name: &str, is_root: bool) -> Session {
+        Session { name: name.into(), is_root, own_space: None, exit_requested: false }
+    }
+
+    /// The shell's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Starts the root shell and waits for it; it never ends by itself (its
+/// `exit` is refused), so this returns only by powering off. With `script`,
+/// the shells run those commands, then the kernel powers off with their
+/// status; without, they read the serial console.
+pub fn run(script: Option<&str>, shell_test: ShellTest) -> ! {
+    SHELL_TEST.call_once(|| shell_test);
+    if let Some(script) = script {
+        input::start_script(script);
+    }
+    let root = thread::spawn(ROOT_NAME, || serve(ROOT_NAME, true));
+    root.join();
+    input::power_off()
+}
+
+/// Starts a nested shell called `name` in a thread of its own and waits
+/// until it exits (the `shell` command).
+fn run_nested(name: &str) -> u64 {
+    let owned_name = String::from(name);
+    thread::spawn(name, move || serve(&owned_name, false)).join()
+}
+
+/// The body of a shell's thread: the startup test, then commands until
+/// `exit`, then leaving and destroying its address space.
+fn serve(name: &str, is_root: bool) -> u64 {
+    let mut session = Session::new(name, is_root);
+    let mode = SHELL_TEST.get().copied().unwrap_or(ShellTest::Large);
+    let outcome = startup::run(name, mode, &mut Console);
+    if outcome.failed {
+        input::record_failure();
+    }
+    session.own_space = outcome.space;
+
+    let commands = table();
+    let prompt = if is_root { String::from("nacre> ") } else { format!("nacre:{name}> ") };
+    let mut input = ConsoleInput::new(&prompt);
+    while !session.exit_requested {
+        let line = input.next_line();
+        let status = commands.run_line(&mut session, &line, &mut Console);
+        input::record(status);
+    }
+    leave(&session, &mut Console);
+    0
+}
+
+/// What a shell does on `exit`: its thread goes back to the default address
+/// space, and the address space it made is destroyed.
+fn leave(session: &Session, out: &mut dyn Write) {
+    if let Err(error) = address_space::move_current_thread(None) {
+        let _ = writeln!(out, "{}: cannot go back to the default address space: {error}", session.name);
+    }
+    let Some(space) = &session.own_space else { return };
+    // It may have been destroyed by hand already (and the name reused).
+    if address_space::by_id(space.id()).is_none() {
+        return;
+    }
+    match address_space::destroy(space.name()) {
+        Ok(()) => {
+            let _ = writeln!(out, "{}: left and destroyed address space '{}'", session.name, space.name());
+        }
+        Err(error) => {
+            let _ = writeln!(out, "{}: cannot destroy address space '{}': {error}", session.name, space.name());
+        }
+    }
+}
+
+/// Runs `f` on the page tables behind `object`: a `paging` address space's,
+/// or the boot map's under `base`. `None` for other implementations.
+pub fn with_paging<R>(object: &dyn AddressSpace, f: impl FnOnce(&PagingAspace<KernelMachine>) -> R) -> Option<R> {
+    let any = object.as_any();
+    if let Some(paging) = any.downcast_ref::<PagingAspace<KernelMachine>>() {
+        return Some(f(paging));
+    }
+    any.downcast_ref::<BaseAspace>().map(|base| f(base.paging()))
+}
+
+/// The `paging` address space behind `object`, for the changes the trait
+/// does not offer (the lazy-fault page size). `None` for any other kind.
+pub fn paging_mut(object: &mut dyn AddressSpace) -> Option<&mut PagingAspace<KernelMachine>> {
+    let any = object.as_any();
+    // `as_any` must return the object itself for the cast below to hold.
+    let is_itself = core::ptr::addr_eq(any as *const dyn core::any::Any, object as *const dyn AddressSpace);
+    if !any.is::<PagingAspace<KernelMachine>>() || !is_itself {
+        return None;
+    }
+    // SAFETY: the object at this address is a `PagingAspace<KernelMachine>`
+    // (its `Any` view, at the same address, says so), and the exclusive
+    // borrow of `object` is handed on unchanged (what `downcast_mut` does).
+    Some(unsafe { &mut *(object as *mut dyn AddressSpace).cast::<PagingAspace<KernelMachine>>() })
+}
