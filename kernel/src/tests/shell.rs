@@ -232,7 +232,8 @@ fn peek_and_poke_steps(va: u64, first: u64, second: u64) -> Result<(), String> {
     shell.ok("as new paging t3", "created")?;
     shell.ok("as add t3 0 0 4g rwxpke", "added")?;
     shell.ok("as enter t3", "now in 't3'")?;
-    shell.refused(&format!("peek {va:#x}"), &format!("page fault at {va:#x}: 0x0 [not-present read"))?;
+    let fault = shell.refused(&format!("peek {va:#x}"), &format!("page fault at {va:#x}: 0x0 [not-present read"))?;
+    check!(fault.starts_with("peek: page fault"), "{fault:?}");
 
     shell.ok(&format!("as add t3 {va:#x} {first:#x} 4k rwk"), "added")?;
     shell.ok(&format!("peek {va:#x}"), "0x0000000000001111")?;

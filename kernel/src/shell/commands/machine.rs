@@ -77,14 +77,16 @@ pub fn peek(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
     let mut offset = 0;
     while offset < len {
         let at = addr.checked_add(offset).ok_or(CommandError::failed("the range runs past the top of memory"))?;
-        if offset % (step * PEEK_PER_LINE) == 0 {
-            if offset > 0 {
-                writeln!(out)?;
-            }
-            write!(out, "{at:#x}:")?;
-        }
         match probe::probe_read(at, width) {
-            Ok(value) => write!(out, " {value:#0digits$x}", digits = 2 + 2 * step as usize)?,
+            Ok(value) => {
+                if offset % (step * PEEK_PER_LINE) == 0 {
+                    if offset > 0 {
+                        writeln!(out)?;
+                    }
+                    write!(out, "{at:#x}:")?;
+                }
+                write!(out, " {value:#0digits$x}", digits = 2 + 2 * step as usize)?;
+            }
             Err(fault) => {
                 if offset > 0 {
                     writeln!(out)?;
