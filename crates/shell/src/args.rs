@@ -98,7 +98,7 @@ mod tests {
         assert_eq!(arg_protection(&args, 0), Ok(Protection::READ | Protection::WRITE));
         assert_eq!(
             arg_protection(&args, 1),
-            Err(bad("rq", "not a valid protection: unknown flag 'q' (flags are r w x p k s e)"))
+            Err(bad("rq", "not a valid protection: unknown flag 'q' (flags are r w x p k s e a d u)"))
         );
         assert_eq!(arg_protection(&args, 2), Ok(Protection::READ | Protection::EXEC));
         assert_eq!(arg_protection(&args, 3), Err(CommandError::Usage));

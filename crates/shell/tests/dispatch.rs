@@ -120,7 +120,7 @@ fn bad_arguments_name_the_argument() {
         (
             Status::Failed,
             String::from(
-                "protect: bad argument 'rwq': not a valid protection: unknown flag 'q' (flags are r w x p k s e)\n"
+                "protect: bad argument 'rwq': not a valid protection: unknown flag 'q' (flags are r w x p k s e a d u)\n"
             )
         )
     );
