@@ -276,17 +276,7 @@ fn expect_refusal(
 /// `paging` offers, such as the fault page size); `None` for another
 /// implementation.
 pub fn with_paging<R>(space: &Space, edit: impl FnOnce(&mut PagingAspace<KernelMachine>) -> R) -> Option<R> {
-    let mut object = space.lock();
-    let object: &mut dyn AddressSpace = &mut **object;
-    let any = object.as_any();
-    if !any.is::<PagingAspace<KernelMachine>>() || !core::ptr::addr_eq(any, object as *const dyn AddressSpace) {
-        return None;
-    }
-    // SAFETY: `as_any` returned the object itself (same address) and it is
-    // a `PagingAspace<KernelMachine>`, so the trait object's data pointer
-    // points to one; the lock guard gives exclusive access for `edit`.
-    let paging = unsafe { &mut *(object as *mut dyn AddressSpace as *mut PagingAspace<KernelMachine>) };
-    Some(edit(paging))
+    address_space::paging_of_mut(&mut **space.lock()).map(edit)
 }
 
 fn create(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
@@ -649,9 +639,16 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
     notes.push(expect_refusal(&format!("removing the page of this code ({code_page:#x})"), result, |e| {
         matches!(e, AspaceError::Pinned { .. })
     })?);
-    // What keeps the kernel alive is only the PIN flag: the generic layer's
-    // entry check still accepts the space, and would refuse it without the
-    // kernel image (shown on a copy of the layout in a space not loaded).
+    // PIN does not stop a protect. The generic layer refuses, on a live
+    // space, a protect that would take the kernel's write access away.
+    let read_only = Protection::READ | Protection::EXEC | Protection::PIN | Protection::KERN;
+    let result = lab.space()?.protect_region(identity, read_only);
+    notes.push(expect_refusal("making the 0-4 GiB region read-only while inside", result, |e| {
+        matches!(e, AspaceError::WouldUnmapRunning { .. })
+    })?);
+    // The generic layer's entry check accepts the space, and would refuse it
+    // without the kernel image (shown on a copy of the layout in a space not
+    // loaded).
     address_space::check_can_enter(&**lab.space()?.lock()).map_err(show)?;
     let name = format!("{}-unpinned", lab.space()?.name());
     let probe_space = address_space::create("paging", &name).map_err(show)?;
@@ -675,13 +672,7 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
 
 /// The root table of a `paging` or `base` address space.
 fn root_of(space: &Space) -> Option<u64> {
-    let object = space.lock();
-    let any = object.as_any();
-    let root = match any.downcast_ref::<PagingAspace<KernelMachine>>() {
-        Some(paging) => paging.root(),
-        None => any.downcast_ref::<address_space::base::BaseAspace>().map(|base| base.root()),
-    };
-    root.map(|root| root.as_u64())
+    address_space::paging_of(&**space.lock()).and_then(|paging| paging.root()).map(|root| root.as_u64())
 }
 
 fn leave_and_destroy(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {

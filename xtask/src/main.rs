@@ -42,14 +42,17 @@ struct ScriptedCheck {
     expect_success: bool,
     /// Text that must appear in the output.
     expect_output: &'static [&'static str],
+    /// CPUs for this run, when it needs a particular number (else `--smp`).
+    cpus: Option<u32>,
 }
 
 /// The scripted runs of `cargo xtask test`. Add shell checks here.
 const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The application processors started (`cargo xtask test` runs 2 CPUs):
     // each has its idle thread.
-    ScriptedCheck { script: "threads", expect_success: true, expect_output: &["idle1"] },
+    ScriptedCheck { cpus: None, script: "threads", expect_success: true, expect_output: &["idle1"] },
     ScriptedCheck {
+        cpus: None,
         script: "help; threads; mem; peek 0x0; poweroff",
         expect_success: true,
         expect_output: &[
@@ -63,27 +66,41 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The thread listing and the per-CPU view: the root shell runs in the
     // address space its startup test made.
     ScriptedCheck {
+        cpus: None,
         script: "threads; cpus",
         expect_success: true,
         expect_output: &["shell             running", "idle0", "in force:"],
     },
     // Unmapped: a page fault, decoded, and a failing status (no panic).
     ScriptedCheck {
+        cpus: None,
         script: "peek 0x5dead0000000",
         expect_success: false,
         expect_output: &["not-present read supervisor"],
     },
     // Bit 47 set: non-canonical with 4-level paging, so a #GP.
-    ScriptedCheck { script: "peek 0xdead00000000", expect_success: false, expect_output: &["non-canonical"] },
-    ScriptedCheck { script: "poke 0x5dead0000000 1", expect_success: false, expect_output: &["not-present write"] },
+    ScriptedCheck {
+        cpus: None,
+        script: "peek 0xdead00000000",
+        expect_success: false,
+        expect_output: &["non-canonical"],
+    },
+    ScriptedCheck {
+        cpus: None,
+        script: "poke 0x5dead0000000 1",
+        expect_success: false,
+        expect_output: &["not-present write"],
+    },
     // A failing command fails the script, but the commands after it still run.
     ScriptedCheck {
+        cpus: None,
         script: "echo first; exit; echo still running",
         expect_success: false,
         expect_output: &["cannot exit (use 'poweroff')", "still running"],
     },
     // An ordinary access that faults: the full report, then a failing status.
     ScriptedCheck {
+        cpus: None,
         script: "touch 0x5dead0000000",
         expect_success: false,
         expect_output: &[
@@ -98,6 +115,7 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The implementations, the address spaces, and the refusal of a second
     // boot map.
     ScriptedCheck {
+        cpus: None,
         script: "asis; ases; as new base b2",
         expect_success: false,
         expect_output: &[
@@ -108,6 +126,7 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     },
     // A nested shell: its own address space while it runs, destroyed on exit.
     ScriptedCheck {
+        cpus: None,
         script: "ases d; threads; shell s2; ases; exit; ases",
         expect_success: true,
         expect_output: &[
@@ -121,6 +140,7 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     },
     // The as verbs on a paging address space, with peek and poke through it.
     ScriptedCheck {
+        cpus: None,
         script: "as new paging v; as add v 0 0 4g rwxpke; as add v 0x500000000000 0x200000 64k rwk; \
                  as enter v; poke 0x500000000000 0x77; peek 0x500000000000; \
                  as protect v 0x500000000000 rk 16k; peek 0x500000000000; \
@@ -134,6 +154,21 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
             "'v': the page tables match the regions",
             "destroyed 'v'",
         ],
+    },
+    // Shootdowns on 4 CPUs: readers pinned to every CPU never see a stale
+    // translation while a writer edits the page they read...
+    ScriptedCheck {
+        cpus: Some(4),
+        script: "cpus; shootdownTest 300; tlbstat",
+        expect_success: true,
+        expect_output: &["passed", "sent"],
+    },
+    // ...and the same test sees stale reads when remote shootdowns are off.
+    ScriptedCheck {
+        cpus: Some(4),
+        script: "shootdownTest broken 300",
+        expect_success: false,
+        expect_output: &["stale observations"],
     },
 ];
 
@@ -162,7 +197,7 @@ fn usage() -> String {
 }
 
 /// Command-line options shared by the subcommands.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Options {
     release: bool,
     smp: u32,
@@ -435,7 +470,8 @@ fn test(options: &Options) -> Result<(), String> {
             if check.expect_success { "success" } else { "failure" }
         );
         let cmdline = options.kernel_cmdline(Some(&format!("script={}", check.script)));
-        let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
+        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), ..options.clone() };
+        let outcome = run_captured(qemu_command(&run_options, &elf, &cmdline), options.timeout)?;
         let missing: Vec<&str> = check.expect_output.iter().copied().filter(|text| !outcome.contains(text)).collect();
         let panicked = outcome.contains("kernel panic");
         let status_ok =

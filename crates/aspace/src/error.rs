@@ -178,7 +178,7 @@ impl fmt::Display for AspaceError {
             InvalidName { name } => write!(f, "'{name}' is not a valid name (non-empty, no spaces)"),
             NameTaken { name } => write!(f, "an address space named '{name}' exists already"),
             WouldUnmapRunning { what, addr } => {
-                write!(f, "the address space does not map the running {what} at {addr:#x}")
+                write!(f, "the {what} at {addr:#x} must stay mapped one to one, with the access the kernel needs")
             }
         }
     }

@@ -101,6 +101,10 @@ pub trait AddressSpace: Send + 'static {
     /// The object itself, so that a tool that knows the implementation (a
     /// page-table dump, a verifier) can reach its own interface by downcasting.
     fn as_any(&self) -> &dyn Any;
+
+    /// The object itself, mutably, for the same purpose (an
+    /// implementation-specific setting, say).
+    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// A named way to create address spaces.

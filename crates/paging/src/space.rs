@@ -643,6 +643,10 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     fn as_any(&self) -> &dyn core::any::Any {
         self
     }
+
+    fn as_any_mut(&mut self) -> &mut dyn core::any::Any {
+        self
+    }
 }
 
 impl<M: Machine> Drop for PagingAspace<M> {

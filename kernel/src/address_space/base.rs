@@ -128,6 +128,10 @@ impl AddressSpace for BaseAspace {
     fn as_any(&self) -> &dyn core::any::Any {
         self
     }
+
+    fn as_any_mut(&mut self) -> &mut dyn core::any::Any {
+        self
+    }
 }
 
 /// Used by the registry: a second `base` address space is refused, since

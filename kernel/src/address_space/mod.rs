@@ -27,7 +27,8 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{
-    AddressSpace, AspaceError, Characteristics, Fault, FaultOutcome, Implementation, Registry, UnhandledFault,
+    AddressSpace, AspaceError, Characteristics, Fault, FaultOutcome, Implementation, PhysAddr, Protection, Region,
+    Registry, UnhandledFault,
 };
 use base::BaseAspace;
 use core::fmt::{self, Write};
@@ -230,7 +231,7 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
         return Err(AspaceError::Busy { reason: "a CPU has it loaded" });
     }
     let mut object = space.lock();
-    let pcid = object.as_any().downcast_ref::<PagingAspace<KernelMachine>>().and_then(|p| p.space_id()?.pcid);
+    let pcid = paging_of(&**object).and_then(|paging| paging.space_id()?.pcid);
     object.destroy()?;
     drop(object);
     SPACES.lock().remove(&space.id);
@@ -238,6 +239,21 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
         release_pcid(pcid);
     }
     Ok(())
+}
+
+/// The page tables behind `object`: a `paging` address space's, or the
+/// boot map's under `base`. `None` for other implementations.
+pub fn paging_of(object: &dyn AddressSpace) -> Option<&PagingAspace<KernelMachine>> {
+    let any = object.as_any();
+    any.downcast_ref::<PagingAspace<KernelMachine>>()
+        .or_else(|| any.downcast_ref::<BaseAspace>().map(BaseAspace::paging))
+}
+
+/// The `paging` address space behind `object`, for the settings the trait
+/// does not offer (the lazy-fault page size). `None` for any other kind,
+/// `base` included: the boot map is not to be changed.
+pub fn paging_of_mut(object: &mut dyn AddressSpace) -> Option<&mut PagingAspace<KernelMachine>> {
+    object.as_any_mut().downcast_mut::<PagingAspace<KernelMachine>>()
 }
 
 /// The address space the running thread is in (`None` = default).
@@ -268,38 +284,118 @@ pub fn move_current_thread(target: Option<&Arc<Space>>) -> Result<(), AspaceErro
     Ok(())
 }
 
-/// Checks that `space` maps, one to one, everything the kernel touches while
-/// it is loaded: the kernel image, all RAM (heap, stacks and page-table
-/// frames come from anywhere in it) and the local APIC's registers.
-pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
+/// What the kernel touches while an address space is loaded, each with the
+/// access it needs: the kernel image (code, data and boot stack), all RAM
+/// (heap, thread stacks and page-table frames come from anywhere in it) and
+/// the local APIC's registers. Each must be mapped one to one.
+fn kernel_ranges() -> Vec<(&'static str, u64, u64, Protection)> {
     extern "C" {
         static __image_start: u8;
         static __image_end: u8;
     }
+    let read_write = Protection::READ | Protection::WRITE;
     let image = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64);
-    let stack = thread::current().stack_range().unwrap_or(image);
-    let must_map = [("kernel image", image.0, image.1), ("running stack", stack.0, stack.1)];
-    for (what, start, end) in must_map {
-        identity_mapped(space, start, end).map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
-    }
-    for ram in crate::boot_info().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable) {
-        identity_mapped(space, ram.start, ram.end())
-            .map_err(|addr| AspaceError::WouldUnmapRunning { what: "RAM (heap, stacks, page tables)", addr })?;
-    }
+    let mut ranges = alloc::vec![("kernel image", image.0, image.1, read_write | Protection::EXEC)];
+    let usable = crate::boot_info().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable);
+    ranges.extend(usable.map(|ram| ("RAM (heap, stacks, page tables)", ram.start, ram.end(), read_write)));
     let apic = crate::arch::apic::mmio_base();
-    identity_mapped(space, apic, apic + 4096)
-        .map_err(|addr| AspaceError::WouldUnmapRunning { what: "local APIC registers", addr })
+    ranges.push(("local APIC registers", apic, apic + 4096, read_write));
+    ranges
 }
 
-/// `Ok` when every byte of `[start, end)` lies in readable, writable
-/// regions that map it to the same physical address; else the first byte
-/// that does not.
-fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64) -> Result<(), u64> {
+/// Checks that `space` maps, one to one and with the access the kernel
+/// needs, everything the kernel touches while it is loaded (see
+/// [`kernel_ranges`]), and the running thread's stack.
+pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
+    if let Some((bottom, top)) = thread::current().stack_range() {
+        let read_write = Protection::READ | Protection::WRITE;
+        identity_mapped(space, bottom, top, read_write)
+            .map_err(|addr| AspaceError::WouldUnmapRunning { what: "running stack", addr })?;
+    }
+    for (what, start, end, needs) in kernel_ranges() {
+        identity_mapped(space, start, end, needs).map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
+    }
+    Ok(())
+}
+
+/// An edit of regions that may take memory away from the kernel.
+#[derive(Clone, Copy, Debug)]
+pub enum LiveEdit {
+    /// Removing the target.
+    Remove,
+    /// Pointing the target at other physical memory.
+    Move,
+    /// Changing the target's protections to these.
+    Protect(Protection),
+}
+
+impl Space {
+    /// True when a thread is inside or a CPU has the space loaded: an edit
+    /// then acts on memory the kernel may be using this instant.
+    fn is_live(&self, object: &dyn AddressSpace) -> bool {
+        object.thread_count() > 0
+            || LOADED.iter().any(|slot| slot.lock().as_ref().is_some_and(|loaded| loaded.id == self.id))
+    }
+
+    /// Refuses an edit of a live address space that would unmap, move or
+    /// take access away from what the kernel is running on (NK would let it
+    /// through and the CPU would triple-fault on its next instruction).
+    pub fn check_live_edit(
+        &self,
+        object: &dyn AddressSpace,
+        target: &Region,
+        edit: LiveEdit,
+    ) -> Result<(), AspaceError> {
+        if !self.is_live(object) {
+            return Ok(());
+        }
+        for (what, start, end, needs) in kernel_ranges() {
+            if start >= end || !target.overlaps_range(start, end - 1) {
+                continue;
+            }
+            let harmful = match edit {
+                LiveEdit::Remove | LiveEdit::Move => true,
+                LiveEdit::Protect(prot) => !prot.contains(needs),
+            };
+            if harmful {
+                return Err(AspaceError::WouldUnmapRunning { what, addr: start.max(target.va.as_u64()) });
+            }
+        }
+        Ok(())
+    }
+
+    /// `remove_region`, refused when the space is live and the region holds
+    /// what the kernel runs on.
+    pub fn remove_region(&self, region: Region) -> Result<(), AspaceError> {
+        let mut object = self.lock();
+        self.check_live_edit(&**object, &region, LiveEdit::Remove)?;
+        object.remove_region(region)
+    }
+
+    /// `move_region`, with the same guard as [`Space::remove_region`].
+    pub fn move_region(&self, region: Region, new_pa: PhysAddr) -> Result<(), AspaceError> {
+        let mut object = self.lock();
+        self.check_live_edit(&**object, &region, LiveEdit::Move)?;
+        object.move_region(region, new_pa)
+    }
+
+    /// `protect_region`, refused when the space is live and the new
+    /// protections would take from the kernel an access it needs.
+    pub fn protect_region(&self, region: Region, prot: Protection) -> Result<(), AspaceError> {
+        let mut object = self.lock();
+        self.check_live_edit(&**object, &region, LiveEdit::Protect(prot))?;
+        object.protect_region(region, prot)
+    }
+}
+
+/// `Ok` when every byte of `[start, end)` lies in regions that allow `needs`
+/// and map it to the same physical address; else the first byte that does
+/// not.
+fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protection) -> Result<(), u64> {
     let mut next = start;
     while next < end {
         let region = space.regions().find(next).ok_or(next)?;
-        let usable = region.translate(next).as_u64() == next
-            && region.prot.contains(aspace::Protection::READ | aspace::Protection::WRITE);
+        let usable = region.translate(next).as_u64() == next && region.prot.contains(needs);
         if !usable {
             return Err(next);
         }

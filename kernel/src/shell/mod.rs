@@ -17,7 +17,7 @@ mod commands;
 pub mod input;
 pub mod startup;
 
-use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::address_space::{self, KernelMachine, Space};
 use crate::cmdline::ShellTest;
 use crate::thread;
 use alloc::format;
@@ -130,24 +130,7 @@ fn leave(session: &Session, out: &mut dyn Write) {
 /// Runs `f` on the page tables behind `object`: a `paging` address space's,
 /// or the boot map's under `base`. `None` for other implementations.
 pub fn with_paging<R>(object: &dyn AddressSpace, f: impl FnOnce(&PagingAspace<KernelMachine>) -> R) -> Option<R> {
-    let any = object.as_any();
-    if let Some(paging) = any.downcast_ref::<PagingAspace<KernelMachine>>() {
-        return Some(f(paging));
-    }
-    any.downcast_ref::<BaseAspace>().map(|base| f(base.paging()))
+    address_space::paging_of(object).map(f)
 }
 
-/// The `paging` address space behind `object`, for the changes the trait
-/// does not offer (the lazy-fault page size). `None` for any other kind.
-pub fn paging_mut(object: &mut dyn AddressSpace) -> Option<&mut PagingAspace<KernelMachine>> {
-    let any = object.as_any();
-    // `as_any` must return the object itself for the cast below to hold.
-    let is_itself = core::ptr::addr_eq(any as *const dyn core::any::Any, object as *const dyn AddressSpace);
-    if !any.is::<PagingAspace<KernelMachine>>() || !is_itself {
-        return None;
-    }
-    // SAFETY: the object at this address is a `PagingAspace<KernelMachine>`
-    // (its `Any` view, at the same address, says so), and the exclusive
-    // borrow of `object` is handed on unchanged (what `downcast_mut` does).
-    Some(unsafe { &mut *(object as *mut dyn AddressSpace).cast::<PagingAspace<KernelMachine>>() })
-}
+pub use address_space::paging_of_mut as paging_mut;

@@ -178,7 +178,7 @@ fn as_verbs_succeed_and_refuse() -> Result<(), String> {
 
     // Entering a space that lacks the kernel is refused, naming what is missing.
     let before = crate::thread::current_address_space();
-    shell.refused("as enter t1", "does not map the running")?;
+    shell.refused("as enter t1", "must stay mapped one to one")?;
     check_eq!(crate::thread::current_address_space(), before);
 
     shell.ok("as destroy t1", "destroyed 't1'")?;

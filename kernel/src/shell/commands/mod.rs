@@ -78,6 +78,18 @@ static COMMANDS: &[Command<Session>] = &[
         run: paging_test,
     },
     Command {
+        name: "tlbstat",
+        usage: "tlbstat",
+        help: "per-CPU TLB counters: shootdowns sent and received, pages invalidated, full flushes, wait time",
+        run: tlb_stats,
+    },
+    Command {
+        name: "shootdownTest",
+        usage: "shootdownTest [broken] [EDITS]",
+        help: "readers on every CPU watch a page while a writer edits it; 'broken' disables remote shootdowns",
+        run: shootdown_test,
+    },
+    Command {
         name: "shell",
         usage: "shell [NAME]",
         help: "start a nested shell in its own new address space (default name shellN)",
@@ -107,6 +119,19 @@ fn echo(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 fn paging_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
     crate::paging_test::run(out).map_err(CommandError::Failed)
+}
+
+/// `tlbstat`.
+fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::tlb::format_tlb_stats(out)?;
+    Ok(())
+}
+
+/// `shootdownTest [broken] [EDITS]`.
+fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 2)?;
+    crate::tlb::stress::shootdown_test(args, out).map_err(CommandError::Failed)
 }
 
 /// `shell [NAME]`: runs a nested shell until it exits.

@@ -11,7 +11,7 @@ use crate::thread;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{AddressSpace, AspaceError, PhysAddr, Region};
+use aspace::{AspaceError, PhysAddr, Region};
 use core::fmt::Write;
 use paging::PageSize;
 use shell::{arg, arg_count, arg_number, arg_protection, CommandError};
@@ -186,15 +186,14 @@ fn edit_region(
     space: &Space,
     va: u64,
     len: Option<u64>,
-    edit: impl FnOnce(&mut dyn AddressSpace, Region) -> Result<(), AspaceError>,
+    edit: impl FnOnce(&Space, Region) -> Result<(), AspaceError>,
 ) -> Result<Region, AspaceError> {
-    let mut object = space.lock();
-    let containing = *object.regions().find(va).ok_or(AspaceError::NoSuchRegion { va })?;
+    let containing = *space.lock().regions().find(va).ok_or(AspaceError::NoSuchRegion { va })?;
     let target = match len {
         None => containing,
         Some(len) => Region { va: aspace::VirtAddr(va), pa: containing.translate(va), len, prot: containing.prot },
     };
-    edit(&mut **object, target)?;
+    edit(space, target)?;
     Ok(target)
 }
 
@@ -208,7 +207,7 @@ fn remove(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
     let space = find(args, 0)?;
     let va = arg_number(args, 1, "virtual address")?;
     let len = optional_length(args, 2)?;
-    let removed = edit_region(&space, va, len, |object, target| object.remove_region(target))?;
+    let removed = edit_region(&space, va, len, |space, target| space.remove_region(target))?;
     writeln!(out, "removed {removed} from '{}'", space.name())?;
     Ok(())
 }
@@ -220,7 +219,7 @@ fn move_region(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Re
     let va = arg_number(args, 1, "virtual address")?;
     let new_pa = arg_number(args, 2, "physical address")?;
     let len = optional_length(args, 3)?;
-    let moved = edit_region(&space, va, len, |object, target| object.move_region(target, PhysAddr(new_pa)))?;
+    let moved = edit_region(&space, va, len, |space, target| space.move_region(target, PhysAddr(new_pa)))?;
     writeln!(out, "moved {moved} in '{}' to {new_pa:#x}", space.name())?;
     Ok(())
 }
@@ -232,7 +231,7 @@ fn protect(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     let va = arg_number(args, 1, "virtual address")?;
     let prot = arg_protection(args, 2)?;
     let len = optional_length(args, 3)?;
-    let changed = edit_region(&space, va, len, |object, target| object.protect_region(target, prot))?;
+    let changed = edit_region(&space, va, len, |space, target| space.protect_region(target, prot))?;
     writeln!(out, "protected {changed} in '{}' as {prot}", space.name())?;
     Ok(())
 }
