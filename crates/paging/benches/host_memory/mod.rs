@@ -15,7 +15,7 @@ use aspace::PhysAddr;
 use core::cell::{Cell, RefCell};
 use paging::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use x86_64::structures::paging::{FrameAllocator, PageTable, PhysFrame, Size4KiB};
+use x86_64::structures::paging::{FrameAllocator, FrameDeallocator, PageTable, PhysFrame, Size4KiB};
 
 /// The size of a frame, and of a page table.
 pub const FRAME: u64 = 4096;
@@ -75,6 +75,11 @@ impl HostMemory {
     pub fn reset(&self) {
         self.bump.set(FRAME);
         self.free.borrow_mut().clear();
+    }
+
+    /// Frames handed out and not given back.
+    pub fn frames_in_use(&self) -> u64 {
+        self.bump.get() / FRAME - 1 - self.free.borrow().len() as u64
     }
 
     /// (single-page invalidations, full invalidations) asked for so far.
@@ -174,8 +179,9 @@ impl Machine for HostMemory {
     }
 }
 
-/// The pool as the `x86_64` crate's frame allocator. Its mapper zeroes the
-/// tables it creates, so frames are handed out as they are.
+/// The pool as the `x86_64` crate's frame allocator (and deallocator, for
+/// freeing empty tables). Its mapper zeroes the tables it creates, so
+/// frames are handed out as they are.
 pub struct PeerFrames<'m>(&'m HostMemory);
 
 // SAFETY: every frame handed out is inside the simulated memory and unused
@@ -185,5 +191,11 @@ unsafe impl FrameAllocator<Size4KiB> for PeerFrames<'_> {
     fn allocate_frame(&mut self) -> Option<PhysFrame<Size4KiB>> {
         let frame = self.0.take_frame()?;
         Some(PhysFrame::containing_address(x86_64::PhysAddr::new(frame)))
+    }
+}
+
+impl FrameDeallocator<Size4KiB> for PeerFrames<'_> {
+    unsafe fn deallocate_frame(&mut self, frame: PhysFrame<Size4KiB>) {
+        self.0.free.borrow_mut().push(frame.start_address().as_u64());
     }
 }
