@@ -346,7 +346,9 @@ impl Space {
         target: &Region,
         edit: LiveEdit,
     ) -> Result<(), AspaceError> {
-        if !self.is_live(object) {
+        let pinned = object.regions().find(target.va.as_u64()).is_some_and(|r| r.prot.contains(Protection::PIN));
+        if !self.is_live(object) || (pinned && matches!(edit, LiveEdit::Remove | LiveEdit::Move)) {
+            // Not live, or the implementation refuses it anyway (as pinned).
             return Ok(());
         }
         for (what, start, end, needs) in kernel_ranges() {
