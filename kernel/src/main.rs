@@ -6,9 +6,6 @@
 //! is a module of its own.
 #![no_std]
 #![no_main]
-// Much of each module is the interface the later layers (address spaces,
-// threads, the full shell) call; until they are wired in, some is unused.
-#![allow(dead_code)]
 
 extern crate alloc;
 
