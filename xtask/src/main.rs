@@ -448,18 +448,32 @@ fn test(options: &Options) -> Result<(), String> {
     ensure_qemu()?;
     let mut failures = Vec::new();
 
-    println!("xtask: in-kernel tests");
-    let cmdline = options.kernel_cmdline(Some("test"));
-    let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
-    let summary = outcome.lines.iter().rev().find_map(|line| parse_summary(line));
-    let (kernel_passed, kernel_failed) = summary.unwrap_or((0, 0));
-    match summary {
-        Some((passed, 0)) if passed > 0 && outcome.kernel_succeeded() => {}
-        Some(_) | None => failures.push(format!(
-            "in-kernel tests: summary {summary:?}, QEMU status {:?}{}",
-            outcome.status,
-            if outcome.timed_out { " (timed out)" } else { "" }
-        )),
+    // The in-kernel suite runs on the machine asked for, on one CPU, and on
+    // four CPUs with 5-level paging.
+    let machines = [
+        options.clone(),
+        Options { smp: 1, ..options.clone() },
+        Options { smp: 4, la57: true, ..options.clone() },
+    ];
+    let (mut kernel_passed, mut kernel_failed) = (0, 0);
+    for machine in &machines {
+        println!("xtask: in-kernel tests ({} CPUs, {}-level paging)", machine.smp, if machine.la57 { 5 } else { 4 });
+        let cmdline = machine.kernel_cmdline(Some("test"));
+        let outcome = run_captured(qemu_command(machine, &elf, &cmdline), options.timeout)?;
+        let summary = outcome.lines.iter().rev().find_map(|line| parse_summary(line));
+        let (passed, failed) = summary.unwrap_or((0, 0));
+        kernel_passed += passed;
+        kernel_failed += failed;
+        match summary {
+            Some((passed, 0)) if passed > 0 && outcome.kernel_succeeded() => {}
+            Some(_) | None => failures.push(format!(
+                "in-kernel tests ({} CPUs, la57 {}): summary {summary:?}, QEMU status {:?}{}",
+                machine.smp,
+                machine.la57,
+                outcome.status,
+                if outcome.timed_out { " (timed out)" } else { "" }
+            )),
+        }
     }
 
     let mut scripted_passed = 0;
