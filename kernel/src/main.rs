@@ -13,6 +13,7 @@ mod address_space;
 mod arch;
 mod boot_info;
 mod cmdline;
+mod hardening;
 mod ktest;
 mod logger;
 mod mem;

@@ -1,13 +1,21 @@
 //! The `base` implementation: the boot identity map, given a name.
 //!
 //! At boot the kernel maps all of physical memory (and the MMIO below
-//! 4 GiB) one to one, with the largest pages the CPU offers. That map is the
+//! 4 GiB) one to one, with the largest pages that fit. That map is the
 //! *default address space*: threads that never chose one run in it. `base`
 //! wraps it as an address space so that it can be listed, printed and
-//! entered by name like any other; it refuses every region change, because
-//! the whole kernel depends on it staying as it is.
+//! entered by name like any other; it refuses every region change through
+//! the trait, because the whole kernel depends on it staying as it is.
+//!
+//! The map is hardened ([`crate::hardening`]): the kernel image by
+//! sections (text read-only and executable, rodata read-only, data
+//! writable), the rest of memory writable and never executable, and the
+//! guard page below every kernel stack unmapped. Guard pages are its only
+//! edits after boot, through [`BaseAspace::unmap_guard_page`].
 
 use super::KernelMachine;
+use crate::hardening;
+use crate::thread::stack::{self, GUARD_SIZE};
 use alloc::boxed::Box;
 use aspace::{
     AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultOutcome, PhysAddr, Protection, Region,
@@ -25,18 +33,32 @@ pub struct BaseAspace {
 }
 
 impl BaseAspace {
-    /// Builds the identity map of `[0, len)` (RAM and the MMIO below 4 GiB)
-    /// with the largest pages the CPU offers. `len` is a multiple of 1 GiB.
+    /// Builds the hardened identity map of `[0, len)` (RAM and the MMIO
+    /// below 4 GiB), with the largest pages that fit each section, and
+    /// unmaps the guard pages of the stacks made so far and of the boot
+    /// stack. `len` is a multiple of 1 GiB.
     pub fn build(name: &str, len: u64) -> Result<BaseAspace, AspaceError> {
         let mut inner = PagingAspace::new(KernelMachine, name, None)?;
-        let everything = Protection::READ
-            | Protection::WRITE
-            | Protection::EXEC
-            | Protection::PIN
-            | Protection::KERN
-            | Protection::EAGER;
-        inner.add_region(Region::new(0, 0, len, everything))?;
-        Ok(BaseAspace { inner })
+        for (_, region) in hardening::identity_regions(len) {
+            inner.add_region(region)?;
+        }
+        let mut base = BaseAspace { inner };
+        // The page below the boot stack is the last boot page directory,
+        // which only the CPU's page walker reads (by physical address, when
+        // an application processor starts on the boot tables).
+        let (boot_stack_bottom, _) = crate::arch::boot::boot_stack();
+        stack::register_guard_page(boot_stack_bottom - GUARD_SIZE as u64);
+        for page in stack::guard_pages() {
+            base.unmap_guard_page(page)?;
+        }
+        Ok(base)
+    }
+
+    /// Unmaps the guard page at `page`: its part of the identity map
+    /// becomes a region with no access (see [`hardening::GUARD`]).
+    pub fn unmap_guard_page(&mut self, page: u64) -> Result<(), AspaceError> {
+        let guard = Region::new(page, page, GUARD_SIZE as u64, hardening::GUARD);
+        self.inner.protect_region(guard, hardening::GUARD)
     }
 
     /// The physical address of the root table (what CR3 holds in the

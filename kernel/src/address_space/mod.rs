@@ -142,6 +142,7 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
         // setting CR4.PCIDE, and the CPU reports PCID support.
         unsafe { cpu::write_cr4(cpu::read_cr4() | cpu::CR4_PCIDE) };
     }
+    crate::hardening::enable_cpu_protections();
     let len = ram_top.max(4 * GIB).next_multiple_of(GIB);
     let mut boot_map = BaseAspace::build("base", len)?;
     boot_map.switch_to();
@@ -285,19 +286,28 @@ pub fn move_current_thread(target: Option<&Arc<Space>>) -> Result<(), AspaceErro
 }
 
 /// What the kernel touches while an address space is loaded, each with the
-/// access it needs: the kernel image (code, data and boot stack), all RAM
-/// (heap, thread stacks and page-table frames come from anywhere in it) and
-/// the local APIC's registers. Each must be mapped one to one.
+/// access it needs: the kernel image by sections (text read and execute,
+/// rodata read, data and bss read and write), the rest of RAM (heap, thread
+/// stacks and page-table frames come from anywhere in it; read and write)
+/// and the local APIC's registers. Each must be mapped one to one. Guard
+/// pages need nothing (see [`identity_mapped`]).
 fn kernel_ranges() -> Vec<(&'static str, u64, u64, Protection)> {
-    extern "C" {
-        static __image_start: u8;
-        static __image_end: u8;
-    }
     let read_write = Protection::READ | Protection::WRITE;
-    let image = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64);
-    let mut ranges = alloc::vec![("kernel image", image.0, image.1, read_write | Protection::EXEC)];
+    let image = crate::hardening::image_sections();
+    let mut ranges: Vec<_> =
+        image.iter().map(|section| ("kernel image", section.start, section.end, section.access)).collect();
+    let (image_start, image_end) = (image[0].start, image[2].end);
     let usable = crate::boot_info().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable);
-    ranges.extend(usable.map(|ram| ("RAM (heap, stacks, page tables)", ram.start, ram.end(), read_write)));
+    for ram in usable {
+        // The image's own RAM was listed above, with its own access.
+        let below = (ram.start, ram.end().min(image_start));
+        let above = (ram.start.max(image_end), ram.end());
+        for (start, end) in [below, above] {
+            if start < end {
+                ranges.push(("RAM (heap, stacks, page tables)", start, end, read_write));
+            }
+        }
+    }
     let apic = crate::arch::apic::mmio_base();
     ranges.push(("local APIC registers", apic, apic + 4096, read_write));
     ranges
@@ -391,11 +401,15 @@ impl Space {
 }
 
 /// `Ok` when every byte of `[start, end)` lies in regions that allow `needs`
-/// and map it to the same physical address; else the first byte that does
-/// not.
+/// and map it to the same physical address, or in a stack's guard page
+/// (which the kernel must never touch); else the first byte that does not.
 fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protection) -> Result<(), u64> {
     let mut next = start;
     while next < end {
+        if let Some(guard) = thread::stack::guard_page_containing(next) {
+            next = guard + thread::stack::GUARD_SIZE as u64;
+            continue;
+        }
         let region = space.regions().find(next).ok_or(next)?;
         let usable = region.translate(next).as_u64() == next && region.prot.contains(needs);
         if !usable {
@@ -432,6 +446,11 @@ fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
 fn on_page_fault(fault: &Fault) -> FaultOutcome {
     let cpu = crate::percpu::current().id as usize;
     let current = LOADED[cpu].lock().clone();
+    if crate::hardening::supervisor_touched_user_page(fault) {
+        // The tables allow it; only SMAP or SMEP does not. Retrying would
+        // fault again for ever.
+        return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
+    }
     match current {
         Some(space) => space.lock().exception(fault),
         None => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
@@ -465,6 +484,10 @@ fn describe_fault(fault: &Fault, out: &mut dyn Write) {
         }
     }
     drop(object);
+    crate::hardening::describe_guard_fault(fault.addr, out);
+    if crate::hardening::supervisor_touched_user_page(fault) {
+        let _ = writeln!(out, "the kernel touched a user page: SMAP (or SMEP for a fetch) forbids it");
+    }
     let root = aspace::PhysAddr::new(paging::Machine::current_root(&KernelMachine).as_u64());
     let walk = paging::walk(&KernelMachine, root, aspace::VirtAddr::new(fault.addr));
     let _ = writeln!(out, "page-table walk:\n{walk}");

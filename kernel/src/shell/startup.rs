@@ -4,14 +4,19 @@
 //!
 //! The steps:
 //! 1. create a `paging` address space named after the shell;
-//! 2. add an EAGER identity region over 0–4 GiB (READ|WRITE|EXEC|PIN|KERN),
-//!    built at once with the largest pages that fit;
+//! 2. add the hardened identity map of 0–4 GiB ([`crate::hardening`]):
+//!    EAGER, PIN, KERN regions built at once with the largest pages that
+//!    fit, the kernel text read-only and executable, its rodata read-only,
+//!    everything else writable and non-executable, and the guard page below
+//!    every kernel stack unmapped;
 //! 3. add a LAZY region at 0xffff_8000_0000_0000 mapping physical 0 for
-//!    4 GiB, the same flags without EAGER;
+//!    4 GiB, READ|WRITE|PIN|KERN (not executable: no page is both);
 //! 4. move the shell's thread in: refused, with the reason, when the space
 //!    does not map everything the kernel touches (more than 4 GiB of RAM);
 //! 5. compare 1 GiB (or 4 MiB, see below) from 1 MiB through both mappings
 //!    with `memcmp`: every page of the lazy alias faults in on first touch.
+//!    Guard pages are skipped: unmapped in the identity map, they would
+//!    fault (as a stack overflow).
 //!
 //! The kernel option `shelltest=` chooses how much of it runs:
 //! - `4k`: NK's test exactly: 1 GiB compared, each lazy fault mapping one
@@ -93,28 +98,31 @@ pub fn run(name: &str, mode: ShellTest, out: &mut dyn Write) -> StartupOutcome {
 
 /// Steps 2 to 5; false when one of them failed.
 fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut dyn Write) -> bool {
-    let everything = Protection::READ | Protection::WRITE | Protection::EXEC | Protection::PIN | Protection::KERN;
-    let eager = Region::new(0, 0, MAPPED_LEN, everything | Protection::EAGER);
-    let lazy = Region::new(LAZY_ALIAS, 0, MAPPED_LEN, everything);
+    let data = Protection::READ | Protection::WRITE | Protection::PIN | Protection::KERN;
+    let lazy = Region::new(LAZY_ALIAS, 0, MAPPED_LEN, data);
 
+    if let Some(paging) = paging_mut(&mut **space.lock()) {
+        paging.set_fault_page_limit(fault_limit);
+    }
     let before = counters(space);
     let started = tsc::nanos_since_boot();
-    let added = {
-        let mut object = space.lock();
-        if let Some(paging) = paging_mut(&mut **object) {
-            paging.set_fault_page_limit(fault_limit);
-        }
-        object.add_region(eager)
-    };
+    let added = crate::hardening::harden(space, MAPPED_LEN);
     let elapsed = tsc::nanos_since_boot() - started;
-    if let Err(error) = added {
-        let _ = writeln!(out, "  add eager region {eager}: refused: {error}");
-        return false;
-    }
+    let hardened = match added {
+        Ok(hardened) => hardened,
+        Err(error) => {
+            let _ = writeln!(out, "  add the hardened identity map of 0-{MAPPED_LEN:#x}: refused: {error}");
+            return false;
+        }
+    };
     let after = counters(space);
     let _ = writeln!(
         out,
-        "  added eager region {eager}: {} in {}, {} page-table frames",
+        "  added the hardened identity map of 0-{:#x} (eager: text r-x, rodata r--, the rest rw-; {} regions, \
+         {} guard pages unmapped): {} in {}, {} page-table frames",
+        MAPPED_LEN - 1,
+        hardened.regions,
+        hardened.guard_pages,
         PagesMapped(&before, &after),
         Millis(elapsed),
         after.table_frames
@@ -135,29 +143,51 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
 
     let before = counters(space);
     let started = tsc::nanos_since_boot();
-    // SAFETY: both ranges are mapped in the address space this thread now
-    // runs in (the eager region eagerly, the lazy alias on demand, by the
-    // fault handler), and memcmp only reads.
-    let difference = unsafe {
-        crate::memfuncs::memcmp(
-            COMPARED_START as *const u8,
-            (LAZY_ALIAS + COMPARED_START) as *const u8,
-            compared_len as usize,
-        )
-    };
+    let (equal, guard_pages_skipped) = compare_around_guard_pages(compared_len);
     let elapsed = tsc::nanos_since_boot() - started;
     let after = counters(space);
     let _ = writeln!(
         out,
-        "  memcmp {} MiB at {COMPARED_START:#x} and {:#x}: {}; {} faults handled, {} in {}",
+        "  memcmp {} MiB at {COMPARED_START:#x} and {:#x}: {} ({guard_pages_skipped} guard pages skipped); \
+         {} faults handled, {} in {}",
         compared_len / MIB,
         LAZY_ALIAS + COMPARED_START,
-        if difference == 0 { "equal" } else { "DIFFERENT" },
+        if equal { "equal" } else { "DIFFERENT" },
         after.faults_handled - before.faults_handled,
         PagesMapped(&before, &after),
         Millis(elapsed)
     );
-    difference == 0
+    equal
+}
+
+/// Compares `len` bytes from [`COMPARED_START`] through the identity map
+/// and through the lazy alias, piece by piece between the guard pages (the
+/// identity map has them unmapped). Returns whether all pieces were equal
+/// and how many guard pages were skipped.
+fn compare_around_guard_pages(len: u64) -> (bool, usize) {
+    let end = COMPARED_START + len;
+    let guards: alloc::vec::Vec<u64> =
+        crate::thread::stack::guard_pages().into_iter().filter(|&page| page >= COMPARED_START && page < end).collect();
+    let mut equal = true;
+    let mut piece_start = COMPARED_START;
+    for piece_end in guards.iter().copied().chain(core::iter::once(end)) {
+        if piece_end > piece_start {
+            // SAFETY: the piece holds no guard page, so it is mapped in the
+            // address space this thread now runs in (the identity map
+            // eagerly, the lazy alias on demand, by the fault handler), and
+            // memcmp only reads.
+            let difference = unsafe {
+                crate::memfuncs::memcmp(
+                    piece_start as *const u8,
+                    (LAZY_ALIAS + piece_start) as *const u8,
+                    (piece_end - piece_start) as usize,
+                )
+            };
+            equal &= difference == 0;
+        }
+        piece_start = piece_end + crate::thread::stack::GUARD_SIZE as u64;
+    }
+    (equal, guards.len())
 }
 
 /// The space's paging counters (zero for another implementation).

@@ -8,6 +8,7 @@ mod heap;
 mod memfuncs;
 mod paging;
 mod probes;
+mod robustness;
 mod shell;
 mod smp;
 mod test_page;

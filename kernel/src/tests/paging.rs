@@ -8,7 +8,7 @@ use crate::arch::sse::FxSaveArea;
 use crate::arch::trap::{replace_page_fault_hook, write_fault_report, TrapFrame};
 use crate::mem::frames;
 use crate::paging_test::with_paging;
-use crate::probe::{probe_execute, probe_read, probe_write, ProbeAccess, Width, RET_INSTRUCTION};
+use crate::probe::{probe_execute, probe_read, probe_write, ProbeAccess, Width};
 use crate::thread;
 use crate::{check, check_eq, kernel_test};
 use alloc::format;
@@ -350,13 +350,14 @@ fn frames_return_to_the_baseline_after_destroy() -> Result<(), String> {
 }
 kernel_test!(frames_return_to_the_baseline_after_destroy);
 
-/// A lone `ret`, for the fetch probe.
-static RETURN_AT_ONCE: [u8; 1] = [RET_INSTRUCTION];
+/// A function that returns at once, in the kernel text, for the fetch probe
+/// (the default map executes the text only).
+extern "C" fn return_at_once() {}
 
 fn execute_probe_in_the_default_space() -> Result<(), String> {
-    // The default map is executable everywhere.
-    // SAFETY: the byte is a `ret`.
-    check_eq!(unsafe { probe_execute(RETURN_AT_ONCE.as_ptr() as u64) }, Ok(()));
+    let text = return_at_once as extern "C" fn() as usize as u64;
+    // SAFETY: the function takes nothing and returns at once.
+    check_eq!(unsafe { probe_execute(text) }, Ok(()));
     // SAFETY: nothing is mapped there.
     let fault = unsafe { probe_execute(OUTSIDE) }.err().ok_or("the call did not fault")?;
     check_eq!(fault.address, OUTSIDE);
@@ -372,7 +373,7 @@ fn execute_probe_in_the_default_space() -> Result<(), String> {
     check!(format!("{fault}").contains("calling 0x8000000000000000"), "{fault}");
     // The probes still work after all that: the stack was unwound properly.
     // SAFETY: as the first call.
-    check_eq!(unsafe { probe_execute(RETURN_AT_ONCE.as_ptr() as u64) }, Ok(()));
+    check_eq!(unsafe { probe_execute(text) }, Ok(()));
     Ok(())
 }
 kernel_test!(execute_probe_in_the_default_space);

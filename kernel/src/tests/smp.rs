@@ -97,7 +97,8 @@ fn shootdowns_reach_only_cpus_holding_the_space() -> Result<(), String> {
     };
     let space = stress::create_enterable_space("smp-targets").map_err(|e| format!("{e}"))?;
     let frame = crate::mem::frames::alloc_zeroed().ok_or("no frame")?;
-    let region = Region::new(stress::TEST_VA, frame.as_u64(), 4096, Protection::READ | Protection::WRITE);
+    let region =
+        Region::new(stress::TEST_VA, frame.as_u64(), 4096, Protection::READ | Protection::WRITE | Protection::KERN);
     space.lock().add_region(region).map_err(|e| format!("{e}"))?;
     let inside = {
         let space = space.clone();
@@ -121,7 +122,8 @@ fn shootdowns_reach_only_cpus_holding_the_space() -> Result<(), String> {
     let (sent_before, received_before) = (sent(here), received(other));
     let edits = 10;
     for round in 0..edits {
-        let prot = if round % 2 == 0 { Protection::READ } else { Protection::READ | Protection::WRITE };
+        let prot =
+            Protection::KERN | if round % 2 == 0 { Protection::READ } else { Protection::READ | Protection::WRITE };
         space.lock().protect_region(region, prot).map_err(|e| format!("{e}"))?;
     }
     // Only the permission decreases need a shootdown: half of the edits.
@@ -130,7 +132,8 @@ fn shootdowns_reach_only_cpus_holding_the_space() -> Result<(), String> {
     check_eq!(inside.join(), 0);
     let sent_before = sent(here);
     for round in 0..edits {
-        let prot = if round % 2 == 0 { Protection::READ } else { Protection::READ | Protection::WRITE };
+        let prot =
+            Protection::KERN | if round % 2 == 0 { Protection::READ } else { Protection::READ | Protection::WRITE };
         space.lock().protect_region(region, prot).map_err(|e| format!("{e}"))?;
     }
     let sent_after_leaving = sent(here) - sent_before;

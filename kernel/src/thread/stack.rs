@@ -1,25 +1,43 @@
-//! Thread stacks: a block from the heap with a guard page below the stack,
-//! and the canary that stands in for that guard page.
+//! Thread stacks: a block from the heap with an unmapped guard page below
+//! the stack, and the canary that backs the guard page up.
 //!
-//! The guard page is reserved (the stack never uses it) but still mapped:
-//! the boot identity map offers no way to unmap one page. Until the paging
-//! layer can, the whole guard page is filled with a canary pattern and the
-//! scheduler checks its top words at every switch away from the thread: a
-//! stack that grew into the guard page overwrote them first.
+//! The guard page is the lowest page of the block. When a block is made,
+//! [`crate::hardening`] unmaps that page in the default address space and
+//! in every hardened one, so a stack that runs off its bottom faults at
+//! once, and the fault report names the thread ("stack overflow in thread
+//! T"). Unmapping costs a page-table split and a TLB shootdown, and mapping
+//! the page back when the thread exits would cost another (and fragment the
+//! region set a little more each time), so blocks are never returned to the
+//! heap: the stack of an exited thread is kept on a spare list and given to
+//! the next thread that needs one of its size, guard page still unmapped.
+//! Memory held by stacks is therefore the most ever in use at once.
+//!
+//! The lowest words of the stack itself hold a canary, checked by the
+//! scheduler at every switch away from the thread: an overflow that skipped
+//! the guard page (a large frame jumping over it) may still be caught there.
 
-use alloc::alloc::{alloc, dealloc, Layout};
+use crate::sync::IrqMutex;
+use alloc::alloc::{alloc, Layout};
+use alloc::collections::BTreeSet;
+use alloc::vec::Vec;
 use core::ptr::NonNull;
 
 /// The usable size of a thread stack.
 pub const THREAD_STACK_SIZE: usize = 64 * 1024;
 /// The size of an idle thread's stack (it runs the idle loop and interrupt tails only).
 pub const IDLE_STACK_SIZE: usize = 16 * 1024;
-/// The reserved page below each stack.
+/// The unmapped page below each stack.
 pub const GUARD_SIZE: usize = 4096;
-/// The pattern the guard page is filled with.
+/// The pattern of the canary words.
 const CANARY: u64 = 0x57ac_c0de_dead_beef;
-/// How many words next to the stack are checked at each switch.
+/// How many words at the bottom of the stack are checked at each switch.
 pub const CANARY_WORDS: usize = 8;
+
+/// Every guard page of every stack block made so far (blocks are reused,
+/// never freed), by address.
+static GUARD_PAGES: IrqMutex<BTreeSet<u64>> = IrqMutex::new(BTreeSet::new());
+/// Blocks of exited threads, waiting for reuse.
+static SPARE_STACKS: IrqMutex<Vec<Stack>> = IrqMutex::new(Vec::new());
 
 /// A thread's stack: `[guard page][stack]`, lowest address first.
 pub struct Stack {
@@ -33,23 +51,30 @@ unsafe impl Send for Stack {}
 unsafe impl Sync for Stack {}
 
 impl Stack {
-    /// Allocates a stack of `size` bytes (a multiple of 16) with its guard
-    /// page, and fills the guard page with the canary. None when the heap is
-    /// exhausted.
+    /// A stack of `size` bytes (a multiple of 16) with its guard page
+    /// unmapped: a spare one of that size if there is one, else a new block
+    /// from the heap. Writes the canary. None when the heap is exhausted.
     pub fn new(size: usize) -> Option<Stack> {
         assert_eq!(size % 16, 0, "stack size must be a multiple of 16");
         let layout = Layout::from_size_align(GUARD_SIZE + size, GUARD_SIZE).ok()?;
-        // SAFETY: the layout has a non-zero size.
-        let block = NonNull::new(unsafe { alloc(layout) })?;
-        let stack = Stack { block, layout };
-        for index in 0..GUARD_SIZE / 8 {
-            // SAFETY: the guard page is the first page of the block just allocated.
-            unsafe { (stack.guard_page() as *mut u64).add(index).write(CANARY) };
-        }
+        let stack = match take_spare(layout) {
+            Some(stack) => stack,
+            None => {
+                // SAFETY: the layout has a non-zero size.
+                let block = NonNull::new(unsafe { alloc(layout) })?;
+                let stack = Stack { block, layout };
+                register_guard_page(stack.guard_page());
+                crate::hardening::guard_page_created(stack.guard_page());
+                stack
+            }
+        };
+        // SAFETY: the canary words are the lowest words of the stack, which
+        // nobody uses yet.
+        unsafe { write_canary(stack.canary_address()) };
         Some(stack)
     }
 
-    /// The address of the guard page (to unmap once page tables can be edited).
+    /// The address of the guard page.
     pub fn guard_page(&self) -> u64 {
         self.block.as_ptr() as u64
     }
@@ -64,26 +89,80 @@ impl Stack {
         self.guard_page() + self.layout.size() as u64
     }
 
-    /// Where the checked canary words start: the top of the guard page,
-    /// right below the stack.
+    /// Where the checked canary words start: the bottom of the stack, right
+    /// above the guard page (which is unmapped, so it cannot hold them).
     pub fn canary_address(&self) -> u64 {
-        self.bottom() - (CANARY_WORDS * 8) as u64
+        self.bottom()
     }
 }
 
 impl Drop for Stack {
+    /// Keeps the block for the next stack of its size (see the module
+    /// documentation). Runs with interrupts off in the scheduler, so it only
+    /// moves the value; the spare list's storage was reserved when the
+    /// block was made.
     fn drop(&mut self) {
-        // SAFETY: the block was allocated in `new` with this layout.
-        unsafe { dealloc(self.block.as_ptr(), self.layout) };
+        let spare = Stack { block: self.block, layout: self.layout };
+        let mut spares = SPARE_STACKS.lock();
+        if spares.len() < spares.capacity() {
+            spares.push(spare);
+        } else {
+            // Cannot happen (room is reserved per block); keep the memory
+            // reserved rather than allocate here.
+            core::mem::forget(spare);
+        }
     }
+}
+
+/// A spare stack block of exactly `layout`, if one is waiting.
+fn take_spare(layout: Layout) -> Option<Stack> {
+    let mut spares = SPARE_STACKS.lock();
+    let index = spares.iter().position(|spare| spare.layout == layout)?;
+    Some(spares.swap_remove(index))
+}
+
+/// Records `page` as a guard page (a new block's, or the page below a
+/// stack that is not a block, like the boot stack), and reserves room on
+/// the spare list for the block, so that [`Stack`]'s drop never allocates.
+pub fn register_guard_page(page: u64) {
+    let blocks = {
+        let mut guards = GUARD_PAGES.lock();
+        guards.insert(page);
+        guards.len()
+    };
+    let mut spares = SPARE_STACKS.lock();
+    let room = blocks.saturating_sub(spares.len());
+    spares.reserve(room);
+}
+
+/// Every guard page recorded so far, lowest first.
+pub fn guard_pages() -> Vec<u64> {
+    GUARD_PAGES.lock().iter().copied().collect()
+}
+
+/// The guard page holding `addr`, if `addr` lies in one.
+pub fn guard_page_containing(addr: u64) -> Option<u64> {
+    let page = addr & !(GUARD_SIZE as u64 - 1);
+    GUARD_PAGES.lock().contains(&page).then_some(page)
+}
+
+/// [`guard_page_containing`] for the fault report: `None` also when the
+/// list is locked (the fault may have hit while this CPU held it).
+pub fn try_guard_page_containing(addr: u64) -> Option<u64> {
+    let page = addr & !(GUARD_SIZE as u64 - 1);
+    GUARD_PAGES.try_lock()?.contains(&page).then_some(page)
+}
+
+/// How many stack blocks wait on the spare list.
+pub fn spare_count() -> usize {
+    SPARE_STACKS.lock().len()
 }
 
 /// Writes the canary words at `address`.
 ///
 /// # Safety
 /// `[address, address + CANARY_WORDS * 8)` must be writable memory no one
-/// else uses (the guard page, or the lowest words of a stack that has not
-/// grown that far).
+/// else uses (the lowest words of a stack that has not grown that far).
 pub unsafe fn write_canary(address: u64) {
     for index in 0..CANARY_WORDS {
         // SAFETY: the caller guarantees the words are writable and unused.

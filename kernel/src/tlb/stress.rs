@@ -171,7 +171,9 @@ fn region_of(state: PageState, pages: [u64; 2]) -> Option<Region> {
     match state {
         PageState::Unmapped => None,
         PageState::Mapped { page, writable } => {
+            // Kernel pages: with SMAP on, the kernel may not read user pages.
             let prot = if writable { Protection::READ | Protection::WRITE } else { Protection::READ };
+            let prot = prot | Protection::KERN;
             Some(Region::new(TEST_VA, pages[page as usize], PAGE, prot))
         }
     }

@@ -1,0 +1,259 @@
+//! The kernel's memory protections: W^X for its own identity map, guard
+//! pages under its stacks, and the CPU's supervisor protections.
+//!
+//! - **The hardened identity map** ([`identity_regions`]): the kernel image
+//!   mapped by sections (text read-only and executable, rodata read-only,
+//!   data and bss writable), everything else (low memory, heap, stacks, page
+//!   tables, MMIO) writable and non-executable. No page is both writable
+//!   and executable. The default address space is built this way, and so is
+//!   the identity part of every shell's address space ([`harden`]).
+//! - **Guard pages**: the page below every kernel stack (see
+//!   [`crate::thread::stack`]) is unmapped in the default address space and
+//!   in every hardened space, now and for stacks made later
+//!   ([`guard_page_created`]). It stays in the region set as a region with
+//!   no access rights, so `verify` still matches tables and regions. A
+//!   fault there is reported as a stack overflow of the running thread
+//!   ([`describe_guard_fault`]).
+//! - **The CPU** ([`enable_cpu_protections`]): CR0.WP and EFER.NXE are set
+//!   by the boot code; SMEP (no supervisor fetch from user pages) and SMAP
+//!   (no supervisor access to user pages) are set on every CPU that has them.
+//!
+//! Page-table edits made here on spaces that may be live (a new guard page
+//! in the default space) bypass [`Space::check_live_edit`]: they only take
+//! away a page nothing may touch.
+
+use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::arch::cpu;
+use crate::sync::IrqMutex;
+use crate::thread::stack::{self, GUARD_SIZE};
+use crate::thread::AddressSpaceId;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use aspace::{AddressSpace, AspaceError, Fault, PageFaultCode, Protection, Region, VirtAddr};
+use core::fmt::Write;
+
+/// The flags of every region of the hardened identity map besides its
+/// access rights: kernel-only, pinned, mapped at once.
+const MANAGED: Protection = Protection::PIN.union(Protection::KERN).union(Protection::EAGER);
+/// Kernel text: read and execute.
+const TEXT: Protection = Protection::READ.union(Protection::EXEC).union(MANAGED);
+/// Read-only data: read only.
+const READ_ONLY: Protection = Protection::READ.union(MANAGED);
+/// Everything the kernel writes: read and write, never execute.
+const READ_WRITE: Protection = Protection::READ.union(Protection::WRITE).union(MANAGED);
+/// A guard page: no access at all (never mapped), still pinned and kernel-only.
+pub const GUARD: Protection = Protection::PIN.union(Protection::KERN);
+
+extern "C" {
+    static __text_start: u8;
+    static __rodata_start: u8;
+    static __data_start: u8;
+    static __image_end: u8;
+}
+
+/// One part of the kernel image: `[start, end)`, page-aligned by the
+/// linker script, and the access rights the kernel needs there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageSection {
+    /// What it holds.
+    pub name: &'static str,
+    /// The first byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// READ, WRITE and EXEC as the kernel needs them there.
+    pub access: Protection,
+}
+
+/// The kernel image's sections: text, rodata (with the exception and test
+/// tables), then data and bss (with the boot stack and boot page tables).
+pub fn image_sections() -> [ImageSection; 3] {
+    let text = core::ptr::addr_of!(__text_start) as u64;
+    let rodata = core::ptr::addr_of!(__rodata_start) as u64;
+    let data = core::ptr::addr_of!(__data_start) as u64;
+    let end = core::ptr::addr_of!(__image_end) as u64;
+    [
+        ImageSection { name: "kernel text", start: text, end: rodata, access: TEXT.access() },
+        ImageSection { name: "kernel rodata", start: rodata, end: data, access: READ_ONLY.access() },
+        ImageSection { name: "kernel data and bss", start: data, end, access: READ_WRITE.access() },
+    ]
+}
+
+/// The regions of the hardened identity map of `[0, len)`, in address
+/// order, each with what it holds. `len` must lie above the kernel image.
+pub fn identity_regions(len: u64) -> Vec<(&'static str, Region)> {
+    let [text, rodata, data] = image_sections();
+    let identity = |start: u64, end: u64, prot: Protection| Region::new(start, start, end - start, prot);
+    let mut regions = Vec::new();
+    if text.start > 0 {
+        regions.push(("low memory", identity(0, text.start, READ_WRITE)));
+    }
+    regions.push((text.name, identity(text.start, text.end, TEXT)));
+    regions.push((rodata.name, identity(rodata.start, rodata.end, READ_ONLY)));
+    regions.push((data.name, identity(data.start, data.end, READ_WRITE)));
+    if len > data.end {
+        regions.push(("RAM and MMIO", identity(data.end, len, READ_WRITE)));
+    }
+    regions
+}
+
+/// The spaces that get every new guard page unmapped: the default space
+/// (id 0) and every space [`harden`] has made.
+static HARDENED: IrqMutex<Vec<AddressSpaceId>> = IrqMutex::new(Vec::new());
+
+/// What [`harden`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hardened {
+    /// Identity regions added.
+    pub regions: usize,
+    /// Guard pages unmapped.
+    pub guard_pages: usize,
+}
+
+/// Adds the hardened identity map of `[0, len)` to `space` (which must not
+/// map any of it yet), unmaps every stack's guard page in it, and keeps
+/// doing so for stacks made later. On a refused add, the regions added so
+/// far are removed again.
+pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
+    let regions = identity_regions(len);
+    {
+        let mut object = space.lock();
+        for (index, (_, region)) in regions.iter().enumerate() {
+            if let Err(error) = object.add_region(*region) {
+                for (_, added) in &regions[..index] {
+                    let unpinned = Protection::READ | Protection::KERN;
+                    let _ = object.protect_region(*added, unpinned).and_then(|()| object.remove_region(*added));
+                }
+                return Err(error);
+            }
+        }
+    }
+    // Listed before the guard pages are read: a stack made meanwhile is
+    // seen either here or by its own guard_page_created.
+    HARDENED.lock().push(space.id());
+    let pages = stack::guard_pages();
+    let mut object = space.lock();
+    for &page in &pages {
+        unmap_guard_page(&mut **object, page)?;
+    }
+    Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
+}
+
+/// Unmaps the guard page `page` in `object` (the default space's through
+/// its own door, since it refuses edits through the trait): its region
+/// keeps the page, with no access.
+pub fn unmap_guard_page(object: &mut dyn AddressSpace, page: u64) -> Result<(), AspaceError> {
+    let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
+    match object.as_any_mut().downcast_mut::<BaseAspace>() {
+        Some(base) => base.unmap_guard_page(page),
+        None => object.protect_region(guard, GUARD),
+    }
+}
+
+/// A stack block was made with its guard page at `page`: unmaps it in the
+/// default space and in every hardened one (forgetting destroyed ones).
+pub fn guard_page_created(page: u64) {
+    let ids: Vec<AddressSpaceId> = {
+        let mut hardened = HARDENED.lock();
+        if !hardened.contains(&0) {
+            hardened.insert(0, 0);
+        }
+        hardened.clone()
+    };
+    for id in ids {
+        let Some(space) = address_space::by_id(id) else {
+            // Destroyed, or (id 0) the default space is not built yet: it
+            // unmaps every guard page recorded so far when it is.
+            if id != 0 {
+                HARDENED.lock().retain(|&listed| listed != id);
+            }
+            continue;
+        };
+        let unmapped = unmap_guard_page(&mut **space.lock(), page);
+        if let Err(error) = unmapped {
+            // The space's owner changed its identity map: nothing to unmap.
+            log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());
+        }
+    }
+}
+
+/// Sets CR4.SMEP and CR4.SMAP on this CPU when it has them. Called by each
+/// CPU as it starts (the boot code has already set CR0.WP and EFER.NXE).
+pub fn enable_cpu_protections() {
+    let features = cpu::features();
+    let mut bits = 0;
+    if features.smep {
+        bits |= cpu::CR4_SMEP;
+    }
+    if features.smap {
+        bits |= cpu::CR4_SMAP;
+    }
+    // SAFETY: the CPU reports both features; the kernel maps its own code
+    // and data as supervisor pages, so neither changes what it may touch.
+    unsafe { cpu::write_cr4(cpu::read_cr4() | bits) };
+}
+
+/// The protections in force on this CPU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CpuProtections {
+    /// CR0.WP: supervisor writes honour read-only pages.
+    pub write_protect: bool,
+    /// EFER.NXE: the NX bit is honoured.
+    pub no_execute: bool,
+    /// CR4.SMEP.
+    pub smep: bool,
+    /// CR4.SMAP.
+    pub smap: bool,
+}
+
+/// Reads the protections in force on this CPU.
+pub fn cpu_protections() -> CpuProtections {
+    let cr4 = cpu::read_cr4();
+    CpuProtections {
+        write_protect: cpu::read_cr0() & cpu::CR0_WRITE_PROTECT != 0,
+        no_execute: cpu::nx_enabled(),
+        smep: cr4 & cpu::CR4_SMEP != 0,
+        smap: cr4 & cpu::CR4_SMAP != 0,
+    }
+}
+
+/// True when `fault` is the kernel touching a user page that SMAP (or, for
+/// a fetch, SMEP) forbids. The tables allow such an access, so the address
+/// space would take it for a stale TLB entry and retry it for ever; the
+/// address-space layer reports it instead.
+pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
+    let code = fault.code;
+    if fault.vector != Fault::PAGE_FAULT || !code.contains(PageFaultCode::PRESENT) || code.contains(PageFaultCode::USER)
+    {
+        return false;
+    }
+    let machine = KernelMachine;
+    let root = aspace::PhysAddr::new(paging::Machine::current_root(&machine).as_u64());
+    let Some(translation) = paging::walk(&machine, root, VirtAddr::new(fault.addr)).translation() else {
+        return false;
+    };
+    let protections = cpu_protections();
+    let forbidden = if code.contains(PageFaultCode::FETCH) { protections.smep } else { protections.smap };
+    translation.user && forbidden
+}
+
+/// The fault report's line for a fault at `addr` in a guard page, if it is
+/// one: a stack overflow when the page lies right below the running
+/// thread's stack. Only tries locks: the fault may have hit while they
+/// were held.
+pub fn describe_guard_fault(addr: u64, out: &mut dyn Write) {
+    let Some(guard) = stack::try_guard_page_containing(addr) else { return };
+    let cpu = crate::percpu::current();
+    let running = cpu.current.try_lock().and_then(|current| {
+        current
+            .as_ref()
+            .map(|thread| (thread.id(), alloc::string::String::from(thread.name()), thread.canary_address()))
+    });
+    let _ = match running {
+        Some((id, name, stack_bottom)) if stack_bottom == guard + GUARD_SIZE as u64 => writeln!(
+            out,
+            "stack overflow in thread {id} '{name}': {addr:#x} is in the guard page {guard:#x} below its stack"
+        ),
+        _ => writeln!(out, "{addr:#x} is in the guard page {guard:#x} below another thread's stack"),
+    };
+}

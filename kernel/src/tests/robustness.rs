@@ -1,0 +1,363 @@
+//! Robustness and hardening: probes that must fault (W^X, guard pages,
+//! SMAP/SMEP), bad input to every shell verb, memory exhaustion with the
+//! frame allocator capped, and a short soak.
+
+use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::arch::cpu;
+use crate::arch::sse::FxSaveArea;
+use crate::arch::trap::{write_fault_report, TrapFrame};
+use crate::hardening;
+use crate::mem::frames;
+use crate::probe::{probe_execute, probe_read, probe_write, ProbeFault, Width, RET_INSTRUCTION};
+use crate::thread::{self, stack};
+use crate::{check, check_eq, kernel_test};
+use alloc::boxed::Box;
+use alloc::format;
+use alloc::string::String;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use aspace::{Fault, PageFaultCode, Protection, Region, UnhandledFault};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use paging::{MappingRun, PagingAspace};
+
+const GIB: u64 = 1 << 30;
+const PAGE: u64 = 4096;
+/// In no region of any space made here; canonical with 4- and 5-level paging.
+const OUTSIDE: u64 = 0x5dea_d000_0000;
+
+/// A lone `ret` in rodata.
+static RET_IN_RODATA: [u8; 1] = [RET_INSTRUCTION];
+/// A lone `ret` in .data (an atomic, so the compiler keeps it writable).
+static RET_IN_DATA: AtomicU8 = AtomicU8::new(RET_INSTRUCTION);
+
+/// A function that returns at once: something in the kernel text.
+extern "C" fn return_at_once() {}
+
+fn text_address() -> u64 {
+    return_at_once as extern "C" fn() as usize as u64
+}
+
+/// A `paging` address space for one test, left and destroyed on drop.
+struct ScratchSpace {
+    space: Arc<Space>,
+}
+
+static SPACES_MADE: AtomicU32 = AtomicU32::new(0);
+
+impl ScratchSpace {
+    fn new() -> Result<ScratchSpace, String> {
+        let name = format!("robust-{}", SPACES_MADE.fetch_add(1, Ordering::Relaxed));
+        let space = address_space::create("paging", &name).map_err(|e| format!("create: {e}"))?;
+        Ok(ScratchSpace { space })
+    }
+
+    /// A new space holding the hardened identity map of 0-4 GiB.
+    fn hardened() -> Result<ScratchSpace, String> {
+        let scratch = ScratchSpace::new()?;
+        hardening::harden(&scratch.space, 4 * GIB).map_err(|e| format!("harden: {e}"))?;
+        Ok(scratch)
+    }
+
+    fn enter(&self) -> Result<(), String> {
+        address_space::move_current_thread(Some(&self.space)).map_err(|e| format!("entering: {e}"))
+    }
+
+    fn with_paging<R>(&self, f: impl FnOnce(&mut PagingAspace<KernelMachine>) -> R) -> R {
+        f(address_space::paging_of_mut(&mut **self.space.lock()).expect("a paging space"))
+    }
+}
+
+impl Drop for ScratchSpace {
+    fn drop(&mut self) {
+        if address_space::current().is_some_and(|current| current.id() == self.space.id()) {
+            let _ = address_space::move_current_thread(None);
+        }
+        let _ = address_space::destroy(self.space.name());
+    }
+}
+
+/// Checks that `result` is a page fault at `addr` whose error code holds `code`.
+fn expect_page_fault<T: core::fmt::Debug>(
+    what: &str,
+    result: Result<T, ProbeFault>,
+    addr: u64,
+    code: PageFaultCode,
+) -> Result<(), String> {
+    let fault = match result {
+        Ok(value) => return Err(format!("{what}: did not fault (got {value:?})")),
+        Err(fault) => fault,
+    };
+    let found = fault.page_fault_code().ok_or_else(|| format!("{what}: not a page fault: {fault}"))?;
+    check!(found.contains(code), "{what}: error code {found:?}, expected {code:?} in it");
+    check_eq!(fault.address, addr);
+    Ok(())
+}
+
+/// Every W^X probe in the address space this thread runs in: writes to
+/// text and rodata, fetches from rodata, data, heap and stack, and a read
+/// of the running stack's guard page, all must fault; text still executes
+/// and data is still writable.
+fn w_xor_x_probes(where_: &str) -> Result<(), String> {
+    let present_write = PageFaultCode::PRESENT | PageFaultCode::WRITE;
+    let present_fetch = PageFaultCode::PRESENT | PageFaultCode::FETCH;
+    // Text: executes, refuses writes (the byte written is the byte there,
+    // so nothing would change even if the write went through).
+    let text = text_address();
+    // SAFETY: the function takes nothing and returns at once.
+    unsafe { probe_execute(text) }.map_err(|f| format!("{where_}: executing the text: {f}"))?;
+    let byte = probe_read(text, Width::U8).map_err(|f| format!("{where_}: reading the text: {f}"))?;
+    // SAFETY: the value written is the one there; the write must fault anyway.
+    let write = unsafe { probe_write(text, byte, Width::U8) };
+    expect_page_fault(&format!("{where_}: write to the text"), write, text, present_write)?;
+    // Rodata: readable, neither writable nor executable.
+    let rodata = RET_IN_RODATA.as_ptr() as u64;
+    check_eq!(probe_read(rodata, Width::U8), Ok(RET_INSTRUCTION as u64));
+    // SAFETY: as for the text.
+    let write = unsafe { probe_write(rodata, RET_INSTRUCTION as u64, Width::U8) };
+    expect_page_fault(&format!("{where_}: write to rodata"), write, rodata, present_write)?;
+    // SAFETY: the byte is a `ret`; the fetch must fault.
+    let fetch = unsafe { probe_execute(rodata) };
+    expect_page_fault(&format!("{where_}: execute from rodata"), fetch, rodata, present_fetch)?;
+    // Data: writable, not executable.
+    let data = RET_IN_DATA.as_ptr() as u64;
+    // SAFETY: the byte is ours; the value written is the one there.
+    unsafe { probe_write(data, RET_INSTRUCTION as u64, Width::U8) }.map_err(|f| format!("{where_}: data: {f}"))?;
+    // SAFETY: the byte is a `ret`; the fetch must fault.
+    let fetch = unsafe { probe_execute(data) };
+    expect_page_fault(&format!("{where_}: execute from data"), fetch, data, present_fetch)?;
+    // Heap and stack: not executable.
+    let heap_code: Box<[u8; 1]> = Box::new([RET_INSTRUCTION]);
+    let heap_address = heap_code.as_ptr() as u64;
+    // SAFETY: the byte is a `ret`; the fetch must fault.
+    let fetch = unsafe { probe_execute(heap_address) };
+    expect_page_fault(&format!("{where_}: execute from the heap"), fetch, heap_address, present_fetch)?;
+    let stack_code = [RET_INSTRUCTION; 1];
+    let stack_address = core::hint::black_box(&stack_code).as_ptr() as u64;
+    // SAFETY: the byte is a `ret`; the fetch must fault.
+    let fetch = unsafe { probe_execute(stack_address) };
+    expect_page_fault(&format!("{where_}: execute from the stack"), fetch, stack_address, present_fetch)?;
+    // The guard page below the running stack: not mapped at all.
+    let guard = thread::current().canary_address() - stack::GUARD_SIZE as u64;
+    check!(stack::guard_page_containing(guard) == Some(guard), "{where_}: {guard:#x} is not a recorded guard page");
+    let read = probe_read(guard + PAGE - 8, Width::U64);
+    expect_page_fault(&format!("{where_}: read of the guard page"), read, guard + PAGE - 8, PageFaultCode::empty())?;
+    // SAFETY: the page is unmapped; the write must fault.
+    let write = unsafe { probe_write(guard + PAGE - 8, 0, Width::U64) };
+    expect_page_fault(&format!("{where_}: write to the guard page"), write, guard + PAGE - 8, PageFaultCode::WRITE)?;
+    Ok(())
+}
+
+fn cpu_protections_are_on() -> Result<(), String> {
+    let features = cpu::features();
+    let on = hardening::cpu_protections();
+    check!(on.write_protect, "CR0.WP is off");
+    check_eq!(on.no_execute, features.nx);
+    check_eq!(on.smep, features.smep);
+    check_eq!(on.smap, features.smap);
+    // The same on every other CPU: read there by a thread pinned to it.
+    for other in crate::percpu::all_cpus().map(|cpu| cpu.id) {
+        let seen = thread::spawn_pinned("cr-reader", other, || {
+            let on = hardening::cpu_protections();
+            on.write_protect as u64 | (on.no_execute as u64) << 1 | (on.smep as u64) << 2 | (on.smap as u64) << 3
+        })
+        .join();
+        let expected = 1 | (features.nx as u64) << 1 | (features.smep as u64) << 2 | (features.smap as u64) << 3;
+        check!(seen == expected, "CPU {other}: protections {seen:#b}, expected {expected:#b}");
+    }
+    Ok(())
+}
+kernel_test!(cpu_protections_are_on);
+
+/// No page of `runs` is both writable and executable; the text is
+/// executable and read-only.
+fn check_w_xor_x(runs: impl Iterator<Item = MappingRun>) -> Result<(), String> {
+    let [text, rodata, data] = hardening::image_sections();
+    let mut text_bytes = 0;
+    for run in runs {
+        let rights = run.effective;
+        check!(!(rights.writable && rights.executable), "run {run} is writable and executable");
+        let (start, end) = (run.start.as_u64(), run.last.as_u64() + 1);
+        let overlaps = |section: &hardening::ImageSection| start < section.end && section.start < end;
+        if overlaps(&text) {
+            check!(rights.executable && !rights.writable, "text run {run} is not r-x");
+            text_bytes += end.min(text.end) - start.max(text.start);
+        }
+        if overlaps(&rodata) {
+            check!(!rights.executable && !rights.writable, "rodata run {run} is not r--");
+        }
+        if overlaps(&data) {
+            check!(!rights.executable && rights.writable, "data run {run} is not rw-");
+        }
+    }
+    check_eq!(text_bytes, text.end - text.start);
+    Ok(())
+}
+
+fn default_map_is_w_xor_x_with_guard_pages_unmapped() -> Result<(), String> {
+    let base = address_space::base();
+    let object = base.lock();
+    let paging = object.as_any().downcast_ref::<BaseAspace>().ok_or("the default space is not base")?.paging();
+    check_w_xor_x(paging.mappings().ok_or("destroyed")?)?;
+    paging.verify().map_err(|errors| format!("verify: {errors:?}"))?;
+    for page in stack::guard_pages() {
+        check!(paging.walk(aspace::VirtAddr::new(page)).and_then(|w| w.translation()).is_none(), "{page:#x} mapped");
+        let region = object.regions().find(page).ok_or_else(|| format!("no region holds guard page {page:#x}"))?;
+        check_eq!(region.prot, hardening::GUARD);
+    }
+    Ok(())
+}
+kernel_test!(default_map_is_w_xor_x_with_guard_pages_unmapped);
+
+fn probes_fault_in_the_default_map() -> Result<(), String> {
+    check!(address_space::current().is_none(), "the tests run in the default space");
+    w_xor_x_probes("default map")
+}
+kernel_test!(probes_fault_in_the_default_map);
+
+fn probes_fault_in_a_hardened_space() -> Result<(), String> {
+    let scratch = ScratchSpace::hardened()?;
+    scratch.with_paging(|paging| {
+        check_w_xor_x(paging.mappings().ok_or("destroyed")?)?;
+        paging.verify().map_err(|errors| format!("verify: {errors:?}"))
+    })?;
+    scratch.enter()?;
+    let outcome = w_xor_x_probes("hardened space");
+    address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+    outcome
+}
+kernel_test!(probes_fault_in_a_hardened_space);
+
+/// A stack made after a space was hardened has its guard page unmapped
+/// there too, and a thread of it entering the space can read its own stack
+/// but not the guard page.
+fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), String> {
+    let scratch = ScratchSpace::hardened()?;
+    let guards_before = stack::guard_pages().len();
+    // Enough threads alive at once that at least one needs a new block.
+    let spares = stack::spare_count();
+    let space = scratch.space.clone();
+    let results: Vec<_> = (0..spares + 2)
+        .map(|index| {
+            let space = space.clone();
+            thread::spawn("guarded", move || {
+                let stack_bottom = thread::current().canary_address();
+                let guard = stack_bottom - stack::GUARD_SIZE as u64;
+                if address_space::move_current_thread(Some(&space)).is_err() {
+                    return 1;
+                }
+                let own = probe_read(stack_bottom, Width::U64).is_ok();
+                let guard_faults = probe_read(guard, Width::U64).is_err();
+                let _ = address_space::move_current_thread(None);
+                // Alive until the others were made: spin a little.
+                thread::sleep_ms(20 + index as u64);
+                if own && guard_faults {
+                    0
+                } else {
+                    2
+                }
+            })
+        })
+        .collect();
+    for (index, handle) in results.into_iter().enumerate() {
+        check_eq!((index, handle.join()), (index, 0));
+    }
+    check!(stack::guard_pages().len() > guards_before, "no new stack block was made");
+    scratch.with_paging(|paging| paging.verify().map_err(|errors| format!("verify: {errors:?}")))?;
+    Ok(())
+}
+kernel_test!(guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces);
+
+/// Exited threads' stacks are reused: many short threads make no new block.
+fn stacks_are_reused() -> Result<(), String> {
+    check_eq!(thread::spawn("warm-up", || 1).join(), 1);
+    let guards = stack::guard_pages().len();
+    for round in 0..20u64 {
+        check_eq!(thread::spawn("short", move || round).join(), round);
+    }
+    check_eq!(stack::guard_pages().len(), guards);
+    Ok(())
+}
+kernel_test!(stacks_are_reused);
+
+fn trap_frame(code: PageFaultCode, rip: u64) -> TrapFrame {
+    TrapFrame {
+        fpu: FxSaveArea::new(),
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: Fault::PAGE_FAULT as u64,
+        error_code: code.bits() as u64,
+        rip,
+        cs: 0x8,
+        rflags: 0x2,
+        rsp: 0,
+        ss: 0x10,
+    }
+}
+
+/// The report of a write to the running thread's guard page says "stack
+/// overflow in thread T"; one in another thread's guard page says so.
+fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String> {
+    let me = thread::current();
+    let guard = me.canary_address() - stack::GUARD_SIZE as u64;
+    let addr = guard + PAGE - 8;
+    let fault = Fault::page_fault(addr, PageFaultCode::WRITE, text_address());
+    let mut report = String::new();
+    write_fault_report(&mut report, &trap_frame(fault.code, fault.rip), &fault, &UnhandledFault::NotHandledHere)
+        .map_err(|_| "formatting failed")?;
+    let expected = format!("stack overflow in thread {} '{}'", me.id(), me.name());
+    check!(report.contains(&expected), "expected {expected:?} in:\n{report}");
+    let other = stack::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
+    let fault = Fault::page_fault(other, PageFaultCode::empty(), text_address());
+    let mut report = String::new();
+    write_fault_report(&mut report, &trap_frame(fault.code, fault.rip), &fault, &UnhandledFault::NotHandledHere)
+        .map_err(|_| "formatting failed")?;
+    check!(report.contains("below another thread's stack"), "{report}");
+    Ok(())
+}
+kernel_test!(fault_on_a_guard_page_is_reported_as_a_stack_overflow);
+
+/// With SMAP and SMEP on, the kernel may neither read nor run a user page:
+/// both fault (and are not retried for ever as stale TLB entries).
+fn smap_and_smep_stop_the_kernel_at_user_pages() -> Result<(), String> {
+    let on = hardening::cpu_protections();
+    if !on.smap && !on.smep {
+        return Ok(()); // the CPU has neither: nothing to show
+    }
+    let frame = frames::alloc_zeroed().ok_or("out of frames")?;
+    // SAFETY: the frame is ours, identity-mapped.
+    unsafe { (frame.as_u64() as *mut u8).write_volatile(RET_INSTRUCTION) };
+    let outcome = (|| {
+        let scratch = ScratchSpace::hardened()?;
+        let user = Region::new(OUTSIDE, frame.as_u64(), PAGE, Protection::READ | Protection::EXEC | Protection::EAGER);
+        scratch.space.lock().add_region(user).map_err(|e| format!("{e}"))?;
+        scratch.enter()?;
+        let read = probe_read(OUTSIDE, Width::U8);
+        // SAFETY: the page holds a `ret`.
+        let fetch = unsafe { probe_execute(OUTSIDE) };
+        address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+        if on.smap {
+            expect_page_fault("SMAP: read of a user page", read, OUTSIDE, PageFaultCode::PRESENT)?;
+        }
+        if on.smep {
+            let code = PageFaultCode::PRESENT | PageFaultCode::FETCH;
+            expect_page_fault("SMEP: fetch from a user page", fetch, OUTSIDE, code)?;
+        }
+        Ok(())
+    })();
+    frames::free(frame).map_err(|e| format!("{e}"))?;
+    outcome
+}
+kernel_test!(smap_and_smep_stop_the_kernel_at_user_pages);
