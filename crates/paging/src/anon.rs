@@ -19,6 +19,7 @@
 //! after the TLBs have forgotten every translation to them.
 
 use crate::entry::{LeafPermissions, TABLE_BYTES};
+use crate::file::FileBackings;
 use crate::flush::FlushBatch;
 use crate::machine::Machine;
 use crate::tables::PageTables;
@@ -33,6 +34,8 @@ pub(crate) const PAGE: u64 = TABLE_BYTES;
 #[derive(Debug, Default)]
 pub(crate) struct AnonymousFrames {
     by_page: BTreeMap<u64, PhysAddr>,
+    /// What pages of file-backed regions start with instead of zeros.
+    pub(crate) files: FileBackings,
 }
 
 impl AnonymousFrames {
@@ -54,7 +57,9 @@ impl AnonymousFrames {
     /// Gives up the frames of the pages in `[va, last]` (inclusive, so that
     /// a range may end at the top of the address space): `batch` frees them
     /// after its flush. The caller has unmapped those pages in the same batch.
+    /// The file backings over the range are cut away with them.
     pub(crate) fn release(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
+        self.files.remove_range(va, last);
         let pages: Vec<u64> = self.by_page.range(va..=last).map(|(&page, _)| page).collect();
         for page in pages {
             let frame = self.by_page.remove(&page).expect("the page was just found");
@@ -62,16 +67,19 @@ impl AnonymousFrames {
         }
     }
 
-    /// Gives up every frame (the space is being destroyed).
+    /// Gives up every frame (the space is being destroyed), and forgets
+    /// the file backings.
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
+        self.files.clear();
         for (_, frame) in core::mem::take(&mut self.by_page) {
             batch.free_after_flush(frame);
         }
     }
 
     /// Maps the 4 KiB page at `page` to its frame with `perms`, replacing
-    /// any leaf there, and allocates (zeroed) a frame for it first if it has
-    /// none: the first touch. On [`AspaceError::OutOfMemory`] nothing changed.
+    /// any leaf there, and allocates (zeroed, then filled from its file
+    /// backing, if any) a frame for it first if it has none: the
+    /// first touch. On [`AspaceError::OutOfMemory`] nothing changed.
     pub(crate) fn fault_in<M: Machine + ?Sized>(
         &mut self,
         tables: &mut PageTables,
@@ -82,7 +90,11 @@ impl AnonymousFrames {
     ) -> Result<(), AspaceError> {
         let (frame, fresh) = match self.get(page.0) {
             Some(frame) => (frame, false),
-            None => (machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?, true),
+            None => {
+                let frame = machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?;
+                self.files.fill(machine, page.0, frame);
+                (frame, true)
+            }
         };
         match tables.map(machine, page, frame, PAGE, perms) {
             Ok(mapped) => {
@@ -101,9 +113,9 @@ impl AnonymousFrames {
     }
 
     /// Maps every page of `[va, va+len)` that has no translation, each to
-    /// its frame, allocating (zeroed) frames for the pages that have none:
-    /// what an eager anonymous region needs. Pages already mapped are left
-    /// as they are.
+    /// its frame, allocating frames (zeroed, then filled from their file
+    /// backings) for the pages that have none: what an eager anonymous
+    /// region needs. Pages already mapped are left as they are.
     ///
     /// All or nothing: the frames are allocated first; if a page table
     /// cannot be had half-way, the pages mapped so far are unmapped again
@@ -135,6 +147,7 @@ impl AnonymousFrames {
                 }
                 return Err(AspaceError::OutOfMemory);
             };
+            self.files.fill(machine, page.0, frame);
             self.by_page.insert(page.0, frame);
             fresh.push((page.0, frame));
         }

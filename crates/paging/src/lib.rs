@@ -17,6 +17,9 @@
 //! - `anon`: the frames the space provides for anonymous regions
 //!   ([`aspace::Protection::ANON`]), zeroed on first touch or at once, freed
 //!   after the flush;
+//! - `file`: file-backed private pages, anonymous pages that start as a
+//!   copy of physical memory (a file's data) instead of zeros
+//!   ([`PagingAspace::add_file_region`]);
 //! - `grow`: when a fault grows a grow-down or grow-up region, under the
 //!   space's [`GrowthLimits`], and the guard gap each keeps;
 //! - [`dump`] and [`verify`](PagingAspace::verify): listing and checking a tree.
@@ -119,6 +122,7 @@ mod anon;
 pub mod dump;
 mod edit;
 pub mod entry;
+mod file;
 pub mod flush;
 mod grow;
 pub mod machine;
@@ -130,6 +134,7 @@ pub mod walk;
 pub use dump::{MappedPage, MappedPages, MappingRun, MappingRuns};
 pub use edit::EditCounters;
 pub use entry::{LeafPermissions, Level, PageSize, PageTableEntry};
+pub use file::FileBacking;
 pub use flush::{FlushBatch, FlushSummary, SINGLE_PAGE_FLUSH_CEILING};
 pub use grow::GrowthLimits;
 pub use machine::{Machine, PagingFeatures, SpaceId, TlbInvalidation};

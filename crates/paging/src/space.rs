@@ -3,6 +3,7 @@
 
 use crate::anon::{AnonymousFrames, PAGE};
 use crate::dump::MappingRuns;
+use crate::file::FileBacking;
 use crate::entry::{LeafPermissions, PageSize};
 use crate::flush::FlushBatch;
 use crate::grow::{self, GrowthLimits, GrowthRequest};
@@ -41,6 +42,8 @@ pub struct PagingCounters {
     pub anonymous_frames: u64,
     /// Growing regions extended by a fault.
     pub growths: u64,
+    /// Anonymous pages whose new frame was filled from a file backing.
+    pub file_pages_filled: u64,
 }
 
 /// An address space whose regions are mapped by x86-64 page tables.
@@ -157,6 +160,16 @@ impl<M: Machine> PagingAspace<M> {
         self.anonymous.iter().map(|(page, frame)| (VirtAddr(page), frame))
     }
 
+    /// The file backing whose range holds `va` (see [`PagingAspace::add_file_region`]).
+    pub fn file_backing(&self, va: VirtAddr) -> Option<FileBacking> {
+        self.anonymous.files.find(va.0).copied()
+    }
+
+    /// Every file backing, in address order.
+    pub fn file_backings(&self) -> impl Iterator<Item = FileBacking> + '_ {
+        self.anonymous.files.iter()
+    }
+
     /// The machine it runs on.
     pub fn machine(&self) -> &M {
         &self.machine
@@ -195,6 +208,7 @@ impl<M: Machine> PagingAspace<M> {
             table_frames: self.tables.as_ref().map_or(0, PageTables::table_frames),
             anonymous_frames: self.anonymous.len() as u64,
             growths: self.growths,
+            file_pages_filled: self.anonymous.files.pages_filled(),
         }
     }
 
@@ -374,6 +388,62 @@ fn fault_page(region: &Region, addr: u64, huge_1g: bool, limit: PageSize) -> (Vi
         }
     }
     unreachable!("a 4 KiB-aligned region covers the 4 KiB page of each of its addresses")
+}
+
+impl<M: Machine + Send + 'static> PagingAspace<M> {
+    /// Adds `region`, an anonymous region (`pa` 0, [`Protection::ANON`],
+    /// not growing), whose pages start as a copy of the `source_len` bytes of
+    /// physical memory at `source` followed by zeros, instead of all zeros:
+    /// a private mapping of a file. Each page is copied into its own frame
+    /// when it gets one (first touch, or at once with EAGER); writes stay in
+    /// that frame and never reach `source`. The region is otherwise an
+    /// anonymous region like any other (remove frees its frames, and cuts
+    /// the backing away with them).
+    ///
+    /// Refused, with nothing changed, when `add_region` would refuse the
+    /// region, and when it is not anonymous or grows
+    /// ([`AspaceError::InvalidFlags`]), `source_len` is zero
+    /// ([`AspaceError::ZeroLength`]) or longer than the region, or the
+    /// source runs past the top of the address space or MAXPHYADDR
+    /// ([`AspaceError::LengthOverflow`], [`AspaceError::PhysTooWide`]).
+    pub fn add_file_region(&mut self, region: Region, source: PhysAddr, source_len: u64) -> Result<(), AspaceError> {
+        use aspace::AddressKind;
+        if !region.is_anonymous() || region.prot.grows() {
+            return Err(AspaceError::InvalidFlags {
+                flags: region.prot.bits(),
+                reason: "a file-backed region is anonymous (a) and does not grow (no d or u)",
+            });
+        }
+        if source_len == 0 {
+            return Err(AspaceError::ZeroLength);
+        }
+        if source_len > region.len {
+            return Err(AspaceError::LengthOverflow { start: source.0, len: source_len, kind: AddressKind::Length });
+        }
+        let end = source.0.checked_add(source_len).ok_or(AspaceError::LengthOverflow {
+            start: source.0,
+            len: source_len,
+            kind: AddressKind::Physical,
+        })?;
+        let phys_bits = self.machine.features().phys_bits;
+        if (end - 1) >> phys_bits != 0 {
+            return Err(AspaceError::PhysTooWide { addr: end - 1, phys_bits });
+        }
+        // Validate and check overlaps first: the backing must not be
+        // recorded over a range that belongs to another region.
+        let features = self.machine.features();
+        region.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits)?;
+        if let Some(existing) = self.regions.first_overlap(region.va.0, region.len) {
+            return Err(AspaceError::Overlap { existing: *existing });
+        }
+        // Recorded before the add, so that an EAGER region's pages are filled.
+        self.anonymous.files.insert(FileBacking { va: region.va, len: region.len, source, source_len });
+        let added = self.add_region(region);
+        if added.is_err() {
+            self.anonymous.files.remove_at(region.va.0);
+        }
+        added
+    }
 }
 
 impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {

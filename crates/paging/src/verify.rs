@@ -77,6 +77,13 @@ pub enum VerifyError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// A file backing lies (in part) outside every anonymous region.
+    FileBacking {
+        /// The first address of the backing not in an anonymous region.
+        va: VirtAddr,
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// An entry has reserved bits set.
     ReservedBits {
         /// The level of the table holding the entry.
@@ -108,6 +115,7 @@ impl fmt::Display for VerifyError {
             VerifyError::AnonymousFrame { va, frame, problem } => {
                 write!(f, "anonymous page at {va} with frame {frame}: {problem}")
             }
+            VerifyError::FileBacking { va, problem } => write!(f, "file backing at {va}: {problem}"),
             VerifyError::ReservedBits { level, va, entry } => {
                 write!(f, "{level} entry covering {va} has reserved bits: {entry}")
             }
@@ -199,6 +207,19 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
     }
 }
 
+/// `Ok` when anonymous regions hold every byte of `[va, last]`, else
+/// the first byte they do not.
+fn covered_by_anonymous_regions(regions: &RegionSet, va: u64, last: u64) -> Result<(), u64> {
+    let mut next = va;
+    loop {
+        let region = regions.find(next).filter(|r| r.is_anonymous()).ok_or(next)?;
+        if region.last() >= last {
+            return Ok(());
+        }
+        next = region.last() + 1;
+    }
+}
+
 impl<M: Machine> PagingAspace<M> {
     /// Checks the tables against the region set: every present translation
     /// lies inside a region and has exactly its physical address and
@@ -207,8 +228,9 @@ impl<M: Machine> PagingAspace<M> {
     /// present, writable and without NX (and U above user pages), and no
     /// entry has reserved bits. For anonymous regions: every page mapped is
     /// a 4 KiB page mapping the frame the space owns for it; frames are
-    /// owned only for pages of anonymous regions, each frame once. A
-    /// destroyed space has nothing to check.
+    /// owned only for pages of anonymous regions, each frame once; file
+    /// backings lie inside anonymous regions. A destroyed space has nothing
+    /// to check.
     pub fn verify(&self) -> Result<(), Vec<VerifyError>> {
         let Some(tables) = self.tables() else { return Ok(()) };
         let features = self.machine().features();
@@ -235,6 +257,13 @@ impl<M: Machine> PagingAspace<M> {
             }
             if owners.insert(frame, page).is_some() {
                 checker.errors.push(VerifyError::AnonymousFrame { va, frame, problem: "owned for two pages" });
+            }
+        }
+        for backing in self.file_backings() {
+            if let Err(va) = covered_by_anonymous_regions(self.region_set(), backing.va.0, backing.last()) {
+                checker
+                    .errors
+                    .push(VerifyError::FileBacking { va: VirtAddr(va), problem: "outside every anonymous region" });
             }
         }
         for region in self.region_set().iter() {
