@@ -49,6 +49,12 @@ impl AnonymousFrames {
         self.by_page.get(&page).copied()
     }
 
+    /// Records that `frame` backs the page at `page` (the fault path maps
+    /// it itself).
+    pub(crate) fn record(&mut self, page: u64, frame: PhysAddr) {
+        self.by_page.insert(page, frame);
+    }
+
     /// Every (page, frame) pair, in address order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, PhysAddr)> + '_ {
         self.by_page.iter().map(|(&page, &frame)| (page, frame))

@@ -127,19 +127,20 @@ pub(crate) struct Editor<'m, M: Machine + ?Sized> {
     counters: EditCounters,
 }
 
-/// Runs `edit` on the tables under `space.root`: plans, reserves the frames,
-/// applies, and adds what it did to `counters`. On `Err(())` (a frame could
-/// not be allocated) nothing changed, the counters included.
+/// Runs `edit` on the tables under `space.root`, built for `features`:
+/// plans, reserves the frames, applies, and adds what it did to `counters`.
+/// On `Err(())` (a frame could not be allocated) nothing changed, the
+/// counters included.
 pub(crate) fn run<M: Machine + ?Sized>(
     machine: &M,
+    features: PagingFeatures,
     space: SpaceId,
     edit: Edit,
     counters: &mut EditCounters,
 ) -> Result<FlushBatch, ()> {
-    let features = machine.features();
     let root_level = Level::root(features.la57);
 
-    let mut plan = Editor::new(machine, space, Pass::Plan, Vec::new());
+    let mut plan = Editor::new(machine, features, space, Pass::Plan, Vec::new());
     plan.edit_table(&edit, TableView::Real(space.root), root_level, 0);
 
     let mut reserve = Vec::with_capacity(plan.frames_needed);
@@ -156,7 +157,7 @@ pub(crate) fn run<M: Machine + ?Sized>(
         }
     }
 
-    let mut apply = Editor::new(machine, space, Pass::Apply, reserve);
+    let mut apply = Editor::new(machine, features, space, Pass::Apply, reserve);
     apply.edit_table(&edit, TableView::Real(space.root), root_level, 0);
     debug_assert!(apply.reserve.is_empty(), "the plan pass counted more frames than the edit used");
     for frame in apply.reserve.drain(..) {
@@ -201,10 +202,10 @@ pub(crate) fn needs_invalidation(old: PageTableEntry, new: PageTableEntry) -> bo
 }
 
 impl<'m, M: Machine + ?Sized> Editor<'m, M> {
-    fn new(machine: &'m M, space: SpaceId, pass: Pass, reserve: Vec<PhysAddr>) -> Self {
+    fn new(machine: &'m M, features: PagingFeatures, space: SpaceId, pass: Pass, reserve: Vec<PhysAddr>) -> Self {
         Editor {
             machine,
-            features: machine.features(),
+            features,
             space,
             pass,
             frames_needed: 0,

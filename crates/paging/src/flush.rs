@@ -20,10 +20,14 @@ use aspace::{PhysAddr, VirtAddr};
 
 /// Above this many pages, a batch flushes the whole address space instead.
 ///
-/// Linux flushes page by page up to 33 pages ("each single flush is about
-/// 100 ns", `tlb_single_page_flush_ceiling`); 32 is the same order. The
-/// right value depends on the CPU and is for the kernel to measure.
-pub const SINGLE_PAGE_FLUSH_CEILING: usize = 32;
+/// Chosen by measurement (the kernel's `bench tlb_flush`, see
+/// docs/PERFORMANCE.md): under QEMU's TCG, dropping `n` pages one `invlpg`
+/// at a time and touching them again costs about 220 ns a page, a full flush
+/// and the same touches about 3.5 µs plus 80 ns a page, and the full flush
+/// also makes the kernel's own translations miss afterwards; the two cross
+/// between 16 and 32 pages. Linux flushes page by page up to 33 pages
+/// (`tlb_single_page_flush_ceiling`), measured on hardware.
+pub const SINGLE_PAGE_FLUSH_CEILING: usize = 16;
 
 /// The invalidations an edit requires, and the frames it freed.
 ///
@@ -34,12 +38,32 @@ pub const SINGLE_PAGE_FLUSH_CEILING: usize = 32;
 /// applying it leaks those frames and leaves stale translations: hence
 /// `#[must_use]`.
 #[must_use = "the TLBs still hold the old translations until the batch is applied"]
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct FlushBatch {
-    pages: Vec<VirtAddr>,
+    /// The pages to invalidate: the first `page_count` entries. Held in
+    /// place, not on the heap, so that an edit of a few pages (a fault, a
+    /// one-page protect) allocates nothing for its flush.
+    pages: [VirtAddr; SINGLE_PAGE_FLUSH_CEILING],
+    page_count: usize,
     everything: bool,
     freed_frames: Vec<PhysAddr>,
 }
+
+impl Default for FlushBatch {
+    fn default() -> Self {
+        FlushBatch::new()
+    }
+}
+
+impl PartialEq for FlushBatch {
+    /// Two batches are equal when they invalidate the same and free the same
+    /// frames (what lies past `page_count` does not count).
+    fn eq(&self, other: &Self) -> bool {
+        self.pages() == other.pages() && self.everything == other.everything && self.freed_frames == other.freed_frames
+    }
+}
+
+impl Eq for FlushBatch {}
 
 /// What applying a batch did, for the counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -55,7 +79,12 @@ pub struct FlushSummary {
 impl FlushBatch {
     /// A batch with nothing to do.
     pub const fn new() -> Self {
-        FlushBatch { pages: Vec::new(), everything: false, freed_frames: Vec::new() }
+        FlushBatch {
+            pages: [VirtAddr(0); SINGLE_PAGE_FLUSH_CEILING],
+            page_count: 0,
+            everything: false,
+            freed_frames: Vec::new(),
+        }
     }
 
     /// Adds the page holding `va` (any page size). Past the ceiling the
@@ -64,17 +93,18 @@ impl FlushBatch {
         if self.everything {
             return;
         }
-        if self.pages.len() == SINGLE_PAGE_FLUSH_CEILING {
+        if self.page_count == SINGLE_PAGE_FLUSH_CEILING {
             self.flush_everything();
         } else {
-            self.pages.push(va);
+            self.pages[self.page_count] = va;
+            self.page_count += 1;
         }
     }
 
     /// Makes the batch flush the whole address space.
     pub fn flush_everything(&mut self) {
         self.everything = true;
-        self.pages.clear();
+        self.page_count = 0;
     }
 
     /// Hands a frame that left the tables to the batch, to be freed after the flush.
@@ -87,7 +117,7 @@ impl FlushBatch {
         if other.everything {
             self.flush_everything();
         }
-        for page in other.pages {
+        for &page in other.pages() {
             self.add_page(page);
         }
         self.freed_frames.extend(other.freed_frames);
@@ -95,12 +125,12 @@ impl FlushBatch {
 
     /// True when nothing needs invalidating and no frame is held.
     pub fn is_empty(&self) -> bool {
-        !self.everything && self.pages.is_empty() && self.freed_frames.is_empty()
+        !self.everything && self.page_count == 0 && self.freed_frames.is_empty()
     }
 
     /// The single pages to invalidate (empty when [`FlushBatch::flushes_everything`]).
     pub fn pages(&self) -> &[VirtAddr] {
-        &self.pages
+        &self.pages[..self.page_count]
     }
 
     /// True when the batch flushes the whole address space.
@@ -120,9 +150,9 @@ impl FlushBatch {
         if self.everything {
             machine.invalidate(space, TlbInvalidation::All);
             summary.full_flushes = 1;
-        } else if !self.pages.is_empty() {
-            machine.invalidate(space, TlbInvalidation::Pages(&self.pages));
-            summary.pages_invalidated = self.pages.len() as u64;
+        } else if self.page_count > 0 {
+            machine.invalidate(space, TlbInvalidation::Pages(self.pages()));
+            summary.pages_invalidated = self.page_count as u64;
         }
         for frame in self.freed_frames {
             machine.free_frame(frame);

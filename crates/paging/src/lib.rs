@@ -138,7 +138,7 @@ pub use file::FileBacking;
 pub use flush::{FlushBatch, FlushSummary, SINGLE_PAGE_FLUSH_CEILING};
 pub use grow::GrowthLimits;
 pub use machine::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
-pub use space::{PagingAspace, PagingCounters, IMPLEMENTATION_NAME};
+pub use space::{PagingAspace, PagingCounters, DEFAULT_FAULT_AROUND_PAGES, IMPLEMENTATION_NAME};
 pub use tables::{PageTables, PAGE_GRANULARITY};
 pub use verify::VerifyError;
 pub use walk::{walk, Translation, Walk, WalkOutcome, WalkStep};

@@ -3,12 +3,12 @@
 
 use crate::anon::{AnonymousFrames, PAGE};
 use crate::dump::MappingRuns;
-use crate::file::FileBacking;
 use crate::entry::{LeafPermissions, PageSize};
+use crate::file::FileBacking;
 use crate::flush::FlushBatch;
 use crate::grow::{self, GrowthLimits, GrowthRequest};
 use crate::machine::{Machine, SpaceId, TlbInvalidation};
-use crate::tables::{PageTables, PAGE_GRANULARITY};
+use crate::tables::{FaultProbe, PageTables, PAGE_GRANULARITY};
 use crate::walk::Walk;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,6 +20,11 @@ use core::fmt;
 
 /// The implementation's name, as the registry lists it.
 pub const IMPLEMENTATION_NAME: &str = "paging";
+
+/// The default fault-around window, in 4 KiB pages (64 KiB, as Linux's
+/// `fault_around_bytes`). Chosen by the kernel's `bench fault_around_sweep`:
+/// see docs/PERFORMANCE.md.
+pub const DEFAULT_FAULT_AROUND_PAGES: u64 = 16;
 
 /// What the `paging` address space has done.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -84,6 +89,8 @@ pub struct PagingAspace<M: Machine> {
     threads: Vec<ThreadId>,
     /// The largest page a lazy fault may map (1 GiB by default).
     fault_page_limit: PageSize,
+    /// How many 4 KiB pages a lazy fault maps at once (see [`PagingAspace::set_fault_around`]).
+    fault_around: u64,
     /// The frames owned for anonymous pages.
     anonymous: AnonymousFrames,
     /// How far growing regions grow, and the gap they keep.
@@ -110,6 +117,7 @@ impl<M: Machine> PagingAspace<M> {
             regions: RegionSet::new(),
             threads: Vec::new(),
             fault_page_limit: PageSize::Size1G,
+            fault_around: DEFAULT_FAULT_AROUND_PAGES,
             anonymous: AnonymousFrames::default(),
             growth_limits: GrowthLimits::DEFAULT,
             growths: 0,
@@ -130,6 +138,25 @@ impl<M: Machine> PagingAspace<M> {
     /// The largest page a lazy fault may map.
     pub fn fault_page_limit(&self) -> PageSize {
         self.fault_page_limit
+    }
+
+    /// Sets the fault-around window: a lazy fault that maps a 4 KiB page
+    /// also maps the other pages of the same region in the naturally
+    /// aligned window of `pages` pages around it. `pages` is rounded down to
+    /// a power of two and capped at 512 (one page table); 0 and 1 turn
+    /// fault-around off. A scan of memory then takes one fault per window
+    /// instead of one per page. Anonymous regions are not concerned (each
+    /// page needs a frame of its own), and neither is a space whose fault
+    /// page limit is 4 KiB: that limit means one 4 KiB page per fault, as
+    /// NK's paging lab counts them.
+    pub fn set_fault_around(&mut self, pages: u64) {
+        let capped = pages.clamp(1, 512);
+        self.fault_around = 1 << capped.ilog2();
+    }
+
+    /// The fault-around window, in 4 KiB pages.
+    pub fn fault_around(&self) -> u64 {
+        self.fault_around
     }
 
     /// Sets how large a growing region may grow (`max_size`) and the gap it
@@ -250,9 +277,32 @@ impl<M: Machine> PagingAspace<M> {
     }
 
     /// Maps the anonymous page `page` of `region` on a fault, with a frame
-    /// of its own (a fresh zeroed one on first touch).
-    fn fault_in_anonymous(&mut self, region: Region, page: VirtAddr) -> FaultOutcome {
-        let perms = LeafPermissions::from_protection(region.prot);
+    /// of its own (a fresh zeroed one on first touch). `probe` is the
+    /// fault's walk: when it found the page table, the leaf is written there.
+    fn fault_in_anonymous(
+        &mut self,
+        region: Region,
+        page: VirtAddr,
+        probe: FaultProbe,
+        perms: LeafPermissions,
+    ) -> FaultOutcome {
+        if let (Some(table), Some(tables)) = (probe.hole_for(PageSize::Size4K, perms), self.tables.as_mut()) {
+            let frame = match self.anonymous.get(page.0) {
+                Some(frame) => frame,
+                None => match self.machine.alloc_frame() {
+                    Some(frame) => {
+                        // First touch: zeroed, then filled from its file backing, if any.
+                        self.anonymous.files.fill(&self.machine, page.0, frame);
+                        frame
+                    }
+                    None => return FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
+                },
+            };
+            tables.fill_holes(&self.machine, table, page, frame, 1, PageSize::Size4K, perms);
+            self.anonymous.record(page.0, frame);
+            self.faults_handled += 1;
+            return FaultOutcome::Handled;
+        }
         match self.edit_anonymous(|tables, machine, frames, batch| frames.fault_in(tables, machine, page, perms, batch))
         {
             Ok(()) => {
@@ -372,6 +422,20 @@ fn forbids(prot: Protection, access: FaultAccess, user: bool) -> bool {
             FaultAccess::Write => !prot.contains(Protection::WRITE),
             FaultAccess::Execute => !prot.contains(Protection::EXEC),
         }
+}
+
+/// The fault-around window of `pages` 4 KiB pages (a power of two) around
+/// the 4 KiB page at `va` (mapping `pa`), clipped to `region`: its first
+/// page, that page's physical address, and its page count. Aligned to its
+/// size, a window never leaves the page table of `va`.
+fn fault_window(region: &Region, va: VirtAddr, pa: PhysAddr, pages: u64) -> (VirtAddr, PhysAddr, u64) {
+    if pages <= 1 {
+        return (va, pa, 1);
+    }
+    let window = pages * PAGE;
+    let start = (va.0 & !(window - 1)).max(region.va.0);
+    let end = (va.0 & !(window - 1)).saturating_add(window - 1).min(region.last());
+    (VirtAddr(start), region.translate(start), (end - start) / PAGE + 1)
 }
 
 /// The largest page holding `addr` that lies wholly inside `region` and
@@ -603,23 +667,34 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         if forbids(region.prot, access, user) {
             return FaultOutcome::Unhandled(UnhandledFault::Forbidden { region, access });
         }
-        let space = tables.space_id();
-        if let Some(translation) = tables.walk(&self.machine, VirtAddr(fault.addr)).translation() {
-            if translation.allows(access, user) {
-                // Another CPU mapped it, or a permission increase left a
-                // stale entry in this CPU's TLB: drop it and retry.
-                self.machine.invalidate(space, TlbInvalidation::Pages(&[translation.page_va]));
-                self.page_invalidations += 1;
-                self.spurious_faults += 1;
-                return FaultOutcome::Spurious;
-            }
+        // One walk serves both the stale-entry check and, most of the time,
+        // the mapping: it ends at the table the new leaf goes in.
+        let probe = tables.probe_fault(&self.machine, VirtAddr(fault.addr), access, user);
+        if let FaultProbe::Allows { page_va } = probe {
+            // Another CPU mapped it, or a permission increase left a
+            // stale entry in this CPU's TLB: drop it and retry.
+            self.machine.invalidate(tables.space_id(), TlbInvalidation::Pages(&[page_va]));
+            self.page_invalidations += 1;
+            self.spurious_faults += 1;
+            return FaultOutcome::Spurious;
         }
+        let perms = LeafPermissions::from_protection(region.prot);
         if region.is_anonymous() {
-            return self.fault_in_anonymous(region, VirtAddr(fault.addr & !(PAGE - 1)));
+            return self.fault_in_anonymous(region, VirtAddr(fault.addr & !(PAGE - 1)), probe, perms);
         }
         let (va, pa, size) = fault_page(&region, fault.addr, tables.features().huge_1g, self.fault_page_limit);
-        let perms = LeafPermissions::from_protection(region.prot);
-        match self.edit(|tables, machine| tables.map(machine, va, pa, size.bytes(), perms)) {
+        let pages =
+            if size == PageSize::Size4K && self.fault_page_limit != PageSize::Size4K { self.fault_around } else { 1 };
+        let (va, pa, count) = fault_window(&region, va, pa, pages);
+        if let Some(table) = probe.hole_for(size, perms) {
+            let tables = self.tables.as_mut().expect("checked above");
+            tables.fill_holes(&self.machine, table, va, pa, count, size, perms);
+            self.faults_handled += 1;
+            return FaultOutcome::Handled;
+        }
+        // A table is missing on the way (or a leaf is in the way): the
+        // general edit, which allocates tables all or nothing.
+        match self.edit(|tables, machine| tables.map(machine, va, pa, count * size.bytes(), perms)) {
             Ok(()) => {
                 self.faults_handled += 1;
                 FaultOutcome::Handled

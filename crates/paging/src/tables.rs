@@ -2,15 +2,50 @@
 
 use crate::dump::MappingRuns;
 use crate::edit::{self, Edit, EditCounters, Operation};
-use crate::entry::{LeafPermissions, Level, PageTableEntry, ENTRIES_PER_TABLE, TABLE_BYTES};
+use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE, TABLE_BYTES};
 use crate::flush::FlushBatch;
 use crate::machine::{Machine, PagingFeatures, SpaceId};
 use crate::walk::{walk, Walk};
 use alloc::vec::Vec;
-use aspace::{AspaceError, Characteristics, PhysAddr, Protection, Region, VirtAddr};
+use aspace::{AspaceError, Characteristics, FaultAccess, PhysAddr, Protection, Region, VirtAddr};
 
 /// What every range given to [`PageTables`] must respect: 4 KiB pages.
 pub const PAGE_GRANULARITY: Characteristics = Characteristics { granularity: TABLE_BYTES, alignment: TABLE_BYTES };
+
+/// What one walk for a faulting address found ([`PageTables::probe_fault`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum FaultProbe {
+    /// A leaf that allows the access: the fault came from a stale TLB entry.
+    Allows {
+        /// The virtual start of the page (of whatever size) holding the address.
+        page_va: VirtAddr,
+    },
+    /// A leaf that does not allow the access.
+    Denies,
+    /// The entry for the address in `table`, at `level`, is not present.
+    Missing {
+        /// The table holding the missing entry.
+        table: PhysAddr,
+        /// Its level.
+        level: Level,
+        /// Every entry above grants user access.
+        user_path: bool,
+    },
+}
+
+impl FaultProbe {
+    /// The table a leaf of `size` with `perms` can be written into directly:
+    /// the walk stopped at that leaf's level on a missing entry, and every
+    /// entry above already grants user access if the leaf does.
+    pub(crate) fn hole_for(self, size: PageSize, perms: LeafPermissions) -> Option<PhysAddr> {
+        match self {
+            FaultProbe::Missing { table, level, user_path } if level == size.level() && (user_path || !perms.user) => {
+                Some(table)
+            }
+            _ => None,
+        }
+    }
+}
 
 /// A tree of page tables: the root, and the operations that edit it over
 /// page-aligned ranges.
@@ -125,6 +160,82 @@ impl PageTables {
         self.run(machine, Operation::Repoint, va, new_pa, len)
     }
 
+    /// One walk for a page fault at `va`: stops at the first entry that is
+    /// not present or is a leaf. The fault handler uses it twice over: to
+    /// recognise a stale TLB entry (the leaf allows the access) and to find
+    /// the table where the new leaf goes, so that the common fault needs no
+    /// second walk from the root.
+    pub(crate) fn probe_fault<M: Machine + ?Sized>(
+        &self,
+        machine: &M,
+        va: VirtAddr,
+        access: FaultAccess,
+        user_mode: bool,
+    ) -> FaultProbe {
+        let (mut writable, mut user, mut executable) = (true, true, true);
+        let mut table = self.space.root;
+        let mut level = Level::root(self.features.la57);
+        loop {
+            let entry = PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * level.index(va.0) as u64)));
+            if !entry.is_present() {
+                return FaultProbe::Missing { table, level, user_path: user };
+            }
+            writable &= entry.is_writable();
+            user &= entry.is_user();
+            executable &= !entry.is_no_execute();
+            if entry.is_leaf(level) {
+                let allowed = (!user_mode || user)
+                    && match access {
+                        FaultAccess::Read => true,
+                        FaultAccess::Write => writable,
+                        FaultAccess::Execute => executable,
+                    };
+                let span = level.entry_span();
+                return if allowed {
+                    FaultProbe::Allows { page_va: VirtAddr(va.0 & !(span - 1)) }
+                } else {
+                    FaultProbe::Denies
+                };
+            }
+            table = entry.address(level);
+            level = level.lower().expect("a page-table entry is always a leaf");
+        }
+    }
+
+    /// Writes leaves of `size` for the `count` pages from `va` (mapping
+    /// `pa` onward) into `table`, the table at the leaves' level that
+    /// [`PageTables::probe_fault`] found, skipping entries already present.
+    /// Not present to present needs no invalidation. The pages must lie in
+    /// `table` and the path above must already grant what `perms` needs
+    /// (user access). Returns how many leaves it wrote.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn fill_holes<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        table: PhysAddr,
+        va: VirtAddr,
+        pa: PhysAddr,
+        count: u64,
+        size: PageSize,
+        perms: LeafPermissions,
+    ) -> u64 {
+        let level = size.level();
+        let first = level.index(va.0);
+        debug_assert!(first + count as usize <= ENTRIES_PER_TABLE, "the pages lie in one table");
+        let mut written = 0;
+        for page in 0..count {
+            let slot = PhysAddr(table.0 + 8 * (first as u64 + page));
+            if PageTableEntry(machine.read_u64(slot)).is_present() {
+                continue;
+            }
+            let leaf = PageTableEntry::leaf(PhysAddr(pa.0 + page * size.bytes()), size, perms, self.features.nx);
+            machine.write_u64(slot, leaf.bits());
+            written += 1;
+        }
+        self.counters.pages_mapped[size.index()] += written;
+        written
+    }
+
     /// Walks the tree for `va` (see [`walk`]).
     pub fn walk<M: Machine + ?Sized>(&self, machine: &M, va: VirtAddr) -> Walk {
         walk(machine, self.space.root, va)
@@ -169,6 +280,6 @@ impl PageTables {
         let mask = (1u64 << width.bits()) - 1;
         let start = va.0 & mask;
         let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
-        edit::run(machine, self.space, edit, &mut self.counters).map_err(|()| AspaceError::OutOfMemory)
+        edit::run(machine, self.features, self.space, edit, &mut self.counters).map_err(|()| AspaceError::OutOfMemory)
     }
 }
