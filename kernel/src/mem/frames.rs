@@ -102,6 +102,9 @@ pub struct FrameAllocator {
     free_count: usize,
     /// Word of `free` where the next single-frame search starts.
     next_word: usize,
+    /// Free frames held back by a [`FrameCap`]: allocations fail rather
+    /// than take the free count below this.
+    held_back: usize,
 }
 
 impl FrameAllocator {
@@ -123,6 +126,9 @@ impl FrameAllocator {
     }
 
     fn alloc(&mut self) -> Option<PhysAddr> {
+        if self.free_count <= self.held_back {
+            return None;
+        }
         let words = self.free.words.len();
         for word in (self.next_word..words).chain(0..self.next_word) {
             let bits = self.free.words[word];
@@ -135,7 +141,7 @@ impl FrameAllocator {
     }
 
     fn alloc_contiguous(&mut self, count: usize, align_frames: usize) -> Option<PhysAddr> {
-        if count == 0 || !align_frames.is_power_of_two() {
+        if count == 0 || !align_frames.is_power_of_two() || self.free_count < self.held_back + count {
             return None;
         }
         let mut start = 0;
@@ -272,6 +278,7 @@ pub unsafe fn init(boot_info: &BootInfo) {
         managed_count: 0,
         free_count: 0,
         next_word: 0,
+        held_back: 0,
     };
     for range in usable {
         let mut frame_start = range.start;
@@ -294,6 +301,31 @@ pub unsafe fn init(boot_info: &BootInfo) {
 /// so that tests can run memory out quickly.
 pub fn limit(cap: usize) {
     with_allocator(|allocator| allocator.limit(cap));
+}
+
+/// While alive, at most a given number of frames can be allocated (see
+/// [`cap_free_frames`]); dropping it lifts the cap.
+#[must_use = "the cap is lifted when this is dropped"]
+pub struct FrameCap {
+    previous: usize,
+}
+
+/// Caps, until the returned guard is dropped, the frames that can be
+/// allocated to `available` (fewer if fewer are free): the rest of the free
+/// frames are held back. For exhaustion tests: every path that needs a
+/// frame can be made to fail at once, and the frames come back.
+pub fn cap_free_frames(available: usize) -> FrameCap {
+    with_allocator(|allocator| {
+        let previous = allocator.held_back;
+        allocator.held_back = allocator.free_count.saturating_sub(available);
+        FrameCap { previous }
+    })
+}
+
+impl Drop for FrameCap {
+    fn drop(&mut self) {
+        with_allocator(|allocator| allocator.held_back = self.previous);
+    }
 }
 
 /// A free frame, its contents undefined; `None` when memory is exhausted.

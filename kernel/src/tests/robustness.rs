@@ -9,6 +9,7 @@ use crate::arch::trap::{write_fault_report, TrapFrame};
 use crate::hardening;
 use crate::mem::frames;
 use crate::probe::{probe_execute, probe_read, probe_write, ProbeFault, Width, RET_INSTRUCTION};
+use crate::shell::Session;
 use crate::thread::{self, stack};
 use crate::{check, check_eq, kernel_test};
 use alloc::boxed::Box;
@@ -361,3 +362,146 @@ fn smap_and_smep_stop_the_kernel_at_user_pages() -> Result<(), String> {
     outcome
 }
 kernel_test!(smap_and_smep_stop_the_kernel_at_user_pages);
+
+/// Everything a refused shell command must leave as it was: every address
+/// space's regions and translations, and the frames in use.
+#[derive(Debug, PartialEq, Eq)]
+struct SystemSnapshot {
+    spaces: Vec<(String, Vec<Region>, Vec<MappingRun>)>,
+    frames_free: usize,
+}
+
+fn system_snapshot() -> SystemSnapshot {
+    let spaces = address_space::all()
+        .iter()
+        .map(|space| {
+            let object = space.lock();
+            let regions = object.regions().iter().copied().collect();
+            let runs = address_space::paging_of(&**object)
+                .and_then(|paging| paging.mappings().map(|runs| runs.collect()))
+                .unwrap_or_default();
+            (String::from(space.name()), regions, runs)
+        })
+        .collect();
+    SystemSnapshot { spaces, frames_free: frames::stats().free }
+}
+
+/// Runs `command` in a shell session; it must fail, print `expected`, and
+/// change nothing (no space, region, translation or frame).
+fn refused_without_change(
+    shell: &mut shell::Shell<Session>,
+    session: &mut Session,
+    command: &str,
+    expected: &str,
+) -> Result<(), String> {
+    let before = system_snapshot();
+    let mut out = String::new();
+    let status = shell.run_command(session, command, &mut out);
+    check!(status == shell::Status::Failed, "'{command}' did not fail ({status:?}): {out:?}");
+    check!(out.contains(expected), "'{command}' printed {out:?}, without {expected:?}");
+    let after = system_snapshot();
+    check!(after == before, "'{command}' changed the system:\nbefore {before:?}\nafter {after:?}");
+    Ok(())
+}
+
+/// Every `as` verb (and `ptdump`) with bad input: the typed error is
+/// printed, the command fails, nothing changes, nothing panics. The live
+/// cases run with this thread inside a hardened space.
+fn shell_verbs_refuse_bad_input() -> Result<(), String> {
+    let mut shell = crate::shell::table();
+    let mut session = Session::new("robust", false);
+    let dead = ScratchSpace::new()?;
+    let dead_name = String::from(dead.space.name());
+    drop(dead);
+    let scratch = ScratchSpace::new()?;
+    let name = String::from(scratch.space.name());
+    let rwk = Protection::READ | Protection::WRITE | Protection::KERN;
+    scratch
+        .space
+        .lock()
+        .add_region(Region::new(0x5000_0000_0000, 0x20_0000, 0x4000, rwk))
+        .map_err(|e| format!("{e}"))?;
+    let pinned = Region::new(0x5100_0000_0000, 0x20_0000, 0x2000, rwk | Protection::PIN | Protection::EAGER);
+    scratch.space.lock().add_region(pinned).map_err(|e| format!("{e}"))?;
+    let live = ScratchSpace::hardened()?;
+    let live_name = String::from(live.space.name());
+    let text = text_address() & !(PAGE - 1);
+    let data = hardening::image_sections()[2].start;
+    let n = &name;
+    let table: Vec<(String, &str)> = alloc::vec![
+        // Numbers that are not numbers.
+        (format!("as add {n} zz 0 4k rwk"), "not a valid virtual address"),
+        (format!("as add {n} 0x10000000000000000 0 4k rwk"), "not a valid virtual address"),
+        (format!("as add {n} 0x600000000000 0 4k rwq"), "unknown flag 'q'"),
+        (format!("as add {n} 0x600000000000 0 4k rwkk"), "given twice"),
+        (format!("as add {n} 0x600000000000 0"), "usage: as add"),
+        // Misaligned, empty, wrapping, non-canonical, across the hole, too wide.
+        (format!("as add {n} 0x600000000001 0 4k rwk"), "virtual address 0x600000000001 is not a multiple of 0x1000"),
+        (format!("as add {n} 0x600000000000 0x10 4k rwk"), "physical address 0x10 is not a multiple of 0x1000"),
+        (format!("as add {n} 0x600000000000 0 0x1800 rwk"), "length 0x1800 is not a multiple of 0x1000"),
+        (format!("as add {n} 0x600000000000 0 0 rwk"), "length is zero"),
+        (format!("as add {n} 0xfffffffffffff000 0 8k rwk"), "runs past the top"),
+        (format!("as add {n} 0x600000000000 0xfffffffffffff000 8k rwk"), "runs past the top"),
+        (format!("as add {n} 0x800000000000 0 4k rwk"), "is not canonical"),
+        (format!("as add {n} 0x7ffffffff000 0 8k rwk"), "crosses the non-canonical hole"),
+        (format!("as add {n} 0x600000000000 0x10000000000000 4k rwk"), "physical address width"),
+        // Overlaps.
+        (format!("as add {n} 0x500000000000 0 4k rwk"), "overlaps existing region"),
+        (format!("as add {n} 0x4ffffffff000 0 8k rwk"), "overlaps existing region"),
+        (format!("as add {n} 0x500000003000 0 8k rwk"), "overlaps existing region"),
+        (format!("as add {n} 0x4ffffffff000 0 0x10000000000 rwk"), "overlaps existing region"),
+        // Flags that contradict each other.
+        (format!("as add {n} 0x600000000000 0 4k wk"), "writable or executable but not readable"),
+        (format!("as add {n} 0x600000000000 0 4k xk"), "writable or executable but not readable"),
+        (format!("as add {n} 0x600000000000 0 4k rwkadu"), "grows down or up, not both"),
+        (format!("as add {n} 0x600000000000 0 4k rwkd"), "only anonymous regions grow"),
+        (format!("as add {n} 0x600000000000 0x1000 4k rwka"), "pa must be 0"),
+        // Edits that name no region, or the wrong one.
+        (format!("as rm {n} 0x5dead0000000"), "no region contains 0x5dead0000000"),
+        (format!("as rm {n} 0x500000000000 0x1800"), "is not a multiple of 0x1000"),
+        (format!("as rm {n} 0x500000000000 0x100000"), "does not match the region there"),
+        (format!("as rm {n} 0x510000000000"), "is pinned"),
+        (format!("as move {n} 0x500000000000 0x123"), "is not a multiple of 0x1000"),
+        (format!("as move {n} 0x500000000000 0x10000000000000"), "physical address width"),
+        (format!("as move {n} 0x510000000000 0x400000"), "is pinned"),
+        (format!("as move {n} 0x5dead0000000 0x400000"), "no region contains"),
+        (format!("as protect {n} 0x500000000000 wk"), "writable or executable but not readable"),
+        (format!("as protect {n} 0x500000000000 rwka"), "cannot change a region's kind"),
+        (format!("as protect {n} 0x500000000000 rwk 0x100000"), "does not match the region there"),
+        (format!("as faultsize {n} 3m"), "4k"),
+        // Unknown names and operations on a destroyed space.
+        (String::from("as add nosuch 0 0 4k rk"), "no address space named 'nosuch'"),
+        (format!("as add {dead_name} 0 0 4k rk"), "no address space named"),
+        (format!("as rm {dead_name} 0"), "no address space named"),
+        (format!("as protect {dead_name} 0 rk"), "no address space named"),
+        (format!("as move {dead_name} 0 0"), "no address space named"),
+        (format!("as enter {dead_name}"), "no address space named"),
+        (format!("as destroy {dead_name}"), "no address space named"),
+        (format!("as verify {dead_name}"), "no address space named"),
+        (format!("ptdump {dead_name}"), "no address space named"),
+        (String::from("as new nosuchimpl x"), "no address-space implementation named 'nosuchimpl'"),
+        (format!("as new paging {n}"), "exists already"),
+        (String::from("as nosuchverb"), "no such verb"),
+        // The default map and spaces the kernel runs in.
+        (String::from("as add base 0x500000000000 0 4k rwk"), "does not support adding regions"),
+        (format!("as rm base {text:#x}"), "does not support removing regions"),
+        (String::from("as destroy base"), "does not support"),
+        (format!("as enter {n}"), "must stay mapped one to one"),
+        (format!("as destroy {live_name}"), "threads are still inside"),
+        (format!("as rm {live_name} {data:#x}"), "is pinned"),
+        (format!("as protect {live_name} {text:#x} rpk"), "must stay mapped one to one"),
+        (format!("as protect {live_name} {data:#x} rpk"), "must stay mapped one to one"),
+        (format!("as move {live_name} {data:#x} 0x400000"), "is pinned"),
+    ];
+    live.enter()?;
+    let outcome = table
+        .iter()
+        .try_for_each(|(command, expected)| refused_without_change(&mut shell, &mut session, command, expected));
+    address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+    outcome?;
+    for space in [&scratch, &live] {
+        space.with_paging(|paging| paging.verify().map_err(|errors| format!("verify: {errors:?}")))?;
+    }
+    Ok(())
+}
+kernel_test!(shell_verbs_refuse_bad_input);
