@@ -11,6 +11,7 @@ extern crate alloc;
 
 mod address_space;
 mod arch;
+mod bench;
 mod boot_info;
 mod cmdline;
 mod hardening;
@@ -125,7 +126,9 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 }
 
 fn print_boot_time() {
-    let micros = tsc::nanos_since_boot() / 1000;
+    let nanos = tsc::nanos_since_boot();
+    bench::record_boot_to_prompt(nanos);
+    let micros = nanos / 1000;
     println!("boot: {}.{:03} ms from the first instruction to the prompt", micros / 1000, micros % 1000);
 }
 

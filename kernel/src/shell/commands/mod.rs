@@ -90,6 +90,12 @@ static COMMANDS: &[Command<Session>] = &[
         run: shootdown_test,
     },
     Command {
+        name: "bench",
+        usage: "bench [NAME...]",
+        help: "time address-space operations (all, or the named ones); prints BENCH lines",
+        run: bench,
+    },
+    Command {
         name: "shell",
         usage: "shell [NAME]",
         help: "start a nested shell in its own new address space (default name shellN)",
@@ -132,6 +138,15 @@ fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resu
 fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 2)?;
     crate::tlb::stress::shootdown_test(args, out).map_err(CommandError::Failed)
+}
+
+/// `bench [NAME...]`.
+fn bench(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    if let Some(unknown) = args.iter().find(|name| !crate::bench::names().any(|known| known == **name)) {
+        let known: alloc::vec::Vec<&str> = crate::bench::names().collect();
+        return Err(CommandError::bad_argument(unknown, format_args!("benchmarks: {}", known.join(" "))));
+    }
+    crate::bench::run(args, out).map_err(CommandError::Failed)
 }
 
 /// `shell [NAME]`: runs a nested shell until it exits.
