@@ -5,6 +5,8 @@
 //! cargo xtask run   [--smp N] [--mem SIZE] [--release] [--la57] [--timeout SECS] [--cmdline OPTS] [-- "cmd1; cmd2"]
 //! cargo xtask test  [--smp N] [--release]
 //! cargo xtask gdb   [--smp N] [--mem SIZE] [--release] [--la57]
+//! cargo xtask bench [--smp N] [--out FILE]      (release kernel, `script=bench`; BENCH lines)
+//! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
 //! ```
 //!
 //! The kernel is a `#![no_std]` binary for the host target, linked with its own
@@ -12,6 +14,9 @@
 //! never invalidate each other. QEMU runs it with `-kernel` (PVH boot); the
 //! kernel reports its result through the `isa-debug-exit` device: status 33
 //! means success, anything else failure.
+
+mod bench;
+mod plot;
 
 use std::env;
 use std::io::{BufRead, BufReader, Write};
@@ -179,6 +184,16 @@ fn main() -> ExitCode {
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
+        Some("bench") => {
+            let (out, rest) = take_out_option(&args[1..]);
+            Options::parse(&rest).and_then(|options| bench::bench(&options, out))
+        }
+        Some("plot") => {
+            let (out, rest) = take_out_option(&args[1..]);
+            let input = rest.first().map(PathBuf::from).unwrap_or_else(bench::default_output);
+            let output = out.unwrap_or_else(|| workspace_root().join("docs/bench-plot.svg"));
+            plot::plot(&input, &output)
+        }
         _ => Err(usage()),
     };
     match result {
@@ -190,8 +205,23 @@ fn main() -> ExitCode {
     }
 }
 
+/// Splits `--out FILE` from the other arguments.
+fn take_out_option(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
+    let mut out = None;
+    let mut rest = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        if arg == "--out" {
+            out = args.next().map(PathBuf::from);
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    (out, rest)
+}
+
 fn usage() -> String {
-    "usage: cargo xtask <build|run|test|gdb> [--release] [--smp N] [--mem SIZE] [--la57] \
+    "usage: cargo xtask <build|run|test|gdb|bench|plot> [--release] [--smp N] [--mem SIZE] [--la57] \
      [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
         .to_string()
 }

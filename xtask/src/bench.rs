@@ -1,0 +1,90 @@
+//! `cargo xtask bench`: boots the release kernel with `script=bench` and
+//! collects the `BENCH` lines it prints.
+//!
+//! The main run uses the machine asked for (2 CPUs by default, as the Linux
+//! reference figures); a second, short boot with 4 CPUs adds the shootdown
+//! figure on 4 CPUs. The lines go to standard output and to a file
+//! (`target/bench/nacre-bench.txt` unless `--out` says otherwise), which
+//! `cargo xtask plot` reads.
+
+use crate::{build_kernel, ensure_qemu, qemu_command, run_captured, workspace_root, Options};
+use std::fs;
+use std::path::PathBuf;
+
+/// Where the figures go by default.
+pub fn default_output() -> PathBuf {
+    workspace_root().join("target/bench/nacre-bench.txt")
+}
+
+/// One benchmark boot: the machine, and the shell command it runs.
+struct BenchBoot {
+    cpus: u32,
+    command: &'static str,
+}
+
+/// Runs the benchmarks and writes their `BENCH` lines to `out`.
+pub fn bench(options: &Options, out: Option<PathBuf>) -> Result<(), String> {
+    let options = Options { release: true, ..options.clone() };
+    let elf = build_kernel(&options)?;
+    ensure_qemu()?;
+    let boots = [
+        BenchBoot { cpus: options.smp, command: "bench" },
+        BenchBoot { cpus: 4, command: "bench shootdown_protect_1page" },
+    ];
+    let mut lines = Vec::new();
+    for boot in &boots {
+        println!("xtask: bench boot with {} CPUs: {:?}", boot.cpus, boot.command);
+        let run_options = Options { smp: boot.cpus, ..options.clone() };
+        let cmdline = run_options.kernel_cmdline(Some(&format!("script={}", boot.command)));
+        let outcome = run_captured(qemu_command(&run_options, &elf, &cmdline), options.timeout)?;
+        if !outcome.kernel_succeeded() {
+            return Err(format!("the benchmark boot ({} CPUs) failed: QEMU status {:?}", boot.cpus, outcome.status));
+        }
+        let figures = outcome.lines.iter().filter(|line| line.starts_with("BENCH ") || line.starts_with("# bench"));
+        // The 4-CPU boot adds only what the main one did not measure.
+        let new: Vec<String> = figures.filter(|line| !lines.contains(*line)).cloned().collect();
+        lines.extend(new);
+    }
+    let path = out.unwrap_or_else(default_output);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
+    let mut text = lines.join("\n");
+    text.push('\n');
+    fs::write(&path, text).map_err(|e| format!("writing {}: {e}", path.display()))?;
+    println!(
+        "xtask: {} BENCH lines written to {}",
+        lines.iter().filter(|l| l.starts_with("BENCH ")).count(),
+        path.display()
+    );
+    Ok(())
+}
+
+/// The `BENCH name value unit` lines of `text`, as (name, value, unit).
+pub fn parse_figures(text: &str) -> Vec<(String, f64, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            if words.next()? != "BENCH" {
+                return None;
+            }
+            let name = words.next()?.to_string();
+            let value = words.next()?.parse().ok()?;
+            let unit = words.next().unwrap_or("").to_string();
+            Some((name, value, unit))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_parse() {
+        let text = "noise\nBENCH lazy_fault_4k 2114.5 ns/fault\nBENCH x.min 1 ns\n# bench: done\nBENCH bad x ns\n";
+        let figures = parse_figures(text);
+        assert_eq!(figures.len(), 2);
+        assert_eq!(figures[0], ("lazy_fault_4k".to_string(), 2114.5, "ns/fault".to_string()));
+    }
+}
