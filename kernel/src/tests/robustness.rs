@@ -17,7 +17,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{Fault, PageFaultCode, Protection, Region, UnhandledFault};
+use aspace::{AspaceError, Fault, PageFaultCode, Protection, Region, UnhandledFault};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use paging::{MappingRun, PagingAspace};
 
@@ -505,3 +505,155 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(shell_verbs_refuse_bad_input);
+
+/// One space's state, for the exhaustion cases.
+#[derive(Debug, PartialEq, Eq)]
+struct SpaceSnapshot {
+    regions: Vec<Region>,
+    runs: Vec<MappingRun>,
+}
+
+fn space_snapshot(scratch: &ScratchSpace) -> SpaceSnapshot {
+    scratch.with_paging(|paging| SpaceSnapshot {
+        regions: paging.region_set().iter().copied().collect(),
+        runs: paging.mappings().map(|runs| runs.collect()).unwrap_or_default(),
+    })
+}
+
+/// Runs `operation` on a fresh space prepared by `prepare`, with the frame
+/// allocator capped at 0, 1, 2, ... frames, until it succeeds. Every capped
+/// failure must be `refused` (out of memory), change nothing in the space,
+/// and give every frame back; after each attempt the frames and the heap
+/// are at their baseline again once the space is gone. Returns the frames
+/// the operation needed.
+fn fails_cleanly_until_it_fits(
+    what: &str,
+    prepare: impl Fn(&ScratchSpace) -> Result<(), String>,
+    operation: impl Fn(&ScratchSpace) -> Result<(), String>,
+    refused: impl Fn(&str) -> bool,
+) -> Result<usize, String> {
+    // Once without a cap first: what the first run of a path allocates for
+    // good (a per-CPU buffer growing, say) is not a leak of each run.
+    {
+        let scratch = ScratchSpace::new()?;
+        prepare(&scratch)?;
+        operation(&scratch).map_err(|e| format!("{what} without a cap: {e}"))?;
+    }
+    let frames_baseline = frames::stats().free;
+    let heap_baseline = crate::mem::heap::stats().used;
+    for cap in 0..64 {
+        {
+            let scratch = ScratchSpace::new()?;
+            prepare(&scratch)?;
+            let before = space_snapshot(&scratch);
+            let free_before = frames::stats().free;
+            let outcome = {
+                let _cap = frames::cap_free_frames(cap);
+                operation(&scratch)
+            };
+            match outcome {
+                Ok(()) => {
+                    scratch.with_paging(|paging| paging.verify().map_err(|e| format!("{what}: verify: {e:?}")))?;
+                    drop((before, scratch));
+                    check_eq!((what, frames::stats().free), (what, frames_baseline));
+                    check_eq!((what, crate::mem::heap::stats().used), (what, heap_baseline));
+                    return Ok(cap);
+                }
+                Err(error) => {
+                    check!(refused(&error), "{what} with {cap} frames: {error}");
+                    check!(space_snapshot(&scratch) == before, "{what} with {cap} frames changed the space");
+                    check_eq!((what, cap, frames::stats().free), (what, cap, free_before));
+                    scratch.with_paging(|paging| paging.verify().map_err(|e| format!("{what}: verify: {e:?}")))?;
+                }
+            }
+        }
+        check_eq!((what, cap, frames::stats().free), (what, cap, frames_baseline));
+        check_eq!((what, cap, crate::mem::heap::stats().used), (what, cap, heap_baseline));
+    }
+    Err(format!("{what} still failed with 64 frames"))
+}
+
+fn out_of_memory(error: &str) -> bool {
+    error == format!("{}", AspaceError::OutOfMemory)
+}
+
+fn add(scratch: &ScratchSpace, region: Region) -> Result<(), String> {
+    scratch.space.lock().add_region(region).map_err(|e| format!("{e}"))
+}
+
+/// With the frame allocator capped: eager adds (plain and anonymous), a
+/// lazy fault, the split of a 2 MiB and of a 1 GiB page each fail with
+/// OutOfMemory while frames are short, change nothing, and leak nothing;
+/// each succeeds once it has the frames it needs.
+fn exhaustion_fails_cleanly_and_leaks_nothing() -> Result<(), String> {
+    let rwk = Protection::READ | Protection::WRITE | Protection::KERN;
+    let nothing = |_: &ScratchSpace| Ok(());
+    // 4 KiB pages only (the offsets differ within 2 MiB): PDPT, PD, PT.
+    let eager = Region::new(0x6000_0000_0000 + PAGE, 0x20_0000, 16 * PAGE, rwk | Protection::EAGER);
+    let needed = fails_cleanly_until_it_fits("eager add", nothing, |s| add(s, eager), out_of_memory)?;
+    check_eq!(needed, 3);
+    // Anonymous and eager: the tables and one frame per page.
+    let anonymous = Region::anonymous(0x6000_0000_0000, 8 * PAGE, rwk | Protection::EAGER);
+    let needed = fails_cleanly_until_it_fits("eager anonymous add", nothing, |s| add(s, anonymous), out_of_memory)?;
+    check_eq!(needed, 3 + 8);
+    // A lazy fault that cannot get a table frame is out of memory, not a
+    // protection fault (offered as the trap handler offers it).
+    let lazy = Region::new(0x6000_0000_0000, 0x20_0000, 4 * PAGE, rwk);
+    let fault_in = |scratch: &ScratchSpace| {
+        let fault = Fault::page_fault(lazy.va.as_u64() + PAGE, PageFaultCode::empty(), 0);
+        match scratch.space.lock().exception(&fault) {
+            aspace::FaultOutcome::Handled => Ok(()),
+            aspace::FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }) if region == lazy => {
+                Err(String::from("lazy fault: out of memory"))
+            }
+            other => Err(format!("lazy fault: {other:?}")),
+        }
+    };
+    let needed =
+        fails_cleanly_until_it_fits("lazy fault", |s| add(s, lazy), fault_in, |e| e == "lazy fault: out of memory")?;
+    check_eq!(needed, 3);
+    // Splits: protecting one 4 KiB page of a 2 MiB page needs a page table;
+    // of a 1 GiB page, a directory and a table.
+    let large = Region::new(0x6000_0000_0000, 0x4000_0000, 2 << 20, rwk | Protection::EAGER);
+    let protect_one_page = |region: Region| {
+        move |scratch: &ScratchSpace| {
+            let page = Region::new(region.va.as_u64() + PAGE, region.pa.as_u64() + PAGE, PAGE, region.prot);
+            scratch
+                .space
+                .lock()
+                .protect_region(page, Protection::READ | Protection::KERN | Protection::EAGER)
+                .map_err(|e| format!("{e}"))
+        }
+    };
+    let needed = fails_cleanly_until_it_fits("2 MiB split", |s| add(s, large), protect_one_page(large), out_of_memory)?;
+    check_eq!(needed, 1);
+    if cpu::features().huge_1g {
+        let huge = Region::new(0x6000_0000_0000, 0x4000_0000, GIB, rwk | Protection::EAGER);
+        let needed =
+            fails_cleanly_until_it_fits("1 GiB split", |s| add(s, huge), protect_one_page(huge), out_of_memory)?;
+        check_eq!(needed, 2);
+    }
+    Ok(())
+}
+kernel_test!(exhaustion_fails_cleanly_and_leaks_nothing);
+
+/// A real lazy fault, taken by the trap handler with no frame to spare,
+/// fails the access (the probe sees the fault) instead of stopping the
+/// kernel; the same access succeeds once frames are back.
+fn lazy_fault_without_frames_fails_the_access_only() -> Result<(), String> {
+    let scratch = ScratchSpace::hardened()?;
+    let rwk = Protection::READ | Protection::WRITE | Protection::KERN;
+    let lazy = Region::new(0x6000_0000_0000, 0x20_0000, 4 * PAGE, rwk);
+    add(&scratch, lazy)?;
+    scratch.enter()?;
+    let capped = {
+        let _cap = frames::cap_free_frames(0);
+        probe_read(lazy.va.as_u64(), Width::U64)
+    };
+    let uncapped = probe_read(lazy.va.as_u64(), Width::U64);
+    address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+    expect_page_fault("lazy read with no frames", capped, lazy.va.as_u64(), PageFaultCode::empty())?;
+    check!(uncapped.is_ok(), "the read failed with frames back: {uncapped:?}");
+    Ok(())
+}
+kernel_test!(lazy_fault_without_frames_fails_the_access_only);
