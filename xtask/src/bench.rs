@@ -40,10 +40,15 @@ pub fn bench(options: &Options, out: Option<PathBuf>) -> Result<(), String> {
         if !outcome.kernel_succeeded() {
             return Err(format!("the benchmark boot ({} CPUs) failed: QEMU status {:?}", boot.cpus, outcome.status));
         }
-        let figures = outcome.lines.iter().filter(|line| line.starts_with("BENCH ") || line.starts_with("# bench"));
-        // The 4-CPU boot adds only what the main one did not measure.
-        let new: Vec<String> = figures.filter(|line| !lines.contains(*line)).cloned().collect();
-        lines.extend(new);
+        // The 4-CPU boot adds only the figures the main one did not have.
+        let name_of = |line: &str| line.split_whitespace().nth(1).map(str::to_string);
+        let known: Vec<String> = lines.iter().filter_map(|line: &String| name_of(line)).collect();
+        let new = outcome.lines.iter().filter(|line| {
+            (line.starts_with("BENCH ") && name_of(line).is_some_and(|name| !known.contains(&name)))
+                || line.starts_with("# bench")
+                || line.starts_with("# shootdown")
+        });
+        lines.extend(new.cloned().collect::<Vec<_>>());
     }
     let path = out.unwrap_or_else(default_output);
     if let Some(dir) = path.parent() {
