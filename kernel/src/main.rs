@@ -14,11 +14,16 @@ mod arch;
 mod bench;
 mod boot_info;
 mod cmdline;
+mod fs;
+mod grow_test;
+mod growing_stack;
 mod hardening;
 mod ktest;
 mod logger;
 mod mem;
 mod memfuncs;
+mod mmap;
+mod mmap_test;
 mod paging_test;
 mod percpu;
 mod probe;
@@ -90,6 +95,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     if let Some(initrd) = boot_info.initrd() {
         log::info!("initrd: {} bytes at {:#x}", initrd.size, initrd.start);
     }
+    fs::init(boot_info.initrd());
 
     let ram_top = boot_info
         .memory_map()
@@ -101,6 +107,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     if let Err(error) = address_space::init(ram_top) {
         panic!("cannot build the default address space: {error}");
     }
+    growing_stack::init();
     log::info!("address spaces: default map of {} GiB loaded", ram_top.max(4 << 30).div_ceil(1 << 30));
 
     thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);

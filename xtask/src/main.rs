@@ -11,12 +11,15 @@
 //!
 //! The kernel is a `#![no_std]` binary for the host target, linked with its own
 //! script; it is built in `target/kernel` so that host builds and kernel builds
-//! never invalidate each other. QEMU runs it with `-kernel` (PVH boot); the
-//! kernel reports its result through the `isa-debug-exit` device: status 33
-//! means success, anything else failure.
+//! never invalidate each other. QEMU runs it with `-kernel` (PVH boot) and
+//! the archive of `initrd/` as `-initrd` (see [`initrd`]); the kernel
+//! reports its result through the `isa-debug-exit` device: status 33 means
+//! success, anything else failure.
 
 mod bench;
 mod plot;
+
+mod initrd;
 
 use std::env;
 use std::io::{BufRead, BufReader, Write};
@@ -316,6 +319,9 @@ fn build_kernel(options: &Options) -> Result<PathBuf, String> {
     let profile = if options.release { "release" } else { "debug" };
     let elf = target_dir.join(KERNEL_TARGET).join(profile).join("nacre");
     println!("xtask: kernel image {}", elf.display());
+    // Every boot gets the initrd: the archive of the initrd/ folder.
+    let initrd = initrd::build(&root)?;
+    println!("xtask: initrd {}", initrd.display());
     Ok(elf)
 }
 
@@ -363,6 +369,8 @@ fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
         .args(["-chardev", "stdio,id=char0,signal=off,mux=on", "-serial", "chardev:char0", "-mon", "chardev=char0"])
         .arg("-kernel")
         .arg(elf)
+        .arg("-initrd")
+        .arg(workspace_root().join(initrd::ARCHIVE_PATH))
         .args(["-append", cmdline]);
     command
 }

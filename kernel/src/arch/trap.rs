@@ -5,8 +5,8 @@
 //!
 //! * #PF (14) and #GP (13) take the fault path: first the page-fault hook
 //!   (the address-space layer: it may map the page and ask for a retry), then
-//!   the exception table (a fault probe's fixup), else the fault report and
-//!   stop.
+//!   the exception table (a fault probe's fixup), then the recovery hook (it
+//!   may send the faulting thread elsewhere), else the fault report and stop.
 //! * #DF (8) and NMI (2) always report and stop.
 //! * Any vector with a handler registered by [`register_handler`] runs it.
 //! * Any other exception reports and stops; any other interrupt is logged.
@@ -93,6 +93,13 @@ pub type PageFaultHook = fn(&Fault) -> FaultOutcome;
 /// the address and the page-table walk).
 pub type FaultReportHook = fn(&Fault, &mut dyn Write);
 
+/// Offered a fault that nothing handled (neither the address-space layer
+/// nor a probe's fixup), before the report: it may rewrite `frame` so that
+/// the trap returns somewhere safe instead of stopping the kernel, and
+/// says so by returning true. The grow-down stacks of
+/// [`crate::growing_stack`] use it to stop a thread whose stack overflowed.
+pub type FaultRecoveryHook = fn(&mut TrapFrame, &Fault, &UnhandledFault) -> bool;
+
 /// Why [`register_handler`] refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RegisterError {
@@ -106,6 +113,7 @@ pub enum RegisterError {
 static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 static PAGE_FAULT_HOOK: AtomicUsize = AtomicUsize::new(0);
 static FAULT_REPORT_HOOK: AtomicUsize = AtomicUsize::new(0);
+static FAULT_RECOVERY_HOOK: AtomicUsize = AtomicUsize::new(0);
 
 /// Vectors the kernel handles itself.
 fn is_reserved(vector: u8) -> bool {
@@ -157,6 +165,23 @@ pub fn replace_page_fault_hook(hook: Option<PageFaultHook>) -> Option<PageFaultH
 /// Installs the hook that adds region and page-table details to fault reports.
 pub fn set_fault_report_hook(hook: FaultReportHook) {
     FAULT_REPORT_HOOK.store(hook as usize, Ordering::Release);
+}
+
+/// Installs the hook offered every fault that nothing handled, before the report.
+pub fn set_fault_recovery_hook(hook: FaultRecoveryHook) {
+    FAULT_RECOVERY_HOOK.store(hook as usize, Ordering::Release);
+}
+
+fn offer_to_recovery_hook(frame: &mut TrapFrame, fault: &Fault, reason: &UnhandledFault) -> bool {
+    match FAULT_RECOVERY_HOOK.load(Ordering::Acquire) {
+        0 => false,
+        pointer => {
+            // SAFETY: only `set_fault_recovery_hook` stores non-zero values,
+            // and it stores `FaultRecoveryHook` function pointers.
+            let hook = unsafe { core::mem::transmute::<usize, FaultRecoveryHook>(pointer) };
+            hook(frame, fault, reason)
+        }
+    }
 }
 
 fn offer_to_page_fault_hook(fault: &Fault) -> FaultOutcome {
@@ -268,6 +293,9 @@ fn handle_fault(frame: &mut TrapFrame) {
         FaultOutcome::Unhandled(reason) => reason,
     };
     if crate::probe::apply_fixup(frame, &fault) {
+        return;
+    }
+    if offer_to_recovery_hook(frame, &fault, &reason) {
         return;
     }
     report_and_stop(frame, &Detail::Unhandled(fault, reason));

@@ -95,6 +95,39 @@ static COMMANDS: &[Command<Session>] = &[
         help: "time address-space operations (all, or the named ones); prints BENCH lines",
         run: bench,
     },
+    Command { name: "ls", usage: "ls", help: "the files of the initrd, with their sizes", run: crate::fs::commands::ls },
+    Command { name: "cat", usage: "cat FILE", help: "print a file of the initrd", run: crate::fs::commands::cat },
+    Command {
+        name: "stat",
+        usage: "stat FILE",
+        help: "a file's size, the physical address of its data, and whether it is page-aligned",
+        run: crate::fs::commands::stat,
+    },
+    Command {
+        name: "mmap",
+        usage: "mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared]",
+        help: "map a file (or LEN bytes from OFFSET) at VA in NAME, lazily; private copies by default, \
+               'shared' maps the initrd's frames read-only (flags: r w x e; k is implied)",
+        run: crate::mmap::mmap_command,
+    },
+    Command {
+        name: "munmap",
+        usage: "munmap NAME VA",
+        help: "remove the mapping that starts at VA in NAME and free its frames",
+        run: crate::mmap::munmap_command,
+    },
+    Command {
+        name: "mmapTest",
+        usage: "mmapTest",
+        help: "map every initrd file private and shared at every offset, write, refuse bad requests, check frames",
+        run: mmap_test,
+    },
+    Command {
+        name: "growTest",
+        usage: "growTest",
+        help: "anonymous pages read zero and are freed; a grow-down stack grows page by page and overflows cleanly",
+        run: grow_test,
+    },
     Command {
         name: "shell",
         usage: "shell [NAME]",
@@ -147,6 +180,18 @@ fn bench(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(
         return Err(CommandError::bad_argument(unknown, format_args!("benchmarks: {}", known.join(" "))));
     }
     crate::bench::run(args, out).map_err(CommandError::Failed)
+}
+
+/// `mmapTest`.
+fn mmap_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::mmap_test::run(out).map_err(CommandError::Failed)
+}
+
+/// `growTest`.
+fn grow_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    crate::grow_test::run(out).map_err(CommandError::Failed)
 }
 
 /// `shell [NAME]`: runs a nested shell until it exits.

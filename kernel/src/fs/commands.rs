@@ -1,0 +1,78 @@
+//! The shell's file commands: `ls`, `cat FILE`, `stat FILE`.
+
+use super::{Initrd, PAGE};
+use crate::shell::Session;
+use core::fmt::Write;
+use shell::{arg, arg_count, CommandError};
+
+/// `ls`: every file with its size, and where the initrd is.
+pub fn ls(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    match super::initrd() {
+        Initrd::Missing => return Err(CommandError::failed("no initrd: QEMU was started without -initrd")),
+        Initrd::OutsideRam(module) => {
+            return Err(CommandError::failed(alloc::format!(
+                "the initrd at {:#x} is not in usable RAM; not read",
+                module.start
+            )))
+        }
+        Initrd::Corrupt { module, error } => {
+            return Err(CommandError::failed(alloc::format!(
+                "the initrd at {:#x} ({} bytes) is not a valid cpio newc archive: {error}",
+                module.start,
+                module.size
+            )))
+        }
+        Initrd::Loaded { module, files } => {
+            writeln!(out, "initrd: {} bytes at {:#x}, {} files", module.size, module.start, files.len())?;
+            for file in files {
+                writeln!(out, "{:>10}  {}", file.size(), file.name())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `cat FILE`: the file's bytes as text (bytes that are not printable
+/// ASCII, tab or newline are shown as `\xNN`).
+pub fn cat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let file = super::find(arg(args, 0)?).map_err(CommandError::failed)?;
+    let data = file.data();
+    match core::str::from_utf8(data) {
+        Ok(text) => out.write_str(text)?,
+        Err(_) => {
+            for &byte in data {
+                match byte {
+                    b'\n' | b'\t' | 0x20..=0x7e => out.write_char(byte as char)?,
+                    other => write!(out, "\\x{other:02x}")?,
+                }
+            }
+        }
+    }
+    if !data.ends_with(b"\n") && !data.is_empty() {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+/// `stat FILE`: size, pages, physical address of the data, and whether it
+/// is page-aligned (what a shared mapping needs).
+pub fn stat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let file = super::find(arg(args, 0)?).map_err(CommandError::failed)?;
+    writeln!(out, "file: {}", file.name())?;
+    writeln!(out, "  size: {} bytes (pages: {}, the last holding {} bytes)", file.size(), file.size().div_ceil(PAGE), {
+        match file.size() % PAGE {
+            0 if file.size() > 0 => PAGE,
+            rest => rest,
+        }
+    })?;
+    writeln!(out, "  data at physical {:#x}", file.phys_addr())?;
+    if file.is_page_aligned() {
+        writeln!(out, "  page-aligned: yes (mmap ... shared maps the initrd's own frames)")?;
+    } else {
+        writeln!(out, "  page-aligned: no (offset {:#x} in its page; only private mappings)", file.phys_addr() % PAGE)?;
+    }
+    Ok(())
+}
