@@ -84,7 +84,7 @@ fn steps(space: &Arc<Space>, out: &mut dyn Write) -> Result<(), String> {
     let deep = growing_stack::spawn("growTest-deep", space, DEEP_TOP, deep_recursion, DEPTH)
         .map_err(|e| format!("spawn on a grow-down stack: {e}"))?;
     let lowest = deep.join();
-    if lowest == STACK_OVERFLOW_EXIT || lowest >= DEEP_TOP || lowest < DEEP_TOP - MAX_STACK {
+    if !(DEEP_TOP - MAX_STACK..DEEP_TOP).contains(&lowest) {
         return Err(format!("the deep recursion ended with {lowest:#x}, not a stack pointer on its stack"));
     }
     let used = DEEP_TOP - lowest;

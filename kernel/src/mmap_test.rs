@@ -73,6 +73,9 @@ pub fn run(out: &mut dyn Write) -> Result<(), String> {
     Ok(())
 }
 
+/// A bad request: what it is, what it got, and the error it must get.
+type Refusal = (&'static str, Result<Mapping, MmapError>, fn(&MmapError) -> bool);
+
 /// What must not change when a request is refused.
 #[derive(Debug, PartialEq)]
 struct Snapshot {
@@ -237,7 +240,7 @@ fn steps(
     let size = aligned.size();
     let taken = first.va;
     let before = snapshot(space);
-    let refusals: [(&str, Result<Mapping, MmapError>, fn(&MmapError) -> bool); 10] = [
+    let refusals: [Refusal; 10] = [
         (
             "one byte past the end",
             mmap::mmap(&request(aligned.name(), next_va(), 0, Some(size + 1), Sharing::Private)),

@@ -163,6 +163,33 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
             "destroyed 'v'",
         ],
     },
+    // Files and mmap (issue 7): the initrd's files, mmap'd files read back
+    // exactly, private writes stay private, bad requests refused with
+    // nothing changed; anonymous pages and a grow-down stack that grows
+    // page by page and overflows without stopping the kernel.
+    ScriptedCheck {
+        cpus: None,
+        script: "ls; mmapTest; growTest",
+        expect_success: true,
+        expect_output: &[
+            "numbers.txt",
+            "mmapTest: passed",
+            "stack overflow in thread",
+            "growTest: passed",
+        ],
+    },
+    // A bad mmap fails the script with its message, and a good one maps.
+    ScriptedCheck {
+        cpus: None,
+        script: "as new paging m; mmap m numbers.txt 0x600000000000; mmap m hello.txt 0x600000010000 0 4096; \
+                 munmap m 0x600000000000",
+        expect_success: false,
+        expect_output: &[
+            "mapped 25900 bytes of 'numbers.txt'",
+            "run past the end of 'hello.txt' (29 bytes)",
+            "unmapped 25900 bytes of 'numbers.txt'",
+        ],
+    },
     // Shootdowns on 4 CPUs: readers pinned to every CPU never see a stale
     // translation while a writer edits the page they read...
     ScriptedCheck {

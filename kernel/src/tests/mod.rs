@@ -3,6 +3,7 @@
 //! (kernel command line `test`).
 
 mod cmdline;
+mod files;
 mod frames;
 mod heap;
 mod memfuncs;
