@@ -171,12 +171,7 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
         cpus: None,
         script: "ls; mmapTest; growTest",
         expect_success: true,
-        expect_output: &[
-            "numbers.txt",
-            "mmapTest: passed",
-            "stack overflow in thread",
-            "growTest: passed",
-        ],
+        expect_output: &["numbers.txt", "mmapTest: passed", "stack overflow in thread", "growTest: passed"],
     },
     // A bad mmap fails the script with its message, and a good one maps.
     ScriptedCheck {
@@ -515,11 +510,8 @@ fn test(options: &Options) -> Result<(), String> {
 
     // The in-kernel suite runs on the machine asked for, on one CPU, and on
     // four CPUs with 5-level paging.
-    let machines = [
-        options.clone(),
-        Options { smp: 1, ..options.clone() },
-        Options { smp: 4, la57: true, ..options.clone() },
-    ];
+    let machines =
+        [options.clone(), Options { smp: 1, ..options.clone() }, Options { smp: 4, la57: true, ..options.clone() }];
     let (mut kernel_passed, mut kernel_failed) = (0, 0);
     for machine in &machines {
         println!("xtask: in-kernel tests ({} CPUs, {}-level paging)", machine.smp, if machine.la57 { 5 } else { 4 });
