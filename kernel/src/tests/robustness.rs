@@ -428,6 +428,8 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
     let text = text_address() & !(PAGE - 1);
     let data = hardening::image_sections()[2].start;
     let n = &name;
+    // The last page of the lower canonical half (4- or 5-level paging).
+    let last_low_page = cpu::virt_width().lower_half_end() - PAGE;
     let table: Vec<(String, &str)> = alloc::vec![
         // Numbers that are not numbers.
         (format!("as add {n} zz 0 4k rwk"), "not a valid virtual address"),
@@ -442,8 +444,8 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
         (format!("as add {n} 0x600000000000 0 0 rwk"), "length is zero"),
         (format!("as add {n} 0xfffffffffffff000 0 8k rwk"), "runs past the top"),
         (format!("as add {n} 0x600000000000 0xfffffffffffff000 8k rwk"), "runs past the top"),
-        (format!("as add {n} 0x800000000000 0 4k rwk"), "is not canonical"),
-        (format!("as add {n} 0x7ffffffff000 0 8k rwk"), "crosses the non-canonical hole"),
+        (format!("as add {n} 0x100000000000000 0 4k rwk"), "is not canonical"),
+        (format!("as add {n} {last_low_page:#x} 0 8k rwk"), "crosses the non-canonical hole"),
         (format!("as add {n} 0x600000000000 0x10000000000000 4k rwk"), "physical address width"),
         // Overlaps.
         (format!("as add {n} 0x500000000000 0 4k rwk"), "overlaps existing region"),
@@ -588,14 +590,17 @@ fn add(scratch: &ScratchSpace, region: Region) -> Result<(), String> {
 fn exhaustion_fails_cleanly_and_leaks_nothing() -> Result<(), String> {
     let rwk = Protection::READ | Protection::WRITE | Protection::KERN;
     let nothing = |_: &ScratchSpace| Ok(());
-    // 4 KiB pages only (the offsets differ within 2 MiB): PDPT, PD, PT.
+    // The tables below the root a fresh 4 KiB mapping needs: PDPT, PD, PT
+    // (and a PML4 under 5-level paging).
+    let tables = if cpu::la57_enabled() { 4 } else { 3 };
+    // 4 KiB pages only (the offsets differ within 2 MiB).
     let eager = Region::new(0x6000_0000_0000 + PAGE, 0x20_0000, 16 * PAGE, rwk | Protection::EAGER);
     let needed = fails_cleanly_until_it_fits("eager add", nothing, |s| add(s, eager), out_of_memory)?;
-    check_eq!(needed, 3);
+    check_eq!(needed, tables);
     // Anonymous and eager: the tables and one frame per page.
     let anonymous = Region::anonymous(0x6000_0000_0000, 8 * PAGE, rwk | Protection::EAGER);
     let needed = fails_cleanly_until_it_fits("eager anonymous add", nothing, |s| add(s, anonymous), out_of_memory)?;
-    check_eq!(needed, 3 + 8);
+    check_eq!(needed, tables + 8);
     // A lazy fault that cannot get a table frame is out of memory, not a
     // protection fault (offered as the trap handler offers it).
     let lazy = Region::new(0x6000_0000_0000, 0x20_0000, 4 * PAGE, rwk);
@@ -611,7 +616,7 @@ fn exhaustion_fails_cleanly_and_leaks_nothing() -> Result<(), String> {
     };
     let needed =
         fails_cleanly_until_it_fits("lazy fault", |s| add(s, lazy), fault_in, |e| e == "lazy fault: out of memory")?;
-    check_eq!(needed, 3);
+    check_eq!(needed, tables);
     // Splits: protecting one 4 KiB page of a 2 MiB page needs a page table;
     // of a 1 GiB page, a directory and a table.
     let large = Region::new(0x6000_0000_0000, 0x4000_0000, 2 << 20, rwk | Protection::EAGER);
