@@ -62,12 +62,18 @@ pub fn stat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
     arg_count(args, 1, 1)?;
     let file = super::find(arg(args, 0)?).map_err(CommandError::failed)?;
     writeln!(out, "file: {}", file.name())?;
-    writeln!(out, "  size: {} bytes (pages: {}, the last holding {} bytes)", file.size(), file.size().div_ceil(PAGE), {
-        match file.size() % PAGE {
-            0 if file.size() > 0 => PAGE,
-            rest => rest,
+    writeln!(
+        out,
+        "  size: {} bytes (pages: {}, the last holding {} bytes)",
+        file.size(),
+        file.size().div_ceil(PAGE),
+        {
+            match file.size() % PAGE {
+                0 if file.size() > 0 => PAGE,
+                rest => rest,
+            }
         }
-    })?;
+    )?;
     writeln!(out, "  data at physical {:#x}", file.phys_addr())?;
     if file.is_page_aligned() {
         writeln!(out, "  page-aligned: yes (mmap ... shared maps the initrd's own frames)")?;

@@ -95,7 +95,12 @@ static COMMANDS: &[Command<Session>] = &[
         help: "time address-space operations (all, or the named ones); prints BENCH lines",
         run: bench,
     },
-    Command { name: "ls", usage: "ls", help: "the files of the initrd, with their sizes", run: crate::fs::commands::ls },
+    Command {
+        name: "ls",
+        usage: "ls",
+        help: "the files of the initrd, with their sizes",
+        run: crate::fs::commands::ls,
+    },
     Command { name: "cat", usage: "cat FILE", help: "print a file of the initrd", run: crate::fs::commands::cat },
     Command {
         name: "stat",
