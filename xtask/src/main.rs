@@ -31,6 +31,9 @@ use std::time::{Duration, Instant};
 
 /// The status QEMU exits with when the kernel writes 0x10 to the debug-exit port.
 const QEMU_SUCCESS_STATUS: i32 = 33;
+/// The status QEMU exits with when the kernel writes 0x11 (its failure path).
+/// A triple fault under `-no-reboot` exits with 0 instead.
+const QEMU_FAILURE_STATUS: i32 = 35;
 /// rustc flags for the kernel. No red zone (interrupts may arrive on our own
 /// code's stacks), static relocation (the image runs where it is linked),
 /// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
@@ -119,6 +122,15 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
             "region: no region contains 0x5dead0000000",
             "backtrace:",
         ],
+    },
+    // A real double fault (#UD and then #NP find no gate in a table that has
+    // only the #DF gate): its report from the double-fault stack, then the
+    // kernel's failing status. A triple fault would reset with no report.
+    ScriptedCheck {
+        cpus: None,
+        script: "crash doublefault",
+        expect_success: false,
+        expect_output: &["*** double fault (#DF) (vector 8)", "error code 0x0", "thread: ", "backtrace:"],
     },
     // The implementations, the address spaces, and the refusal of a second
     // boot map.
@@ -546,8 +558,9 @@ fn test(options: &Options) -> Result<(), String> {
         let outcome = run_captured(qemu_command(&run_options, &elf, &cmdline), options.timeout)?;
         let missing: Vec<&str> = check.expect_output.iter().copied().filter(|text| !outcome.contains(text)).collect();
         let panicked = outcome.contains("kernel panic");
-        let status_ok =
-            !outcome.timed_out && outcome.status.is_some() && outcome.kernel_succeeded() == check.expect_success;
+        // An expected failure must be the kernel's own (not a triple fault or a crash of QEMU).
+        let expected_status = if check.expect_success { QEMU_SUCCESS_STATUS } else { QEMU_FAILURE_STATUS };
+        let status_ok = !outcome.timed_out && outcome.status == Some(expected_status);
         if status_ok && missing.is_empty() && !panicked {
             scripted_passed += 1;
         } else {

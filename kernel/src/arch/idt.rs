@@ -12,6 +12,9 @@
 //! calls [`super::trap::trap_dispatch`], and restores from the frame whose
 //! address the dispatcher returns (the same frame, unless a scheduler chose to
 //! resume another one).
+//!
+//! A second table holds only the #DF gate: [`provoke_double_fault`] loads it
+//! to raise a real double fault on purpose.
 
 use super::gdt::{DescriptorTablePointer, IstStack, KERNEL_CODE_SELECTOR};
 use super::trap::TrapFrame;
@@ -150,6 +153,12 @@ unsafe impl Sync for InterruptDescriptorTable {}
 
 static IDT: InterruptDescriptorTable = InterruptDescriptorTable(UnsafeCell::new([GateDescriptor::MISSING; 256]));
 
+/// A table in which only the #DF gate is present, for
+/// [`provoke_double_fault`]: any exception finds its gate missing, which
+/// raises #NP, whose gate is missing too, which makes a double fault.
+static DOUBLE_FAULT_ONLY_IDT: InterruptDescriptorTable =
+    InterruptDescriptorTable(UnsafeCell::new([GateDescriptor::MISSING; 256]));
+
 /// Which IST stack a vector's handler runs on.
 pub fn ist_stack_for(vector: u8) -> IstStack {
     match vector {
@@ -178,13 +187,37 @@ pub fn init() {
         // SAFETY: no CPU has loaded the table yet (see the `Sync` impl).
         unsafe { (*table)[vector as usize] = GateDescriptor::interrupt_gate(stub, ist_stack_for(vector)) };
     }
+    const DOUBLE_FAULT: usize = 8;
+    // SAFETY: as above, no CPU has loaded either table yet; the #DF gate is
+    // copied, so both tables enter the same stub on the same IST stack.
+    unsafe { (*DOUBLE_FAULT_ONLY_IDT.0.get())[DOUBLE_FAULT] = (*table)[DOUBLE_FAULT] };
 }
 
 /// Loads the IDT on the calling CPU (after its GDT and TSS: the gates name
 /// IST stacks).
 pub fn load() {
+    load_table(&IDT);
+}
+
+/// Loads `table` (a static, so it outlives its use) on the calling CPU.
+fn load_table(table: &'static InterruptDescriptorTable) {
     let pointer =
-        DescriptorTablePointer { limit: (size_of::<[GateDescriptor; 256]>() - 1) as u16, base: IDT.0.get() as u64 };
+        DescriptorTablePointer { limit: (size_of::<[GateDescriptor; 256]>() - 1) as u16, base: table.0.get() as u64 };
     // SAFETY: the table is a static that lives forever and was filled by `init`.
     unsafe { asm!("lidt [{}]", in(reg) &pointer, options(readonly, nostack, preserves_flags)) };
+}
+
+/// Raises a real double fault on the calling CPU, to show that #DF has a
+/// stack of its own and always reports: with interrupts off, loads a table
+/// in which only the #DF gate is present and executes `ud2`. #UD finds no
+/// gate, so the CPU raises #NP; #NP finds no gate either, and a second
+/// contributory exception while delivering the first is a double fault,
+/// which arrives through the kernel's own #DF gate on the double-fault IST
+/// stack. The trap dispatcher then prints the report and stops the kernel.
+pub fn provoke_double_fault() -> ! {
+    super::cpu::disable_interrupts();
+    load_table(&DOUBLE_FAULT_ONLY_IDT);
+    // SAFETY: `ud2` only raises #UD, which ends in the double fault above;
+    // the double-fault path never returns here.
+    unsafe { asm!("ud2", options(nomem, nostack, noreturn)) }
 }

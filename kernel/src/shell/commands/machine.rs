@@ -1,8 +1,9 @@
-//! Commands about the machine: memory, CPUs, threads, and raw memory access
-//! through the fault probes.
+//! Commands about the machine: memory, CPUs, threads, raw memory access
+//! through the fault probes, and crashes on purpose.
 
 use crate::address_space;
 use crate::arch::cpu::{self, CpuFeatures};
+use crate::arch::idt;
 use crate::probe::{self, Width};
 use crate::shell::{with_paging, Session};
 use core::fmt::Write;
@@ -129,4 +130,18 @@ pub fn touch(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resu
     let value = unsafe { (addr as *const u64).read_volatile() };
     writeln!(out, "{addr:#x}: {value:#018x}")?;
     Ok(())
+}
+
+/// `crash doublefault`: raises a real double fault (see
+/// [`idt::provoke_double_fault`]); its report stops the kernel with a failing
+/// status. Without its own stack and gate, the CPU would reset instead.
+pub fn crash(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    match args[0] {
+        "doublefault" => {
+            writeln!(out, "crash: raising a double fault; its report follows")?;
+            idt::provoke_double_fault()
+        }
+        other => Err(CommandError::bad_argument(other, "the crash this command knows is 'doublefault'")),
+    }
 }

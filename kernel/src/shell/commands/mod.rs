@@ -52,6 +52,12 @@ static COMMANDS: &[Command<Session>] = &[
         help: "read 8 bytes without a probe: an unhandled fault stops the kernel with its full report",
         run: machine::touch,
     },
+    Command {
+        name: "crash",
+        usage: "crash doublefault",
+        help: "raise a real double fault: its report (on the #DF stack) stops the kernel with a failing status",
+        run: machine::crash,
+    },
     Command { name: "asis", usage: "asis", help: "the address-space implementations", run: spaces::asis },
     Command {
         name: "ases",
