@@ -89,14 +89,6 @@ impl PerCpu {
         }
     }
 
-    /// The bounds `[bottom, top)` of one of this CPU's IST stacks.
-    pub fn ist_stack_bounds(&self, stack: IstStack) -> (u64, u64) {
-        let tables = self.tables.load(Ordering::Acquire);
-        assert!(!tables.is_null(), "cpu {} has no descriptor tables yet", self.id);
-        // SAFETY: `install` stored a `&'static mut CpuTables`; only shared
-        // reads happen through it after the load.
-        unsafe { (*tables).stack_bounds(stack) }
-    }
 
     /// Marks `stack` as holding a trap frame. False if it already did: a
     /// nested trap on the same IST stack has overwritten the outer frame.

@@ -70,8 +70,6 @@ const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 static BASE: AtomicU64 = AtomicU64::new(0);
 /// Timer counts per millisecond at divide-by-16 (0 before [`start_timer`]).
 static TIMER_COUNTS_PER_MS: AtomicU64 = AtomicU64::new(0);
-/// The period the timer runs at, in milliseconds.
-static TICK_MS: AtomicU64 = AtomicU64::new(0);
 
 fn register(offset: usize) -> *mut u32 {
     (BASE.load(Ordering::Relaxed) as usize + offset) as *mut u32
@@ -179,22 +177,10 @@ pub fn start_timer(period_ms: u64) {
         counts_per_ms = calibrate_timer();
         TIMER_COUNTS_PER_MS.store(counts_per_ms, Ordering::Relaxed);
     }
-    TICK_MS.store(period_ms, Ordering::Relaxed);
     let initial_count = (counts_per_ms * period_ms).clamp(1, u32::MAX as u64) as u32;
     write(REG_TIMER_DIVIDE, TIMER_DIVIDE_BY_16);
     write(REG_LVT_TIMER, LVT_TIMER_PERIODIC | TIMER_VECTOR as u32);
     write(REG_TIMER_INITIAL_COUNT, initial_count);
-}
-
-/// The timer period in milliseconds (0 while the timer is off).
-pub fn tick_ms() -> u64 {
-    TICK_MS.load(Ordering::Relaxed)
-}
-
-/// The measured timer rate, in counts per millisecond at divide-by-16 (0
-/// before [`start_timer`]).
-pub fn timer_counts_per_ms() -> u64 {
-    TIMER_COUNTS_PER_MS.load(Ordering::Relaxed)
 }
 
 /// Writes the interrupt command register: destination first (writing the

@@ -3,13 +3,12 @@
 //! The precompiled `core` and `alloc` use SSE registers (for copies and
 //! floating point), so SSE must be on before any Rust code runs: the boot
 //! code sets the bits below already, and [`init`] checks them. Interrupted
-//! code's SSE state is saved in every trap frame; the thread switcher uses
-//! [`fxsave`] and [`fxrstor`].
+//! code's SSE state is saved in every trap frame, and the thread switcher
+//! saves and restores each thread's in a [`FxSaveArea`].
 
 use super::cpu::{
     read_cr0, read_cr4, write_cr0, write_cr4, CR0_EMULATION, CR0_MONITOR_COPROCESSOR, CR4_OSFXSR, CR4_OSXMMEXCPT,
 };
-use core::arch::asm;
 
 /// The 512-byte area `fxsave` writes: x87, MMX and SSE registers, MXCSR.
 #[repr(C, align(16))]
@@ -48,20 +47,4 @@ pub fn init() -> bool {
         write_cr4(wanted_cr4);
     }
     wanted_cr0 != cr0 || wanted_cr4 != cr4
-}
-
-/// Saves this CPU's x87/SSE state into `area`.
-pub fn fxsave(area: &mut FxSaveArea) {
-    // SAFETY: `area` is 512 writable, 16-byte aligned bytes.
-    unsafe { asm!("fxsave64 [{}]", in(reg) area, options(nostack, preserves_flags)) };
-}
-
-/// Loads this CPU's x87/SSE state from `area`.
-///
-/// # Safety
-/// `area` must hold a state written by [`fxsave`] (reserved MXCSR bits set
-/// would raise #GP).
-pub unsafe fn fxrstor(area: &FxSaveArea) {
-    // SAFETY: the caller guarantees a valid saved state.
-    unsafe { asm!("fxrstor64 [{}]", in(reg) area, options(readonly, nostack, preserves_flags)) };
 }

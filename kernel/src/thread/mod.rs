@@ -120,7 +120,7 @@ enum ThreadStack {
     Owned(Stack),
     /// The stack the CPU's start-up code ran on (the boot stack for thread
     /// "main"), adopted as it is; never freed.
-    Adopted { bottom: u64 },
+    Adopted,
     /// Released after exit.
     Released,
 }
@@ -136,8 +136,6 @@ pub struct Thread {
     scheduling: Mutex<SchedulingState>,
     /// The CPU the thread runs or last ran on.
     cpu: AtomicU32,
-    /// The CPU the thread is pinned to, or [`NOT_PINNED`].
-    pinned: AtomicU32,
     address_space: Mutex<Option<AddressSpaceId>>,
     context: ContextCell,
     stack: Mutex<ThreadStack>,
@@ -164,9 +162,6 @@ impl fmt::Display for StackOverflow {
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
 
-/// The value of [`Thread::pinned`] for a thread free to start on any CPU.
-const NOT_PINNED: u32 = u32::MAX;
-
 /// Every thread that still exists, for the listing.
 static THREADS: Mutex<Vec<Weak<Thread>>> = Mutex::new(Vec::new());
 
@@ -186,7 +181,6 @@ impl Thread {
             is_idle,
             scheduling: Mutex::new(SchedulingState { state, on_cpu: state == ThreadState::Running, wake_at_tsc: 0 }),
             cpu: AtomicU32::new(0),
-            pinned: AtomicU32::new(NOT_PINNED),
             address_space: Mutex::new(None),
             context: ContextCell(UnsafeCell::new(context)),
             stack: Mutex::new(stack),
@@ -229,16 +223,6 @@ impl Thread {
     /// The CPU the thread runs or last ran on.
     pub fn cpu(&self) -> u32 {
         self.cpu.load(Ordering::Relaxed)
-    }
-
-    /// The CPU the thread is pinned to, if any.
-    pub fn pinned_cpu(&self) -> Option<u32> {
-        Some(self.pinned.load(Ordering::Relaxed)).filter(|&cpu| cpu != NOT_PINNED)
-    }
-
-    /// True for a CPU's idle thread.
-    pub fn is_idle(&self) -> bool {
-        self.is_idle
     }
 
     /// The thread's address-space slot (None = the default address space).
@@ -310,7 +294,6 @@ pub fn spawn_pinned(name: &str, cpu: u32, entry: impl FnOnce() -> u64 + Send + '
 fn spawn_placed(name: &str, pinned: Option<u32>, entry: Entry) -> JoinHandle {
     let stack = Stack::new(stack::THREAD_STACK_SIZE).expect("no memory for a thread stack");
     let thread = new_thread(name, false, stack, Some(entry));
-    thread.pinned.store(pinned.unwrap_or(NOT_PINNED), Ordering::Relaxed);
     thread.cpu.store(scheduler::place_new_thread(pinned), Ordering::Relaxed);
     let address_space = current_address_space();
     // Interrupts off around every lock the scheduler also takes: a holder

@@ -79,7 +79,7 @@ pub fn init_application_processor(tick_ms: u64, stack_bottom: u64) {
         true,
         ThreadState::Running,
         SwitchContext::empty(),
-        ThreadStack::Adopted { bottom: stack_bottom },
+        ThreadStack::Adopted,
         stack_bottom,
         None,
     );
@@ -116,7 +116,7 @@ fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
         false,
         ThreadState::Running,
         SwitchContext::empty(),
-        ThreadStack::Adopted { bottom },
+        ThreadStack::Adopted,
         bottom,
         None,
     );
