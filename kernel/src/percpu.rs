@@ -89,7 +89,6 @@ impl PerCpu {
         }
     }
 
-
     /// Marks `stack` as holding a trap frame. False if it already did: a
     /// nested trap on the same IST stack has overwritten the outer frame.
     pub fn enter_ist(&self, stack: IstStack) -> bool {
