@@ -111,15 +111,8 @@ fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
     // SAFETY: the lowest words of the running stack are writable and unused:
     // start-up code runs near the top of its stack.
     unsafe { stack::write_canary(bottom) };
-    let thread = Thread::new(
-        name,
-        false,
-        ThreadState::Running,
-        SwitchContext::empty(),
-        ThreadStack::Adopted,
-        bottom,
-        None,
-    );
+    let thread =
+        Thread::new(name, false, ThreadState::Running, SwitchContext::empty(), ThreadStack::Adopted, bottom, None);
     thread.cpu.store(cpu.id, Ordering::Relaxed);
     thread
 }
