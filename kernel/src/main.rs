@@ -30,6 +30,7 @@ mod probe;
 mod qemu;
 mod serial;
 mod shell;
+mod soak;
 mod sync;
 mod tests;
 mod thread;

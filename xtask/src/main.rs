@@ -213,6 +213,14 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
         expect_success: false,
         expect_output: &["stale observations"],
     },
+    // A short soak on 4 CPUs: randomized create, edit, fault, switch and
+    // destroy cycles with verify and the frame count checked throughout.
+    ScriptedCheck {
+        cpus: Some(4),
+        script: "soak 3",
+        expect_success: true,
+        expect_output: &["operations", "faults handled", " 0 failures", "passed"],
+    },
 ];
 
 fn main() -> ExitCode {

@@ -12,6 +12,7 @@ mod probes;
 mod robustness;
 mod shell;
 mod smp;
+mod soak;
 mod test_page;
 mod threads;
 mod traps;

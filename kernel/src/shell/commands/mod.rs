@@ -96,6 +96,12 @@ static COMMANDS: &[Command<Session>] = &[
         run: shootdown_test,
     },
     Command {
+        name: "soak",
+        usage: "soak SECONDS",
+        help: "randomized create/edit/fault/switch/destroy cycles on every CPU; checks verify and frame counts",
+        run: soak,
+    },
+    Command {
         name: "bench",
         usage: "bench [NAME...]",
         help: "time address-space operations (all, or the named ones); prints BENCH lines",
@@ -182,6 +188,13 @@ fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resu
 fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 2)?;
     crate::tlb::stress::shootdown_test(args, out).map_err(CommandError::Failed)
+}
+
+/// `soak SECONDS`.
+fn soak(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let seconds = shell::arg_number(args, 0, "a number of seconds")?;
+    crate::soak::soak_command(seconds, out).map_err(CommandError::Failed)
 }
 
 /// `bench [NAME...]`.
