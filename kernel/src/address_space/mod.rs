@@ -32,7 +32,7 @@ use aspace::{
 };
 use base::BaseAspace;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use paging::PagingAspace;
 
 /// An address space known to the kernel: its id (the threads' slot value),
@@ -42,6 +42,10 @@ pub struct Space {
     id: AddressSpaceId,
     name: String,
     inner: IrqMutex<Box<dyn AddressSpace>>,
+    /// The CPUs that have it loaded (bit n = CPU n). An atomic rather than a
+    /// look at every CPU's slot, so that a holder of this space's lock never
+    /// waits for a slot lock (the switch path takes them the other way round).
+    loaded_cpus: AtomicU64,
 }
 
 impl Space {
@@ -53,6 +57,11 @@ impl Space {
     /// The name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// True when some CPU has the space loaded.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded_cpus.load(Ordering::Acquire) != 0
     }
 
     /// Locks the implementation object (interrupts stay off until the guard
@@ -71,6 +80,9 @@ impl Space {
         }
     }
 }
+
+// `Space::loaded_cpus` has one bit per CPU.
+const _: () = assert!(MAX_CPUS <= 64);
 
 /// Every address space, by id.
 static SPACES: IrqMutex<BTreeMap<AddressSpaceId, Arc<Space>>> = IrqMutex::new(BTreeMap::new());
@@ -146,7 +158,12 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     let len = ram_top.max(4 * GIB).next_multiple_of(GIB);
     let mut boot_map = BaseAspace::build("base", len)?;
     boot_map.switch_to();
-    let base = Arc::new(Space { id: 0, name: "base".into(), inner: IrqMutex::new(Box::new(boot_map)) });
+    let base = Arc::new(Space {
+        id: 0,
+        name: "base".into(),
+        inner: IrqMutex::new(Box::new(boot_map)),
+        loaded_cpus: AtomicU64::new(0),
+    });
     SPACES.lock().insert(0, base.clone());
     BASE.call_once(|| base);
 
@@ -183,7 +200,7 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
     }
     let object = registry().create(implementation, name)?;
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object) });
+    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object), loaded_cpus: AtomicU64::new(0) });
     let mut spaces = SPACES.lock();
     // Checked again under the lock: two creators may race for a name.
     if spaces.values().any(|existing| existing.name == name) {
@@ -228,7 +245,7 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
     if space.lock().thread_count() > 0 {
         return Err(AspaceError::Busy { reason: "threads are still inside the address space" });
     }
-    if LOADED.iter().any(|slot| slot.lock().as_ref().is_some_and(|loaded| loaded.id == space.id)) {
+    if space.is_loaded() {
         return Err(AspaceError::Busy { reason: "a CPU has it loaded" });
     }
     let mut object = space.lock();
@@ -343,8 +360,7 @@ impl Space {
     /// True when a thread is inside or a CPU has the space loaded: an edit
     /// then acts on memory the kernel may be using this instant.
     fn is_live(&self, object: &dyn AddressSpace) -> bool {
-        object.thread_count() > 0
-            || LOADED.iter().any(|slot| slot.lock().as_ref().is_some_and(|loaded| loaded.id == self.id))
+        object.thread_count() > 0 || self.is_loaded()
     }
 
     /// Refuses an edit of a live address space that would unmap, move or
@@ -429,12 +445,17 @@ fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
     let cpu = crate::percpu::current().id as usize;
     let mut loaded = LOADED[cpu].lock();
     debug_assert_eq!(loaded.as_ref().map(|space| space.id), from);
+    let bit = 1u64 << cpu;
     if let Some(old) = loaded.take() {
         old.lock().switch_from();
+        old.loaded_cpus.fetch_and(!bit, Ordering::Release);
     }
     let next = to.and_then(by_id);
     match &next {
-        Some(space) => space.lock().switch_to(),
+        Some(space) => {
+            space.loaded_cpus.fetch_or(bit, Ordering::Release);
+            space.lock().switch_to();
+        }
         None => base().lock().switch_to(),
     }
     *loaded = next;
