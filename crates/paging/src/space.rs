@@ -397,6 +397,15 @@ impl<M: Machine> PagingAspace<M> {
     /// `[va, va+len)` and, if given, `middle` in its place. Of the parts of a
     /// growing region, only the one at the growing edge keeps growing.
     fn replace_part(&mut self, existing: Region, va: u64, len: u64, middle: Option<Region>) {
+        if va == existing.va.0 && len == existing.len && middle.is_some() {
+            // The edit covered the whole region: change it in place, without
+            // taking its node out of the B-tree and allocating another.
+            let mut whole = [middle];
+            grow::keep_growth_at_the_edge(&mut whole, existing.prot);
+            let [Some(whole)] = whole else { unreachable!("the piece is still there") };
+            self.regions.update(whole).expect("the region is in the set with this start and length");
+            return;
+        }
         self.regions.remove(existing.va);
         let before = va - existing.va.0;
         let after = existing.last() - (va + (len - 1));
