@@ -102,9 +102,8 @@ impl AnonymousFrames {
                 (frame, true)
             }
         };
-        match tables.map(machine, page, frame, PAGE, perms) {
-            Ok(mapped) => {
-                batch.merge(mapped);
+        match tables.map_into(machine, page, frame, PAGE, perms, batch) {
+            Ok(()) => {
                 self.by_page.insert(page.0, frame);
                 Ok(())
             }
@@ -159,13 +158,12 @@ impl AnonymousFrames {
         }
         for (done, &page) in holes.iter().enumerate() {
             let frame = self.get(page.0).expect("every hole has a frame by now");
-            match tables.map(machine, page, frame, PAGE, perms) {
-                Ok(mapped) => batch.merge(mapped),
+            match tables.map_into(machine, page, frame, PAGE, perms, batch) {
+                Ok(()) => {}
                 Err(error) => {
                     for &mapped in &holes[..done] {
                         // Unmapping a 4 KiB leaf splits nothing, so needs no frame.
-                        let unmapped = tables.unmap(machine, mapped, PAGE).expect("unmapping a 4 KiB page");
-                        batch.merge(unmapped);
+                        tables.unmap_into(machine, mapped, PAGE, batch).expect("unmapping a 4 KiB page");
                     }
                     for (page, frame) in fresh {
                         self.by_page.remove(&page);

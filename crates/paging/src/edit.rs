@@ -16,8 +16,16 @@
 //! Splitting a large page that the range covers only in part follows
 //! break-before-make (SDM §4.10.2.2): the entry is cleared, the page is
 //! invalidated at once, and only then is the new table installed.
+//!
+//! Two shortcuts keep short edits and long runs of 4 KiB pages cheap:
+//! - an edit whose range lies in one page table that already exists (a
+//!   fault, a one-page protect) needs no frame, so it skips the plan: one
+//!   walk down to that table, then its entries ([`edit_in_one_page_table`]);
+//! - the entries of a page table are edited by one loop per operation
+//!   ([`edit_page_table`]), without the per-entry dispatch of the general
+//!   cursor (a 4 KiB leaf is never split and has no table below).
 
-use crate::entry::{LeafPermissions, Level, PageTableEntry, ENTRIES_PER_TABLE};
+use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE, TABLE_BYTES};
 use crate::flush::FlushBatch;
 use crate::machine::{Machine, PagingFeatures, SpaceId, TlbInvalidation};
 use alloc::vec::Vec;
@@ -114,7 +122,7 @@ enum Pass {
 }
 
 /// The state of one pass of an edit.
-pub(crate) struct Editor<'m, M: Machine + ?Sized> {
+pub(crate) struct Editor<'m, 'b, M: Machine + ?Sized> {
     machine: &'m M,
     features: PagingFeatures,
     space: SpaceId,
@@ -123,24 +131,32 @@ pub(crate) struct Editor<'m, M: Machine + ?Sized> {
     frames_needed: usize,
     /// Apply pass: the frames allocated for it.
     reserve: Vec<PhysAddr>,
-    batch: FlushBatch,
+    /// Apply pass: where the invalidations and freed tables go.
+    batch: &'b mut FlushBatch,
     counters: EditCounters,
 }
 
 /// Runs `edit` on the tables under `space.root`, built for `features`:
-/// plans, reserves the frames, applies, and adds what it did to `counters`.
-/// On `Err(())` (a frame could not be allocated) nothing changed, the
-/// counters included.
+/// plans, reserves the frames, applies, adds the invalidations and freed
+/// tables to `batch` and what it did to `counters`. On `Err(())` (a frame
+/// could not be allocated) nothing changed, `batch` and the counters
+/// included.
 pub(crate) fn run<M: Machine + ?Sized>(
     machine: &M,
     features: PagingFeatures,
     space: SpaceId,
     edit: Edit,
     counters: &mut EditCounters,
-) -> Result<FlushBatch, ()> {
+    batch: &mut FlushBatch,
+) -> Result<(), ()> {
+    if edit_in_one_page_table(machine, features, space.root, &edit, counters, batch) {
+        return Ok(());
+    }
     let root_level = Level::root(features.la57);
 
-    let mut plan = Editor::new(machine, features, space, Pass::Plan, Vec::new());
+    // The plan pass adds nothing to its batch: it writes nothing.
+    let mut unused = FlushBatch::new();
+    let mut plan = Editor::new(machine, features, space, Pass::Plan, Vec::new(), &mut unused);
     plan.edit_table(&edit, TableView::Real(space.root), root_level, 0);
 
     let mut reserve = Vec::with_capacity(plan.frames_needed);
@@ -157,14 +173,192 @@ pub(crate) fn run<M: Machine + ?Sized>(
         }
     }
 
-    let mut apply = Editor::new(machine, features, space, Pass::Apply, reserve);
+    let mut apply = Editor::new(machine, features, space, Pass::Apply, reserve, batch);
     apply.edit_table(&edit, TableView::Real(space.root), root_level, 0);
     debug_assert!(apply.reserve.is_empty(), "the plan pass counted more frames than the edit used");
     for frame in apply.reserve.drain(..) {
         machine.free_frame(frame);
     }
     counters.add(&apply.counters);
-    Ok(apply.batch)
+    Ok(())
+}
+
+/// The shortcut for an edit whose range lies in one page table (one 2 MiB
+/// slot) that exists: one walk down to it, then its entries, with no plan
+/// pass, since no frame can be needed. Returns false, having changed
+/// nothing, when the general cursor must do the edit: a large page is on
+/// the way (it may need splitting), or a Map needs a table or a user bit
+/// on the way. An Unmap that empties the page table frees it, and the
+/// tables above that it leaves empty.
+fn edit_in_one_page_table<M: Machine + ?Sized>(
+    machine: &M,
+    features: PagingFeatures,
+    root: PhysAddr,
+    edit: &Edit,
+    counters: &mut EditCounters,
+    batch: &mut FlushBatch,
+) -> bool {
+    let pt_span = Level::Pd.entry_span();
+    if edit.start / pt_span != (edit.end - 1) / pt_span {
+        return false;
+    }
+    // The entries walked through, from the root's down: where each is, and its value.
+    let mut path = [(PhysAddr(0), PageTableEntry::EMPTY); 4];
+    let mut depth = 0;
+    let mut table = root;
+    let mut level = Level::root(features.la57);
+    while level != Level::Pt {
+        let slot = PhysAddr(table.0 + 8 * level.index(edit.start) as u64);
+        let entry = PageTableEntry(machine.read_u64(slot));
+        if !entry.is_present() {
+            // The whole range is a hole: nothing to protect, unmap or re-point.
+            return !matches!(edit.op, Operation::Map(_));
+        }
+        if entry.is_leaf(level) || (edit.op.grants_user() && !entry.is_user()) {
+            return false;
+        }
+        path[depth] = (slot, entry);
+        depth += 1;
+        table = entry.address(level);
+        level = level.lower().expect("the loop stops at page tables");
+    }
+    let base = edit.start & !(pt_span - 1);
+    let present_change = edit_page_table(machine, features, edit, table, base, counters, batch);
+    if edit.op == Operation::Unmap && present_change < 0 {
+        free_emptied_tables(machine, &path[..depth], table, counters, batch);
+    }
+    true
+}
+
+/// After an unmap through `path` (the entries from the root's down to the
+/// one pointing at `table`): frees `table` if it is empty, then each table
+/// above it that this leaves empty, the root excepted. The unmapped leaves
+/// are in `batch`: invalidating any of them also drops the
+/// paging-structure caches that point at the freed tables.
+fn free_emptied_tables<M: Machine + ?Sized>(
+    machine: &M,
+    path: &[(PhysAddr, PageTableEntry)],
+    mut table: PhysAddr,
+    counters: &mut EditCounters,
+    batch: &mut FlushBatch,
+) {
+    // path[0] lies in the root, which is never freed.
+    for (depth, &(slot, _)) in path.iter().enumerate().rev() {
+        if !table_is_empty(machine, table) {
+            return;
+        }
+        machine.write_u64(slot, PageTableEntry::EMPTY.bits());
+        batch.free_after_flush(table);
+        counters.tables_freed += 1;
+        if depth == 0 {
+            return;
+        }
+        table = PhysAddr(slot.0 & !(TABLE_BYTES - 1));
+    }
+}
+
+/// True when no entry of `table` is present.
+fn table_is_empty<M: Machine + ?Sized>(machine: &M, table: PhysAddr) -> bool {
+    (0..ENTRIES_PER_TABLE).all(|i| !PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * i as u64))).is_present())
+}
+
+/// Applies `edit` to the entries of page table `table` (whose first entry
+/// maps `base`) that its range covers: one loop per operation, each entry
+/// read once and written only when it changes. Every 4 KiB slot is whole,
+/// so nothing here splits or needs a frame. Returns the change in the
+/// number of present entries.
+fn edit_page_table<M: Machine + ?Sized>(
+    machine: &M,
+    features: PagingFeatures,
+    edit: &Edit,
+    table: PhysAddr,
+    base: u64,
+    counters: &mut EditCounters,
+    batch: &mut FlushBatch,
+) -> i32 {
+    const PAGE: u64 = TABLE_BYTES;
+    let first = ((edit.start.max(base) - base) / PAGE) as usize;
+    let last = ((edit.end.min(base + PAGE * ENTRIES_PER_TABLE as u64) - base) / PAGE) as usize;
+    let slot = |index: usize| PhysAddr(table.0 + 8 * index as u64);
+    let bits = features.virt_width().bits();
+    let va = |index: usize| canonical(base + index as u64 * PAGE, bits);
+    let mut present_change = 0;
+    match edit.op {
+        Operation::Protect(perms) => {
+            let rights = PageTableEntry::WRITABLE | PageTableEntry::USER | PageTableEntry::NO_EXECUTE;
+            let granted = PageTableEntry::EMPTY.with_permissions(perms, features.nx).bits();
+            for index in first..last {
+                let old = machine.read_u64(slot(index));
+                let new = (old & !rights) | granted;
+                if old & PageTableEntry::PRESENT == 0 || new == old {
+                    continue;
+                }
+                machine.write_u64(slot(index), new);
+                // Losing write, gaining NX or any change of U (see `needs_invalidation`).
+                let reduced = (old & !new & PageTableEntry::WRITABLE)
+                    | (new & !old & PageTableEntry::NO_EXECUTE)
+                    | ((old ^ new) & PageTableEntry::USER);
+                if reduced != 0 {
+                    batch.add_page(va(index));
+                }
+            }
+        }
+        Operation::Unmap => {
+            for index in first..last {
+                if machine.read_u64(slot(index)) & PageTableEntry::PRESENT == 0 {
+                    continue;
+                }
+                machine.write_u64(slot(index), PageTableEntry::EMPTY.bits());
+                batch.add_page(va(index));
+                present_change -= 1;
+            }
+        }
+        Operation::Repoint => {
+            for index in first..last {
+                let old = PageTableEntry(machine.read_u64(slot(index)));
+                if !old.is_present() {
+                    continue;
+                }
+                let pa = PhysAddr(edit.pa_at(base + index as u64 * PAGE));
+                let new = old.with_address(pa, Level::Pt).with(PageTableEntry::ACCESSED | PageTableEntry::DIRTY, false);
+                if new == old {
+                    continue;
+                }
+                machine.write_u64(slot(index), new.bits());
+                if needs_invalidation(old, new) {
+                    batch.add_page(va(index));
+                }
+            }
+        }
+        Operation::Map(perms) => {
+            // Same page: keep what the CPU recorded about it.
+            let kept = PageTableEntry::ACCESSED | PageTableEntry::DIRTY;
+            for index in first..last {
+                let old = PageTableEntry(machine.read_u64(slot(index)));
+                let pa = PhysAddr(edit.pa_at(base + index as u64 * PAGE));
+                let fresh = PageTableEntry::leaf(pa, PageSize::Size4K, perms, features.nx);
+                if !old.is_present() {
+                    machine.write_u64(slot(index), fresh.bits());
+                    counters.pages_mapped[PageSize::Size4K.index()] += 1;
+                    present_change += 1;
+                    continue;
+                }
+                let new = if old.address(Level::Pt) == pa {
+                    PageTableEntry(fresh.bits() | (old.bits() & kept))
+                } else {
+                    fresh
+                };
+                if new == old {
+                    continue;
+                }
+                machine.write_u64(slot(index), new.bits());
+                if needs_invalidation(old, new) {
+                    batch.add_page(va(index));
+                }
+            }
+        }
+    }
+    present_change
 }
 
 /// The canonical (sign-extended) form of a virtual address reduced to `bits` bits.
@@ -201,18 +395,16 @@ pub(crate) fn needs_invalidation(old: PageTableEntry, new: PageTableEntry) -> bo
     (old.bits() ^ new.bits()) & !ignored != 0 || lost_write || gained_nx
 }
 
-impl<'m, M: Machine + ?Sized> Editor<'m, M> {
-    fn new(machine: &'m M, features: PagingFeatures, space: SpaceId, pass: Pass, reserve: Vec<PhysAddr>) -> Self {
-        Editor {
-            machine,
-            features,
-            space,
-            pass,
-            frames_needed: 0,
-            reserve,
-            batch: FlushBatch::new(),
-            counters: EditCounters::default(),
-        }
+impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
+    fn new(
+        machine: &'m M,
+        features: PagingFeatures,
+        space: SpaceId,
+        pass: Pass,
+        reserve: Vec<PhysAddr>,
+        batch: &'b mut FlushBatch,
+    ) -> Self {
+        Editor { machine, features, space, pass, frames_needed: 0, reserve, batch, counters: EditCounters::default() }
     }
 
     fn applying(&self) -> bool {
@@ -254,9 +446,13 @@ impl<'m, M: Machine + ?Sized> Editor<'m, M> {
     /// Applies `edit` to the part of its range covered by `table`, a table at
     /// `level` whose first entry maps virtual address `base`.
     fn edit_table(&mut self, edit: &Edit, table: TableView, level: Level, base: u64) {
-        if self.pass == Pass::Plan && level == Level::Pt {
+        if level == Level::Pt {
             // Nothing in a page table needs a frame: 4 KiB leaves are never
-            // split and no table lies below. The plan can skip its entries.
+            // split and no table lies below. The plan skips its entries; the
+            // apply pass, which sees only real tables, edits them in one loop.
+            if let (Pass::Apply, TableView::Real(frame)) = (self.pass, table) {
+                edit_page_table(self.machine, self.features, edit, frame, base, &mut self.counters, self.batch);
+            }
             return;
         }
         let span = level.entry_span();
@@ -378,7 +574,7 @@ impl<'m, M: Machine + ?Sized> Editor<'m, M> {
     }
 
     fn is_empty(&self, table: PhysAddr) -> bool {
-        (0..ENTRIES_PER_TABLE).all(|i| !self.read(TableView::Real(table), i).is_present())
+        table_is_empty(self.machine, table)
     }
 
     /// Replaces large leaf `leaf` at `table[index]` by a table of smaller

@@ -249,16 +249,18 @@ impl<M: Machine> PagingAspace<M> {
         self.tables.as_ref().map(|t| t.mappings(&self.machine))
     }
 
-    /// Runs one edit of the tables, then applies its flush batch.
+    /// Runs one edit of the tables, which fills a flush batch (nothing on
+    /// an error), then applies the batch.
     fn edit(
         &mut self,
-        edit: impl FnOnce(&mut PageTables, &M) -> Result<FlushBatch, AspaceError>,
+        edit: impl FnOnce(&mut PageTables, &M, &mut FlushBatch) -> Result<(), AspaceError>,
     ) -> Result<(), AspaceError> {
         let tables =
             self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
-        let batch = edit(tables, &self.machine)?;
+        let mut batch = FlushBatch::new();
+        let result = edit(tables, &self.machine, &mut batch);
         self.finish(batch);
-        Ok(())
+        result
     }
 
     /// Runs one edit of the tables and the anonymous frames together. It
@@ -560,7 +562,9 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
                     frames.populate(tables, machine, region.va, region.len, perms, batch)
                 })?;
             } else {
-                self.edit(|tables, machine| tables.map(machine, region.va, region.pa, region.len, perms))?;
+                self.edit(|tables, machine, batch| {
+                    tables.map_into(machine, region.va, region.pa, region.len, perms, batch)
+                })?;
             }
         }
         self.regions.insert(region)
@@ -574,12 +578,12 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         if existing.is_anonymous() {
             // The frames go back after the flush that drops their translations.
             self.edit_anonymous(|tables, machine, frames, batch| {
-                batch.merge(tables.unmap(machine, region.va, region.len)?);
+                tables.unmap_into(machine, region.va, region.len, batch)?;
                 frames.release(region.va.0, region.last(), batch);
                 Ok(())
             })?;
         } else {
-            self.edit(|tables, machine| tables.unmap(machine, region.va, region.len))?;
+            self.edit(|tables, machine, batch| tables.unmap_into(machine, region.va, region.len, batch))?;
         }
         self.replace_part(existing, region.va.0, region.len, None);
         Ok(())
@@ -601,7 +605,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         moved.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits)?;
         // Only the entries that exist are re-pointed; lazy pages not yet
         // touched will fault in with the new address.
-        self.edit(|tables, machine| tables.remap(machine, region.va, region.len, new_pa))?;
+        self.edit(|tables, machine, batch| tables.remap_into(machine, region.va, region.len, new_pa, batch))?;
         self.replace_part(existing, region.va.0, region.len, Some(moved));
         Ok(())
     }
@@ -620,11 +624,9 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             self.edit_anonymous(|tables, machine, frames, batch| {
                 // All or nothing: the holes first, then the pages already there.
                 frames.populate(tables, machine, region.va, region.len, perms, batch)?;
-                batch.merge(
-                    tables
-                        .protect(machine, region.va, region.len, perms)
-                        .expect("protecting 4 KiB pages splits nothing"),
-                );
+                tables
+                    .protect_into(machine, region.va, region.len, perms, batch)
+                    .expect("protecting 4 KiB pages splits nothing");
                 Ok(())
             })?;
             let protected = Region { prot, ..region };
@@ -632,15 +634,15 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             return Ok(());
         }
         // Taking READ from an anonymous region unmaps its pages but keeps their frames.
-        self.edit(|tables, machine| {
+        self.edit(|tables, machine, batch| {
             if !prot.contains(Protection::READ) {
                 // Unreadable regions are never mapped.
-                tables.unmap(machine, region.va, region.len)
+                tables.unmap_into(machine, region.va, region.len, batch)
             } else if prot.contains(Protection::EAGER) {
                 // Eager regions are fully mapped: fill the holes too.
-                tables.map(machine, region.va, region.pa, region.len, perms)
+                tables.map_into(machine, region.va, region.pa, region.len, perms, batch)
             } else {
-                tables.protect(machine, region.va, region.len, perms)
+                tables.protect_into(machine, region.va, region.len, perms, batch)
             }
         })?;
         let protected = Region { prot, ..existing.sub_region(region.va.0, region.len) };
@@ -703,7 +705,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         }
         // A table is missing on the way (or a leaf is in the way): the
         // general edit, which allocates tables all or nothing.
-        match self.edit(|tables, machine| tables.map(machine, va, pa, count * size.bytes(), perms)) {
+        match self.edit(|tables, machine, batch| tables.map_into(machine, va, pa, count * size.bytes(), perms, batch)) {
             Ok(()) => {
                 self.faults_handled += 1;
                 FaultOutcome::Handled

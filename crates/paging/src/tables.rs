@@ -122,6 +122,19 @@ impl PageTables {
         self.run(machine, Operation::Map(perms), va, pa, len)
     }
 
+    /// [`PageTables::map`], adding to `batch` (nothing is added on an error).
+    pub(crate) fn map_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        pa: PhysAddr,
+        len: u64,
+        perms: LeafPermissions,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        self.run_into(machine, Operation::Map(perms), va, pa, len, batch)
+    }
+
     /// Removes every translation in `[va, va+len)`, splitting large pages
     /// that stick out of the range, and frees tables that become empty
     /// (through the batch).
@@ -132,6 +145,17 @@ impl PageTables {
         len: u64,
     ) -> Result<FlushBatch, AspaceError> {
         self.run(machine, Operation::Unmap, va, PhysAddr(0), len)
+    }
+
+    /// [`PageTables::unmap`], adding to `batch` (nothing is added on an error).
+    pub(crate) fn unmap_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        self.run_into(machine, Operation::Unmap, va, PhysAddr(0), len, batch)
     }
 
     /// Gives every translation in `[va, va+len)` the rights `perms`
@@ -146,6 +170,18 @@ impl PageTables {
         self.run(machine, Operation::Protect(perms), va, PhysAddr(0), len)
     }
 
+    /// [`PageTables::protect`], adding to `batch` (nothing is added on an error).
+    pub(crate) fn protect_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        perms: LeafPermissions,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        self.run_into(machine, Operation::Protect(perms), va, PhysAddr(0), len, batch)
+    }
+
     /// Points every translation in `[va, va+len)` at `new_pa` plus its
     /// offset in the range, keeping rights; holes stay holes. Large pages
     /// that stick out of the range, or whose new address loses their
@@ -158,6 +194,18 @@ impl PageTables {
         new_pa: PhysAddr,
     ) -> Result<FlushBatch, AspaceError> {
         self.run(machine, Operation::Repoint, va, new_pa, len)
+    }
+
+    /// [`PageTables::remap`], adding to `batch` (nothing is added on an error).
+    pub(crate) fn remap_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        va: VirtAddr,
+        len: u64,
+        new_pa: PhysAddr,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
+        self.run_into(machine, Operation::Repoint, va, new_pa, len, batch)
     }
 
     /// One walk for a page fault at `va`: stops at the first entry that is
@@ -274,12 +322,27 @@ impl PageTables {
         pa: PhysAddr,
         len: u64,
     ) -> Result<FlushBatch, AspaceError> {
+        let mut batch = FlushBatch::new();
+        self.run_into(machine, op, va, pa, len, &mut batch)?;
+        Ok(batch)
+    }
+
+    fn run_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        op: Operation,
+        va: VirtAddr,
+        pa: PhysAddr,
+        len: u64,
+        batch: &mut FlushBatch,
+    ) -> Result<(), AspaceError> {
         let width = self.features.virt_width();
         // The checks a region gets, on this range (flags are not the tree's business).
         Region { va, pa, len, prot: Protection::READ }.validate(PAGE_GRANULARITY, width, self.features.phys_bits)?;
         let mask = (1u64 << width.bits()) - 1;
         let start = va.0 & mask;
         let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
-        edit::run(machine, self.features, self.space, edit, &mut self.counters).map_err(|()| AspaceError::OutOfMemory)
+        edit::run(machine, self.features, self.space, edit, &mut self.counters, batch)
+            .map_err(|()| AspaceError::OutOfMemory)
     }
 }
