@@ -84,7 +84,8 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
 kernel_test!(spawn_spreads_threads_over_the_cpus);
 
 /// A thread pinned to another CPU sits in a space; edits from here send it
-/// one IPI each and it acknowledges each. Once it left, edits send none.
+/// one IPI each and it acknowledges each, even with no free frame left.
+/// Once it left, edits send none.
 fn shootdowns_reach_only_cpus_holding_the_space() -> Result<(), String> {
     static INSIDE: AtomicBool = AtomicBool::new(false);
     static LEAVE: AtomicBool = AtomicBool::new(false);
@@ -121,11 +122,19 @@ fn shootdowns_reach_only_cpus_holding_the_space() -> Result<(), String> {
     let received = |cpu: u32| tlb::counters(cpu).shootdowns_received.load(Ordering::SeqCst);
     let (sent_before, received_before) = (sent(here), received(other));
     let edits = 10;
+    // With no frame to spare (exhaustion): a shootdown needs none, so the
+    // edits still succeed and reach the other CPU; an edit that needs a
+    // page table fails cleanly while the space is live on two CPUs.
+    let no_frames = crate::mem::frames::cap_free_frames(0);
+    let eager = Region::new(stress::TEST_VA + (1 << 30), frame.as_u64(), 4096, region.prot | Protection::EAGER);
+    let refused = space.lock().add_region(eager);
     for round in 0..edits {
         let prot =
             Protection::KERN | if round % 2 == 0 { Protection::READ } else { Protection::READ | Protection::WRITE };
         space.lock().protect_region(region, prot).map_err(|e| format!("{e}"))?;
     }
+    drop(no_frames);
+    check_eq!(refused, Err(aspace::AspaceError::OutOfMemory));
     // Only the permission decreases need a shootdown: half of the edits.
     let (sent_while_inside, received_while_inside) = (sent(here) - sent_before, received(other) - received_before);
     LEAVE.store(true, Ordering::SeqCst);
