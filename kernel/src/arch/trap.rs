@@ -77,6 +77,36 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
+    /// A frame as the entry stub would build it for a #PF with error code
+    /// `code` at `rip`: for testing the fault report with a made-up fault.
+    pub fn page_fault(code: PageFaultCode, rip: u64) -> TrapFrame {
+        TrapFrame {
+            fpu: FxSaveArea::new(),
+            r15: 0,
+            r14: 0,
+            r13: 0,
+            r12: 0,
+            r11: 0,
+            r10: 0,
+            r9: 0,
+            r8: 0,
+            rbp: 0,
+            rdi: 0,
+            rsi: 0,
+            rdx: 0,
+            rcx: 0,
+            rbx: 0,
+            rax: 0,
+            vector: Fault::PAGE_FAULT as u64,
+            error_code: code.bits() as u64,
+            rip,
+            cs: 0x8,
+            rflags: 0x2,
+            rsp: 0,
+            ss: 0x10,
+        }
+    }
+
     /// The vector as a byte.
     pub fn vector(&self) -> u8 {
         self.vector as u8

@@ -4,7 +4,6 @@
 
 use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
 use crate::arch::cpu;
-use crate::arch::sse::FxSaveArea;
 use crate::arch::trap::{replace_page_fault_hook, write_fault_report, TrapFrame};
 use crate::mem::frames;
 use crate::paging_test::with_paging;
@@ -187,35 +186,6 @@ fn fault_in_default_space_is_unhandled() -> Result<(), String> {
 }
 kernel_test!(fault_in_default_space_is_unhandled);
 
-/// A trap frame as the entry stub would build it for a #PF at `rip`.
-fn page_fault_frame(code: PageFaultCode, rip: u64) -> TrapFrame {
-    TrapFrame {
-        fpu: FxSaveArea::new(),
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
-        rsi: 0,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: Fault::PAGE_FAULT as u64,
-        error_code: code.bits() as u64,
-        rip,
-        cs: 0x8,
-        rflags: 0x2,
-        rsp: 0,
-        ss: 0x10,
-    }
-}
-
 fn fault_report_names_address_code_region_rip_and_walk() -> Result<(), String> {
     let read_only = Region::new(LAZY_ALIAS, 0, 4 * GIB, Protection::READ | Protection::KERN);
     let space = TestSpace::new(&[IDENTITY, read_only])?;
@@ -226,7 +196,7 @@ fn fault_report_names_address_code_region_rip_and_walk() -> Result<(), String> {
     let fault = Fault::page_fault(addr, code, rip);
     let reason = UnhandledFault::Forbidden { region: read_only, access: FaultAccess::Write };
     let mut report = String::new();
-    write_fault_report(&mut report, &page_fault_frame(code, rip), &fault, &reason)
+    write_fault_report(&mut report, &TrapFrame::page_fault(code, rip), &fault, &reason)
         .map_err(|_| "formatting the report failed")?;
     let me = thread::current();
     let expected = [
@@ -248,8 +218,13 @@ fn fault_report_names_address_code_region_rip_and_walk() -> Result<(), String> {
     // Outside every region.
     let fault = Fault::page_fault(OUTSIDE, PageFaultCode::empty(), rip);
     let mut report = String::new();
-    write_fault_report(&mut report, &page_fault_frame(PageFaultCode::empty(), rip), &fault, &UnhandledFault::NoRegion)
-        .map_err(|_| "formatting the report failed")?;
+    write_fault_report(
+        &mut report,
+        &TrapFrame::page_fault(PageFaultCode::empty(), rip),
+        &fault,
+        &UnhandledFault::NoRegion,
+    )
+    .map_err(|_| "formatting the report failed")?;
     for text in
         ["error code 0x0 [not-present read supervisor]", "address space: no region", "region: no region contains"]
     {

@@ -4,7 +4,6 @@
 
 use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
 use crate::arch::cpu;
-use crate::arch::sse::FxSaveArea;
 use crate::arch::trap::{write_fault_report, TrapFrame};
 use crate::hardening;
 use crate::mem::frames;
@@ -280,34 +279,6 @@ fn stacks_are_reused() -> Result<(), String> {
 }
 kernel_test!(stacks_are_reused);
 
-fn trap_frame(code: PageFaultCode, rip: u64) -> TrapFrame {
-    TrapFrame {
-        fpu: FxSaveArea::new(),
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
-        rsi: 0,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: Fault::PAGE_FAULT as u64,
-        error_code: code.bits() as u64,
-        rip,
-        cs: 0x8,
-        rflags: 0x2,
-        rsp: 0,
-        ss: 0x10,
-    }
-}
-
 /// The report of a write to the running thread's guard page says "stack
 /// overflow in thread T"; one in another thread's guard page says so.
 fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String> {
@@ -316,15 +287,25 @@ fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String>
     let addr = guard + PAGE - 8;
     let fault = Fault::page_fault(addr, PageFaultCode::WRITE, text_address());
     let mut report = String::new();
-    write_fault_report(&mut report, &trap_frame(fault.code, fault.rip), &fault, &UnhandledFault::NotHandledHere)
-        .map_err(|_| "formatting failed")?;
+    write_fault_report(
+        &mut report,
+        &TrapFrame::page_fault(fault.code, fault.rip),
+        &fault,
+        &UnhandledFault::NotHandledHere,
+    )
+    .map_err(|_| "formatting failed")?;
     let expected = format!("stack overflow in thread {} '{}'", me.id(), me.name());
     check!(report.contains(&expected), "expected {expected:?} in:\n{report}");
     let other = stack::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
     let fault = Fault::page_fault(other, PageFaultCode::empty(), text_address());
     let mut report = String::new();
-    write_fault_report(&mut report, &trap_frame(fault.code, fault.rip), &fault, &UnhandledFault::NotHandledHere)
-        .map_err(|_| "formatting failed")?;
+    write_fault_report(
+        &mut report,
+        &TrapFrame::page_fault(fault.code, fault.rip),
+        &fault,
+        &UnhandledFault::NotHandledHere,
+    )
+    .map_err(|_| "formatting failed")?;
     check!(report.contains("below another thread's stack"), "{report}");
     Ok(())
 }
