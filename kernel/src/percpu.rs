@@ -158,6 +158,26 @@ pub fn init_this_cpu(id: u32) -> &'static PerCpu {
     install(alloc::boxed::Box::leak(alloc::boxed::Box::new(PerCpu::new(id))), tables)
 }
 
+/// Records the guard pages below `cpu`'s IST stacks and unmaps them in the
+/// default map and every hardened address space. Needs the heap; for the
+/// boot CPU call it before the default map is built (which unmaps every
+/// guard page recorded by then), for the others once they run.
+pub fn guard_ist_stacks(cpu: &PerCpu) {
+    for page in ist_guard_pages(cpu) {
+        crate::thread::stack::register_guard_page(page);
+        crate::hardening::guard_page_created(page);
+    }
+}
+
+/// The guard pages below `cpu`'s IST stacks.
+pub fn ist_guard_pages(cpu: &PerCpu) -> alloc::vec::Vec<u64> {
+    let tables = cpu.tables.load(Ordering::Acquire);
+    assert!(!tables.is_null(), "cpu {} has no descriptor tables yet", cpu.id);
+    // SAFETY: `install` stored a `&'static mut CpuTables`; only shared
+    // reads happen through it after the load.
+    unsafe { (*tables).guard_pages().collect() }
+}
+
 /// Makes `cpu` the calling CPU's per-CPU structure, with `tables` as its GDT,
 /// TSS and IST stacks: loads the tables, points GS at the structure and lists
 /// it in [`all_cpus`].

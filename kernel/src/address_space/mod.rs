@@ -156,6 +156,9 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     }
     crate::hardening::enable_cpu_protections();
     let len = ram_top.max(4 * GIB).next_multiple_of(GIB);
+    // The boot CPU's interrupt stacks get guard pages like every stack; the
+    // map built next leaves every guard page recorded so far unmapped.
+    crate::percpu::guard_ist_stacks(crate::percpu::current());
     let mut boot_map = BaseAspace::build("base", len)?;
     boot_map.switch_to();
     let base = Arc::new(Space {

@@ -46,12 +46,13 @@ impl IstStack {
         }
     }
 
-    /// Where this stack sits in [`CpuTables::stacks`].
+    /// Where this stack sits in [`CpuTables::stacks`]: every stack has a
+    /// guard page of its own right below it.
     const fn offset(self) -> usize {
-        let mut offset = 0;
+        let mut offset = IST_GUARD_SIZE;
         let mut index = 0;
         while index < self as usize - 1 {
-            offset += IstStack::ALL[index].size();
+            offset += IstStack::ALL[index].size() + IST_GUARD_SIZE;
             index += 1;
         }
         offset
@@ -68,6 +69,11 @@ impl IstStack {
         }
     }
 }
+
+/// The page below each IST stack, unmapped once the address-space layer is
+/// up, so that an overflowing handler faults instead of running into the
+/// stack below it (or the TSS).
+pub const IST_GUARD_SIZE: usize = 4096;
 
 const ALL_STACKS_SIZE: usize = IstStack::Shared.offset() + IstStack::Shared.size();
 
@@ -86,8 +92,8 @@ struct TaskStateSegment {
     io_map_base: u16,
 }
 
-/// The IST stacks' memory.
-#[repr(C, align(16))]
+/// The IST stacks' memory, page-aligned so that each guard page is a page.
+#[repr(C, align(4096))]
 struct Stacks([u8; ALL_STACKS_SIZE]);
 
 /// One CPU's GDT, TSS and IST stacks. Must stay where it is once loaded.
@@ -121,6 +127,11 @@ impl CpuTables {
     pub fn stack_bounds(&self, stack: IstStack) -> (u64, u64) {
         let bottom = self.stacks.0.as_ptr() as u64 + stack.offset() as u64;
         (bottom, bottom + stack.size() as u64)
+    }
+
+    /// The guard page below each IST stack.
+    pub fn guard_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        IstStack::ALL.into_iter().map(|stack| self.stack_bounds(stack).0 - IST_GUARD_SIZE as u64)
     }
 
     /// Fills in the descriptors and stack pointers, then loads the GDT, reloads

@@ -307,6 +307,11 @@ pub fn start_application_processors(tick_ms: u64) -> usize {
         }
     }
     log::info!("smp: {} of {} CPUs the MADT lists are running", next_id, processors.len());
+    // Their interrupt stacks get guard pages too, now that they answer
+    // shootdowns (unmapping a page of the default map sends them one).
+    for cpu in crate::percpu::all_cpus().filter(|cpu| cpu.id != 0) {
+        crate::percpu::guard_ist_stacks(cpu);
+    }
     next_id as usize
 }
 

@@ -144,6 +144,15 @@ fn w_xor_x_probes(where_: &str) -> Result<(), String> {
     // SAFETY: the page is unmapped; the write must fault.
     let write = unsafe { probe_write(guard + PAGE - 8, 0, Width::U64) };
     expect_page_fault(&format!("{where_}: write to the guard page"), write, guard + PAGE - 8, PageFaultCode::WRITE)?;
+    // The guard pages below every CPU's interrupt (IST) stacks.
+    for cpu in crate::percpu::all_cpus() {
+        for guard in crate::percpu::ist_guard_pages(cpu) {
+            check!(stack::guard_page_containing(guard) == Some(guard), "{where_}: IST guard {guard:#x} not recorded");
+            let read = probe_read(guard + PAGE - 8, Width::U64);
+            let what = format!("{where_}: read of cpu {}'s IST guard page", cpu.id);
+            expect_page_fault(&what, read, guard + PAGE - 8, PageFaultCode::empty())?;
+        }
+    }
     Ok(())
 }
 
