@@ -355,6 +355,6 @@ pub fn ptdump(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Res
     };
     found?;
     out.write_str(&text)?;
-    writeln!(out, "{shown} runs")?;
+    writeln!(out, "{shown} {}", if shown == 1 { "run" } else { "runs" })?;
     Ok(())
 }
