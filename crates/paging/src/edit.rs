@@ -224,42 +224,41 @@ fn edit_in_one_page_table<M: Machine + ?Sized>(
     }
     let base = edit.start & !(pt_span - 1);
     let present_change = edit_page_table(machine, features, edit, table, base, counters, batch);
-    if edit.op == Operation::Unmap && present_change < 0 {
-        free_emptied_tables(machine, &path[..depth], table, counters, batch);
-    }
+    record_present_change(machine, &path[..depth], table, present_change, counters, batch);
     true
 }
 
-/// After an unmap through `path` (the entries from the root's down to the
-/// one pointing at `table`): frees `table` if it is empty, then each table
-/// above it that this leaves empty, the root excepted. The unmapped leaves
-/// are in `batch`: invalidating any of them also drops the
-/// paging-structure caches that point at the freed tables.
-fn free_emptied_tables<M: Machine + ?Sized>(
+/// Records that `table`, reached through `path` (the entries from the
+/// root's down to the one pointing at `table`, as they were read), gained
+/// or lost `change` present entries: updates the count in the entry above
+/// it; if the table became empty (an unmap), frees it, and so on up for the
+/// tables this leaves empty, the root excepted. The unmapped leaves are in
+/// `batch`: invalidating any of them also drops the paging-structure caches
+/// that point at the freed tables.
+fn record_present_change<M: Machine + ?Sized>(
     machine: &M,
     path: &[(PhysAddr, PageTableEntry)],
     mut table: PhysAddr,
+    mut change: i32,
     counters: &mut EditCounters,
     batch: &mut FlushBatch,
 ) {
-    // path[0] lies in the root, which is never freed.
-    for (depth, &(slot, _)) in path.iter().enumerate().rev() {
-        if !table_is_empty(machine, table) {
+    for &(slot, pointer) in path.iter().rev() {
+        if change == 0 {
+            return;
+        }
+        let counted = pointer.with_present_count_moved(change);
+        if counted.present_count() > 0 {
+            machine.write_u64(slot, counted.bits());
             return;
         }
         machine.write_u64(slot, PageTableEntry::EMPTY.bits());
         batch.free_after_flush(table);
         counters.tables_freed += 1;
-        if depth == 0 {
-            return;
-        }
+        // The table holding `slot` lost an entry in turn.
         table = PhysAddr(slot.0 & !(TABLE_BYTES - 1));
+        change = -1;
     }
-}
-
-/// True when no entry of `table` is present.
-fn table_is_empty<M: Machine + ?Sized>(machine: &M, table: PhysAddr) -> bool {
-    (0..ENTRIES_PER_TABLE).all(|i| !PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * i as u64))).is_present())
 }
 
 /// Applies `edit` to the entries of page table `table` (whose first entry
@@ -445,45 +444,56 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
 
     /// Applies `edit` to the part of its range covered by `table`, a table at
     /// `level` whose first entry maps virtual address `base`.
-    fn edit_table(&mut self, edit: &Edit, table: TableView, level: Level, base: u64) {
+    /// Returns the change in the number of present entries of `table`
+    /// (apply pass; the plan pass returns 0).
+    fn edit_table(&mut self, edit: &Edit, table: TableView, level: Level, base: u64) -> i32 {
         if level == Level::Pt {
             // Nothing in a page table needs a frame: 4 KiB leaves are never
             // split and no table lies below. The plan skips its entries; the
             // apply pass, which sees only real tables, edits them in one loop.
-            if let (Pass::Apply, TableView::Real(frame)) = (self.pass, table) {
-                edit_page_table(self.machine, self.features, edit, frame, base, &mut self.counters, self.batch);
-            }
-            return;
+            return match (self.pass, table) {
+                (Pass::Apply, TableView::Real(frame)) => {
+                    edit_page_table(self.machine, self.features, edit, frame, base, &mut self.counters, self.batch)
+                }
+                _ => 0,
+            };
         }
         let span = level.entry_span();
         let from = edit.start.max(base);
         let to = edit.end.min(base + span * ENTRIES_PER_TABLE as u64);
         let mut slot = base + (from - base) / span * span;
+        let mut present_change = 0;
         while slot < to {
             let index = ((slot - base) / span) as usize;
             let whole_slot = from <= slot && slot + span <= to;
             let entry = self.read(table, index);
-            if !entry.is_present() {
-                self.fill_hole(edit, table, index, level, slot, whole_slot);
+            present_change += if !entry.is_present() {
+                self.fill_hole(edit, table, index, level, slot, whole_slot)
             } else if entry.is_leaf(level) {
-                self.edit_leaf(edit, table, index, entry, level, slot, whole_slot);
+                self.edit_leaf(edit, table, index, entry, level, slot, whole_slot)
             } else {
-                self.descend(edit, table, index, entry, level, slot);
-            }
+                self.descend(edit, table, index, entry, level, slot)
+            };
             slot += span;
+        }
+        if self.applying() {
+            present_change
+        } else {
+            0
         }
     }
 
-    /// A not-present entry: only Map has work here.
-    fn fill_hole(&mut self, edit: &Edit, table: TableView, index: usize, level: Level, slot: u64, whole: bool) {
-        let Operation::Map(perms) = edit.op else { return };
+    /// A not-present entry: only Map has work here. Returns 1 if it made
+    /// the entry present.
+    fn fill_hole(&mut self, edit: &Edit, table: TableView, index: usize, level: Level, slot: u64, whole: bool) -> i32 {
+        let Operation::Map(perms) = edit.op else { return 0 };
         let pa = edit.pa_at(slot);
         let span = level.entry_span();
         if whole && self.leaf_allowed(level) && pa.is_multiple_of(span) {
             let size = level.page_size().expect("leaf_allowed is true only where leaves exist");
             self.write(table, index, PageTableEntry::leaf(PhysAddr(pa), size, perms, self.features.nx));
             self.counters.pages_mapped[size.index()] += 1;
-            return;
+            return 1;
         }
         let lower = level.lower().expect("a 4 KiB slot of a page-aligned range is always whole");
         let child = match self.pass {
@@ -491,17 +501,20 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
                 self.frames_needed += 1;
                 TableView::Fresh
             }
-            Pass::Apply => {
-                let frame = self.take_frame();
-                self.write(table, index, PageTableEntry::table(frame, perms.user));
-                TableView::Real(frame)
-            }
+            Pass::Apply => TableView::Real(self.take_frame()),
         };
-        self.edit_table(edit, child, lower, slot);
+        let filled = self.edit_table(edit, child, lower, slot);
+        if let TableView::Real(frame) = child {
+            // Linked once filled, with the count of what it holds.
+            let count = u32::try_from(filled).expect("a new table only gains entries");
+            self.write(table, index, PageTableEntry::table(frame, perms.user).with_present_count(count));
+        }
+        1
     }
 
     /// A present leaf: rewrite it if the range covers it whole (and, for a
     /// new address, keeps its alignment), else split it and edit the parts.
+    /// Returns -1 if it unmapped the leaf.
     #[allow(clippy::too_many_arguments)]
     fn edit_leaf(
         &mut self,
@@ -512,14 +525,20 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
         level: Level,
         slot: u64,
         whole: bool,
-    ) {
+    ) -> i32 {
         let pa = PhysAddr(edit.pa_at(slot));
         let keeps_alignment = !edit.op.sets_address() || pa.is_aligned(level.entry_span());
         if !(whole && keeps_alignment) {
             let child = self.split(table, index, old, level, slot, edit.op.grants_user());
             let lower = level.lower().expect("a 4 KiB leaf is always whole");
-            self.edit_table(edit, child, lower, slot);
-            return;
+            let change = self.edit_table(edit, child, lower, slot);
+            if change != 0 {
+                // The split table was linked full; record what the edit took.
+                let pointer = self.read(table, index);
+                self.write(table, index, pointer.with_present_count_moved(change));
+            }
+            // A leaf became a table: still one present entry.
+            return 0;
         }
         let nx = self.features.nx;
         let new = match edit.op {
@@ -541,40 +560,52 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
             }
         };
         if new == old || !self.applying() {
-            return;
+            return 0;
         }
         self.write(table, index, new);
         if needs_invalidation(old, new) {
             self.batch.add_page(self.va(slot));
         }
+        if new.is_present() {
+            0
+        } else {
+            -1
+        }
     }
 
-    /// A pointer to a lower table: edit it, then free it if it became empty.
-    fn descend(&mut self, edit: &Edit, table: TableView, index: usize, entry: PageTableEntry, level: Level, slot: u64) {
+    /// A pointer to a lower table: edit it, then record its new count, or
+    /// free it if it became empty. Returns -1 if it freed it.
+    fn descend(
+        &mut self,
+        edit: &Edit,
+        table: TableView,
+        index: usize,
+        mut entry: PageTableEntry,
+        level: Level,
+        slot: u64,
+    ) -> i32 {
         let child = entry.address(level);
         if edit.op.grants_user() && !entry.is_user() {
             // A permission increase on the path: no invalidation needed.
-            self.write(table, index, entry.with(PageTableEntry::USER, true));
+            entry = entry.with(PageTableEntry::USER, true);
+            self.write(table, index, entry);
         }
         let lower = level.lower().expect("page tables hold only leaves");
-        self.edit_table(edit, TableView::Real(child), lower, slot);
-        if edit.op == Operation::Unmap && self.applying() {
-            // A table the range covers whole has just been emptied: only
-            // the others need looking at.
-            let covered = edit.start <= slot && slot + level.entry_span() <= edit.end;
-            debug_assert!(!covered || self.is_empty(child), "an unmap left entries in a table it covered");
-            if covered || self.is_empty(child) {
-                // The unmapped leaves below are in the batch; invalidating any of
-                // them also drops the paging-structure caches that point here.
-                self.write(table, index, PageTableEntry::EMPTY);
-                self.batch.free_after_flush(child);
-                self.counters.tables_freed += 1;
-            }
+        let change = self.edit_table(edit, TableView::Real(child), lower, slot);
+        if change == 0 || !self.applying() {
+            return 0;
         }
-    }
-
-    fn is_empty(&self, table: PhysAddr) -> bool {
-        table_is_empty(self.machine, table)
+        let counted = entry.with_present_count_moved(change);
+        if counted.present_count() > 0 {
+            self.write(table, index, counted);
+            return 0;
+        }
+        // The unmapped leaves below are in the batch; invalidating any of
+        // them also drops the paging-structure caches that point here.
+        self.write(table, index, PageTableEntry::EMPTY);
+        self.batch.free_after_flush(child);
+        self.counters.tables_freed += 1;
+        -1
     }
 
     /// Replaces large leaf `leaf` at `table[index]` by a table of smaller
@@ -601,7 +632,8 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
         let page = [self.va(slot)];
         self.machine.invalidate(self.space, TlbInvalidation::Pages(&page));
         self.counters.split_invalidations += 1;
-        self.write(table, index, PageTableEntry::table(frame, leaf.is_user() || grants_user));
+        let pointer = PageTableEntry::table(frame, leaf.is_user() || grants_user);
+        self.write(table, index, pointer.with_present_count(ENTRIES_PER_TABLE as u32));
         self.counters.splits += 1;
         TableView::Real(frame)
     }

@@ -56,6 +56,15 @@ impl PageTableEntry {
     /// MAXPHYADDR of 52; [`address_mask`] narrows it to the CPU's width.
     pub const ADDRESS: u64 = 0x000f_ffff_ffff_f000;
 
+    /// Bits 61:52 of an entry that points at a table, which the CPU ignores
+    /// (SDM tables 4-15 to 4-18; AMD calls them available to software):
+    /// Nacre keeps there how many entries of that table are present, so
+    /// that an unmap knows a table became empty without reading its 512
+    /// entries. Leaves never carry it (their bits 62:59 are the protection
+    /// key). The root has no entry above it and no count.
+    pub const PRESENT_COUNT: u64 = 0x3ff << 52;
+    const PRESENT_COUNT_SHIFT: u32 = 52;
+
     /// The bits that describe access rights and caching of a leaf (what the
     /// page-table dump compares): everything but the address, A and D.
     pub const ATTRIBUTE_BITS: u64 = Self::WRITABLE
@@ -182,6 +191,23 @@ impl PageTableEntry {
         } else {
             PageTableEntry(self.0 & !mask)
         }
+    }
+
+    /// How many entries of the table this entry points at are present (see
+    /// [`PageTableEntry::PRESENT_COUNT`]).
+    pub const fn present_count(self) -> u32 {
+        ((self.0 & Self::PRESENT_COUNT) >> Self::PRESENT_COUNT_SHIFT) as u32
+    }
+
+    /// The same table pointer with its table's present-entry count set to `count` (at most 512).
+    pub const fn with_present_count(self, count: u32) -> Self {
+        PageTableEntry((self.0 & !Self::PRESENT_COUNT) | ((count as u64) << Self::PRESENT_COUNT_SHIFT))
+    }
+
+    /// The same table pointer with its count moved by `change` (see
+    /// [`PageTableEntry::with_present_count`]).
+    pub const fn with_present_count_moved(self, change: i32) -> Self {
+        self.with_present_count(self.present_count().wrapping_add_signed(change))
     }
 
     /// The same entry pointing at `frame` instead (leaf at `level`, or table).
@@ -496,6 +522,21 @@ mod tests {
         assert!(!t.is_leaf(Level::Pd) && t.is_present() && t.is_writable() && !t.is_user());
         assert_eq!(t.address(Level::Pd), PhysAddr(0x9000));
         assert!(PageTableEntry::table(PhysAddr(0x9000), true).is_user());
+    }
+
+    #[test]
+    fn present_count_lives_in_ignored_bits() {
+        let t = PageTableEntry::table(PhysAddr(0xf_ffff_f000), true);
+        assert_eq!(t.present_count(), 0);
+        let counted = t.with_present_count(512);
+        assert_eq!(counted.present_count(), 512);
+        assert_eq!(counted.with_present_count_moved(-1).present_count(), 511);
+        assert_eq!(counted.with_present_count_moved(-512), t);
+        // The address, the flags and the reserved-bit check do not see it.
+        assert_eq!(counted.address(Level::Pd), PhysAddr(0xf_ffff_f000));
+        assert_eq!(counted.bits() & !PageTableEntry::PRESENT_COUNT, t.bits());
+        assert_eq!(counted.reserved_bits(Level::Pml4, 40, false), 0);
+        assert_eq!(PageTableEntry::PRESENT_COUNT & (PageTableEntry::ADDRESS | PageTableEntry::NO_EXECUTE), 0);
     }
 
     #[test]

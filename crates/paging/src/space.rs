@@ -288,7 +288,7 @@ impl<M: Machine> PagingAspace<M> {
         probe: FaultProbe,
         perms: LeafPermissions,
     ) -> FaultOutcome {
-        if let (Some(table), Some(tables)) = (probe.hole_for(PageSize::Size4K, perms), self.tables.as_mut()) {
+        if let (Some(hole), Some(tables)) = (probe.hole_for(PageSize::Size4K, perms), self.tables.as_mut()) {
             let frame = match self.anonymous.get(page.0) {
                 Some(frame) => frame,
                 None => match self.machine.alloc_frame() {
@@ -300,7 +300,7 @@ impl<M: Machine> PagingAspace<M> {
                     None => return FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
                 },
             };
-            tables.fill_holes(&self.machine, table, page, frame, 1, PageSize::Size4K, perms);
+            tables.fill_holes(&self.machine, hole, page, frame, 1, PageSize::Size4K, perms);
             self.anonymous.record(page.0, frame);
             self.faults_handled += 1;
             return FaultOutcome::Handled;
@@ -697,9 +697,9 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         let pages =
             if size == PageSize::Size4K && self.fault_page_limit != PageSize::Size4K { self.fault_around } else { 1 };
         let (va, pa, count) = fault_window(&region, va, pa, pages);
-        if let Some(table) = probe.hole_for(size, perms) {
+        if let Some(hole) = probe.hole_for(size, perms) {
             let tables = self.tables.as_mut().expect("checked above");
-            tables.fill_holes(&self.machine, table, va, pa, count, size, perms);
+            tables.fill_holes(&self.machine, hole, va, pa, count, size, perms);
             self.faults_handled += 1;
             return FaultOutcome::Handled;
         }

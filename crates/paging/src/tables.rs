@@ -26,6 +26,9 @@ pub(crate) enum FaultProbe {
     Missing {
         /// The table holding the missing entry.
         table: PhysAddr,
+        /// Where the entry pointing at `table` is (`None` for the root),
+        /// which counts `table`'s present entries.
+        pointer: Option<PhysAddr>,
         /// Its level.
         level: Level,
         /// Every entry above grants user access.
@@ -33,14 +36,25 @@ pub(crate) enum FaultProbe {
     },
 }
 
+/// A table a fault's leaves can be written into directly ([`FaultProbe::hole_for`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Hole {
+    /// The table at the leaves' level.
+    table: PhysAddr,
+    /// Where the entry pointing at it is (`None` for the root).
+    pointer: Option<PhysAddr>,
+}
+
 impl FaultProbe {
     /// The table a leaf of `size` with `perms` can be written into directly:
     /// the walk stopped at that leaf's level on a missing entry, and every
     /// entry above already grants user access if the leaf does.
-    pub(crate) fn hole_for(self, size: PageSize, perms: LeafPermissions) -> Option<PhysAddr> {
+    pub(crate) fn hole_for(self, size: PageSize, perms: LeafPermissions) -> Option<Hole> {
         match self {
-            FaultProbe::Missing { table, level, user_path } if level == size.level() && (user_path || !perms.user) => {
-                Some(table)
+            FaultProbe::Missing { table, pointer, level, user_path }
+                if level == size.level() && (user_path || !perms.user) =>
+            {
+                Some(Hole { table, pointer })
             }
             _ => None,
         }
@@ -222,11 +236,13 @@ impl PageTables {
     ) -> FaultProbe {
         let (mut writable, mut user, mut executable) = (true, true, true);
         let mut table = self.space.root;
+        let mut pointer = None;
         let mut level = Level::root(self.features.la57);
         loop {
-            let entry = PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * level.index(va.0) as u64)));
+            let slot = PhysAddr(table.0 + 8 * level.index(va.0) as u64);
+            let entry = PageTableEntry(machine.read_u64(slot));
             if !entry.is_present() {
-                return FaultProbe::Missing { table, level, user_path: user };
+                return FaultProbe::Missing { table, pointer, level, user_path: user };
             }
             writable &= entry.is_writable();
             user &= entry.is_user();
@@ -246,21 +262,23 @@ impl PageTables {
                 };
             }
             table = entry.address(level);
+            pointer = Some(slot);
             level = level.lower().expect("a page-table entry is always a leaf");
         }
     }
 
     /// Writes leaves of `size` for the `count` pages from `va` (mapping
-    /// `pa` onward) into `table`, the table at the leaves' level that
-    /// [`PageTables::probe_fault`] found, skipping entries already present.
-    /// Not present to present needs no invalidation. The pages must lie in
-    /// `table` and the path above must already grant what `perms` needs
-    /// (user access). Returns how many leaves it wrote.
+    /// `pa` onward) into `hole`, the table at the leaves' level that
+    /// [`PageTables::probe_fault`] found, skipping entries already present,
+    /// and counts them in the entry above. Not present to present needs no
+    /// invalidation. The pages must lie in the table and the path above
+    /// must already grant what `perms` needs (user access). Returns how
+    /// many leaves it wrote.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fill_holes<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
-        table: PhysAddr,
+        hole: Hole,
         va: VirtAddr,
         pa: PhysAddr,
         count: u64,
@@ -272,13 +290,17 @@ impl PageTables {
         debug_assert!(first + count as usize <= ENTRIES_PER_TABLE, "the pages lie in one table");
         let mut written = 0;
         for page in 0..count {
-            let slot = PhysAddr(table.0 + 8 * (first as u64 + page));
+            let slot = PhysAddr(hole.table.0 + 8 * (first as u64 + page));
             if PageTableEntry(machine.read_u64(slot)).is_present() {
                 continue;
             }
             let leaf = PageTableEntry::leaf(PhysAddr(pa.0 + page * size.bytes()), size, perms, self.features.nx);
             machine.write_u64(slot, leaf.bits());
             written += 1;
+        }
+        if let Some(pointer) = hole.pointer.filter(|_| written > 0) {
+            let counted = PageTableEntry(machine.read_u64(pointer)).with_present_count_moved(written as i32);
+            machine.write_u64(pointer, counted.bits());
         }
         self.counters.pages_mapped[size.index()] += written;
         written

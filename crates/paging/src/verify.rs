@@ -84,6 +84,19 @@ pub enum VerifyError {
         /// What is wrong.
         problem: &'static str,
     },
+    /// An entry pointing at a table does not hold, in its count bits
+    /// ([`PageTableEntry::PRESENT_COUNT`]), how many of that table's
+    /// entries are present.
+    WrongPresentCount {
+        /// The level of the table holding the entry.
+        level: Level,
+        /// The first virtual address the entry covers.
+        va: VirtAddr,
+        /// The entry.
+        entry: PageTableEntry,
+        /// How many entries of the table below are present.
+        present: u32,
+    },
     /// An entry has reserved bits set.
     ReservedBits {
         /// The level of the table holding the entry.
@@ -116,6 +129,13 @@ impl fmt::Display for VerifyError {
                 write!(f, "anonymous page at {va} with frame {frame}: {problem}")
             }
             VerifyError::FileBacking { va, problem } => write!(f, "file backing at {va}: {problem}"),
+            VerifyError::WrongPresentCount { level, va, entry, present } => {
+                write!(
+                    f,
+                    "{level} entry covering {va} is {entry}, counting {} present entries of {present}",
+                    entry.present_count()
+                )
+            }
             VerifyError::ReservedBits { level, va, entry } => {
                 write!(f, "{level} entry covering {va} has reserved bits: {entry}")
             }
@@ -139,18 +159,21 @@ struct Checker<'a, M: Machine + ?Sized> {
 /// What a table holds, as seen by its parent entry.
 struct Contents {
     any_present: bool,
+    /// How many entries are present.
+    present: u32,
     any_user_leaf: bool,
 }
 
 impl<M: Machine + ?Sized> Checker<'_, M> {
     fn visit(&mut self, table: PhysAddr, level: Level, base: u64) -> Contents {
-        let mut contents = Contents { any_present: false, any_user_leaf: false };
+        let mut contents = Contents { any_present: false, present: 0, any_user_leaf: false };
         for index in 0..ENTRIES_PER_TABLE {
             let entry = PageTableEntry(self.machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
             if !entry.is_present() {
                 continue;
             }
             contents.any_present = true;
+            contents.present += 1;
             let reduced = base + index as u64 * level.entry_span();
             let va = canonical(reduced, self.virt_bits);
             if entry.reserved_bits(level, self.phys_bits, self.nx) != 0 {
@@ -167,6 +190,9 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
             let below = self.visit(entry.address(level), lower, reduced);
             if !below.any_present {
                 self.errors.push(VerifyError::EmptyTable { level: lower, table: entry.address(level), va });
+            }
+            if entry.present_count() != below.present {
+                self.errors.push(VerifyError::WrongPresentCount { level, va, entry, present: below.present });
             }
             let permissive = entry.is_writable() && !entry.is_no_execute() && !entry.is_global();
             if !permissive || (below.any_user_leaf && !entry.is_user()) {
