@@ -59,6 +59,20 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
     RELEASE.store(false, Ordering::SeqCst);
     STARTED.store(0, Ordering::SeqCst);
     let others = percpu::all_cpus().count() - 1;
+    // Wait (bounded) until the other CPUs are idle: threads of earlier tests
+    // may still be exiting there, which would make them look loaded.
+    let here = percpu::current().id;
+    let idle = |cpu: &percpu::PerCpu| {
+        cpu.id == here
+            || (cpu.run_queue.lock().is_empty()
+                && cpu.current.lock().as_ref().is_none_or(|thread| thread.name().starts_with("idle")))
+    };
+    for _ in 0..10_000 {
+        if crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)) {
+            break;
+        }
+        thread::yield_now();
+    }
     let handles: Vec<_> = (0..others)
         .map(|_| {
             thread::spawn("spread", || {
