@@ -281,7 +281,8 @@ fn destroy_is_refused_while_a_thread_is_inside() -> Result<(), String> {
     check_eq!(space.space.lock().thread_count(), 0);
     // The child's CPU may still be switching away from the space it exited
     // in ("a CPU has it loaded"): wait for that, then destroy.
-    crate::tlb::stress::destroy_when_unloaded(&space.space).map_err(|e| format!("destroy after the child left: {e}"))?;
+    crate::tlb::stress::destroy_when_unloaded(&space.space)
+        .map_err(|e| format!("destroy after the child left: {e}"))?;
     check!(address_space::find(&name).is_err(), "the destroyed space is still listed");
     Ok(())
 }
