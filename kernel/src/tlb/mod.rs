@@ -273,15 +273,21 @@ pub fn service_pending_shootdowns() {
     if !percpu::initialized() {
         return;
     }
-    let me = this_cpu();
-    let mut initiators = INCOMING[me].swap(0, Ordering::AcqRel);
-    while initiators != 0 {
-        let initiator = initiators.trailing_zeros() as usize;
-        initiators &= initiators - 1;
-        let request = &REQUESTS[initiator];
-        apply(request, me);
-        request.waiting_for.fetch_and(!(1 << me), Ordering::Release);
-    }
+    // Interrupts off from taking the requests to acknowledging them: a
+    // thread preempted in between would hold the acknowledgements while
+    // other threads of this CPU spin, interrupts off, for the lock the
+    // initiator holds, and nothing would ever run it again.
+    without_interrupts(|| {
+        let me = this_cpu();
+        let mut initiators = INCOMING[me].swap(0, Ordering::AcqRel);
+        while initiators != 0 {
+            let initiator = initiators.trailing_zeros() as usize;
+            initiators &= initiators - 1;
+            let request = &REQUESTS[initiator];
+            apply(request, me);
+            request.waiting_for.fetch_and(!(1 << me), Ordering::Release);
+        }
+    })
 }
 
 /// Carries out one request on this CPU (CPU `me`).
