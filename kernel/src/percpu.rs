@@ -63,6 +63,11 @@ pub struct PerCpu {
     pub context_switches: AtomicU64,
     /// Timer interrupts taken on this CPU.
     pub timer_ticks: AtomicU64,
+    /// Threads placed on this CPU that have not exited (idle threads not
+    /// counted): the load the scheduler spreads new threads by. Threads never
+    /// move, so unlike the run queue it is exact at every instant, even while
+    /// a thread is between the queue and the CPU.
+    pub threads_placed: AtomicUsize,
 }
 
 /// Byte offset of [`PerCpu::need_resched`], for `gs:[NEED_RESCHED_OFFSET]` in assembly.
@@ -86,6 +91,7 @@ impl PerCpu {
             current_address_space: Mutex::new(None),
             context_switches: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
+            threads_placed: AtomicUsize::new(0),
         }
     }
 

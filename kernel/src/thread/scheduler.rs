@@ -114,6 +114,7 @@ fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
     let thread =
         Thread::new(name, false, ThreadState::Running, SwitchContext::empty(), ThreadStack::Adopted, bottom, None);
     thread.cpu.store(cpu.id, Ordering::Relaxed);
+    cpu.threads_placed.fetch_add(1, Ordering::AcqRel);
     thread
 }
 
@@ -185,21 +186,21 @@ fn enqueue(thread: Arc<Thread>) {
     }
 }
 
-/// The CPU a new thread should start on: its pinned CPU, else the CPU with
-/// the fewest threads (queued, plus the running one unless it is idle);
-/// ties go to the lowest id, the boot CPU first.
+/// The CPU a new thread should start on, counted as placed there: its
+/// pinned CPU, else the CPU with the fewest threads placed on it that have
+/// not exited; ties go to the lowest id, the boot CPU first.
 pub(super) fn place_new_thread(pinned: Option<u32>) -> u32 {
-    if let Some(cpu) = pinned {
-        return cpu;
+    let chosen = match pinned {
+        Some(cpu) => percpu::by_id(cpu),
+        None => percpu::all_cpus().min_by_key(|cpu| (cpu.threads_placed.load(Ordering::Acquire), cpu.id)),
+    };
+    match chosen {
+        Some(cpu) => {
+            cpu.threads_placed.fetch_add(1, Ordering::AcqRel);
+            cpu.id
+        }
+        None => pinned.unwrap_or(0),
     }
-    without_interrupts(|| {
-        percpu::all_cpus()
-            .min_by_key(|cpu| {
-                let running = cpu.current.lock().as_ref().is_some_and(|thread| !thread.is_idle);
-                (cpu.run_queue.lock().len() + running as usize, cpu.id)
-            })
-            .map_or(0, |cpu| cpu.id)
-    })
 }
 
 /// Makes a blocked or sleeping thread ready (interrupts off). A thread whose
@@ -384,6 +385,7 @@ pub fn exit(value: u64) -> ! {
         core::mem::take(&mut exit.joiners)
     };
     me.scheduling.lock().state = ThreadState::Exited;
+    cpu.threads_placed.fetch_sub(1, Ordering::AcqRel);
     super::notify_membership(*me.address_space.lock(), me.id(), false);
     for joiner in &joiners {
         wake(joiner);
