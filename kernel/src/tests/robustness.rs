@@ -295,30 +295,25 @@ fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String>
     let guard = me.canary_address() - stack::GUARD_SIZE as u64;
     let addr = guard + PAGE - 8;
     let fault = Fault::page_fault(addr, PageFaultCode::WRITE, text_address());
-    let mut report = String::new();
-    write_fault_report(
-        &mut report,
-        &TrapFrame::page_fault(fault.code, fault.rip),
-        &fault,
-        &UnhandledFault::NotHandledHere,
-    )
-    .map_err(|_| "formatting failed")?;
+    let report = unhandled_fault_report(&fault)?;
     let expected = format!("stack overflow in thread {} '{}'", me.id(), me.name());
     check!(report.contains(&expected), "expected {expected:?} in:\n{report}");
     let other = stack::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
     let fault = Fault::page_fault(other, PageFaultCode::empty(), text_address());
-    let mut report = String::new();
-    write_fault_report(
-        &mut report,
-        &TrapFrame::page_fault(fault.code, fault.rip),
-        &fault,
-        &UnhandledFault::NotHandledHere,
-    )
-    .map_err(|_| "formatting failed")?;
+    let report = unhandled_fault_report(&fault)?;
     check!(report.contains("below another thread's stack"), "{report}");
     Ok(())
 }
 kernel_test!(fault_on_a_guard_page_is_reported_as_a_stack_overflow);
+
+/// The fault report the kernel prints for `fault` when nothing handles it.
+fn unhandled_fault_report(fault: &Fault) -> Result<String, String> {
+    let mut report = String::new();
+    let frame = TrapFrame::page_fault(fault.code, fault.rip);
+    write_fault_report(&mut report, &frame, fault, &UnhandledFault::NotHandledHere)
+        .map_err(|_| String::from("formatting failed"))?;
+    Ok(report)
+}
 
 /// With SMAP and SMEP on, the kernel may neither read nor run a user page:
 /// both fault (and are not retried for ever as stale TLB entries).
