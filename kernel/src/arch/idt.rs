@@ -8,7 +8,7 @@
 //!
 //! Each vector's stub pushes a zero where the CPU pushes no error code, then
 //! the vector number, and jumps to `trap_common`, which saves the general
-//! registers and the FPU/SSE state into a [`TrapFrame`] on the IST stack,
+//! registers and the SSE registers into a [`TrapFrame`] on the IST stack,
 //! calls [`super::trap::trap_dispatch`], and restores from the frame whose
 //! address the dispatcher returns (the same frame, unless a scheduler chose to
 //! resume another one).
@@ -17,10 +17,11 @@
 //! to raise a real double fault on purpose.
 
 use super::gdt::{DescriptorTablePointer, IstStack, KERNEL_CODE_SELECTOR};
+use super::sse::SseRegisters;
 use super::trap::TrapFrame;
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
-use core::mem::size_of;
+use core::mem::{offset_of, size_of};
 
 /// Distance between two consecutive stubs (each is padded to it).
 const STUB_STRIDE: u64 = 16;
@@ -48,7 +49,9 @@ trap_stubs:
 
     // Stack on entry (IST top is 16-byte aligned): vector, error code, RIP,
     // CS, RFLAGS, RSP, SS = 56 bytes. 15 registers make 176 (16-aligned),
-    // then 512 bytes for fxsave keep RSP 16-aligned for the call.
+    // then the SSE registers (a multiple of 16 bytes) keep RSP 16-aligned
+    // for `movaps` and for the call. Only xmm0-15 and MXCSR are saved, not
+    // the whole x87/SSE state: see arch::sse for why.
     .balign 16
 trap_common:
     pushq %rax
@@ -66,8 +69,24 @@ trap_common:
     pushq %r13
     pushq %r14
     pushq %r15
-    subq $512, %rsp
-    fxsave64 (%rsp)
+    subq ${sse_size}, %rsp
+    movaps %xmm0, 0x00(%rsp)
+    movaps %xmm1, 0x10(%rsp)
+    movaps %xmm2, 0x20(%rsp)
+    movaps %xmm3, 0x30(%rsp)
+    movaps %xmm4, 0x40(%rsp)
+    movaps %xmm5, 0x50(%rsp)
+    movaps %xmm6, 0x60(%rsp)
+    movaps %xmm7, 0x70(%rsp)
+    movaps %xmm8, 0x80(%rsp)
+    movaps %xmm9, 0x90(%rsp)
+    movaps %xmm10, 0xa0(%rsp)
+    movaps %xmm11, 0xb0(%rsp)
+    movaps %xmm12, 0xc0(%rsp)
+    movaps %xmm13, 0xd0(%rsp)
+    movaps %xmm14, 0xe0(%rsp)
+    movaps %xmm15, 0xf0(%rsp)
+    stmxcsr {mxcsr}(%rsp)
     cld
     movq %rsp, %rdi
     call trap_dispatch
@@ -75,8 +94,24 @@ trap_common:
     // Preemption: may move the frame onto the interrupted thread's stack
     // and switch threads (see arch::switch); returns with rsp at the frame.
     call thread_preempt_on_interrupt_exit
-    fxrstor64 (%rsp)
-    addq $512, %rsp
+    ldmxcsr {mxcsr}(%rsp)
+    movaps 0x00(%rsp), %xmm0
+    movaps 0x10(%rsp), %xmm1
+    movaps 0x20(%rsp), %xmm2
+    movaps 0x30(%rsp), %xmm3
+    movaps 0x40(%rsp), %xmm4
+    movaps 0x50(%rsp), %xmm5
+    movaps 0x60(%rsp), %xmm6
+    movaps 0x70(%rsp), %xmm7
+    movaps 0x80(%rsp), %xmm8
+    movaps 0x90(%rsp), %xmm9
+    movaps 0xa0(%rsp), %xmm10
+    movaps 0xb0(%rsp), %xmm11
+    movaps 0xc0(%rsp), %xmm12
+    movaps 0xd0(%rsp), %xmm13
+    movaps 0xe0(%rsp), %xmm14
+    movaps 0xf0(%rsp), %xmm15
+    addq ${sse_size}, %rsp
     popq %r15
     popq %r14
     popq %r13
@@ -95,10 +130,17 @@ trap_common:
     addq $16, %rsp
     iretq
     "#,
+    sse_size = const size_of::<SseRegisters>(),
+    mxcsr = const offset_of!(SseRegisters, mxcsr),
     options(att_syntax)
 );
 
-const _: () = assert!(size_of::<TrapFrame>() == 512 + 15 * 8 + 7 * 8, "TrapFrame must match trap_common");
+const _: () = assert!(
+    size_of::<TrapFrame>() == size_of::<SseRegisters>() + 15 * 8 + 7 * 8,
+    "TrapFrame must match trap_common"
+);
+const _: () = assert!(size_of::<SseRegisters>() % 16 == 0, "the SSE area must keep RSP 16-byte aligned");
+const _: () = assert!(offset_of!(SseRegisters, xmm) == 0, "trap_common stores xmm0 at the frame's start");
 
 extern "C" {
     static trap_stubs: u8;

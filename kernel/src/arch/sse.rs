@@ -2,9 +2,21 @@
 //!
 //! The precompiled `core` and `alloc` use SSE registers (for copies and
 //! floating point), so SSE must be on before any Rust code runs: the boot
-//! code sets the bits below already, and [`init`] checks them. Interrupted
-//! code's SSE state is saved in every trap frame, and the thread switcher
-//! saves and restores each thread's in a [`FxSaveArea`].
+//! code sets the bits below already, and [`init`] checks them.
+//!
+//! Two kinds of save:
+//! * The thread switcher saves and restores each thread's whole x87/SSE
+//!   state in a [`FxSaveArea`] (`fxsave64`/`fxrstor64`): another thread may
+//!   run anything.
+//! * A trap saves only [`SseRegisters`]: xmm0–xmm15 and MXCSR, what the
+//!   handler's Rust code may change (the x86-64 calling convention lets a
+//!   function clobber every xmm register). The kernel never uses x87 or MMX
+//!   (Rust passes and computes floats in SSE registers on x86-64), so a
+//!   handler leaves that state as it found it. Sixteen `movaps` cost far
+//!   less than `fxsave64` + `fxrstor64` under an emulator, which implements
+//!   those two as a helper writing all 512 bytes (x87 included) one field
+//!   at a time: about 450 ns of every trap under TCG (see
+//!   docs/PERFORMANCE.md).
 
 use super::cpu::{
     read_cr0, read_cr4, write_cr0, write_cr4, CR0_EMULATION, CR0_MONITOR_COPROCESSOR, CR4_OSFXSR, CR4_OSXMMEXCPT,
@@ -31,6 +43,30 @@ impl Default for FxSaveArea {
 impl core::fmt::Debug for FxSaveArea {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str("FxSaveArea { .. }")
+    }
+}
+
+/// The SSE state a trap saves: xmm0–xmm15, then MXCSR. 16-byte aligned
+/// for `movaps`.
+#[repr(C, align(16))]
+#[derive(Clone, Copy)]
+pub struct SseRegisters {
+    /// xmm0 to xmm15, in order.
+    pub xmm: [[u8; 16]; 16],
+    /// The SSE control and status register.
+    pub mxcsr: u32,
+}
+
+impl SseRegisters {
+    /// All registers zero, MXCSR zero.
+    pub const fn new() -> SseRegisters {
+        SseRegisters { xmm: [[0; 16]; 16], mxcsr: 0 }
+    }
+}
+
+impl core::fmt::Debug for SseRegisters {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "SseRegisters {{ mxcsr: {:#x}, .. }}", self.mxcsr)
     }
 }
 

@@ -147,7 +147,7 @@ thread_preempt_on_interrupt_exit:
     jz 2f
     // The destination: below the interrupted stack pointer and its 128-byte
     // red zone, with the same alignment modulo 16 as the frame has now (the
-    // fxsave area inside it must stay 16-byte aligned).
+    // SSE area inside it must stay 16-byte aligned for `movaps`).
     mov rax, [rsp + 8 + {rsp_in_frame}]
     sub rax, 128 + {copy_size} + 16
     and rax, -16

@@ -14,7 +14,7 @@
 use super::cpu::{read_cr0, read_cr2, read_cr3, read_cr4};
 use super::gdt::IstStack;
 use super::idt::ist_stack_for;
-use super::sse::FxSaveArea;
+use super::sse::SseRegisters;
 use crate::percpu;
 use crate::qemu::{self, ExitStatus};
 use crate::serial::UnlockedWriter;
@@ -23,13 +23,14 @@ use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// Everything the entry stub saved, lowest address first: the interrupted
-/// code's x87/SSE state, its general registers, the vector and error code,
+/// code's SSE registers (see [`super::sse`] for why not the x87 state), its
+/// general registers, the vector and error code,
 /// and the frame the CPU pushed.
 #[repr(C)]
 #[derive(Debug)]
 pub struct TrapFrame {
-    /// x87/SSE state of the interrupted code (`fxsave`).
-    pub fpu: FxSaveArea,
+    /// SSE registers of the interrupted code.
+    pub sse: SseRegisters,
     /// r15.
     pub r15: u64,
     /// r14.
@@ -81,7 +82,7 @@ impl TrapFrame {
     /// `code` at `rip`: for testing the fault report with a made-up fault.
     pub fn page_fault(code: PageFaultCode, rip: u64) -> TrapFrame {
         TrapFrame {
-            fpu: FxSaveArea::new(),
+            sse: SseRegisters::new(),
             r15: 0,
             r14: 0,
             r13: 0,
