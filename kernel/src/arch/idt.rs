@@ -135,10 +135,8 @@ trap_common:
     options(att_syntax)
 );
 
-const _: () = assert!(
-    size_of::<TrapFrame>() == size_of::<SseRegisters>() + 15 * 8 + 7 * 8,
-    "TrapFrame must match trap_common"
-);
+const _: () =
+    assert!(size_of::<TrapFrame>() == size_of::<SseRegisters>() + 15 * 8 + 7 * 8, "TrapFrame must match trap_common");
 const _: () = assert!(size_of::<SseRegisters>() % 16 == 0, "the SSE area must keep RSP 16-byte aligned");
 const _: () = assert!(offset_of!(SseRegisters, xmm) == 0, "trap_common stores xmm0 at the frame's start");
 

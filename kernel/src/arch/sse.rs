@@ -15,7 +15,7 @@
 //!   handler leaves that state as it found it. Sixteen `movaps` cost far
 //!   less than `fxsave64` + `fxrstor64` under an emulator, which implements
 //!   those two as a helper writing all 512 bytes (x87 included) one field
-//!   at a time: about 450 ns of every trap under TCG (see
+//!   at a time: about 600 ns of every trap under TCG (see
 //!   docs/PERFORMANCE.md).
 
 use super::cpu::{
