@@ -1,26 +1,35 @@
 //! The memory map: a set of non-overlapping regions, ordered by virtual start.
 //!
-//! Stored in a B-tree keyed by each region's first virtual byte. Because the
-//! regions never overlap, the only region that can contain an address `va`
-//! is the one with the greatest start `<= va`: one ordered search finds it.
-//! Every operation is O(log n); iteration is in address order.
+//! Stored in a B+-tree keyed by each region's first virtual byte (see
+//! [`bplus_tree`]). Because the regions never overlap, the only region that
+//! can contain an address `va` is the one with the greatest start `<= va`:
+//! one ordered search finds it. Every operation is O(log n); iteration is in
+//! address order.
+
+mod bplus_tree;
 
 use crate::{AspaceError, Region, VirtAddr};
-use alloc::collections::BTreeMap;
+use bplus_tree::BPlusTree;
+
+/// Regions per leaf. A leaf's keys fill four cache lines and are scanned
+/// whole; its regions, 1 KiB, are touched one at a time.
+const LEAF_CAPACITY: usize = 32;
+/// Children per inner node: 32 keys (four cache lines) per level.
+const INNER_FANOUT: usize = 32;
 
 /// A set of regions that do not overlap in virtual addresses.
 ///
 /// Physical aliasing (two regions mapping the same physical memory) and
 /// adjacency (one region ending where the next starts) are allowed.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct RegionSet {
-    by_start: BTreeMap<u64, Region>,
+    by_start: BPlusTree<LEAF_CAPACITY, INNER_FANOUT>,
 }
 
 impl RegionSet {
     /// An empty set.
     pub const fn new() -> Self {
-        RegionSet { by_start: BTreeMap::new() }
+        RegionSet { by_start: BPlusTree::new() }
     }
 
     /// The number of regions.
@@ -30,7 +39,7 @@ impl RegionSet {
 
     /// True when there are no regions.
     pub fn is_empty(&self) -> bool {
-        self.by_start.is_empty()
+        self.by_start.len() == 0
     }
 
     /// Adds `region`. Refused with [`AspaceError::Overlap`] (naming the
@@ -42,23 +51,23 @@ impl RegionSet {
         if let Some(existing) = self.first_overlap(region.va.0, region.len) {
             return Err(AspaceError::Overlap { existing: *existing });
         }
-        self.by_start.insert(region.va.0, region);
+        self.by_start.insert(region);
         Ok(())
     }
 
     /// The region containing virtual address `va`, if any.
     pub fn find(&self, va: u64) -> Option<&Region> {
-        self.by_start.range(..=va).next_back().map(|(_, r)| r).filter(|r| r.contains(va))
+        self.by_start.last_at_or_below(va).filter(|r| r.contains(va))
     }
 
     /// The region starting exactly at `va`, if any.
     pub fn get(&self, va: VirtAddr) -> Option<&Region> {
-        self.by_start.get(&va.0)
+        self.by_start.get(va.0)
     }
 
     /// Removes and returns the region starting exactly at `va`.
     pub fn remove(&mut self, va: VirtAddr) -> Option<Region> {
-        self.by_start.remove(&va.0)
+        self.by_start.remove(va.0)
     }
 
     /// Replaces the region that starts at `region.va` and has the same
@@ -69,7 +78,7 @@ impl RegionSet {
     /// contains `region.va` starts elsewhere or has another length, and with
     /// [`AspaceError::NoSuchRegion`] when no region contains `region.va`.
     pub fn update(&mut self, region: Region) -> Result<Region, AspaceError> {
-        let Some(slot) = self.by_start.get_mut(&region.va.0) else {
+        let Some(slot) = self.by_start.get_mut(region.va.0) else {
             return Err(match self.find(region.va.0) {
                 Some(existing) => AspaceError::RegionMismatch { requested: region, existing: *existing },
                 None => AspaceError::NoSuchRegion { va: region.va.0 },
@@ -78,6 +87,7 @@ impl RegionSet {
         if slot.len != region.len {
             return Err(AspaceError::RegionMismatch { requested: region, existing: *slot });
         }
+        // Same start, so the slot's key stays right.
         Ok(core::mem::replace(slot, region))
     }
 
@@ -92,31 +102,48 @@ impl RegionSet {
         check_extent(va, len).ok().into_iter().flat_map(move |last| {
             // The region just before `va` may reach into the range.
             let from = self.previous_before(va).filter(|r| r.last() >= va).map_or(va, |r| r.va.0);
-            self.by_start.range(from..).map(|(_, r)| r).take_while(move |r| r.va.0 <= last)
+            self.by_start.iter_from(from).take_while(move |r| r.va.0 <= last)
         })
     }
 
     /// The first region starting at or after `va` (for grow-down stacks:
     /// the region a fault just below would grow).
     pub fn next_at_or_after(&self, va: u64) -> Option<&Region> {
-        self.by_start.range(va..).next().map(|(_, r)| r)
+        self.by_start.iter_from(va).next()
     }
 
     /// The last region starting before `va`.
     pub fn previous_before(&self, va: u64) -> Option<&Region> {
-        self.by_start.range(..va).next_back().map(|(_, r)| r)
+        // Starts are integers: "before va" is "at or below va - 1".
+        va.checked_sub(1).and_then(|below| self.by_start.last_at_or_below(below))
     }
 
     /// Every region, in address order.
     pub fn iter(&self) -> impl Iterator<Item = &Region> + '_ {
-        self.by_start.values()
+        self.by_start.iter()
     }
 
     /// Removes every region.
     pub fn clear(&mut self) {
-        self.by_start.clear();
+        self.by_start = BPlusTree::new();
     }
 }
+
+impl Default for RegionSet {
+    fn default() -> Self {
+        RegionSet::new()
+    }
+}
+
+/// Two sets are equal when they hold the same regions (however their trees
+/// are shaped).
+impl PartialEq for RegionSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for RegionSet {}
 
 impl core::fmt::Debug for RegionSet {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
