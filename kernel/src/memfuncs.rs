@@ -2,10 +2,14 @@
 //! `memcmp`, `bcmp`.
 //!
 //! The precompiled `compiler_builtins` of the host target does not export
-//! them for a freestanding link, so the kernel defines them. Copies and fills
-//! use `rep movsb` / `rep stosb` (fast on CPUs with ERMSB; a plain Rust loop
-//! here could be turned back into a call to the very function it implements).
-//! The comparisons are loops over volatile reads for the same reason.
+//! them for a freestanding link, so the kernel defines them. Each works
+//! eight bytes at a time with plain loads and stores, then byte by byte for
+//! the tail. Not `rep movsb` / `rep stosb`: fast on hardware with ERMSB, but
+//! QEMU's TCG runs them one byte per iteration: a 168-byte copy (a flush
+//! batch moved on the edit path) took about 390 ns, 87 with this loop, and
+//! 4 KiB 8,600 ns against 1,260 (`memcpy` timed in the kernel, release).
+//! The loads and stores are `asm!` or volatile so that the compiler cannot
+//! turn a loop back into a call to the very function it implements.
 
 use core::arch::asm;
 
@@ -15,12 +19,8 @@ use core::arch::asm;
 /// Both ranges must be valid for `count` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memcpy(dest: *mut u8, src: *const u8, count: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees both ranges are valid; the direction flag
-    // is clear (the ABI requires it), so the copy runs forwards.
-    unsafe {
-        asm!("rep movsb", inout("rcx") count => _, inout("rdi") dest => _, inout("rsi") src => _,
-            options(nostack, preserves_flags));
-    }
+    // SAFETY: the caller guarantees both ranges for `count` bytes.
+    unsafe { copy_forwards(dest, src, count) };
     dest
 }
 
@@ -33,18 +33,12 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, count: usize) ->
     if (dest as usize).wrapping_sub(src as usize) >= count {
         // The destination starts before the source or past its end: a forward
         // copy never overwrites bytes not yet read.
-        // SAFETY: as for `memcpy`, and a forward copy is correct here.
-        return unsafe { memcpy(dest, src, count) };
-    }
-    // Overlap with dest above src: copy backwards, from the last byte.
-    // SAFETY: the ranges are valid (caller); `std` sets the direction flag for
-    // this one instruction and `cld` restores the ABI's state.
-    unsafe {
-        asm!("std", "rep movsb", "cld",
-            inout("rcx") count => _,
-            inout("rdi") dest.add(count).wrapping_sub(1) => _,
-            inout("rsi") src.add(count).wrapping_sub(1) => _,
-            options(nostack));
+        // SAFETY: the caller guarantees both ranges.
+        unsafe { copy_forwards(dest, src, count) };
+    } else {
+        // The destination overlaps the source from above: copy from the end.
+        // SAFETY: the caller guarantees both ranges.
+        unsafe { copy_backwards(dest, src, count) };
     }
     dest
 }
@@ -55,12 +49,61 @@ pub unsafe extern "C" fn memmove(dest: *mut u8, src: *const u8, count: usize) ->
 /// The range must be valid for `count` bytes.
 #[no_mangle]
 pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, count: usize) -> *mut u8 {
-    // SAFETY: the caller guarantees the range; the direction flag is clear.
-    unsafe {
-        asm!("rep stosb", inout("rcx") count => _, inout("rdi") dest => _, in("al") value as u8,
-            options(nostack, preserves_flags));
+    let byte = value as u8;
+    let word = u64::from_ne_bytes([byte; 8]);
+    let mut i = 0;
+    while i + 8 <= count {
+        // SAFETY: `i + 8 <= count` and the caller guarantees the range.
+        unsafe { store_u64(dest.add(i), word) };
+        i += 8;
+    }
+    while i < count {
+        // SAFETY: `i < count` and the caller guarantees the range.
+        unsafe { dest.add(i).write_volatile(byte) };
+        i += 1;
     }
     dest
+}
+
+/// Copies from the first byte to the last: correct when `dest` does not lie
+/// inside `(src, src + count)`.
+///
+/// # Safety
+/// Both ranges must be valid for `count` bytes.
+unsafe fn copy_forwards(dest: *mut u8, src: *const u8, count: usize) {
+    let mut i = 0;
+    while i + 8 <= count {
+        // SAFETY: `i + 8 <= count` and the caller guarantees both ranges. The
+        // word is read whole before it is written, so an overlap with `dest`
+        // below `src` reads no byte this loop has already overwritten.
+        unsafe { store_u64(dest.add(i), load_u64(src.add(i))) };
+        i += 8;
+    }
+    while i < count {
+        // SAFETY: `i < count` and the caller guarantees both ranges.
+        unsafe { dest.add(i).write_volatile(src.add(i).read_volatile()) };
+        i += 1;
+    }
+}
+
+/// Copies from the last byte to the first: correct when `dest` lies above
+/// `src` inside the range.
+///
+/// # Safety
+/// Both ranges must be valid for `count` bytes.
+unsafe fn copy_backwards(dest: *mut u8, src: *const u8, count: usize) {
+    let mut remaining = count;
+    while remaining >= 8 {
+        remaining -= 8;
+        // SAFETY: `remaining + 8 <= count` and the caller guarantees both
+        // ranges; each word is read whole before it is written.
+        unsafe { store_u64(dest.add(remaining), load_u64(src.add(remaining))) };
+    }
+    while remaining > 0 {
+        remaining -= 1;
+        // SAFETY: `remaining < count` and the caller guarantees both ranges.
+        unsafe { dest.add(remaining).write_volatile(src.add(remaining).read_volatile()) };
+    }
 }
 
 /// Compares `count` bytes; returns the difference of the first unequal pair
@@ -108,6 +151,17 @@ unsafe fn load_u64(p: *const u8) -> u64 {
     // SAFETY: the caller guarantees 8 readable bytes; x86-64 loads need no alignment.
     unsafe { asm!("mov {}, qword ptr [{}]", out(reg) value, in(reg) p, options(nostack, readonly, preserves_flags)) };
     value
+}
+
+/// Stores 8 bytes at `p`, aligned or not, with one instruction (see
+/// [`load_u64`] for why not `write_unaligned`).
+///
+/// # Safety
+/// `p` must be valid for writing 8 bytes.
+#[inline(always)]
+unsafe fn store_u64(p: *mut u8, value: u64) {
+    // SAFETY: the caller guarantees 8 writable bytes; x86-64 stores need no alignment.
+    unsafe { asm!("mov qword ptr [{}], {}", in(reg) p, in(reg) value, options(nostack, preserves_flags)) };
 }
 
 /// Like `memcmp`, but only zero / non-zero matters.
