@@ -145,7 +145,14 @@ impl FlushBatch {
 
     /// Invalidates what the edit requires in every TLB that may hold
     /// `space` (through [`Machine::invalidate`]), then frees the frames.
-    pub fn apply<M: Machine + ?Sized>(self, machine: &M, space: SpaceId) -> FlushSummary {
+    pub fn apply<M: Machine + ?Sized>(mut self, machine: &M, space: SpaceId) -> FlushSummary {
+        self.apply_in_place(machine, space)
+    }
+
+    /// [`FlushBatch::apply`] without giving up the batch, which is left
+    /// empty. For a caller that keeps its batch where it is: a batch is 168
+    /// bytes, and each move of one is a copy on the edit's path.
+    pub fn apply_in_place<M: Machine + ?Sized>(&mut self, machine: &M, space: SpaceId) -> FlushSummary {
         let mut summary = FlushSummary::default();
         if self.everything {
             machine.invalidate(space, TlbInvalidation::All);
@@ -154,10 +161,12 @@ impl FlushBatch {
             machine.invalidate(space, TlbInvalidation::Pages(self.pages()));
             summary.pages_invalidated = self.page_count as u64;
         }
-        for frame in self.freed_frames {
+        for frame in self.freed_frames.drain(..) {
             machine.free_frame(frame);
             summary.frames_freed += 1;
         }
+        self.everything = false;
+        self.page_count = 0;
         summary
     }
 }

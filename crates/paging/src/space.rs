@@ -259,7 +259,7 @@ impl<M: Machine> PagingAspace<M> {
             self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
         let mut batch = FlushBatch::new();
         let result = edit(tables, &self.machine, &mut batch);
-        self.finish(batch);
+        self.finish(&mut batch);
         result
     }
 
@@ -274,7 +274,7 @@ impl<M: Machine> PagingAspace<M> {
             self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
         let mut batch = FlushBatch::new();
         let result = edit(tables, &self.machine, &mut self.anonymous, &mut batch);
-        self.finish(batch);
+        self.finish(&mut batch);
         result
     }
 
@@ -359,10 +359,11 @@ impl<M: Machine> PagingAspace<M> {
         FaultOutcome::Handled
     }
 
-    /// Invalidates what `batch` names and frees its frames, counting.
-    fn finish(&mut self, batch: FlushBatch) {
+    /// Invalidates what `batch` names and frees its frames, counting; the
+    /// batch is left empty.
+    fn finish(&mut self, batch: &mut FlushBatch) {
         let Some(space) = self.space_id() else { return };
-        let summary = batch.apply(&self.machine, space);
+        let summary = batch.apply_in_place(&self.machine, space);
         self.page_invalidations += summary.pages_invalidated;
         self.full_flushes += summary.full_flushes;
     }

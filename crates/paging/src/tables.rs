@@ -136,7 +136,8 @@ impl PageTables {
         self.run(machine, Operation::Map(perms), va, pa, len)
     }
 
-    /// [`PageTables::map`], adding to `batch` (nothing is added on an error).
+    /// [`PageTables::map`], adding to `batch` (nothing is added on an
+    /// error), for a range the caller has validated (see [`PageTables::run_into`]).
     pub(crate) fn map_into<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
@@ -161,7 +162,8 @@ impl PageTables {
         self.run(machine, Operation::Unmap, va, PhysAddr(0), len)
     }
 
-    /// [`PageTables::unmap`], adding to `batch` (nothing is added on an error).
+    /// [`PageTables::unmap`], adding to `batch` (nothing is added on an
+    /// error), for a range the caller has validated (see [`PageTables::run_into`]).
     pub(crate) fn unmap_into<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
@@ -184,7 +186,8 @@ impl PageTables {
         self.run(machine, Operation::Protect(perms), va, PhysAddr(0), len)
     }
 
-    /// [`PageTables::protect`], adding to `batch` (nothing is added on an error).
+    /// [`PageTables::protect`], adding to `batch` (nothing is added on an
+    /// error), for a range the caller has validated (see [`PageTables::run_into`]).
     pub(crate) fn protect_into<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
@@ -210,7 +213,8 @@ impl PageTables {
         self.run(machine, Operation::Repoint, va, new_pa, len)
     }
 
-    /// [`PageTables::remap`], adding to `batch` (nothing is added on an error).
+    /// [`PageTables::remap`], adding to `batch` (nothing is added on an
+    /// error), for a range the caller has validated (see [`PageTables::run_into`]).
     pub(crate) fn remap_into<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
@@ -344,11 +348,22 @@ impl PageTables {
         pa: PhysAddr,
         len: u64,
     ) -> Result<FlushBatch, AspaceError> {
+        // The checks a region gets, on this range (flags are not the tree's business).
+        Region { va, pa, len, prot: Protection::READ }.validate(
+            PAGE_GRANULARITY,
+            self.features.virt_width(),
+            self.features.phys_bits,
+        )?;
         let mut batch = FlushBatch::new();
         self.run_into(machine, op, va, pa, len, &mut batch)?;
         Ok(batch)
     }
 
+    /// Runs one edit on a range that `Region::validate` accepts with this
+    /// tree's width and page granularity. The public operations check it in
+    /// [`PageTables::run`]; the address space's own edits pass ranges
+    /// inside regions of its set, checked when they were added or named,
+    /// and do not pay for the checks twice (debug builds still check).
     fn run_into<M: Machine + ?Sized>(
         &mut self,
         machine: &M,
@@ -359,8 +374,11 @@ impl PageTables {
         batch: &mut FlushBatch,
     ) -> Result<(), AspaceError> {
         let width = self.features.virt_width();
-        // The checks a region gets, on this range (flags are not the tree's business).
-        Region { va, pa, len, prot: Protection::READ }.validate(PAGE_GRANULARITY, width, self.features.phys_bits)?;
+        debug_assert_eq!(
+            Region { va, pa, len, prot: Protection::READ }.validate(PAGE_GRANULARITY, width, self.features.phys_bits),
+            Ok(()),
+            "an edit of a range no region could hold"
+        );
         let mask = (1u64 << width.bits()) - 1;
         let start = va.0 & mask;
         let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
