@@ -97,14 +97,22 @@ impl PerCpu {
 
     /// Marks `stack` as holding a trap frame. False if it already did: a
     /// nested trap on the same IST stack has overwritten the outer frame.
+    ///
+    /// A load and a store, not an atomic read-modify-write (which costs a
+    /// locked instruction on every trap): only this CPU changes its bits, and
+    /// the only traps that can land between the two (NMI, #MC, #DF) stop
+    /// the kernel without returning.
     pub fn enter_ist(&self, stack: IstStack) -> bool {
         let bit = 1 << stack as u8;
-        self.ist_in_use.fetch_or(bit, Ordering::Relaxed) & bit == 0
+        let in_use = self.ist_in_use.load(Ordering::Relaxed);
+        self.ist_in_use.store(in_use | bit, Ordering::Relaxed);
+        in_use & bit == 0
     }
 
     /// Marks `stack` as free again (the trap is about to return).
     pub fn leave_ist(&self, stack: IstStack) {
-        self.ist_in_use.fetch_and(!(1 << stack as u8), Ordering::Relaxed);
+        let in_use = self.ist_in_use.load(Ordering::Relaxed);
+        self.ist_in_use.store(in_use & !(1 << stack as u8), Ordering::Relaxed);
     }
 
     /// True while a trap frame lives on `stack`.

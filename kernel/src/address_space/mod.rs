@@ -468,14 +468,18 @@ fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
 /// current address space. The default address space maps everything it
 /// will ever map, so a fault there is never fixable here.
 fn on_page_fault(fault: &Fault) -> FaultOutcome {
-    let cpu = crate::percpu::current().id as usize;
-    let current = LOADED[cpu].lock().clone();
     if crate::hardening::supervisor_touched_user_page(fault) {
         // The tables allow it; only SMAP or SMEP does not. Retrying would
         // fault again for ever.
         return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
     }
-    match current {
+    let cpu = crate::percpu::current().id as usize;
+    // Held while the space handles the fault, in the order the context
+    // switch takes the two locks; only this CPU takes its slot, and
+    // interrupts are off. (Cloning the `Arc` instead would cost two atomic
+    // operations on every fault.)
+    let loaded = LOADED[cpu].lock();
+    match loaded.as_ref() {
         Some(space) => space.lock().exception(fault),
         None => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
     }
