@@ -226,11 +226,12 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         // The table writes before, the reads of who holds the space after.
         fence(Ordering::SeqCst);
         let targets = cpus_holding(space.root.as_u64()) & !(1 << me);
-        if current_root() == space.root.as_u64() {
-            flush_here(pages);
-        }
+        let loaded_here = current_root() == space.root.as_u64();
         let counters = &COUNTERS[me];
         if targets == 0 || REMOTE_SHOOTDOWN_DISABLED.load(Ordering::Relaxed) {
+            if loaded_here {
+                flush_here(pages);
+            }
             counters.local_only.fetch_add(1, Ordering::Relaxed);
             return;
         }
@@ -243,11 +244,18 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         request.page_count.store(list.len(), Ordering::Relaxed);
         request.waiting_for.store(targets, Ordering::SeqCst);
         send_to_each(targets, me);
+        // The local flush overlaps the targets' interrupt delivery.
+        if loaded_here {
+            flush_here(pages);
+        }
         counters.shootdowns_sent.fetch_add(1, Ordering::Relaxed);
         counters.ipis_sent.fetch_add(targets.count_ones() as u64, Ordering::Relaxed);
         let start = rdtsc();
         while request.waiting_for.load(Ordering::Acquire) != 0 {
-            service_pending_shootdowns();
+            // Requests to this CPU would wait for this loop: serve them.
+            if INCOMING[me].load(Ordering::Relaxed) != 0 {
+                service_pending_shootdowns();
+            }
             core::hint::spin_loop();
         }
         counters.ack_wait_ticks.fetch_add(rdtsc().wrapping_sub(start), Ordering::Relaxed);
