@@ -163,6 +163,13 @@ pub fn counters(cpu: u32) -> &'static TlbCounters {
     &COUNTERS[cpu as usize]
 }
 
+/// Adds `n` to one of this CPU's counters: a load and a store, not a
+/// locked add (which costs far more under an emulator). Only the CPU that
+/// owns the counters writes them, with interrupts off; others only read.
+fn bump(counter: &AtomicU64, n: u64) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
 fn this_cpu() -> usize {
     percpu::current().id as usize
 }
@@ -191,14 +198,14 @@ fn flush_here(pages: Option<&[VirtAddr]>) {
     match pages {
         Some(pages) => {
             pages.iter().for_each(|page| cpu::invlpg(page.as_u64()));
-            counters.pages_invalidated.fetch_add(pages.len() as u64, Ordering::Relaxed);
+            bump(&counters.pages_invalidated, pages.len() as u64);
         }
         None => {
             let cr3 = cpu::read_cr3();
             // SAFETY: reloading the root that is loaded keeps every mapping
             // the kernel is using; only the TLB contents change.
             unsafe { cpu::write_cr3(cr3 & !CR3_KEEP_TLB) };
-            counters.full_flushes.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.full_flushes, 1);
         }
     }
 }
@@ -232,7 +239,7 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
             if loaded_here {
                 flush_here(pages);
             }
-            counters.local_only.fetch_add(1, Ordering::Relaxed);
+            bump(&counters.local_only, 1);
             return;
         }
         let request = &REQUESTS[me];
@@ -242,14 +249,15 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         let list = pages.unwrap_or(&[]);
         request.pages.store(list.as_ptr() as *mut VirtAddr, Ordering::Relaxed);
         request.page_count.store(list.len(), Ordering::Relaxed);
-        request.waiting_for.store(targets, Ordering::SeqCst);
+        // Published by the SeqCst mailbox update that follows.
+        request.waiting_for.store(targets, Ordering::Release);
         send_to_each(targets, me);
         // The local flush overlaps the targets' interrupt delivery.
         if loaded_here {
             flush_here(pages);
         }
-        counters.shootdowns_sent.fetch_add(1, Ordering::Relaxed);
-        counters.ipis_sent.fetch_add(targets.count_ones() as u64, Ordering::Relaxed);
+        bump(&counters.shootdowns_sent, 1);
+        bump(&counters.ipis_sent, targets.count_ones() as u64);
         let start = rdtsc();
         while request.waiting_for.load(Ordering::Acquire) != 0 {
             // Requests to this CPU would wait for this loop: serve them.
@@ -258,7 +266,7 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
             }
             core::hint::spin_loop();
         }
-        counters.ack_wait_ticks.fetch_add(rdtsc().wrapping_sub(start), Ordering::Relaxed);
+        bump(&counters.ack_wait_ticks, rdtsc().wrapping_sub(start));
     })
 }
 
@@ -301,7 +309,7 @@ pub fn service_pending_shootdowns() {
 /// Carries out one request on this CPU (CPU `me`).
 fn apply(request: &Request, me: usize) {
     let counters = &COUNTERS[me];
-    counters.shootdowns_received.fetch_add(1, Ordering::Relaxed);
+    bump(&counters.shootdowns_received, 1);
     if current_root() != request.root.load(Ordering::Relaxed) {
         // Switched away since the initiator looked: the CR3 load dropped
         // the space's entries, or (PCID) they are tagged, and the next load
@@ -309,7 +317,7 @@ fn apply(request: &Request, me: usize) {
         if let Some(pcid) = request.pcid_plus_one.load(Ordering::Relaxed).checked_sub(1) {
             forget_pcid(me, pcid as u16);
         }
-        counters.received_not_loaded.fetch_add(1, Ordering::Relaxed);
+        bump(&counters.received_not_loaded, 1);
         return;
     }
     if request.everything.load(Ordering::Relaxed) {
@@ -349,7 +357,7 @@ pub fn load_root(space: SpaceId, keep_tlb: bool) {
             let generation = GENERATION[pcid as usize].load(Ordering::SeqCst);
             if keep_tlb && remembered_generation(me, pcid) == Some(generation) {
                 value |= CR3_KEEP_TLB;
-                COUNTERS[me].pcid_kept.fetch_add(1, Ordering::Relaxed);
+                bump(&COUNTERS[me].pcid_kept, 1);
             }
             remember_generation(me, pcid, generation);
         }
