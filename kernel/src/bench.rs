@@ -34,6 +34,7 @@ use crate::tlb::{self, stress};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec;
 use alloc::vec::Vec;
 use aspace::{Fault, FaultOutcome, PageFaultCode, Protection, Region, VirtAddr};
 use core::fmt::Write;
@@ -78,6 +79,7 @@ struct Benchmark {
 static BENCHMARKS: &[Benchmark] = &[
     Benchmark { name: "boot_to_shell", run: boot_to_shell },
     Benchmark { name: "baselines", run: baselines },
+    Benchmark { name: "primitives", run: primitives },
     Benchmark { name: "lazy_fault_4k", run: lazy_fault_4k },
     Benchmark { name: "fault_handler", run: fault_handler },
     Benchmark { name: "lazy_fault_around", run: lazy_fault_around },
@@ -392,6 +394,31 @@ fn baselines(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
             Ok(())
         })
     })
+}
+
+/// `primitives`: what the building blocks of the paths above cost on this
+/// machine, ns per operation: `invlpg`, the address-space lock taken and
+/// released, a locked read-modify-write, a local APIC register read (MMIO),
+/// and `memcpy` of 4 KiB. Under an emulator these differ from hardware by
+/// orders of magnitude, and explain where the figures above go.
+fn primitives(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
+    measure(out, "invlpg", "ns/op", CALLS, || Ok(timed(|| (0..CALLS).for_each(|_| cpu::invlpg(BENCH_VA)))))?;
+    measure(out, "space_lock", "ns/op", CALLS, || {
+        Ok(timed(|| (0..CALLS).for_each(|_| drop(core::hint::black_box(bench.space.lock())))))
+    })?;
+    let counter = AtomicUsize::new(0);
+    measure(out, "atomic_add", "ns/op", CALLS, || {
+        Ok(timed(|| (0..CALLS).for_each(|_| _ = core::hint::black_box(&counter).fetch_add(1, Ordering::Relaxed))))
+    })?;
+    measure(out, "apic_read", "ns/op", CALLS, || {
+        Ok(timed(|| (0..CALLS).for_each(|_| _ = core::hint::black_box(crate::arch::apic::id()))))
+    })?;
+    let source = vec![0x5au8; K4 as usize];
+    let mut target = vec![0u8; K4 as usize];
+    measure(out, "memcpy_4k", "ns/op", CALLS, || {
+        Ok(timed(|| (0..CALLS).for_each(|_| core::hint::black_box(&mut target).copy_from_slice(&source))))
+    })?;
+    check("memcpy_4k copied", target.iter().filter(|&&byte| byte == 0x5a).count() as u64, K4)
 }
 
 /// Touches a lazy 64 MiB region mapping RAM (`pa`), one read per page, and

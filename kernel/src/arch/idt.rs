@@ -137,7 +137,7 @@ trap_common:
 
 const _: () =
     assert!(size_of::<TrapFrame>() == size_of::<SseRegisters>() + 15 * 8 + 7 * 8, "TrapFrame must match trap_common");
-const _: () = assert!(size_of::<SseRegisters>() % 16 == 0, "the SSE area must keep RSP 16-byte aligned");
+const _: () = assert!(size_of::<SseRegisters>().is_multiple_of(16), "the SSE area must keep RSP 16-byte aligned");
 const _: () = assert!(offset_of!(SseRegisters, xmm) == 0, "trap_common stores xmm0 at the frame's start");
 
 extern "C" {
