@@ -398,7 +398,8 @@ fn baselines(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
 
 /// `primitives`: what the building blocks of the paths above cost on this
 /// machine, ns per operation: `invlpg`, the address-space lock taken and
-/// released, a locked read-modify-write, a local APIC register read (MMIO),
+/// released, a locked read-modify-write, `pause` (the spin-wait hint), a
+/// local APIC register read (MMIO),
 /// and `memcpy` of 4 KiB. Under an emulator these differ from hardware by
 /// orders of magnitude, and explain where the figures above go.
 fn primitives(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
@@ -410,6 +411,7 @@ fn primitives(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
     measure(out, "atomic_add", "ns/op", CALLS, || {
         Ok(timed(|| (0..CALLS).for_each(|_| _ = core::hint::black_box(&counter).fetch_add(1, Ordering::Relaxed))))
     })?;
+    measure(out, "pause", "ns/op", CALLS, || Ok(timed(|| (0..CALLS).for_each(|_| core::hint::spin_loop()))))?;
     measure(out, "apic_read", "ns/op", CALLS, || {
         Ok(timed(|| (0..CALLS).for_each(|_| _ = core::hint::black_box(crate::arch::apic::id()))))
     })?;
