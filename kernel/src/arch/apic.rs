@@ -183,16 +183,19 @@ pub fn start_timer(period_ms: u64) {
     write(REG_TIMER_INITIAL_COUNT, initial_count);
 }
 
-/// Writes the interrupt command register: destination first (writing the
-/// low word sends), then waits until the APIC has sent it. Interrupts off:
-/// an interrupt handler sending its own IPI in between would mix the halves.
+/// Writes the interrupt command register: waits until the previous IPI has
+/// left (the APIC takes no new command before), then the destination, then
+/// the low word, which sends. Waiting before rather than after sending (as
+/// Linux and FreeBSD do for the xAPIC) keeps the register read off the path
+/// from sending to the target's acknowledgement. Interrupts off: an
+/// interrupt handler sending its own IPI in between would mix the halves.
 fn send_ipi_raw(apic_id: u32, command: u32) {
     super::cpu::without_interrupts(|| {
-        write(REG_ICR_HIGH, apic_id << 24);
-        write(REG_ICR_LOW, command);
         while read(REG_ICR_LOW) & ICR_SEND_PENDING != 0 {
             core::hint::spin_loop();
         }
+        write(REG_ICR_HIGH, apic_id << 24);
+        write(REG_ICR_LOW, command);
     })
 }
 
