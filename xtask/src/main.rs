@@ -221,6 +221,32 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
         expect_success: true,
         expect_output: &["operations", "faults handled", " 0 failures", "passed"],
     },
+    // Every benchmark runs, checks the work it did, and prints its figure
+    // (the values are not judged here: timings are never asserted).
+    ScriptedCheck {
+        cpus: None,
+        script: "bench",
+        expect_success: true,
+        expect_output: &[
+            "BENCH boot_to_shell ",
+            "BENCH lazy_fault_4k ",
+            "BENCH lazy_fault_around ",
+            "BENCH anon_fault_4k ",
+            "BENCH eager_map_4k ",
+            "BENCH eager_map_huge_2m ",
+            "BENCH eager_map_huge_1g ",
+            "BENCH protect_64m ",
+            "BENCH remove_64m ",
+            "BENCH move_64m ",
+            "BENCH protect_1page ",
+            "BENCH remove_1page ",
+            "BENCH move_1page ",
+            "BENCH shootdown_protect_1page_2cpu ",
+            "BENCH aspace_switch ",
+            "BENCH protect_1page.min ",
+            "BENCH protect_1page.max ",
+        ],
+    },
 ];
 
 fn main() -> ExitCode {
