@@ -7,16 +7,20 @@
 //!   the regions out of it makes it small (a few cache lines), so the upper
 //!   levels of even a million-region tree stay in the cache and a lookup
 //!   misses memory only at the bottom.
-//! - A **leaf** holds up to `LEAF` sorted keys and, in a parallel array, the
-//!   regions they start. A lookup scans the keys, then touches exactly one
-//!   region. Leaves are linked in key order (`next`) for iteration.
+//! - A **leaf** holds up to `LEAF` regions sorted by start; the keys are
+//!   the regions' own starts, not a separate array. A lookup reads the start
+//!   of the first region in each of the leaf's cache lines at once, then
+//!   one more in the line it picks, which holds the region sought: a leaf
+//!   costs one round trip to memory, not two (keys, then region). Leaves
+//!   are linked in key order (`next`) for iteration.
 //!
-//! Every search inside a node is branch-free: it counts the keys `<=` the
-//! one sought instead of stopping at the first larger one. There is then no
-//! branch to mispredict, so the processor can run ahead into the next
-//! independent lookup while this one waits for memory. Unused key slots
-//! hold [`PADDING`] (`u64::MAX`) so the count can run over the whole,
-//! fixed-size array.
+//! Lookups search inside a node without branches: each binary-search step
+//! is a conditional move, over the node's whole capacity (the root's: over
+//! its children, whose number seldom changes), so the number of steps does
+//! not vary from lookup to lookup. There is then no branch to mispredict, and the
+//! processor can run ahead into the next independent lookup while this one
+//! waits for memory. Unused key slots hold [`PADDING`] (`u64::MAX`) so the
+//! search can run over the whole, fixed-size array.
 //!
 //! Invariants (checked after every operation by the tests):
 //! - every leaf is at the same depth, `height` inner levels below the root;
@@ -28,16 +32,21 @@
 //! - every node but the root is at least half full (`LEAF / 2` keys,
 //!   `FANOUT / 2` children); an inner root has at least two children.
 //!
-//! Insert splits a full node in two halves and adds a separator to its
-//! parent (a new root when the root splits). Remove refills a node that
-//! falls below half by borrowing one entry from a sibling that can spare it,
-//! or else merges it with a sibling (dropping the root when it is left with
-//! one child). So the depth stays at most `log(n) / log(FANOUT / 2) + 1`,
-//! whatever sequence of operations built the tree. Freed node slots are
-//! reused before an arena grows.
+//! Insert walks down once, making room in each full node before stepping
+//! into it: it moves entries into the node's left sibling if that has room
+//! (as B*-trees do), else splits the node in two halves. Regions added in
+//! address order so fill the nodes instead of leaving every split one half
+//! empty. Remove refills a node that falls below half by evening it out
+//! with a sibling that can spare entries, or else merges the two (dropping
+//! the root when it is left with one child). So the depth stays at most
+//! `log(n) / log(FANOUT / 2) + 2`, whatever sequence of operations built the
+//! tree, and insert and remove are O(log n) (each node touched moves at most
+//! one node's worth of entries). Freed node slots are reused before an
+//! arena grows.
 
 use crate::{Protection, Region};
 use alloc::vec::Vec;
+use core::hint::select_unpredictable;
 
 /// The index of a node in its arena.
 type NodeIndex = u32;
@@ -51,7 +60,40 @@ const NO_LEAF: NodeIndex = NodeIndex::MAX;
 const PADDING: u64 = u64::MAX;
 
 /// What fills unused region slots. Never read as a region.
-const UNUSED: Region = Region::new(0, 0, 0, Protection::empty());
+const UNUSED: Region = Region::new(PADDING, 0, 0, Protection::empty());
+
+/// The position of the last of `N` sorted keys that is `<= key`, taking
+/// the first key to be, without reading it; `key_at(i)` reads key `i`, and
+/// `PER_LINE` keys share a 64-byte cache line. In two steps:
+///
+/// 1. Count the cache lines whose first key is `<= key`. These loads do
+///    not depend on each other, so when the node is not in the cache all
+///    its lines are fetched at once rather than one after another.
+/// 2. [`search_within`] that line.
+#[inline(always)]
+fn last_at_or_below<const N: usize, const PER_LINE: usize>(key_at: impl Fn(usize) -> u64, key: u64) -> usize {
+    let lines = N.div_ceil(PER_LINE);
+    let line = (1..lines).map(|line| usize::from(key_at(line * PER_LINE) <= key)).sum::<usize>();
+    let base = line * PER_LINE;
+    search_within(key_at, base, PER_LINE.min(N - base), key)
+}
+
+/// The position of the last of the sorted keys `base..base + size` that is
+/// `<= key`, taking key `base` to be, without reading it: a binary search
+/// whose every halving is a conditional move, not a branch.
+///
+/// The number of steps depends only on `size`, so when `size` is fixed no
+/// branch can be mispredicted and the processor can run on into the next,
+/// independent lookup while this one waits for memory.
+#[inline(always)]
+fn search_within(key_at: impl Fn(usize) -> u64, mut base: usize, mut size: usize, key: u64) -> usize {
+    while size > 1 {
+        let half = size / 2;
+        base = select_unpredictable(key_at(base + half) <= key, base + half, base);
+        size -= half;
+    }
+    base
+}
 
 /// An inner node: `count` children and the separators between them.
 ///
@@ -79,10 +121,18 @@ impl<const FANOUT: usize> Inner<FANOUT> {
 
     /// The position of the child whose subtree holds `key` (or would).
     fn position_for(&self, key: u64) -> usize {
-        // Separators <= key, over the whole array (branch-free); padding
-        // only counts when key is u64::MAX, hence the clamp.
-        let at_or_below = self.keys[1..].iter().map(|&separator| usize::from(separator <= key)).sum::<usize>();
-        at_or_below.min(self.count() - 1)
+        // Over the whole array, so the number of steps never varies; padding
+        // compares <= key only when key is u64::MAX, hence the clamp.
+        search_within(|i| self.keys[i], 0, FANOUT, key).min(self.count() - 1)
+    }
+
+    /// [`Self::position_for`] over the children only: fewer steps when the
+    /// node is far from full, but as many as the node has children. Used
+    /// for the root, whose count seldom changes (so the number of steps is
+    /// still predicted), and when inserting or removing, which change nodes
+    /// and so are not lookups whose misses overlap.
+    fn position_among_children(&self, key: u64) -> usize {
+        search_within(|i| self.keys[i], 0, self.count(), key)
     }
 
     /// Puts `child`, whose smallest key is `key`, at `position`, shifting
@@ -108,6 +158,15 @@ impl<const FANOUT: usize> Inner<FANOUT> {
         child
     }
 
+    /// Takes out the first `count` children (and their separators).
+    fn remove_first(&mut self, count: usize) {
+        let old = self.count();
+        self.keys.copy_within(count..old, 0);
+        self.children.copy_within(count..old, 0);
+        self.keys[old - count..old].fill(PADDING);
+        self.count -= count as u32;
+    }
+
     /// Moves the upper half of the children of this full node into `right`
     /// (empty) and returns the separator between the two halves: the
     /// smallest key under `right`.
@@ -125,12 +184,15 @@ impl<const FANOUT: usize> Inner<FANOUT> {
     }
 }
 
-/// A leaf: `len` regions sorted by start, and their starts as keys.
+/// A leaf: `len` regions sorted by start, their starts the keys.
+///
+/// The keys are not kept apart: a lookup reads the start of every other
+/// region (the first in each cache line) at once, and the line it lands in
+/// holds the region itself, so a leaf costs one round trip to memory.
 #[derive(Clone)]
 #[repr(C, align(64))]
 struct Leaf<const LEAF: usize> {
-    /// `keys[i]` is `regions[i].va`; slots from `len` on hold [`PADDING`].
-    keys: [u64; LEAF],
+    /// Slots from `len` on hold [`UNUSED`], whose start is [`PADDING`].
     regions: [Region; LEAF],
     /// The number of regions.
     len: u32,
@@ -138,37 +200,44 @@ struct Leaf<const LEAF: usize> {
     next: NodeIndex,
 }
 
+/// Regions in one 64-byte cache line.
+const REGIONS_PER_LINE: usize = 64 / core::mem::size_of::<Region>();
+
 impl<const LEAF: usize> Leaf<LEAF> {
-    const EMPTY: Self = Leaf { keys: [PADDING; LEAF], regions: [UNUSED; LEAF], len: 0, next: NO_LEAF };
+    const EMPTY: Self = Leaf { regions: [UNUSED; LEAF], len: 0, next: NO_LEAF };
 
     fn len(&self) -> usize {
         self.len as usize
     }
 
-    /// How many keys are `<= key` (branch-free, as [`Inner::position_for`]).
+    /// The key at `position`: that region's start.
+    fn key(&self, position: usize) -> u64 {
+        self.regions[position].va.0
+    }
+
+    /// How many keys are `<= key`.
     fn count_at_or_below(&self, key: u64) -> usize {
-        let at_or_below = self.keys.iter().map(|&k| usize::from(k <= key)).sum::<usize>();
-        at_or_below.min(self.len())
+        let last = last_at_or_below::<LEAF, REGIONS_PER_LINE>(|position| self.key(position), key);
+        // `last` is 0 also when no key is <= key: look at that key itself.
+        (last + usize::from(self.key(last) <= key)).min(self.len())
     }
 
     /// How many keys are `< key`: the position where `key` is or would go.
     fn count_below(&self, key: u64) -> usize {
-        self.keys.iter().map(|&k| usize::from(k < key)).sum::<usize>()
+        key.checked_sub(1).map_or(0, |below| self.count_at_or_below(below))
     }
 
     /// The position of `key`, if this leaf holds it.
     fn position_of(&self, key: u64) -> Option<usize> {
         let position = self.count_below(key);
-        (position < self.len() && self.keys[position] == key).then_some(position)
+        (position < self.len() && self.key(position) == key).then_some(position)
     }
 
     /// Puts `region` at `position`, shifting the later ones right. The leaf
     /// must not be full.
     fn insert_at(&mut self, position: usize, region: Region) {
         let len = self.len();
-        self.keys.copy_within(position..len, position + 1);
         self.regions.copy_within(position..len, position + 1);
-        self.keys[position] = region.va.0;
         self.regions[position] = region;
         self.len += 1;
     }
@@ -177,42 +246,36 @@ impl<const LEAF: usize> Leaf<LEAF> {
     fn remove_at(&mut self, position: usize) -> Region {
         let len = self.len();
         let region = self.regions[position];
-        self.keys.copy_within(position + 1..len, position);
         self.regions.copy_within(position + 1..len, position);
-        self.keys[len - 1] = PADDING;
+        self.regions[len - 1] = UNUSED;
         self.len -= 1;
         region
+    }
+
+    /// Takes out the first `count` regions.
+    fn remove_first(&mut self, count: usize) {
+        let len = self.len();
+        self.regions.copy_within(count..len, 0);
+        self.regions[len - count..len].fill(UNUSED);
+        self.len -= count as u32;
     }
 
     /// Moves the upper half of this full leaf into `right` (empty).
     fn split_into(&mut self, right: &mut Self) {
         let middle = LEAF / 2;
         let moved = LEAF - middle;
-        right.keys[..moved].copy_from_slice(&self.keys[middle..]);
         right.regions[..moved].copy_from_slice(&self.regions[middle..]);
         right.len = moved as u32;
-        self.keys[middle..].fill(PADDING);
+        self.regions[middle..].fill(UNUSED);
         self.len = middle as u32;
     }
 
-    /// Appends every region of `right`, whose keys are all larger.
-    fn append(&mut self, right: &Self) {
-        let (len, moved) = (self.len(), right.len());
-        self.keys[len..len + moved].copy_from_slice(&right.keys[..moved]);
-        self.regions[len..len + moved].copy_from_slice(&right.regions[..moved]);
-        self.len += right.len;
+    /// Appends the first `count` regions of `right`, whose keys are all larger.
+    fn append_from(&mut self, right: &Self, count: usize) {
+        let len = self.len();
+        self.regions[len..len + count].copy_from_slice(&right.regions[..count]);
+        self.len += count as u32;
     }
-}
-
-/// What inserting into a subtree did.
-enum Insertion {
-    /// A region with the same start was there: it was replaced.
-    Replaced(Region),
-    /// The region was added and the subtree's root did not split.
-    Added,
-    /// The region was added and the subtree's root split: `right` is the
-    /// new node holding its upper half, whose smallest key is `separator`.
-    Split { separator: u64, right: NodeIndex },
 }
 
 /// What removing from a subtree did.
@@ -263,8 +326,12 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
 
     /// The leaf whose key range holds `key`. The tree must not be empty.
     fn leaf_for(&self, key: u64) -> NodeIndex {
-        let mut node = self.root;
-        for _ in 0..self.height {
+        if self.height == 0 {
+            return self.root;
+        }
+        let root = &self.inners[self.root as usize];
+        let mut node = root.children[root.position_among_children(key)];
+        for _ in 1..self.height {
             let inner = &self.inners[node as usize];
             node = inner.children[inner.position_for(key)];
         }
@@ -281,6 +348,25 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         // this leaf's first one is: no need to look at the previous leaf.
         let count = leaf.count_at_or_below(key);
         count.checked_sub(1).map(|position| &leaf.regions[position])
+    }
+
+    /// The region with the greatest start `< key` and the one with the
+    /// least start `>= key`, found in one descent.
+    pub(crate) fn neighbours(&self, key: u64) -> (Option<&Region>, Option<&Region>) {
+        if self.len == 0 {
+            return (None, None);
+        }
+        let Some(below) = key.checked_sub(1) else {
+            return (None, self.iter().next());
+        };
+        // The leaf holding the greatest start <= key - 1 (if there is one)...
+        let leaf_index = self.leaf_for(below);
+        let leaf = &self.leaves[leaf_index as usize];
+        let position = leaf.count_at_or_below(below);
+        let before = position.checked_sub(1).map(|last| &leaf.regions[last]);
+        // ...and just after it, in this leaf or at the start of the next.
+        let after = Iter { leaves: &self.leaves, leaf: leaf_index, position }.next();
+        (before, after)
     }
 
     /// The region starting exactly at `key`.
@@ -322,85 +408,132 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
 
     /// Adds `region` under its start, or replaces (and returns) the region
     /// already starting there.
+    ///
+    /// One pass from the root down: before stepping into a full child, the
+    /// child is given room (see [`Self::make_room`]), so the leaf reached
+    /// can take the region and no split has to travel back up.
     pub(crate) fn insert(&mut self, region: Region) -> Option<Region> {
+        let key = region.va.0;
         if self.leaves.is_empty() {
             self.root = self.new_leaf();
             self.height = 0;
         }
-        match self.insert_below(self.root, self.height, region) {
-            Insertion::Replaced(old) => return Some(old),
-            Insertion::Added => {}
-            Insertion::Split { separator, right } => {
-                // The root split: a new root above the two halves.
-                let left = self.root;
-                let root = self.new_inner();
-                let node = &mut self.inners[root as usize];
-                node.children[0] = left;
-                node.count = 1;
-                node.insert_at(1, separator, right);
-                self.root = root;
-                self.height += 1;
-            }
+        if self.is_full(self.root, self.height) {
+            // A new root above the old one, which the walk below splits.
+            let old_root = self.root;
+            self.root = self.new_inner();
+            let root = &mut self.inners[self.root as usize];
+            root.children[0] = old_root;
+            root.count = 1;
+            self.height += 1;
         }
+        let mut node = self.root;
+        for height in (1..=self.height).rev() {
+            let mut position = self.inners[node as usize].position_among_children(key);
+            if self.is_full(self.inners[node as usize].children[position], height - 1) {
+                self.make_room(node, position, height - 1, key);
+                position = self.inners[node as usize].position_among_children(key);
+            }
+            node = self.inners[node as usize].children[position];
+        }
+        let leaf = &mut self.leaves[node as usize];
+        let position = leaf.count_below(key);
+        if position < leaf.len() && leaf.key(position) == key {
+            return Some(core::mem::replace(&mut leaf.regions[position], region));
+        }
+        // Not at position 0 unless this is the first leaf (see make_room):
+        // the separators stay exact.
+        leaf.insert_at(position, region);
         self.len += 1;
         None
     }
 
-    /// Inserts `region` into the subtree rooted at `node`, `height` levels
-    /// above the leaves.
-    fn insert_below(&mut self, node: NodeIndex, height: u32, region: Region) -> Insertion {
+    fn is_full(&self, node: NodeIndex, height: u32) -> bool {
         if height == 0 {
-            return self.insert_into_leaf(node, region);
-        }
-        let position = self.inners[node as usize].position_for(region.va.0);
-        let child = self.inners[node as usize].children[position];
-        match self.insert_below(child, height - 1, region) {
-            Insertion::Split { separator, right } => self.insert_child(node, position + 1, separator, right),
-            done => done,
+            self.leaves[node as usize].len() == LEAF
+        } else {
+            self.inners[node as usize].count() == FANOUT
         }
     }
 
-    fn insert_into_leaf(&mut self, node: NodeIndex, region: Region) -> Insertion {
-        let leaf = &mut self.leaves[node as usize];
-        let position = leaf.count_below(region.va.0);
-        if position < leaf.len() && leaf.keys[position] == region.va.0 {
-            return Insertion::Replaced(core::mem::replace(&mut leaf.regions[position], region));
+    /// Makes room in the full child `position` of `parent` (not full), on
+    /// the way to inserting `key`, whose own place stays in that child.
+    ///
+    /// If the left sibling has room, the child's entries before `key`'s
+    /// place move into it (a rotation, as in B*-trees); only when the
+    /// sibling is full too does the child split in two halves. Regions
+    /// added in address order (the usual way an address space grows) so
+    /// fill each node before the next is started, instead of leaving every
+    /// split node half empty.
+    fn make_room(&mut self, parent: NodeIndex, position: usize, height: u32, key: u64) {
+        let parent_node = &self.inners[parent as usize];
+        let child = parent_node.children[position];
+        if position > 0 {
+            let left = parent_node.children[position - 1];
+            let (room, before_key) = if height == 0 {
+                // Keep at least one region before `key`, so it does not
+                // become the child's smallest and need a new separator.
+                (
+                    LEAF - self.leaves[left as usize].len(),
+                    self.leaves[child as usize].count_below(key).saturating_sub(1),
+                )
+            } else {
+                (FANOUT - self.inners[left as usize].count(), self.inners[child as usize].position_among_children(key))
+            };
+            let moved = room.min(before_key);
+            if moved > 0 {
+                self.rotate_left(parent, position, height, moved);
+                return;
+            }
         }
-        if leaf.len() < LEAF {
-            leaf.insert_at(position, region);
-            return Insertion::Added;
-        }
-        let right = self.new_leaf();
-        let [left_leaf, right_leaf] = self.leaves.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
-        left_leaf.split_into(right_leaf);
-        right_leaf.next = left_leaf.next;
-        left_leaf.next = right;
-        if position <= LEAF / 2 {
-            left_leaf.insert_at(position, region);
-        } else {
-            right_leaf.insert_at(position - LEAF / 2, region);
-        }
-        Insertion::Split { separator: right_leaf.keys[0], right }
+        self.split_child(parent, position, height);
     }
 
-    /// Adds `child`, whose smallest key is `separator`, at `position` of
-    /// inner node `node`, splitting the node if it is full.
-    fn insert_child(&mut self, node: NodeIndex, position: usize, separator: u64, child: NodeIndex) -> Insertion {
-        if self.inners[node as usize].count() < FANOUT {
-            self.inners[node as usize].insert_at(position, separator, child);
-            return Insertion::Added;
-        }
-        let right = self.new_inner();
-        let [left_node, right_node] = self.inners.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
-        let middle_separator = left_node.split_into(right_node);
-        // `position` is at least 1, so the new child never becomes the right
-        // half's first child, whose smallest key is `middle_separator`.
-        if position <= FANOUT / 2 {
-            left_node.insert_at(position, separator, child);
+    /// Moves the first `moved` entries of child `position` of `parent` to
+    /// the end of its left sibling.
+    fn rotate_left(&mut self, parent: NodeIndex, position: usize, height: u32, moved: usize) {
+        let parent_node = &self.inners[parent as usize];
+        let (left, child) = (parent_node.children[position - 1], parent_node.children[position]);
+        let child_smallest = parent_node.keys[position];
+        let new_separator = if height == 0 {
+            let [left, child] = self.leaves.get_disjoint_mut([left as usize, child as usize]).expect("two slots");
+            left.append_from(child, moved);
+            child.remove_first(moved);
+            child.key(0)
         } else {
-            right_node.insert_at(position - FANOUT / 2, separator, child);
-        }
-        Insertion::Split { separator: middle_separator, right }
+            let [left, child] = self.inners.get_disjoint_mut([left as usize, child as usize]).expect("two slots");
+            // The child's first entry has no separator of its own: its
+            // smallest key is the child's, which the parent holds.
+            left.insert_at(left.count(), child_smallest, child.children[0]);
+            for from in 1..moved {
+                left.insert_at(left.count(), child.keys[from], child.children[from]);
+            }
+            let new_smallest = child.keys[moved];
+            child.remove_first(moved);
+            new_smallest
+        };
+        self.inners[parent as usize].keys[position] = new_separator;
+    }
+
+    /// Splits the full child `position` of `parent` in two halves, the
+    /// upper one a new child at `position + 1`.
+    fn split_child(&mut self, parent: NodeIndex, position: usize, height: u32) {
+        let child = self.inners[parent as usize].children[position];
+        let (right, separator) = if height == 0 {
+            let right = self.new_leaf();
+            let [child, right_leaf] =
+                self.leaves.get_disjoint_mut([child as usize, right as usize]).expect("two slots");
+            child.split_into(right_leaf);
+            right_leaf.next = child.next;
+            child.next = right;
+            (right, right_leaf.key(0))
+        } else {
+            let right = self.new_inner();
+            let [child, right_node] =
+                self.inners.get_disjoint_mut([child as usize, right as usize]).expect("two slots");
+            (right, child.split_into(right_node))
+        };
+        self.inners[parent as usize].insert_at(position + 1, separator, right);
     }
 
     /// Removes and returns the region starting exactly at `key`.
@@ -428,10 +561,10 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             let position = leaf.position_of(key)?;
             let region = leaf.remove_at(position);
             // Only the root leaf can be left empty, and it has no separator.
-            let new_smallest = (position == 0 && leaf.len > 0).then(|| leaf.keys[0]);
+            let new_smallest = (position == 0 && leaf.len > 0).then(|| leaf.key(0));
             return Some(Removal { region, new_smallest });
         }
-        let position = self.inners[node as usize].position_for(key);
+        let position = self.inners[node as usize].position_among_children(key);
         let child = self.inners[node as usize].children[position];
         let mut removal = self.remove_below(child, height - 1, key)?;
         if let Some(smallest) = removal.new_smallest {
@@ -457,31 +590,42 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         }
     }
 
-    /// True when `node` can give an entry away and stay at least half full.
-    fn can_lend(&self, node: NodeIndex, height: u32) -> bool {
+    /// The number of entries of `node`: regions or children.
+    fn size(&self, node: NodeIndex, height: u32) -> usize {
         if height == 0 {
-            self.leaves[node as usize].len() > LEAF / 2
+            self.leaves[node as usize].len()
         } else {
-            self.inners[node as usize].count() > FANOUT / 2
+            self.inners[node as usize].count()
         }
     }
 
     /// Brings child `position` of `parent` (`height` levels above the
     /// leaves, below half full) back to half: borrows from a sibling that
     /// can lend, or else merges with one.
+    ///
+    /// A borrow evens the two siblings out rather than taking just one
+    /// entry, so that the next removals from this node do not each need
+    /// another borrow.
     fn refill(&mut self, parent: NodeIndex, position: usize, height: u32) {
         let siblings = &self.inners[parent as usize];
-        let has_left = position > 0;
-        let has_right = position + 1 < siblings.count();
-        if has_left && self.can_lend(siblings.children[position - 1], height) {
-            self.borrow_from_left(parent, position, height);
-        } else if has_right && self.can_lend(siblings.children[position + 1], height) {
-            self.borrow_from_right(parent, position, height);
-        } else if has_left {
-            self.merge_with_next(parent, position - 1, height);
-        } else {
+        let size = self.size(siblings.children[position], height);
+        let left_size = (position > 0).then(|| self.size(siblings.children[position - 1], height));
+        let right_size = (position + 1 < siblings.count()).then(|| self.size(siblings.children[position + 1], height));
+        let half = if height == 0 { LEAF / 2 } else { FANOUT / 2 };
+        match (left_size, right_size) {
+            (Some(left), _) if left > half => {
+                for _ in 0..(left - size) / 2 {
+                    self.borrow_from_left(parent, position, height);
+                }
+            }
+            (_, Some(right)) if right > half => {
+                for _ in 0..(right - size) / 2 {
+                    self.borrow_from_right(parent, position, height);
+                }
+            }
+            (Some(_), _) => self.merge_with_next(parent, position - 1, height),
             // An inner node has at least two children: a right sibling exists.
-            self.merge_with_next(parent, position, height);
+            _ => self.merge_with_next(parent, position, height),
         }
     }
 
@@ -520,7 +664,7 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             let [node, right] = self.leaves.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
             let region = right.remove_at(0);
             node.insert_at(node.len(), region);
-            right.keys[0]
+            right.key(0)
         } else {
             let [node, right] = self.inners.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
             // The right node's second child becomes its first: its separator
@@ -540,7 +684,7 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         let right_separator = parent_node.keys[position + 1];
         if height == 0 {
             let [left, right] = self.leaves.get_disjoint_mut([left as usize, right as usize]).expect("two slots");
-            left.append(right);
+            left.append_from(right, right.len());
             left.next = right.next;
         } else {
             let [left, right] = self.inners.get_disjoint_mut([left as usize, right as usize]).expect("two slots");

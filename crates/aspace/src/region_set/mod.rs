@@ -11,10 +11,12 @@ mod bplus_tree;
 use crate::{AspaceError, Region, VirtAddr};
 use bplus_tree::BPlusTree;
 
-/// Regions per leaf. A leaf's keys fill four cache lines and are scanned
-/// whole; its regions, 1 KiB, are touched one at a time.
-const LEAF_CAPACITY: usize = 32;
-/// Children per inner node: 32 keys (four cache lines) per level.
+/// Regions per leaf: 512 bytes, eight cache lines, all fetched at once by a
+/// lookup that misses the cache. Measured against 8 and 32: fewer levels
+/// than 8, fewer lines per lookup than 32.
+const LEAF_CAPACITY: usize = 16;
+/// Children per inner node: 32 keys (four cache lines), five search steps.
+/// Measured against 64, which saved a level but not time.
 const INNER_FANOUT: usize = 32;
 
 /// A set of regions that do not overlap in virtual addresses.
@@ -47,8 +49,13 @@ impl RegionSet {
     /// one, and with [`AspaceError::ZeroLength`] / [`AspaceError::LengthOverflow`]
     /// when it is empty or wraps.
     pub fn insert(&mut self, region: Region) -> Result<(), AspaceError> {
-        check_extent(region.va.0, region.len)?;
-        if let Some(existing) = self.first_overlap(region.va.0, region.len) {
+        let last = check_extent(region.va.0, region.len)?;
+        // Only the neighbours can collide: the region before may reach
+        // into the new one (and is then the lowest collision), the one
+        // after may start by its last byte.
+        let (before, after) = self.by_start.neighbours(region.va.0);
+        let before = before.filter(|before| before.last() >= region.va.0);
+        if let Some(existing) = before.or(after.filter(|after| after.va.0 <= last)) {
             return Err(AspaceError::Overlap { existing: *existing });
         }
         self.by_start.insert(region);

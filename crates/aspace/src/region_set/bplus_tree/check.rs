@@ -86,14 +86,13 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             ensure!(len <= LEAF, "leaf {node} holds {len} of {LEAF}");
             ensure!(is_root || len >= LEAF / 2, "leaf {node} holds {len}, under half of {LEAF}");
             for position in 0..len {
-                let key = leaf.keys[position];
-                ensure!(key == leaf.regions[position].va.0, "leaf {node} key {position} is not its region's start");
+                let key = leaf.key(position);
                 ensure!(in_bounds(key), "leaf {node} key {key:#x} outside [{lower:x?}, {upper:x?})");
-                ensure!(position == 0 || leaf.keys[position - 1] < key, "leaf {node} keys out of order at {position}");
+                ensure!(position == 0 || leaf.key(position - 1) < key, "leaf {node} keys out of order at {position}");
             }
-            ensure!(leaf.keys[len..].iter().all(|&key| key == PADDING), "leaf {node} has unpadded free slots");
+            ensure!(leaf.regions[len..].iter().all(|r| r.va.0 == PADDING), "leaf {node} has unpadded free slots");
             walk.regions += len;
-            return Ok(leaf.keys[..len].first().copied());
+            return Ok((len > 0).then(|| leaf.key(0)));
         }
 
         ensure!((node as usize) < self.inners.len(), "inner node {node} out of the arena");

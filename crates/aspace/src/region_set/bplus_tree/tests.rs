@@ -30,6 +30,7 @@ enum Operation {
     /// Change the region at a key in place.
     Update(u64, u64),
     LastAtOrBelow(u64),
+    Neighbours(u64),
     IterFrom(u64),
     Clear,
 }
@@ -48,6 +49,7 @@ fn operation(space: u64) -> impl Strategy<Value = Operation> {
         4 => key(space).prop_map(Operation::Get),
         4 => (key(space), 0u64..1000).prop_map(|(key, tag)| Operation::Update(key, tag)),
         8 => key(space).prop_map(Operation::LastAtOrBelow),
+        4 => key(space).prop_map(Operation::Neighbours),
         4 => key(space).prop_map(Operation::IterFrom),
         // Rare: most sequences should grow a deep tree.
         1 => Just(Operation::Clear),
@@ -82,6 +84,11 @@ fn run<const LEAF: usize, const FANOUT: usize>(operations: &[Operation]) -> Resu
             }
             Operation::LastAtOrBelow(key) => {
                 prop_assert_eq!(tree.last_at_or_below(key), model.range(..=key).next_back().map(|(_, r)| r))
+            }
+            Operation::Neighbours(key) => {
+                let before = model.range(..key).next_back().map(|(_, r)| r);
+                let after = model.range(key..).next().map(|(_, r)| r);
+                prop_assert_eq!(tree.neighbours(key), (before, after), "neighbours({:#x})", key);
             }
             Operation::IterFrom(key) => {
                 prop_assert!(tree.iter_from(key).eq(model.range(key..).map(|(_, r)| r)), "iter_from({:#x})", key)
@@ -187,16 +194,21 @@ fn freed_nodes_are_reused_before_the_arenas_grow() {
     for key in 0..200 {
         tree.insert(region(key, 0));
     }
-    let (leaves, inners) = (tree.leaves.len(), tree.inners.len());
     for key in 0..150 {
         tree.remove(key);
     }
     assert!(!tree.free_leaves.is_empty() && !tree.free_inners.is_empty());
-    for key in 0..150 {
+    let mut reused = 0;
+    for key in (0..150).rev() {
+        let (leaves, inners) = (tree.leaves.len(), tree.inners.len());
+        let (free_leaves, free_inners) = (tree.free_leaves.len(), tree.free_inners.len());
         tree.insert(region(key, 0));
+        assert!(tree.leaves.len() == leaves || free_leaves == 0, "leaf arena grew with free slots");
+        assert!(tree.inners.len() == inners || free_inners == 0, "inner arena grew with free slots");
+        reused += free_leaves - tree.free_leaves.len().min(free_leaves);
     }
     tree.check_invariants().unwrap();
-    assert!(tree.leaves.len() <= leaves && tree.inners.len() <= inners);
+    assert!(reused > 0);
 }
 
 #[test]
