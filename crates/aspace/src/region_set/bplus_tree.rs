@@ -270,6 +270,17 @@ impl<const LEAF: usize> Leaf<LEAF> {
         self.len = middle as u32;
     }
 
+    /// Moves the last `count` regions of `left`, whose keys are all smaller,
+    /// to the front of this leaf.
+    fn prepend_last_of(&mut self, left: &mut Self, count: usize) {
+        let (len, from) = (self.len(), left.len() - count);
+        self.regions.copy_within(0..len, count);
+        self.regions[..count].copy_from_slice(&left.regions[from..from + count]);
+        self.len += count as u32;
+        left.regions[from..from + count].fill(UNUSED);
+        left.len -= count as u32;
+    }
+
     /// Appends the first `count` regions of `right`, whose keys are all larger.
     fn append_from(&mut self, right: &Self, count: usize) {
         let len = self.len();
@@ -614,14 +625,10 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         let half = if height == 0 { LEAF / 2 } else { FANOUT / 2 };
         match (left_size, right_size) {
             (Some(left), _) if left > half => {
-                for _ in 0..(left - size) / 2 {
-                    self.borrow_from_left(parent, position, height);
-                }
+                self.borrow_from_left(parent, position, height, (left - size) / 2);
             }
             (_, Some(right)) if right > half => {
-                for _ in 0..(right - size) / 2 {
-                    self.borrow_from_right(parent, position, height);
-                }
+                self.borrow_from_right(parent, position, height, (right - size) / 2);
             }
             (Some(_), _) => self.merge_with_next(parent, position - 1, height),
             // An inner node has at least two children: a right sibling exists.
@@ -629,52 +636,55 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         }
     }
 
-    /// Moves the last entry of child `position - 1` to the front of child
-    /// `position`.
-    fn borrow_from_left(&mut self, parent: NodeIndex, position: usize, height: u32) {
+    /// Moves the last `count` entries of child `position - 1` to the front
+    /// of child `position`.
+    fn borrow_from_left(&mut self, parent: NodeIndex, position: usize, height: u32, count: usize) {
         let parent_node = &self.inners[parent as usize];
         let (left, node) = (parent_node.children[position - 1], parent_node.children[position]);
-        let node_separator = parent_node.keys[position];
-        let new_separator = if height == 0 {
+        let mut node_separator = parent_node.keys[position];
+        if height == 0 {
             let [left, node] = self.leaves.get_disjoint_mut([left as usize, node as usize]).expect("two slots");
-            let region = left.remove_at(left.len() - 1);
-            node.insert_at(0, region);
-            region.va.0
+            node.prepend_last_of(left, count);
+            node_separator = node.key(0);
         } else {
             let [left, node] = self.inners.get_disjoint_mut([left as usize, node as usize]).expect("two slots");
-            let last = left.count() - 1;
-            let moved_smallest = left.keys[last];
-            let moved = left.remove_at(last);
-            node.insert_at(0, PADDING, moved);
-            // The node's former first child now needs a separator: its
-            // smallest key, which was the node's, which the parent held.
-            node.keys[1] = node_separator;
-            moved_smallest
-        };
-        self.inners[parent as usize].keys[position] = new_separator;
+            for _ in 0..count {
+                let last = left.count() - 1;
+                let moved_smallest = left.keys[last];
+                let moved = left.remove_at(last);
+                node.insert_at(0, PADDING, moved);
+                // The node's former first child now needs a separator: its
+                // smallest key, which was the node's, which the parent held.
+                node.keys[1] = node_separator;
+                node_separator = moved_smallest;
+            }
+        }
+        self.inners[parent as usize].keys[position] = node_separator;
     }
 
-    /// Moves the first entry of child `position + 1` to the end of child
-    /// `position`.
-    fn borrow_from_right(&mut self, parent: NodeIndex, position: usize, height: u32) {
+    /// Moves the first `count` entries of child `position + 1` to the end
+    /// of child `position`.
+    fn borrow_from_right(&mut self, parent: NodeIndex, position: usize, height: u32, count: usize) {
         let parent_node = &self.inners[parent as usize];
         let (node, right) = (parent_node.children[position], parent_node.children[position + 1]);
-        let right_separator = parent_node.keys[position + 1];
-        let new_separator = if height == 0 {
+        let mut right_separator = parent_node.keys[position + 1];
+        if height == 0 {
             let [node, right] = self.leaves.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
-            let region = right.remove_at(0);
-            node.insert_at(node.len(), region);
-            right.key(0)
+            node.append_from(right, count);
+            right.remove_first(count);
+            right_separator = right.key(0);
         } else {
             let [node, right] = self.inners.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
-            // The right node's second child becomes its first: its separator
-            // is the right node's new smallest key.
-            let right_second_smallest = right.keys[1];
-            let moved = right.remove_at(0);
-            node.insert_at(node.count(), right_separator, moved);
-            right_second_smallest
-        };
-        self.inners[parent as usize].keys[position + 1] = new_separator;
+            for _ in 0..count {
+                // The right node's second child becomes its first: its
+                // separator is the right node's new smallest key.
+                let right_second_smallest = right.keys[1];
+                let moved = right.remove_at(0);
+                node.insert_at(node.count(), right_separator, moved);
+                right_separator = right_second_smallest;
+            }
+        }
+        self.inners[parent as usize].keys[position + 1] = right_separator;
     }
 
     /// Merges child `position + 1` into child `position` and frees it.

@@ -1,7 +1,7 @@
 //! The memory map: a set of non-overlapping regions, ordered by virtual start.
 //!
 //! Stored in a B+-tree keyed by each region's first virtual byte (see
-//! [`bplus_tree`]). Because the regions never overlap, the only region that
+//! `bplus_tree.rs`). Because the regions never overlap, the only region that
 //! can contain an address `va` is the one with the greatest start `<= va`:
 //! one ordered search finds it. Every operation is O(log n); iteration is in
 //! address order.
