@@ -1,5 +1,5 @@
 //! How fast is the memory map? Insert, remove and lookup on [`RegionSet`]
-//! (a B-tree keyed by start address) at 10, 1k, 100k and 1M regions, beside
+//! (a B+-tree keyed by start address) at 10, 1k, 100k and 1M regions, beside
 //! [`LinkedListRegionSet`], the sorted singly-linked list the NK paging lab
 //! suggests as a first memory map.
 //!
@@ -320,7 +320,7 @@ fn region_sets(c: &mut Criterion) {
     bench_lookups::<RegionSet>(c, "lookup", "RegionSet", &SIZES, COLD_ADDRESSES);
     bench_lookups::<LinkedListRegionSet>(c, "lookup", "LinkedListRegionSet", &SIZES, COLD_ADDRESSES);
     // A list lookup walks the same nodes whether they are cached or not, so
-    // the hot pattern is measured for the B-tree only.
+    // the hot pattern is measured for the B+-tree only.
     bench_lookups::<RegionSet>(c, "lookup_hot", "RegionSet", &SIZES, HOT_ADDRESSES);
 }
 
