@@ -402,7 +402,7 @@ impl<M: Machine> PagingAspace<M> {
     fn replace_part(&mut self, existing: Region, va: u64, len: u64, middle: Option<Region>) {
         if va == existing.va.0 && len == existing.len && middle.is_some() {
             // The edit covered the whole region: change it in place, without
-            // taking its node out of the B-tree and allocating another.
+            // taking it out of the region set and inserting it again.
             let mut whole = [middle];
             grow::keep_growth_at_the_edge(&mut whole, existing.prot);
             let [Some(whole)] = whole else { unreachable!("the piece is still there") };
