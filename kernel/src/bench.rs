@@ -666,7 +666,10 @@ fn ipis_sent() -> u64 {
 
 /// Times [`CALLS`] one-page protects that need a shootdown (read-write to
 /// read-only; the way back is a permission increase that needs none, and is
-/// not timed) with the space live on `cpus` CPUs.
+/// not timed) with the space live on `cpus` CPUs. Also prints, as
+/// `<name>_ack_wait`, how much of each call this CPU spent waiting for the
+/// other CPUs' acknowledgements (threads do not migrate, so its counter is
+/// this thread's).
 fn shootdown_on(bench: &Bench, out: &mut dyn Write, cpus: usize) -> Result<(), String> {
     let here = percpu::current().id;
     let others: Vec<u32> = percpu::all_cpus().map(|cpu| cpu.id).filter(|&id| id != here).take(cpus - 1).collect();
@@ -685,18 +688,26 @@ fn shootdown_on(bench: &Bench, out: &mut dyn Write, cpus: usize) -> Result<(), S
     let name = format!("shootdown_protect_1page_{cpus}cpu");
     let result = bench.add(region).and_then(|()| {
         let mut ipis = 0;
+        // Of each call, the time spent waiting for the acknowledgements
+        // (this CPU's counter), one sample per run.
+        let mut ack_waits = Vec::new();
+        let counters = tlb::counters(percpu::current().id);
         let measured = measure(out, &name, "ns/call", CALLS, || {
             let mut ticks = 0;
             let before = ipis_sent();
+            let waited_before = counters.ack_wait_ticks.load(Ordering::Relaxed);
             for _ in 0..CALLS {
                 ticks += timed_result(|| bench.protect(region, RO))?;
                 bench.protect(region, RW)?;
             }
             ipis = ipis_sent() - before;
+            ack_waits.push(tenths_of_ns(counters.ack_wait_ticks.load(Ordering::Relaxed) - waited_before, CALLS));
             Ok(ticks)
         });
         bench.remove(region)?;
         measured?;
+        // The first run is the untimed warm-up.
+        report(out, &format!("{name}_ack_wait"), "ns/call", &mut ack_waits[1..]);
         check("IPIs per run", ipis, CALLS * (cpus as u64 - 1))
     });
     shared.stop.store(true, Ordering::SeqCst);
