@@ -243,28 +243,27 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         // The table writes before, the reads of who holds the space after.
         fence(Ordering::SeqCst);
         let targets = cpus_holding(space.root.as_u64()) & !(1 << me);
-        let loaded_here = current_root() == space.root.as_u64();
+        let remote = targets != 0 && !REMOTE_SHOOTDOWN_DISABLED.load(Ordering::Relaxed);
+        let request = &REQUESTS[me];
+        if remote {
+            request.root.store(space.root.as_u64(), Ordering::Relaxed);
+            request.pcid_plus_one.store(space.pcid.map_or(0, |pcid| pcid as u64 + 1), Ordering::Relaxed);
+            request.everything.store(pages.is_none(), Ordering::Relaxed);
+            let list = pages.unwrap_or(&[]);
+            request.pages.store(list.as_ptr() as *mut VirtAddr, Ordering::Relaxed);
+            request.page_count.store(list.len(), Ordering::Relaxed);
+            // Published by the SeqCst mailbox update that follows.
+            request.waiting_for.store(targets, Ordering::Release);
+            send_to_each(targets, me);
+        }
+        // After the IPIs, so that it overlaps their delivery.
+        if current_root() == space.root.as_u64() {
+            flush_here(pages);
+        }
         let counters = &COUNTERS[me];
-        if targets == 0 || REMOTE_SHOOTDOWN_DISABLED.load(Ordering::Relaxed) {
-            if loaded_here {
-                flush_here(pages);
-            }
+        if !remote {
             bump(&counters.local_only, 1);
             return;
-        }
-        let request = &REQUESTS[me];
-        request.root.store(space.root.as_u64(), Ordering::Relaxed);
-        request.pcid_plus_one.store(space.pcid.map_or(0, |pcid| pcid as u64 + 1), Ordering::Relaxed);
-        request.everything.store(pages.is_none(), Ordering::Relaxed);
-        let list = pages.unwrap_or(&[]);
-        request.pages.store(list.as_ptr() as *mut VirtAddr, Ordering::Relaxed);
-        request.page_count.store(list.len(), Ordering::Relaxed);
-        // Published by the SeqCst mailbox update that follows.
-        request.waiting_for.store(targets, Ordering::Release);
-        send_to_each(targets, me);
-        // The local flush overlaps the targets' interrupt delivery.
-        if loaded_here {
-            flush_here(pages);
         }
         bump(&counters.shootdowns_sent, 1);
         bump(&counters.ipis_sent, targets.count_ones() as u64);
