@@ -399,9 +399,9 @@ fn baselines(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
 /// `primitives`: what the building blocks of the paths above cost on this
 /// machine, ns per operation: `invlpg`, the address-space lock taken and
 /// released, a locked read-modify-write, `pause` (the spin-wait hint), a
-/// local APIC register read (MMIO),
-/// and `memcpy` of 4 KiB. Under an emulator these differ from hardware by
-/// orders of magnitude, and explain where the figures above go.
+/// local APIC register read (MMIO) and `memcpy` of 4 KiB. Under an emulator
+/// these differ from hardware by orders of magnitude, and explain where the
+/// figures above go.
 fn primitives(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
     measure(out, "invlpg", "ns/op", CALLS, || Ok(timed(|| (0..CALLS).for_each(|_| cpu::invlpg(BENCH_VA)))))?;
     measure(out, "space_lock", "ns/op", CALLS, || {

@@ -129,37 +129,15 @@ fn sse_registers_survive_a_handled_page_fault() -> Result<(), String> {
     let before = space.counters();
     let (value, differing): (u64, u64);
     // SAFETY: `target` is in a lazy region of the space this thread runs
-    // in, so the read faults once and is retried; only declared registers
-    // are touched.
+    // in, so the read faults once and is retried; only the registers the
+    // macro and these operands declare are touched.
     unsafe {
-        core::arch::asm!(
-            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "lea {expected}, [{seed} + \\n]",
-            "movq xmm\\n, {expected}",
-            "punpcklqdq xmm\\n, xmm\\n",
-            ".endr",
-            "mov {value}, qword ptr [{target}]",
-            "xor {differing:e}, {differing:e}",
-            ".irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15",
-            "lea {expected}, [{seed} + \\n]",
-            "movq {actual}, xmm\\n",
-            "xor {actual}, {expected}",
-            "or {differing}, {actual}",
-            "pshufd xmm\\n, xmm\\n, 0xee",
-            "movq {actual}, xmm\\n",
-            "xor {actual}, {expected}",
-            "or {differing}, {actual}",
-            ".endr",
-            seed = in(reg) 0x0123_4567_89ab_cd00_u64,
+        with_xmm_pattern!(
+            0x0123_4567_89ab_cd00_u64,
+            differing,
+            ["mov {value}, qword ptr [{target}]"],
             target = in(reg) target,
             value = out(reg) value,
-            expected = out(reg) _,
-            actual = out(reg) _,
-            differing = out(reg) differing,
-            out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
-            out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
-            out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
-            out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
         );
     }
     let after = space.counters();
