@@ -3,10 +3,13 @@
 //! Two kinds of node live in two arenas (`Vec`s) and name each other by
 //! `u32` index, never by pointer:
 //!
-//! - An **inner node** holds only separator keys and child indices. Keeping
-//!   the regions out of it makes it small (a few cache lines), so the upper
-//!   levels of even a million-region tree stay in the cache and a lookup
-//!   misses memory only at the bottom.
+//! - An **inner node** holds only separator keys and child indices, each
+//!   key beside its child in one 16-byte entry. Keeping the regions out of
+//!   it makes it small (a few cache lines), so the upper levels of even a
+//!   million-region tree stay in the cache and a lookup misses memory only
+//!   at the bottom. Like a leaf, it is searched by cache line: the first
+//!   key of every line at once, then inside the line picked, which also
+//!   holds the child to descend into.
 //! - A **leaf** holds up to `LEAF` regions sorted by start; the keys are
 //!   the regions' own starts, not a separate array. A lookup reads the start
 //!   of the first region in each of the leaf's cache lines at once, then
@@ -14,20 +17,21 @@
 //!   costs one round trip to memory, not two (keys, then region). Leaves
 //!   are linked in key order (`next`) for iteration.
 //!
-//! Lookups search inside a node without branches: each binary-search step
-//! is a conditional move, over the node's whole capacity (the root's: over
-//! its children, whose number seldom changes), so the number of steps does
-//! not vary from lookup to lookup. There is then no branch to mispredict, and the
-//! processor can run ahead into the next independent lookup while this one
-//! waits for memory. Unused key slots hold [`PADDING`] (`u64::MAX`) so the
-//! search can run over the whole, fixed-size array.
+//! Lookups search inside a node without branches: each step is a
+//! comparison counted or a conditional move, over the node's whole capacity
+//! (the root's: over its children, whose number seldom changes), so the
+//! number of steps does not vary from lookup to lookup. There is then no
+//! branch to mispredict, and the processor can run ahead into the next
+//! independent lookup while this one waits for memory. Unused key slots
+//! hold [`PADDING`] (`u64::MAX`) so the search can run over the whole,
+//! fixed-size array without reading the node's count.
 //!
 //! Invariants (checked after every operation by the tests):
 //! - every leaf is at the same depth, `height` inner levels below the root;
 //! - keys are strictly increasing, within a leaf and from leaf to leaf;
-//! - separator `keys[i]` (`i >= 1`) of an inner node is *exactly* the
-//!   smallest key under `children[i]`, so the leaf reached for a key `k`
-//!   holds the greatest key `<= k` (if any is in the tree) and `find` needs no
+//! - separator `i` (`i >= 1`) of an inner node is *exactly* the smallest
+//!   key under child `i`, so the leaf reached for a key `k` holds the
+//!   greatest key `<= k` (if any is in the tree) and `find` needs no
 //!   second leaf;
 //! - every node but the root is at least half full (`LEAF / 2` keys,
 //!   `FANOUT / 2` children); an inner root has at least two children.
@@ -95,35 +99,71 @@ fn search_within(key_at: impl Fn(usize) -> u64, mut base: usize, mut size: usize
     base
 }
 
+/// One child of an inner node beside its separator.
+///
+/// Side by side, so that the line where an inner node's search ends also
+/// holds the index of the child to descend into: one round trip to memory
+/// per node, not one for the keys and another for the children.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// The smallest key under `child` ([`PADDING`] in unused slots and in
+    /// slot 0, whose lower bound is the parent's business).
+    separator: u64,
+    /// A leaf when the node is on the lowest inner level, an inner node
+    /// otherwise.
+    child: NodeIndex,
+}
+
+impl Entry {
+    const UNUSED: Entry = Entry { separator: PADDING, child: 0 };
+}
+
+/// Entries in one 64-byte cache line.
+const ENTRIES_PER_LINE: usize = 64 / core::mem::size_of::<Entry>();
+
 /// An inner node: `count` children and the separators between them.
 ///
-/// Aligned to a cache line so its keys start on one.
+/// Aligned to a cache line so its entries start on one.
 #[derive(Clone)]
 #[repr(C, align(64))]
 struct Inner<const FANOUT: usize> {
-    /// `keys[i]`, for `1 <= i < count`, is the smallest key under
-    /// `children[i]`. `keys[0]` is not used (its subtree's lower bound is
-    /// the parent's business); slots from `count` on hold [`PADDING`].
-    keys: [u64; FANOUT],
-    /// The children's indices: leaves when this node is on the lowest inner
-    /// level, inner nodes otherwise.
-    children: [NodeIndex; FANOUT],
+    /// `entries[i].separator`, for `1 <= i < count`, is the smallest key
+    /// under `entries[i].child`; slots from `count` on are [`Entry::UNUSED`].
+    entries: [Entry; FANOUT],
     /// The number of children.
     count: u32,
 }
 
 impl<const FANOUT: usize> Inner<FANOUT> {
-    const EMPTY: Self = Inner { keys: [PADDING; FANOUT], children: [0; FANOUT], count: 0 };
+    const EMPTY: Self = Inner { entries: [Entry::UNUSED; FANOUT], count: 0 };
 
     fn count(&self) -> usize {
         self.count as usize
     }
 
+    /// The separator before child `position`.
+    fn separator(&self, position: usize) -> u64 {
+        self.entries[position].separator
+    }
+
+    fn set_separator(&mut self, position: usize, key: u64) {
+        self.entries[position].separator = key;
+    }
+
+    fn child(&self, position: usize) -> NodeIndex {
+        self.entries[position].child
+    }
+
     /// The position of the child whose subtree holds `key` (or would).
     fn position_for(&self, key: u64) -> usize {
-        // Over the whole array, so the number of steps never varies; padding
-        // compares <= key only when key is u64::MAX, hence the clamp.
-        search_within(|i| self.keys[i], 0, FANOUT, key).min(self.count() - 1)
+        if key == PADDING {
+            // Padding compares <= u64::MAX too: the last child, without a
+            // search. Any other key stops at the real separators, so the
+            // search needs no clamp to the count (a load from another line).
+            return self.count() - 1;
+        }
+        // Over the whole array, so the number of steps never varies.
+        last_at_or_below::<FANOUT, ENTRIES_PER_LINE>(|i| self.separator(i), key)
     }
 
     /// [`Self::position_for`] over the children only: fewer steps when the
@@ -132,17 +172,15 @@ impl<const FANOUT: usize> Inner<FANOUT> {
     /// still predicted), and when inserting or removing, which change nodes
     /// and so are not lookups whose misses overlap.
     fn position_among_children(&self, key: u64) -> usize {
-        search_within(|i| self.keys[i], 0, self.count(), key)
+        search_within(|i| self.separator(i), 0, self.count(), key)
     }
 
     /// Puts `child`, whose smallest key is `key`, at `position`, shifting
     /// the later children right. The node must not be full.
     fn insert_at(&mut self, position: usize, key: u64, child: NodeIndex) {
         let count = self.count();
-        self.keys.copy_within(position..count, position + 1);
-        self.children.copy_within(position..count, position + 1);
-        self.keys[position] = key;
-        self.children[position] = child;
+        self.entries.copy_within(position..count, position + 1);
+        self.entries[position] = Entry { separator: key, child };
         self.count += 1;
     }
 
@@ -150,10 +188,9 @@ impl<const FANOUT: usize> Inner<FANOUT> {
     /// later children left.
     fn remove_at(&mut self, position: usize) -> NodeIndex {
         let count = self.count();
-        let child = self.children[position];
-        self.keys.copy_within(position + 1..count, position);
-        self.children.copy_within(position + 1..count, position);
-        self.keys[count - 1] = PADDING;
+        let child = self.child(position);
+        self.entries.copy_within(position + 1..count, position);
+        self.entries[count - 1] = Entry::UNUSED;
         self.count -= 1;
         child
     }
@@ -161,9 +198,8 @@ impl<const FANOUT: usize> Inner<FANOUT> {
     /// Takes out the first `count` children (and their separators).
     fn remove_first(&mut self, count: usize) {
         let old = self.count();
-        self.keys.copy_within(count..old, 0);
-        self.children.copy_within(count..old, 0);
-        self.keys[old - count..old].fill(PADDING);
+        self.entries.copy_within(count..old, 0);
+        self.entries[old - count..old].fill(Entry::UNUSED);
         self.count -= count as u32;
     }
 
@@ -173,12 +209,11 @@ impl<const FANOUT: usize> Inner<FANOUT> {
     fn split_into(&mut self, right: &mut Self) -> u64 {
         let middle = FANOUT / 2;
         let moved = FANOUT - middle;
-        right.keys[..moved].copy_from_slice(&self.keys[middle..]);
-        right.children[..moved].copy_from_slice(&self.children[middle..]);
+        right.entries[..moved].copy_from_slice(&self.entries[middle..]);
         right.count = moved as u32;
-        let separator = right.keys[0];
-        right.keys[0] = PADDING;
-        self.keys[middle..].fill(PADDING);
+        let separator = right.separator(0);
+        right.set_separator(0, PADDING);
+        self.entries[middle..].fill(Entry::UNUSED);
         self.count = middle as u32;
         separator
     }
@@ -217,9 +252,15 @@ impl<const LEAF: usize> Leaf<LEAF> {
 
     /// How many keys are `<= key`.
     fn count_at_or_below(&self, key: u64) -> usize {
+        if key == PADDING {
+            // Padding compares <= u64::MAX too. Any other key stops at the
+            // real keys, so the search below needs no clamp to `len`, whose
+            // line a lookup then never reads.
+            return self.len();
+        }
         let last = last_at_or_below::<LEAF, REGIONS_PER_LINE>(|position| self.key(position), key);
         // `last` is 0 also when no key is <= key: look at that key itself.
-        (last + usize::from(self.key(last) <= key)).min(self.len())
+        last + usize::from(self.key(last) <= key)
     }
 
     /// How many keys are `< key`: the position where `key` is or would go.
@@ -341,10 +382,10 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             return self.root;
         }
         let root = &self.inners[self.root as usize];
-        let mut node = root.children[root.position_among_children(key)];
+        let mut node = root.child(root.position_among_children(key));
         for _ in 1..self.height {
             let inner = &self.inners[node as usize];
-            node = inner.children[inner.position_for(key)];
+            node = inner.child(inner.position_for(key));
         }
         node
     }
@@ -434,18 +475,17 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             let old_root = self.root;
             self.root = self.new_inner();
             let root = &mut self.inners[self.root as usize];
-            root.children[0] = old_root;
-            root.count = 1;
+            root.insert_at(0, PADDING, old_root);
             self.height += 1;
         }
         let mut node = self.root;
         for height in (1..=self.height).rev() {
             let mut position = self.inners[node as usize].position_among_children(key);
-            if self.is_full(self.inners[node as usize].children[position], height - 1) {
+            if self.is_full(self.inners[node as usize].child(position), height - 1) {
                 self.make_room(node, position, height - 1, key);
                 position = self.inners[node as usize].position_among_children(key);
             }
-            node = self.inners[node as usize].children[position];
+            node = self.inners[node as usize].child(position);
         }
         let leaf = &mut self.leaves[node as usize];
         let position = leaf.count_below(key);
@@ -478,9 +518,9 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     /// split node half empty.
     fn make_room(&mut self, parent: NodeIndex, position: usize, height: u32, key: u64) {
         let parent_node = &self.inners[parent as usize];
-        let child = parent_node.children[position];
+        let child = parent_node.child(position);
         if position > 0 {
-            let left = parent_node.children[position - 1];
+            let left = parent_node.child(position - 1);
             let (room, before_key) = if height == 0 {
                 // Keep at least one region before `key`, so it does not
                 // become the child's smallest and need a new separator.
@@ -504,8 +544,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     /// the end of its left sibling.
     fn rotate_left(&mut self, parent: NodeIndex, position: usize, height: u32, moved: usize) {
         let parent_node = &self.inners[parent as usize];
-        let (left, child) = (parent_node.children[position - 1], parent_node.children[position]);
-        let child_smallest = parent_node.keys[position];
+        let (left, child) = (parent_node.child(position - 1), parent_node.child(position));
+        let child_smallest = parent_node.separator(position);
         let new_separator = if height == 0 {
             let [left, child] = self.leaves.get_disjoint_mut([left as usize, child as usize]).expect("two slots");
             left.append_from(child, moved);
@@ -515,21 +555,21 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             let [left, child] = self.inners.get_disjoint_mut([left as usize, child as usize]).expect("two slots");
             // The child's first entry has no separator of its own: its
             // smallest key is the child's, which the parent holds.
-            left.insert_at(left.count(), child_smallest, child.children[0]);
+            left.insert_at(left.count(), child_smallest, child.child(0));
             for from in 1..moved {
-                left.insert_at(left.count(), child.keys[from], child.children[from]);
+                left.insert_at(left.count(), child.separator(from), child.child(from));
             }
-            let new_smallest = child.keys[moved];
+            let new_smallest = child.separator(moved);
             child.remove_first(moved);
             new_smallest
         };
-        self.inners[parent as usize].keys[position] = new_separator;
+        self.inners[parent as usize].set_separator(position, new_separator);
     }
 
     /// Splits the full child `position` of `parent` in two halves, the
     /// upper one a new child at `position + 1`.
     fn split_child(&mut self, parent: NodeIndex, position: usize, height: u32) {
-        let child = self.inners[parent as usize].children[position];
+        let child = self.inners[parent as usize].child(position);
         let (right, separator) = if height == 0 {
             let right = self.new_leaf();
             let [child, right_leaf] =
@@ -557,7 +597,7 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         if self.height > 0 && self.inners[self.root as usize].count == 1 {
             // The root's last two children merged: the merged one is the root.
             let old_root = self.root;
-            self.root = self.inners[old_root as usize].children[0];
+            self.root = self.inners[old_root as usize].child(0);
             self.free_inners.push(old_root);
             self.height -= 1;
         }
@@ -576,12 +616,12 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             return Some(Removal { region, new_smallest });
         }
         let position = self.inners[node as usize].position_among_children(key);
-        let child = self.inners[node as usize].children[position];
+        let child = self.inners[node as usize].child(position);
         let mut removal = self.remove_below(child, height - 1, key)?;
         if let Some(smallest) = removal.new_smallest {
             if position > 0 {
                 // The separator of the child is its smallest key: keep it exact.
-                self.inners[node as usize].keys[position] = smallest;
+                self.inners[node as usize].set_separator(position, smallest);
                 removal.new_smallest = None;
             }
             // Else the child is this node's first: its smallest key is this
@@ -619,9 +659,9 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     /// another borrow.
     fn refill(&mut self, parent: NodeIndex, position: usize, height: u32) {
         let siblings = &self.inners[parent as usize];
-        let size = self.size(siblings.children[position], height);
-        let left_size = (position > 0).then(|| self.size(siblings.children[position - 1], height));
-        let right_size = (position + 1 < siblings.count()).then(|| self.size(siblings.children[position + 1], height));
+        let size = self.size(siblings.child(position), height);
+        let left_size = (position > 0).then(|| self.size(siblings.child(position - 1), height));
+        let right_size = (position + 1 < siblings.count()).then(|| self.size(siblings.child(position + 1), height));
         let half = if height == 0 { LEAF / 2 } else { FANOUT / 2 };
         match (left_size, right_size) {
             (Some(left), _) if left > half => {
@@ -640,8 +680,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     /// of child `position`.
     fn borrow_from_left(&mut self, parent: NodeIndex, position: usize, height: u32, count: usize) {
         let parent_node = &self.inners[parent as usize];
-        let (left, node) = (parent_node.children[position - 1], parent_node.children[position]);
-        let mut node_separator = parent_node.keys[position];
+        let (left, node) = (parent_node.child(position - 1), parent_node.child(position));
+        let mut node_separator = parent_node.separator(position);
         if height == 0 {
             let [left, node] = self.leaves.get_disjoint_mut([left as usize, node as usize]).expect("two slots");
             node.prepend_last_of(left, count);
@@ -650,24 +690,24 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             let [left, node] = self.inners.get_disjoint_mut([left as usize, node as usize]).expect("two slots");
             for _ in 0..count {
                 let last = left.count() - 1;
-                let moved_smallest = left.keys[last];
+                let moved_smallest = left.separator(last);
                 let moved = left.remove_at(last);
                 node.insert_at(0, PADDING, moved);
                 // The node's former first child now needs a separator: its
                 // smallest key, which was the node's, which the parent held.
-                node.keys[1] = node_separator;
+                node.set_separator(1, node_separator);
                 node_separator = moved_smallest;
             }
         }
-        self.inners[parent as usize].keys[position] = node_separator;
+        self.inners[parent as usize].set_separator(position, node_separator);
     }
 
     /// Moves the first `count` entries of child `position + 1` to the end
     /// of child `position`.
     fn borrow_from_right(&mut self, parent: NodeIndex, position: usize, height: u32, count: usize) {
         let parent_node = &self.inners[parent as usize];
-        let (node, right) = (parent_node.children[position], parent_node.children[position + 1]);
-        let mut right_separator = parent_node.keys[position + 1];
+        let (node, right) = (parent_node.child(position), parent_node.child(position + 1));
+        let mut right_separator = parent_node.separator(position + 1);
         if height == 0 {
             let [node, right] = self.leaves.get_disjoint_mut([node as usize, right as usize]).expect("two slots");
             node.append_from(right, count);
@@ -678,20 +718,20 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             for _ in 0..count {
                 // The right node's second child becomes its first: its
                 // separator is the right node's new smallest key.
-                let right_second_smallest = right.keys[1];
+                let right_second_smallest = right.separator(1);
                 let moved = right.remove_at(0);
                 node.insert_at(node.count(), right_separator, moved);
                 right_separator = right_second_smallest;
             }
         }
-        self.inners[parent as usize].keys[position + 1] = right_separator;
+        self.inners[parent as usize].set_separator(position + 1, right_separator);
     }
 
     /// Merges child `position + 1` into child `position` and frees it.
     fn merge_with_next(&mut self, parent: NodeIndex, position: usize, height: u32) {
         let parent_node = &self.inners[parent as usize];
-        let (left, right) = (parent_node.children[position], parent_node.children[position + 1]);
-        let right_separator = parent_node.keys[position + 1];
+        let (left, right) = (parent_node.child(position), parent_node.child(position + 1));
+        let right_separator = parent_node.separator(position + 1);
         if height == 0 {
             let [left, right] = self.leaves.get_disjoint_mut([left as usize, right as usize]).expect("two slots");
             left.append_from(right, right.len());
@@ -699,9 +739,9 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         } else {
             let [left, right] = self.inners.get_disjoint_mut([left as usize, right as usize]).expect("two slots");
             // The right node's first child is separated by the parent's key.
-            left.insert_at(left.count(), right_separator, right.children[0]);
+            left.insert_at(left.count(), right_separator, right.child(0));
             for position in 1..right.count() {
-                left.insert_at(left.count(), right.keys[position], right.children[position]);
+                left.insert_at(left.count(), right.separator(position), right.child(position));
             }
         }
         let freed = self.inners[parent as usize].remove_at(position + 1);

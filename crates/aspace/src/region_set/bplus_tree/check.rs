@@ -103,20 +103,23 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         ensure!(count <= FANOUT, "inner node {node} has {count} of {FANOUT} children");
         let least = if is_root { 2 } else { FANOUT / 2 };
         ensure!(count >= least, "inner node {node} has {count} children, fewer than {least}");
-        ensure!(inner.keys[count..].iter().all(|&key| key == PADDING), "inner node {node} has unpadded free slots");
+        ensure!(
+            inner.entries[count..].iter().all(|entry| entry.separator == PADDING),
+            "inner node {node} has unpadded free slots"
+        );
         let mut smallest = None;
         for position in 0..count {
-            let child_lower = if position == 0 { lower } else { Some(inner.keys[position]) };
-            let child_upper = if position + 1 < count { Some(inner.keys[position + 1]) } else { upper };
-            let child = inner.children[position];
+            let child_lower = if position == 0 { lower } else { Some(inner.separator(position)) };
+            let child_upper = if position + 1 < count { Some(inner.separator(position + 1)) } else { upper };
+            let child = inner.child(position);
             let child_smallest = self.check_subtree(child, height - 1, false, (child_lower, child_upper), walk)?;
             if position == 0 {
                 smallest = child_smallest;
             } else {
                 ensure!(
-                    child_smallest == Some(inner.keys[position]),
+                    child_smallest == Some(inner.separator(position)),
                     "inner node {node} separator {position} is {:#x}, but its subtree starts at {child_smallest:x?}",
-                    inner.keys[position]
+                    inner.separator(position)
                 );
             }
         }
