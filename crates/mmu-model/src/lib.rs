@@ -81,6 +81,14 @@
 //!   CR4.PCIDE is off.
 //! - Accesses that straddle two pages: the access functions take aligned
 //!   8-byte words.
+//!
+//! ## Beside the hardware: what the regions must become
+//!
+//! [`RegionModel`] is the other half of the reference: an address space's
+//! regions as a plain list, edited by the rules of the `paging`
+//! implementation but with code of its own. The model-based tests and the
+//! fuzz target run each edit on both and compare; the machine then checks
+//! that every access translates as the model's regions say.
 #![warn(missing_docs)]
 
 mod config;
@@ -90,6 +98,7 @@ mod frames;
 mod hash;
 mod machine;
 mod memory;
+pub mod region_model;
 mod tlb;
 mod walk;
 
@@ -101,3 +110,4 @@ pub use entry::PageSize;
 pub use fault::{AccessError, Mode, PageFault};
 pub use machine::{InvpcidKind, SimMachine, TlbCounters};
 pub use memory::pattern;
+pub use region_model::RegionModel;

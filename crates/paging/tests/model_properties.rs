@@ -65,7 +65,7 @@ use aspace::{
     VirtAddr, VirtWidth,
 };
 use common::{snapshot, Space, G, K4, M2};
-use mmu_model::{pattern, AccessError, Mode, SimConfig, SimMachine};
+use mmu_model::{pattern, AccessError, Mode, RegionModel, SimConfig, SimMachine};
 use paging::{PageSize, PagingAspace};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -90,13 +90,8 @@ const X: Protection = Protection::EXEC;
 // The abstract model
 // ---------------------------------------------------------------------------
 
-/// One address space as the model sees it: its regions, in address order.
-/// Interval arithmetic is done in `u128` and shares no code with the
-/// implementation's region set.
-#[derive(Clone, Debug, Default)]
-struct Model {
-    regions: Vec<Region>,
-}
+// One address space as the model sees it is a `RegionModel` (mmu-model):
+// its regions as a plain sorted list, with interval arithmetic of its own.
 
 /// What the model says an access must do.
 #[derive(Clone, Debug)]
@@ -109,109 +104,22 @@ enum Expected {
     NonCanonical,
 }
 
-fn end(region: &Region) -> u128 {
-    u128::from(region.va.0) + u128::from(region.len)
-}
-
-fn holds(region: &Region, va: u64) -> bool {
-    region.va.0 <= va && u128::from(va) < end(region)
-}
-
-fn invalid_flags(prot: Protection) -> Option<AspaceError> {
-    (prot.intersects(W | X) && !prot.contains(R))
-        .then_some(AspaceError::InvalidFlags { flags: prot.bits(), reason: "" })
-}
-
-impl Model {
-    fn find(&self, va: u64) -> Option<Region> {
-        self.regions.iter().copied().find(|r| holds(r, va))
+/// What an access to `va` must do in an address space whose regions are
+/// `model`'s.
+fn expect(model: &RegionModel, va: u64, access: FaultAccess, mode: Mode, width: VirtWidth) -> Expected {
+    if !VirtAddr(va).is_canonical(width) {
+        return Expected::NonCanonical;
     }
-
-    fn add(&mut self, region: Region) -> Result<(), AspaceError> {
-        if let Some(refusal) = invalid_flags(region.prot) {
-            return Err(refusal);
-        }
-        let (start, stop) = (u128::from(region.va.0), end(&region));
-        if let Some(existing) = self.regions.iter().find(|r| u128::from(r.va.0) < stop && start < end(r)) {
-            return Err(AspaceError::Overlap { existing: *existing });
-        }
-        self.regions.push(region);
-        self.regions.sort_by_key(|r| r.va.0);
-        Ok(())
-    }
-
-    /// The region `requested` names: one with the same numbers, or one that
-    /// holds all of it at the same virtual-to-physical offset.
-    fn resolve(&self, requested: Region) -> Result<Region, AspaceError> {
-        let existing = self.find(requested.va.0).ok_or(AspaceError::NoSuchRegion { va: requested.va.0 })?;
-        let inside = u128::from(requested.va.0) + u128::from(requested.len) <= end(&existing);
-        let same_offset = existing.pa.0.wrapping_sub(existing.va.0) == requested.pa.0.wrapping_sub(requested.va.0);
-        if inside && same_offset {
-            Ok(existing)
-        } else {
-            Err(AspaceError::RegionMismatch { requested, existing })
-        }
-    }
-
-    /// Puts the parts of `existing` outside `part`, and `middle`, in its place.
-    fn replace(&mut self, existing: Region, part: Region, middle: Option<Region>) {
-        self.regions.retain(|r| r.va != existing.va);
-        let before = part.va.0 - existing.va.0;
-        let after = (end(&existing) - end(&part)) as u64;
-        let at = |va: u64, len: u64| Region::new(va, existing.pa.0 + (va - existing.va.0), len, existing.prot);
-        if before > 0 {
-            self.regions.push(at(existing.va.0, before));
-        }
-        if after > 0 {
-            self.regions.push(at(part.va.0 + part.len, after));
-        }
-        self.regions.extend(middle);
-        self.regions.sort_by_key(|r| r.va.0);
-    }
-
-    fn remove(&mut self, part: Region) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        if existing.prot.contains(Protection::PIN) {
-            return Err(AspaceError::Pinned { region: existing });
-        }
-        self.replace(existing, part, None);
-        Ok(())
-    }
-
-    fn move_to(&mut self, part: Region, new_pa: u64) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        if existing.prot.contains(Protection::PIN) {
-            return Err(AspaceError::Pinned { region: existing });
-        }
-        self.replace(existing, part, Some(Region::new(part.va.0, new_pa, part.len, existing.prot)));
-        Ok(())
-    }
-
-    fn protect(&mut self, part: Region, prot: Protection) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        if let Some(refusal) = invalid_flags(prot) {
-            return Err(refusal);
-        }
-        let pa = existing.pa.0 + (part.va.0 - existing.va.0);
-        self.replace(existing, part, Some(Region::new(part.va.0, pa, part.len, prot)));
-        Ok(())
-    }
-
-    fn expect(&self, va: u64, access: FaultAccess, mode: Mode, width: VirtWidth) -> Expected {
-        if !VirtAddr(va).is_canonical(width) {
-            return Expected::NonCanonical;
-        }
-        let Some(region) = self.find(va) else { return Expected::Refused(UnhandledFault::NoRegion) };
-        let prot = region.prot;
-        let forbidden = !prot.contains(R)
-            || (mode == Mode::User && prot.contains(Protection::KERN))
-            || (access == FaultAccess::Write && !prot.contains(W))
-            || (access == FaultAccess::Execute && !prot.contains(X));
-        if forbidden {
-            Expected::Refused(UnhandledFault::Forbidden { region, access })
-        } else {
-            Expected::Allowed { pa: region.pa.0 + (va - region.va.0) }
-        }
+    let Some(region) = model.find(va) else { return Expected::Refused(UnhandledFault::NoRegion) };
+    let prot = region.prot;
+    let forbidden = !prot.contains(R)
+        || (mode == Mode::User && prot.contains(Protection::KERN))
+        || (access == FaultAccess::Write && !prot.contains(W))
+        || (access == FaultAccess::Execute && !prot.contains(X));
+    if forbidden {
+        Expected::Refused(UnhandledFault::Forbidden { region, access })
+    } else {
+        Expected::Allowed { pa: region.pa.0 + (va - region.va.0) }
     }
 }
 
@@ -520,7 +428,7 @@ struct Harness<'s> {
     /// The space every CPU runs when the test spaces are destroyed.
     idle: Space,
     spaces: Vec<Space>,
-    models: Vec<Model>,
+    models: Vec<RegionModel>,
     /// Physical words written by the test; every other word reads as its pattern.
     memory: HashMap<u64, u64>,
     /// The space each CPU has loaded.
@@ -566,7 +474,7 @@ impl<'s> Harness<'s> {
             stats,
             window: variant.windows[case.window.index(variant.windows.len())],
             idle,
-            models: vec![Model::default(); spaces.len()],
+            models: vec![RegionModel::new(); spaces.len()],
             touched: vec![VecDeque::new(); spaces.len()],
             spaces,
             memory: HashMap::new(),
@@ -724,7 +632,7 @@ impl<'s> Harness<'s> {
         what: String,
         range: Region,
         operate: impl FnOnce(&mut Space) -> Result<(), AspaceError>,
-        apply: impl FnOnce(&mut Model) -> Result<(), AspaceError>,
+        apply: impl FnOnce(&mut RegionModel) -> Result<(), AspaceError>,
     ) -> Check {
         self.log(format!("space{s} {what}"));
         let before = snapshot(&self.machine, &self.spaces[s]);
@@ -770,7 +678,7 @@ impl<'s> Harness<'s> {
     }
 
     fn resolve_target(&self, s: usize, target: Target) -> Region {
-        let regions = &self.models[s].regions;
+        let regions = self.models[s].regions();
         let window = self.window;
         let nowhere = |offset: u64| Region::new(window + offset, offset, K4, R);
         if regions.is_empty() {
@@ -808,7 +716,7 @@ impl<'s> Harness<'s> {
     }
 
     fn resolve_access(&self, s: usize, at: AccessAt) -> u64 {
-        let regions = &self.models[s].regions;
+        let regions = self.models[s].regions();
         let window = self.window;
         match at {
             AccessAt::InRegion { region, page, word } if !regions.is_empty() => {
@@ -842,7 +750,7 @@ impl<'s> Harness<'s> {
     ) -> Result<AccessEnd, TestCaseError> {
         let cpu = self.machine.current_cpu();
         let s = self.loaded[cpu];
-        let expected = self.models[s].expect(va, access, mode, self.variant.machine.features.virt_width());
+        let expected = expect(&self.models[s], va, access, mode, self.variant.machine.features.virt_width());
         let what = format!("{why}: {access:?} of {va:#x} in {mode:?} mode on CPU {cpu} in space{s}");
         let cached_before = self.machine.cached_translation(cpu, va);
         let stored = match (&expected, value) {
@@ -975,10 +883,10 @@ impl<'s> Harness<'s> {
                 return Err(self.fail(format!("space{s} fails verify(): {errors:#?}")));
             }
             let regions: Vec<Region> = space.regions().iter().copied().collect();
-            if regions != self.models[s].regions {
+            if regions != self.models[s].regions() {
                 return Err(self.fail(format!(
                     "space{s}'s regions {regions:#?} differ from the model's {:#?}",
-                    self.models[s].regions
+                    self.models[s].regions()
                 )));
             }
         }

@@ -22,7 +22,7 @@
 use crate::input::ByteReader;
 use aspace::{AddressSpace, AspaceError, Fault, FaultAccess, FaultOutcome, PhysAddr, Protection, Region};
 use core::mem::discriminant;
-use mmu_model::{AccessError, Mode, SimConfig, SimMachine};
+use mmu_model::{AccessError, Mode, RegionModel, SimConfig, SimMachine};
 use paging::{MappingRun, PageSize, PagingAspace};
 
 const PAGE: u64 = 0x1000;
@@ -45,101 +45,6 @@ const X: Protection = Protection::EXEC;
 const RIGHTS: [Protection; 7] = [R, R.union(W), R.union(X), R.union(W).union(X), Protection::empty(), W, X];
 
 type Space = PagingAspace<SimMachine>;
-
-/// The regions as the model sees them.
-#[derive(Default)]
-struct Model {
-    regions: Vec<Region>,
-}
-
-fn end(region: &Region) -> u128 {
-    u128::from(region.va.0) + u128::from(region.len)
-}
-
-impl Model {
-    fn find(&self, va: u64) -> Option<Region> {
-        self.regions.iter().copied().find(|r| r.va.0 <= va && u128::from(va) < end(r))
-    }
-
-    fn sorted(&self) -> Vec<Region> {
-        let mut regions = self.regions.clone();
-        regions.sort_by_key(|r| r.va.0);
-        regions
-    }
-
-    fn add(&mut self, region: Region) -> Result<(), AspaceError> {
-        region.prot.validate()?;
-        let overlapping =
-            self.sorted().into_iter().find(|r| r.va.0 < region.va.0 + region.len && region.va.0 < r.va.0 + r.len);
-        if let Some(existing) = overlapping {
-            return Err(AspaceError::Overlap { existing });
-        }
-        self.regions.push(region);
-        Ok(())
-    }
-
-    /// The region `part` names: it must lie inside one region, with the same
-    /// physical address at its start (0 for anonymous memory).
-    fn resolve(&self, part: Region) -> Result<Region, AspaceError> {
-        let existing = self.find(part.va.0).ok_or(AspaceError::NoSuchRegion { va: part.va.0 })?;
-        let same_memory = if existing.is_anonymous() {
-            part.pa.0 == 0
-        } else {
-            existing.pa.0 + (part.va.0 - existing.va.0) == part.pa.0
-        };
-        if end(&part) <= end(&existing) && same_memory {
-            Ok(existing)
-        } else {
-            Err(AspaceError::RegionMismatch { requested: part, existing })
-        }
-    }
-
-    /// Puts the parts of `existing` outside `part`, and `middle`, in its place.
-    fn replace(&mut self, existing: Region, part: Region, middle: Option<Region>) {
-        self.regions.retain(|r| r.va != existing.va);
-        let before = part.va.0 - existing.va.0;
-        let after = (end(&existing) - end(&part)) as u64;
-        if before > 0 {
-            self.regions.push(existing.sub_region(existing.va.0, before));
-        }
-        if after > 0 {
-            self.regions.push(existing.sub_region(part.va.0 + part.len, after));
-        }
-        self.regions.extend(middle);
-    }
-
-    fn remove(&mut self, part: Region) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        if existing.prot.contains(Protection::PIN) {
-            return Err(AspaceError::Pinned { region: existing });
-        }
-        self.replace(existing, part, None);
-        Ok(())
-    }
-
-    fn move_to(&mut self, part: Region, new_pa: u64) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        if existing.is_anonymous() {
-            return Err(AspaceError::Unsupported { implementation: "paging", operation: "" });
-        }
-        if existing.prot.contains(Protection::PIN) {
-            return Err(AspaceError::Pinned { region: existing });
-        }
-        self.replace(existing, part, Some(Region::new(part.va.0, new_pa, part.len, existing.prot)));
-        Ok(())
-    }
-
-    fn protect(&mut self, part: Region, prot: Protection) -> Result<(), AspaceError> {
-        let existing = self.resolve(part)?;
-        prot.validate()?;
-        if prot.kind() != existing.prot.kind() {
-            return Err(AspaceError::InvalidFlags { flags: prot.bits(), reason: "" });
-        }
-        let protected = Region { prot, ..existing.sub_region(part.va.0, part.len) };
-        self.replace(existing, part, Some(protected));
-        Ok(())
-    }
-}
 
 /// The same outcome: both succeed, or both refuse with the same kind of
 /// error (and, for an overlap, naming the same region).
@@ -174,7 +79,7 @@ struct Bench {
     machine: SimMachine,
     space: Space,
     idle: Space,
-    model: Model,
+    model: RegionModel,
     loaded: [bool; CPUS],
     /// The frames in use before the space under test was made.
     baseline: usize,
@@ -194,7 +99,7 @@ impl Bench {
         let baseline = machine.frames_in_use();
         let mut space = PagingAspace::new(machine.clone(), "fuzzed", pcid.then_some(2)).expect("a root");
         space.set_fault_page_limit([PageSize::Size1G, PageSize::Size2M, PageSize::Size4K][usize::from(shape >> 1) % 3]);
-        Bench { machine, space, idle, model: Model::default(), loaded: [false; CPUS], baseline }
+        Bench { machine, space, idle, model: RegionModel::new(), loaded: [false; CPUS], baseline }
     }
 
     /// A page in the window, or a large-page-aligned start.
@@ -246,7 +151,7 @@ impl Bench {
     /// A part of a region, named rightly most of the time, or a range that
     /// may name nothing or be named with the wrong physical address.
     fn part(&self, input: &mut ByteReader) -> Region {
-        let regions = self.model.sorted();
+        let regions = self.model.regions().to_vec();
         let choice = usize::from(input.byte());
         let Some(&whole) = regions.get(choice % regions.len().max(1)) else {
             let va = Self::virtual_start(input);
@@ -295,7 +200,7 @@ impl Bench {
             self.space.switch_to();
             self.loaded[cpu] = true;
         }
-        let regions = self.model.sorted();
+        let regions = self.model.regions().to_vec();
         let va = match regions.get(usize::from(input.byte())) {
             Some(region) => region.va.0 + input.below(region.len / PAGE) * PAGE + input.below(PAGE / 8) * 8,
             None => WINDOW + input.below(WINDOW_PAGES) * PAGE,
@@ -360,7 +265,7 @@ impl Bench {
             panic!("step {step}: verify: {errors:?}");
         }
         let regions: Vec<Region> = self.space.regions().iter().copied().collect();
-        assert_eq!(regions, self.model.sorted(), "step {step}: the region set differs from the model");
+        assert_eq!(regions, self.model.regions(), "step {step}: the region set differs from the model");
         assert!(self.machine.violations().is_empty(), "step {step}: {:?}", self.machine.violations());
     }
 
