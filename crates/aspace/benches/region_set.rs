@@ -288,6 +288,32 @@ fn bench_lookups<M: MemoryMap>(c: &mut Criterion, group: &str, name: &str, sizes
     group.finish();
 }
 
+/// Finds the addresses in turn, each lookup waiting for the one before: the
+/// index of the next address depends on the region found (on a bit of its
+/// start that is always 0, which the compiler cannot know), so the processor
+/// cannot begin a lookup before the previous one has ended. This is the
+/// latency of one lookup, as a page fault sees it, where `lookup` measures
+/// how fast independent lookups go when the processor overlaps them.
+fn bench_chained_lookups(c: &mut Criterion, sizes: &[usize]) {
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let mut group = c.benchmark_group("lookup_chained");
+    for &n in sizes {
+        let map: RegionSet = build(n);
+        let addresses = lookup_addresses(n, COLD_ADDRESSES, &mut random);
+        // A mask rather than a division keeps the chain to the lookup itself.
+        let wrap = COLD_ADDRESSES - 1;
+        const { assert!(COLD_ADDRESSES.is_power_of_two()) };
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("RegionSet", n), |b| {
+            b.iter(|| {
+                let found = map.find(addresses[next]).map_or(1, |region| region.va.0);
+                next = (next + 1 + (found & 1) as usize) & wrap;
+            })
+        });
+    }
+    group.finish();
+}
+
 fn bench_updates<M: MemoryMap>(c: &mut Criterion, name: &str, sizes: &[usize]) {
     let mut random = Random(0x9e37_79b9_7f4a_7c15);
 
@@ -322,6 +348,7 @@ fn region_sets(c: &mut Criterion) {
     // A list lookup walks the same nodes whether they are cached or not, so
     // the hot pattern is measured for the B+-tree only.
     bench_lookups::<RegionSet>(c, "lookup_hot", "RegionSet", &SIZES, HOT_ADDRESSES);
+    bench_chained_lookups(c, &SIZES);
 }
 
 /// Short, fixed warm-up and measurement times so the whole run takes minutes.
