@@ -60,7 +60,8 @@ const NO_LEAF: NodeIndex = NodeIndex::MAX;
 
 /// The key in every unused slot: not smaller than any key, so a count of the
 /// keys `<= k` over the whole array counts only real keys (except for
-/// `k == u64::MAX`, which the searches clamp to the number of real keys).
+/// `k == u64::MAX`, which the searches answer without counting: the last
+/// child, all the keys of a leaf).
 const PADDING: u64 = u64::MAX;
 
 /// What fills unused region slots. Never read as a region.
