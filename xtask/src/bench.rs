@@ -40,15 +40,7 @@ pub fn bench(options: &Options, out: Option<PathBuf>) -> Result<(), String> {
         if !outcome.kernel_succeeded() {
             return Err(format!("the benchmark boot ({} CPUs) failed: QEMU status {:?}", boot.cpus, outcome.status));
         }
-        // The 4-CPU boot adds only the figures the main one did not have.
-        let name_of = |line: &str| line.split_whitespace().nth(1).map(str::to_string);
-        let known: Vec<String> = lines.iter().filter_map(|line: &String| name_of(line)).collect();
-        let new = outcome.lines.iter().filter(|line| {
-            (line.starts_with("BENCH ") && name_of(line).is_some_and(|name| !known.contains(&name)))
-                || line.starts_with("# bench")
-                || line.starts_with("# shootdown")
-        });
-        lines.extend(new.cloned().collect::<Vec<_>>());
+        add_new_figures(&mut lines, &outcome.lines);
     }
     let path = out.unwrap_or_else(default_output);
     if let Some(dir) = path.parent() {
@@ -63,6 +55,22 @@ pub fn bench(options: &Options, out: Option<PathBuf>) -> Result<(), String> {
         path.display()
     );
     Ok(())
+}
+
+/// Appends to `lines` the lines of a later boot worth keeping: its `BENCH`
+/// lines for figures `lines` does not have yet (the 4-CPU boot adds only
+/// the figures the main one lacked), and its `# bench` and `# shootdown`
+/// comments. Only `BENCH` lines name a figure: a comment such as
+/// `# shootdown_protect_1page_4cpu skipped: 2 CPUs` does not make that
+/// figure known.
+fn add_new_figures(lines: &mut Vec<String>, boot: &[String]) {
+    let figure_of = |line: &str| line.strip_prefix("BENCH ")?.split_whitespace().next().map(str::to_string);
+    let known: Vec<String> = lines.iter().filter_map(|line| figure_of(line)).collect();
+    let new = boot.iter().filter(|line| match figure_of(line) {
+        Some(name) => !known.contains(&name),
+        None => line.starts_with("# bench") || line.starts_with("# shootdown"),
+    });
+    lines.extend(new.cloned().collect::<Vec<_>>());
 }
 
 /// The `BENCH name value unit` lines of `text`, as (name, value, unit).
@@ -91,5 +99,30 @@ mod tests {
         let figures = parse_figures(text);
         assert_eq!(figures.len(), 2);
         assert_eq!(figures[0], ("lazy_fault_4k".to_string(), 2114.5, "ns/fault".to_string()));
+    }
+
+    #[test]
+    fn a_later_boot_adds_only_new_figures() {
+        let owned = |text: &str| text.lines().map(str::to_string).collect::<Vec<_>>();
+        let mut lines = owned(
+            "# bench: 2 CPUs\nBENCH shootdown_protect_1page_2cpu 2500 ns/call\n\
+             # shootdown_protect_1page_4cpu skipped: 2 CPUs",
+        );
+        let boot = owned(
+            "noise\n# bench: 4 CPUs\nBENCH shootdown_protect_1page_2cpu 2600 ns/call\n\
+             BENCH shootdown_protect_1page_4cpu 5000000 ns/call\nBENCH shootdown_protect_1page_4cpu.min 4900000 ns/call",
+        );
+        add_new_figures(&mut lines, &boot);
+        let figures = parse_figures(&lines.join("\n"));
+        let names: Vec<&str> = figures.iter().map(|(name, _, _)| name.as_str()).collect();
+        // The 4-CPU figure is kept although a comment named it; the 2-CPU
+        // figure is the main boot's, not repeated; the noise is dropped.
+        assert_eq!(
+            names,
+            ["shootdown_protect_1page_2cpu", "shootdown_protect_1page_4cpu", "shootdown_protect_1page_4cpu.min"]
+        );
+        assert_eq!(figures[0].1, 2500.0);
+        assert!(lines.contains(&"# bench: 4 CPUs".to_string()));
+        assert!(!lines.contains(&"noise".to_string()));
     }
 }
