@@ -7,6 +7,7 @@
 //! cargo xtask gdb   [--smp N] [--mem SIZE] [--release] [--la57]
 //! cargo xtask bench [--smp N] [--out FILE]      (release kernel, `script=bench`; BENCH lines)
 //! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
+//! cargo xtask compare [FILE] [--linux SUMMARY]  (the bench output beside the Linux harness's, as ratios)
 //! ```
 //!
 //! The kernel is a `#![no_std]` binary for the host target, linked with its own
@@ -17,6 +18,7 @@
 //! success, anything else failure.
 
 mod bench;
+mod compare;
 mod plot;
 
 mod initrd;
@@ -257,14 +259,19 @@ fn main() -> ExitCode {
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
         Some("bench") => {
-            let (out, rest) = take_out_option(&args[1..]);
+            let (out, rest) = take_option(&args[1..], "--out");
             Options::parse(&rest).and_then(|options| bench::bench(&options, out))
         }
         Some("plot") => {
-            let (out, rest) = take_out_option(&args[1..]);
+            let (out, rest) = take_option(&args[1..], "--out");
             let input = rest.first().map(PathBuf::from).unwrap_or_else(bench::default_output);
             let output = out.unwrap_or_else(|| workspace_root().join("docs/bench-plot.svg"));
             plot::plot(&input, &output)
+        }
+        Some("compare") => {
+            let (linux, rest) = take_option(&args[1..], "--linux");
+            let input = rest.first().map(PathBuf::from).unwrap_or_else(bench::default_output);
+            compare::compare(&input, linux)
         }
         _ => Err(usage()),
     };
@@ -277,13 +284,13 @@ fn main() -> ExitCode {
     }
 }
 
-/// Splits `--out FILE` from the other arguments.
-fn take_out_option(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
+/// Splits `name FILE` (such as `--out FILE`) from the other arguments.
+fn take_option(args: &[String], name: &str) -> (Option<PathBuf>, Vec<String>) {
     let mut out = None;
     let mut rest = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
-        if arg == "--out" {
+        if arg == name {
             out = args.next().map(PathBuf::from);
         } else {
             rest.push(arg.clone());
@@ -293,7 +300,7 @@ fn take_out_option(args: &[String]) -> (Option<PathBuf>, Vec<String>) {
 }
 
 fn usage() -> String {
-    "usage: cargo xtask <build|run|test|gdb|bench|plot> [--release] [--smp N] [--mem SIZE] [--la57] \
+    "usage: cargo xtask <build|run|test|gdb|bench|plot|compare> [--release] [--smp N] [--mem SIZE] [--la57] \
      [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
         .to_string()
 }
