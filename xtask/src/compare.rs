@@ -180,14 +180,11 @@ fn linux_value(summary: &[(String, f64)], figure: LinuxFigure) -> Option<f64> {
     }
 }
 
-/// One row of the table: the figures, the ratios and the verdicts.
-#[derive(Debug)]
+/// One row of the table: a comparison and the two figures it found.
 struct Row {
-    what: &'static str,
+    comparison: &'static Comparison,
     nacre: Option<f64>,
     linux: Option<f64>,
-    reference: f64,
-    goal: Option<Goal>,
 }
 
 impl Row {
@@ -196,12 +193,12 @@ impl Row {
     }
 
     fn reference_ratio(&self) -> Option<f64> {
-        Some(self.nacre? / self.reference)
+        Some(self.nacre? / self.comparison.reference)
     }
 
     /// Whether `ratio` meets the goal; `None` when there is no goal or no ratio.
     fn verdict(&self, ratio: Option<f64>) -> Option<bool> {
-        Some(self.goal?.met_by(ratio?))
+        Some(self.comparison.goal?.met_by(ratio?))
     }
 }
 
@@ -209,11 +206,9 @@ fn rows(nacre: &[(String, f64, String)], linux: &[(String, f64)]) -> Vec<Row> {
     COMPARISONS
         .iter()
         .map(|comparison| Row {
-            what: comparison.what,
+            comparison,
             nacre: nacre.iter().find(|(name, _, _)| name == comparison.nacre).map(|&(_, value, _)| value),
             linux: linux_value(linux, comparison.linux),
-            reference: comparison.reference,
-            goal: comparison.goal,
         })
         .collect()
 }
@@ -248,13 +243,13 @@ fn table(rows: &[Row]) -> String {
         let (same, reference) = (row.same_sitting_ratio(), row.reference_ratio());
         text += &format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-            row.what,
+            row.comparison.what,
             figure(row.nacre),
             figure(row.linux),
-            figure(Some(row.reference)),
+            figure(Some(row.comparison.reference)),
             ratio(same),
             ratio(reference),
-            row.goal.map_or("—".to_string(), |goal| goal.to_string()),
+            row.comparison.goal.map_or("—".to_string(), |goal| goal.to_string()),
             verdict(row.verdict(same)),
             verdict(row.verdict(reference)),
         );
@@ -311,7 +306,7 @@ mod tests {
     }
 
     fn row<'a>(rows: &'a [Row], what_starts: &str) -> &'a Row {
-        rows.iter().find(|row| row.what.starts_with(what_starts)).expect("the comparison exists")
+        rows.iter().find(|row| row.comparison.what.starts_with(what_starts)).expect("the comparison exists")
     }
 
     #[test]

@@ -286,17 +286,17 @@ fn main() -> ExitCode {
 
 /// Splits `name FILE` (such as `--out FILE`) from the other arguments.
 fn take_option(args: &[String], name: &str) -> (Option<PathBuf>, Vec<String>) {
-    let mut out = None;
+    let mut value = None;
     let mut rest = Vec::new();
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         if arg == name {
-            out = args.next().map(PathBuf::from);
+            value = args.next().map(PathBuf::from);
         } else {
             rest.push(arg.clone());
         }
     }
-    (out, rest)
+    (value, rest)
 }
 
 fn usage() -> String {
