@@ -361,6 +361,8 @@ impl<M: Machine> PagingAspace<M> {
 
     /// Invalidates what `batch` names and frees its frames, counting; the
     /// batch is left empty.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn finish(&mut self, batch: &mut FlushBatch) {
         let Some(space) = self.space_id() else { return };
         let summary = batch.apply_in_place(&self.machine, space);
@@ -371,6 +373,8 @@ impl<M: Machine> PagingAspace<M> {
     /// The existing region that `requested` names: itself, or (sub-range) a
     /// page-aligned part of it with the same virtual-to-physical offset (for
     /// an anonymous region, with `pa` 0).
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn resolve(&self, requested: Region) -> Result<Region, AspaceError> {
         let Some(tables) = &self.tables else {
             return Err(AspaceError::UnknownAddressSpace { name: self.name.clone() });
@@ -382,7 +386,10 @@ impl<M: Machine> PagingAspace<M> {
             features.virt_width(),
             features.phys_bits,
         )?;
-        let existing = *self.regions.find(requested.va.0).ok_or(AspaceError::NoSuchRegion { va: requested.va.0 })?;
+        // Not `ok_or`: that builds the error (which has drop glue) on every call.
+        let Some(&existing) = self.regions.find(requested.va.0) else {
+            return Err(AspaceError::NoSuchRegion { va: requested.va.0 });
+        };
         let same_memory = if existing.is_anonymous() {
             requested.pa.0 == 0
         } else {
@@ -399,6 +406,8 @@ impl<M: Machine> PagingAspace<M> {
     /// Replaces `existing` in the region set by the parts of it outside
     /// `[va, va+len)` and, if given, `middle` in its place. Of the parts of a
     /// growing region, only the one at the growing edge keeps growing.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn replace_part(&mut self, existing: Region, va: u64, len: u64, middle: Option<Region>) {
         if va == existing.va.0 && len == existing.len && middle.is_some() {
             // The edit covered the whole region: change it in place, without

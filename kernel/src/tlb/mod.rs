@@ -222,6 +222,8 @@ fn flush_here(pages: Option<&[VirtAddr]>) {
 
 /// Drops what `what` names of address space `space` from every TLB that may
 /// hold it, and returns once all have (the `Machine::invalidate` contract).
+// Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+#[inline(always)]
 pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
     let pages = match what {
         TlbInvalidation::Pages(pages) => Some(pages),

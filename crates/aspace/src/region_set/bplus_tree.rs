@@ -270,6 +270,8 @@ impl<const LEAF: usize> Leaf<LEAF> {
     }
 
     /// The position of `key`, if this leaf holds it.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn position_of(&self, key: u64) -> Option<usize> {
         let position = self.count_below(key);
         (position < self.len() && self.key(position) == key).then_some(position)
@@ -378,6 +380,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     }
 
     /// The leaf whose key range holds `key`. The tree must not be empty.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn leaf_for(&self, key: u64) -> NodeIndex {
         if self.height == 0 {
             return self.root;
@@ -392,6 +396,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     }
 
     /// The region with the greatest start `<= key`.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn last_at_or_below(&self, key: u64) -> Option<&Region> {
         if self.len == 0 {
             return None;

@@ -63,6 +63,8 @@ impl RegionSet {
     }
 
     /// The region containing virtual address `va`, if any.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub fn find(&self, va: u64) -> Option<&Region> {
         self.by_start.last_at_or_below(va).filter(|r| r.contains(va))
     }
@@ -84,6 +86,8 @@ impl RegionSet {
     /// Refused with [`AspaceError::RegionMismatch`] when the region that
     /// contains `region.va` starts elsewhere or has another length, and with
     /// [`AspaceError::NoSuchRegion`] when no region contains `region.va`.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub fn update(&mut self, region: Region) -> Result<Region, AspaceError> {
         let Some(slot) = self.by_start.get_mut(region.va.0) else {
             return Err(match self.find(region.va.0) {
