@@ -291,52 +291,52 @@ fn edit_page_table<M: Machine + ?Sized>(
         Operation::Protect(perms) => {
             let rights = PageTableEntry::WRITABLE | PageTableEntry::USER | PageTableEntry::NO_EXECUTE;
             let granted = PageTableEntry::EMPTY.with_permissions(perms, features.nx).bits();
-            for index in first..last {
+            for_each_entry(first..last, batch, va, |index| {
                 let old = machine.read_u64(slot(index));
                 let new = (old & !rights) | granted;
                 if old & PageTableEntry::PRESENT == 0 || new == old {
-                    continue;
+                    return false;
                 }
                 machine.write_u64(slot(index), new);
                 // Losing write, gaining NX or any change of U (see `needs_invalidation`).
                 let reduced = (old & !new & PageTableEntry::WRITABLE)
                     | (new & !old & PageTableEntry::NO_EXECUTE)
                     | ((old ^ new) & PageTableEntry::USER);
-                if reduced != 0 {
-                    batch.add_page(va(index));
-                }
-            }
+                reduced != 0
+            });
         }
         Operation::Unmap => {
-            for index in first..last {
+            for_each_entry(first..last, batch, va, |index| {
                 if machine.read_u64(slot(index)) & PageTableEntry::PRESENT == 0 {
-                    continue;
+                    return false;
                 }
                 machine.write_u64(slot(index), PageTableEntry::EMPTY.bits());
-                batch.add_page(va(index));
                 present_change -= 1;
-            }
+                true
+            });
         }
         Operation::Repoint => {
-            for index in first..last {
+            for_each_entry(first..last, batch, va, |index| {
                 let old = PageTableEntry(machine.read_u64(slot(index)));
                 if !old.is_present() {
-                    continue;
+                    return false;
                 }
                 let pa = PhysAddr(edit.pa_at(base + index as u64 * PAGE));
                 let new = old.with_address(pa, Level::Pt).with(PageTableEntry::ACCESSED | PageTableEntry::DIRTY, false);
                 if new == old {
-                    continue;
+                    return false;
                 }
                 machine.write_u64(slot(index), new.bits());
-                if needs_invalidation(old, new) {
-                    batch.add_page(va(index));
-                }
-            }
+                needs_invalidation(old, new)
+            });
         }
         Operation::Map(perms) => {
             // Same page: keep what the CPU recorded about it.
             let kept = PageTableEntry::ACCESSED | PageTableEntry::DIRTY;
+            // A plain loop: a map mostly fills empty entries, which record
+            // nothing, so the second loop of `for_each_entry` would seldom
+            // run, and its first loop compiles to slower code for this step
+            // (a 512-page map on the host: 1.7 µs against 1.0).
             for index in first..last {
                 let old = PageTableEntry(machine.read_u64(slot(index)));
                 let pa = PhysAddr(edit.pa_at(base + index as u64 * PAGE));
@@ -363,6 +363,31 @@ fn edit_page_table<M: Machine + ?Sized>(
         }
     }
     present_change
+}
+
+/// Runs `step` on the entries `indices` of one page table, in order, and
+/// adds to `batch` the page (`page_of`) of each entry whose step says it
+/// must be invalidated. Once the batch has switched to flushing
+/// everything it records no page, so the rest of the table runs a second
+/// loop that does not ask: inlined, the step's answer there is dead code,
+/// and an edit of a whole table costs the entry edits alone.
+#[inline(always)]
+fn for_each_entry(
+    indices: core::ops::Range<usize>,
+    batch: &mut FlushBatch,
+    page_of: impl Fn(usize) -> VirtAddr,
+    mut step: impl FnMut(usize) -> bool,
+) {
+    let mut index = indices.start;
+    while index < indices.end && !batch.flushes_everything() {
+        if step(index) {
+            batch.add_page(page_of(index));
+        }
+        index += 1;
+    }
+    for index in index..indices.end {
+        step(index);
+    }
 }
 
 /// The canonical (sign-extended) form of a virtual address reduced to `bits` bits.

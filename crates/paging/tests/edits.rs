@@ -328,6 +328,45 @@ fn moving_part_of_a_lazy_region_repoints_only_what_exists() {
     assert_eq!(space.verify(), Ok(()));
 }
 
+/// Past 16 pages a flush batch stops naming pages and the edit of the
+/// table's remaining entries runs a second loop that records nothing
+/// (`for_each_entry` in edit.rs): every entry on both sides of that switch
+/// must still be edited, and the TLB must still drop every old entry.
+#[test]
+fn edits_past_the_flush_ceiling_reach_every_entry() {
+    let (machine, mut space) = setup(SimConfig::four_level());
+    let (va, pa) = (G, 4 * M2 + K4);
+    space.add_region(Region::new(va, pa, 64 * K4, RW | KERN | EAGER)).unwrap();
+    space.switch_to();
+    // Every page in the TLB, writable.
+    for page in 0..64 {
+        machine.write_u64_at(va + page * K4, page, Mode::Supervisor).unwrap();
+    }
+    // 40 pages from the 10th: the switch falls on the 27th.
+    space.protect_region(Region::new(va + 10 * K4, pa + 10 * K4, 40 * K4, RW), R | KERN).unwrap();
+    assert_eq!(space.counters().full_flushes, 1);
+    for page in 0..64 {
+        let written = machine.write_u64_at(va + page * K4, 0x5eed, Mode::Supervisor);
+        if (10..50).contains(&page) {
+            assert_eq!(written.unwrap_err().code(), Some(PageFaultCode::PRESENT | PageFaultCode::WRITE), "page {page}");
+            assert_eq!(machine.read_u64_at(va + page * K4, Mode::Supervisor), Ok(page), "page {page}");
+        } else {
+            assert_eq!(written, Ok(()), "page {page}");
+        }
+    }
+    space.remove_region(Region::new(va + 10 * K4, pa + 10 * K4, 40 * K4, R | KERN)).unwrap();
+    assert_eq!(space.counters().full_flushes, 2);
+    for page in 0..64 {
+        let read = machine.read_u64_at(va + page * K4, Mode::Supervisor);
+        if (10..50).contains(&page) {
+            assert_eq!(read.unwrap_err().code(), Some(PageFaultCode::empty()), "page {page}");
+        } else {
+            assert_eq!(read, Ok(0x5eed), "page {page}");
+        }
+    }
+    assert_eq!(space.verify(), Ok(()));
+}
+
 #[test]
 fn flush_batches_name_pages_then_everything() {
     let (machine, mut space) = setup(SimConfig::four_level());
