@@ -343,7 +343,6 @@ fn edit_page_table<M: Machine + ?Sized>(
                 let fresh = PageTableEntry::leaf(pa, PageSize::Size4K, perms, features.nx);
                 if !old.is_present() {
                     machine.write_u64(slot(index), fresh.bits());
-                    counters.pages_mapped[PageSize::Size4K.index()] += 1;
                     present_change += 1;
                     continue;
                 }
@@ -360,6 +359,8 @@ fn edit_page_table<M: Machine + ?Sized>(
                     batch.add_page(va(index));
                 }
             }
+            // Counted once, not per entry: each was a store on the loop's path.
+            counters.pages_mapped[PageSize::Size4K.index()] += present_change as u64;
         }
     }
     present_change
