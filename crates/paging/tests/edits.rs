@@ -342,7 +342,7 @@ fn edits_past_the_flush_ceiling_reach_every_entry() {
     for page in 0..64 {
         machine.write_u64_at(va + page * K4, page, Mode::Supervisor).unwrap();
     }
-    // 40 pages from the 10th: the switch falls on the 27th.
+    // 40 pages from page 10: the batch names 10 to 25, then flushes everything.
     space.protect_region(Region::new(va + 10 * K4, pa + 10 * K4, 40 * K4, RW), R | KERN).unwrap();
     assert_eq!(space.counters().full_flushes, 1);
     for page in 0..64 {
