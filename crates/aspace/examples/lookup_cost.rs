@@ -20,7 +20,7 @@ const PAGE: u64 = 0x1000;
 
 /// Distinct addresses looked up, round and round: enough that at 1M
 /// regions the nodes they touch are not in the cache.
-const ADDRESSES: usize = 1 << 16;
+const ADDRESSES: usize = 1 << 20;
 
 fn argument(position: usize, name: &str) -> u64 {
     let usage = "usage: lookup_cost REGIONS LOOKUPS";

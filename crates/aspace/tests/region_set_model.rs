@@ -5,10 +5,12 @@
 //! 2^64 needs no special case there and the model shares no code with the
 //! set (not even [`Region::last`] or [`Region::overlaps`]).
 //!
-//! Addresses are drawn mostly from a tiny space (0..64 or 0..1024) so that overlaps,
-//! adjacency and exact matches are common, with some draws at the very top
-//! of the address space (regions ending at 2^64, ranges that wrap) and a few
-//! anywhere at all.
+//! Addresses are drawn mostly from a tiny space (0..64 or 0..1024 units) so
+//! that overlaps, adjacency and exact matches are common, with some draws at
+//! the very top of the address space (regions ending at 2^64, ranges that
+//! wrap) and a few anywhere at all. The unit is a byte (regions start and end
+//! inside pages, which the set's page index leaves to its tree) or a page,
+//! 2 MiB or 1 GiB (whole pages, which the page index records itself).
 
 use aspace::{AddressKind, AspaceError, PhysAddr, Protection, Region, RegionSet, VirtAddr};
 use proptest::prelude::*;
@@ -164,27 +166,33 @@ fn edge() -> impl Strategy<Value = Edge> {
     prop_oneof![Just(Edge::BeforeStart), Just(Edge::Start), Just(Edge::Last), Just(Edge::PastLast)]
 }
 
-/// An address: mostly in `0..space`, some at the top of the address space, a few anywhere.
-fn address(space: u64) -> impl Strategy<Value = u64> {
+/// An address: mostly in `0..space` units, some at the top of the address
+/// space, a few anywhere.
+fn address(space: u64, unit: u64) -> impl Strategy<Value = u64> {
     prop_oneof![
-        8 => 0..space,
-        2 => (0u64..64).prop_map(|below_top| u64::MAX - below_top),
+        8 => 0..space * unit,
+        2 => (0u64..64 * unit).prop_map(|below_top| u64::MAX - below_top),
         1 => any::<u64>(),
     ]
 }
 
-/// A `(start, length)` pair, biased toward short ranges in `0..space` that
-/// collide, ranges ending exactly at 2^64, and ranges that wrap past it.
-fn range(space: u64) -> impl Strategy<Value = (u64, u64)> {
+/// A `(start, length)` pair in whole `unit`s, biased toward short ranges in
+/// `0..space` units that collide, ranges ending exactly at 2^64, and ranges
+/// that wrap past it; with a unit of a page or more, also some that start or
+/// end inside a unit.
+fn range(space: u64, unit: u64) -> impl Strategy<Value = (u64, u64)> {
+    let units = move |count: u64| count * unit;
     prop_oneof![
-        6 => (0..space, 1u64..6),
-        3 => (0..space, 6u64..24),
-        1 => (0..space, Just(0u64)),
+        6 => (0..space, 1u64..6).prop_map(move |(va, len)| (units(va), units(len))),
+        3 => (0..space, 6u64..24).prop_map(move |(va, len)| (units(va), units(len))),
+        1 => (0..space, Just(0u64)).prop_map(move |(va, len)| (units(va), len)),
         // Ends exactly at the top of the address space (last byte u64::MAX).
-        2 => (0u64..64).prop_map(|below_top| (u64::MAX - below_top, below_top + 1)),
+        2 => (1u64..=64).prop_map(move |count| (units(count).wrapping_neg(), units(count))),
         // Near the top: may end below it, at it, or wrap past it.
-        2 => ((0u64..64).prop_map(|below_top| u64::MAX - below_top), 1u64..80),
-        1 => (address(space), any::<u64>()),
+        2 => (1u64..=64, 1u64..80).prop_map(move |(count, len)| (units(count).wrapping_neg(), units(len))),
+        // Anywhere inside the units, of any length: not whole units.
+        1 => (0..space * unit, 1..8 * unit),
+        1 => (address(space, unit), any::<u64>()),
         1 => (0u64..4, Just(u64::MAX)),
     ]
 }
@@ -193,24 +201,24 @@ fn protection() -> impl Strategy<Value = Protection> {
     (0u32..128).prop_map(Protection::from_bits_truncate)
 }
 
-fn region(space: u64) -> impl Strategy<Value = Region> {
-    (range(space), 0u64..8, protection()).prop_map(|((va, len), pa, prot)| Region::new(va, pa, len, prot))
+fn region(space: u64, unit: u64) -> impl Strategy<Value = Region> {
+    (range(space, unit), 0u64..8, protection()).prop_map(|((va, len), pa, prot)| Region::new(va, pa, len, prot))
 }
 
-fn operation(space: u64) -> impl Strategy<Value = Operation> {
+fn operation(space: u64, unit: u64) -> impl Strategy<Value = Operation> {
     prop_oneof![
-        24 => region(space).prop_map(Operation::Insert),
-        2 => address(space).prop_map(Operation::Remove),
+        24 => region(space, unit).prop_map(Operation::Insert),
+        2 => address(space, unit).prop_map(Operation::Remove),
         3 => any::<Index>().prop_map(Operation::RemoveExisting),
-        2 => region(space).prop_map(Operation::Update),
+        2 => region(space, unit).prop_map(Operation::Update),
         3 => (any::<Index>(), 0u64..8, protection()).prop_map(|(i, pa, prot)| Operation::UpdateExisting(i, pa, prot)),
-        5 => address(space).prop_map(Operation::Find),
+        5 => address(space, unit).prop_map(Operation::Find),
         4 => (any::<Index>(), edge()).prop_map(|(i, edge)| Operation::FindAtEdge(i, edge)),
-        2 => address(space).prop_map(Operation::Get),
-        3 => range(space).prop_map(|(va, len)| Operation::Overlapping(va, len)),
-        3 => range(space).prop_map(|(va, len)| Operation::FirstOverlap(va, len)),
-        2 => address(space).prop_map(Operation::NextAtOrAfter),
-        2 => address(space).prop_map(Operation::PreviousBefore),
+        2 => address(space, unit).prop_map(Operation::Get),
+        3 => range(space, unit).prop_map(|(va, len)| Operation::Overlapping(va, len)),
+        3 => range(space, unit).prop_map(|(va, len)| Operation::FirstOverlap(va, len)),
+        2 => address(space, unit).prop_map(Operation::NextAtOrAfter),
+        2 => address(space, unit).prop_map(Operation::PreviousBefore),
         1 => Just(Operation::Iterate),
         // Rare, so that most sequences grow a populated set.
         1 => Just(Operation::Clear),
@@ -286,12 +294,21 @@ fn check_invariants(set: &RegionSet, model: &Model) -> Result<(), TestCaseError>
     Ok(())
 }
 
-/// The operation sequences: in a 64-byte space (few regions, many
-/// collisions) or a 1 KiB one (a few dozen regions, so the tree has more
-/// than one node).
+/// A 4 KiB page, 2 MiB and 1 GiB: the runs the set's page index records in
+/// one entry at levels 0, 1 and 2.
+const PAGE: u64 = 1 << 12;
+const LARGE_PAGE: u64 = 1 << 21;
+const GIB: u64 = 1 << 30;
+
+/// The operation sequences: in a space of 64 units (few regions, many
+/// collisions) or 1024 (a few dozen regions, so the tree has more than one
+/// node). A unit of one byte makes nearly every region start or end inside
+/// a page; units of a page, 2 MiB and 1 GiB make regions of whole pages,
+/// which the page index records exactly, at each of its levels.
 fn operations() -> impl Strategy<Value = Vec<Operation>> {
-    prop_oneof![3 => Just(64u64), 1 => Just(1024u64)]
-        .prop_flat_map(|space| prop::collection::vec(operation(space), 1..MAX_OPERATIONS))
+    let space = prop_oneof![3 => Just(64u64), 1 => Just(1024u64)];
+    let unit = prop_oneof![3 => Just(1u64), 2 => Just(PAGE), 1 => Just(LARGE_PAGE), 1 => Just(GIB)];
+    (space, unit).prop_flat_map(|(space, unit)| prop::collection::vec(operation(space, unit), 1..MAX_OPERATIONS))
 }
 
 fn config() -> ProptestConfig {
@@ -319,7 +336,10 @@ proptest! {
     /// Every byte of every region, and the bytes just outside, are found
     /// where the model says, after a burst of inserts.
     #[test]
-    fn find_agrees_at_every_boundary(regions in prop::collection::vec(region(64), 1..40)) {
+    fn find_agrees_at_every_boundary(
+        regions in prop_oneof![Just(1u64), Just(PAGE), Just(GIB)]
+            .prop_flat_map(|unit| prop::collection::vec(region(64, unit), 1..40))
+    ) {
         let mut set = RegionSet::new();
         let mut model = Model::default();
         for region in regions {

@@ -5,11 +5,20 @@
 //! can contain an address `va` is the one with the greatest start `<= va`:
 //! one ordered search finds it. Every operation is O(log n); iteration is in
 //! address order.
+//!
+//! Beside the tree, a page index (`page_index.rs`, a radix tree shaped like
+//! a page table) answers `find` without comparing addresses: the page
+//! number picks one entry per level, six levels at most, whatever the number
+//! of regions. The tree remains the authority; the index only says, page by
+//! page, which region holds every byte of it, and sends lookups in a page
+//! that a region starting or ending inside it shares back to the tree.
 
 mod bplus_tree;
+mod page_index;
 
 use crate::{AspaceError, Region, VirtAddr};
 use bplus_tree::BPlusTree;
+use page_index::{PageIndex, PageLookup};
 
 /// Regions per leaf: 512 bytes, eight cache lines, all fetched at once by a
 /// lookup that misses the cache. Measured against 8 and 32: fewer levels
@@ -25,13 +34,16 @@ const INNER_FANOUT: usize = 32;
 /// adjacency (one region ending where the next starts) are allowed.
 #[derive(Clone)]
 pub struct RegionSet {
+    /// Every region, ordered by start: answers every question.
     by_start: BPlusTree<LEAF_CAPACITY, INNER_FANOUT>,
+    /// Which region holds each page: answers `find` in one walk.
+    by_page: PageIndex,
 }
 
 impl RegionSet {
     /// An empty set.
     pub const fn new() -> Self {
-        RegionSet { by_start: BPlusTree::new() }
+        RegionSet { by_start: BPlusTree::new(), by_page: PageIndex::new() }
     }
 
     /// The number of regions.
@@ -59,6 +71,7 @@ impl RegionSet {
             return Err(AspaceError::Overlap { existing: *existing });
         }
         self.by_start.insert(region);
+        self.by_page.insert(region);
         Ok(())
     }
 
@@ -66,6 +79,16 @@ impl RegionSet {
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
     #[inline(always)]
     pub fn find(&self, va: u64) -> Option<&Region> {
+        match self.by_page.find(va) {
+            PageLookup::Found(region) => Some(region),
+            PageLookup::Absent => None,
+            PageLookup::AskTheTree => self.find_in_tree(va),
+        }
+    }
+
+    /// [`Self::find`] by searching the tree: for the pages a region that
+    /// starts or ends inside a page shares.
+    fn find_in_tree(&self, va: u64) -> Option<&Region> {
         self.by_start.last_at_or_below(va).filter(|r| r.contains(va))
     }
 
@@ -76,7 +99,13 @@ impl RegionSet {
 
     /// Removes and returns the region starting exactly at `va`.
     pub fn remove(&mut self, va: VirtAddr) -> Option<Region> {
-        self.by_start.remove(va.0)
+        let removed = self.by_start.remove(va.0)?;
+        let tree = &self.by_start;
+        // Does a region left in the set still have a byte in [first, last]?
+        // Only the last one starting at or below `last` can.
+        let still_touched = |first, last| tree.last_at_or_below(last).is_some_and(|r| r.last() >= first);
+        self.by_page.remove(&removed, still_touched);
+        Some(removed)
     }
 
     /// Replaces the region that starts at `region.va` and has the same
@@ -99,7 +128,9 @@ impl RegionSet {
             return Err(AspaceError::RegionMismatch { requested: region, existing: *slot });
         }
         // Same start, so the slot's key stays right.
-        Ok(core::mem::replace(slot, region))
+        let old = core::mem::replace(slot, region);
+        self.by_page.update(region);
+        Ok(old)
     }
 
     /// The lowest region sharing a byte with `[va, va+len)`.
@@ -137,6 +168,7 @@ impl RegionSet {
     /// Removes every region.
     pub fn clear(&mut self) {
         self.by_start = BPlusTree::new();
+        self.by_page.clear();
     }
 }
 

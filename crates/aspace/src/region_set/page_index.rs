@@ -1,0 +1,508 @@
+//! The page index: a page table for the memory map.
+//!
+//! `find(va)` is the question every lazy fault asks. The B+-tree answers it
+//! with about twenty comparisons; this index answers it the way the MMU
+//! translates an address: the virtual page number, split into 9-bit
+//! pieces, picks one entry per level of a radix tree of 512-entry tables,
+//! with no comparison at all. Each entry covers an aligned run of pages
+//! (one page at level 0, 512 at level 1, ..., 2^45 at level 5, six levels
+//! covering all 2^52 pages of the 64-bit space) and says one of:
+//!
+//! - **empty**: no region has a byte in these pages;
+//! - **region**: one region holds *every* byte of these pages; the entry
+//!   names its slot in [`PageIndex::slots`], where a copy of it is kept;
+//! - **ask the tree**: a region with a start or end inside a page has a byte
+//!   here (see below); the B+-tree knows;
+//! - **table**: the run is split, the next level down has the details.
+//!
+//! As a page table maps a 2 MiB-aligned run with one entry one level up, a
+//! region that covers an entry's whole aligned run is recorded in that one
+//! entry, so a gigabyte-aligned gigabyte costs one entry, not 262,144.
+//!
+//! Regions whose start and length are whole pages (every region an address
+//! space makes: it refuses anything else) are indexed exactly. A region
+//! that starts or ends inside a page may share that page with another
+//! region, which no single entry can say, so its pages are marked "ask the
+//! tree" and lookups there take the B+-tree's path: slower, never wrong.
+//!
+//! The index holds no ordering: the B+-tree beside it still answers every
+//! other question (overlaps, neighbours, iteration). It changes only when
+//! the set does: insert, remove, update, clear.
+
+use crate::Region;
+use alloc::vec::Vec;
+
+/// log2 of the page size the index works in.
+const PAGE_SHIFT: u32 = 12;
+/// Bits of the page number each level resolves.
+const BITS_PER_LEVEL: u32 = 9;
+/// Entries in one table.
+const ENTRIES: usize = 1 << BITS_PER_LEVEL;
+/// The level of the root table: six levels of 9 bits cover the 52 bits of a
+/// 64-bit page number (the root uses only its first 128 entries).
+const TOP_LEVEL: u32 = 5;
+
+/// An entry, packed in a `u32` so that a table is 2 KiB.
+///
+/// `0` is empty, `1` is "ask the tree", a value with [`TABLE_BIT`] set names
+/// a table, any other value `v` names region slot `v - FIRST_SLOT`.
+type RawEntry = u32;
+const EMPTY: RawEntry = 0;
+const ASK_THE_TREE: RawEntry = 1;
+const FIRST_SLOT: RawEntry = 2;
+const TABLE_BIT: RawEntry = 1 << 31;
+
+/// An entry, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Entry {
+    Empty,
+    AskTheTree,
+    Region(u32),
+    Table(u32),
+}
+
+impl Entry {
+    #[inline(always)]
+    fn decode(raw: RawEntry) -> Entry {
+        match raw {
+            EMPTY => Entry::Empty,
+            ASK_THE_TREE => Entry::AskTheTree,
+            _ if raw & TABLE_BIT != 0 => Entry::Table(raw & !TABLE_BIT),
+            _ => Entry::Region(raw - FIRST_SLOT),
+        }
+    }
+
+    fn encode(self) -> RawEntry {
+        match self {
+            Entry::Empty => EMPTY,
+            Entry::AskTheTree => ASK_THE_TREE,
+            Entry::Region(slot) => {
+                assert!(slot < TABLE_BIT - FIRST_SLOT, "page index: too many regions");
+                slot + FIRST_SLOT
+            }
+            Entry::Table(table) => {
+                assert!(table < TABLE_BIT, "page index: too many tables");
+                table | TABLE_BIT
+            }
+        }
+    }
+}
+
+/// One table: 512 entries, 2 KiB, aligned to a cache line.
+#[derive(Clone)]
+#[repr(C, align(64))]
+struct Table([RawEntry; ENTRIES]);
+
+/// What the index says about an address.
+pub(crate) enum PageLookup<'a> {
+    /// This region holds the address.
+    Found(&'a Region),
+    /// No region holds the address.
+    Absent,
+    /// A region that starts or ends inside this page is near: search the tree.
+    AskTheTree,
+}
+
+/// The pages of a region: the first and last page numbers, and whether the
+/// region starts or ends inside them.
+#[derive(Clone, Copy)]
+struct Pages {
+    first: u64,
+    last: u64,
+    starts_inside: bool,
+    ends_inside: bool,
+}
+
+impl Pages {
+    fn of(region: &Region) -> Pages {
+        let last_byte = region.last();
+        let page_mask = (1 << PAGE_SHIFT) - 1;
+        Pages {
+            first: region.va.0 >> PAGE_SHIFT,
+            last: last_byte >> PAGE_SHIFT,
+            starts_inside: region.va.0 & page_mask != 0,
+            ends_inside: last_byte & page_mask != page_mask,
+        }
+    }
+
+    /// True when the region holds every byte of its pages.
+    fn whole(self) -> bool {
+        !self.starts_inside && !self.ends_inside
+    }
+
+    /// The pages only this region has bytes in (its partial first and last
+    /// pages left out), if any.
+    fn owned(self) -> Option<(u64, u64)> {
+        let first = self.first + u64::from(self.starts_inside);
+        let last = self.last.checked_sub(u64::from(self.ends_inside))?;
+        (first <= last).then_some((first, last))
+    }
+
+    /// The partial first and last pages (one page when they are the same).
+    fn partial(self) -> impl Iterator<Item = u64> {
+        let first = self.starts_inside.then_some(self.first);
+        let last = (self.ends_inside && !(self.starts_inside && self.first == self.last)).then_some(self.last);
+        first.into_iter().chain(last)
+    }
+}
+
+/// A radix index from virtual page to region (see the module docs).
+#[derive(Clone)]
+pub(crate) struct PageIndex {
+    /// Every table, the root among them; named by index.
+    tables: Vec<Table>,
+    /// `used[t]`: the non-empty entries of table `t` (a table left with none
+    /// is freed).
+    used: Vec<u16>,
+    /// Table slots no longer in the index, reused first.
+    free_tables: Vec<u32>,
+    /// The root table, at [`TOP_LEVEL`]; `None` while every entry would be empty.
+    root: Option<u32>,
+    /// A copy of each region the index names, by slot.
+    slots: Vec<Region>,
+    /// Region slots no longer named, reused first.
+    free_slots: Vec<u32>,
+}
+
+impl PageIndex {
+    /// An empty index; allocates nothing.
+    pub(crate) const fn new() -> Self {
+        PageIndex {
+            tables: Vec::new(),
+            used: Vec::new(),
+            free_tables: Vec::new(),
+            root: None,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+        }
+    }
+
+    /// Which region holds `va`, as far as the index knows: one load per
+    /// level, no comparison of addresses.
+    // Inlined: on the path of every lazy fault and one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
+    pub(crate) fn find(&self, va: u64) -> PageLookup<'_> {
+        match self.entry_at(va >> PAGE_SHIFT) {
+            Entry::Region(slot) => PageLookup::Found(&self.slots[slot as usize]),
+            Entry::AskTheTree => PageLookup::AskTheTree,
+            Entry::Empty | Entry::Table(_) => PageLookup::Absent,
+        }
+    }
+
+    /// The entry that decides page `page`: the walk from the root down to
+    /// the first entry that is not a table.
+    #[inline(always)]
+    fn entry_at(&self, page: u64) -> Entry {
+        let Some(root) = self.root else {
+            return Entry::Empty;
+        };
+        let mut table = root;
+        for level in (0..=TOP_LEVEL).rev() {
+            let index = (page >> (level * BITS_PER_LEVEL)) as usize % ENTRIES;
+            match Entry::decode(self.tables[table as usize].0[index]) {
+                Entry::Table(next) => table = next,
+                decided => return decided,
+            }
+        }
+        // Level-0 entries are never tables.
+        Entry::Empty
+    }
+
+    /// Records `region`, which shares no byte with any region indexed.
+    pub(crate) fn insert(&mut self, region: Region) {
+        let pages = Pages::of(&region);
+        if pages.whole() {
+            let slot = self.new_slot(region);
+            self.set(pages.first, pages.last, Entry::Region(slot));
+            return;
+        }
+        if let Some((first, last)) = pages.owned() {
+            self.set(first, last, Entry::AskTheTree);
+        }
+        for page in pages.partial() {
+            self.set(page, page, Entry::AskTheTree);
+        }
+    }
+
+    /// Forgets `region`, just removed from the set. `still_touched(first,
+    /// last)` says whether a region left in the set has a byte in
+    /// `[first, last]` (asked only for a page `region` shared).
+    pub(crate) fn remove(&mut self, region: &Region, still_touched: impl Fn(u64, u64) -> bool) {
+        let pages = Pages::of(region);
+        if pages.whole() {
+            let Entry::Region(slot) = self.entry_at(pages.first) else {
+                unreachable!("page index: {region:?} was not indexed");
+            };
+            self.set(pages.first, pages.last, Entry::Empty);
+            self.free_slots.push(slot);
+            return;
+        }
+        if let Some((first, last)) = pages.owned() {
+            self.set(first, last, Entry::Empty);
+        }
+        for page in pages.partial() {
+            let first_byte = page << PAGE_SHIFT;
+            let last_byte = first_byte | ((1 << PAGE_SHIFT) - 1);
+            let entry = if still_touched(first_byte, last_byte) { Entry::AskTheTree } else { Entry::Empty };
+            self.set(page, page, entry);
+        }
+    }
+
+    /// Replaces the copy of `region` (same start and length) with it.
+    pub(crate) fn update(&mut self, region: Region) {
+        if let Entry::Region(slot) = self.entry_at(region.va.0 >> PAGE_SHIFT) {
+            self.slots[slot as usize] = region;
+        }
+    }
+
+    /// Forgets every region and frees every table.
+    pub(crate) fn clear(&mut self) {
+        *self = PageIndex::new();
+    }
+
+    /// Tables in use (the root included): what the index costs in memory,
+    /// 2 KiB each.
+    #[cfg(test)]
+    fn tables_in_use(&self) -> usize {
+        self.tables.len() - self.free_tables.len()
+    }
+
+    /// Region slots in use.
+    #[cfg(test)]
+    fn slots_in_use(&self) -> usize {
+        self.slots.len() - self.free_slots.len()
+    }
+
+    fn new_slot(&mut self, region: Region) -> u32 {
+        match self.free_slots.pop() {
+            Some(slot) => {
+                self.slots[slot as usize] = region;
+                slot
+            }
+            None => {
+                self.slots.push(region);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Makes every page in `[first, last]` say `entry`: one entry per
+    /// largest aligned run inside the range, tables made where a run is cut,
+    /// and freed when they end up empty.
+    fn set(&mut self, first: u64, last: u64, entry: Entry) {
+        let root = match self.root {
+            Some(root) => root,
+            None if entry == Entry::Empty => return,
+            None => {
+                let root = self.new_table(Entry::Empty);
+                self.root = Some(root);
+                root
+            }
+        };
+        self.set_in(root, TOP_LEVEL, 0, first, last, entry);
+        if self.used[root as usize] == 0 {
+            self.free_table(root);
+            self.root = None;
+        }
+    }
+
+    /// [`Self::set`] inside `table`, at `level`, whose first page is `base`;
+    /// `[first, last]` lies inside the table's run.
+    fn set_in(&mut self, table: u32, level: u32, base: u64, first: u64, last: u64, entry: Entry) {
+        let shift = level * BITS_PER_LEVEL;
+        let run = 1u64 << shift;
+        let from = ((first - base) >> shift) as usize;
+        let to = ((last - base) >> shift) as usize;
+        for index in from..=to {
+            let run_first = base + ((index as u64) << shift);
+            let run_last = run_first + (run - 1);
+            let old = Entry::decode(self.tables[table as usize].0[index]);
+            if first <= run_first && run_last <= last {
+                // The whole run takes the entry (always so at level 0).
+                if let Entry::Table(child) = old {
+                    self.free_subtree(child);
+                }
+                self.write(table, index, entry);
+                continue;
+            }
+            // Part of the run: split it, as a page table splits a large page.
+            let child = match old {
+                Entry::Table(child) => child,
+                _ => {
+                    let child = self.new_table(old);
+                    self.write(table, index, Entry::Table(child));
+                    child
+                }
+            };
+            self.set_in(child, level - 1, run_first, first.max(run_first), last.min(run_last), entry);
+            if self.used[child as usize] == 0 {
+                self.free_table(child);
+                self.write(table, index, Entry::Empty);
+            }
+        }
+    }
+
+    /// Writes one entry, keeping the table's count of non-empty entries.
+    fn write(&mut self, table: u32, index: usize, entry: Entry) {
+        let slot = &mut self.tables[table as usize].0[index];
+        let was_empty = *slot == EMPTY;
+        *slot = entry.encode();
+        let used = &mut self.used[table as usize];
+        match (was_empty, entry == Entry::Empty) {
+            (true, false) => *used += 1,
+            (false, true) => *used -= 1,
+            _ => {}
+        }
+    }
+
+    /// A table whose every entry is `fill`.
+    fn new_table(&mut self, fill: Entry) -> u32 {
+        let contents = Table([fill.encode(); ENTRIES]);
+        let used = if fill == Entry::Empty { 0 } else { ENTRIES as u16 };
+        match self.free_tables.pop() {
+            Some(table) => {
+                self.tables[table as usize] = contents;
+                self.used[table as usize] = used;
+                table
+            }
+            None => {
+                self.tables.push(contents);
+                self.used.push(used);
+                (self.tables.len() - 1) as u32
+            }
+        }
+    }
+
+    fn free_table(&mut self, table: u32) {
+        self.free_tables.push(table);
+    }
+
+    /// Frees `table` and every table below it.
+    fn free_subtree(&mut self, table: u32) {
+        for index in 0..ENTRIES {
+            if let Entry::Table(child) = Entry::decode(self.tables[table as usize].0[index]) {
+                self.free_subtree(child);
+            }
+        }
+        self.free_table(table);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Protection;
+
+    const PAGE: u64 = 1 << PAGE_SHIFT;
+    const GIB: u64 = 1 << 30;
+
+    fn region(va: u64, len: u64) -> Region {
+        Region::new(va, va, len, Protection::READ)
+    }
+
+    fn found(index: &PageIndex, va: u64) -> Option<Region> {
+        match index.find(va) {
+            PageLookup::Found(region) => Some(*region),
+            _ => None,
+        }
+    }
+
+    fn asks_the_tree(index: &PageIndex, va: u64) -> bool {
+        matches!(index.find(va), PageLookup::AskTheTree)
+    }
+
+    #[test]
+    fn an_empty_index_holds_no_table() {
+        let index = PageIndex::new();
+        assert!(matches!(index.find(0x1234), PageLookup::Absent));
+        assert_eq!(index.tables_in_use(), 0);
+    }
+
+    #[test]
+    fn a_whole_page_region_is_found_on_every_byte_and_nowhere_else() {
+        let mut index = PageIndex::new();
+        let one = region(5 * PAGE, 3 * PAGE);
+        index.insert(one);
+        for va in [5 * PAGE, 6 * PAGE + 17, 8 * PAGE - 1] {
+            assert_eq!(found(&index, va), Some(one), "at {va:#x}");
+        }
+        for va in [5 * PAGE - 1, 8 * PAGE, 0, u64::MAX] {
+            assert!(matches!(index.find(va), PageLookup::Absent), "at {va:#x}");
+        }
+        // The root and one table per level below it, down to level 0.
+        assert_eq!(index.tables_in_use(), TOP_LEVEL as usize + 1);
+    }
+
+    #[test]
+    fn an_aligned_gigabyte_takes_one_entry_above_the_pages() {
+        let mut index = PageIndex::new();
+        let gigabyte = region(3 * GIB, GIB);
+        index.insert(gigabyte);
+        assert_eq!(found(&index, 3 * GIB), Some(gigabyte));
+        assert_eq!(found(&index, 4 * GIB - 1), Some(gigabyte));
+        // Tables at levels 5, 4, 3 and 2, where one entry covers 2^18 pages:
+        // a gigabyte. No table below level 2 exists.
+        assert_eq!(index.tables_in_use(), 4);
+    }
+
+    #[test]
+    fn the_whole_address_space_is_one_region() {
+        let mut index = PageIndex::new();
+        // [0, 2^64): the length does not fit; the largest region is 2^64 - 4096 long from 4096.
+        let everything_but_page_zero = region(PAGE, 0u64.wrapping_sub(PAGE));
+        index.insert(everything_but_page_zero);
+        assert_eq!(found(&index, PAGE), Some(everything_but_page_zero));
+        assert_eq!(found(&index, u64::MAX), Some(everything_but_page_zero));
+        assert!(matches!(index.find(PAGE - 1), PageLookup::Absent));
+        index.remove(&everything_but_page_zero, |_, _| false);
+        assert_eq!(index.tables_in_use(), 0);
+        assert!(matches!(index.find(u64::MAX), PageLookup::Absent));
+    }
+
+    #[test]
+    fn removing_every_region_frees_every_table_and_slot() {
+        let mut index = PageIndex::new();
+        let regions: Vec<Region> =
+            (0..2000).map(|i| region(i * 3 * PAGE + (i % 7) * GIB, PAGE * (1 + i % 3))).collect();
+        for &r in &regions {
+            index.insert(r);
+        }
+        for &r in &regions {
+            assert_eq!(found(&index, r.va.0), Some(r));
+            assert_eq!(found(&index, r.last()), Some(r));
+        }
+        for r in &regions {
+            index.remove(r, |_, _| false);
+            assert!(matches!(index.find(r.va.0), PageLookup::Absent));
+        }
+        assert_eq!(index.tables_in_use(), 0);
+        assert_eq!(index.slots_in_use(), 0);
+    }
+
+    #[test]
+    fn a_region_inside_pages_sends_its_pages_to_the_tree_until_no_region_shares_them() {
+        let mut index = PageIndex::new();
+        let left = region(PAGE + 0x800, 3 * PAGE); // ends inside page 4
+        let right = region(4 * PAGE + 0x800, PAGE); // shares page 4
+        index.insert(left);
+        index.insert(right);
+        for va in [PAGE, 2 * PAGE, 4 * PAGE + 0x900, 5 * PAGE + 0x7ff] {
+            assert!(asks_the_tree(&index, va), "at {va:#x}");
+        }
+        // Page 4 is shared: after `left` goes, `right` still has bytes there.
+        index.remove(&left, |first, last| right.overlaps_range(first, last));
+        assert!(asks_the_tree(&index, 4 * PAGE));
+        assert!(matches!(index.find(2 * PAGE), PageLookup::Absent));
+        index.remove(&right, |_, _| false);
+        assert_eq!(index.tables_in_use(), 0);
+    }
+
+    #[test]
+    fn update_changes_the_copy_found() {
+        let mut index = PageIndex::new();
+        index.insert(region(GIB, 2 * PAGE));
+        let moved = Region::new(GIB, 0x5000, 2 * PAGE, Protection::READ | Protection::WRITE);
+        index.update(moved);
+        assert_eq!(found(&index, GIB + PAGE), Some(moved));
+    }
+}
