@@ -25,9 +25,10 @@ const RW: Protection = Protection::READ.union(Protection::WRITE);
 /// criterion's minimum of a few hundred iterations still takes under a
 /// second, so no size needs to be left out.)
 const SIZES: [usize; 4] = [10, 1_000, 100_000, 1_000_000];
-/// Random addresses for the `lookup` group: enough that at 1M regions the
-/// nodes they touch do not fit in the cache, so each lookup is a cold one.
-const COLD_ADDRESSES: usize = 1 << 16;
+/// Random addresses for the `lookup` group: enough that at 1M regions what
+/// they touch does not fit in the caches (with the page index, two lines per
+/// lookup: 64 MiB for a million), so each lookup is a cold one.
+const COLD_ADDRESSES: usize = 1 << 20;
 /// Random addresses for the `lookup_hot` group: few enough that everything
 /// they touch stays in the cache, so the figure is the search's own cost.
 const HOT_ADDRESSES: usize = 256;
@@ -35,6 +36,13 @@ const HOT_ADDRESSES: usize = 256;
 /// The region in the `index`-th occupied slot.
 fn occupied(index: u64) -> Region {
     Region::new(index * STRIDE, index * STRIDE, PAGE, RW)
+}
+
+/// The region of [`occupied`] moved half a page up: it starts and ends
+/// inside pages, which the page index leaves to the B+-tree.
+fn occupied_inside_pages(index: u64) -> Region {
+    let region = occupied(index);
+    Region::new(region.va.0 + PAGE / 2, region.pa.0, PAGE, RW)
 }
 
 /// The region in the free page just after the `index`-th occupied slot.
@@ -288,6 +296,32 @@ fn bench_lookups<M: MemoryMap>(c: &mut Criterion, group: &str, name: &str, sizes
     group.finish();
 }
 
+/// `lookup` over regions that start and end inside pages, so that every
+/// lookup goes to the B+-tree: the cost of the tree's own search, which is
+/// also what every other question (overlaps, neighbours) pays.
+fn bench_tree_lookups(c: &mut Criterion, sizes: &[usize]) {
+    let mut random = Random(0x2545_f491_4f6c_dd1d);
+    let mut group = c.benchmark_group("lookup_in_tree");
+    for &n in sizes {
+        let map = RegionSet::from_sorted((0..n as u64).map(occupied_inside_pages));
+        let addresses: Vec<u64> =
+            lookup_addresses(n, COLD_ADDRESSES, &mut random).iter().map(|va| va + PAGE / 2).collect();
+        for &va in addresses.iter().take(64) {
+            let start = ((va - PAGE / 2) & !(STRIDE - 1)) + PAGE / 2;
+            assert_eq!(map.find(va).map(|r| r.va.0), Some(start), "lookup_in_tree lost {va:#x}");
+        }
+        let mut next = 0;
+        group.bench_function(BenchmarkId::new("RegionSet", n), |b| {
+            b.iter(|| {
+                let va = addresses[next % addresses.len()];
+                next += 1;
+                black_box(map.find(black_box(va)))
+            })
+        });
+    }
+    group.finish();
+}
+
 /// Finds the addresses in turn, each lookup waiting for the one before: the
 /// index of the next address depends on the region found (on a bit of its
 /// start that is always 0, which the compiler cannot know), so the processor
@@ -389,6 +423,7 @@ fn region_sets(c: &mut Criterion) {
     // the hot pattern is measured for the B+-tree only.
     bench_lookups::<RegionSet>(c, "lookup_hot", "RegionSet", &SIZES, HOT_ADDRESSES);
     bench_chained_lookups(c, &SIZES);
+    bench_tree_lookups(c, &SIZES);
     bench_memory_round_trip(c);
 }
 
