@@ -308,24 +308,28 @@ impl PageIndex {
 
     /// [`Self::set`] inside `table`, at `level`, whose first page is `base`;
     /// `[first, last]` lies inside the table's run.
+    ///
+    /// The entries whose whole run lies in `[first, last]` are written in
+    /// one pass (a region cut one page from a 2 MiB boundary writes 511 of
+    /// them); only the first and last entry can cover a run that is cut,
+    /// and those are split into a table one level down.
     fn set_in(&mut self, table: u32, level: u32, base: u64, first: u64, last: u64, entry: Entry) {
         let shift = level * BITS_PER_LEVEL;
-        let run = 1u64 << shift;
+        let run_first = |index: usize| base + ((index as u64) << shift);
+        let run_last = |index: usize| run_first(index) + ((1u64 << shift) - 1);
         let from = ((first - base) >> shift) as usize;
         let to = ((last - base) >> shift) as usize;
-        for index in from..=to {
-            let run_first = base + ((index as u64) << shift);
-            let run_last = run_first + (run - 1);
-            let old = Entry::decode(self.tables[table as usize].0[index]);
-            if first <= run_first && run_last <= last {
-                // The whole run takes the entry (always so at level 0).
-                if let Entry::Table(child) = old {
-                    self.free_subtree(child);
-                }
-                self.write(table, index, entry);
-                continue;
-            }
+        let whole = |index: usize| first <= run_first(index) && run_last(index) <= last;
+        let whole_from = if whole(from) { from } else { from + 1 };
+        let whole_to = if whole(to) { to + 1 } else { to };
+        if whole_from < whole_to {
+            self.fill(table, whole_from..whole_to, entry);
+        }
+        let cut_first = (!whole(from)).then_some(from);
+        let cut_last = (!whole(to) && to != from).then_some(to);
+        for index in cut_first.into_iter().chain(cut_last) {
             // Part of the run: split it, as a page table splits a large page.
+            let old = Entry::decode(self.tables[table as usize].0[index]);
             let child = match old {
                 Entry::Table(child) => child,
                 _ => {
@@ -334,12 +338,29 @@ impl PageIndex {
                     child
                 }
             };
-            self.set_in(child, level - 1, run_first, first.max(run_first), last.min(run_last), entry);
+            let (child_first, child_last) = (run_first(index), run_last(index));
+            self.set_in(child, level - 1, child_first, first.max(child_first), last.min(child_last), entry);
             if self.used[child as usize] == 0 {
                 self.free_table(child);
                 self.write(table, index, Entry::Empty);
             }
         }
+    }
+
+    /// Writes `entry` into the entries `indices` of `table`, freeing the
+    /// tables they named and keeping the count of non-empty entries.
+    fn fill(&mut self, table: u32, indices: core::ops::Range<usize>, entry: Entry) {
+        for index in indices.clone() {
+            if let Entry::Table(child) = Entry::decode(self.tables[table as usize].0[index]) {
+                self.free_subtree(child);
+            }
+        }
+        let entries = &mut self.tables[table as usize].0[indices];
+        let were_used = entries.iter().filter(|&&raw| raw != EMPTY).count();
+        let now_used = if entry == Entry::Empty { 0 } else { entries.len() };
+        entries.fill(entry.encode());
+        let used = &mut self.used[table as usize];
+        *used = (usize::from(*used) - were_used + now_used) as u16;
     }
 
     /// Writes one entry, keeping the table's count of non-empty entries.
@@ -357,16 +378,16 @@ impl PageIndex {
 
     /// A table whose every entry is `fill`.
     fn new_table(&mut self, fill: Entry) -> u32 {
-        let contents = Table([fill.encode(); ENTRIES]);
+        let raw = fill.encode();
         let used = if fill == Entry::Empty { 0 } else { ENTRIES as u16 };
         match self.free_tables.pop() {
             Some(table) => {
-                self.tables[table as usize] = contents;
+                self.tables[table as usize].0.fill(raw);
                 self.used[table as usize] = used;
                 table
             }
             None => {
-                self.tables.push(contents);
+                self.tables.push(Table([raw; ENTRIES]));
                 self.used.push(used);
                 (self.tables.len() - 1) as u32
             }
@@ -443,6 +464,24 @@ mod tests {
         // Tables at levels 5, 4, 3 and 2, where one entry covers 2^18 pages:
         // a gigabyte. No table below level 2 exists.
         assert_eq!(index.tables_in_use(), 4);
+    }
+
+    #[test]
+    fn a_region_cut_one_page_from_a_large_page_boundary_fills_the_rest_of_its_table() {
+        let mut index = PageIndex::new();
+        let large_page = 512 * PAGE;
+        // Pages 1 to 511 of the first 2 MiB, and the next 2 MiB whole.
+        let cut = region(PAGE, 2 * large_page - PAGE);
+        index.insert(cut);
+        for va in [PAGE, large_page - 1, large_page, 2 * large_page - 1] {
+            assert_eq!(found(&index, va), Some(cut), "at {va:#x}");
+        }
+        assert!(matches!(index.find(PAGE - 1), PageLookup::Absent));
+        assert!(matches!(index.find(2 * large_page), PageLookup::Absent));
+        // Levels 5 to 1, and one level-0 table for the first 2 MiB only.
+        assert_eq!(index.tables_in_use(), 6);
+        index.remove(&cut, |_, _| false);
+        assert_eq!(index.tables_in_use(), 0);
     }
 
     #[test]
