@@ -12,6 +12,7 @@
 //! inside pages, which the set's page index leaves to its tree) or a page,
 //! 2 MiB or 1 GiB (whole pages, which the page index records itself).
 
+use aspace::region_set::PAGE_INDEX_FROM;
 use aspace::{AddressKind, AspaceError, PhysAddr, Protection, Region, RegionSet, VirtAddr};
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -105,6 +106,28 @@ impl Model {
         Ok(existing)
     }
 
+    fn replace(&mut self, va: u64, pieces: &[Region]) -> Result<Region, AspaceError> {
+        let old = self.get(va).ok_or(AspaceError::NoSuchRegion { va })?;
+        let others: Vec<Region> = self.sorted().into_iter().filter(|r| r.va.0 != va).collect();
+        for (position, piece) in pieces.iter().enumerate() {
+            Model::check_range(piece.va.0, piece.len)?;
+            if position > 0 {
+                let previous = pieces[position - 1];
+                // Each piece must start past the previous one's end.
+                if u128::from(piece.va.0) < extent(previous.va.0, previous.len).1 {
+                    return Err(AspaceError::Overlap { existing: previous });
+                }
+            }
+            let piece_extent = extent(piece.va.0, piece.len);
+            if let Some(&existing) = others.iter().find(|r| extents_overlap(extent(r.va.0, r.len), piece_extent)) {
+                return Err(AspaceError::Overlap { existing });
+            }
+        }
+        self.remove(va);
+        self.regions.extend_from_slice(pieces);
+        Ok(old)
+    }
+
     fn next_at_or_after(&self, va: u64) -> Option<Region> {
         self.regions.iter().copied().filter(|r| r.va.0 >= va).min_by_key(|r| r.va.0)
     }
@@ -127,6 +150,8 @@ enum Operation {
     /// Update the `index`-th region (by address) with a new physical start
     /// and protections, keeping its extent: the update that succeeds.
     UpdateExisting(Index, u64, Protection),
+    /// Replace the `index`-th region (by address) by pieces.
+    Replace(Index, Pieces),
     Find(u64),
     /// Find at one of the four bytes that matter around the `index`-th
     /// region: one before its start, its start, its last byte, one past it.
@@ -138,6 +163,60 @@ enum Operation {
     PreviousBefore(u64),
     Iterate,
     Clear,
+}
+
+/// The pieces a region is replaced by, in units of `unit` bytes.
+#[derive(Clone, Debug)]
+enum Pieces {
+    /// What an edit leaves: the parts before and after a cut of `len` units
+    /// at `offset` units into the region (each taken modulo what fits), and
+    /// if `middle`, the cut part itself with other protections.
+    Cut { offset: u64, len: u64, middle: bool, unit: u64 },
+    /// What a growing stack leaves: the region longer by `units` units at
+    /// its start or its end (colliding, at times, with a neighbour).
+    Grow { units: u64, at_end: bool, unit: u64 },
+    /// Anything at all: mostly refused.
+    Arbitrary(Vec<Region>),
+}
+
+impl Pieces {
+    fn of(&self, old: &Region) -> Vec<Region> {
+        match *self {
+            Pieces::Cut { offset, len, middle, unit } => {
+                let units = (old.len / unit).max(1);
+                let offset = offset % units * unit;
+                let len = (1 + len % (units - offset / unit).max(1)) * unit;
+                let len = len.min(old.len - offset.min(old.len - 1));
+                let offset = offset.min(old.len - len);
+                let cut = old.va.0 + offset;
+                let before = (offset > 0).then(|| Region::new(old.va.0, old.pa.0, offset, old.prot));
+                let changed = middle.then(|| Region::new(cut, old.pa.0 + offset, len, Protection::READ));
+                let after_len = old.len - offset - len;
+                let after =
+                    (after_len > 0).then(|| Region::new(cut + len, old.pa.0 + offset + len, after_len, old.prot));
+                [before, changed, after].into_iter().flatten().collect()
+            }
+            Pieces::Grow { units, at_end, unit } => {
+                let by = units * unit;
+                let grown = if at_end {
+                    Region { len: old.len.wrapping_add(by), ..*old }
+                } else {
+                    Region { va: VirtAddr(old.va.0.wrapping_sub(by)), len: old.len.wrapping_add(by), ..*old }
+                };
+                vec![grown]
+            }
+            Pieces::Arbitrary(ref pieces) => pieces.clone(),
+        }
+    }
+}
+
+fn pieces(space: u64, unit: u64) -> impl Strategy<Value = Pieces> {
+    prop_oneof![
+        3 => (any::<u64>(), any::<u64>(), any::<bool>())
+            .prop_map(move |(offset, len, middle)| Pieces::Cut { offset, len, middle, unit }),
+        2 => (1u64..4, any::<bool>()).prop_map(move |(units, at_end)| Pieces::Grow { units, at_end, unit }),
+        1 => prop::collection::vec(region(space, unit), 0..3).prop_map(Pieces::Arbitrary),
+    ]
 }
 
 /// A byte at or beside a region's boundary.
@@ -212,6 +291,7 @@ fn operation(space: u64, unit: u64) -> impl Strategy<Value = Operation> {
         3 => any::<Index>().prop_map(Operation::RemoveExisting),
         2 => region(space, unit).prop_map(Operation::Update),
         3 => (any::<Index>(), 0u64..8, protection()).prop_map(|(i, pa, prot)| Operation::UpdateExisting(i, pa, prot)),
+        4 => (any::<Index>(), pieces(space, unit)).prop_map(|(i, pieces)| Operation::Replace(i, pieces)),
         5 => address(space, unit).prop_map(Operation::Find),
         4 => (any::<Index>(), edge()).prop_map(|(i, edge)| Operation::FindAtEdge(i, edge)),
         2 => address(space, unit).prop_map(Operation::Get),
@@ -251,6 +331,12 @@ fn run(set: &mut RegionSet, model: &mut Model, operation: &Operation) -> Result<
                 let result = set.update(replacement);
                 prop_assert!(result.is_ok());
                 prop_assert_eq!(result, model.update(replacement));
+            }
+        }
+        Operation::Replace(ref index, ref pieces) => {
+            if let Some(va) = start_of(model, index) {
+                let pieces = pieces.of(&model.get(va).unwrap());
+                prop_assert_eq!(set.replace(VirtAddr(va), &pieces), model.replace(va, &pieces));
             }
         }
         Operation::Find(va) => prop_assert_eq!(set.find(va).copied(), model.find(va)),
@@ -311,6 +397,13 @@ fn operations() -> impl Strategy<Value = Vec<Operation>> {
     (space, unit).prop_flat_map(|(space, unit)| prop::collection::vec(operation(space, unit), 1..MAX_OPERATIONS))
 }
 
+/// The number of regions from which the set keeps its page index: always,
+/// from a few (so that it is built and dropped again during a sequence),
+/// the default, and never.
+fn page_index_from() -> impl Strategy<Value = usize> {
+    prop_oneof![3 => Just(0), 2 => 1usize..12, 1 => Just(PAGE_INDEX_FROM), 1 => Just(usize::MAX)]
+}
+
 fn config() -> ProptestConfig {
     ProptestConfig {
         cases: CASES,
@@ -324,8 +417,8 @@ proptest! {
     #![proptest_config(config())]
 
     #[test]
-    fn region_set_matches_the_linear_model(operations in operations()) {
-        let mut set = RegionSet::new();
+    fn region_set_matches_the_linear_model(index_from in page_index_from(), operations in operations()) {
+        let mut set = RegionSet::with_page_index_from(index_from);
         let mut model = Model::default();
         for operation in &operations {
             run(&mut set, &mut model, operation)?;
@@ -340,7 +433,7 @@ proptest! {
         regions in prop_oneof![Just(1u64), Just(PAGE), Just(GIB)]
             .prop_flat_map(|unit| prop::collection::vec(region(64, unit), 1..40))
     ) {
-        let mut set = RegionSet::new();
+        let mut set = RegionSet::with_page_index_from(0);
         let mut model = Model::default();
         for region in regions {
             prop_assert_eq!(set.insert(region), model.insert(region));

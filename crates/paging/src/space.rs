@@ -352,8 +352,7 @@ impl<M: Machine> PagingAspace<M> {
         if result.is_err() {
             return FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region });
         }
-        self.regions.remove(region.va);
-        self.regions.insert(grown).expect("growth keeps clear of every other region");
+        self.regions.replace(region.va, &[grown]).expect("growth keeps clear of every other region");
         self.growths += 1;
         self.faults_handled += 1;
         FaultOutcome::Handled
@@ -418,7 +417,6 @@ impl<M: Machine> PagingAspace<M> {
             self.regions.update(whole).expect("the region is in the set with this start and length");
             return;
         }
-        self.regions.remove(existing.va);
         let before = va - existing.va.0;
         let after = existing.last() - (va + (len - 1));
         let mut pieces = [
@@ -427,9 +425,16 @@ impl<M: Machine> PagingAspace<M> {
             (after > 0).then(|| existing.sub_region(va + len, after)),
         ];
         grow::keep_growth_at_the_edge(&mut pieces, existing.prot);
+        // The pieces in address order, without the ones that are not there.
+        let mut present = [existing; 3];
+        let mut count = 0;
         for piece in pieces.into_iter().flatten() {
-            self.regions.insert(piece).expect("the parts of a region cannot overlap other regions");
+            present[count] = piece;
+            count += 1;
         }
+        self.regions
+            .replace(existing.va, &present[..count])
+            .expect("the parts of a region cannot overlap other regions");
     }
 }
 

@@ -27,6 +27,13 @@ const LEAF_CAPACITY: usize = 16;
 /// Children per inner node: 32 entries of key and child (eight cache lines),
 /// searched by line. Measured against 16 and 64, which were slower.
 const INNER_FANOUT: usize = 32;
+/// The number of regions from which a set keeps its page index (it drops
+/// it again below a quarter of that). Below it the tree is one or two
+/// nodes, whose search costs no more than the index's walk, and keeping
+/// the index up to date would only slow every edit: by 20–40% for the
+/// one-page edits of the kernel's `bench`, measured with the index kept at
+/// every size.
+pub const PAGE_INDEX_FROM: usize = 64;
 
 /// A set of regions that do not overlap in virtual addresses.
 ///
@@ -36,14 +43,27 @@ const INNER_FANOUT: usize = 32;
 pub struct RegionSet {
     /// Every region, ordered by start: answers every question.
     by_start: BPlusTree<LEAF_CAPACITY, INNER_FANOUT>,
-    /// Which region holds each page: answers `find` in one walk.
+    /// Which region holds each page: answers `find` in one walk. Kept
+    /// only while `indexed`.
     by_page: PageIndex,
+    /// True while `by_page` is kept: from the moment the set holds
+    /// `index_from` regions until it holds fewer than a quarter of that.
+    indexed: bool,
+    /// See [`PAGE_INDEX_FROM`].
+    index_from: usize,
 }
 
 impl RegionSet {
-    /// An empty set.
+    /// An empty set, which keeps a page index from [`PAGE_INDEX_FROM`] regions.
     pub const fn new() -> Self {
-        RegionSet { by_start: BPlusTree::new(), by_page: PageIndex::new() }
+        RegionSet::with_page_index_from(PAGE_INDEX_FROM)
+    }
+
+    /// An empty set that keeps a page index once it holds `regions` regions
+    /// (0: always; `usize::MAX`: never, every lookup searches the tree).
+    /// The answers are the same either way; only their cost differs.
+    pub const fn with_page_index_from(regions: usize) -> Self {
+        RegionSet { by_start: BPlusTree::new(), by_page: PageIndex::new(), indexed: regions == 0, index_from: regions }
     }
 
     /// The number of regions.
@@ -71,7 +91,10 @@ impl RegionSet {
             return Err(AspaceError::Overlap { existing: *existing });
         }
         self.by_start.insert(region);
-        self.by_page.insert(region);
+        if self.indexed {
+            self.by_page.insert(region);
+        }
+        self.start_or_stop_the_index();
         Ok(())
     }
 
@@ -79,6 +102,9 @@ impl RegionSet {
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
     #[inline(always)]
     pub fn find(&self, va: u64) -> Option<&Region> {
+        if !self.indexed {
+            return self.find_in_tree(va);
+        }
         match self.by_page.find(va) {
             PageLookup::Found(region) => Some(region),
             PageLookup::Absent => None,
@@ -86,8 +112,10 @@ impl RegionSet {
         }
     }
 
-    /// [`Self::find`] by searching the tree: for the pages a region that
-    /// starts or ends inside a page shares.
+    /// [`Self::find`] by searching the tree: while the set keeps no index,
+    /// and for the pages a region that starts or ends inside a page shares.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn find_in_tree(&self, va: u64) -> Option<&Region> {
         self.by_start.last_at_or_below(va).filter(|r| r.contains(va))
     }
@@ -100,12 +128,56 @@ impl RegionSet {
     /// Removes and returns the region starting exactly at `va`.
     pub fn remove(&mut self, va: VirtAddr) -> Option<Region> {
         let removed = self.by_start.remove(va.0)?;
-        let tree = &self.by_start;
-        // Does a region left in the set still have a byte in [first, last]?
-        // Only the last one starting at or below `last` can.
-        let still_touched = |first, last| tree.last_at_or_below(last).is_some_and(|r| r.last() >= first);
-        self.by_page.remove(&removed, still_touched);
+        if self.indexed {
+            let tree = &self.by_start;
+            self.by_page.remove(&removed, |first, last| touched(tree, first, last));
+        }
+        self.start_or_stop_the_index();
         Some(removed)
+    }
+
+    /// Replaces the region that starts exactly at `va` by `pieces`, in one
+    /// step, and returns it: how an edit cuts a region into parts or a
+    /// stack grows one. The pieces must be in address order, each starting
+    /// after the one before ends, and may overlap no region but the one
+    /// replaced.
+    ///
+    /// Refused, changing nothing, with [`AspaceError::NoSuchRegion`] when no
+    /// region starts at `va`, [`AspaceError::ZeroLength`] /
+    /// [`AspaceError::LengthOverflow`] for a piece that is empty or wraps, and
+    /// [`AspaceError::Overlap`] naming the region (or the earlier piece) a
+    /// piece collides with or does not come after.
+    ///
+    /// The same as [`Self::remove`] then [`Self::insert`] of each piece, but
+    /// cheaper for the page index when the pieces keep most of the region.
+    pub fn replace(&mut self, va: VirtAddr, pieces: &[Region]) -> Result<Region, AspaceError> {
+        let Some(&old) = self.by_start.get(va.0) else {
+            return Err(AspaceError::NoSuchRegion { va: va.0 });
+        };
+        for (position, piece) in pieces.iter().enumerate() {
+            check_extent(piece.va.0, piece.len)?;
+            if let Some(previous) = position.checked_sub(1).map(|before| pieces[before]) {
+                if piece.va.0 <= previous.last() {
+                    return Err(AspaceError::Overlap { existing: previous });
+                }
+            }
+            // A piece inside the region replaced can collide with no other.
+            let inside = old.va.0 <= piece.va.0 && piece.last() <= old.last();
+            let mut others = self.overlapping(piece.va.0, piece.len).filter(|other| other.va != old.va);
+            if let Some(existing) = (!inside).then(|| others.next()).flatten() {
+                return Err(AspaceError::Overlap { existing: *existing });
+            }
+        }
+        self.by_start.remove(va.0);
+        for piece in pieces {
+            self.by_start.insert(*piece);
+        }
+        if self.indexed {
+            let tree = &self.by_start;
+            self.by_page.replace(&old, pieces, |first, last| touched(tree, first, last));
+        }
+        self.start_or_stop_the_index();
+        Ok(old)
     }
 
     /// Replaces the region that starts at `region.va` and has the same
@@ -129,7 +201,9 @@ impl RegionSet {
         }
         // Same start, so the slot's key stays right.
         let old = core::mem::replace(slot, region);
-        self.by_page.update(region);
+        if self.indexed {
+            self.by_page.update(region);
+        }
         Ok(old)
     }
 
@@ -169,6 +243,24 @@ impl RegionSet {
     pub fn clear(&mut self) {
         self.by_start = BPlusTree::new();
         self.by_page.clear();
+        self.indexed = self.index_from == 0;
+    }
+
+    /// Builds the page index when the set has grown to `index_from`
+    /// regions, drops it when it has shrunk below a quarter of that: far
+    /// enough apart that a set going back and forth does not rebuild it
+    /// on every edit.
+    fn start_or_stop_the_index(&mut self) {
+        let len = self.len();
+        if !self.indexed && len >= self.index_from {
+            for region in self.by_start.iter() {
+                self.by_page.insert(*region);
+            }
+            self.indexed = true;
+        } else if self.indexed && len < self.index_from / 4 {
+            self.by_page.clear();
+            self.indexed = false;
+        }
     }
 }
 
@@ -194,6 +286,12 @@ impl core::fmt::Debug for RegionSet {
     }
 }
 
+/// True when a region of `tree` has a byte in `[first, last]`: only the
+/// last one starting at or below `last` can.
+fn touched(tree: &BPlusTree<LEAF_CAPACITY, INNER_FANOUT>, first: u64, last: u64) -> bool {
+    tree.last_at_or_below(last).is_some_and(|r| r.last() >= first)
+}
+
 /// The inclusive last byte of `[va, va+len)`, or why there is none.
 fn check_extent(va: u64, len: u64) -> Result<u64, AspaceError> {
     if len == 0 {
@@ -206,6 +304,7 @@ fn check_extent(va: u64, len: u64) -> Result<u64, AspaceError> {
 mod tests {
     use super::*;
     use crate::{AddressKind, Protection};
+    use alloc::vec;
     use alloc::vec::Vec;
 
     const RW: Protection = Protection::READ.union(Protection::WRITE);
@@ -232,6 +331,75 @@ mod tests {
 
     fn overlap_with(existing: Region) -> Result<(), AspaceError> {
         Err(AspaceError::Overlap { existing })
+    }
+
+    #[test]
+    fn replace_cuts_a_region_into_pieces_found_where_they_are() {
+        let mut set = three_regions();
+        let old = region(0x3000, 0x2000);
+        let pieces = [Region::new(0x3000, 0x3000, 0x1000, Protection::READ), region(0x4000, 0x1000)];
+        assert_eq!(set.replace(VirtAddr(0x3000), &pieces), Ok(old));
+        assert_eq!(starts(set.iter()), [0x1000, 0x3000, 0x4000, 0x5000]);
+        assert_eq!(set.find(0x3fff), Some(&pieces[0]));
+        assert_eq!(set.find(0x4000), Some(&pieces[1]));
+        // A hole where the pieces leave one.
+        assert_eq!(set.replace(VirtAddr(0x4000), &[]), Ok(pieces[1]));
+        assert_eq!(set.find(0x4000), None);
+    }
+
+    #[test]
+    fn replace_grows_a_region_into_free_space_only() {
+        let mut set = three_regions();
+        let grown = region(0x0, 0x2000);
+        assert_eq!(set.replace(VirtAddr(0x1000), &[grown]), Ok(region(0x1000, 0x1000)));
+        assert_eq!(set.find(0), Some(&grown));
+        // Growing into the next region is refused, naming it.
+        let too_far = region(0x3000, 0x3000);
+        assert_eq!(
+            set.replace(VirtAddr(0x3000), &[too_far]),
+            Err(AspaceError::Overlap { existing: region(0x5000, 0x1000) })
+        );
+    }
+
+    #[test]
+    fn a_refused_replace_changes_nothing() {
+        let mut set = three_regions();
+        let before = set.clone();
+        let (low, high) = (region(0x3000, 0x1000), region(0x4000, 0x1000));
+        let refusals = [
+            (0x2000, vec![low], AspaceError::NoSuchRegion { va: 0x2000 }),
+            (0x3000, vec![low, region(0x3800, 0x1000)], AspaceError::Overlap { existing: low }),
+            // Out of order: each piece must start after the one before.
+            (0x3000, vec![high, low], AspaceError::Overlap { existing: high }),
+            (0x3000, vec![low, region(0x4000, 0)], AspaceError::ZeroLength),
+            (0x3000, vec![region(0x3000, 0x3000)], AspaceError::Overlap { existing: region(0x5000, 0x1000) }),
+        ];
+        for (va, pieces, error) in refusals {
+            assert_eq!(set.replace(VirtAddr(va), &pieces), Err(error), "{pieces:?}");
+            assert_eq!(set, before);
+            assert_eq!(set.find(0x3000), Some(&region(0x3000, 0x2000)));
+        }
+    }
+
+    #[test]
+    fn the_page_index_is_built_at_its_threshold_and_dropped_below_a_quarter() {
+        let mut set = RegionSet::with_page_index_from(8);
+        let regions: Vec<Region> = (0..8).map(|i| region(0x1000 + 0x2000 * i, 0x1000)).collect();
+        for r in &regions {
+            assert!(!set.indexed, "indexed at {} regions", set.len());
+            set.insert(*r).unwrap();
+        }
+        assert!(set.indexed);
+        for r in &regions[2..] {
+            assert_eq!(set.find(r.va.0), Some(r));
+            set.remove(r.va).unwrap();
+        }
+        // Two regions left: still a quarter of eight, still indexed.
+        assert!(set.indexed);
+        set.remove(regions[1].va).unwrap();
+        assert!(!set.indexed);
+        assert_eq!(set.find(regions[0].va.0 + 0xfff), Some(&regions[0]));
+        assert_eq!(set.find(regions[1].va.0), None);
     }
 
     #[test]

@@ -38,9 +38,16 @@ const PAGE_SHIFT: u32 = 12;
 const BITS_PER_LEVEL: u32 = 9;
 /// Entries in one table.
 const ENTRIES: usize = 1 << BITS_PER_LEVEL;
-/// The level of the root table: six levels of 9 bits cover the 52 bits of a
-/// 64-bit page number (the root uses only its first 128 entries).
+/// The highest level a root can be at: six levels of 9 bits cover the 52
+/// bits of a 64-bit page number (a root there uses only 128 entries).
 const TOP_LEVEL: u32 = 5;
+
+/// log2 of the pages one entry at `level` covers; a table at `level`
+/// covers `run_shift(level + 1)`, at most 54 bits, more than a page number has.
+#[inline(always)]
+const fn run_shift(level: u32) -> u32 {
+    level * BITS_PER_LEVEL
+}
 
 /// An entry, packed in a `u32` so that a table is 2 KiB.
 ///
@@ -156,8 +163,12 @@ pub(crate) struct PageIndex {
     used: Vec<u16>,
     /// Table slots no longer in the index, reused first.
     free_tables: Vec<u32>,
-    /// The root table, at [`TOP_LEVEL`]; `None` while every entry would be empty.
+    /// The root table; `None` while every entry would be empty.
     root: Option<u32>,
+    /// The root's level: the lowest that covers every page indexed, so a
+    /// memory map in the lowest 512 GiB is walked in three steps, not six.
+    /// A page above the root's run is in no region.
+    root_level: u32,
     /// A copy of each region the index names, by slot.
     slots: Vec<Region>,
     /// Region slots no longer named, reused first.
@@ -172,6 +183,7 @@ impl PageIndex {
             used: Vec::new(),
             free_tables: Vec::new(),
             root: None,
+            root_level: 0,
             slots: Vec::new(),
             free_slots: Vec::new(),
         }
@@ -196,16 +208,19 @@ impl PageIndex {
         let Some(root) = self.root else {
             return Entry::Empty;
         };
-        let mut table = root;
-        for level in (0..=TOP_LEVEL).rev() {
-            let index = (page >> (level * BITS_PER_LEVEL)) as usize % ENTRIES;
-            match Entry::decode(self.tables[table as usize].0[index]) {
-                Entry::Table(next) => table = next,
-                decided => return decided,
+        if page >> run_shift(self.root_level + 1) != 0 {
+            return Entry::Empty;
+        }
+        let mut raw = root | TABLE_BIT;
+        // One test per level (is it a table?); the kind is decoded once.
+        for level in (0..=self.root_level).rev() {
+            let index = (page >> run_shift(level)) as usize % ENTRIES;
+            raw = self.tables[(raw & !TABLE_BIT) as usize].0[index];
+            if raw & TABLE_BIT == 0 {
+                break;
             }
         }
-        // Level-0 entries are never tables.
-        Entry::Empty
+        Entry::decode(raw)
     }
 
     /// Records `region`, which shares no byte with any region indexed.
@@ -245,6 +260,64 @@ impl PageIndex {
             let last_byte = first_byte | ((1 << PAGE_SHIFT) - 1);
             let entry = if still_touched(first_byte, last_byte) { Entry::AskTheTree } else { Entry::Empty };
             self.set(page, page, entry);
+        }
+    }
+
+    /// Replaces `old` by `pieces` (in address order, disjoint, already so in
+    /// the tree) in as few entry writes as it can: when every region
+    /// involved is made of whole pages, the largest piece that overlaps
+    /// `old` takes over its slot, so the entries it shares with `old` stay
+    /// as they are. Trimming a page off a region, or growing it by one,
+    /// then writes one entry per level at most (plus, at worst, the split
+    /// of one large entry into a table), where a remove and an insert would
+    /// rewrite every entry of both. Otherwise it is [`Self::remove`] then
+    /// [`Self::insert`] of each piece.
+    pub(crate) fn replace(&mut self, old: &Region, pieces: &[Region], still_touched: impl Fn(u64, u64) -> bool) {
+        let old_pages = Pages::of(old);
+        let heir = pieces
+            .iter()
+            .enumerate()
+            .filter(|(_, piece)| piece.overlaps(old))
+            .max_by_key(|(_, piece)| piece.len)
+            .map(|(position, _)| position);
+        let all_whole = old_pages.whole() && pieces.iter().all(|piece| Pages::of(piece).whole());
+        let (Some(heir), true) = (heir, all_whole) else {
+            self.remove(old, still_touched);
+            for piece in pieces {
+                self.insert(*piece);
+            }
+            return;
+        };
+        let Entry::Region(slot) = self.entry_at(old_pages.first) else {
+            unreachable!("page index: {old:?} was not indexed");
+        };
+        self.slots[slot as usize] = pieces[heir];
+        // The heir's pages beyond `old` (it grew), then the other pieces.
+        let heir_pages = Pages::of(&pieces[heir]);
+        if heir_pages.first < old_pages.first {
+            self.set(heir_pages.first, old_pages.first - 1, Entry::Region(slot));
+        }
+        if heir_pages.last > old_pages.last {
+            self.set(old_pages.last + 1, heir_pages.last, Entry::Region(slot));
+        }
+        for (position, piece) in pieces.iter().enumerate() {
+            if position != heir {
+                let pages = Pages::of(piece);
+                let new_slot = self.new_slot(*piece);
+                self.set(pages.first, pages.last, Entry::Region(new_slot));
+            }
+        }
+        // The pages of `old` no piece covers.
+        let mut uncovered = old_pages.first;
+        for piece in pieces {
+            let pages = Pages::of(piece);
+            if pages.first > uncovered && uncovered <= old_pages.last {
+                self.set(uncovered, (pages.first - 1).min(old_pages.last), Entry::Empty);
+            }
+            uncovered = uncovered.max(pages.last + 1);
+        }
+        if uncovered <= old_pages.last {
+            self.set(uncovered, old_pages.last, Entry::Empty);
         }
     }
 
@@ -291,19 +364,39 @@ impl PageIndex {
     /// and freed when they end up empty.
     fn set(&mut self, first: u64, last: u64, entry: Entry) {
         let root = match self.root {
+            Some(root) if entry != Entry::Empty => self.raise_root_to_cover(root, last),
             Some(root) => root,
             None if entry == Entry::Empty => return,
             None => {
                 let root = self.new_table(Entry::Empty);
                 self.root = Some(root);
+                self.root_level = (0..TOP_LEVEL).find(|&level| last >> run_shift(level + 1) == 0).unwrap_or(TOP_LEVEL);
                 root
             }
         };
-        self.set_in(root, TOP_LEVEL, 0, first, last, entry);
+        // Pages above the root's run are empty already.
+        let root_last = (1u64 << run_shift(self.root_level + 1)) - 1;
+        if first > root_last {
+            return;
+        }
+        self.set_in(root, self.root_level, 0, first, last.min(root_last), entry);
         if self.used[root as usize] == 0 {
             self.free_table(root);
             self.root = None;
         }
+    }
+
+    /// Puts new roots above `root` until the root's run reaches `page`:
+    /// the old root becomes entry 0 of the new one. Returns the root.
+    fn raise_root_to_cover(&mut self, mut root: u32, page: u64) -> u32 {
+        while self.root_level < TOP_LEVEL && page >> run_shift(self.root_level + 1) != 0 {
+            let below = root;
+            root = self.new_table(Entry::Empty);
+            self.write(root, 0, Entry::Table(below));
+            self.root = Some(root);
+            self.root_level += 1;
+        }
+        root
     }
 
     /// [`Self::set`] inside `table`, at `level`, whose first page is `base`;
@@ -450,8 +543,8 @@ mod tests {
         for va in [5 * PAGE - 1, 8 * PAGE, 0, u64::MAX] {
             assert!(matches!(index.find(va), PageLookup::Absent), "at {va:#x}");
         }
-        // The root and one table per level below it, down to level 0.
-        assert_eq!(index.tables_in_use(), TOP_LEVEL as usize + 1);
+        // Pages 5 to 7: one table at level 0 is the root.
+        assert_eq!(index.tables_in_use(), 1);
     }
 
     #[test]
@@ -461,9 +554,9 @@ mod tests {
         index.insert(gigabyte);
         assert_eq!(found(&index, 3 * GIB), Some(gigabyte));
         assert_eq!(found(&index, 4 * GIB - 1), Some(gigabyte));
-        // Tables at levels 5, 4, 3 and 2, where one entry covers 2^18 pages:
-        // a gigabyte. No table below level 2 exists.
-        assert_eq!(index.tables_in_use(), 4);
+        // The root, at level 2, where one entry covers 2^18 pages: a
+        // gigabyte. No table below it exists.
+        assert_eq!(index.tables_in_use(), 1);
     }
 
     #[test]
@@ -478,9 +571,26 @@ mod tests {
         }
         assert!(matches!(index.find(PAGE - 1), PageLookup::Absent));
         assert!(matches!(index.find(2 * large_page), PageLookup::Absent));
-        // Levels 5 to 1, and one level-0 table for the first 2 MiB only.
-        assert_eq!(index.tables_in_use(), 6);
+        // The root at level 1, and one level-0 table for the first 2 MiB only.
+        assert_eq!(index.tables_in_use(), 2);
         index.remove(&cut, |_, _| false);
+        assert_eq!(index.tables_in_use(), 0);
+    }
+
+    #[test]
+    fn a_region_far_above_raises_the_root_and_the_ones_below_stay_found() {
+        let mut index = PageIndex::new();
+        let low = region(5 * PAGE, PAGE);
+        index.insert(low);
+        assert_eq!(index.tables_in_use(), 1);
+        let high = region(0xffff_8000_0000_0000, GIB);
+        index.insert(high);
+        assert_eq!(found(&index, 5 * PAGE), Some(low));
+        assert_eq!(found(&index, 0xffff_8000_0000_0000), Some(high));
+        assert!(matches!(index.find(0x7fff_ffff_ffff), PageLookup::Absent));
+        index.remove(&high, |_, _| false);
+        assert_eq!(found(&index, 5 * PAGE), Some(low));
+        index.remove(&low, |_, _| false);
         assert_eq!(index.tables_in_use(), 0);
     }
 
@@ -534,6 +644,35 @@ mod tests {
         assert!(matches!(index.find(2 * PAGE), PageLookup::Absent));
         index.remove(&right, |_, _| false);
         assert_eq!(index.tables_in_use(), 0);
+    }
+
+    #[test]
+    fn replace_trims_and_grows_in_place() {
+        let mut index = PageIndex::new();
+        let large_page = 512 * PAGE;
+        let old = region(0, 4 * large_page);
+        index.insert(old);
+        // The root at level 1, the four large pages four of its entries.
+        assert_eq!(index.tables_in_use(), 1);
+        let trimmed = region(PAGE, 4 * large_page - PAGE);
+        index.replace(&old, &[trimmed], |_, _| false);
+        assert!(matches!(index.find(0), PageLookup::Absent));
+        assert_eq!(found(&index, PAGE), Some(trimmed));
+        assert_eq!(found(&index, 4 * large_page - 1), Some(trimmed));
+        // One large page split into a table; the same slot, no other.
+        assert_eq!((index.tables_in_use(), index.slots_in_use()), (2, 1));
+        let grown = region(PAGE, 4 * large_page);
+        index.replace(&trimmed, &[grown], |_, _| false);
+        assert_eq!(found(&index, 4 * large_page), Some(grown));
+        assert_eq!((index.tables_in_use(), index.slots_in_use()), (3, 1));
+        // A cut in the middle: three pieces, two new slots.
+        let pieces = [region(PAGE, PAGE), region(2 * PAGE, PAGE), region(3 * PAGE, 4 * large_page - 2 * PAGE)];
+        index.replace(&grown, &pieces, |_, _| false);
+        for piece in pieces {
+            assert_eq!(found(&index, piece.va.0), Some(piece));
+            assert_eq!(found(&index, piece.last()), Some(piece));
+        }
+        assert_eq!(index.slots_in_use(), 3);
     }
 
     #[test]
