@@ -6,6 +6,7 @@
 //! past it), where the set's inclusive arithmetic must hold.
 
 use crate::input::ByteReader;
+use aspace::region_set::PAGE_INDEX_FROM;
 use aspace::{AddressKind, AspaceError, Protection, Region, RegionSet, VirtAddr};
 
 const PAGE: u64 = 0x1000;
@@ -119,7 +120,15 @@ fn protection(input: &mut ByteReader) -> Protection {
 /// panics at the first answer on which they differ.
 pub fn region_set(data: &[u8]) {
     let mut input = ByteReader::new(data);
-    let mut set = RegionSet::new();
+    // From how many regions the set keeps its page index: from the first,
+    // after a few (so it is built and dropped during a run), the default, never.
+    let index_from = match input.byte() % 4 {
+        0 => 0,
+        1 => usize::from(input.byte() % 16),
+        2 => PAGE_INDEX_FROM,
+        _ => usize::MAX,
+    };
+    let mut set = RegionSet::with_page_index_from(index_from);
     let mut model = NaiveSet::default();
     for step in 0..MAX_STEPS {
         if input.is_empty() {
