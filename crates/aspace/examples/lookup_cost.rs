@@ -19,7 +19,8 @@ use std::time::Instant;
 const PAGE: u64 = 0x1000;
 
 /// Distinct addresses looked up, round and round: enough that at 1M
-/// regions the nodes they touch are not in the cache.
+/// regions what they touch is not in the cache (with the page index, two
+/// lines per address; 65,536 addresses would fit in the L3 cache).
 const ADDRESSES: usize = 1 << 20;
 
 fn argument(position: usize, name: &str) -> u64 {
