@@ -27,7 +27,9 @@
 //!
 //! The index holds no ordering: the B+-tree beside it still answers every
 //! other question (overlaps, neighbours, iteration). It changes only when
-//! the set does: insert, remove, update, clear.
+//! the set does: insert, remove, replace, update, clear. The set keeps it
+//! only while it holds enough regions for a walk to beat a search of the
+//! tree (`PAGE_INDEX_FROM`).
 
 use crate::Region;
 use alloc::vec::Vec;
