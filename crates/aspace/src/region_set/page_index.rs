@@ -167,7 +167,8 @@ pub(crate) struct PageIndex {
     free_tables: Vec<u32>,
     /// The root table; `None` while every entry would be empty.
     root: Option<u32>,
-    /// The root's level: the lowest that covers every page indexed, so a
+    /// The root's level: the lowest that covered the first region, raised
+    /// when a region lands above the root's run (never lowered), so a
     /// memory map in the lowest 512 GiB is walked in three steps, not six.
     /// A page above the root's run is in no region.
     root_level: u32,
