@@ -169,6 +169,49 @@ fn four_kib_fault_size_takes_one_fault_per_page() -> Result<(), String> {
 }
 kernel_test!(four_kib_fault_size_takes_one_fault_per_page);
 
+/// A map large enough that its region set keeps a page index (from 64
+/// regions): lazy faults find their region through the index, in the
+/// kernel as on the host, and a removed region's pages fault unhandled.
+fn lazy_faults_in_a_map_of_many_regions_go_through_the_page_index() -> Result<(), String> {
+    const REGIONS: u64 = 2 * aspace::region_set::PAGE_INDEX_FROM as u64;
+    let data = heap_buffer(((REGIONS + 1) * PAGE) as usize);
+    let start = (data.as_ptr() as u64).next_multiple_of(PAGE);
+    let word = |va: u64| data[((va - data.as_ptr() as u64) / 8) as usize];
+    // One-page regions side by side, each aliasing its own page of the
+    // buffer; not pinned, so that they can be removed.
+    let flags = Protection::READ | Protection::KERN;
+    let pages: vec::Vec<Region> =
+        (0..REGIONS).map(|i| Region::new(LAZY_ALIAS + start + i * PAGE, start + i * PAGE, PAGE, flags)).collect();
+    let space = TestSpace::new(&[IDENTITY])?;
+    for region in &pages {
+        space.space.lock().add_region(*region).map_err(|e| format!("adding {region}: {e}"))?;
+    }
+    space.enter()?;
+    let before = space.counters();
+    for (i, region) in pages.iter().enumerate() {
+        let offset = 8 * (i as u64 % 512);
+        check_eq!(probe_read(region.va.0 + offset, Width::U64), Ok(word(region.pa.0 + offset)));
+    }
+    check_eq!(space.counters().faults_handled - before.faults_handled, REGIONS);
+    // Past the last region: no region, the fault is not handled.
+    let past = LAZY_ALIAS + start + REGIONS * PAGE;
+    check!(probe_read(past, Width::U64).is_err(), "a read past the last region did not fault");
+    // Remove every other region: their pages fault unhandled, the others still read.
+    for region in pages.iter().step_by(2) {
+        space.space.lock().remove_region(*region).map_err(|e| format!("removing {region}: {e}"))?;
+    }
+    for (i, region) in pages.iter().enumerate() {
+        let read = probe_read(region.va.0, Width::U64);
+        if i % 2 == 0 {
+            check!(read.is_err(), "region {i} was removed, yet its page read {read:?}");
+        } else {
+            check_eq!(read, Ok(word(region.pa.0)));
+        }
+    }
+    Ok(())
+}
+kernel_test!(lazy_faults_in_a_map_of_many_regions_go_through_the_page_index);
+
 fn write_to_region_without_write_is_refused() -> Result<(), String> {
     let data = heap_buffer(64);
     let addr = data.as_ptr() as u64;
