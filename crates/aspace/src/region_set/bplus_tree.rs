@@ -429,6 +429,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     }
 
     /// The region starting exactly at `key`.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get(&self, key: u64) -> Option<&Region> {
         if self.len == 0 {
             return None;
