@@ -17,6 +17,7 @@ mod bplus_tree;
 mod page_index;
 
 use crate::{AspaceError, Region, VirtAddr};
+use alloc::boxed::Box;
 use bplus_tree::BPlusTree;
 use page_index::{PageIndex, PageLookup};
 
@@ -44,11 +45,10 @@ pub struct RegionSet {
     /// Every region, ordered by start: answers every question.
     by_start: BPlusTree<LEAF_CAPACITY, INNER_FANOUT>,
     /// Which region holds each page: answers `find` in one walk. Kept
-    /// only while `indexed`.
-    by_page: PageIndex,
-    /// True while `by_page` is kept: from the moment the set holds
-    /// `index_from` regions until it holds fewer than a quarter of that.
-    indexed: bool,
+    /// from the moment the set holds `index_from` regions until it holds
+    /// fewer than a quarter of that; boxed, so that the many small sets
+    /// that never keep one stay small.
+    by_page: Option<Box<PageIndex>>,
     /// See [`PAGE_INDEX_FROM`].
     index_from: usize,
 }
@@ -63,7 +63,7 @@ impl RegionSet {
     /// (0: always; `usize::MAX`: never, every lookup searches the tree).
     /// The answers are the same either way; only their cost differs.
     pub const fn with_page_index_from(regions: usize) -> Self {
-        RegionSet { by_start: BPlusTree::new(), by_page: PageIndex::new(), indexed: regions == 0, index_from: regions }
+        RegionSet { by_start: BPlusTree::new(), by_page: None, index_from: regions }
     }
 
     /// The number of regions.
@@ -91,8 +91,8 @@ impl RegionSet {
             return Err(AspaceError::Overlap { existing: *existing });
         }
         self.by_start.insert(region);
-        if self.indexed {
-            self.by_page.insert(region);
+        if let Some(index) = &mut self.by_page {
+            index.insert(region);
         }
         self.start_or_stop_the_index();
         Ok(())
@@ -102,10 +102,10 @@ impl RegionSet {
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
     #[inline(always)]
     pub fn find(&self, va: u64) -> Option<&Region> {
-        if !self.indexed {
+        let Some(index) = &self.by_page else {
             return self.find_in_tree(va);
-        }
-        match self.by_page.find(va) {
+        };
+        match index.find(va) {
             PageLookup::Found(region) => Some(region),
             PageLookup::Absent => None,
             PageLookup::AskTheTree => self.find_in_tree(va),
@@ -128,9 +128,9 @@ impl RegionSet {
     /// Removes and returns the region starting exactly at `va`.
     pub fn remove(&mut self, va: VirtAddr) -> Option<Region> {
         let removed = self.by_start.remove(va.0)?;
-        if self.indexed {
+        if let Some(index) = &mut self.by_page {
             let tree = &self.by_start;
-            self.by_page.remove(&removed, |first, last| touched(tree, first, last));
+            index.remove(&removed, |first, last| touched(tree, first, last));
         }
         self.start_or_stop_the_index();
         Some(removed)
@@ -175,9 +175,9 @@ impl RegionSet {
         for piece in pieces {
             self.by_start.insert(*piece);
         }
-        if self.indexed {
+        if let Some(index) = &mut self.by_page {
             let tree = &self.by_start;
-            self.by_page.replace(&old, pieces, |first, last| touched(tree, first, last));
+            index.replace(&old, pieces, |first, last| touched(tree, first, last));
         }
         self.start_or_stop_the_index();
         Ok(old)
@@ -204,8 +204,8 @@ impl RegionSet {
         }
         // Same start, so the slot's key stays right.
         let old = core::mem::replace(slot, region);
-        if self.indexed {
-            self.by_page.update(region);
+        if let Some(index) = &mut self.by_page {
+            index.update(region);
         }
         Ok(old)
     }
@@ -245,8 +245,7 @@ impl RegionSet {
     /// Removes every region.
     pub fn clear(&mut self) {
         self.by_start = BPlusTree::new();
-        self.by_page.clear();
-        self.indexed = self.index_from == 0;
+        self.by_page = None;
     }
 
     /// Builds the page index when the set has grown to `index_from`
@@ -258,8 +257,9 @@ impl RegionSet {
     #[inline(always)]
     fn start_or_stop_the_index(&mut self) {
         let len = self.len();
-        let start = !self.indexed && len >= self.index_from;
-        let stop = self.indexed && len < self.index_from / 4;
+        let indexed = self.by_page.is_some();
+        let start = !indexed && len >= self.index_from;
+        let stop = indexed && len < self.index_from / 4;
         if start || stop {
             self.build_or_drop_the_index();
         }
@@ -267,14 +267,15 @@ impl RegionSet {
 
     /// Builds the page index if the set keeps none, else drops it.
     fn build_or_drop_the_index(&mut self) {
-        if self.indexed {
-            self.by_page.clear();
+        if self.by_page.is_some() {
+            self.by_page = None;
         } else {
+            let mut index = Box::new(PageIndex::new());
             for region in self.by_start.iter() {
-                self.by_page.insert(*region);
+                index.insert(*region);
             }
+            self.by_page = Some(index);
         }
-        self.indexed = !self.indexed;
     }
 }
 
@@ -400,18 +401,18 @@ mod tests {
         let mut set = RegionSet::with_page_index_from(8);
         let regions: Vec<Region> = (0..8).map(|i| region(0x1000 + 0x2000 * i, 0x1000)).collect();
         for r in &regions {
-            assert!(!set.indexed, "indexed at {} regions", set.len());
+            assert!(set.by_page.is_none(), "indexed at {} regions", set.len());
             set.insert(*r).unwrap();
         }
-        assert!(set.indexed);
+        assert!(set.by_page.is_some());
         for r in &regions[2..] {
             assert_eq!(set.find(r.va.0), Some(r));
             set.remove(r.va).unwrap();
         }
         // Two regions left: still a quarter of eight, still indexed.
-        assert!(set.indexed);
+        assert!(set.by_page.is_some());
         set.remove(regions[1].va).unwrap();
-        assert!(!set.indexed);
+        assert!(set.by_page.is_none());
         assert_eq!(set.find(regions[0].va.0 + 0xfff), Some(&regions[0]));
         assert_eq!(set.find(regions[1].va.0), None);
     }

@@ -332,11 +332,6 @@ impl PageIndex {
         }
     }
 
-    /// Forgets every region and frees every table.
-    pub(crate) fn clear(&mut self) {
-        *self = PageIndex::new();
-    }
-
     /// Tables in use (the root included): what the index costs in memory,
     /// 2 KiB each.
     #[cfg(test)]
