@@ -38,13 +38,6 @@ fn occupied(index: u64) -> Region {
     Region::new(index * STRIDE, index * STRIDE, PAGE, RW)
 }
 
-/// The region of [`occupied`] moved half a page up: it starts and ends
-/// inside pages, which the page index leaves to the B+-tree.
-fn occupied_inside_pages(index: u64) -> Region {
-    let region = occupied(index);
-    Region::new(region.va.0 + PAGE / 2, region.pa.0, PAGE, RW)
-}
-
 /// The region in the free page just after the `index`-th occupied slot.
 fn free(index: u64) -> Region {
     Region::new(index * STRIDE + PAGE, index * STRIDE, PAGE, RW)
@@ -273,45 +266,30 @@ fn lookup_addresses(n: usize, count: usize, random: &mut Random) -> Vec<u64> {
     (0..count).map(|_| occupied(random.below(n as u64)).va.0 + random.below(PAGE)).collect()
 }
 
-/// Finds the addresses in turn, round and round.
-fn bench_lookups<M: MemoryMap>(c: &mut Criterion, group: &str, name: &str, sizes: &[usize], addresses: usize) {
+/// Finds the addresses in turn, round and round, in the usual layout moved
+/// `shift` bytes up (regions that start and end inside pages when `shift`
+/// is not a multiple of the page size).
+fn bench_lookups<M: MemoryMap>(
+    c: &mut Criterion,
+    group: &str,
+    name: &str,
+    sizes: &[usize],
+    addresses: usize,
+    shift: u64,
+) {
     let mut random = Random(0x2545_f491_4f6c_dd1d);
     let mut group = c.benchmark_group(group);
     for &n in sizes {
-        let map: M = build(n);
-        let addresses = lookup_addresses(n, addresses, &mut random);
+        let map =
+            M::from_sorted((0..n as u64).map(|i| Region { va: VirtAddr(occupied(i).va.0 + shift), ..occupied(i) }));
+        let addresses: Vec<u64> = lookup_addresses(n, addresses, &mut random).iter().map(|va| va + shift).collect();
         // The figures mean nothing if the lookups miss: check a few.
         for &va in addresses.iter().take(64) {
-            assert_eq!(map.find(va).map(|r| r.va.0), Some(va & !(STRIDE - 1)), "{name} lost {va:#x}");
+            let start = ((va - shift) & !(STRIDE - 1)) + shift;
+            assert_eq!(map.find(va).map(|r| r.va.0), Some(start), "{name} lost {va:#x}");
         }
         let mut next = 0;
         group.bench_function(BenchmarkId::new(name, n), |b| {
-            b.iter(|| {
-                let va = addresses[next % addresses.len()];
-                next += 1;
-                black_box(map.find(black_box(va)))
-            })
-        });
-    }
-    group.finish();
-}
-
-/// `lookup` over regions that start and end inside pages, so that every
-/// lookup goes to the B+-tree: the cost of the tree's own search, which is
-/// also what every other question (overlaps, neighbours) pays.
-fn bench_tree_lookups(c: &mut Criterion, sizes: &[usize]) {
-    let mut random = Random(0x2545_f491_4f6c_dd1d);
-    let mut group = c.benchmark_group("lookup_in_tree");
-    for &n in sizes {
-        let map = RegionSet::from_sorted((0..n as u64).map(occupied_inside_pages));
-        let addresses: Vec<u64> =
-            lookup_addresses(n, COLD_ADDRESSES, &mut random).iter().map(|va| va + PAGE / 2).collect();
-        for &va in addresses.iter().take(64) {
-            let start = ((va - PAGE / 2) & !(STRIDE - 1)) + PAGE / 2;
-            assert_eq!(map.find(va).map(|r| r.va.0), Some(start), "lookup_in_tree lost {va:#x}");
-        }
-        let mut next = 0;
-        group.bench_function(BenchmarkId::new("RegionSet", n), |b| {
             b.iter(|| {
                 let va = addresses[next % addresses.len()];
                 next += 1;
@@ -417,13 +395,16 @@ fn bench_updates<M: MemoryMap>(c: &mut Criterion, name: &str, sizes: &[usize]) {
 fn region_sets(c: &mut Criterion) {
     bench_updates::<RegionSet>(c, "RegionSet", &SIZES);
     bench_updates::<LinkedListRegionSet>(c, "LinkedListRegionSet", &SIZES);
-    bench_lookups::<RegionSet>(c, "lookup", "RegionSet", &SIZES, COLD_ADDRESSES);
-    bench_lookups::<LinkedListRegionSet>(c, "lookup", "LinkedListRegionSet", &SIZES, COLD_ADDRESSES);
+    bench_lookups::<RegionSet>(c, "lookup", "RegionSet", &SIZES, COLD_ADDRESSES, 0);
+    bench_lookups::<LinkedListRegionSet>(c, "lookup", "LinkedListRegionSet", &SIZES, COLD_ADDRESSES, 0);
     // A list lookup walks the same nodes whether they are cached or not, so
     // the hot pattern is measured for the B+-tree only.
-    bench_lookups::<RegionSet>(c, "lookup_hot", "RegionSet", &SIZES, HOT_ADDRESSES);
+    bench_lookups::<RegionSet>(c, "lookup_hot", "RegionSet", &SIZES, HOT_ADDRESSES, 0);
     bench_chained_lookups(c, &SIZES);
-    bench_tree_lookups(c, &SIZES);
+    // Regions that start and end inside pages, which the page index leaves
+    // to the B+-tree: the tree's own search, which every other question
+    // (overlaps, neighbours) also pays.
+    bench_lookups::<RegionSet>(c, "lookup_in_tree", "RegionSet", &SIZES, COLD_ADDRESSES, PAGE / 2);
     bench_memory_round_trip(c);
 }
 
