@@ -8,6 +8,13 @@
 //!   the part of the last page past the mapped length reads zero.
 //! - **shared** (read-only): the file's whole pages map the initrd's own
 //!   frames, a plain linear region onto the file's data, nothing copied.
+//!   The initrd is read-only, so a shared mapping is too, for good: its
+//!   regions carry [`Protection::READ_ONLY_BACKING`], a shared mapping asked
+//!   for with `w` is refused ([`MmapError::SharedWritable`], Linux's `EACCES`
+//!   for `MAP_SHARED` + `PROT_WRITE` of a file opened read-only), and a later
+//!   `as protect` that adds `w` is refused by the address space
+//!   ([`aspace::AspaceError::ReadOnlyBacking`]). Nothing ever writes the
+//!   archive. A private mapping made writable writes its own copies.
 //!   It needs the data at `OFFSET` to start on a page boundary. A last
 //!   partial page is not shared (the rest of that frame holds the next
 //!   archive entry, which must not show through): it gets a private,
@@ -189,7 +196,9 @@ impl fmt::Display for MmapError {
                 "a shared mapping needs page-aligned data, and '{file}' has it at physical {phys:#x} \
                  (map it private instead)"
             ),
-            MmapError::SharedWritable => write!(f, "shared mappings are read-only (no w)"),
+            MmapError::SharedWritable => {
+                write!(f, "shared mappings of initrd files are read-only (no w): the initrd is never written")
+            }
             MmapError::BadRights { prot } => {
                 write!(f, "rights {prot} refused: r is needed, and only w, x, k and e may be added")
             }
@@ -332,8 +341,12 @@ fn plan(request: &MmapRequest, file: &File) -> Result<Plan, MmapError> {
         return Err(MmapError::ZeroLength);
     }
     let source = file.phys_addr() + request.offset;
+    // `len` is at most the file's size, so rounding it up cannot overflow;
+    // the VA range can run past 2^64 or into the canonical hole, and is
+    // refused before any region is built from it.
     let mapped = len.next_multiple_of(PAGE);
     let va = request.va;
+    aspace::check_virt_range(va, mapped, crate::arch::cpu::virt_width()).map_err(MmapError::Refused)?;
     let parts = match request.sharing {
         Sharing::Private => alloc::vec![Part {
             region: Region::anonymous(va, mapped, prot | Protection::ANON),
@@ -346,6 +359,9 @@ fn plan(request: &MmapRequest, file: &File) -> Result<Plan, MmapError> {
             if !source.is_multiple_of(PAGE) {
                 return Err(MmapError::SharedUnaligned { file: String::from(file.name()), phys: source });
             }
+            // The initrd is read-only: neither part may ever be made
+            // writable (a later `as protect ... w` is refused).
+            let prot = prot | Protection::READ_ONLY_BACKING;
             let whole = len - len % PAGE;
             let mut parts = Vec::new();
             if whole > 0 {

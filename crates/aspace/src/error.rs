@@ -100,6 +100,13 @@ pub enum AspaceError {
         /// The pinned region.
         region: Region,
     },
+    /// The edit would let the region be written, and its backing is
+    /// read-only ([`crate::Protection::READ_ONLY_BACKING`]: a shared mapping
+    /// of a read-only file). Linux answers the same request with `EACCES`.
+    ReadOnlyBacking {
+        /// The region whose backing forbids it.
+        region: Region,
+    },
     /// A frame (for a page table or a page) could not be allocated.
     OutOfMemory,
     /// This implementation does not offer the operation.
@@ -168,6 +175,9 @@ impl fmt::Display for AspaceError {
                 write!(f, "region {requested} does not match the region there, {existing}")
             }
             Pinned { region } => write!(f, "region {region} is pinned"),
+            ReadOnlyBacking { region } => {
+                write!(f, "region {region} has a read-only backing (o): it can never be made writable")
+            }
             OutOfMemory => f.write_str("out of memory (no free frame)"),
             Unsupported { implementation, operation } => {
                 write!(f, "the {implementation} implementation does not support {operation}")
@@ -178,7 +188,10 @@ impl fmt::Display for AspaceError {
             InvalidName { name } => write!(f, "'{name}' is not a valid name (non-empty, no spaces)"),
             NameTaken { name } => write!(f, "an address space named '{name}' exists already"),
             WouldUnmapRunning { what, addr } => {
-                write!(f, "the {what} at {addr:#x} must stay mapped one to one, with the access the kernel needs")
+                write!(
+                    f,
+                    "the {what} at {addr:#x} must stay mapped one to one, eagerly (e), with the access the kernel needs"
+                )
             }
         }
     }

@@ -39,12 +39,19 @@ bitflags! {
         const GROW_DOWN = 1 << 8;
         /// Grows up: the mirror of GROW_DOWN, for faults just above the region.
         const GROW_UP = 1 << 9;
+        /// Read-only backing: the memory behind the region may never be
+        /// written through it (a shared mapping of a read-only file), so no
+        /// edit may add WRITE, and the region cannot be added with WRITE.
+        /// The mirror of Linux's missing `VM_MAYWRITE`: `mprotect(PROT_WRITE)`
+        /// on such a mapping fails with `EACCES`. Fixed when the region is
+        /// added, like the other kind flags.
+        const READ_ONLY_BACKING = 1 << 10;
     }
 }
 
 impl Protection {
     /// The letters used by the shell, in order, with the flag each stands for.
-    pub const LETTERS: [(char, Protection); 10] = [
+    pub const LETTERS: [(char, Protection); 11] = [
         ('r', Protection::READ),
         ('w', Protection::WRITE),
         ('x', Protection::EXEC),
@@ -55,6 +62,22 @@ impl Protection {
         ('a', Protection::ANON),
         ('d', Protection::GROW_DOWN),
         ('u', Protection::GROW_UP),
+        ('o', Protection::READ_ONLY_BACKING),
+    ];
+
+    /// What each letter of [`Protection::LETTERS`] means, for help texts.
+    pub const LETTER_MEANINGS: [(char, &'static str); 11] = [
+        ('r', "read"),
+        ('w', "write"),
+        ('x', "execute"),
+        ('p', "pinned: never removed or moved"),
+        ('k', "kernel only (supervisor pages)"),
+        ('s', "swap (NK's flag: stored, not acted on)"),
+        ('e', "eager: every page mapped when added"),
+        ('a', "anonymous: the address space provides zeroed frames (PA 0)"),
+        ('d', "grows down on faults below it (with a)"),
+        ('u', "grows up on faults above it (with a)"),
+        ('o', "read-only backing: w may never be added"),
     ];
 
     /// The access rights only (READ, WRITE, EXEC, KERN): what the page-table
@@ -64,9 +87,15 @@ impl Protection {
     }
 
     /// The flags that say what kind of region this is (ANON, GROW_DOWN,
-    /// GROW_UP): fixed when the region is added, unlike the rights.
+    /// GROW_UP, READ_ONLY_BACKING): fixed when the region is added, unlike
+    /// the rights.
     pub const fn kind(self) -> Protection {
-        self.intersection(Protection::ANON.union(Protection::GROW_DOWN).union(Protection::GROW_UP))
+        self.intersection(
+            Protection::ANON
+                .union(Protection::GROW_DOWN)
+                .union(Protection::GROW_UP)
+                .union(Protection::READ_ONLY_BACKING),
+        )
     }
 
     /// True when the region grows (GROW_DOWN or GROW_UP).
@@ -76,7 +105,7 @@ impl Protection {
 }
 
 impl fmt::Display for Protection {
-    /// Writes the flags as shell letters, `-` for each absent one: `rwxpk-ea--`.
+    /// Writes the flags as shell letters, `-` for each absent one: `rwxpk-ea---`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         use fmt::Write;
         for (letter, flag) in Protection::LETTERS {
@@ -111,14 +140,24 @@ mod tests {
     }
 
     #[test]
+    fn every_letter_has_a_meaning() {
+        let letters: alloc::vec::Vec<char> = Protection::LETTERS.iter().map(|(letter, _)| *letter).collect();
+        let explained: alloc::vec::Vec<char> = Protection::LETTER_MEANINGS.iter().map(|(letter, _)| *letter).collect();
+        assert_eq!(letters, explained);
+        // Every flag has a letter: a printed region shows all of its flags.
+        let all = Protection::LETTERS.iter().fold(Protection::empty(), |all, (_, flag)| all | *flag);
+        assert_eq!(all, Protection::all());
+    }
+
+    #[test]
     fn display_letters() {
         let p = Protection::READ | Protection::WRITE | Protection::KERN | Protection::EAGER;
-        assert_eq!(alloc::format!("{p}"), "rw--k-e---");
+        assert_eq!(alloc::format!("{p}"), "rw--k-e----");
         assert_eq!(p.access(), Protection::READ | Protection::WRITE | Protection::KERN);
         let stack = Protection::READ | Protection::WRITE | Protection::ANON | Protection::GROW_DOWN;
-        assert_eq!(alloc::format!("{stack}"), "rw-----ad-");
+        assert_eq!(alloc::format!("{stack}"), "rw-----ad--");
         assert_eq!(stack.kind(), Protection::ANON | Protection::GROW_DOWN);
         assert!(stack.grows() && !Protection::ANON.grows());
-        assert_eq!(alloc::format!("{}", Protection::all()), "rwxpkseadu");
+        assert_eq!(alloc::format!("{}", Protection::all()), "rwxpkseaduo");
     }
 }

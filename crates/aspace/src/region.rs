@@ -178,6 +178,12 @@ impl Protection {
                 reason: "a region grows down or up, not both",
             });
         }
+        if self.contains(Protection::WRITE | Protection::READ_ONLY_BACKING) {
+            return Err(AspaceError::InvalidFlags {
+                flags: self.bits(),
+                reason: "a region with a read-only backing (o) cannot be writable (w)",
+            });
+        }
         if self.grows() && !self.contains(Protection::ANON) {
             return Err(AspaceError::InvalidFlags {
                 flags: self.bits(),

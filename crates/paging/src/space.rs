@@ -627,11 +627,16 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
 
     fn protect_region(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
         let existing = self.resolve(region)?;
+        // Checked before the flags: the region's backing, not the request's
+        // letters, is what forbids the write.
+        if prot.contains(Protection::WRITE) && existing.prot.contains(Protection::READ_ONLY_BACKING) {
+            return Err(AspaceError::ReadOnlyBacking { region: existing });
+        }
         prot.validate()?;
         if prot.kind() != existing.prot.kind() {
             return Err(AspaceError::InvalidFlags {
                 flags: prot.bits(),
-                reason: "protect cannot change a region's kind (anonymous, grow-down, grow-up)",
+                reason: "protect cannot change a region's kind (anonymous, grow-down, grow-up, read-only backing)",
             });
         }
         let perms = LeafPermissions::from_protection(prot);

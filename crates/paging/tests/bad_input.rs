@@ -486,3 +486,38 @@ fn operations_after_destroy_are_refused() {
     assert_eq!(space.mappings().map(|runs| runs.count()), None);
     drop(other);
 }
+
+/// A region whose backing is read-only (a shared mapping of a read-only
+/// file) can never be made writable: not when added, not by a protect of
+/// the whole or of a part, and its parts keep the flag through every edit,
+/// so no later edit can grant it either. A refusal changes nothing.
+#[test]
+fn a_read_only_backing_is_never_made_writable() {
+    const RO: Protection = Protection::READ_ONLY_BACKING;
+    let backed = Region::new(5 * G, 0x40_0000, 16 * K4, Protection::READ.union(KERN).union(RO));
+    let (machine, mut space) = populated();
+    assert!(matches!(
+        space.add_region(Region { prot: RWK.union(RO), ..backed }),
+        Err(AspaceError::InvalidFlags { .. })
+    ));
+    space.add_region(backed).expect("a read-only backed region");
+    read(&mut space, &machine, backed.va.0).expect("its first page faults in");
+    let part = Region { va: VirtAddr(backed.va.0 + K4), pa: PhysAddr(backed.pa.0 + K4), len: 2 * K4, ..backed };
+    for (target, prot) in [(backed, RWK), (backed, RWK.union(RO)), (part, RWK), (part, RWK.union(RO))] {
+        let before = snapshot(&space, &machine);
+        assert_eq!(space.protect_region(target, prot), Err(AspaceError::ReadOnlyBacking { region: backed }));
+        assert_eq!(snapshot(&space, &machine), before, "a refused protect of {target} to {prot} changed something");
+    }
+    // What the backing allows goes through, and the parts keep the flag.
+    let rx = Protection::READ.union(Protection::EXEC).union(KERN).union(RO);
+    space.protect_region(part, rx).expect("adding execute");
+    space.move_region(Region { len: K4, ..backed }, PhysAddr(0x80_0000)).expect("moving a page");
+    let pieces: Vec<Region> = space.regions().iter().filter(|r| r.overlaps(&backed)).copied().collect();
+    assert_eq!(pieces.len(), 3, "{pieces:?}");
+    for piece in &pieces {
+        assert!(piece.prot.contains(RO), "{piece} lost its read-only backing");
+        assert_eq!(space.protect_region(*piece, RWK), Err(AspaceError::ReadOnlyBacking { region: *piece }));
+    }
+    assert!(write(&mut space, &machine, backed.va.0, 1).is_err(), "a write reached the backing");
+    assert_eq!(space.verify(), Ok(()));
+}
