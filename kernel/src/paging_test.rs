@@ -20,7 +20,7 @@
 use crate::address_space::{self, KernelMachine, Space};
 use crate::arch::cpu;
 use crate::mem::frames::{self, FRAME_SIZE};
-use crate::probe::{probe_execute, probe_read, probe_write, ProbeFault, Width, RET_INSTRUCTION};
+use crate::probe::{probe_execute, probe_read, probe_write, ProbeError, Width, RET_INSTRUCTION};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -238,13 +238,16 @@ fn read(addr: u64) -> Result<u64, String> {
 /// describes it.
 fn expect_fault<T>(
     what: &str,
-    result: Result<T, ProbeFault>,
+    result: Result<T, impl Into<ProbeError>>,
     addr: u64,
     code: PageFaultCode,
 ) -> Result<String, String> {
     let fault = match result {
         Ok(_) => return Err(format!("{what} at {addr:#x} did not fault")),
-        Err(fault) => fault,
+        Err(error) => match error.into() {
+            ProbeError::Fault(fault) => fault,
+            refused => return Err(format!("{what}: no access was made: {refused}")),
+        },
     };
     if fault.page_fault_code() != Some(code) || fault.address != addr {
         return Err(format!("{what}: expected a page fault at {addr:#x} with code {code}, got {fault}"));

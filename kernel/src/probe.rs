@@ -19,7 +19,7 @@
 //! stack, is a failed fetch of the probe, and [`apply_fixup`] unwinds the
 //! `call` and resumes at the same fixup.
 
-use aspace::{Fault, PageFaultCode, VirtAddr};
+use aspace::{AspaceError, Fault, PageFaultCode, VirtAddr};
 use core::arch::global_asm;
 use core::fmt;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -333,8 +333,69 @@ fn to_result(status: u64, raw: RawFault, probed: u64, access: ProbeAccess) -> Re
     Err(ProbeFault { vector: raw.vector as u8, error_code: raw.error_code, probed, address, access })
 }
 
-/// Reads `width` bytes at `addr`; a fault comes back as an error.
-pub fn probe_read(addr: u64, width: Width) -> Result<u64, ProbeFault> {
+/// Why a probe did not complete: refused before the access, or the access faulted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProbeError {
+    /// The bytes asked for run past 2^64 (the access would wrap to address 0)
+    /// or from a canonical address into the non-canonical hole: refused
+    /// before anything was touched.
+    Range(AspaceError),
+    /// The CPU faulted on the access.
+    Fault(ProbeFault),
+}
+
+impl ProbeError {
+    /// The fault, when the access was made and faulted.
+    pub fn fault(&self) -> Option<ProbeFault> {
+        match self {
+            ProbeError::Fault(fault) => Some(*fault),
+            ProbeError::Range(_) => None,
+        }
+    }
+}
+
+impl From<ProbeFault> for ProbeError {
+    fn from(fault: ProbeFault) -> Self {
+        ProbeError::Fault(fault)
+    }
+}
+
+impl fmt::Display for ProbeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProbeError::Range(error) => write!(f, "refused: {error}"),
+            ProbeError::Fault(fault) => write!(f, "{fault}"),
+        }
+    }
+}
+
+/// Checks the `len` bytes from `addr` that a probe (or a series of probes,
+/// such as `peek`'s) is about to touch: refused when they run past 2^64 or
+/// cross between a canonical address and the non-canonical hole. A range
+/// wholly inside the hole is let through, so that the CPU's own #GP can be
+/// seen (and is caught).
+pub fn check_access(addr: u64, len: u64) -> Result<(), AspaceError> {
+    if len == 0 {
+        return Err(AspaceError::ZeroLength);
+    }
+    let last = addr.checked_add(len - 1).ok_or(AspaceError::LengthOverflow {
+        start: addr,
+        len,
+        kind: aspace::AddressKind::Virtual,
+    })?;
+    let width = crate::arch::cpu::virt_width();
+    if VirtAddr::new(addr).is_canonical(width) == VirtAddr::new(last).is_canonical(width) {
+        // Both canonical (and `len` is far too small to span the hole from
+        // one half to the other), or both in the hole.
+        return Ok(());
+    }
+    Err(AspaceError::CrossesCanonicalHole { start: addr, len })
+}
+
+/// Reads `width` bytes at `addr`; a fault comes back as an error, and so
+/// does a range that [`check_access`] refuses (without an access).
+pub fn probe_read(addr: u64, width: Width) -> Result<u64, ProbeError> {
+    check_access(addr, width as u64).map_err(ProbeError::Range)?;
     let mut value = 0;
     let mut raw = RawFault::default();
     let probe = match width {
@@ -347,16 +408,19 @@ pub fn probe_read(addr: u64, width: Width) -> Result<u64, ProbeFault> {
     // table, so a fault resumes at the fixup; `value` and `raw` are valid
     // for the writes the probe and the fixup make.
     let status = unsafe { probe(addr, &mut value, &mut raw) };
-    to_result(status, raw, addr, ProbeAccess::Read).map(|()| value)
+    to_result(status, raw, addr, ProbeAccess::Read).map(|()| value).map_err(ProbeError::Fault)
 }
 
 /// Writes the low `width` bytes of `value` at `addr`; a fault comes back as
-/// an error.
+/// an error, and so does a range that [`check_access`] refuses (nothing is
+/// written: an 8-byte write at `0xffff_ffff_ffff_fffc` would otherwise wrap
+/// and write the bytes at address 0).
 ///
 /// # Safety
 /// A write that does not fault changes memory: `addr` must not hold anything
 /// whose change breaks the kernel (its own code, data, stacks, tables).
-pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), ProbeFault> {
+pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), ProbeError> {
+    check_access(addr, width as u64).map_err(ProbeError::Range)?;
     let mut raw = RawFault::default();
     let probe = match width {
         Width::U8 => nacre_probe_write_u8,
@@ -367,7 +431,7 @@ pub unsafe fn probe_write(addr: u64, value: u64, width: Width) -> Result<(), Pro
     // SAFETY: a faulting write resumes at the fixup; the caller vouches for
     // the effect of a write that succeeds; `raw` is valid for the fixup.
     let status = unsafe { probe(addr, value, &mut raw) };
-    to_result(status, raw, addr, ProbeAccess::Write)
+    to_result(status, raw, addr, ProbeAccess::Write).map_err(ProbeError::Fault)
 }
 
 /// The byte [`probe_execute`] expects at an executable target: `ret`.

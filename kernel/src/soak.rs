@@ -264,7 +264,7 @@ impl Editor {
         let Some(region) = region.filter(|_| readable) else { return Ok(()) };
         if !region.is_anonymous() {
             let through_identity = probe_read(region.translate(va).as_u64(), Width::U64);
-            if read.ok() != through_identity.ok() {
+            if read.as_ref().ok() != through_identity.as_ref().ok() {
                 return Err(format!("read at {va:#x} in {region}: {read:x?}, the frame holds {through_identity:x?}"));
             }
         }
@@ -423,7 +423,7 @@ pub fn soak(seconds: u64) -> RunReport {
         generation: AtomicU64::new(0),
         stop: AtomicBool::new(false),
         baseline: AtomicUsize::new(usize::MAX),
-        deadline_ns: start + seconds * 1_000_000_000,
+        deadline_ns: start.saturating_add(seconds.saturating_mul(1_000_000_000)),
     });
     let workers: Vec<JoinHandle> = cpus
         .iter()
@@ -465,7 +465,11 @@ pub fn print_report(what: &str, report: &RunReport, out: &mut dyn Write) -> Resu
     }
 }
 
-/// The `soak SECONDS` command.
+/// The longest soak the command runs (an hour), so that its deadline in
+/// nanoseconds cannot overflow.
+pub const MAX_SECONDS: u64 = 3600;
+
+/// The `soak SECONDS` command (`seconds` at most [`MAX_SECONDS`]).
 pub fn soak_command(seconds: u64, out: &mut dyn Write) -> Result<(), String> {
     let cpus = percpu::all_cpus().count();
     let _ = writeln!(out, "soak: {seconds} s of randomized address-space cycles on {cpus} CPUs");
@@ -572,7 +576,7 @@ pub fn stress(millis: u64) -> RunReport {
             stress_faulter(cpu, windows, shared, halt, counts)
         }));
     }
-    let deadline = start + millis * 1_000_000;
+    let deadline = start.saturating_add(millis.saturating_mul(1_000_000));
     while crate::arch::tsc::nanos_since_boot() < deadline {
         thread::yield_now();
     }

@@ -25,7 +25,7 @@ mod region;
 pub mod region_set;
 mod space;
 
-pub use addr::{PhysAddr, VirtAddr, VirtWidth};
+pub use addr::{check_virt_range, PhysAddr, VirtAddr, VirtWidth};
 pub use error::{AddressKind, AspaceError};
 pub use fault::{Fault, FaultAccess, FaultOutcome, PageFaultCode, UnhandledFault};
 pub use protection::Protection;

@@ -461,16 +461,19 @@ fn write_backtrace(out: &mut dyn Write, rip: u64, mut rbp: u64) -> fmt::Result {
     let read = |addr: u64| -> Option<u64> {
         if direct {
             // SAFETY: below 4 GiB, 8-aligned: mapped in every address space.
-            (addr + 8 <= ALWAYS_MAPPED_END).then(|| unsafe { (addr as *const u64).read_volatile() })
+            (addr <= ALWAYS_MAPPED_END - 8).then(|| unsafe { (addr as *const u64).read_volatile() })
         } else {
             probe_read(addr, Width::U64).ok()
         }
     };
     for _ in 0..16 {
-        if rbp == 0 || !rbp.is_multiple_of(8) || !aspace::VirtAddr::new(rbp + 8).is_canonical(width) {
+        // The frame's two words, [rbp, rbp + 16), must not wrap past 2^64
+        // or reach the non-canonical hole.
+        let Some(return_slot) = rbp.checked_add(8).filter(|&slot| slot.checked_add(7).is_some()) else { break };
+        if rbp == 0 || !rbp.is_multiple_of(8) || !aspace::VirtAddr::new(return_slot + 7).is_canonical(width) {
             break;
         }
-        let (Some(next), Some(return_address)) = (read(rbp), read(rbp + 8)) else { break };
+        let (Some(next), Some(return_address)) = (read(rbp), read(return_slot)) else { break };
         if return_address == 0 {
             break;
         }

@@ -124,7 +124,9 @@ pub fn init(module: Option<Module>) {
 fn load(module: Option<Module>) -> Initrd {
     let Some(module) = module else { return Initrd::Missing };
     let in_ram = crate::boot_info().memory_map().iter().any(|ram| {
-        ram.kind == MemoryKind::Usable && ram.start <= module.start && module.start + module.size <= ram.end()
+        ram.kind == MemoryKind::Usable
+            && ram.start <= module.start
+            && module.start.checked_add(module.size).is_some_and(|end| end <= ram.end())
     });
     if !in_ram || module.size == 0 {
         return Initrd::OutsideRam(module);

@@ -221,7 +221,10 @@ fn write_to_region_without_write_is_refused() -> Result<(), String> {
     let before = space.counters();
     // SAFETY: the region is read-only; a write that went through would only
     // change this test's buffer.
-    let fault = unsafe { probe_write(LAZY_ALIAS + addr, 7, Width::U64) }.err().ok_or("the write did not fault")?;
+    let fault = unsafe { probe_write(LAZY_ALIAS + addr, 7, Width::U64) }
+        .err()
+        .and_then(|error| error.fault())
+        .ok_or("the write did not fault")?;
     let after = space.counters();
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::WRITE));
     check_eq!(fault.address, LAZY_ALIAS + addr);
@@ -253,7 +256,7 @@ fn fault_in_default_space_is_unhandled() -> Result<(), String> {
     let fault = Fault::page_fault(OUTSIDE, PageFaultCode::empty(), 0);
     check_eq!(hook(&fault), FaultOutcome::Unhandled(UnhandledFault::NotHandledHere));
     // And a real one: the probe gets it back.
-    let fault = probe_read(OUTSIDE, Width::U8).err().ok_or("the read did not fault")?;
+    let fault = probe_read(OUTSIDE, Width::U8).err().and_then(|error| error.fault()).ok_or("the read did not fault")?;
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::empty()));
     Ok(())
 }

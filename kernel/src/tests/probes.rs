@@ -13,7 +13,10 @@ use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 const UNMAPPED: u64 = 0x5dea_d000_0000;
 
 fn read_of_unmapped_memory_is_not_present_read_supervisor() -> Result<(), String> {
-    let fault = probe_read(UNMAPPED + 0x10, Width::U32).err().ok_or("the read did not fault")?;
+    let fault = probe_read(UNMAPPED + 0x10, Width::U32)
+        .err()
+        .and_then(|error| error.fault())
+        .ok_or("the read did not fault")?;
     check_eq!(fault.vector, 14);
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::empty()));
     check_eq!(fault.address, UNMAPPED + 0x10);
@@ -26,7 +29,10 @@ kernel_test!(read_of_unmapped_memory_is_not_present_read_supervisor);
 
 fn write_of_unmapped_memory_is_not_present_write() -> Result<(), String> {
     // SAFETY: the address is unmapped; the write can only fault.
-    let fault = unsafe { probe_write(UNMAPPED, 1, Width::U8) }.err().ok_or("the write did not fault")?;
+    let fault = unsafe { probe_write(UNMAPPED, 1, Width::U8) }
+        .err()
+        .and_then(|error| error.fault())
+        .ok_or("the write did not fault")?;
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::WRITE));
     check!(format!("{fault}").contains("not-present write supervisor"));
     Ok(())
@@ -39,7 +45,10 @@ fn write_to_read_only_page_is_protection_violation_write() -> Result<(), String>
     unsafe { (page.frame.as_u64() as *mut u64).write_volatile(0x1122_3344_5566_7788) };
     check_eq!(probe_read(TEST_PAGE, Width::U64), Ok(0x1122_3344_5566_7788));
     // SAFETY: the page is read-only (CR0.WP is set), so the write faults.
-    let fault = unsafe { probe_write(TEST_PAGE + 8, 5, Width::U64) }.err().ok_or("the write did not fault")?;
+    let fault = unsafe { probe_write(TEST_PAGE + 8, 5, Width::U64) }
+        .err()
+        .and_then(|error| error.fault())
+        .ok_or("the write did not fault")?;
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::PRESENT | PageFaultCode::WRITE));
     check_eq!(fault.address, TEST_PAGE + 8);
     check!(format!("{fault}").contains("protection-violation write supervisor"));
@@ -53,7 +62,10 @@ fn write_to_read_only_page_is_protection_violation_write() -> Result<(), String>
 kernel_test!(write_to_read_only_page_is_protection_violation_write);
 
 fn non_canonical_address_is_general_protection() -> Result<(), String> {
-    let fault = probe_read(0x8000_0000_0000_0000, Width::U64).err().ok_or("the read did not fault")?;
+    let fault = probe_read(0x8000_0000_0000_0000, Width::U64)
+        .err()
+        .and_then(|error| error.fault())
+        .ok_or("the read did not fault")?;
     check_eq!(fault.vector, 13);
     check_eq!(fault.address, 0x8000_0000_0000_0000);
     let text = format!("{fault}");

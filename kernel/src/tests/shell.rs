@@ -173,7 +173,7 @@ fn as_verbs_succeed_and_refuse() -> Result<(), String> {
     shell.refused("as faultsize t1 3m", "a page size is 4k, 2m or 1g")?;
     shell.ok("ptdump base 0x1000", "1 run\n")?;
     shell.ok("ptdump base", "x 1G")?;
-    shell.refused("ptdump base 0x1000 0", "the length is zero")?;
+    shell.refused("ptdump base 0x1000 0", "length is zero")?;
     shell.ok("ases d", "0x0000500000002000-0x0000500000002fff")?;
 
     // Entering a space that lacks the kernel is refused, naming what is missing.

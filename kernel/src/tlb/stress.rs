@@ -359,6 +359,9 @@ fn wait_for_readers(shared: &Shared, cpus: &[u32], k: usize) -> bool {
     true
 }
 
+/// The most edits `shootdownTest` makes in one run (a few minutes under TCG).
+pub const MAX_OPERATIONS: u64 = 1_000_000;
+
 /// The `shootdownTest [broken] [OPERATIONS]` command: runs the stress test
 /// and fails if any reader saw a stale translation, or if an edit made
 /// after the readers left sent an IPI. With `broken`, shootdowns to other
@@ -370,9 +373,12 @@ pub fn shootdown_test(args: &[&str], out: &mut dyn Write) -> Result<(), String> 
         match *arg {
             "broken" => broken = true,
             number => {
-                operations = aspace::parse::parse_number(number)
-                    .map_err(|e| format!("usage: shootdownTest [broken] [OPERATIONS]: {number:?}: {e}"))?
-                    as usize
+                let asked = aspace::parse::parse_number(number)
+                    .map_err(|e| format!("usage: shootdownTest [broken] [OPERATIONS]: {number:?}: {e}"))?;
+                if !(1..=MAX_OPERATIONS).contains(&asked) {
+                    return Err(format!("shootdownTest: {number:?}: from 1 to {MAX_OPERATIONS} edits"));
+                }
+                operations = asked as usize;
             }
         }
     }

@@ -74,10 +74,13 @@ pub fn peek(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
             ))
         }
     };
+    // The whole range is checked before the first read: nothing is printed
+    // for a range that runs past 2^64 or into the non-canonical hole.
+    probe::check_access(addr, len)?;
     let step = width as u64;
     let mut offset = 0;
     while offset < len {
-        let at = addr.checked_add(offset).ok_or(CommandError::failed("the range runs past the top of memory"))?;
+        let at = addr + offset;
         match probe::probe_read(at, width) {
             Ok(value) => {
                 if offset % (step * PEEK_PER_LINE) == 0 {
@@ -125,6 +128,9 @@ pub fn poke(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
 pub fn touch(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 1, 1)?;
     let addr = arg_number(args, 0, "address")?;
+    // A read that would wrap past 2^64 (to address 0) or run into the
+    // non-canonical hole is refused; anything else is read for real.
+    probe::check_access(addr, 8)?;
     // SAFETY: deliberately unchecked; reading has no effect on memory, and a
     // fault ends in the trap dispatcher's report.
     let value = unsafe { (addr as *const u64).read_volatile() };

@@ -194,6 +194,12 @@ fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) ->
 fn soak(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 1, 1)?;
     let seconds = shell::arg_number(args, 0, "a number of seconds")?;
+    if !(1..=crate::soak::MAX_SECONDS).contains(&seconds) {
+        return Err(CommandError::bad_argument(
+            args[0],
+            format_args!("a soak lasts 1 to {} seconds", crate::soak::MAX_SECONDS),
+        ));
+    }
     crate::soak::soak_command(seconds, out).map_err(CommandError::Failed)
 }
 
