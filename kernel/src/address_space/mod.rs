@@ -333,17 +333,26 @@ fn kernel_ranges() -> Vec<(&'static str, u64, u64, Protection)> {
     ranges
 }
 
-/// Checks that `space` maps, one to one and with the access the kernel
-/// needs, everything the kernel touches while it is loaded (see
+/// Checks that `space` maps, one to one, eagerly and with the access the
+/// kernel needs, everything the kernel touches while it is loaded (see
 /// [`kernel_ranges`]), and the running thread's stack.
+///
+/// Eagerly ([`Protection::EAGER`]): a lazy page of that memory would fault
+/// where the CPU cannot take a fault. Delivering a page fault needs the IDT,
+/// the GDT and TSS, and the handler's IST stack (all in the kernel image or
+/// in RAM), handling it needs the kernel's code, its heap and the page-table
+/// frames (written one to one); a fault on any of those while delivering or
+/// handling a fault is a double fault, then a reset. So a space whose
+/// identity regions are lazy is refused instead of entered.
 pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
     if let Some((bottom, top)) = thread::current().stack_range() {
-        let read_write = Protection::READ | Protection::WRITE;
-        identity_mapped(space, bottom, top, read_write)
+        let needs = Protection::READ | Protection::WRITE | Protection::EAGER;
+        identity_mapped(space, bottom, top, needs)
             .map_err(|addr| AspaceError::WouldUnmapRunning { what: "running stack", addr })?;
     }
     for (what, start, end, needs) in kernel_ranges() {
-        identity_mapped(space, start, end, needs).map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
+        identity_mapped(space, start, end, needs | Protection::EAGER)
+            .map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
     }
     Ok(())
 }

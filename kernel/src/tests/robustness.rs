@@ -7,7 +7,7 @@ use crate::arch::cpu;
 use crate::arch::trap::{write_fault_report, TrapFrame};
 use crate::hardening;
 use crate::mem::frames;
-use crate::probe::{probe_execute, probe_read, probe_write, ProbeFault, Width, RET_INSTRUCTION};
+use crate::probe::{probe_execute, probe_read, probe_write, ProbeError, Width, RET_INSTRUCTION};
 use crate::shell::Session;
 use crate::thread::{self, stack};
 use crate::{check, check_eq, kernel_test};
@@ -79,13 +79,16 @@ impl Drop for ScratchSpace {
 /// Checks that `result` is a page fault at `addr` whose error code holds `code`.
 fn expect_page_fault<T: core::fmt::Debug>(
     what: &str,
-    result: Result<T, ProbeFault>,
+    result: Result<T, impl Into<ProbeError>>,
     addr: u64,
     code: PageFaultCode,
 ) -> Result<(), String> {
     let fault = match result {
         Ok(value) => return Err(format!("{what}: did not fault (got {value:?})")),
-        Err(fault) => fault,
+        Err(error) => match error.into() {
+            ProbeError::Fault(fault) => fault,
+            refused => return Err(format!("{what}: no access was made: {refused}")),
+        },
     };
     let found = fault.page_fault_code().ok_or_else(|| format!("{what}: not a page fault: {fault}"))?;
     check!(found.contains(code), "{what}: error code {found:?}, expected {code:?} in it");
@@ -456,6 +459,22 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
         (format!("as protect {n} 0x500000000000 rwka"), "cannot change a region's kind"),
         (format!("as protect {n} 0x500000000000 rwk 0x100000"), "does not match the region there"),
         (format!("as faultsize {n} 3m"), "4k"),
+        // Lengths that run past 2^64 or across the hole, for every verb that
+        // takes an address and a length.
+        (format!("as rm {n} 0x500000000000 0xfffffffffffff000"), "runs past the top"),
+        (format!("as move {n} 0x500000000000 0x400000 0xfffffffffffff000"), "runs past the top"),
+        (format!("as protect {n} 0x500000000000 rk 0xfffffffffffff000"), "runs past the top"),
+        (format!("ptdump {n} 0xfffffffffffff000 0x2000"), "runs past the top"),
+        (format!("ptdump {n} {:#x} 8k", last_low_page), "crosses the non-canonical hole"),
+        (format!("mmap {n} numbers.txt 0xfffffffffffff000"), "runs past the top"),
+        (format!("mmap {n} numbers.txt {last_low_page:#x}"), "crosses the non-canonical hole"),
+        (String::from("peek 0xfffffffffffffff8 16"), "runs past the top"),
+        (format!("peek {:#x} 8", last_low_page + PAGE - 4), "crosses the non-canonical hole"),
+        (String::from("touch 0xfffffffffffffffc"), "runs past the top"),
+        // Counts whose arithmetic would overflow (a deadline in nanoseconds).
+        (String::from("soak 18446744073709551615"), "a soak lasts 1 to"),
+        (String::from("soak 0"), "a soak lasts 1 to"),
+        (String::from("shootdownTest 99999999999"), "from 1 to"),
         // Unknown names and operations on a destroyed space.
         (String::from("as add nosuch 0 0 4k rk"), "no address space named 'nosuch'"),
         (format!("as add {dead_name} 0 0 4k rk"), "no address space named"),
@@ -492,6 +511,144 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(shell_verbs_refuse_bad_input);
+
+/// An 8-byte `poke` at `0xffff_ffff_ffff_fffc` would wrap and write the
+/// bytes at address 0: it is refused, and nothing at 0 changes; a `peek`
+/// that would run past 2^64 prints no value before its error.
+fn accesses_that_wrap_past_the_top_touch_nothing() -> Result<(), String> {
+    let shell = crate::shell::table();
+    let mut session = Session::new("wrap", false);
+    let at_zero = probe_read(0, Width::U64).map_err(|e| format!("reading 0: {e}"))?;
+    let mut out = String::new();
+    let status = shell.run_command(&mut session, "poke 0xfffffffffffffffc 0x1122334455667788 8", &mut out);
+    check!(status == shell::Status::Failed, "the wrapping poke was not refused: {out:?}");
+    check!(out.contains("runs past the top") && !out.contains("<-"), "{out:?}");
+    check_eq!(probe_read(0, Width::U64), Ok(at_zero));
+    // The probes themselves refuse it too, whoever calls them.
+    // SAFETY: refused before any access.
+    let direct = unsafe { probe_write(u64::MAX - 3, 0, Width::U64) };
+    check!(matches!(direct, Err(ProbeError::Range(AspaceError::LengthOverflow { .. }))), "{direct:?}");
+    check_eq!(probe_read(0, Width::U64), Ok(at_zero));
+    out.clear();
+    let status = shell.run_command(&mut session, "peek 0xfffffffffffffff0 32", &mut out);
+    check!(status == shell::Status::Failed, "the wrapping peek was not refused: {out:?}");
+    check!(!out.contains("0xfffffffffffffff0:"), "a value was printed before the refusal: {out:?}");
+    Ok(())
+}
+kernel_test!(accesses_that_wrap_past_the_top_touch_nothing);
+
+/// A shared mapping of an initrd file can never be made writable (so the
+/// archive is never written), and a private one made writable writes its
+/// own copies, never the file.
+fn file_mappings_never_write_the_initrd() -> Result<(), String> {
+    use crate::mmap::{self, MmapRequest, Sharing};
+    let mut shell = crate::shell::table();
+    let mut session = Session::new("files", false);
+    let scratch = ScratchSpace::hardened()?;
+    let n = String::from(scratch.space.name());
+    let file = crate::fs::find("numbers.txt").map_err(|e| format!("{e}"))?;
+    let original: Vec<u8> = file.data().to_vec();
+    let (shared_va, private_va) = (0x7000_0000_0000, 0x7100_0000_0000);
+    let request = |va, sharing| MmapRequest {
+        space: &n,
+        file: "numbers.txt",
+        va,
+        offset: 0,
+        len: None,
+        prot: Protection::READ,
+        sharing,
+    };
+    mmap::mmap(&request(shared_va, Sharing::Shared)).map_err(|e| format!("shared: {e}"))?;
+    mmap::mmap(&request(private_va, Sharing::Private)).map_err(|e| format!("private: {e}"))?;
+    for command in [
+        format!("as protect {n} {shared_va:#x} rwk"),
+        format!("as protect {n} {shared_va:#x} rwko"),
+        format!("as protect {n} {shared_va:#x} rwk 4k"),
+        format!("as protect {n} {:#x} rwka", shared_va + (original.len() as u64 & !(PAGE - 1))),
+    ] {
+        refused_without_change(&mut shell, &mut session, &command, "read-only backing")?;
+    }
+    // Protect keeps what it may: execute can be added, and the kind stays.
+    let mut out = String::new();
+    let status = shell.run_command(&mut session, &format!("as protect {n} {shared_va:#x} rxko 4k"), &mut out);
+    check!(status == shell::Status::Succeeded, "{out:?}");
+    // The private mapping, read-only at first, made writable: its pages are copies.
+    let status = shell.run_command(&mut session, &format!("as protect {n} {private_va:#x} rwka"), &mut out);
+    check!(status == shell::Status::Succeeded, "{out:?}");
+    scratch.enter()?;
+    let writes = (|| -> Result<(), String> {
+        for at in (0..original.len() as u64).step_by(1000) {
+            let flipped = u64::from(!original[at as usize]);
+            // SAFETY: a private, writable mapping of this space, which this thread is in.
+            unsafe { probe_write(private_va + at, flipped, Width::U8) }.map_err(|e| format!("{e}"))?;
+            check_eq!(probe_read(private_va + at, Width::U8), Ok(flipped));
+            check_eq!(probe_read(shared_va + at, Width::U8), Ok(u64::from(original[at as usize])));
+            let write = unsafe { probe_write(shared_va + at, flipped, Width::U8) };
+            check!(write.is_err(), "a write through the shared mapping at +{at:#x} went through");
+        }
+        Ok(())
+    })();
+    address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+    writes?;
+    check!(file.data() == &original[..], "the initrd's file changed");
+    scratch.with_paging(|paging| paging.verify().map_err(|errors| format!("verify: {errors:?}")))?;
+    Ok(())
+}
+kernel_test!(file_mappings_never_write_the_initrd);
+
+/// Entering a space whose kernel memory is mapped lazily would fault where
+/// the CPU cannot take a fault (QEMU reset or hung before): `as enter` and
+/// every move into a space refuse it, for the kernel's identity region and
+/// for the region that holds the running stack alone.
+fn spaces_that_map_the_kernel_lazily_cannot_be_entered() -> Result<(), String> {
+    // In a thread of its own: the test runner's thread runs on the boot stack.
+    static OUTCOME: crate::sync::IrqMutex<Option<Result<(), String>>> = crate::sync::IrqMutex::new(None);
+    thread::spawn("lazy-enter", || {
+        *OUTCOME.lock() = Some(lazy_spaces_refused());
+        0
+    })
+    .join();
+    OUTCOME.lock().take().unwrap_or_else(|| Err(String::from("the test thread left no outcome")))
+}
+kernel_test!(spaces_that_map_the_kernel_lazily_cannot_be_entered);
+
+fn lazy_spaces_refused() -> Result<(), String> {
+    let mut shell = crate::shell::table();
+    let mut session = Session::new("lazy", false);
+    // The whole identity map lazy.
+    let lazy = ScratchSpace::new()?;
+    let rwxk = Protection::READ | Protection::WRITE | Protection::EXEC | Protection::KERN;
+    lazy.space.lock().add_region(Region::new(0, 0, 4 * GIB, rwxk)).map_err(|e| format!("{e}"))?;
+    let command = format!("as enter {}", lazy.space.name());
+    refused_without_change(&mut shell, &mut session, &command, "eagerly (e)")?;
+    // Everything eager but the pages of the running stack.
+    let (bottom, top) = thread::current().stack_range().ok_or("this thread has no stack of its own")?;
+    let (bottom, top) = (bottom & !(PAGE - 1), top.next_multiple_of(PAGE));
+    let stack_lazy = ScratchSpace::new()?;
+    let eager = rwxk | Protection::EAGER;
+    for region in [
+        Region::new(0, 0, bottom, eager),
+        Region::new(bottom, bottom, top - bottom, rwxk),
+        Region::new(top, top, 4 * GIB - top, eager),
+    ] {
+        stack_lazy.space.lock().add_region(region).map_err(|e| format!("adding {region}: {e}"))?;
+    }
+    let refused = address_space::move_current_thread(Some(&stack_lazy.space));
+    check!(
+        matches!(refused, Err(AspaceError::WouldUnmapRunning { what: "running stack", .. })),
+        "a lazy running stack was accepted: {refused:?}"
+    );
+    let command = format!("as enter {}", stack_lazy.space.name());
+    refused_without_change(&mut shell, &mut session, &command, "running stack")?;
+    // The same map with the stack eager too is entered and left.
+    stack_lazy
+        .space
+        .protect_region(Region::new(bottom, bottom, top - bottom, rwxk), eager)
+        .map_err(|e| format!("making the stack eager: {e}"))?;
+    stack_lazy.enter()?;
+    address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;
+    Ok(())
+}
 
 /// One space's state, for the exhaustion cases.
 #[derive(Debug, PartialEq, Eq)]

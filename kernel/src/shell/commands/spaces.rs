@@ -95,7 +95,7 @@ static VERBS: &[Verb] = &[
     Verb {
         name: "add",
         usage: "as add NAME VA PA LEN FLAGS",
-        help: "add a region (flags: letters of rwxpkse)",
+        help: "add a region (FLAGS: letters, listed below)",
         run: add,
     },
     Verb {
@@ -137,9 +137,7 @@ static VERBS: &[Verb] = &[
 /// `as VERB ARGS...`.
 pub fn as_command(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     let Some((&name, rest)) = args.split_first() else {
-        for verb in VERBS {
-            writeln!(out, "  {:<32}  {}", verb.usage, verb.help)?;
-        }
+        describe_verbs(out)?;
         return Err(CommandError::Usage);
     };
     let verb = VERBS
@@ -150,6 +148,20 @@ pub fn as_command(session: &mut Session, args: &[&str], out: &mut dyn Write) -> 
         Err(CommandError::Usage) => Err(CommandError::Failed(alloc::format!("usage: {}", verb.usage))),
         other => other,
     }
+}
+
+/// Every `as` verb with its usage and help, then every flag letter that
+/// FLAGS may hold (all that the parser accepts) with its meaning: what `as`
+/// alone and `help as` print.
+pub fn describe_verbs(out: &mut dyn Write) -> core::fmt::Result {
+    for verb in VERBS {
+        writeln!(out, "  {:<32}  {}", verb.usage, verb.help)?;
+    }
+    writeln!(out, "  FLAGS, in any order ('-' is ignored; a number gives the bits):")?;
+    for (letter, meaning) in aspace::Protection::LETTER_MEANINGS {
+        writeln!(out, "    {letter}  {meaning}")?;
+    }
+    Ok(())
 }
 
 fn find(args: &[&str], index: usize) -> Result<Arc<Space>, CommandError> {
@@ -327,14 +339,8 @@ pub fn ptdump(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Res
         _ => {
             let va = arg_number(args, 1, "virtual address")?;
             let len = optional_length(args, 2)?.unwrap_or(1);
-            if len == 0 {
-                return Err(CommandError::bad_argument(args[2], "the length is zero"));
-            }
-            let last = va.checked_add(len - 1).ok_or(AspaceError::LengthOverflow {
-                start: va,
-                len,
-                kind: aspace::AddressKind::Virtual,
-            })?;
+            // Refused when empty, past 2^64, non-canonical or across the hole.
+            let last = aspace::check_virt_range(va, len, crate::arch::cpu::virt_width())?;
             (va, last)
         }
     };
