@@ -2,9 +2,20 @@
 //!
 //! ```text
 //! [log=trace|debug|info|warn|error] [frames=N] [shelltest=quick|large|4k|off]
-//!     [test | script=<commands to the end of the line>]
+//!     [test | script=<commands to the end of the line> | script=@NAME]
 //! ```
 //! Without `test` or `script=`, the kernel starts the interactive shell.
+//!
+//! `script=` runs the commands that follow it (`;`-separated) to the end of
+//! the line, or, with `script=@NAME`, the commands of the initrd file NAME
+//! (separated by `;` or line ends): [`script_commands`]. The command line
+//! holds at most [`MAX_COMMAND_LINE`](crate::boot_info::MAX_COMMAND_LINE)
+//! bytes (QEMU's PVH loader holds no more; a longer one is refused at boot,
+//! never cut), so `cargo xtask run -- "..."` always passes its script as
+//! the initrd file [`SCRIPT_FILE`] with `script=@.script`, whatever its
+//! length. Short scripts typed by hand (`--cmdline "script=help; mem"`) and
+//! words such as `script=bench` still work inline. A missing script file,
+//! or one that is not UTF-8 text, fails the boot with a message.
 
 use log::LevelFilter;
 
@@ -15,7 +26,8 @@ pub enum Mode<'a> {
     Interactive,
     /// Run the in-kernel tests, then power off with their status.
     Test,
-    /// Run these shell commands (`;`-separated), then power off with their status.
+    /// Run these shell commands (`;`-separated), then power off with their
+    /// status; `@NAME` names an initrd file holding them ([`script_commands`]).
     Script(&'a str),
 }
 
@@ -93,6 +105,45 @@ impl<'a> KernelOptions<'a> {
             options.mode = Mode::Script(script.trim());
         }
         options
+    }
+}
+
+/// The name of the initrd file that `cargo xtask run -- "..."` puts its
+/// script in (the command line then says `script=@.script`). It is an
+/// ordinary file: `ls` lists it and `cat .script` prints it.
+pub const SCRIPT_FILE: &str = ".script";
+
+/// Where the commands of `script=` are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScriptSource<'a> {
+    /// On the command line itself.
+    Inline(&'a str),
+    /// In the initrd file of this name (`script=@NAME`).
+    File(&'a str),
+}
+
+impl<'a> ScriptSource<'a> {
+    /// Where the commands of `script` (the text after `script=`) are.
+    pub fn of(script: &'a str) -> ScriptSource<'a> {
+        match script.trim().strip_prefix('@') {
+            Some(name) => ScriptSource::File(name.trim()),
+            None => ScriptSource::Inline(script),
+        }
+    }
+}
+
+/// The commands of `script` (the text after `script=`): itself, or with
+/// `@NAME` the text of the initrd file NAME, whole. An error names the file
+/// and what is wrong with it.
+pub fn script_commands(script: &str) -> Result<&str, alloc::string::String> {
+    match ScriptSource::of(script) {
+        ScriptSource::Inline(commands) => Ok(commands),
+        ScriptSource::File(name) => {
+            let file = crate::fs::find(name).map_err(|error| alloc::format!("script=@{name}: {error}"))?;
+            core::str::from_utf8(file.data()).map_err(|error| {
+                alloc::format!("script=@{name}: the file is not UTF-8 text (byte {})", error.valid_up_to())
+            })
+        }
     }
 }
 

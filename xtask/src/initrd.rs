@@ -11,6 +11,14 @@
 //! before such a file, a padding entry named `.pad` (a regular file of
 //! zeros that the kernel's file layer skips) just long enough. Smaller
 //! files are packed as they come.
+//!
+//! A scripted run (`cargo xtask run -- "..."`, and the scripted checks of
+//! `cargo xtask test`) gets an archive of its own ([`build_with_script`]):
+//! the same files plus the script as the file [`SCRIPT_NAME`] (`.script`),
+//! which the kernel runs for `script=@.script`. The kernel command line is
+//! too small for scripts (QEMU's PVH loader holds 4095 bytes); the file
+//! holds up to [`MAX_SCRIPT_BYTES`]. It is an ordinary file in the kernel:
+//! `ls` lists it and `cat .script` prints it.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -21,6 +29,12 @@ pub const SOURCE_DIR: &str = "initrd";
 pub const ARCHIVE_PATH: &str = "target/initrd.cpio";
 /// The name of padding entries (the kernel skips them).
 pub const PADDING_NAME: &str = ".pad";
+/// The file a scripted run's script goes in (the kernel's
+/// `cmdline::SCRIPT_FILE`); reserved: `initrd/` may not have one.
+pub const SCRIPT_NAME: &str = ".script";
+/// The largest script packed, in bytes (1 MiB, some 90,000 short commands;
+/// the kernel keeps every command on its heap).
+pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
 const PAGE: usize = 4096;
 const HEADER_LEN: usize = 110;
 const MODE_REGULAR: u32 = 0o100_644;
@@ -29,19 +43,74 @@ const MODE_DIRECTORY: u32 = 0o040_755;
 /// Builds the archive of `root/initrd` into `root/target/initrd.cpio` and
 /// returns its path.
 pub fn build(root: &Path) -> Result<PathBuf, String> {
-    let source = root.join(SOURCE_DIR);
-    let mut entries = Vec::new();
-    collect(&source, "", &mut entries)?;
-    let archive = archive(&entries);
+    let archive = archive(&items(root)?);
     let path = root.join(ARCHIVE_PATH);
+    write_archive(&path, &archive)?;
+    Ok(path)
+}
+
+/// An archive with a script in it, written for one run; removed when dropped.
+#[derive(Debug)]
+pub struct ScriptArchive {
+    path: PathBuf,
+}
+
+impl ScriptArchive {
+    /// Where it is.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScriptArchive {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// Builds the archive of `root/initrd` with `script` added as the file
+/// [`SCRIPT_NAME`], in a file of this process's own under `root/target`
+/// (other xtask runs may be booting at the same time). Refuses a script
+/// larger than [`MAX_SCRIPT_BYTES`].
+pub fn build_with_script(root: &Path, script: &str) -> Result<ScriptArchive, String> {
+    let archive = archive(&with_script(items(root)?, script)?);
+    let path = root.join(format!("target/initrd-script-{}.cpio", std::process::id()));
+    write_archive(&path, &archive)?;
+    Ok(ScriptArchive { path })
+}
+
+/// `items` with `script` added as the file [`SCRIPT_NAME`], or why not.
+pub fn with_script(mut items: Vec<Item>, script: &str) -> Result<Vec<Item>, String> {
+    if script.len() > MAX_SCRIPT_BYTES {
+        return Err(format!(
+            "the script is {} bytes; at most {MAX_SCRIPT_BYTES} bytes (1 MiB) are passed to the kernel",
+            script.len()
+        ));
+    }
+    if items.iter().any(|item| item.name == SCRIPT_NAME) {
+        return Err(format!("{SOURCE_DIR}/{SCRIPT_NAME} exists, but that name is reserved for the script of a run"));
+    }
+    items.push(Item { name: SCRIPT_NAME.to_string(), data: Some(script.as_bytes().to_vec()) });
+    Ok(items)
+}
+
+/// The items of `root/initrd`.
+fn items(root: &Path) -> Result<Vec<Item>, String> {
+    let mut items = Vec::new();
+    collect(&root.join(SOURCE_DIR), "", &mut items)?;
+    Ok(items)
+}
+
+/// Writes `archive` to `path`, only when it changed (so that its timestamp
+/// means something).
+fn write_archive(path: &Path, archive: &[u8]) -> Result<(), String> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     }
-    // Rewritten only when it changed, so that its timestamp means something.
-    if fs::read(&path).ok().as_deref() != Some(&archive[..]) {
-        fs::write(&path, &archive).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    if fs::read(path).ok().as_deref() != Some(archive) {
+        fs::write(path, archive).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    Ok(path)
+    Ok(())
 }
 
 /// One thing to archive: a directory (no data) or a file.
@@ -173,6 +242,29 @@ mod tests {
         assert_eq!(files[3].1 % PAGE, 0, "exact is page-aligned");
         assert_ne!(files[0].1 % PAGE, 0, "small files are not padded");
         assert!(entries.iter().filter(|e| e.0 == PADDING_NAME).all(|e| e.2.iter().all(|&b| b == 0)));
+    }
+
+    #[test]
+    fn the_script_is_a_file_of_the_archive_whole() {
+        let script: String = (0..2000).map(|i| format!("echo {i}; ")).collect();
+        assert!(script.len() > 16 * 1024);
+        let items = vec![Item { name: "hello.txt".into(), data: Some(b"hi\n".to_vec()) }];
+        let entries = read_back(&archive(&with_script(items, &script).unwrap()));
+        let file = entries.iter().find(|e| e.0 == SCRIPT_NAME).expect("the script file");
+        assert_eq!(file.2, script.as_bytes());
+        assert_eq!(file.1 % PAGE, 0, "a script of pages is page-aligned like any file");
+        assert!(entries.iter().any(|e| e.0 == "hello.txt"));
+    }
+
+    #[test]
+    fn too_large_scripts_and_a_taken_name_are_refused() {
+        let largest = "x".repeat(MAX_SCRIPT_BYTES);
+        assert!(with_script(Vec::new(), &largest).is_ok());
+        let error = with_script(Vec::new(), &format!("{largest};")).unwrap_err();
+        assert!(error.contains("1048577 bytes") && error.contains("1 MiB"), "{error}");
+        let taken = vec![Item { name: SCRIPT_NAME.into(), data: Some(Vec::new()) }];
+        assert!(with_script(taken, "help").unwrap_err().contains("reserved"));
+        assert_eq!(with_script(Vec::new(), "").unwrap()[0].data.as_deref(), Some(&b""[..]));
     }
 
     #[test]

@@ -16,6 +16,13 @@
 //! the archive of `initrd/` as `-initrd` (see [`initrd`]); the kernel
 //! reports its result through the `isa-debug-exit` device: status 33 means
 //! success, anything else failure.
+//!
+//! The script of a scripted run (`-- "cmd1; cmd2"`) is not put on the kernel
+//! command line, which holds at most [`MAX_KERNEL_CMDLINE`] bytes: it goes
+//! into the initrd as the file `.script` ([`initrd::build_with_script`]),
+//! and the command line says `script=@.script`. Scripts of up to
+//! [`initrd::MAX_SCRIPT_BYTES`] run whole; a larger one, or a `--cmdline`
+//! too long for the kernel, is refused before the boot.
 
 mod bench;
 mod compare;
@@ -45,6 +52,12 @@ const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
 const QEMU: &str = "qemu-system-x86_64";
 const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";
 const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The longest kernel command line, in bytes. QEMU's PVH loader copies the
+/// line, unchecked, into a 4096-byte buffer with its NUL, so a longer one
+/// overwrites the boot information after it; the kernel refuses such a line
+/// at boot (`MAX_COMMAND_LINE` in kernel/src/boot_info.rs), and xtask
+/// before it.
+const MAX_KERNEL_CMDLINE: usize = 4095;
 
 /// A scripted shell run that `cargo xtask test` performs after the in-kernel
 /// tests, with the outcome it must have.
@@ -59,7 +72,8 @@ struct ScriptedCheck {
     cpus: Option<u32>,
 }
 
-/// The scripted runs of `cargo xtask test`. Add shell checks here.
+/// The scripted runs of `cargo xtask test`. Add shell checks here (and
+/// generated ones, such as very long scripts, in [`generated_checks`]).
 const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The application processors started (`cargo xtask test` runs 2 CPUs):
     // each has its idle thread.
@@ -251,6 +265,89 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     },
 ];
 
+/// How a check of `cargo xtask test` boots.
+enum CheckBoot {
+    /// With a script, as `cargo xtask run -- "..."` does.
+    Script(String),
+    /// With this kernel command line, given to QEMU as it is.
+    RawCmdline(String),
+}
+
+/// A check of `cargo xtask test` after the in-kernel tests: a boot and the
+/// outcome it must have ([`SCRIPTED_CHECKS`] and [`generated_checks`]).
+struct Check {
+    /// How the check is named in the output.
+    label: String,
+    boot: CheckBoot,
+    expect_success: bool,
+    expect_output: Vec<String>,
+    cpus: Option<u32>,
+}
+
+impl From<&ScriptedCheck> for Check {
+    fn from(check: &ScriptedCheck) -> Check {
+        Check {
+            label: format!("scripted run {:?}", check.script),
+            boot: CheckBoot::Script(check.script.to_string()),
+            expect_success: check.expect_success,
+            expect_output: check.expect_output.iter().map(|text| text.to_string()).collect(),
+            cpus: check.cpus,
+        }
+    }
+}
+
+/// `echo 0; echo 1; ...; echo N-1`.
+fn echo_script(count: usize) -> String {
+    (0..count).map(|i| format!("echo {i}")).collect::<Vec<_>>().join("; ")
+}
+
+/// The checks too long to write out in [`SCRIPTED_CHECKS`].
+fn generated_checks() -> Vec<Check> {
+    // Far more than a command line holds: every command runs, in order, and
+    // the status is that of the commands, the last one included.
+    let echoes = echo_script(2000);
+    let last_echo = "nacre> echo 1999".to_string();
+    // A command line the kernel must refuse (xtask refuses it before the
+    // boot, so these go straight to QEMU): past the end of QEMU's PVH buffer
+    // by a little (no NUL in the buffer) and by a lot (over the start info).
+    let raw_line = |len: usize| {
+        let mut line = "shelltest=off script=echo ".to_string();
+        line.push_str(&"x".repeat(len - line.len()));
+        line
+    };
+    let refused = "longer than 4095 bytes".to_string();
+    vec![
+        Check {
+            label: format!("a script of 2000 commands ({} bytes)", echoes.len()),
+            boot: CheckBoot::Script(echoes.clone()),
+            expect_success: true,
+            expect_output: vec!["nacre> echo 0".to_string(), last_echo.clone()],
+            cpus: None,
+        },
+        Check {
+            label: format!("a script of 2000 commands ({} bytes) ending with a failing one", echoes.len() + 6),
+            boot: CheckBoot::Script(format!("{echoes}; exit")),
+            expect_success: false,
+            expect_output: vec![last_echo, "nacre> exit".to_string(), "cannot exit (use 'poweroff')".to_string()],
+            cpus: None,
+        },
+        Check {
+            label: "a raw kernel command line of 4100 bytes".to_string(),
+            boot: CheckBoot::RawCmdline(raw_line(4100)),
+            expect_success: false,
+            expect_output: vec![refused.clone(), "not booting".to_string()],
+            cpus: None,
+        },
+        Check {
+            label: "a raw kernel command line of 6000 bytes".to_string(),
+            boot: CheckBoot::RawCmdline(raw_line(6000)),
+            expect_success: false,
+            expect_output: vec![refused, "not booting".to_string()],
+            cpus: None,
+        },
+    ]
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
@@ -350,6 +447,10 @@ impl Options {
                 other => return Err(format!("unknown option {other:?}\n{}", usage())),
             }
         }
+        check_kernel_cmdline(&options.cmdline).map_err(|e| format!("--cmdline: {e}"))?;
+        if options.script.is_some() && options.cmdline.split_whitespace().any(|word| word.starts_with("script=")) {
+            return Err("--cmdline has a script= and commands follow --: give the commands in one place".to_string());
+        }
         Ok(options)
     }
 
@@ -363,6 +464,54 @@ impl Options {
             parts.push(mode);
         }
         parts.join(" ")
+    }
+
+    /// [`kernel_cmdline`](Options::kernel_cmdline), refused when it is too
+    /// long for the kernel.
+    fn checked_kernel_cmdline(&self, mode: Option<&str>) -> Result<String, String> {
+        let cmdline = self.kernel_cmdline(mode);
+        check_kernel_cmdline(&cmdline)?;
+        Ok(cmdline)
+    }
+}
+
+/// Refuses a kernel command line longer than [`MAX_KERNEL_CMDLINE`].
+fn check_kernel_cmdline(cmdline: &str) -> Result<(), String> {
+    if cmdline.len() <= MAX_KERNEL_CMDLINE {
+        return Ok(());
+    }
+    Err(format!(
+        "the kernel command line is {} bytes, longer than the {MAX_KERNEL_CMDLINE} bytes QEMU's PVH loader holds; \
+         give a script after -- instead (it goes to the kernel as an initrd file, up to {} bytes)",
+        cmdline.len(),
+        initrd::MAX_SCRIPT_BYTES
+    ))
+}
+
+/// The kernel mode that runs the initrd file holding the script.
+fn script_file_mode() -> String {
+    format!("script=@{}", initrd::SCRIPT_NAME)
+}
+
+/// What a scripted boot needs: the kernel command line, which names the
+/// script file, and the initrd holding it (removed when this is dropped).
+struct ScriptedBoot {
+    cmdline: String,
+    initrd: initrd::ScriptArchive,
+}
+
+impl ScriptedBoot {
+    /// Packs `script` into an initrd of its own; refuses, before any boot,
+    /// a script or command line too large.
+    fn new(options: &Options, script: &str) -> Result<ScriptedBoot, String> {
+        let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode()))?;
+        let initrd = initrd::build_with_script(&workspace_root(), script)?;
+        Ok(ScriptedBoot { cmdline, initrd })
+    }
+
+    /// The QEMU command for this boot.
+    fn command(&self, options: &Options, elf: &Path) -> Command {
+        qemu_command_with_initrd(options, elf, &self.cmdline, self.initrd.path())
     }
 }
 
@@ -433,6 +582,11 @@ fn ensure_qemu() -> Result<(), String> {
 /// hidden unless asked for, because the kernel enables 5-level paging at boot
 /// whenever the CPU offers it.
 fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
+    qemu_command_with_initrd(options, elf, cmdline, &workspace_root().join(initrd::ARCHIVE_PATH))
+}
+
+/// [`qemu_command`] with the initrd `initrd` (a scripted run's).
+fn qemu_command_with_initrd(options: &Options, elf: &Path, cmdline: &str, initrd: &Path) -> Command {
     let mut command = Command::new(QEMU);
     let cpu = if options.la57 { "max" } else { "max,la57=off" };
     command
@@ -446,7 +600,7 @@ fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
         .arg("-kernel")
         .arg(elf)
         .arg("-initrd")
-        .arg(workspace_root().join(initrd::ARCHIVE_PATH))
+        .arg(initrd)
         .args(["-append", cmdline]);
     command
 }
@@ -510,12 +664,16 @@ fn run_captured(mut command: Command, timeout: Duration) -> Result<CapturedRun, 
 }
 
 fn run(options: &Options) -> Result<(), String> {
+    // A script too large is refused before the build.
+    if let Some(script) = &options.script {
+        initrd::with_script(Vec::new(), script)?;
+    }
     let elf = build_kernel(options)?;
     ensure_qemu()?;
     match &options.script {
         Some(script) => {
-            let cmdline = options.kernel_cmdline(Some(&format!("script={script}")));
-            let outcome = run_captured(qemu_command(options, &elf, &cmdline), options.timeout)?;
+            let boot = ScriptedBoot::new(options, script)?;
+            let outcome = run_captured(boot.command(options, &elf), options.timeout)?;
             if outcome.kernel_succeeded() {
                 Ok(())
             } else if outcome.timed_out {
@@ -526,7 +684,7 @@ fn run(options: &Options) -> Result<(), String> {
         }
         None => {
             println!("xtask: booting Nacre; `poweroff` or Ctrl-A X leaves QEMU");
-            let cmdline = options.kernel_cmdline(None);
+            let cmdline = options.checked_kernel_cmdline(None)?;
             let status =
                 qemu_command(options, &elf, &cmdline).status().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
             if status.code() == Some(QEMU_SUCCESS_STATUS) {
@@ -569,7 +727,7 @@ fn test(options: &Options) -> Result<(), String> {
     let (mut kernel_passed, mut kernel_failed) = (0, 0);
     for machine in &machines {
         println!("xtask: in-kernel tests ({} CPUs, {}-level paging)", machine.smp, if machine.la57 { 5 } else { 4 });
-        let cmdline = machine.kernel_cmdline(Some("test"));
+        let cmdline = machine.checked_kernel_cmdline(Some("test"))?;
         let outcome = run_captured(qemu_command(machine, &elf, &cmdline), options.timeout)?;
         let summary = outcome.lines.iter().rev().find_map(|line| parse_summary(line));
         let (passed, failed) = summary.unwrap_or((0, 0));
@@ -587,17 +745,21 @@ fn test(options: &Options) -> Result<(), String> {
         }
     }
 
+    let checks: Vec<Check> = SCRIPTED_CHECKS.iter().map(Check::from).chain(generated_checks()).collect();
     let mut scripted_passed = 0;
-    for check in SCRIPTED_CHECKS {
-        println!(
-            "xtask: scripted run {:?} (expect {})",
-            check.script,
-            if check.expect_success { "success" } else { "failure" }
-        );
-        let cmdline = options.kernel_cmdline(Some(&format!("script={}", check.script)));
+    for check in &checks {
+        println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
         let run_options = Options { smp: check.cpus.unwrap_or(options.smp), ..options.clone() };
-        let outcome = run_captured(qemu_command(&run_options, &elf, &cmdline), options.timeout)?;
-        let missing: Vec<&str> = check.expect_output.iter().copied().filter(|text| !outcome.contains(text)).collect();
+        let outcome = match &check.boot {
+            CheckBoot::Script(script) => {
+                let boot = ScriptedBoot::new(&run_options, script)?;
+                run_captured(boot.command(&run_options, &elf), options.timeout)?
+            }
+            // Straight to QEMU: xtask itself would refuse this line.
+            CheckBoot::RawCmdline(cmdline) => run_captured(qemu_command(&run_options, &elf, cmdline), options.timeout)?,
+        };
+        let missing: Vec<&str> =
+            check.expect_output.iter().map(String::as_str).filter(|text| !outcome.contains(text)).collect();
         let panicked = outcome.contains("kernel panic");
         // An expected failure must be the kernel's own (not a triple fault or a crash of QEMU).
         let expected_status = if check.expect_success { QEMU_SUCCESS_STATUS } else { QEMU_FAILURE_STATUS };
@@ -606,8 +768,8 @@ fn test(options: &Options) -> Result<(), String> {
             scripted_passed += 1;
         } else {
             failures.push(format!(
-                "scripted run {:?}: QEMU status {:?}, missing output {missing:?}{}",
-                check.script,
+                "{}: QEMU status {:?}, missing output {missing:?}{}",
+                check.label,
                 outcome.status,
                 if panicked { ", kernel panicked" } else { "" }
             ));
@@ -618,7 +780,7 @@ fn test(options: &Options) -> Result<(), String> {
         eprintln!("xtask: FAILED: {failure}");
     }
     let passed = kernel_passed + scripted_passed;
-    let failed = kernel_failed + (SCRIPTED_CHECKS.len() as u32 - scripted_passed);
+    let failed = kernel_failed + (checks.len() as u32 - scripted_passed);
     let failed = failed.max(failures.len() as u32);
     println!("xtask: {passed} passed, {failed} failed");
     if failures.is_empty() {
@@ -633,14 +795,17 @@ fn gdb(options: &Options) -> Result<(), String> {
     ensure_qemu()?;
     println!("xtask: QEMU waits for a debugger on :1234; in another terminal:");
     println!("    gdb {} -ex \"target remote :1234\"", elf.display());
-    let cmdline = options.kernel_cmdline(options.script.as_ref().map(|s| format!("script={s}")).as_deref());
-    let status = qemu_command(options, &elf, &cmdline)
-        .args(["-s", "-S"])
-        .status()
-        .map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+    let boot = options.script.as_ref().map(|script| ScriptedBoot::new(options, script)).transpose()?;
+    let mut command = match &boot {
+        Some(boot) => boot.command(options, &elf),
+        None => qemu_command(options, &elf, &options.checked_kernel_cmdline(None)?),
+    };
+    let status = command.args(["-s", "-S"]).status().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
     if status.code() == Some(QEMU_SUCCESS_STATUS) {
         Ok(())
     } else {
+        // `process::exit` runs no destructors: remove the script's initrd first.
+        drop(boot);
         process::exit(status.code().unwrap_or(1))
     }
 }
@@ -666,5 +831,52 @@ mod tests {
         assert_eq!(options.script.as_deref(), Some("help; mem"));
         assert_eq!(options.kernel_cmdline(Some("test")), "test");
         assert!(Options::parse(&["--bogus".to_string()]).is_err());
+    }
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn scripts_go_in_a_file_and_the_command_line_only_names_it() {
+        let long = echo_script(2000);
+        assert!(long.len() > 16 * 1024);
+        let options = Options::parse(&args(&["--cmdline", "log=debug", "--", &long])).unwrap();
+        assert_eq!(options.script.as_deref(), Some(long.as_str()));
+        let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode())).unwrap();
+        assert_eq!(cmdline, "log=debug script=@.script");
+        assert!(echo_script(3).ends_with("echo 1; echo 2"));
+        // Inline scripts typed by hand still work.
+        let options = Options::parse(&args(&["--cmdline", "shelltest=off script=help; mem"])).unwrap();
+        assert_eq!(options.kernel_cmdline(None), "shelltest=off script=help; mem");
+        // ...but not together with commands after --.
+        let error = Options::parse(&args(&["--cmdline", "script=help", "--", "mem"])).unwrap_err();
+        assert!(error.contains("one place"), "{error}");
+        assert!(Options::parse(&args(&["--cmdline", "noscript=x", "--", "mem"])).is_ok());
+    }
+
+    #[test]
+    fn over_long_command_lines_are_refused_before_the_boot() {
+        let longest = "x".repeat(MAX_KERNEL_CMDLINE);
+        assert!(Options::parse(&args(&["--cmdline", &longest])).is_ok());
+        let error = Options::parse(&args(&["--cmdline", &format!("{longest}y")])).unwrap_err();
+        assert!(error.contains("4096 bytes") && error.contains("4095 bytes"), "{error}");
+        assert!(error.contains("after --"), "{error}");
+        // Room for the options, but not for them and the mode together.
+        let options = Options::parse(&args(&["--cmdline", &"x".repeat(MAX_KERNEL_CMDLINE - " test".len())])).unwrap();
+        assert!(options.checked_kernel_cmdline(Some("test")).is_ok());
+        assert!(options.checked_kernel_cmdline(Some(&script_file_mode())).is_err());
+    }
+
+    #[test]
+    fn the_long_script_checks_are_what_they_say() {
+        let checks = generated_checks();
+        let CheckBoot::Script(script) = &checks[0].boot else { panic!("a script") };
+        assert!(script.len() > 16 * 1024 && script.ends_with("echo 1999"));
+        for check in &checks[2..] {
+            let CheckBoot::RawCmdline(line) = &check.boot else { panic!("a raw command line") };
+            assert!(line.len() > MAX_KERNEL_CMDLINE && check_kernel_cmdline(line).is_err());
+            assert!(!check.expect_success);
+        }
     }
 }

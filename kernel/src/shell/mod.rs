@@ -9,7 +9,8 @@
 //!
 //! The pieces:
 //! - [`input`]: the console, read through the line editor or from the
-//!   kernel command line's script, and the script's status;
+//!   script (`script=` on the kernel command line, or with `script=@NAME`
+//!   the initrd file it names), and the script's status;
 //! - [`commands`]: the command table (`help` lists it);
 //! - [`startup`]: the startup test.
 
@@ -63,13 +64,26 @@ impl Session {
 }
 
 /// Starts the root shell and waits for it; it never ends by itself (its
-/// `exit` is refused), so this returns only by powering off. With `script`,
-/// the shells run those commands, then the kernel powers off with their
-/// status; without, they read the serial console.
+/// `exit` is refused), so this returns only by powering off. With `script`
+/// (the text of `script=`: commands, or `@NAME` for an initrd file of
+/// them), the shells run those commands, then the kernel powers off with
+/// their status; without, they read the serial console. A script file that
+/// cannot be read powers off at once with a failing status.
 pub fn run(script: Option<&str>, shell_test: ShellTest) -> ! {
     SHELL_TEST.call_once(|| shell_test);
     if let Some(script) = script {
-        input::start_script(script);
+        match crate::cmdline::script_commands(script) {
+            Ok(commands) => {
+                if let crate::cmdline::ScriptSource::File(name) = crate::cmdline::ScriptSource::of(script) {
+                    log::info!("script: {} bytes from the initrd file '{name}'", commands.len());
+                }
+                input::start_script(commands)
+            }
+            Err(message) => {
+                crate::println!("{message}");
+                crate::qemu::exit(crate::qemu::ExitStatus::Failure)
+            }
+        }
     }
     let root = thread::spawn(ROOT_NAME, || serve(ROOT_NAME, true));
     root.join();

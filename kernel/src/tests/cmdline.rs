@@ -1,7 +1,10 @@
-//! The kernel command-line parser.
+//! The kernel command-line parser, the script file (`script=@NAME`), and
+//! the copy of the loader's command line (refused when too long, never cut).
 
-use crate::cmdline::{KernelOptions, Mode};
+use crate::boot_info::{BootInfo, BootInfoError, MAX_COMMAND_LINE, START_INFO_MAGIC};
+use crate::cmdline::{script_commands, KernelOptions, Mode, ScriptSource, SCRIPT_FILE};
 use crate::{check, check_eq, kernel_test};
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use log::LevelFilter;
@@ -26,3 +29,110 @@ fn defaults_and_unknown_words() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(defaults_and_unknown_words);
+
+fn script_sources() -> Result<(), String> {
+    check_eq!(ScriptSource::of("help; mem"), ScriptSource::Inline("help; mem"));
+    check_eq!(ScriptSource::of("bench"), ScriptSource::Inline("bench"));
+    check_eq!(ScriptSource::of("@.script"), ScriptSource::File(".script"));
+    check_eq!(ScriptSource::of(" @ notes.txt "), ScriptSource::File("notes.txt"));
+    // What xtask puts on the line for `cargo xtask run -- "..."`.
+    let line = alloc::format!("log=debug script=@{SCRIPT_FILE}");
+    let options = KernelOptions::parse(&line, |_| {});
+    check_eq!(options.mode, Mode::Script("@.script"));
+    check_eq!(ScriptSource::of("@.script"), ScriptSource::File(SCRIPT_FILE));
+    Ok(())
+}
+kernel_test!(script_sources);
+
+fn script_files_are_read_whole_or_refused() -> Result<(), String> {
+    check_eq!(script_commands("echo a; echo b"), Ok("echo a; echo b"));
+    // The test boot has the repository's initrd (and no `.script`).
+    let hello = crate::fs::find("hello.txt").map_err(|e| alloc::format!("{e}"))?;
+    check_eq!(script_commands("@hello.txt").map(str::len), Ok(hello.data().len()));
+    let missing = script_commands("@no-such-script").unwrap_err();
+    check!(missing.contains("script=@no-such-script: no file named 'no-such-script'"), "{missing}");
+    check!(script_commands("@").is_err());
+    Ok(())
+}
+kernel_test!(script_files_are_read_whole_or_refused);
+
+/// `struct hvm_start_info` (version 1), as the loader lays it out.
+#[repr(C)]
+struct FakeStartInfo {
+    magic: u32,
+    version: u32,
+    flags: u32,
+    nr_modules: u32,
+    modlist_paddr: u64,
+    cmdline_paddr: u64,
+    rsdp_paddr: u64,
+    memmap_paddr: u64,
+    memmap_entries: u32,
+    reserved: u32,
+}
+
+/// Reads a start info whose magic is `magic` and whose command line is
+/// `line` (with a NUL after it).
+fn read_fake(magic: u32, line: &[u8]) -> Result<Box<BootInfo>, BootInfoError> {
+    let mut text = line.to_vec();
+    text.push(0);
+    let raw = FakeStartInfo {
+        magic,
+        version: 1,
+        flags: 0,
+        nr_modules: 0,
+        modlist_paddr: 0,
+        cmdline_paddr: text.as_ptr() as u64,
+        rsdp_paddr: 0,
+        memmap_paddr: 0,
+        memmap_entries: 0,
+        reserved: 0,
+    };
+    // SAFETY: `raw` and the command line it points to are live and mapped
+    // (the kernel's memory is identity-mapped); no module or memory map.
+    unsafe { BootInfo::read(&raw as *const FakeStartInfo as u64) }.map(Box::new)
+}
+
+fn long_command_lines_are_refused_not_cut() -> Result<(), String> {
+    let longest = alloc::vec![b'a'; MAX_COMMAND_LINE];
+    let info = read_fake(START_INFO_MAGIC, &longest).map_err(|e| alloc::format!("{e}"))?;
+    check_eq!(info.command_line().len(), MAX_COMMAND_LINE);
+    check_eq!(read_fake(START_INFO_MAGIC, b"").map(|info| info.command_line().len()), Ok(0));
+
+    let too_long = alloc::vec![b'a'; MAX_COMMAND_LINE + 1];
+    let error = read_fake(START_INFO_MAGIC, &too_long).map(|_| ()).unwrap_err();
+    check_eq!(error, BootInfoError::CommandLineTooLong);
+    check!(error.is_command_line_error());
+    let message = alloc::format!("{error}");
+    check!(message.contains("longer than 4095 bytes"), "{message}");
+    // 20 KiB: no NUL where the loader's buffer ends.
+    let huge = alloc::vec![b'b'; 20 * 1024];
+    check_eq!(read_fake(START_INFO_MAGIC, &huge).map(|_| ()), Err(BootInfoError::CommandLineTooLong));
+
+    check_eq!(
+        read_fake(START_INFO_MAGIC, b"script=echo \xff").map(|_| ()),
+        Err(BootInfoError::CommandLineNotUtf8 { offset: 12 })
+    );
+    Ok(())
+}
+kernel_test!(long_command_lines_are_refused_not_cut);
+
+fn a_start_info_overwritten_by_the_line_is_named() -> Result<(), String> {
+    // QEMU's PVH loader puts the start info after its 4096-byte command-line
+    // buffer: a longer line overwrites the magic with text, or with the
+    // line's NUL and the rest of the magic.
+    for magic in [u32::from_le_bytes(*b"ho 1"), START_INFO_MAGIC & !0xff, u32::from_le_bytes([b'x', 0, 0x6e, 0x33])] {
+        let error = read_fake(magic, b"").map(|_| ()).unwrap_err();
+        check_eq!(error, BootInfoError::OverwrittenByCommandLine(magic));
+        check!(error.is_command_line_error());
+        check!(alloc::format!("{error}").contains("longer than 4095 bytes"));
+    }
+    // Not text: not a PVH boot at all (main reports it as such).
+    for magic in [0, 0xffff_ffff, 0x1bad_b002] {
+        let error = read_fake(magic, b"").map(|_| ()).unwrap_err();
+        check_eq!(error, BootInfoError::BadMagic(magic));
+        check!(!error.is_command_line_error());
+    }
+    Ok(())
+}
+kernel_test!(a_start_info_overwritten_by_the_line_is_named);
