@@ -1,6 +1,5 @@
 //! Typed virtual and physical addresses.
 
-use crate::{AddressKind, AspaceError};
 use core::fmt;
 
 /// How many bits of a virtual address the paging hardware translates:
@@ -79,41 +78,6 @@ impl fmt::Display for VirtAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}", self.0)
     }
-}
-
-/// Checks the virtual byte range `[start, start + len)` and returns its last
-/// byte: the length is not zero, the range does not run past 2^64, and it
-/// starts and ends at canonical addresses of the same canonical half, so it
-/// neither wraps to address 0 nor crosses the non-canonical hole.
-///
-/// These are the virtual-address checks of [`crate::Region::validate`], in
-/// the same order, with the same errors; every `start + len` that the kernel
-/// or the shell computes from numbers it was given goes through here (or
-/// through `validate`) before anything is touched.
-///
-/// ```
-/// use aspace::{check_virt_range, AspaceError, VirtWidth};
-/// let w = VirtWidth::Bits48;
-/// assert_eq!(check_virt_range(0x1000, 0x1000, w), Ok(0x1fff));
-/// assert!(matches!(check_virt_range(u64::MAX - 3, 8, w), Err(AspaceError::LengthOverflow { .. })));
-/// assert!(matches!(check_virt_range(0x7fff_ffff_fffc, 8, w), Err(AspaceError::CrossesCanonicalHole { .. })));
-/// ```
-pub fn check_virt_range(start: u64, len: u64, width: VirtWidth) -> Result<u64, AspaceError> {
-    if len == 0 {
-        return Err(AspaceError::ZeroLength);
-    }
-    let last = start.checked_add(len - 1).ok_or(AspaceError::LengthOverflow {
-        start,
-        len,
-        kind: AddressKind::Virtual,
-    })?;
-    if !VirtAddr(start).is_canonical(width) {
-        return Err(AspaceError::NonCanonical { addr: start });
-    }
-    if !VirtAddr(last).is_canonical(width) || (start < width.lower_half_end()) != (last < width.lower_half_end()) {
-        return Err(AspaceError::CrossesCanonicalHole { start, len });
-    }
-    Ok(last)
 }
 
 /// A physical address.

@@ -24,11 +24,13 @@ mod protection;
 mod region;
 pub mod region_set;
 mod space;
+mod validate;
 
-pub use addr::{check_virt_range, PhysAddr, VirtAddr, VirtWidth};
+pub use addr::{PhysAddr, VirtAddr, VirtWidth};
 pub use error::{AddressKind, AspaceError};
 pub use fault::{Fault, FaultAccess, FaultOutcome, PageFaultCode, UnhandledFault};
 pub use protection::Protection;
 pub use region::{Characteristics, Region};
+pub use validate::check_virt_range;
 pub use region_set::RegionSet;
 pub use space::{AddressSpace, Capabilities, Implementation, Registry, ThreadId};
