@@ -8,6 +8,7 @@
 //! cargo xtask bench [--smp N] [--out FILE]      (release kernel, `script=bench`; BENCH lines)
 //! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
 //! cargo xtask compare [FILE] [--linux SUMMARY]  (the bench output beside the Linux harness's, as ratios)
+//! cargo xtask imports                           (each crate's import graph must have no circle)
 //! ```
 //!
 //! The kernel is a `#![no_std]` binary for the host target, linked with its own
@@ -26,6 +27,7 @@
 
 mod bench;
 mod compare;
+mod imports;
 mod plot;
 
 mod initrd;
@@ -351,6 +353,7 @@ fn generated_checks() -> Vec<Check> {
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
+        Some("imports") => imports::check(&workspace_root()),
         Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
