@@ -18,7 +18,7 @@
 //! Frames leave the record only through a [`FlushBatch`]: they are freed
 //! after the TLBs have forgotten every translation to them.
 
-use crate::entry::{LeafPermissions, TABLE_BYTES};
+use crate::entry::{LeafPermissions, PAGE};
 use crate::file::FileBackings;
 use crate::flush::FlushBatch;
 use crate::machine::Machine;
@@ -27,8 +27,6 @@ use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use aspace::{AspaceError, PhysAddr, VirtAddr};
 
-/// The size of every anonymous page.
-pub(crate) const PAGE: u64 = TABLE_BYTES;
 
 /// The frames owned for anonymous pages, by virtual page.
 #[derive(Debug, Default)]

@@ -14,6 +14,10 @@ pub const ENTRIES_PER_TABLE: usize = 512;
 /// The size of a table, and of the smallest page.
 pub const TABLE_BYTES: u64 = 4096;
 
+/// The smallest page (4 KiB): every anonymous page, the unit of growth and
+/// of file backings.
+pub(crate) const PAGE: u64 = TABLE_BYTES;
+
 /// One 64-bit page-table entry, at any level.
 ///
 /// The constructors and accessors only name bits; what a bit means at a

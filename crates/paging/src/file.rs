@@ -13,7 +13,7 @@
 //! Records follow the regions: a remove of all or part of a region cuts the
 //! records over the removed range, so a region added there later starts zeroed.
 
-use crate::anon::PAGE;
+use crate::entry::PAGE;
 use crate::machine::Machine;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;

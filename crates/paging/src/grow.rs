@@ -26,7 +26,7 @@
 
 use aspace::{AddressKind, AspaceError, Protection, Region, RegionSet};
 
-use crate::anon::PAGE;
+use crate::entry::PAGE;
 
 /// How far growing regions may grow, and the gap they keep from their
 /// neighbour on the growing side. Both are multiples of 4 KiB and non-zero.

@@ -1,7 +1,8 @@
 //! The `paging` address space: a region set kept in step with a tree of
 //! x86-64 page tables.
 
-use crate::anon::{AnonymousFrames, PAGE};
+use crate::anon::AnonymousFrames;
+use crate::entry::PAGE;
 use crate::dump::MappingRuns;
 use crate::entry::{LeafPermissions, PageSize};
 use crate::file::FileBacking;
