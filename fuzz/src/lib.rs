@@ -25,8 +25,7 @@ pub mod input;
 pub mod runner;
 pub mod targets;
 
-/// A fuzz target: panics when its input reveals a bug.
-pub type Target = fn(&[u8]);
+pub use runner::Target;
 
 /// Every target, by name.
 pub const TARGETS: &[(&str, Target)] = &[

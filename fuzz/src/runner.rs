@@ -8,10 +8,12 @@
 //! is caught and returned with the input that caused it. The same seed gives
 //! the same sequence of inputs.
 
-use crate::Target;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// A fuzz target: panics when its input reveals a bug.
+pub type Target = fn(&[u8]);
 
 /// Inputs are kept at most this long.
 pub const MAX_INPUT: usize = 4096;
