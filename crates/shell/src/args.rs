@@ -25,8 +25,11 @@ pub fn arg<'a>(args: &[&'a str], index: usize) -> Result<&'a str, CommandError> 
 }
 
 /// The argument at `index` read as a number (decimal, `0x` hexadecimal,
-/// `k`/`m`/`g`/`t` suffixes; see [`parse_number`]). `what` names the value
-/// for the error message: `"address"`, `"length"`.
+/// `k`/`m`/`g`/`t` suffixes, ASCII only; see [`parse_number`]). `what` names
+/// the value for the error message: `"address"`, `"length"`. The error names
+/// the whole argument as typed and the first character that does not belong:
+/// `bad argument '4\u{a0}k': not a valid length: unexpected character U+00A0
+/// in number`.
 pub fn arg_number(args: &[&str], index: usize, what: &str) -> Result<u64, CommandError> {
     let word = arg(args, index)?;
     parse_number(word).map_err(|error| CommandError::bad_argument(word, format_args!("not a valid {what}: {error}")))
@@ -93,12 +96,30 @@ mod tests {
     }
 
     #[test]
+    fn a_stray_character_names_the_whole_word_and_the_character() {
+        let args = ["4\u{a0}096", "4\u{a0}k", "٤k", "4\u{212a}", "0x1000\u{fffd}"];
+        let reasons = [
+            "not a valid length: unexpected character U+00A0 in number",
+            "not a valid length: unexpected character U+00A0 in number",
+            "not a valid length: unexpected character '٤' (U+0664) in number",
+            "not a valid length: unexpected character '\u{212a}' (U+212A) in number",
+            "not a valid length: unexpected character U+FFFD in number",
+        ];
+        for (index, (word, reason)) in args.iter().zip(reasons).enumerate() {
+            assert_eq!(arg_number(&args, index, "length"), Err(bad(word, reason)), "{word:?}");
+        }
+        let message = alloc::format!("{}", arg_number(&args, 0, "length").unwrap_err());
+        assert_eq!(message, "bad argument '4\u{a0}096': not a valid length: unexpected character U+00A0 in number");
+    }
+
+    #[test]
     fn protections() {
         let args = ["rw", "rq", "0x5"];
         assert_eq!(arg_protection(&args, 0), Ok(Protection::READ | Protection::WRITE));
+        let letters: String = Protection::LETTERS.iter().map(|(letter, _)| alloc::format!(" {letter}")).collect();
         assert_eq!(
             arg_protection(&args, 1),
-            Err(bad("rq", "not a valid protection: unknown flag 'q' (flags are r w x p k s e a d u)"))
+            Err(bad("rq", &alloc::format!("not a valid protection: unknown flag 'q' (flags are{letters})")))
         );
         assert_eq!(arg_protection(&args, 2), Ok(Protection::READ | Protection::EXEC));
         assert_eq!(arg_protection(&args, 3), Err(CommandError::Usage));

@@ -78,10 +78,29 @@ impl fmt::Display for CommandError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CommandError::Usage => f.write_str("wrong arguments"),
-            CommandError::BadArgument { arg, reason } => write!(f, "bad argument '{arg}': {reason}"),
+            CommandError::BadArgument { arg, reason } => write!(f, "bad argument '{}': {reason}", Typed(arg)),
             CommandError::Failed(message) => f.write_str(message),
             CommandError::Output => f.write_str("could not write the output"),
         }
+    }
+}
+
+/// Text the user typed, written back in a message: as it is, except that
+/// control characters (which would act on the terminal instead of showing)
+/// are written as escapes such as `\u{1b}`. Every character is shown; none
+/// is dropped.
+pub(crate) struct Typed<'a>(pub(crate) &'a str);
+
+impl fmt::Display for Typed<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_unicode())?;
+            } else {
+                f.write_char(c)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -170,7 +189,9 @@ impl<C> Shell<C> {
     }
 
     /// Runs what was typed on one line: one command, or several separated by
-    /// `;`, each in turn whatever the previous one did.
+    /// `;`, each in turn whatever the previous one did. A command is never
+    /// cut short, however long: each gets every character of its part of the
+    /// line (only ASCII whitespace around it is trimmed).
     pub fn run_line(&self, ctx: &mut C, line: &str, out: &mut dyn Write) -> Status {
         let mut status = Status::Empty;
         for command in split_commands(line) {
@@ -185,6 +206,7 @@ impl<C> Shell<C> {
 
     /// Runs every command of `script` (separated by `;` and line ends), even
     /// after one fails, printing each as `> command` before running it.
+    /// Commands are never cut short, however long (see [`Shell::run_line`]).
     pub fn run_script(&self, ctx: &mut C, script: &str, out: &mut dyn Write) -> ScriptResult {
         let mut result = ScriptResult::default();
         for command in split_commands(script) {
@@ -214,7 +236,7 @@ impl<C> Shell<C> {
             return self.run_help(&args, out);
         }
         let Some(command) = self.find(name) else {
-            let _ = writeln!(out, "unknown command '{name}' (try 'help')");
+            let _ = writeln!(out, "unknown command '{}' (try 'help')", Typed(name));
             return Status::Failed;
         };
         match (command.run)(ctx, &args, out) {
@@ -257,7 +279,7 @@ impl<C> Shell<C> {
                     Status::Succeeded
                 }
                 None => {
-                    let _ = writeln!(out, "unknown command '{name}' (try 'help')");
+                    let _ = writeln!(out, "unknown command '{}' (try 'help')", Typed(name));
                     Status::Failed
                 }
             },
@@ -266,5 +288,19 @@ impl<C> Shell<C> {
                 Status::Failed
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::format;
+
+    #[test]
+    fn typed_text_is_written_back_whole_and_harmless() {
+        assert_eq!(format!("{}", Typed("4\u{a0}096 é")), "4\u{a0}096 é");
+        assert_eq!(format!("{}", Typed("a\x1b[2Jb\0\u{9b}")), "a\\u{1b}[2Jb\\u{0}\\u{9b}");
+        let error = CommandError::bad_argument("4\x07k", "no");
+        assert_eq!(format!("{error}"), "bad argument '4\\u{7}k': no");
     }
 }

@@ -5,9 +5,9 @@ use alloc::string::String;
 
 /// The lines entered so far, oldest first, at most `capacity` of them.
 ///
-/// Blank lines are not kept, nor a line equal to the one just before it, so
-/// that walking back with the up arrow never shows the same line twice in a
-/// row.
+/// Blank lines (nothing but ASCII whitespace) are not kept, nor a line equal
+/// to the one just before it, so that walking back with the up arrow never
+/// shows the same line twice in a row.
 #[derive(Clone, Debug)]
 pub struct History {
     entries: VecDeque<String>,
@@ -20,10 +20,11 @@ impl History {
         History { entries: VecDeque::new(), capacity }
     }
 
-    /// Records `line`, unless it is blank or repeats the newest entry; the
-    /// oldest entry is forgotten when the history is full.
+    /// Records `line`, unless it is blank (nothing but ASCII whitespace,
+    /// which is all the shell skips) or repeats the newest entry; the oldest
+    /// entry is forgotten when the history is full.
     pub fn push(&mut self, line: &str) {
-        if self.capacity == 0 || line.trim().is_empty() {
+        if self.capacity == 0 || line.trim_ascii().is_empty() {
             return;
         }
         if self.entries.back().is_some_and(|newest| newest == line) {

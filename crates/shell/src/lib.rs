@@ -5,10 +5,22 @@
 //! - [`LineEditor`] turns the bytes typed on a serial console into lines,
 //!   echoing and redrawing as it goes (insertion anywhere in the line,
 //!   backspace and delete, arrows, Home and End, Ctrl-C, Ctrl-U, and a
-//!   bounded [`History`] walked with up and down).
+//!   bounded [`History`] walked with up and down). It decodes UTF-8 and keeps
+//!   every character typed, so a line is exactly what was typed: a
+//!   non-breaking space or a Unicode digit stays in it (and then makes a
+//!   number fail to parse), a control byte that names no key is kept and
+//!   shown as its control picture, and bytes that are not valid UTF-8 become
+//!   U+FFFD. The cursor moves by characters, one screen column each.
+//! - Lines have at most [`DEFAULT_MAX_LINE`] (4096) characters unless the
+//!   editor is made with another limit. Typing past the limit rings the
+//!   bell; Enter on such a line hands nothing over: the editor prints
+//!   `line too long: N characters typed, the limit is 4096; nothing was run`
+//!   and a fresh prompt and returns [`EditorEvent::TooLong`], so that a
+//!   command cut short never runs.
 //! - [`split_commands`] and [`tokenize`] cut a script into commands (at `;`
-//!   and line ends) and a command into words (at whitespace, with
-//!   double-quoted words).
+//!   and line ends) and a command into words (at ASCII whitespace only, with
+//!   double-quoted words); nothing is dropped or cut, whatever the length, so
+//!   `4\u{a0}096` stays one word.
 //! - [`Shell`] runs lines and scripts against a table of [`Command`]s,
 //!   printing usage and errors the same way for every command; the helpers
 //!   [`arg_number`], [`arg_protection`] and friends read arguments so that
@@ -78,9 +90,13 @@
 //! let mut console = String::new(); // stands for the serial port
 //! editor.show_prompt(&mut console);
 //! for &byte in b"hello\r" {
-//!     if let Some(EditorEvent::Line(line)) = editor.feed(byte, &mut console) {
-//!         shell.run_line(&mut (), &line, &mut console);
-//!         editor.show_prompt(&mut console);
+//!     match editor.feed(byte, &mut console) {
+//!         Some(EditorEvent::Line(line)) => {
+//!             shell.run_line(&mut (), &line, &mut console);
+//!             editor.show_prompt(&mut console);
+//!         }
+//!         // The editor has said why and prompted again: nothing to run.
+//!         Some(EditorEvent::Interrupted | EditorEvent::TooLong { .. }) | None => {}
 //!     }
 //! }
 //! assert_eq!(console, "nacre> hello\r\nhello\nnacre> ");

@@ -2,7 +2,11 @@
 //!
 //! The rules are deliberately few:
 //! - commands are separated by `;` and by line ends; empty commands are skipped;
-//! - words are separated by whitespace;
+//! - words are separated by ASCII whitespace (space, tab, line feed, form
+//!   feed, carriage return) only: any other character, a non-breaking space
+//!   (U+00A0) or another Unicode space included, belongs to the word, so that
+//!   `4\u{a0}096` stays one word, which the number parser then refuses,
+//!   instead of becoming the two numbers `4` and `096`;
 //! - a double-quoted run (`"a b"`) keeps its spaces and `;` inside one word,
 //!   and the quotes themselves are dropped, so `"a b"c` is the word `a bc`
 //!   and `""` is an empty word. There is no escape character, so a word
@@ -13,7 +17,8 @@ use alloc::vec::Vec;
 use core::fmt;
 
 /// Splits a script into commands at `;` (outside double quotes) and at line
-/// ends, trimming each and skipping the empty ones.
+/// ends, trimming ASCII whitespace from each and skipping the empty ones.
+/// Nothing else is removed: every character of a command is kept.
 ///
 /// A line end always ends a command, even inside quotes, so that an
 /// unterminated quote spoils only its own command (which then fails to
@@ -21,6 +26,8 @@ use core::fmt;
 ///
 /// ```
 /// assert_eq!(shell::split_commands("a; b;c\n\n d x ;;"), ["a", "b", "c", "d x"]);
+/// // A non-breaking space is not trimmed: it is part of the command.
+/// assert_eq!(shell::split_commands("a\u{a0}; b"), ["a\u{a0}", "b"]);
 /// assert_eq!(shell::split_commands(r#"echo "x;y"; z"#), [r#"echo "x;y""#, "z"]);
 /// ```
 pub fn split_commands(script: &str) -> Vec<&str> {
@@ -44,9 +51,10 @@ pub fn split_commands(script: &str) -> Vec<&str> {
     commands
 }
 
-/// Adds `command` trimmed, unless nothing is left of it.
+/// Adds `command` with its ASCII whitespace trimmed, unless nothing is left
+/// of it.
 fn push_command<'a>(commands: &mut Vec<&'a str>, command: &'a str) {
-    let command = command.trim();
+    let command = command.trim_ascii();
     if !command.is_empty() {
         commands.push(command);
     }
@@ -73,7 +81,10 @@ impl fmt::Display for TokenizeError {
     }
 }
 
-/// Cuts a command into words at whitespace.
+/// Cuts a command into words at ASCII whitespace (space, tab, line feed, form
+/// feed, carriage return; see [`char::is_ascii_whitespace`]). Every other
+/// character is kept in its word: a non-breaking space or another Unicode
+/// space does not split, so that `4\u{a0}096` is one word, not two numbers.
 ///
 /// A double-quoted run keeps its whitespace and `;` inside one word, and the
 /// quotes themselves are dropped: `"a b"c` is the word `a bc`, and `""` is an
@@ -82,6 +93,7 @@ impl fmt::Display for TokenizeError {
 ///
 /// ```
 /// assert_eq!(shell::tokenize(r#"echo "a b"  c"#), Ok(vec!["echo".into(), "a b".into(), "c".into()]));
+/// assert_eq!(shell::tokenize("len 4\u{a0}096"), Ok(vec!["len".into(), "4\u{a0}096".into()]));
 /// assert_eq!(
 ///     shell::tokenize(r#"echo "a b"#),
 ///     Err(shell::TokenizeError::UnterminatedQuote { column: 6 })
@@ -102,7 +114,7 @@ pub fn tokenize(command: &str) -> Result<Vec<String>, TokenizeError> {
                 open_quote = Some(column);
                 in_word = true;
             }
-            (None, c) if c.is_whitespace() => {
+            (None, c) if c.is_ascii_whitespace() => {
                 if in_word {
                     words.push(core::mem::take(&mut word));
                     in_word = false;
@@ -142,6 +154,22 @@ mod tests {
         // The line end closes the quote, so the next line is its own command.
         assert_eq!(split_commands("x \"1;2\ny;z"), ["x \"1;2", "y", "z"]);
         assert_eq!(split_commands("é;ü"), ["é", "ü"]);
+    }
+
+    #[test]
+    fn only_ascii_whitespace_splits_and_trims() {
+        // U+00A0 no-break space, U+2003 em space, U+3000 ideographic space,
+        // U+0085 next line, U+2028 line separator: all part of the text.
+        for space in ['\u{a0}', '\u{2003}', '\u{3000}', '\u{85}', '\u{2028}'] {
+            let command = alloc::format!("as rm v 0x1000 4{space}k");
+            assert_eq!(words(&command), ["as", "rm", "v", "0x1000", &alloc::format!("4{space}k")], "{space:?}");
+            let padded = alloc::format!("{space}x{space}; y");
+            let trimmed = alloc::format!("{space}x{space}");
+            assert_eq!(split_commands(&padded), [trimmed.as_str(), "y"], "{space:?}");
+        }
+        assert_eq!(words("4\u{a0}096"), ["4\u{a0}096"]);
+        assert_eq!(words("a\x0cb\rc\td e"), ["a", "b", "c", "d", "e"]);
+        assert_eq!(split_commands("\x0c\t a \r"), ["a"]);
     }
 
     #[test]

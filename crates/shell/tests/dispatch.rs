@@ -53,6 +53,11 @@ static COMMANDS: &[Command<Machine>] = &[
     Command { name: "zero", usage: "zero", help: "fails like an address space", run: aspace_error },
 ];
 
+/// The flag letters as the parser's error lists them: ` r w x ...`.
+fn letters() -> String {
+    aspace::Protection::LETTERS.iter().map(|(letter, _)| format!(" {letter}")).collect()
+}
+
 /// Runs one line; returns its status and output.
 fn run_line(line: &str) -> (Status, String) {
     let shell = Shell::new(COMMANDS);
@@ -119,9 +124,7 @@ fn bad_arguments_name_the_argument() {
         run_line("protect rwq"),
         (
             Status::Failed,
-            String::from(
-                "protect: bad argument 'rwq': not a valid protection: unknown flag 'q' (flags are r w x p k s e a d u)\n"
-            )
+            format!("protect: bad argument 'rwq': not a valid protection: unknown flag 'q' (flags are{})\n", letters())
         )
     );
     assert_eq!(run_line("protect rwx"), (Status::Succeeded, String::from("flags 0x7\n")));
@@ -267,4 +270,69 @@ fn error_messages() {
     assert_eq!(CommandError::bad_argument("x", "too big").to_string(), "bad argument 'x': too big");
     assert_eq!(CommandError::failed(format_args!("{} frames left", 0)).to_string(), "0 frames left");
     assert_eq!(CommandError::Output.to_string(), "could not write the output");
+}
+
+#[test]
+fn a_stray_character_in_a_number_fails_the_command() {
+    // A non-breaking space does not split: the word is refused whole, and
+    // the message names it and the character, instead of `4` and `096`
+    // becoming two arguments (or `4k` one).
+    for (line, word) in [("peek 0x1000 4\u{a0}096", "4\u{a0}096"), ("peek 0x1000 4\u{a0}k", "4\u{a0}k")] {
+        assert_eq!(
+            run_line(line),
+            (
+                Status::Failed,
+                format!("peek: bad argument '{word}': not a valid length: unexpected character U+00A0 in number\n")
+            ),
+            "{line:?}"
+        );
+    }
+    assert_eq!(
+        run_line("peek ٤k"),
+        (
+            Status::Failed,
+            String::from("peek: bad argument '٤k': not a valid address: unexpected character '٤' (U+0664) in number\n")
+        )
+    );
+    // Other Unicode spaces are part of the word too.
+    assert_eq!(run_line("echo a\u{2003}b\u{3000}c d"), (Status::Succeeded, String::from("[a\u{2003}b\u{3000}c][d]\n")));
+    // A Unicode space around a command is kept as well: it is not a known name.
+    assert_eq!(run_line("\u{a0}echo"), (Status::Failed, String::from("unknown command '\u{a0}echo' (try 'help')\n")));
+}
+
+#[test]
+fn control_characters_are_written_back_as_escapes() {
+    assert_eq!(run_line("ec\x1bho"), (Status::Failed, String::from("unknown command 'ec\\u{1b}ho' (try 'help')\n")));
+    assert_eq!(
+        run_line("peek 4\x01k"),
+        (
+            Status::Failed,
+            String::from("peek: bad argument '4\\u{1}k': not a valid address: unexpected character U+0001 in number\n")
+        )
+    );
+    assert_eq!(run_line("help \x07"), (Status::Failed, String::from("unknown command '\\u{7}' (try 'help')\n")));
+}
+
+#[test]
+fn long_commands_are_never_cut() {
+    // One 10,000-character word, and a line of 3,000 words.
+    let word = "x".repeat(10_000);
+    assert_eq!(run_line(&format!("echo {word}")), (Status::Succeeded, format!("[{word}]\n")));
+    let words: Vec<String> = (0..3000).map(|n| n.to_string()).collect();
+    let expected: String = words.iter().map(|w| format!("[{w}]")).collect::<String>() + "\n";
+    assert_eq!(run_line(&format!("echo {}", words.join(" "))), (Status::Succeeded, expected.clone()));
+    // The last argument of a long line still arrives, after many spaces.
+    let spaces = " ".repeat(9000);
+    let mut machine = Machine::default();
+    let shell = Shell::new(COMMANDS);
+    let mut out = String::new();
+    let line = format!("peek 0x1000{spaces}4k");
+    assert_eq!(shell.run_line(&mut machine, &line, &mut out), Status::Succeeded);
+    assert_eq!(machine.peeks, [(0x1000, 4096)]);
+    // The same in a script, where each command is echoed whole first.
+    let mut out = String::new();
+    let script = format!("echo {word}; echo {}", words.join(" "));
+    let result = shell.run_script(&mut machine, &script, &mut out);
+    assert_eq!(result, ScriptResult { commands: 2, failed: 0 });
+    assert_eq!(out, format!("> echo {word}\n[{word}]\n> echo {}\n{expected}", words.join(" ")));
 }

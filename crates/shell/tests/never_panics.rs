@@ -28,6 +28,7 @@ fn shell_text() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop_oneof![
             3 => prop::sample::select(vec!['n', 'f', ' ', ';', '"', '\n', '\t', '\r', 'x', '0', '9', 'k', 'r', 'w', '-']),
+            1 => prop::sample::select(vec!['\u{a0}', '\u{b}', '\u{c}', '\u{85}', '\u{2003}', '\u{3000}', '٤', 'é']),
             1 => any::<char>(),
         ],
         0..80,
@@ -38,22 +39,26 @@ fn shell_text() -> impl Strategy<Value = String> {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
+    /// Commands are trimmed of ASCII whitespace only, and nothing else is
+    /// removed from them.
     #[test]
     fn split_commands_gives_trimmed_nonempty_single_lines(script in shell_text()) {
         let commands = split_commands(&script);
         for command in &commands {
             prop_assert!(!command.is_empty());
-            prop_assert_eq!(*command, command.trim());
+            prop_assert_eq!(*command, command.trim_ascii());
             prop_assert!(!command.contains('\n'));
         }
         // Without quotes, it is a plain split at `;` and line ends.
         if !script.contains('"') {
             let plain: Vec<&str> =
-                script.split([';', '\n']).map(str::trim).filter(|command| !command.is_empty()).collect();
+                script.split([';', '\n']).map(str::trim_ascii).filter(|command| !command.is_empty()).collect();
             prop_assert_eq!(commands, plain);
         }
     }
 
+    /// Words are split at ASCII whitespace only, and keep every other
+    /// character.
     #[test]
     fn tokenize_keeps_its_rules(command in shell_text()) {
         match tokenize(&command) {
@@ -62,9 +67,9 @@ proptest! {
                 for word in &words {
                     prop_assert!(!word.contains('"'));
                 }
-                // Without quotes, it is a plain split at whitespace.
+                // Without quotes, it is a plain split at ASCII whitespace.
                 if !command.contains('"') {
-                    let plain: Vec<&str> = command.split_whitespace().collect();
+                    let plain: Vec<&str> = command.split_ascii_whitespace().collect();
                     prop_assert_eq!(words, plain);
                 }
             }

@@ -95,9 +95,12 @@ impl ConsoleInput {
                 thread::sleep_ms(IDLE_SLEEP_MS);
                 continue;
             };
-            // Ctrl-C: the editor has already dropped the line and prompted again.
-            if let Some(EditorEvent::Line(line)) = self.editor.feed(byte, &mut Console) {
-                return line;
+            match self.editor.feed(byte, &mut Console) {
+                Some(EditorEvent::Line(line)) => return line,
+                // Ctrl-C, or a line longer than the editor's limit: the
+                // editor has already dropped the line, said why and prompted
+                // again. Nothing runs.
+                Some(EditorEvent::Interrupted | EditorEvent::TooLong { .. }) | None => {}
             }
         }
     }
