@@ -158,16 +158,30 @@ const HELP_HELP: &str = "list the commands, or show how to use one";
 /// entry named `help` is never reached.
 pub struct Shell<C> {
     commands: Vec<Command<C>>,
+    /// What `help NAME` prints after a command's usage and help line, for
+    /// the commands that have more to say (their verbs, their flags).
+    details: Vec<(&'static str, DetailsFn)>,
 }
+
+/// Writes the longer help of one command, for `help NAME`.
+pub type DetailsFn = fn(out: &mut dyn Write) -> fmt::Result;
 
 impl<C> Shell<C> {
     /// A shell with the commands of `table`, which may well be a `static`.
     pub fn new(table: &[Command<C>]) -> Self {
-        let mut shell = Shell { commands: Vec::new() };
+        let mut shell = Shell { commands: Vec::new(), details: Vec::new() };
         for &command in table {
             shell.add(command);
         }
         shell
+    }
+
+    /// Gives command `name` a longer help: `help NAME` prints its usage and
+    /// help line, then what `details` writes (for example, every verb of a
+    /// command that takes verbs). Replaces earlier details of that name.
+    pub fn set_details(&mut self, name: &'static str, details: DetailsFn) {
+        self.details.retain(|(known, _)| *known != name);
+        self.details.push((name, details));
     }
 
     /// Adds `command`, replacing a command of the same name.
@@ -276,6 +290,9 @@ impl<C> Shell<C> {
             [name] => match self.find(name) {
                 Some(command) => {
                     let _ = writeln!(out, "usage: {}\n{}", command.usage, command.help);
+                    if let Some((_, details)) = self.details.iter().find(|(known, _)| *known == command.name) {
+                        let _ = details(out);
+                    }
                     Status::Succeeded
                 }
                 None => {

@@ -115,7 +115,7 @@ mod keys;
 mod words;
 
 pub use args::{arg, arg_count, arg_number, arg_number_or, arg_protection};
-pub use command::{Command, CommandError, RunFn, ScriptResult, Shell, Status};
+pub use command::{Command, CommandError, DetailsFn, RunFn, ScriptResult, Shell, Status};
 pub use editor::{EditorEvent, LineEditor, DEFAULT_HISTORY, DEFAULT_MAX_LINE};
 pub use history::History;
 pub use words::{split_commands, tokenize, TokenizeError};

@@ -233,6 +233,23 @@ fn help_for_one_command() {
     assert_eq!(run_line("help peek fail"), (Status::Failed, String::from("usage: help [COMMAND]\n")));
 }
 
+/// `help NAME` prints a command's details after its usage and help line,
+/// when it has some; `help` alone stays one line a command.
+#[test]
+fn help_for_one_command_prints_its_details() {
+    fn flags(out: &mut dyn Write) -> core::fmt::Result {
+        writeln!(out, "  r  read\n  w  write")
+    }
+    let mut shell = Shell::new(COMMANDS);
+    shell.set_details("protect", flags);
+    let mut out = String::new();
+    assert_eq!(shell.run_line(&mut Machine::default(), "help protect", &mut out), Status::Succeeded);
+    assert_eq!(out, "usage: protect FLAGS\nshow the bits of FLAGS\n  r  read\n  w  write\n");
+    let mut list = String::new();
+    shell.help(&mut list);
+    assert!(!list.contains("  r  read"), "{list}");
+}
+
 #[test]
 fn adding_a_command_replaces_one_of_the_same_name() {
     let mut shell = Shell::new(COMMANDS);

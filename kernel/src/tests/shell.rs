@@ -68,7 +68,14 @@ fn help_and_bad_input() -> Result<(), String> {
     for name in ["echo", "mem", "cpus", "threads", "poke", "asis", "ases", "as", "ptdump", "pagingTest", "shell"] {
         check!(help.lines().any(|line| line.trim_start().starts_with(name)), "help lacks {name}: {help}");
     }
-    shell.ok("help as", "'as' alone lists the verbs")?;
+    // `help as` lists every verb, and every flag letter the parser takes.
+    let help_as = shell.ok("help as", "'as' alone lists the verbs")?;
+    for verb in ["as new IMPL NAME", "as add NAME VA PA LEN FLAGS", "as rm", "as move", "as protect", "as enter"] {
+        check!(help_as.contains(verb), "help as lacks {verb}: {help_as}");
+    }
+    for (letter, _) in aspace::Protection::LETTERS {
+        check!(help_as.contains(&format!("    {letter}  ")), "help as does not explain '{letter}': {help_as}");
+    }
     shell.refused("help nosuch", "unknown command 'nosuch'")?;
     shell.refused("nosuch 1 2", "unknown command 'nosuch'")?;
     check_eq!(shell.ok("echo a  \"b c\"", "a b c")?, "a b c\n");

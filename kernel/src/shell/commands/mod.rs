@@ -162,7 +162,9 @@ static COMMANDS: &[Command<Session>] = &[
 
 /// A dispatcher over the kernel's command table (it adds `help`).
 pub fn table() -> Shell<Session> {
-    Shell::new(COMMANDS)
+    let mut shell = Shell::new(COMMANDS);
+    shell.set_details("as", spaces::describe_verbs);
+    shell
 }
 
 /// `echo [WORDS...]`.
