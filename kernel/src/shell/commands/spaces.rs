@@ -157,7 +157,7 @@ pub fn describe_verbs(out: &mut dyn Write) -> core::fmt::Result {
     for verb in VERBS {
         writeln!(out, "  {:<32}  {}", verb.usage, verb.help)?;
     }
-    writeln!(out, "  FLAGS, in any order ('-' is ignored; a number gives the bits):")?;
+    writeln!(out, "  FLAGS, letters in any order and either case ('-' is ignored; a number gives the bits):")?;
     for (letter, meaning) in aspace::Protection::LETTER_MEANINGS {
         writeln!(out, "    {letter}  {meaning}")?;
     }
