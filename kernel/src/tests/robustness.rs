@@ -583,6 +583,7 @@ fn file_mappings_never_write_the_initrd() -> Result<(), String> {
             unsafe { probe_write(private_va + at, flipped, Width::U8) }.map_err(|e| format!("{e}"))?;
             check_eq!(probe_read(private_va + at, Width::U8), Ok(flipped));
             check_eq!(probe_read(shared_va + at, Width::U8), Ok(u64::from(original[at as usize])));
+            // SAFETY: a read-only mapping: the write must fault and change nothing.
             let write = unsafe { probe_write(shared_va + at, flipped, Width::U8) };
             check!(write.is_err(), "a write through the shared mapping at +{at:#x} went through");
         }
