@@ -27,6 +27,9 @@ pub struct Crate {
     reexports: BTreeMap<String, BTreeMap<String, Vec<String>>>,
     /// Each module's text without its re-exports and unit tests.
     texts: BTreeMap<String, String>,
+    /// Each `macro_rules!` macro's name, to the module that defines it: a
+    /// file that calls `name!` (or names `crate::name`) imports that module.
+    macros: BTreeMap<String, String>,
 }
 
 /// The crates of the workspace that `cargo xtask imports` checks.
@@ -56,9 +59,12 @@ impl Crate {
                 }
             }
         }
-        let mut krate = Crate { modules, reexports: BTreeMap::new(), texts: BTreeMap::new() };
+        let mut krate = Crate { modules, reexports: BTreeMap::new(), texts: BTreeMap::new(), macros: BTreeMap::new() };
         for (module, path) in &krate.modules {
             let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            for name in macro_definitions(&text) {
+                krate.macros.insert(name, module.clone());
+            }
             let (code, reexports) = split_reexports(&without_unit_tests(&text));
             krate.texts.insert(module.clone(), code);
             krate.reexports.insert(module.clone(), reexports);
@@ -70,9 +76,11 @@ impl Crate {
     pub fn imports(&self) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
         let mut graph = BTreeMap::new();
         for (module, text) in &self.texts {
+            let called = self.macros.iter().filter(|(name, _)| calls_macro(text, name)).map(|(_, at)| at.clone());
             let targets = paths_in(text)
                 .into_iter()
                 .filter_map(|path| self.resolve(module, &path))
+                .chain(called)
                 .filter(|target| target != module)
                 .collect();
             graph.insert(module.clone(), targets);
@@ -127,7 +135,13 @@ impl Crate {
                 found = Some(candidate);
                 continue;
             }
-            // Not a module: an item of `module`, perhaps one it re-exports.
+            // Not a module: an item of `module`: a macro at the crate root,
+            // or perhaps a name the module re-exports.
+            if module.is_empty() {
+                if let Some(defined) = self.macros.get(segment) {
+                    return Some(defined.clone());
+                }
+            }
             let reexport = self.reexports.get(&module).and_then(|names| names.get(segment));
             if let Some(path) = reexport.filter(|_| depth < 8) {
                 return self.resolve_depth(&module, path, depth + 1).or(found);
@@ -173,6 +187,26 @@ fn split_reexports(text: &str) -> (String, BTreeMap<String, Vec<String>>) {
     }
     code.push_str(rest);
     (code, reexports)
+}
+
+/// The names of the `macro_rules!` macros defined in `text`.
+fn macro_definitions(text: &str) -> Vec<String> {
+    text.match_indices("macro_rules!")
+        .map(|(at, head)| {
+            let rest = text[at + head.len()..].trim_start();
+            rest.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect::<String>()
+        })
+        .filter(|name| !name.is_empty())
+        .collect()
+}
+
+/// True when `text` calls macro `name` (`name!`, as a whole word).
+fn calls_macro(text: &str, name: &str) -> bool {
+    let pattern = format!("{name}!");
+    text.match_indices(&pattern).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && !text[..at].ends_with("macro_rules! ")
+    })
 }
 
 /// The text before a trailing `#[cfg(test)] mod tests` block.
@@ -335,6 +369,7 @@ mod tests {
             modules: modules.iter().map(|m| (m.to_string(), PathBuf::from(format!("{m}.rs")))).collect(),
             reexports: BTreeMap::new(),
             texts: BTreeMap::new(),
+            macros: BTreeMap::new(),
         }
     }
 
@@ -391,6 +426,16 @@ mod tests {
         k.reexports.insert(String::new(), reexports);
         assert_eq!(k.resolve("error", &path("crate::Region")), Some("region".into()));
         assert_eq!(k.resolve("error", &path("crate::helper")), Some("".into()));
+    }
+
+    #[test]
+    fn macros_lead_to_the_module_that_defines_them() {
+        let mut k = krate(&["", "serial", "shell"]);
+        assert_eq!(macro_definitions("#[macro_export]\nmacro_rules! println {"), vec!["println"]);
+        k.macros.insert(String::from("println"), String::from("serial"));
+        assert_eq!(k.resolve("shell", &path("crate::println")), Some("serial".into()));
+        assert!(calls_macro("fn f() { println!(\"x\"); }", "println"));
+        assert!(!calls_macro("fn f() { eprintln!(\"x\"); }", "println"));
     }
 
     #[test]
