@@ -92,7 +92,11 @@ pub(crate) fn growth_request(regions: &RegionSet, addr: u64, limits: GrowthLimit
     let below = regions.previous_before(addr).copied();
     if let Some(region) = above.filter(|r| r.prot.contains(Protection::GROW_DOWN)) {
         if region.va.0 - addr <= limits.guard_gap {
-            let grown = Region { va: aspace::VirtAddr(page), len: region.len + (region.va.0 - page), ..region };
+            // A region that would cover all 2^64 bytes is past any maximum size.
+            let Some(len) = region.len.checked_add(region.va.0 - page) else {
+                return GrowthRequest::Overflow { region };
+            };
+            let grown = Region { va: aspace::VirtAddr(page), len, ..region };
             // The extended region must stay a whole guard gap above its new neighbour.
             let clear = below.is_none_or(|b| page - b.last() > limits.guard_gap);
             return decide(region, grown, clear, limits);
@@ -101,7 +105,10 @@ pub(crate) fn growth_request(regions: &RegionSet, addr: u64, limits: GrowthLimit
     if let Some(region) = below.filter(|r| r.prot.contains(Protection::GROW_UP)) {
         if addr - region.last() <= limits.guard_gap {
             let page_last = page + (PAGE - 1);
-            let grown = Region { len: region.len + (page_last - region.last()), ..region };
+            let Some(len) = region.len.checked_add(page_last - region.last()) else {
+                return GrowthRequest::Overflow { region };
+            };
+            let grown = Region { len, ..region };
             let clear = above.is_none_or(|a| a.va.0 - page_last > limits.guard_gap);
             return decide(region, grown, clear, limits);
         }
