@@ -185,6 +185,14 @@ fn overwritten_by_text(magic: u32) -> bool {
     text == got.len() || (got[text] == 0 && got[text + 1..] == want[text + 1..])
 }
 
+/// What the loader told us, copied once at boot by `kernel_main`.
+pub static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
+
+/// The boot information (available from the first steps of `kernel_main` on).
+pub fn get() -> &'static BootInfo {
+    BOOT_INFO.get().expect("boot info is parsed first thing at boot")
+}
+
 /// The kernel's own copy of what the loader told it.
 pub struct BootInfo {
     command_line: [u8; MAX_COMMAND_LINE],

@@ -111,6 +111,7 @@ impl<'a> KernelOptions<'a> {
 /// The name of the initrd file that `cargo xtask run -- "..."` puts its
 /// script in (the command line then says `script=@.script`). It is an
 /// ordinary file: `ls` lists it and `cat .script` prints it.
+#[cfg(feature = "ktest")]
 pub const SCRIPT_FILE: &str = ".script";
 
 /// Where the commands of `script=` are.

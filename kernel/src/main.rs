@@ -11,27 +11,25 @@ extern crate alloc;
 
 mod address_space;
 mod arch;
-mod bench;
 mod boot_info;
 mod cmdline;
 mod fs;
-mod grow_test;
 mod growing_stack;
 mod hardening;
+#[cfg(feature = "ktest")]
 mod ktest;
+mod labs;
 mod logger;
 mod mem;
 mod memfuncs;
 mod mmap;
-mod mmap_test;
-mod paging_test;
 mod percpu;
 mod probe;
 mod qemu;
 mod serial;
 mod shell;
-mod soak;
 mod sync;
+#[cfg(feature = "ktest")]
 mod tests;
 mod thread;
 mod tlb;
@@ -43,14 +41,6 @@ use cmdline::{KernelOptions, Mode};
 use core::panic::PanicInfo;
 use qemu::ExitStatus;
 
-/// What the loader told us, copied once at boot.
-static BOOT_INFO: spin::Once<BootInfo> = spin::Once::new();
-
-/// The boot information (available from the first steps of `kernel_main` on).
-pub fn boot_info() -> &'static BootInfo {
-    BOOT_INFO.get().expect("boot info is parsed first thing at boot")
-}
-
 /// The Rust entry point, called by the boot code in long mode on the boot
 /// stack, with the physical address of QEMU's PVH `hvm_start_info`.
 #[no_mangle]
@@ -59,7 +49,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     tsc::calibrate();
     // SAFETY: the address is the one the PVH loader passed, and the boot code
     // identity-mapped the first 4 GiB.
-    let boot_info = BOOT_INFO.call_once(|| match unsafe { BootInfo::parse(start_info_phys as u64) } {
+    let boot_info = boot_info::BOOT_INFO.call_once(|| match unsafe { BootInfo::parse(start_info_phys as u64) } {
         Ok(info) => info,
         Err(error) => panic!("not booted through PVH: {error}"),
     });
@@ -117,10 +107,18 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     // SAFETY: the IDT is loaded and the timer handler registered.
     unsafe { arch::cpu::enable_interrupts() };
 
+    // The labs' commands (pagingTest, bench, ...) join the shell's table.
+    shell::add_commands(labs::COMMANDS);
     match options.mode {
+        #[cfg(feature = "ktest")]
         Mode::Test => {
             let all_passed = ktest::run_all();
             qemu::exit(if all_passed { ExitStatus::Success } else { ExitStatus::Failure })
+        }
+        #[cfg(not(feature = "ktest"))]
+        Mode::Test => {
+            println!("test: this kernel has no in-kernel tests (cargo xtask test builds them: feature ktest)");
+            qemu::exit(ExitStatus::Failure)
         }
         Mode::Script(script) => {
             print_boot_time();
@@ -135,7 +133,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 
 fn print_boot_time() {
     let nanos = tsc::nanos_since_boot();
-    bench::record_boot_to_prompt(nanos);
+    labs::bench::record_boot_to_prompt(nanos);
     let micros = nanos / 1000;
     println!("boot: {}.{:03} ms from the first instruction to the prompt", micros / 1000, micros % 1000);
 }

@@ -346,6 +346,7 @@ pub enum ProbeError {
 
 impl ProbeError {
     /// The fault, when the access was made and faulted.
+    #[cfg(feature = "ktest")]
     pub fn fault(&self) -> Option<ProbeFault> {
         match self {
             ProbeError::Fault(fault) => Some(*fault),

@@ -409,6 +409,9 @@ fn usage() -> String {
 #[derive(Clone, Debug)]
 struct Options {
     release: bool,
+    /// Build the kernel with its in-kernel tests (feature `ktest`), as
+    /// `cargo xtask test` does; the kernel `run` boots has none.
+    ktest: bool,
     smp: u32,
     mem: String,
     la57: bool,
@@ -423,6 +426,7 @@ impl Options {
     fn parse(args: &[String]) -> Result<Options, String> {
         let mut options = Options {
             release: false,
+            ktest: false,
             smp: 2,
             mem: "512M".to_string(),
             la57: false,
@@ -435,6 +439,7 @@ impl Options {
             let mut value = |name: &str| args.next().cloned().ok_or_else(|| format!("{name} needs a value"));
             match arg.as_str() {
                 "--release" => options.release = true,
+                "--ktest" => options.ktest = true,
                 "--la57" => options.la57 = true,
                 "--smp" => options.smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
                 "--mem" => options.mem = value("--mem")?,
@@ -539,6 +544,9 @@ fn build_kernel(options: &Options) -> Result<PathBuf, String> {
         .env_remove("CARGO_ENCODED_RUSTFLAGS");
     if options.release {
         command.arg("--release");
+    }
+    if options.ktest {
+        command.args(["--features", "ktest"]);
     }
     let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
     if !status.success() {
@@ -719,6 +727,8 @@ fn test(options: &Options) -> Result<(), String> {
         return Err("host tests failed".to_string());
     }
 
+    // The in-kernel tests are compiled in for this build only.
+    let options = &Options { ktest: true, ..options.clone() };
     let elf = build_kernel(options)?;
     ensure_qemu()?;
     let mut failures = Vec::new();

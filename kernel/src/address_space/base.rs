@@ -63,6 +63,7 @@ impl BaseAspace {
 
     /// The physical address of the root table (what CR3 holds in the
     /// default address space).
+    #[cfg(feature = "ktest")]
     pub fn root(&self) -> PhysAddr {
         self.inner.root().expect("the boot map is never destroyed")
     }

@@ -317,7 +317,7 @@ fn kernel_ranges() -> Vec<(&'static str, u64, u64, Protection)> {
     let mut ranges: Vec<_> =
         image.iter().map(|section| ("kernel image", section.start, section.end, section.access)).collect();
     let (image_start, image_end) = (image[0].start, image[2].end);
-    let usable = crate::boot_info().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable);
+    let usable = crate::boot_info::get().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable);
     for ram in usable {
         // The image's own RAM was listed above, with its own access.
         let below = (ram.start, ram.end().min(image_start));

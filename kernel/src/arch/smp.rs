@@ -186,7 +186,7 @@ unsafe fn checksum_ok(addr: u64, len: usize) -> bool {
 /// The processors the ACPI MADT lists, in its order (the boot CPU among them).
 pub fn find_processors() -> Result<Vec<Processor>, MadtError> {
     const SDT_HEADER_LEN: u64 = 36;
-    let rsdp = crate::boot_info().rsdp().ok_or(MadtError::NoRsdp)?;
+    let rsdp = crate::boot_info::get().rsdp().ok_or(MadtError::NoRsdp)?;
     // SAFETY: the RSDP lies in the identity-mapped low memory or ACPI
     // tables; every later table address comes from a table with a valid
     // checksum and lies below 4 GiB or in RAM, both mapped by the default map.
@@ -321,7 +321,7 @@ fn install_trampoline() {
     let end = core::ptr::addr_of!(ap_trampoline_end) as u64;
     let len = (end - start) as usize;
     assert!(len <= 4096, "the AP trampoline must fit in one page");
-    for (from, to) in crate::boot_info().loader_ranges() {
+    for (from, to) in crate::boot_info::get().loader_ranges() {
         assert!(
             to <= TRAMPOLINE_BASE || from >= TRAMPOLINE_BASE + 4096,
             "the loader's structures overlap the AP trampoline page"

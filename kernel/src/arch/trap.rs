@@ -80,6 +80,7 @@ pub struct TrapFrame {
 impl TrapFrame {
     /// A frame as the entry stub would build it for a #PF with error code
     /// `code` at `rip`: for testing the fault report with a made-up fault.
+    #[cfg(feature = "ktest")]
     pub fn page_fault(code: PageFaultCode, rip: u64) -> TrapFrame {
         TrapFrame {
             sse: SseRegisters::new(),
@@ -163,6 +164,7 @@ pub fn register_handler(vector: u8, handler: TrapHandler) -> Result<(), Register
 }
 
 /// Removes the handler of `vector`, if any.
+#[cfg(feature = "ktest")]
 pub fn unregister_handler(vector: u8) {
     HANDLERS[vector as usize].store(0, Ordering::Release);
 }
@@ -356,6 +358,7 @@ fn report_and_stop(frame: &TrapFrame, detail: &Detail) -> ! {
 /// answer `reason`, the region and page-table walk, and a backtrace. The
 /// faulting address is `fault.addr`, so a test can format the report of a
 /// made-up fault into a `String`.
+#[cfg(feature = "ktest")]
 pub fn write_fault_report(
     out: &mut dyn Write,
     frame: &TrapFrame,

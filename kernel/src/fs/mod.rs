@@ -123,7 +123,7 @@ pub fn init(module: Option<Module>) {
 
 fn load(module: Option<Module>) -> Initrd {
     let Some(module) = module else { return Initrd::Missing };
-    let in_ram = crate::boot_info().memory_map().iter().any(|ram| {
+    let in_ram = crate::boot_info::get().memory_map().iter().any(|ram| {
         ram.kind == MemoryKind::Usable
             && ram.start <= module.start
             && module.start.checked_add(module.size).is_some_and(|end| end <= ram.end())

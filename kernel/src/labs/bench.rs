@@ -30,7 +30,8 @@ use crate::boot_info::MemoryKind;
 use crate::mem::frames;
 use crate::percpu;
 use crate::thread::{self, JoinHandle};
-use crate::tlb::{self, stress};
+use crate::labs::shootdown as stress;
+use crate::tlb;
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -250,7 +251,7 @@ fn back_free_memory() -> u64 {
 /// boundary (64 MiB, moved by up to two pages).
 fn ram_for_regions() -> Option<u64> {
     let needed = M64 + M2;
-    crate::boot_info().memory_map().iter().filter(|r| r.kind == MemoryKind::Usable).find_map(|range| {
+    crate::boot_info::get().memory_map().iter().filter(|r| r.kind == MemoryKind::Usable).find_map(|range| {
         let start = range.start.max(M2).next_multiple_of(M2);
         (start + needed <= range.end()).then_some(start)
     })

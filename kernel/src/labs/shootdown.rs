@@ -15,7 +15,7 @@
 //! succeeds on a page that is read-only or gone — means a TLB still held a
 //! translation after the edit returned.
 //!
-//! With `broken`, the debug switch [`super::set_remote_shootdowns_disabled`]
+//! With `broken`, the debug switch [`crate::tlb::set_remote_shootdowns_disabled`]
 //! keeps every edit's invalidation on the writer's CPU; the readers on the
 //! other CPUs then see stale translations, and the test fails, as it must.
 
@@ -23,7 +23,7 @@ use crate::address_space::{self, Space};
 use crate::mem::frames;
 use crate::percpu;
 use crate::probe::{probe_read, probe_write, Width};
-use crate::tests::XorShift;
+use crate::labs::XorShift;
 use crate::thread::{self, JoinHandle};
 use alloc::format;
 use alloc::string::String;
@@ -243,7 +243,7 @@ fn reader(space: Arc<Space>, shared: Arc<Shared>, cpu: u32) -> ReaderTotals {
 }
 
 fn ipis_sent_by_all() -> u64 {
-    percpu::all_cpus().map(|cpu| super::counters(cpu.id).ipis_sent.load(Ordering::Relaxed)).sum()
+    percpu::all_cpus().map(|cpu| crate::tlb::counters(cpu.id).ipis_sent.load(Ordering::Relaxed)).sum()
 }
 
 /// Runs the stress test with `operations` edits; with `disable_shootdown`,
@@ -290,7 +290,7 @@ fn run_on_pages(operations: usize, disable_shootdown: bool, pages: [u64; 2]) -> 
         thread::yield_now();
     }
 
-    super::set_remote_shootdowns_disabled(disable_shootdown);
+    crate::tlb::set_remote_shootdowns_disabled(disable_shootdown);
     let ipis_before = ipis_sent_by_all();
     let mut random = XorShift::new(0x5eed_0000 ^ operations as u64);
     let mut state = initial;
@@ -307,7 +307,7 @@ fn run_on_pages(operations: usize, disable_shootdown: bool, pages: [u64; 2]) -> 
         state = next;
         lagging_edits += !wait_for_readers(&shared, &cpus, k) as usize;
     }
-    super::set_remote_shootdowns_disabled(false);
+    crate::tlb::set_remote_shootdowns_disabled(false);
     let ipis_with_readers = ipis_sent_by_all() - ipis_before;
     shared.stop.store(true, Ordering::SeqCst);
     let accesses: Vec<u64> = readers.into_iter().map(JoinHandle::join).collect();

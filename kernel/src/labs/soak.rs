@@ -34,9 +34,9 @@ use crate::mem::frames;
 use crate::percpu;
 use crate::probe::{probe_read, probe_write, Width};
 use crate::shell::startup::MAPPED_LEN;
-use crate::tests::XorShift;
+use crate::labs::XorShift;
 use crate::thread::{self, JoinHandle};
-use crate::tlb::stress::{create_enterable_space, destroy_when_unloaded};
+use crate::labs::shootdown::{create_enterable_space, destroy_when_unloaded};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -481,12 +481,14 @@ pub fn soak_command(seconds: u64, out: &mut dyn Write) -> Result<(), String> {
 // ---------------------------------------------------------------------------
 
 /// The region each editor leaves in its window at the end of a stress run.
+#[cfg(feature = "ktest")]
 fn final_region(editor: &Editor) -> Region {
     Region::new(editor.slot(0), editor.buffer, 4 * PAGE, READ_WRITE)
 }
 
 /// An editor inside `space`, editing its window until `stop`, then leaving
 /// it as [`final_region`] alone.
+#[cfg(feature = "ktest")]
 fn stress_editor(index: u64, space: Arc<Space>, stop: Arc<AtomicBool>, totals: Arc<Totals>) -> u64 {
     let mut editor = match Editor::new(index, 0x57e5_5000 + index) {
         Ok(editor) => editor,
@@ -526,6 +528,7 @@ fn stress_editor(index: u64, space: Arc<Space>, stop: Arc<AtomicBool>, totals: A
 
 /// A faulter inside `space`: reads random pages of every editor's window
 /// until `stop` (each read may find a region or not: the editors race it).
+#[cfg(feature = "ktest")]
 fn stress_faulter(cpu: u32, windows: u64, space: Arc<Space>, stop: Arc<AtomicBool>, totals: Arc<Totals>) -> u64 {
     if let Err(error) = address_space::move_current_thread(Some(&space)) {
         totals.fail(format!("faulter {cpu}: entering: {error}"));
@@ -549,6 +552,7 @@ fn stress_faulter(cpu: u32, windows: u64, space: Arc<Space>, stop: Arc<AtomicBoo
 /// editor and a faulter in one shared space. Checks every editor's steps,
 /// then that the space holds exactly the editors' final regions, that
 /// `verify` passes and that destroying it gives back every frame.
+#[cfg(feature = "ktest")]
 pub fn stress(millis: u64) -> RunReport {
     let start = crate::arch::tsc::nanos_since_boot();
     let cpus: Vec<u32> = percpu::all_cpus().map(|cpu| cpu.id).collect();
@@ -605,6 +609,7 @@ pub fn stress(millis: u64) -> RunReport {
 
 /// The shared space must hold its identity map and one final region per
 /// editor, nothing else, and pass `verify`.
+#[cfg(feature = "ktest")]
 fn check_final_state(space: &Space, buffers: &[u64], identity_regions: usize, totals: &Totals) {
     let object = space.lock();
     let in_windows: Vec<Region> =

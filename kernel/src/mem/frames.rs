@@ -306,6 +306,7 @@ pub fn limit(cap: usize) {
 /// While alive, at most a given number of frames can be allocated (see
 /// [`cap_free_frames`]); dropping it lifts the cap.
 #[must_use = "the cap is lifted when this is dropped"]
+#[cfg(feature = "ktest")]
 pub struct FrameCap {
     previous: usize,
 }
@@ -314,6 +315,7 @@ pub struct FrameCap {
 /// allocated to `available` (fewer if fewer are free): the rest of the free
 /// frames are held back. For exhaustion tests: every path that needs a
 /// frame can be made to fail at once, and the frames come back.
+#[cfg(feature = "ktest")]
 pub fn cap_free_frames(available: usize) -> FrameCap {
     with_allocator(|allocator| {
         let previous = allocator.held_back;
@@ -322,6 +324,7 @@ pub fn cap_free_frames(available: usize) -> FrameCap {
     })
 }
 
+#[cfg(feature = "ktest")]
 impl Drop for FrameCap {
     fn drop(&mut self) {
         with_allocator(|allocator| allocator.held_back = self.previous);
@@ -387,6 +390,7 @@ pub fn stats() -> FrameStats {
 }
 
 /// True when `frame` is a managed frame that is free now (for tests and checks).
+#[cfg(feature = "ktest")]
 pub fn is_free(frame: PhysAddr) -> bool {
     with_allocator(|allocator| allocator.frame_number(frame).is_ok_and(|number| allocator.free.get(number)))
 }

@@ -29,7 +29,7 @@ use core::fmt::Write;
 use input::{Console, ConsoleInput};
 use paging::PagingAspace;
 
-pub use commands::table;
+pub use commands::{add_commands, table};
 
 /// The name of the shell started at boot.
 pub const ROOT_NAME: &str = "shell";

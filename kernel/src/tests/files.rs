@@ -100,11 +100,11 @@ fn the_initrd_files_are_read_in_place() -> Result<(), String> {
 kernel_test!(the_initrd_files_are_read_in_place);
 
 fn mmap_test_passes() -> Result<(), String> {
-    crate::mmap_test::run(&mut String::new())
+    crate::labs::mmap_test::run(&mut String::new())
 }
 kernel_test!(mmap_test_passes);
 
 fn grow_test_passes() -> Result<(), String> {
-    crate::grow_test::run(&mut String::new())
+    crate::labs::grow_test::run(&mut String::new())
 }
 kernel_test!(grow_test_passes);

@@ -6,7 +6,7 @@ use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
 use crate::arch::cpu;
 use crate::arch::trap::{replace_page_fault_hook, write_fault_report, TrapFrame};
 use crate::mem::frames;
-use crate::paging_test::with_paging;
+use crate::labs::paging_test::with_paging;
 use crate::probe::{probe_execute, probe_read, probe_write, ProbeAccess, Width};
 use crate::thread;
 use crate::{check, check_eq, kernel_test};
@@ -89,7 +89,7 @@ fn base_root() -> u64 {
 
 fn paging_test_passes() -> Result<(), String> {
     let mut output = String::new();
-    let result = crate::paging_test::run(&mut output);
+    let result = crate::labs::paging_test::run(&mut output);
     check!(result.is_ok(), "pagingTest: {result:?}\n{output}");
     check!(output.contains("13 passed, 0 failed"), "pagingTest's closing line is missing:\n{output}");
     Ok(())
@@ -357,7 +357,7 @@ fn destroy_is_refused_while_a_thread_is_inside() -> Result<(), String> {
     check_eq!(space.space.lock().thread_count(), 0);
     // The child's CPU may still be switching away from the space it exited
     // in ("a CPU has it loaded"): wait for that, then destroy.
-    crate::tlb::stress::destroy_when_unloaded(&space.space)
+    crate::labs::shootdown::destroy_when_unloaded(&space.space)
         .map_err(|e| format!("destroy after the child left: {e}"))?;
     check!(address_space::find(&name).is_err(), "the destroyed space is still listed");
     Ok(())

@@ -1,7 +1,7 @@
 //! A short soak and the concurrency stress (issue 9, parts 3 and 6), on
 //! every CPU the machine has.
 
-use crate::soak;
+use crate::labs::soak;
 use alloc::string::String;
 use core::sync::atomic::Ordering;
 

@@ -28,7 +28,9 @@ use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use spin::Mutex;
 use stack::Stack;
 
-pub use scheduler::{exit, sleep_ms, yield_now};
+#[cfg(feature = "ktest")]
+pub use scheduler::exit;
+pub use scheduler::{sleep_ms, yield_now};
 
 /// Names an address space (the address-space layer's handle). A thread's
 /// slot holds `Option<AddressSpaceId>`; `None` is the default address space.
@@ -305,6 +307,7 @@ fn spawn_placed(name: &str, pinned: Option<u32>, entry: Entry) -> JoinHandle {
 }
 
 /// Creates a thread that runs `entry(argument)`, like [`spawn`].
+#[cfg(feature = "ktest")]
 pub fn spawn_fn(name: &str, entry: fn(u64) -> u64, argument: u64) -> JoinHandle {
     spawn(name, move || entry(argument))
 }

@@ -154,6 +154,7 @@ pub fn try_guard_page_containing(addr: u64) -> Option<u64> {
 }
 
 /// How many stack blocks wait on the spare list.
+#[cfg(feature = "ktest")]
 pub fn spare_count() -> usize {
     SPARE_STACKS.lock().len()
 }

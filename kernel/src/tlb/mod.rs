@@ -38,8 +38,6 @@
 //! it with interrupts off, so a faulting target answers from the lock's wait
 //! loop. The servicing itself takes no lock.
 
-pub mod stress;
-
 use crate::arch::apic;
 use crate::arch::cpu::{self, rdtsc, without_interrupts};
 use crate::arch::trap::{register_handler, TrapFrame};

@@ -78,34 +78,10 @@ static COMMANDS: &[Command<Session>] = &[
         run: spaces::ptdump,
     },
     Command {
-        name: "pagingTest",
-        usage: "pagingTest",
-        help: "NK's paging lab test sequence, with fault and TLB checks",
-        run: paging_test,
-    },
-    Command {
         name: "tlbstat",
         usage: "tlbstat",
         help: "per-CPU TLB counters: shootdowns sent and received, pages invalidated, full flushes, wait time",
         run: tlb_stats,
-    },
-    Command {
-        name: "shootdownTest",
-        usage: "shootdownTest [broken] [EDITS]",
-        help: "readers on every CPU watch a page while a writer edits it; 'broken' disables remote shootdowns",
-        run: shootdown_test,
-    },
-    Command {
-        name: "soak",
-        usage: "soak SECONDS",
-        help: "randomized create/edit/fault/switch/destroy cycles on every CPU; checks verify and frame counts",
-        run: soak,
-    },
-    Command {
-        name: "bench",
-        usage: "bench [NAME...]",
-        help: "time address-space operations (all, or the named ones); prints BENCH lines",
-        run: bench,
     },
     Command {
         name: "ls",
@@ -134,18 +110,6 @@ static COMMANDS: &[Command<Session>] = &[
         run: crate::mmap::munmap_command,
     },
     Command {
-        name: "mmapTest",
-        usage: "mmapTest",
-        help: "map every initrd file private and shared at every offset, write, refuse bad requests, check frames",
-        run: mmap_test,
-    },
-    Command {
-        name: "growTest",
-        usage: "growTest",
-        help: "anonymous pages read zero and are freed; a grow-down stack grows page by page and overflows cleanly",
-        run: grow_test,
-    },
-    Command {
         name: "shell",
         usage: "shell [NAME]",
         help: "start a nested shell in its own new address space (default name shellN)",
@@ -160,9 +124,22 @@ static COMMANDS: &[Command<Session>] = &[
     },
 ];
 
-/// A dispatcher over the kernel's command table (it adds `help`).
+/// Commands that the layers above the shell add to it (the labs), given
+/// once at boot by `kernel_main`: the shell itself never imports them.
+static MORE_COMMANDS: spin::Once<&'static [Command<Session>]> = spin::Once::new();
+
+/// Adds `commands` to every shell's table, after the kernel's own (once, at boot).
+pub fn add_commands(commands: &'static [Command<Session>]) {
+    MORE_COMMANDS.call_once(|| commands);
+}
+
+/// A dispatcher over the kernel's command table and the commands added at
+/// boot (it adds `help`).
 pub fn table() -> Shell<Session> {
     let mut shell = Shell::new(COMMANDS);
+    for &command in MORE_COMMANDS.get().copied().unwrap_or_default() {
+        shell.add(command);
+    }
     shell.set_details("as", spaces::describe_verbs);
     shell
 }
@@ -173,57 +150,11 @@ fn echo(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
-/// `pagingTest`.
-fn paging_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 0)?;
-    crate::paging_test::run(out).map_err(CommandError::Failed)
-}
-
 /// `tlbstat`.
 fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
     crate::tlb::format_tlb_stats(out)?;
     Ok(())
-}
-
-/// `shootdownTest [broken] [EDITS]`.
-fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 2)?;
-    crate::tlb::stress::shootdown_test(args, out).map_err(CommandError::Failed)
-}
-
-/// `soak SECONDS`.
-fn soak(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 1, 1)?;
-    let seconds = shell::arg_number(args, 0, "a number of seconds")?;
-    if !(1..=crate::soak::MAX_SECONDS).contains(&seconds) {
-        return Err(CommandError::bad_argument(
-            args[0],
-            format_args!("a soak lasts 1 to {} seconds", crate::soak::MAX_SECONDS),
-        ));
-    }
-    crate::soak::soak_command(seconds, out).map_err(CommandError::Failed)
-}
-
-/// `bench [NAME...]`.
-fn bench(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    if let Some(unknown) = args.iter().find(|name| !crate::bench::names().any(|known| known == **name)) {
-        let known: alloc::vec::Vec<&str> = crate::bench::names().collect();
-        return Err(CommandError::bad_argument(unknown, format_args!("benchmarks: {}", known.join(" "))));
-    }
-    crate::bench::run(args, out).map_err(CommandError::Failed)
-}
-
-/// `mmapTest`.
-fn mmap_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 0)?;
-    crate::mmap_test::run(out).map_err(CommandError::Failed)
-}
-
-/// `growTest`.
-fn grow_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 0)?;
-    crate::grow_test::run(out).map_err(CommandError::Failed)
 }
 
 /// `shell [NAME]`: runs a nested shell until it exits.
