@@ -36,7 +36,7 @@
 //! of its own address space (the fault handler takes it).
 
 use crate::address_space::{self, paging_of_mut, Space};
-use crate::arch::trap::TrapFrame;
+use crate::arch::frame::TrapFrame;
 use crate::sync::IrqMutex;
 use crate::thread::{self, JoinHandle};
 use alloc::collections::BTreeMap;
@@ -171,11 +171,6 @@ static RUNNING: IrqMutex<BTreeMap<u64, Running>> = IrqMutex::new(BTreeMap::new()
 /// Every overflow so far, oldest first.
 static OVERFLOWS: IrqMutex<Vec<StackOverflowReport>> = IrqMutex::new(Vec::new());
 
-/// Installs the recovery hook. Called once at boot.
-pub fn init() {
-    crate::arch::trap::set_fault_recovery_hook(recover);
-}
-
 /// Every stack overflow recovered so far, oldest first.
 pub fn overflows() -> Vec<StackOverflowReport> {
     OVERFLOWS.lock().clone()
@@ -259,18 +254,21 @@ fn remove_stack(space: &Space, top: u64) {
     }
 }
 
-/// The trap dispatcher's recovery hook: a stack overflow of a thread on a
+/// Offered by the fault handler a fault nothing handled (see
+/// `arch::trap::FaultHandler::recover`): a stack overflow of a thread on a
 /// grow-down stack of this module ends its entry (see the module
 /// documentation). Runs on the page-fault IST stack with interrupts off,
 /// so it only tries locks.
-fn recover(frame: &mut TrapFrame, fault: &Fault, reason: &UnhandledFault) -> bool {
+pub fn recover(frame: &mut TrapFrame, fault: &Fault, reason: &UnhandledFault) -> bool {
     let UnhandledFault::StackOverflow { region } = reason else { return false };
     if frame.rflags & RFLAGS_IF == 0 {
         // Interrupts were off: the thread may hold a lock. Not safe to abandon.
         return false;
     }
     let cpu = crate::percpu::current();
-    let Some(thread) = cpu.current.try_lock().and_then(|current| current.clone()) else { return false };
+    let Some(thread) = crate::thread::on(cpu).current.try_lock().and_then(|current| current.clone()) else {
+        return false;
+    };
     let Some(mut running) = RUNNING.try_lock() else { return false };
     let Some(record) = running.get_mut(&thread.id().0) else { return false };
     if region.va.as_u64().checked_add(region.len) != Some(record.top) {

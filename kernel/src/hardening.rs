@@ -244,7 +244,7 @@ pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
 pub fn describe_guard_fault(addr: u64, out: &mut dyn Write) {
     let Some(guard) = stack::try_guard_page_containing(addr) else { return };
     let cpu = crate::percpu::current();
-    let running = cpu.current.try_lock().and_then(|current| {
+    let running = crate::thread::on(cpu).current.try_lock().and_then(|current| {
         current
             .as_ref()
             .map(|thread| (thread.id(), alloc::string::String::from(thread.name()), thread.canary_address()))

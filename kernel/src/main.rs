@@ -16,6 +16,7 @@ mod cmdline;
 mod fs;
 mod growing_stack;
 mod hardening;
+mod hooks;
 #[cfg(feature = "ktest")]
 mod ktest;
 mod labs;
@@ -98,7 +99,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     if let Err(error) = address_space::init(ram_top) {
         panic!("cannot build the default address space: {error}");
     }
-    growing_stack::init();
+    hooks::install();
     log::info!("address spaces: default map of {} GiB loaded", ram_top.max(4 << 30).div_ceil(1 << 30));
 
     thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);

@@ -1,9 +1,10 @@
 //! Per-CPU state, reached through the GS base.
 //!
 //! Every CPU owns one [`PerCpu`]: its ids, which of its IST stacks are in
-//! use, the thread it runs, its idle thread, its run queue, the
-//! `need_resched` flag the timer sets and the interrupt exit path reads, its
-//! counters and its current address space. There is no global "current
+//! use, its descriptor tables, the `need_resched` flag the timer sets and the
+//! interrupt exit path reads, and its counters. It knows nothing of threads:
+//! what the scheduler keeps per CPU lives with the threads
+//! (`thread::CpuThreads`), indexed by the id found here. There is no global "current
 //! thread": each CPU finds its own structure with one `mov reg, gs:[0]` (the
 //! structure's first word points to itself), so another CPU only has to call
 //! [`init_this_cpu`] with its own ids.
@@ -14,14 +15,9 @@
 
 use crate::arch::cpu::{write_msr, MSR_GS_BASE};
 use crate::arch::gdt::{CpuTables, IstStack};
-use crate::thread::{AddressSpaceId, Thread};
-use alloc::collections::VecDeque;
-use alloc::sync::Arc;
-use alloc::vec::Vec;
 use core::arch::asm;
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use spin::Mutex;
 
 /// The most CPUs the kernel keeps per-CPU structures for.
 pub const MAX_CPUS: usize = 64;
@@ -45,29 +41,10 @@ pub struct PerCpu {
     pub id: u32,
     /// The local APIC id of this CPU.
     pub apic_id: AtomicU32,
-    /// The thread running on this CPU.
-    pub current: Mutex<Option<Arc<Thread>>>,
-    /// The thread this CPU runs when nothing else is ready.
-    pub idle: Mutex<Option<Arc<Thread>>>,
-    /// The thread this CPU has just switched away from, handed over to the
-    /// thread switched to (which re-queues or releases it once its registers
-    /// are saved).
-    pub previous: Mutex<Option<Arc<Thread>>>,
-    /// Threads ready to run here, in round-robin order.
-    pub run_queue: Mutex<VecDeque<Arc<Thread>>>,
-    /// Threads of this CPU sleeping until a time-stamp-counter deadline.
-    pub sleepers: Mutex<Vec<Arc<Thread>>>,
-    /// The address space loaded on this CPU (None = the default one).
-    pub current_address_space: Mutex<Option<AddressSpaceId>>,
     /// Context switches performed on this CPU.
     pub context_switches: AtomicU64,
     /// Timer interrupts taken on this CPU.
     pub timer_ticks: AtomicU64,
-    /// Threads placed on this CPU that have not exited (idle threads not
-    /// counted): the load the scheduler spreads new threads by. Threads never
-    /// move, so unlike the run queue it is exact at every instant, even while
-    /// a thread is between the queue and the CPU.
-    pub threads_placed: AtomicUsize,
 }
 
 /// Byte offset of [`PerCpu::need_resched`], for `gs:[NEED_RESCHED_OFFSET]` in assembly.
@@ -83,15 +60,8 @@ impl PerCpu {
             tables: AtomicPtr::new(core::ptr::null_mut()),
             id,
             apic_id: AtomicU32::new(0),
-            current: Mutex::new(None),
-            idle: Mutex::new(None),
-            previous: Mutex::new(None),
-            run_queue: Mutex::new(VecDeque::new()),
-            sleepers: Mutex::new(Vec::new()),
-            current_address_space: Mutex::new(None),
             context_switches: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
-            threads_placed: AtomicUsize::new(0),
         }
     }
 
@@ -118,16 +88,6 @@ impl PerCpu {
     /// True while a trap frame lives on `stack`.
     pub fn is_ist_in_use(&self, stack: IstStack) -> bool {
         self.ist_in_use.load(Ordering::Relaxed) & (1 << stack as u8) != 0
-    }
-
-    /// The thread running on this CPU, if threads are set up.
-    pub fn current_thread(&self) -> Option<Arc<Thread>> {
-        crate::arch::cpu::without_interrupts(|| self.current.lock().clone())
-    }
-
-    /// The address space loaded on this CPU (None = the default one).
-    pub fn address_space(&self) -> Option<AddressSpaceId> {
-        crate::arch::cpu::without_interrupts(|| *self.current_address_space.lock())
     }
 }
 

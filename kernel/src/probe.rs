@@ -27,7 +27,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use crate::arch::cpu::without_interrupts;
 use crate::percpu::{self, MAX_CPUS};
 
-use crate::arch::trap::{vector_name, SelectorErrorCode, TrapFrame};
+use crate::arch::frame::{vector_name, SelectorErrorCode, TrapFrame};
 
 // Each probe: (addr in rdi, value or value_out in rsi, fault_out in rdx)
 // -> rax = 0 on success, 1 when the access faulted.

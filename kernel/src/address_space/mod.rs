@@ -175,11 +175,6 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     registry.register(&PAGING_IMPLEMENTATION)?;
     REGISTRY.call_once(|| registry);
 
-    thread::set_address_space_switch_hook(Some(on_context_switch));
-    thread::set_address_space_name_hook(Some(write_name));
-    thread::set_address_space_membership_hook(Some(on_membership_change));
-    crate::arch::trap::set_page_fault_hook(on_page_fault);
-    crate::arch::trap::set_fault_report_hook(describe_fault);
     Ok(())
 }
 
@@ -453,7 +448,7 @@ fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protec
 
 /// The scheduler's hook: the next thread runs in another address space than
 /// the one this CPU has loaded. Interrupts are off.
-fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
+pub fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
     let cpu = crate::percpu::current().id as usize;
     let mut loaded = LOADED[cpu].lock();
     debug_assert_eq!(loaded.as_ref().map(|space| space.id), from);
@@ -476,7 +471,7 @@ fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
 /// The trap dispatcher's page-fault hook: offer the fault to this CPU's
 /// current address space. The default address space maps everything it
 /// will ever map, so a fault there is never fixable here.
-fn on_page_fault(fault: &Fault) -> FaultOutcome {
+pub fn on_page_fault(fault: &Fault) -> FaultOutcome {
     if crate::hardening::supervisor_touched_user_page(fault) {
         // The tables allow it; only SMAP or SMEP does not. Retrying would
         // fault again for ever.
@@ -496,7 +491,7 @@ fn on_page_fault(fault: &Fault) -> FaultOutcome {
 
 /// The fault report's address-space part: which address space, the region
 /// holding the address (or "no region") and the page-table walk.
-fn describe_fault(fault: &Fault, out: &mut dyn Write) {
+pub fn describe_fault(fault: &Fault, out: &mut dyn Write) {
     let cpu = crate::percpu::current().id as usize;
     // try_lock: the fault may have hit while this CPU held one of the locks.
     let loaded = match LOADED[cpu].try_lock() {
@@ -531,7 +526,7 @@ fn describe_fault(fault: &Fault, out: &mut dyn Write) {
 }
 
 /// A thread was created in, or exited from, address space `id`.
-fn on_membership_change(id: AddressSpaceId, thread: thread::ThreadId, joined: bool) {
+pub fn on_membership_change(id: AddressSpaceId, thread: thread::ThreadId, joined: bool) {
     if let Some(space) = by_id(id) {
         let mut object = space.lock();
         if joined {
@@ -543,7 +538,7 @@ fn on_membership_change(id: AddressSpaceId, thread: thread::ThreadId, joined: bo
 }
 
 /// The thread listing's name hook.
-fn write_name(id: AddressSpaceId, out: &mut dyn Write) -> fmt::Result {
+pub fn write_name(id: AddressSpaceId, out: &mut dyn Write) -> fmt::Result {
     match by_id(id) {
         Some(space) => out.write_str(&space.name),
         None => write!(out, "#{id} (destroyed)"),

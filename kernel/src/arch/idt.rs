@@ -18,7 +18,7 @@
 
 use super::gdt::{DescriptorTablePointer, IstStack, KERNEL_CODE_SELECTOR};
 use super::sse::SseRegisters;
-use super::trap::TrapFrame;
+use super::frame::TrapFrame;
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};

@@ -19,7 +19,7 @@
 //! and `iretq` resumes the thread from its own stack.
 
 use super::sse::FxSaveArea;
-use super::trap::TrapFrame;
+use super::frame::TrapFrame;
 use crate::percpu::NEED_RESCHED_OFFSET;
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};

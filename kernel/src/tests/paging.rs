@@ -4,7 +4,8 @@
 
 use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
 use crate::arch::cpu;
-use crate::arch::trap::{replace_page_fault_hook, write_fault_report, TrapFrame};
+use crate::arch::frame::TrapFrame;
+use crate::arch::trap::write_fault_report;
 use crate::mem::frames;
 use crate::labs::paging_test::with_paging;
 use crate::probe::{probe_execute, probe_read, probe_write, ProbeAccess, Width};
@@ -250,11 +251,9 @@ fn fault_in_default_space_is_unhandled() -> Result<(), String> {
     check!(address_space::current().is_none(), "the test thread is not in the default address space");
     // The layer's page-fault hook, called directly with a made-up fault
     // (NK dereferences a null address-space pointer here).
-    let hook = replace_page_fault_hook(None);
-    replace_page_fault_hook(hook);
-    let hook = hook.ok_or("no page-fault hook installed")?;
+    let handler = crate::arch::trap::fault_handler().ok_or("no fault handler installed")?;
     let fault = Fault::page_fault(OUTSIDE, PageFaultCode::empty(), 0);
-    check_eq!(hook(&fault), FaultOutcome::Unhandled(UnhandledFault::NotHandledHere));
+    check_eq!(handler.page_fault(&fault), FaultOutcome::Unhandled(UnhandledFault::NotHandledHere));
     // And a real one: the probe gets it back.
     let fault = probe_read(OUTSIDE, Width::U8).err().and_then(|error| error.fault()).ok_or("the read did not fault")?;
     check_eq!(fault.page_fault_code(), Some(PageFaultCode::empty()));

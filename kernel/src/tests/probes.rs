@@ -1,7 +1,6 @@
 //! Fault probes: faults come back decoded instead of stopping the kernel.
 
 use super::test_page::{TestPage, TEST_PAGE};
-use crate::arch::trap::replace_page_fault_hook;
 use crate::probe::{probe_read, probe_write, ProbeAccess, Width};
 use crate::{check, check_eq, kernel_test};
 use alloc::format;
@@ -114,15 +113,16 @@ fn page_fault_hook_comes_before_the_fixup() -> Result<(), String> {
     let page = TestPage::map(false)?;
     HOOK_PTE.store(page.pte as u64, Ordering::Relaxed);
     HOOK_CALLS.store(0, Ordering::Relaxed);
-    let previous = replace_page_fault_hook(Some(make_test_page_writable));
-    // The hook fixes the write fault: the write is retried and succeeds.
-    // SAFETY: the test page is ours.
-    let write = unsafe { probe_write(TEST_PAGE, 0x77, Width::U8) };
-    let calls_after_write = HOOK_CALLS.load(Ordering::Relaxed);
-    // The hook declines a fault elsewhere: the probe's fixup catches it.
-    let read = probe_read(UNMAPPED, Width::U8);
-    let calls_after_read = HOOK_CALLS.load(Ordering::Relaxed);
-    replace_page_fault_hook(previous);
+    let (write, calls_after_write, read, calls_after_read) =
+        crate::arch::trap::with_page_fault_override(make_test_page_writable, || {
+            // The hook fixes the write fault: the write is retried and succeeds.
+            // SAFETY: the test page is ours.
+            let write = unsafe { probe_write(TEST_PAGE, 0x77, Width::U8) };
+            let calls_after_write = HOOK_CALLS.load(Ordering::Relaxed);
+            // The hook declines a fault elsewhere: the probe's fixup catches it.
+            let read = probe_read(UNMAPPED, Width::U8);
+            (write, calls_after_write, read, HOOK_CALLS.load(Ordering::Relaxed))
+        });
     HOOK_PTE.store(0, Ordering::Relaxed);
     check_eq!(write, Ok(()));
     check_eq!(calls_after_write, 1);

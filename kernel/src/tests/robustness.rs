@@ -4,7 +4,8 @@
 
 use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
 use crate::arch::cpu;
-use crate::arch::trap::{write_fault_report, TrapFrame};
+use crate::arch::frame::TrapFrame;
+use crate::arch::trap::write_fault_report;
 use crate::hardening;
 use crate::mem::frames;
 use crate::probe::{probe_execute, probe_read, probe_write, ProbeError, Width, RET_INSTRUCTION};

@@ -20,7 +20,7 @@ fn every_cpu_the_madt_lists_is_running() -> Result<(), String> {
     check!(usable >= 1, "the MADT lists no usable processor");
     check_eq!(percpu::all_cpus().count(), usable);
     for cpu in percpu::all_cpus() {
-        check!(cpu.idle.lock().is_some(), "cpu {} has no idle thread", cpu.id);
+        check!(crate::thread::on(cpu).idle.lock().is_some(), "cpu {} has no idle thread", cpu.id);
         check!(
             processors.iter().any(|p| p.apic_id == cpu.apic_id.load(Ordering::Relaxed)),
             "cpu {} has an APIC id the MADT does not list",
@@ -65,8 +65,8 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
     let here = percpu::current().id;
     let idle = |cpu: &percpu::PerCpu| {
         cpu.id == here
-            || (cpu.run_queue.lock().is_empty()
-                && cpu.current.lock().as_ref().is_none_or(|thread| thread.name().starts_with("idle")))
+            || (crate::thread::on(cpu).run_queue.lock().is_empty()
+                && crate::thread::on(cpu).current.lock().as_ref().is_none_or(|thread| thread.name().starts_with("idle")))
     };
     for _ in 0..10_000 {
         if crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)) {

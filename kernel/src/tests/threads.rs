@@ -283,45 +283,50 @@ kernel_test!(sse_control_state_is_per_thread);
 static SWITCHES_INTO_SEVEN: AtomicU64 = AtomicU64::new(0);
 static SWITCHES_OUT_OF_SEVEN: AtomicU64 = AtomicU64::new(0);
 
-fn count_switches(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
-    if to == Some(7) {
-        SWITCHES_INTO_SEVEN.fetch_add(1, Ordering::Relaxed);
-    }
-    if from == Some(7) {
-        SWITCHES_OUT_OF_SEVEN.fetch_add(1, Ordering::Relaxed);
-    }
-}
+/// Hooks that count switches in and out of address space 7 and name it.
+struct CountSeven;
 
-fn name_seven(id: AddressSpaceId, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
-    write!(out, "space-{id}")
+impl thread::AddressSpaceHooks for CountSeven {
+    fn switch(&self, from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
+        if to == Some(7) {
+            SWITCHES_INTO_SEVEN.fetch_add(1, Ordering::Relaxed);
+        }
+        if from == Some(7) {
+            SWITCHES_OUT_OF_SEVEN.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn membership(&self, _space: AddressSpaceId, _thread: thread::ThreadId, _joined: bool) {}
+
+    fn write_name(&self, id: AddressSpaceId, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
+        write!(out, "space-{id}")
+    }
 }
 
 /// A thread moved into address space 7 creates a child: the child starts in
-/// 7, the listing names it, and switches in and out of 7 call the hook.
+/// 7, the listing names it, and switches in and out of 7 call the hooks.
 fn created_thread_inherits_address_space() -> Result<(), String> {
-    let previous_switch_hook = thread::set_address_space_switch_hook(Some(count_switches));
-    let previous_name_hook = thread::set_address_space_name_hook(Some(name_seven));
     let (into_before, out_of_before) =
         (SWITCHES_INTO_SEVEN.load(Ordering::Relaxed), SWITCHES_OUT_OF_SEVEN.load(Ordering::Relaxed));
-    let parent = thread::spawn("in-space-7", || {
-        thread::set_current_address_space(Some(7));
-        let child = thread::spawn("child-of-7", || {
-            // Nothing else is ready while both sleep: the CPU switches to its
-            // idle thread (default address space) and back.
-            thread::sleep_ms(20);
-            let mut listing = String::new();
-            let _ = thread::format_threads(&mut listing);
-            let listed = listing.lines().any(|line| line.contains("child-of-7") && line.ends_with("space-7"));
-            let slot = thread::current_address_space().map_or(u64::MAX, u64::from);
-            slot | (listed as u64) << 32
+    let result = thread::with_address_space_hooks_override(&CountSeven, || {
+        let parent = thread::spawn("in-space-7", || {
+            thread::set_current_address_space(Some(7));
+            let child = thread::spawn("child-of-7", || {
+                // Nothing else is ready while both sleep: the CPU switches to its
+                // idle thread (default address space) and back.
+                thread::sleep_ms(20);
+                let mut listing = String::new();
+                let _ = thread::format_threads(&mut listing);
+                let listed = listing.lines().any(|line| line.contains("child-of-7") && line.ends_with("space-7"));
+                let slot = thread::current_address_space().map_or(u64::MAX, u64::from);
+                slot | (listed as u64) << 32
+            });
+            let result = child.join();
+            thread::set_current_address_space(None);
+            result
         });
-        let result = child.join();
-        thread::set_current_address_space(None);
-        result
+        parent.join()
     });
-    let result = parent.join();
-    thread::set_address_space_switch_hook(previous_switch_hook);
-    thread::set_address_space_name_hook(previous_name_hook);
     check_eq!(result & 0xffff_ffff, 7);
     check!(result >> 32 == 1, "the listing did not show the child in space-7");
     let into = SWITCHES_INTO_SEVEN.load(Ordering::Relaxed) - into_before;

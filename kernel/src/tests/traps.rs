@@ -1,6 +1,7 @@
 //! The trap path: handlers by vector, frames written back, SSE state kept.
 
-use crate::arch::trap::{register_handler, unregister_handler, RegisterError, TrapFrame};
+use crate::arch::frame::TrapFrame;
+use crate::arch::trap::{register_handler, unregister_handler, RegisterError};
 use crate::{check, check_eq, kernel_test};
 use alloc::string::String;
 use core::arch::asm;

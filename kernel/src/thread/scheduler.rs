@@ -21,16 +21,30 @@
 //! saved yet.
 
 use super::stack::{self, Stack};
-use super::{AddressSpaceId, Thread, ThreadStack, ThreadState};
+use super::state::{self, on, AddressSpaceId, Entry, Thread, ThreadStack, ThreadState};
 use crate::arch::apic;
 use crate::arch::cpu::{disable_interrupts, enable_interrupts, rdtsc, without_interrupts};
+use crate::arch::frame::TrapFrame;
 use crate::arch::switch::{switch_context, SwitchContext};
-use crate::arch::trap::{register_handler, TrapFrame};
+use crate::arch::trap::register_handler;
 use crate::arch::tsc;
 use crate::percpu::{self, PerCpu};
 use alloc::sync::Arc;
 use core::arch::asm;
 use core::sync::atomic::Ordering;
+
+/// A new thread on a fresh stack, not yet placed or queued; it starts in
+/// [`thread_first_run`].
+pub(super) fn new_thread(name: &str, is_idle: bool, stack: Stack, entry: Option<Entry>) -> Arc<Thread> {
+    // SAFETY: the stack is fresh, writable, and owned by the thread made here,
+    // which frees it only after its last switch away.
+    let context = unsafe { SwitchContext::new_thread(stack.top(), thread_first_run) };
+    let canary_address = stack.canary_address();
+    let thread =
+        Thread::new(name, is_idle, ThreadState::Ready, context, ThreadStack::Owned(stack), canary_address, entry);
+    thread.cpu.store(crate::percpu::current().id, Ordering::Relaxed);
+    thread
+}
 
 /// Sets threads up on the boot CPU: the running boot code becomes thread
 /// "main" (on the boot stack), then as [`init_cpu`].
@@ -50,10 +64,10 @@ pub fn init_cpu(tick_ms: u64, name: &str, stack_bottom: u64) {
     cpu.apic_id.store(apic_id, Ordering::Relaxed);
 
     let first = adopt_running_code(cpu, name, stack_bottom);
-    *cpu.current.lock() = Some(first);
+    *on(cpu).current.lock() = Some(first);
     let idle_stack = Stack::new(stack::IDLE_STACK_SIZE).expect("no memory for the idle stack");
-    let idle = super::new_thread(&alloc::format!("idle{}", cpu.id), true, idle_stack, None);
-    *cpu.idle.lock() = Some(idle);
+    let idle = new_thread(&alloc::format!("idle{}", cpu.id), true, idle_stack, None);
+    *on(cpu).idle.lock() = Some(idle);
 
     if cpu.id == 0 {
         register_handler(apic::TIMER_VECTOR, timer_interrupt).expect("the timer vector is free");
@@ -84,8 +98,8 @@ pub fn init_application_processor(tick_ms: u64, stack_bottom: u64) {
         None,
     );
     idle.cpu.store(cpu.id, Ordering::Relaxed);
-    *cpu.current.lock() = Some(idle.clone());
-    *cpu.idle.lock() = Some(idle);
+    *on(cpu).current.lock() = Some(idle.clone());
+    *on(cpu).idle.lock() = Some(idle);
     apic::start_timer(tick_ms);
 }
 
@@ -100,7 +114,7 @@ pub fn run_idle() -> ! {
 fn reschedule_interrupt(_frame: &mut TrapFrame) {
     apic::end_of_interrupt();
     let cpu = percpu::current();
-    if !cpu.run_queue.lock().is_empty() {
+    if !on(cpu).run_queue.lock().is_empty() {
         cpu.need_resched.store(true, Ordering::Relaxed);
     }
 }
@@ -114,7 +128,7 @@ fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
     let thread =
         Thread::new(name, false, ThreadState::Running, SwitchContext::empty(), ThreadStack::Adopted, bottom, None);
     thread.cpu.store(cpu.id, Ordering::Relaxed);
-    cpu.threads_placed.fetch_add(1, Ordering::AcqRel);
+    on(cpu).threads_placed.fetch_add(1, Ordering::AcqRel);
     thread
 }
 
@@ -131,7 +145,7 @@ fn timer_tick(cpu: &PerCpu) {
     cpu.timer_ticks.fetch_add(1, Ordering::Relaxed);
     let now = rdtsc();
     {
-        let mut sleepers = cpu.sleepers.lock();
+        let mut sleepers = on(cpu).sleepers.lock();
         let mut index = 0;
         while index < sleepers.len() {
             if sleepers[index].scheduling.lock().wake_at_tsc <= now {
@@ -142,7 +156,7 @@ fn timer_tick(cpu: &PerCpu) {
             }
         }
     }
-    if !cpu.run_queue.lock().is_empty() {
+    if !on(cpu).run_queue.lock().is_empty() {
         cpu.need_resched.store(true, Ordering::Relaxed);
     }
 }
@@ -160,7 +174,7 @@ extern "C" fn thread_preempt_current() {
 }
 
 fn current_thread(cpu: &PerCpu) -> Arc<Thread> {
-    cpu.current.lock().clone().expect("threads are set up on this CPU")
+    on(cpu).current.lock().clone().expect("threads are set up on this CPU")
 }
 
 fn set_current_state(cpu: &PerCpu, state: ThreadState) {
@@ -180,7 +194,7 @@ pub(super) fn make_ready(thread: &Arc<Thread>) {
 fn enqueue(thread: Arc<Thread>) {
     let here = percpu::current();
     let cpu = percpu::by_id(thread.cpu()).unwrap_or(here);
-    cpu.run_queue.lock().push_back(thread);
+    on(cpu).run_queue.lock().push_back(thread);
     if cpu.id != here.id {
         apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
     }
@@ -192,11 +206,11 @@ fn enqueue(thread: Arc<Thread>) {
 pub(super) fn place_new_thread(pinned: Option<u32>) -> u32 {
     let chosen = match pinned {
         Some(cpu) => percpu::by_id(cpu),
-        None => percpu::all_cpus().min_by_key(|cpu| (cpu.threads_placed.load(Ordering::Acquire), cpu.id)),
+        None => percpu::all_cpus().min_by_key(|cpu| (on(cpu).threads_placed.load(Ordering::Acquire), cpu.id)),
     };
     match chosen {
         Some(cpu) => {
-            cpu.threads_placed.fetch_add(1, Ordering::AcqRel);
+            on(cpu).threads_placed.fetch_add(1, Ordering::AcqRel);
             cpu.id
         }
         None => pinned.unwrap_or(0),
@@ -224,14 +238,14 @@ pub(super) fn schedule() {
     cpu.need_resched.store(false, Ordering::Relaxed);
     let previous = current_thread(cpu);
     let still_ready = previous.scheduling.lock().state == ThreadState::Ready;
-    let queued = cpu.run_queue.lock().pop_front();
+    let queued = on(cpu).run_queue.lock().pop_front();
     let next = match queued {
         Some(thread) => thread,
         None if still_ready => {
             previous.scheduling.lock().state = ThreadState::Running;
             return;
         }
-        None => cpu.idle.lock().clone().expect("the idle thread exists"),
+        None => on(cpu).idle.lock().clone().expect("the idle thread exists"),
     };
     if Arc::ptr_eq(&next, &previous) {
         previous.scheduling.lock().state = ThreadState::Running;
@@ -264,8 +278,8 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
     let to = next.context();
     // The Arcs go to the per-CPU slots, not stay on this stack: a thread that
     // exits never returns from the switch, so its stack's locals never drop.
-    *cpu.previous.lock() = Some(previous);
-    *cpu.current.lock() = Some(next);
+    *on(cpu).previous.lock() = Some(previous);
+    *on(cpu).current.lock() = Some(next);
     // SAFETY: interrupts are off; `from` is the running thread's context and
     // `to` was saved by its last switch away (or made at its creation), with
     // `on_cpu` now claimed by this CPU; both threads are kept alive by the
@@ -277,25 +291,25 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
 /// Loads address space `to` on `cpu` through the switch hook, if it is not
 /// the one loaded (interrupts off).
 pub(super) fn switch_address_space(cpu: &PerCpu, to: Option<AddressSpaceId>) {
-    let from = *cpu.current_address_space.lock();
+    let from = *on(cpu).current_address_space.lock();
     if from != to {
-        if let Some(hook) = super::switch_hook() {
-            hook(from, to);
+        if let Some(hooks) = state::hooks() {
+            hooks.switch(from, to);
         }
-        *cpu.current_address_space.lock() = to;
+        *on(cpu).current_address_space.lock() = to;
     }
 }
 
 /// Run by the thread just switched to: hands the thread it replaced back to
 /// the run queue (still ready) or releases its stack (exited). Interrupts off.
 fn finish_switch(cpu: &PerCpu) {
-    let Some(previous) = cpu.previous.lock().take() else { return };
+    let Some(previous) = on(cpu).previous.lock().take() else { return };
     let mut scheduling = previous.scheduling.lock();
     scheduling.on_cpu = false;
     match scheduling.state {
         ThreadState::Ready if !previous.is_idle => {
             drop(scheduling);
-            cpu.run_queue.lock().push_back(previous);
+            on(cpu).run_queue.lock().push_back(previous);
         }
         ThreadState::Exited => {
             drop(scheduling);
@@ -330,7 +344,7 @@ pub(super) extern "C" fn thread_first_run() -> ! {
 fn idle_loop(cpu: &PerCpu) -> ! {
     loop {
         disable_interrupts();
-        if cpu.run_queue.lock().is_empty() {
+        if on(cpu).run_queue.lock().is_empty() {
             // SAFETY: `sti` takes effect after `hlt` starts, so an interrupt
             // cannot slip in between the check above and the halt; the
             // handlers are ready (threads run only after `init`).
@@ -367,7 +381,7 @@ pub fn sleep_ms(ms: u64) {
             scheduling.state = ThreadState::Sleeping;
             scheduling.wake_at_tsc = wake_at;
         }
-        cpu.sleepers.lock().push(me);
+        on(cpu).sleepers.lock().push(me);
         schedule();
     })
 }
@@ -385,8 +399,8 @@ pub fn exit(value: u64) -> ! {
         core::mem::take(&mut exit.joiners)
     };
     me.scheduling.lock().state = ThreadState::Exited;
-    cpu.threads_placed.fetch_sub(1, Ordering::AcqRel);
-    super::notify_membership(*me.address_space.lock(), me.id(), false);
+    on(cpu).threads_placed.fetch_sub(1, Ordering::AcqRel);
+    state::notify_membership(*me.address_space.lock(), me.id(), false);
     for joiner in &joiners {
         wake(joiner);
     }

@@ -40,7 +40,8 @@
 
 use crate::arch::apic;
 use crate::arch::cpu::{self, rdtsc, without_interrupts};
-use crate::arch::trap::{register_handler, TrapFrame};
+use crate::arch::frame::TrapFrame;
+use crate::arch::trap::register_handler;
 use crate::percpu::{self, MAX_CPUS};
 use aspace::VirtAddr;
 use core::fmt::{self, Write};
