@@ -22,14 +22,11 @@
 //! in the default space) bypass [`Space::check_live_edit`]: they only take
 //! away a page nothing may touch.
 
-use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::address_space::KernelMachine;
 use crate::arch::cpu;
-use crate::sync::IrqMutex;
-use crate::thread::stack::{self, GUARD_SIZE};
-use crate::thread::AddressSpaceId;
-use alloc::sync::Arc;
+use crate::mem::guard::{self, GUARD_SIZE};
 use alloc::vec::Vec;
-use aspace::{AddressSpace, AspaceError, Fault, PageFaultCode, Protection, Region, VirtAddr};
+use aspace::{Fault, PageFaultCode, Protection, Region, VirtAddr};
 use core::fmt::Write;
 
 /// The flags of every region of the hardened identity map besides its
@@ -97,86 +94,6 @@ pub fn identity_regions(len: u64) -> Vec<(&'static str, Region)> {
     regions
 }
 
-/// The spaces that get every new guard page unmapped: the default space
-/// (id 0) and every space [`harden`] has made.
-static HARDENED: IrqMutex<Vec<AddressSpaceId>> = IrqMutex::new(Vec::new());
-
-/// What [`harden`] did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Hardened {
-    /// Identity regions added.
-    pub regions: usize,
-    /// Guard pages unmapped.
-    pub guard_pages: usize,
-}
-
-/// Adds the hardened identity map of `[0, len)` to `space` (which must not
-/// map any of it yet), unmaps every stack's guard page in it, and keeps
-/// doing so for stacks made later. On a refused add, the regions added so
-/// far are removed again.
-pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
-    let regions = identity_regions(len);
-    {
-        let mut object = space.lock();
-        for (index, (_, region)) in regions.iter().enumerate() {
-            if let Err(error) = object.add_region(*region) {
-                for (_, added) in &regions[..index] {
-                    let unpinned = Protection::READ | Protection::KERN;
-                    let _ = object.protect_region(*added, unpinned).and_then(|()| object.remove_region(*added));
-                }
-                return Err(error);
-            }
-        }
-    }
-    // Listed before the guard pages are read: a stack made meanwhile is
-    // seen either here or by its own guard_page_created.
-    HARDENED.lock().push(space.id());
-    let pages = stack::guard_pages();
-    let mut object = space.lock();
-    for &page in &pages {
-        unmap_guard_page(&mut **object, page)?;
-    }
-    Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
-}
-
-/// Unmaps the guard page `page` in `object` (the default space's through
-/// its own door, since it refuses edits through the trait): its region
-/// keeps the page, with no access.
-pub fn unmap_guard_page(object: &mut dyn AddressSpace, page: u64) -> Result<(), AspaceError> {
-    let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
-    match object.as_any_mut().downcast_mut::<BaseAspace>() {
-        Some(base) => base.unmap_guard_page(page),
-        None => object.protect_region(guard, GUARD),
-    }
-}
-
-/// A stack block was made with its guard page at `page`: unmaps it in the
-/// default space and in every hardened one (forgetting destroyed ones).
-pub fn guard_page_created(page: u64) {
-    let ids: Vec<AddressSpaceId> = {
-        let mut hardened = HARDENED.lock();
-        if !hardened.contains(&0) {
-            hardened.insert(0, 0);
-        }
-        hardened.clone()
-    };
-    for id in ids {
-        let Some(space) = address_space::by_id(id) else {
-            // Destroyed, or (id 0) the default space is not built yet: it
-            // unmaps every guard page recorded so far when it is.
-            if id != 0 {
-                HARDENED.lock().retain(|&listed| listed != id);
-            }
-            continue;
-        };
-        let unmapped = unmap_guard_page(&mut **space.lock(), page);
-        if let Err(error) = unmapped {
-            // The space's owner changed its identity map: nothing to unmap.
-            log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());
-        }
-    }
-}
-
 /// Sets CR4.SMEP and CR4.SMAP on this CPU when it has them. Called by each
 /// CPU as it starts (the boot code has already set CR0.WP and EFER.NXE).
 pub fn enable_cpu_protections() {
@@ -242,7 +159,7 @@ pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
 /// thread's stack. Only tries locks: the fault may have hit while they
 /// were held.
 pub fn describe_guard_fault(addr: u64, out: &mut dyn Write) {
-    let Some(guard) = stack::try_guard_page_containing(addr) else { return };
+    let Some(guard) = guard::try_guard_page_containing(addr) else { return };
     let cpu = crate::percpu::current();
     let running = crate::thread::on(cpu).current.try_lock().and_then(|current| {
         current

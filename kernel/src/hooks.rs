@@ -2,7 +2,8 @@
 //! them: the trap dispatcher's [`FaultHandler`] (page faults, recovery,
 //! the fault report) and the scheduler's [`AddressSpaceHooks`] (switches,
 //! memberships, names). Each is a trait of the lower layer, implemented here
-//! by the address-space layer and installed once at boot ([`install`]); the
+//! by the address-space layer and installed once at boot ([`install`]), as
+//! is the guard-page registry's observer (`mem::guard`); the
 //! lower layers call it through a `spin::Once`, with no lock on the path.
 
 use crate::address_space;
@@ -58,6 +59,9 @@ impl AddressSpaceHooks for AddressSpaceLayer {
 /// `address_space::init`).
 pub fn install() {
     static LAYER: AddressSpaceLayer = AddressSpaceLayer;
-    let installed = trap::install_fault_handler(&LAYER) && thread::install_address_space_hooks(&LAYER);
+    static UNMAP_GUARD_PAGES: address_space::harden::UnmapGuardPages = address_space::harden::UnmapGuardPages;
+    let installed = trap::install_fault_handler(&LAYER)
+        && thread::install_address_space_hooks(&LAYER)
+        && crate::mem::guard::set_observer(&UNMAP_GUARD_PAGES);
     assert!(installed, "the address-space hooks are installed once");
 }

@@ -138,8 +138,7 @@ pub fn init_this_cpu(id: u32) -> &'static PerCpu {
 /// guard page recorded by then), for the others once they run.
 pub fn guard_ist_stacks(cpu: &PerCpu) {
     for page in ist_guard_pages(cpu) {
-        crate::thread::stack::register_guard_page(page);
-        crate::hardening::guard_page_created(page);
+        crate::mem::guard::record(page);
     }
 }
 

@@ -15,7 +15,7 @@
 
 use super::KernelMachine;
 use crate::hardening;
-use crate::thread::stack::{self, GUARD_SIZE};
+use crate::mem::guard::GUARD_SIZE;
 use alloc::boxed::Box;
 use aspace::{
     AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultOutcome, PhysAddr, Protection, Region,
@@ -47,8 +47,8 @@ impl BaseAspace {
         // which only the CPU's page walker reads (by physical address, when
         // an application processor starts on the boot tables).
         let (boot_stack_bottom, _) = crate::arch::boot::boot_stack();
-        stack::register_guard_page(boot_stack_bottom - GUARD_SIZE as u64);
-        for page in stack::guard_pages() {
+        crate::thread::stack::register_guard_page(boot_stack_bottom - GUARD_SIZE as u64);
+        for page in crate::mem::guard::guard_pages() {
             base.unmap_guard_page(page)?;
         }
         Ok(base)

@@ -13,6 +13,7 @@
 //!   `switch_from` on the old one and `switch_to` on the new one.
 
 pub mod base;
+pub mod harden;
 pub mod machine;
 
 pub use machine::KernelMachine;
@@ -429,7 +430,7 @@ impl Space {
 fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protection) -> Result<(), u64> {
     let mut next = start;
     while next < end {
-        if let Some(guard) = thread::stack::guard_page_containing(next) {
+        if let Some(guard) = crate::mem::guard::guard_page_containing(next) {
             next = guard + thread::stack::GUARD_SIZE as u64;
             continue;
         }

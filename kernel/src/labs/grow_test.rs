@@ -47,7 +47,7 @@ const PAGE: u64 = 4096;
 /// Runs the test, reporting each step to `out`.
 pub fn run(out: &mut dyn Write) -> Result<(), String> {
     let space = address_space::create(paging::IMPLEMENTATION_NAME, SPACE).map_err(|e| format!("create: {e}"))?;
-    let result = crate::hardening::harden(&space, IDENTITY_LEN)
+    let result = crate::address_space::harden::harden(&space, IDENTITY_LEN)
         .map_err(|e| format!("harden: {e}"))
         .and_then(|_| steps(&space, out));
     let destroyed = address_space::destroy(SPACE);

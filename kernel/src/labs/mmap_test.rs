@@ -52,7 +52,7 @@ pub fn run(out: &mut dyn Write) -> Result<(), String> {
     let frames_before = frames::stats().used();
     let space = address_space::create(paging::IMPLEMENTATION_NAME, SPACE).map_err(|e| format!("create: {e}"))?;
     let came_from = address_space::current();
-    let result = crate::hardening::harden(&space, IDENTITY_LEN)
+    let result = crate::address_space::harden::harden(&space, IDENTITY_LEN)
         .map_err(|e| format!("harden: {e}"))
         .and_then(|_| address_space::move_current_thread(Some(&space)).map_err(|e| format!("enter: {e}")))
         .and_then(|()| steps(&space, files, aligned, unaligned, out));

@@ -29,7 +29,6 @@
 //! editor owns, so writes through them touch only its own memory.
 
 use crate::address_space::{self, Space};
-use crate::hardening;
 use crate::mem::frames;
 use crate::percpu;
 use crate::probe::{probe_read, probe_write, Width};
@@ -357,7 +356,7 @@ fn soak_cycle(editor: &mut Editor, cycle: u64, totals: &Totals) -> Result<(), St
     let hardened = editor.random.below(4) == 0;
     let space = if hardened {
         let space = address_space::create("paging", &name).map_err(|e| format!("create {name}: {e}"))?;
-        if let Err(error) = hardening::harden(&space, MAPPED_LEN) {
+        if let Err(error) = crate::address_space::harden::harden(&space, MAPPED_LEN) {
             let _ = address_space::destroy(&name);
             return Err(format!("harden {name}: {error}"));
         }

@@ -1,6 +1,8 @@
-//! Physical memory: the frame allocator and the kernel heap built on it.
+//! Physical memory: the frame allocator, the kernel heap built on it, and
+//! the registry of guard pages.
 
 pub mod frames;
+pub mod guard;
 pub mod heap;
 
 use crate::boot_info::BootInfo;

@@ -106,7 +106,7 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
     }
     let before = counters(space);
     let started = tsc::nanos_since_boot();
-    let added = crate::hardening::harden(space, MAPPED_LEN);
+    let added = crate::address_space::harden::harden(space, MAPPED_LEN);
     let elapsed = tsc::nanos_since_boot() - started;
     let hardened = match added {
         Ok(hardened) => hardened,
@@ -167,7 +167,7 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
 fn compare_around_guard_pages(len: u64) -> (bool, usize) {
     let end = COMPARED_START + len;
     let guards: alloc::vec::Vec<u64> =
-        crate::thread::stack::guard_pages().into_iter().filter(|&page| page >= COMPARED_START && page < end).collect();
+        crate::mem::guard::guard_pages().into_iter().filter(|&page| page >= COMPARED_START && page < end).collect();
     let mut equal = true;
     let mut piece_start = COMPARED_START;
     for piece_end in guards.iter().copied().chain(core::iter::once(end)) {

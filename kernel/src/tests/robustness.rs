@@ -55,7 +55,7 @@ impl ScratchSpace {
     /// A new space holding the hardened identity map of 0-4 GiB.
     fn hardened() -> Result<ScratchSpace, String> {
         let scratch = ScratchSpace::new()?;
-        hardening::harden(&scratch.space, 4 * GIB).map_err(|e| format!("harden: {e}"))?;
+        address_space::harden::harden(&scratch.space, 4 * GIB).map_err(|e| format!("harden: {e}"))?;
         Ok(scratch)
     }
 
@@ -142,7 +142,7 @@ fn w_xor_x_probes(where_: &str) -> Result<(), String> {
     expect_page_fault(&format!("{where_}: execute from the stack"), fetch, stack_address, present_fetch)?;
     // The guard page below the running stack: not mapped at all.
     let guard = thread::current().canary_address() - stack::GUARD_SIZE as u64;
-    check!(stack::guard_page_containing(guard) == Some(guard), "{where_}: {guard:#x} is not a recorded guard page");
+    check!(crate::mem::guard::guard_page_containing(guard) == Some(guard), "{where_}: {guard:#x} is not a recorded guard page");
     let read = probe_read(guard + PAGE - 8, Width::U64);
     expect_page_fault(&format!("{where_}: read of the guard page"), read, guard + PAGE - 8, PageFaultCode::empty())?;
     // SAFETY: the page is unmapped; the write must fault.
@@ -151,7 +151,7 @@ fn w_xor_x_probes(where_: &str) -> Result<(), String> {
     // The guard pages below every CPU's interrupt (IST) stacks.
     for cpu in crate::percpu::all_cpus() {
         for guard in crate::percpu::ist_guard_pages(cpu) {
-            check!(stack::guard_page_containing(guard) == Some(guard), "{where_}: IST guard {guard:#x} not recorded");
+            check!(crate::mem::guard::guard_page_containing(guard) == Some(guard), "{where_}: IST guard {guard:#x} not recorded");
             let read = probe_read(guard + PAGE - 8, Width::U64);
             let what = format!("{where_}: read of cpu {}'s IST guard page", cpu.id);
             expect_page_fault(&what, read, guard + PAGE - 8, PageFaultCode::empty())?;
@@ -212,7 +212,7 @@ fn default_map_is_w_xor_x_with_guard_pages_unmapped() -> Result<(), String> {
     let paging = object.as_any().downcast_ref::<BaseAspace>().ok_or("the default space is not base")?.paging();
     check_w_xor_x(paging.mappings().ok_or("destroyed")?)?;
     paging.verify().map_err(|errors| format!("verify: {errors:?}"))?;
-    for page in stack::guard_pages() {
+    for page in crate::mem::guard::guard_pages() {
         check!(paging.walk(aspace::VirtAddr::new(page)).and_then(|w| w.translation()).is_none(), "{page:#x} mapped");
         let region = object.regions().find(page).ok_or_else(|| format!("no region holds guard page {page:#x}"))?;
         check_eq!(region.prot, hardening::GUARD);
@@ -245,7 +245,7 @@ kernel_test!(probes_fault_in_a_hardened_space);
 /// but not the guard page.
 fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), String> {
     let scratch = ScratchSpace::hardened()?;
-    let guards_before = stack::guard_pages().len();
+    let guards_before = crate::mem::guard::guard_pages().len();
     // Enough threads alive at once that at least one needs a new block.
     let spares = stack::spare_count();
     let space = scratch.space.clone();
@@ -274,7 +274,7 @@ fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), S
     for (index, handle) in results.into_iter().enumerate() {
         check_eq!((index, handle.join()), (index, 0));
     }
-    check!(stack::guard_pages().len() > guards_before, "no new stack block was made");
+    check!(crate::mem::guard::guard_pages().len() > guards_before, "no new stack block was made");
     scratch.with_paging(|paging| paging.verify().map_err(|errors| format!("verify: {errors:?}")))?;
     Ok(())
 }
@@ -283,11 +283,11 @@ kernel_test!(guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces);
 /// Exited threads' stacks are reused: many short threads make no new block.
 fn stacks_are_reused() -> Result<(), String> {
     check_eq!(thread::spawn("warm-up", || 1).join(), 1);
-    let guards = stack::guard_pages().len();
+    let guards = crate::mem::guard::guard_pages().len();
     for round in 0..20u64 {
         check_eq!(thread::spawn("short", move || round).join(), round);
     }
-    check_eq!(stack::guard_pages().len(), guards);
+    check_eq!(crate::mem::guard::guard_pages().len(), guards);
     Ok(())
 }
 kernel_test!(stacks_are_reused);
@@ -302,7 +302,7 @@ fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String>
     let report = unhandled_fault_report(&fault)?;
     let expected = format!("stack overflow in thread {} '{}'", me.id(), me.name());
     check!(report.contains(&expected), "expected {expected:?} in:\n{report}");
-    let other = stack::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
+    let other = crate::mem::guard::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
     let fault = Fault::page_fault(other, PageFaultCode::empty(), text_address());
     let report = unhandled_fault_report(&fault)?;
     check!(report.contains("below another thread's stack"), "{report}");

@@ -274,7 +274,7 @@ fn startup_test_compares_through_the_lazy_alias() -> Result<(), String> {
     check!(out.contains("added the hardened identity map of 0-0xffffffff"), "{out}");
     // One fault per 4 KiB page compared, the guard pages (unmapped) skipped.
     let compared = startup::COMPARED_START..startup::COMPARED_START + startup::QUICK_COMPARED_LEN;
-    let guards = crate::thread::stack::guard_pages().into_iter().filter(|page| compared.contains(page)).count();
+    let guards = crate::mem::guard::guard_pages().into_iter().filter(|page| compared.contains(page)).count();
     let faults = 1024 - guards;
     let expected = format!(
         "equal ({guards} guard pages skipped); {faults} faults handled, 0 x 1 GiB + 0 x 2 MiB + {faults} x 4 KiB pages mapped"

@@ -2,7 +2,7 @@
 //! the stack, and the canary that backs the guard page up.
 //!
 //! The guard page is the lowest page of the block. When a block is made,
-//! [`crate::hardening`] unmaps that page in the default address space and
+//! the address-space layer unmaps that page in the default address space and
 //! in every hardened one, so a stack that runs off its bottom faults at
 //! once, and the fault report names the thread ("stack overflow in thread
 //! T"). Unmapping costs a page-table split and a TLB shootdown, and mapping
@@ -18,7 +18,6 @@
 
 use crate::sync::IrqMutex;
 use alloc::alloc::{alloc, Layout};
-use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 use core::ptr::NonNull;
 
@@ -27,15 +26,12 @@ pub const THREAD_STACK_SIZE: usize = 64 * 1024;
 /// The size of an idle thread's stack (it runs the idle loop and interrupt tails only).
 pub const IDLE_STACK_SIZE: usize = 16 * 1024;
 /// The unmapped page below each stack.
-pub const GUARD_SIZE: usize = 4096;
+pub use crate::mem::guard::GUARD_SIZE;
 /// The pattern of the canary words.
 const CANARY: u64 = 0x57ac_c0de_dead_beef;
 /// How many words at the bottom of the stack are checked at each switch.
 pub const CANARY_WORDS: usize = 8;
 
-/// Every guard page of every stack block made so far (blocks are reused,
-/// never freed), by address.
-static GUARD_PAGES: IrqMutex<BTreeSet<u64>> = IrqMutex::new(BTreeSet::new());
 /// Blocks of exited threads, waiting for reuse.
 static SPARE_STACKS: IrqMutex<Vec<Stack>> = IrqMutex::new(Vec::new());
 
@@ -64,7 +60,6 @@ impl Stack {
                 let block = NonNull::new(unsafe { alloc(layout) })?;
                 let stack = Stack { block, layout };
                 register_guard_page(stack.guard_page());
-                crate::hardening::guard_page_created(stack.guard_page());
                 stack
             }
         };
@@ -122,35 +117,14 @@ fn take_spare(layout: Layout) -> Option<Stack> {
 }
 
 /// Records `page` as a guard page (a new block's, or the page below a
-/// stack that is not a block, like the boot stack), and reserves room on
-/// the spare list for the block, so that [`Stack`]'s drop never allocates.
+/// stack that is not a block, like the boot stack) in the registry (which
+/// tells the address-space layer), and reserves room on the spare list for
+/// the block, so that [`Stack`]'s drop never allocates.
 pub fn register_guard_page(page: u64) {
-    let blocks = {
-        let mut guards = GUARD_PAGES.lock();
-        guards.insert(page);
-        guards.len()
-    };
+    let blocks = crate::mem::guard::record(page);
     let mut spares = SPARE_STACKS.lock();
     let room = blocks.saturating_sub(spares.len());
     spares.reserve(room);
-}
-
-/// Every guard page recorded so far, lowest first.
-pub fn guard_pages() -> Vec<u64> {
-    GUARD_PAGES.lock().iter().copied().collect()
-}
-
-/// The guard page holding `addr`, if `addr` lies in one.
-pub fn guard_page_containing(addr: u64) -> Option<u64> {
-    let page = addr & !(GUARD_SIZE as u64 - 1);
-    GUARD_PAGES.lock().contains(&page).then_some(page)
-}
-
-/// [`guard_page_containing`] for the fault report: `None` also when the
-/// list is locked (the fault may have hit while this CPU held it).
-pub fn try_guard_page_containing(addr: u64) -> Option<u64> {
-    let page = addr & !(GUARD_SIZE as u64 - 1);
-    GUARD_PAGES.try_lock()?.contains(&page).then_some(page)
 }
 
 /// How many stack blocks wait on the spare list.

@@ -1,0 +1,104 @@
+//! Hardened address spaces: the hardened identity map of the kernel
+//! ([`crate::hardening::identity_regions`]) added to a space, with every
+//! stack's guard page unmapped in it, now and for every stack made later
+//! (through the guard-page registry's observer, [`UnmapGuardPages`]).
+
+use super::base::BaseAspace;
+use super::Space;
+use crate::hardening::{identity_regions, GUARD};
+use crate::mem::guard::{self, GuardPageObserver, GUARD_SIZE};
+use crate::sync::IrqMutex;
+use crate::thread::AddressSpaceId;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use aspace::{AddressSpace, AspaceError, Protection, Region};
+
+/// The spaces that get every new guard page unmapped: the default space
+/// (id 0) and every space [`harden`] has made.
+static HARDENED: IrqMutex<Vec<AddressSpaceId>> = IrqMutex::new(Vec::new());
+
+/// What [`harden`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Hardened {
+    /// Identity regions added.
+    pub regions: usize,
+    /// Guard pages unmapped.
+    pub guard_pages: usize,
+}
+
+/// Adds the hardened identity map of `[0, len)` to `space` (which must not
+/// map any of it yet), unmaps every stack's guard page in it, and keeps
+/// doing so for stacks made later. On a refused add, the regions added so
+/// far are removed again.
+pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
+    let regions = identity_regions(len);
+    {
+        let mut object = space.lock();
+        for (index, (_, region)) in regions.iter().enumerate() {
+            if let Err(error) = object.add_region(*region) {
+                for (_, added) in &regions[..index] {
+                    let unpinned = Protection::READ | Protection::KERN;
+                    let _ = object.protect_region(*added, unpinned).and_then(|()| object.remove_region(*added));
+                }
+                return Err(error);
+            }
+        }
+    }
+    // Listed before the guard pages are read: a stack made meanwhile is
+    // seen either here or by its own guard_page_created.
+    HARDENED.lock().push(space.id());
+    let pages = guard::guard_pages();
+    let mut object = space.lock();
+    for &page in &pages {
+        unmap_guard_page(&mut **object, page)?;
+    }
+    Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
+}
+
+/// Unmaps the guard page `page` in `object` (the default space's through
+/// its own door, since it refuses edits through the trait): its region
+/// keeps the page, with no access.
+pub fn unmap_guard_page(object: &mut dyn AddressSpace, page: u64) -> Result<(), AspaceError> {
+    let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
+    match object.as_any_mut().downcast_mut::<BaseAspace>() {
+        Some(base) => base.unmap_guard_page(page),
+        None => object.protect_region(guard, GUARD),
+    }
+}
+
+/// Unmaps new guard pages in the default space and in every hardened one:
+/// the guard-page registry's observer, installed at boot.
+pub struct UnmapGuardPages;
+
+impl GuardPageObserver for UnmapGuardPages {
+    /// A stack was made with its guard page at `page`: unmaps it in the
+    /// default space and in every hardened one (forgetting destroyed ones).
+    fn guard_page_created(&self, page: u64) {
+        guard_page_created(page)
+    }
+}
+
+fn guard_page_created(page: u64) {
+    let ids: Vec<AddressSpaceId> = {
+        let mut hardened = HARDENED.lock();
+        if !hardened.contains(&0) {
+            hardened.insert(0, 0);
+        }
+        hardened.clone()
+    };
+    for id in ids {
+        let Some(space) = super::by_id(id) else {
+            // Destroyed, or (id 0) the default space is not built yet: it
+            // unmaps every guard page recorded so far when it is.
+            if id != 0 {
+                HARDENED.lock().retain(|&listed| listed != id);
+            }
+            continue;
+        };
+        let unmapped = unmap_guard_page(&mut **space.lock(), page);
+        if let Err(error) = unmapped {
+            // The space's owner changed its identity map: nothing to unmap.
+            log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());
+        }
+    }
+}
