@@ -25,14 +25,12 @@
 
 use crate::address_space::{self, paging_of_mut, Space};
 use crate::fs::{self, File, FsError, PAGE};
-use crate::shell::Session;
 use crate::sync::IrqMutex;
 use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{AddressSpace, AspaceError, PhysAddr, Protection, Region};
-use core::fmt::{self, Write};
-use shell::{arg, arg_number, CommandError};
+use core::fmt;
 
 /// Private (copy on first touch) or shared (the initrd's own frames).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -375,54 +373,4 @@ fn plan(request: &MmapRequest, file: &File) -> Result<Plan, MmapError> {
         }
     };
     Ok(Plan { len, parts })
-}
-
-/// Splits the optional trailing `shared`/`private` word off `args`.
-fn take_sharing<'a>(args: &[&'a str]) -> (Vec<&'a str>, Sharing) {
-    let mut sharing = Sharing::Private;
-    let mut rest = Vec::new();
-    for &word in args {
-        match word {
-            "shared" => sharing = Sharing::Shared,
-            "private" => sharing = Sharing::Private,
-            other => rest.push(other),
-        }
-    }
-    (rest, sharing)
-}
-
-/// `mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared|private]`.
-pub fn mmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    let (args, sharing) = take_sharing(args);
-    let (range, flags) = match args.len() {
-        3 => (None, None),
-        4 => (None, Some(args[3])),
-        5 => (Some((3, 4)), None),
-        6 => (Some((3, 4)), Some(args[5])),
-        _ => return Err(CommandError::Usage),
-    };
-    let va = arg_number(&args, 2, "virtual address")?;
-    let (offset, len) = match range {
-        Some((offset, len)) => (arg_number(&args, offset, "offset")?, Some(arg_number(&args, len, "length")?)),
-        None => (0, None),
-    };
-    let prot = match flags {
-        Some(word) => aspace::parse::parse_protection(word)
-            .map_err(|error| CommandError::bad_argument(word, format_args!("not a valid protection: {error}")))?,
-        None if sharing == Sharing::Shared => Protection::READ,
-        None => Protection::READ | Protection::WRITE,
-    };
-    let request = MmapRequest { space: arg(&args, 0)?, file: arg(&args, 1)?, va, offset, len, prot, sharing };
-    let mapping = mmap(&request).map_err(CommandError::failed)?;
-    writeln!(out, "mapped {mapping}")?;
-    Ok(())
-}
-
-/// `munmap NAME VA`.
-pub fn munmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    shell::arg_count(args, 2, 2)?;
-    let va = arg_number(args, 1, "virtual address")?;
-    let mapping = munmap(arg(args, 0)?, va).map_err(CommandError::failed)?;
-    writeln!(out, "unmapped {mapping}")?;
-    Ok(())
 }

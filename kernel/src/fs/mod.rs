@@ -12,9 +12,8 @@
 //! the data of larger files starts on a page boundary (where a shared
 //! mapping can use the initrd's own frames); they are not files.
 //!
-//! The shell's `ls`, `cat FILE` and `stat FILE` are [`commands`].
+//! The shell's `ls`, `cat FILE` and `stat FILE` are in `shell::commands`.
 
-pub mod commands;
 pub mod cpio;
 
 use crate::boot_info::{MemoryKind, Module};

@@ -27,10 +27,10 @@
 use crate::address_space::{self, KernelMachine, Space};
 use crate::arch::{cpu, tsc};
 use crate::boot_info::MemoryKind;
+use crate::labs::shootdown as stress;
 use crate::mem::frames;
 use crate::percpu;
 use crate::thread::{self, JoinHandle};
-use crate::labs::shootdown as stress;
 use crate::tlb;
 use alloc::format;
 use alloc::string::String;

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod grow_test;
 pub mod mmap_test;
 pub mod paging_test;
+pub mod random;
 pub mod shootdown;
 pub mod soak;
 
@@ -99,27 +100,4 @@ fn mmap_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resu
 fn grow_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
     grow_test::run(out).map_err(CommandError::Failed)
-}
-
-/// A small deterministic pseudo-random generator (xorshift64) for stress tests.
-pub struct XorShift(u64);
-
-impl XorShift {
-    /// A generator from a non-zero seed.
-    pub fn new(seed: u64) -> XorShift {
-        XorShift(seed.max(1))
-    }
-
-    /// The next value.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    /// A value in `0..bound` (bound > 0).
-    pub fn below(&mut self, bound: u64) -> u64 {
-        self.next_u64() % bound
-    }
 }

@@ -20,10 +20,10 @@
 //! other CPUs then see stale translations, and the test fails, as it must.
 
 use crate::address_space::{self, Space};
+use crate::labs::random::XorShift;
 use crate::mem::frames;
 use crate::percpu;
 use crate::probe::{probe_read, probe_write, Width};
-use crate::labs::XorShift;
 use crate::thread::{self, JoinHandle};
 use alloc::format;
 use alloc::string::String;

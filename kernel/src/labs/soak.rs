@@ -29,13 +29,13 @@
 //! editor owns, so writes through them touch only its own memory.
 
 use crate::address_space::{self, Space};
+use crate::labs::random::XorShift;
+use crate::labs::shootdown::{create_enterable_space, destroy_when_unloaded};
 use crate::mem::frames;
 use crate::percpu;
 use crate::probe::{probe_read, probe_write, Width};
 use crate::shell::startup::MAPPED_LEN;
-use crate::labs::XorShift;
 use crate::thread::{self, JoinHandle};
-use crate::labs::shootdown::{create_enterable_space, destroy_when_unloaded};
 use alloc::format;
 use alloc::string::String;
 use alloc::sync::Arc;

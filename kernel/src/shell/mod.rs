@@ -11,57 +11,34 @@
 //! - [`input`]: the console, read through the line editor or from the
 //!   script (`script=` on the kernel command line, or with `script=@NAME`
 //!   the initrd file it names), and the script's status;
+//! - [`session`]: one shell's state, what every command gets;
 //! - [`commands`]: the command table (`help` lists it);
-//! - [`startup`]: the startup test.
+//! - [`startup`]: the startup test;
+//! - this file: the shells themselves, and the two commands that start and
+//!   end one (`shell`, `exit`), which sit above the command table.
 
 mod commands;
 pub mod input;
+pub mod session;
 pub mod startup;
 
-use crate::address_space::{self, KernelMachine, Space};
+use crate::address_space;
 use crate::cmdline::ShellTest;
 use crate::thread;
 use alloc::format;
 use alloc::string::String;
-use alloc::sync::Arc;
-use aspace::AddressSpace;
 use core::fmt::Write;
 use input::{Console, ConsoleInput};
-use paging::PagingAspace;
+use shell::{arg_count, Command, CommandError, Shell};
 
-pub use commands::{add_commands, table};
+pub use commands::add_commands;
+pub use session::Session;
 
 /// The name of the shell started at boot.
 pub const ROOT_NAME: &str = "shell";
 
 /// What the startup test of every shell does, set once at boot.
 static SHELL_TEST: spin::Once<ShellTest> = spin::Once::new();
-
-/// One shell: what its commands act on.
-pub struct Session {
-    /// The shell's name; also the name of the address space its startup
-    /// test made.
-    name: String,
-    /// Whether this is the root shell, which `exit` does not end.
-    is_root: bool,
-    /// The address space the startup test made, if it made one.
-    own_space: Option<Arc<Space>>,
-    /// Set by `exit`: the shell ends after this command.
-    exit_requested: bool,
-}
-
-impl Session {
-    /// A session named `name`, with no address space of its own: what the
-    /// in-kernel tests drive the command table with.
-    pub fn new(name: &str, is_root: bool) -> Session {
-        Session { name: name.into(), is_root, own_space: None, exit_requested: false }
-    }
-
-    /// The shell's name.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-}
 
 /// Starts the root shell and waits for it; it never ends by itself (its
 /// `exit` is refused), so this returns only by powering off. With `script`
@@ -141,10 +118,60 @@ fn leave(session: &Session, out: &mut dyn Write) {
     }
 }
 
-/// Runs `f` on the page tables behind `object`: a `paging` address space's,
-/// or the boot map's under `base`. `None` for other implementations.
-pub fn with_paging<R>(object: &dyn AddressSpace, f: impl FnOnce(&PagingAspace<KernelMachine>) -> R) -> Option<R> {
-    address_space::paging_of(object).map(f)
+/// The commands that start and end a shell, above the command table.
+static NESTING: &[Command<Session>] = &[
+    Command {
+        name: "shell",
+        usage: "shell [NAME]",
+        help: "start a nested shell in its own new address space (default name shellN)",
+        run: nested_shell,
+    },
+    Command { name: "exit", usage: "exit", help: "leave a nested shell (its address space is destroyed)", run: exit },
+];
+
+/// A dispatcher over every command: the kernel's table, the commands added
+/// at boot, and `shell` and `exit` (it adds `help`).
+pub fn table() -> Shell<Session> {
+    let mut table = commands::table();
+    for &command in NESTING {
+        table.add(command);
+    }
+    table
 }
 
-pub use address_space::paging_of_mut as paging_mut;
+/// `shell [NAME]`: runs a nested shell until it exits.
+fn nested_shell(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 1)?;
+    let name = match args.first() {
+        Some(name) => {
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(CommandError::bad_argument(name, "a shell name is a non-empty word"));
+            }
+            alloc::string::String::from(*name)
+        }
+        None => unused_shell_name(),
+    };
+    writeln!(out, "{}: starting shell '{name}'; it has the console until 'exit'", session.name())?;
+    run_nested(&name);
+    writeln!(out, "{}: shell '{name}' has exited; back in '{}'", session.name(), session.name())?;
+    Ok(())
+}
+
+/// `shell1`, `shell2`, ...: the first that names no address space.
+fn unused_shell_name() -> alloc::string::String {
+    (1..)
+        .map(|n| alloc::format!("shell{n}"))
+        .find(|name| crate::address_space::find(name).is_err())
+        .expect("some shellN is free")
+}
+
+/// `exit`.
+fn exit(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 0, 0)?;
+    if session.is_root {
+        return Err(CommandError::failed("this is the root shell, which cannot exit (use 'poweroff')"));
+    }
+    writeln!(out, "{}: exiting", session.name())?;
+    session.exit_requested = true;
+    Ok(())
+}

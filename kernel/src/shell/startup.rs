@@ -29,7 +29,7 @@
 //!   which every scripted boot would pay;
 //! - `off`: no test; the shell stays in its creator's address space.
 
-use super::paging_mut;
+use super::session::paging_mut;
 use crate::address_space::{self, Space};
 use crate::arch::tsc;
 use crate::cmdline::ShellTest;
@@ -192,7 +192,7 @@ fn compare_around_guard_pages(len: u64) -> (bool, usize) {
 
 /// The space's paging counters (zero for another implementation).
 fn counters(space: &Space) -> PagingCounters {
-    super::with_paging(&**space.lock(), |paging| paging.counters()).unwrap_or_default()
+    super::session::with_paging(&**space.lock(), |paging| paging.counters()).unwrap_or_default()
 }
 
 fn page_size_name(size: PageSize) -> &'static str {

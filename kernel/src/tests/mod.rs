@@ -57,4 +57,4 @@ mod test_page;
 mod threads;
 mod traps;
 
-pub use crate::labs::XorShift;
+pub use crate::labs::random::XorShift;

@@ -5,7 +5,7 @@ use crate::address_space;
 use crate::arch::cpu::{self, CpuFeatures};
 use crate::arch::idt;
 use crate::probe::{self, Width};
-use crate::shell::{with_paging, Session};
+use crate::shell::session::{with_paging, Session};
 use core::fmt::Write;
 use shell::{arg_count, arg_number, arg_number_or, CommandError};
 

@@ -6,10 +6,11 @@
 //! the command's usage and counts as a failure. Nothing here panics on
 //! input.
 
+mod files;
 mod machine;
 mod spaces;
 
-use super::Session;
+use super::session::Session;
 use core::fmt::Write;
 use shell::{arg_count, Command, CommandError, Shell};
 
@@ -83,39 +84,27 @@ static COMMANDS: &[Command<Session>] = &[
         help: "per-CPU TLB counters: shootdowns sent and received, pages invalidated, full flushes, wait time",
         run: tlb_stats,
     },
-    Command {
-        name: "ls",
-        usage: "ls",
-        help: "the files of the initrd, with their sizes",
-        run: crate::fs::commands::ls,
-    },
-    Command { name: "cat", usage: "cat FILE", help: "print a file of the initrd", run: crate::fs::commands::cat },
+    Command { name: "ls", usage: "ls", help: "the files of the initrd, with their sizes", run: files::ls },
+    Command { name: "cat", usage: "cat FILE", help: "print a file of the initrd", run: files::cat },
     Command {
         name: "stat",
         usage: "stat FILE",
         help: "a file's size, the physical address of its data, and whether it is page-aligned",
-        run: crate::fs::commands::stat,
+        run: files::stat,
     },
     Command {
         name: "mmap",
         usage: "mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared]",
         help: "map a file (or LEN bytes from OFFSET) at VA in NAME, lazily; private copies by default, \
                'shared' maps the initrd's frames read-only (flags: r w x e; k is implied)",
-        run: crate::mmap::mmap_command,
+        run: files::mmap_command,
     },
     Command {
         name: "munmap",
         usage: "munmap NAME VA",
         help: "remove the mapping that starts at VA in NAME and free its frames",
-        run: crate::mmap::munmap_command,
+        run: files::munmap_command,
     },
-    Command {
-        name: "shell",
-        usage: "shell [NAME]",
-        help: "start a nested shell in its own new address space (default name shellN)",
-        run: nested_shell,
-    },
-    Command { name: "exit", usage: "exit", help: "leave a nested shell (its address space is destroyed)", run: exit },
     Command {
         name: "poweroff",
         usage: "poweroff",
@@ -154,43 +143,6 @@ fn echo(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
 fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
     crate::tlb::format_tlb_stats(out)?;
-    Ok(())
-}
-
-/// `shell [NAME]`: runs a nested shell until it exits.
-fn nested_shell(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 1)?;
-    let name = match args.first() {
-        Some(name) => {
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace() || c.is_control()) {
-                return Err(CommandError::bad_argument(name, "a shell name is a non-empty word"));
-            }
-            alloc::string::String::from(*name)
-        }
-        None => unused_shell_name(),
-    };
-    writeln!(out, "{}: starting shell '{name}'; it has the console until 'exit'", session.name())?;
-    super::run_nested(&name);
-    writeln!(out, "{}: shell '{name}' has exited; back in '{}'", session.name(), session.name())?;
-    Ok(())
-}
-
-/// `shell1`, `shell2`, ...: the first that names no address space.
-fn unused_shell_name() -> alloc::string::String {
-    (1..)
-        .map(|n| alloc::format!("shell{n}"))
-        .find(|name| crate::address_space::find(name).is_err())
-        .expect("some shellN is free")
-}
-
-/// `exit`.
-fn exit(session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 0)?;
-    if session.is_root {
-        return Err(CommandError::failed("this is the root shell, which cannot exit (use 'poweroff')"));
-    }
-    writeln!(out, "{}: exiting", session.name())?;
-    session.exit_requested = true;
     Ok(())
 }
 

@@ -6,7 +6,7 @@
 //! prints the typed error of a refusal.
 
 use crate::address_space::{self, Space};
-use crate::shell::{paging_mut, with_paging, Session};
+use crate::shell::session::{paging_mut, with_paging, Session};
 use crate::thread;
 use alloc::string::String;
 use alloc::sync::Arc;

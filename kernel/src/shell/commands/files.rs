@@ -1,14 +1,18 @@
-//! The shell's file commands: `ls`, `cat FILE`, `stat FILE`.
+//! The shell's file commands: `ls`, `cat FILE`, `stat FILE`, and `mmap` /
+//! `munmap` of those files into address spaces.
 
-use super::{Initrd, PAGE};
-use crate::shell::Session;
+use crate::fs::{self, Initrd, PAGE};
+use crate::mmap::{self, MmapRequest, Sharing};
+use crate::shell::session::Session;
+use alloc::vec::Vec;
+use aspace::Protection;
 use core::fmt::Write;
-use shell::{arg, arg_count, CommandError};
+use shell::{arg, arg_count, arg_number, CommandError};
 
 /// `ls`: every file with its size, and where the initrd is.
 pub fn ls(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
-    match super::initrd() {
+    match fs::initrd() {
         Initrd::Missing => return Err(CommandError::failed("no initrd: QEMU was started without -initrd")),
         Initrd::OutsideRam(module) => {
             return Err(CommandError::failed(alloc::format!(
@@ -37,7 +41,7 @@ pub fn ls(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
 /// ASCII, tab or newline are shown as `\xNN`).
 pub fn cat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 1, 1)?;
-    let file = super::find(arg(args, 0)?).map_err(CommandError::failed)?;
+    let file = fs::find(arg(args, 0)?).map_err(CommandError::failed)?;
     let data = file.data();
     match core::str::from_utf8(data) {
         Ok(text) => out.write_str(text)?,
@@ -60,7 +64,7 @@ pub fn cat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
 /// is page-aligned (what a shared mapping needs).
 pub fn stat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 1, 1)?;
-    let file = super::find(arg(args, 0)?).map_err(CommandError::failed)?;
+    let file = fs::find(arg(args, 0)?).map_err(CommandError::failed)?;
     writeln!(out, "file: {}", file.name())?;
     writeln!(
         out,
@@ -80,5 +84,55 @@ pub fn stat(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
     } else {
         writeln!(out, "  page-aligned: no (offset {:#x} in its page; only private mappings)", file.phys_addr() % PAGE)?;
     }
+    Ok(())
+}
+
+/// Splits the optional trailing `shared`/`private` word off `args`.
+fn take_sharing<'a>(args: &[&'a str]) -> (Vec<&'a str>, Sharing) {
+    let mut sharing = Sharing::Private;
+    let mut rest = Vec::new();
+    for &word in args {
+        match word {
+            "shared" => sharing = Sharing::Shared,
+            "private" => sharing = Sharing::Private,
+            other => rest.push(other),
+        }
+    }
+    (rest, sharing)
+}
+
+/// `mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared|private]`.
+pub fn mmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    let (args, sharing) = take_sharing(args);
+    let (range, flags) = match args.len() {
+        3 => (None, None),
+        4 => (None, Some(args[3])),
+        5 => (Some((3, 4)), None),
+        6 => (Some((3, 4)), Some(args[5])),
+        _ => return Err(CommandError::Usage),
+    };
+    let va = arg_number(&args, 2, "virtual address")?;
+    let (offset, len) = match range {
+        Some((offset, len)) => (arg_number(&args, offset, "offset")?, Some(arg_number(&args, len, "length")?)),
+        None => (0, None),
+    };
+    let prot = match flags {
+        Some(word) => aspace::parse::parse_protection(word)
+            .map_err(|error| CommandError::bad_argument(word, format_args!("not a valid protection: {error}")))?,
+        None if sharing == Sharing::Shared => Protection::READ,
+        None => Protection::READ | Protection::WRITE,
+    };
+    let request = MmapRequest { space: arg(&args, 0)?, file: arg(&args, 1)?, va, offset, len, prot, sharing };
+    let mapping = mmap::mmap(&request).map_err(CommandError::failed)?;
+    writeln!(out, "mapped {mapping}")?;
+    Ok(())
+}
+
+/// `munmap NAME VA`.
+pub fn munmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    shell::arg_count(args, 2, 2)?;
+    let va = arg_number(args, 1, "virtual address")?;
+    let mapping = mmap::munmap(arg(args, 0)?, va).map_err(CommandError::failed)?;
+    writeln!(out, "unmapped {mapping}")?;
     Ok(())
 }
