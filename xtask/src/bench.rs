@@ -7,7 +7,7 @@
 //! (`target/bench/nacre-bench.txt` unless `--out` says otherwise), which
 //! `cargo xtask plot` reads.
 
-use crate::{build_kernel, ensure_qemu, qemu_command, run_captured, workspace_root, Options};
+use crate::boot::{build_kernel, ensure_qemu, qemu_command, run_captured, workspace_root, Options};
 use std::fs;
 use std::path::PathBuf;
 

@@ -65,7 +65,7 @@ impl Crate {
             for name in macro_definitions(&text) {
                 krate.macros.insert(name, module.clone());
             }
-            let (code, reexports) = split_reexports(&without_unit_tests(&text));
+            let (code, reexports) = split_reexports(&without_comments(&without_unit_tests(&text)));
             krate.texts.insert(module.clone(), code);
             krate.reexports.insert(module.clone(), reexports);
         }
@@ -77,10 +77,16 @@ impl Crate {
         let mut graph = BTreeMap::new();
         for (module, text) in &self.texts {
             let called = self.macros.iter().filter(|(name, _)| calls_macro(text, name)).map(|(_, at)| at.clone());
+            // A re-exported name that the module's own code uses is an import too.
+            let reexported_and_used = self.reexports[module]
+                .iter()
+                .filter(|(name, _)| uses_word(text, name))
+                .filter_map(|(_, path)| self.resolve(module, path));
             let targets = paths_in(text)
                 .into_iter()
                 .filter_map(|path| self.resolve(module, &path))
                 .chain(called)
+                .chain(reexported_and_used)
                 .filter(|target| target != module)
                 .collect();
             graph.insert(module.clone(), targets);
@@ -200,6 +206,15 @@ fn macro_definitions(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// True when `text` holds `word` as a whole word.
+fn uses_word(text: &str, word: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        !text[..at].chars().next_back().is_some_and(is_ident)
+            && !text[at + word.len()..].chars().next().is_some_and(is_ident)
+    })
+}
+
 /// True when `text` calls macro `name` (`name!`, as a whole word).
 fn calls_macro(text: &str, name: &str) -> bool {
     let pattern = format!("{name}!");
@@ -207,6 +222,11 @@ fn calls_macro(text: &str, name: &str) -> bool {
         let before = text[..at].chars().next_back();
         !before.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_') && !text[..at].ends_with("macro_rules! ")
     })
+}
+
+/// `text` without its `//` comments (doc comments included).
+fn without_comments(text: &str) -> String {
+    text.lines().map(|line| line.split("//").next().unwrap_or("")).collect::<Vec<_>>().join("\n")
 }
 
 /// The text before a trailing `#[cfg(test)] mod tests` block.
@@ -250,7 +270,8 @@ fn paths_in(text: &str) -> Vec<Vec<String>> {
                 break;
             }
         }
-        if code[end..].starts_with('{') {
+        let group = code[end..].starts_with('{');
+        if group {
             // A group: each member is a path of its own under the prefix.
             if let Some(close) = code[end..].find('}') {
                 for member in code[end + 1..end + close].split(',') {
@@ -263,7 +284,9 @@ fn paths_in(text: &str) -> Vec<Vec<String>> {
                 }
             }
         }
-        paths.push(segments);
+        if !group {
+            paths.push(segments);
+        }
         index = end.max(index + 1);
     }
     paths
@@ -426,6 +449,7 @@ mod tests {
         k.reexports.insert(String::new(), reexports);
         assert_eq!(k.resolve("error", &path("crate::Region")), Some("region".into()));
         assert_eq!(k.resolve("error", &path("crate::helper")), Some("".into()));
+        assert!(uses_word("let x = table();", "table") && !uses_word("let x = tables();", "table"));
     }
 
     #[test]

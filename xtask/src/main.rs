@@ -26,40 +26,20 @@
 //! too long for the kernel, is refused before the boot.
 
 mod bench;
+mod boot;
 mod compare;
 mod imports;
 mod plot;
 
 mod initrd;
 
+use boot::{
+    build_kernel, cargo, ensure_qemu, qemu_command, run_captured, usage, workspace_root, Options, ScriptedBoot, QEMU,
+    QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
+};
 use std::env;
-use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
-use std::process::{self, Child, Command, ExitCode, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
-
-/// The status QEMU exits with when the kernel writes 0x10 to the debug-exit port.
-const QEMU_SUCCESS_STATUS: i32 = 33;
-/// The status QEMU exits with when the kernel writes 0x11 (its failure path).
-/// A triple fault under `-no-reboot` exits with 0 instead.
-const QEMU_FAILURE_STATUS: i32 = 35;
-/// rustc flags for the kernel. No red zone (interrupts may arrive on our own
-/// code's stacks), static relocation (the image runs where it is linked),
-/// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
-const KERNEL_RUSTFLAGS: &str =
-    "-C relocation-model=static -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
-const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
-const QEMU: &str = "qemu-system-x86_64";
-const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";
-const DEFAULT_TIMEOUT_SECS: u64 = 300;
-/// The longest kernel command line, in bytes. QEMU's PVH loader copies the
-/// line, unchecked, into a 4096-byte buffer with its NUL, so a longer one
-/// overwrites the boot information after it; the kernel refuses such a line
-/// at boot (`MAX_COMMAND_LINE` in kernel/src/boot_info.rs), and xtask
-/// before it.
-const MAX_KERNEL_CMDLINE: usize = 4095;
+use std::path::PathBuf;
+use std::process::{self, Command, ExitCode};
 
 /// A scripted shell run that `cargo xtask test` performs after the in-kernel
 /// tests, with the outcome it must have.
@@ -399,281 +379,6 @@ fn take_option(args: &[String], name: &str) -> (Option<PathBuf>, Vec<String>) {
     (value, rest)
 }
 
-fn usage() -> String {
-    "usage: cargo xtask <build|run|test|gdb|bench|plot|compare> [--release] [--smp N] [--mem SIZE] [--la57] \
-     [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
-        .to_string()
-}
-
-/// Command-line options shared by the subcommands.
-#[derive(Clone, Debug)]
-struct Options {
-    release: bool,
-    /// Build the kernel with its in-kernel tests (feature `ktest`), as
-    /// `cargo xtask test` does; the kernel `run` boots has none.
-    ktest: bool,
-    smp: u32,
-    mem: String,
-    la57: bool,
-    timeout: Duration,
-    /// Extra kernel options (`log=debug frames=100`), before any mode.
-    cmdline: String,
-    /// Shell commands for a non-interactive run.
-    script: Option<String>,
-}
-
-impl Options {
-    fn parse(args: &[String]) -> Result<Options, String> {
-        let mut options = Options {
-            release: false,
-            ktest: false,
-            smp: 2,
-            mem: "512M".to_string(),
-            la57: false,
-            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-            cmdline: String::new(),
-            script: None,
-        };
-        let mut args = args.iter();
-        while let Some(arg) = args.next() {
-            let mut value = |name: &str| args.next().cloned().ok_or_else(|| format!("{name} needs a value"));
-            match arg.as_str() {
-                "--release" => options.release = true,
-                "--ktest" => options.ktest = true,
-                "--la57" => options.la57 = true,
-                "--smp" => options.smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
-                "--mem" => options.mem = value("--mem")?,
-                "--timeout" => {
-                    let secs: u64 = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?;
-                    options.timeout = Duration::from_secs(secs);
-                }
-                "--cmdline" => options.cmdline = value("--cmdline")?,
-                "--" => {
-                    let rest: Vec<&str> = args.by_ref().map(String::as_str).collect();
-                    options.script = Some(rest.join(" "));
-                }
-                other => return Err(format!("unknown option {other:?}\n{}", usage())),
-            }
-        }
-        check_kernel_cmdline(&options.cmdline).map_err(|e| format!("--cmdline: {e}"))?;
-        if options.script.is_some() && options.cmdline.split_whitespace().any(|word| word.starts_with("script=")) {
-            return Err("--cmdline has a script= and commands follow --: give the commands in one place".to_string());
-        }
-        Ok(options)
-    }
-
-    /// The kernel command line: extra options, then the mode.
-    fn kernel_cmdline(&self, mode: Option<&str>) -> String {
-        let mut parts: Vec<&str> = Vec::new();
-        if !self.cmdline.is_empty() {
-            parts.push(&self.cmdline);
-        }
-        if let Some(mode) = mode {
-            parts.push(mode);
-        }
-        parts.join(" ")
-    }
-
-    /// [`kernel_cmdline`](Options::kernel_cmdline), refused when it is too
-    /// long for the kernel.
-    fn checked_kernel_cmdline(&self, mode: Option<&str>) -> Result<String, String> {
-        let cmdline = self.kernel_cmdline(mode);
-        check_kernel_cmdline(&cmdline)?;
-        Ok(cmdline)
-    }
-}
-
-/// Refuses a kernel command line longer than [`MAX_KERNEL_CMDLINE`].
-fn check_kernel_cmdline(cmdline: &str) -> Result<(), String> {
-    if cmdline.len() <= MAX_KERNEL_CMDLINE {
-        return Ok(());
-    }
-    Err(format!(
-        "the kernel command line is {} bytes, longer than the {MAX_KERNEL_CMDLINE} bytes QEMU's PVH loader holds; \
-         give a script after -- instead (it goes to the kernel as an initrd file, up to {} bytes)",
-        cmdline.len(),
-        initrd::MAX_SCRIPT_BYTES
-    ))
-}
-
-/// The kernel mode that runs the initrd file holding the script.
-fn script_file_mode() -> String {
-    format!("script=@{}", initrd::SCRIPT_NAME)
-}
-
-/// What a scripted boot needs: the kernel command line, which names the
-/// script file, and the initrd holding it (removed when this is dropped).
-struct ScriptedBoot {
-    cmdline: String,
-    initrd: initrd::ScriptArchive,
-}
-
-impl ScriptedBoot {
-    /// Packs `script` into an initrd of its own; refuses, before any boot,
-    /// a script or command line too large.
-    fn new(options: &Options, script: &str) -> Result<ScriptedBoot, String> {
-        let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode()))?;
-        let initrd = initrd::build_with_script(&workspace_root(), script)?;
-        Ok(ScriptedBoot { cmdline, initrd })
-    }
-
-    /// The QEMU command for this boot.
-    fn command(&self, options: &Options, elf: &Path) -> Command {
-        qemu_command_with_initrd(options, elf, &self.cmdline, self.initrd.path())
-    }
-}
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
-}
-
-fn cargo() -> String {
-    env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
-}
-
-/// Builds the kernel and returns the path of its ELF image.
-fn build_kernel(options: &Options) -> Result<PathBuf, String> {
-    let root = workspace_root();
-    let target_dir = root.join("target/kernel");
-    let mut command = Command::new(cargo());
-    command
-        .current_dir(&root)
-        .args(["build", "-p", "nacre-kernel", "--target", KERNEL_TARGET, "--target-dir"])
-        .arg(&target_dir)
-        .env("RUSTFLAGS", KERNEL_RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS");
-    if options.release {
-        command.arg("--release");
-    }
-    if options.ktest {
-        command.args(["--features", "ktest"]);
-    }
-    let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
-    if !status.success() {
-        return Err("kernel build failed".to_string());
-    }
-    let profile = if options.release { "release" } else { "debug" };
-    let elf = target_dir.join(KERNEL_TARGET).join(profile).join("nacre");
-    println!("xtask: kernel image {}", elf.display());
-    // Every boot gets the initrd: the archive of the initrd/ folder.
-    let initrd = initrd::build(&root)?;
-    println!("xtask: initrd {}", initrd.display());
-    Ok(elf)
-}
-
-/// Makes sure QEMU is installed; as root, installs it.
-fn ensure_qemu() -> Result<(), String> {
-    let found =
-        env::var_os("PATH").map(|paths| env::split_paths(&paths).any(|dir| dir.join(QEMU).is_file())).unwrap_or(false);
-    if found {
-        return Ok(());
-    }
-    eprintln!("xtask: {QEMU} is not installed; install it with:\n    {QEMU_INSTALL}");
-    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false);
-    if !is_root {
-        return Err(format!("{QEMU} is missing"));
-    }
-    eprintln!("xtask: running as root, installing it now");
-    let status = Command::new("sh")
-        .args(["-c", QEMU_INSTALL])
-        .env("DEBIAN_FRONTEND", "noninteractive")
-        .status()
-        .map_err(|e| format!("cannot run apt-get: {e}"))?;
-    if status.success() {
-        Ok(())
-    } else {
-        Err(format!("installing {QEMU} failed"))
-    }
-}
-
-/// The QEMU command line for booting `elf` with kernel command line `cmdline`.
-///
-/// Machine: q35 (the modern chipset, PCIe, with the local and I/O APICs the
-/// SMP layer uses). CPU: `max` (1 GiB pages, SMEP, SMAP under TCG) with LA57
-/// hidden unless asked for, because the kernel enables 5-level paging at boot
-/// whenever the CPU offers it.
-fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
-    qemu_command_with_initrd(options, elf, cmdline, &workspace_root().join(initrd::ARCHIVE_PATH))
-}
-
-/// [`qemu_command`] with the initrd `initrd` (a scripted run's).
-fn qemu_command_with_initrd(options: &Options, elf: &Path, cmdline: &str, initrd: &Path) -> Command {
-    let mut command = Command::new(QEMU);
-    let cpu = if options.la57 { "max" } else { "max,la57=off" };
-    command
-        .args(["-machine", "q35", "-cpu", cpu])
-        .args(["-smp", &options.smp.to_string(), "-m", &options.mem])
-        .args(["-no-reboot", "-display", "none"])
-        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
-        // Serial on stdio without QEMU catching Ctrl-C, so it reaches the
-        // shell; multiplexed with the monitor, so Ctrl-A X still quits.
-        .args(["-chardev", "stdio,id=char0,signal=off,mux=on", "-serial", "chardev:char0", "-mon", "chardev=char0"])
-        .arg("-kernel")
-        .arg(elf)
-        .arg("-initrd")
-        .arg(initrd)
-        .args(["-append", cmdline]);
-    command
-}
-
-/// What a captured QEMU run produced.
-struct CapturedRun {
-    /// QEMU's exit status (None when it was killed).
-    status: Option<i32>,
-    /// Every line the kernel printed.
-    lines: Vec<String>,
-    timed_out: bool,
-}
-
-impl CapturedRun {
-    fn kernel_succeeded(&self) -> bool {
-        self.status == Some(QEMU_SUCCESS_STATUS)
-    }
-
-    fn contains(&self, text: &str) -> bool {
-        self.lines.iter().any(|line| line.contains(text))
-    }
-}
-
-/// Runs QEMU without standard input, echoing and collecting its output,
-/// killing it after `timeout`.
-fn run_captured(mut command: Command, timeout: Duration) -> Result<CapturedRun, String> {
-    command.stdin(Stdio::null()).stdout(Stdio::piped());
-    let mut child: Child = command.spawn().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let (sender, receiver) = mpsc::channel();
-    let reader = thread::spawn(move || {
-        let mut reader = BufReader::new(stdout);
-        let mut line = Vec::new();
-        while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
-            let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
-            println!("{text}");
-            let _ = std::io::stdout().flush();
-            if sender.send(text).is_err() {
-                break;
-            }
-            line.clear();
-        }
-    });
-    let deadline = Instant::now() + timeout;
-    let mut timed_out = false;
-    let status = loop {
-        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for {QEMU}: {e}"))? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            timed_out = true;
-            eprintln!("xtask: timed out after {} s; stopping QEMU", timeout.as_secs());
-            let _ = child.kill();
-            break child.wait().map_err(|e| format!("waiting for {QEMU}: {e}"))?;
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let _ = reader.join();
-    let lines = receiver.try_iter().collect();
-    Ok(CapturedRun { status: status.code(), lines, timed_out })
-}
-
 fn run(options: &Options) -> Result<(), String> {
     // A script too large is refused before the build.
     if let Some(script) = &options.script {
@@ -726,6 +431,8 @@ fn test(options: &Options) -> Result<(), String> {
     if !status.success() {
         return Err("host tests failed".to_string());
     }
+    println!("xtask: import circles (cargo xtask imports)");
+    imports::check(&root)?;
 
     // The in-kernel tests are compiled in for this build only.
     let options = &Options { ktest: true, ..options.clone() };
@@ -826,6 +533,7 @@ fn gdb(options: &Options) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use boot::{check_kernel_cmdline, script_file_mode, MAX_KERNEL_CMDLINE};
 
     #[test]
     fn summary_lines_parse() {

@@ -1,0 +1,308 @@
+//! How a kernel is built and booted: the options every subcommand shares,
+//! the kernel build, the QEMU command line, and a run whose output is
+//! captured. The subcommands (`run`, `test`, `gdb`, `bench`) sit above it.
+
+use crate::initrd;
+use std::env;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// The status QEMU exits with when the kernel writes 0x10 to the debug-exit port.
+pub(crate) const QEMU_SUCCESS_STATUS: i32 = 33;
+/// The status QEMU exits with when the kernel writes 0x11 (its failure path).
+/// A triple fault under `-no-reboot` exits with 0 instead.
+pub(crate) const QEMU_FAILURE_STATUS: i32 = 35;
+/// rustc flags for the kernel. No red zone (interrupts may arrive on our own
+/// code's stacks), static relocation (the image runs where it is linked),
+/// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
+pub(crate) const KERNEL_RUSTFLAGS: &str =
+    "-C relocation-model=static -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
+pub(crate) const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
+pub(crate) const QEMU: &str = "qemu-system-x86_64";
+pub(crate) const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";
+pub(crate) const DEFAULT_TIMEOUT_SECS: u64 = 300;
+/// The longest kernel command line, in bytes. QEMU's PVH loader copies the
+/// line, unchecked, into a 4096-byte buffer with its NUL, so a longer one
+/// overwrites the boot information after it; the kernel refuses such a line
+/// at boot (`MAX_COMMAND_LINE` in kernel/src/boot_info.rs), and xtask
+/// before it.
+pub(crate) const MAX_KERNEL_CMDLINE: usize = 4095;
+
+/// Command-line options shared by the subcommands.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) release: bool,
+    /// Build the kernel with its in-kernel tests (feature `ktest`), as
+    /// `cargo xtask test` does; the kernel `run` boots has none.
+    pub(crate) ktest: bool,
+    pub(crate) smp: u32,
+    pub(crate) mem: String,
+    pub(crate) la57: bool,
+    pub(crate) timeout: Duration,
+    /// Extra kernel options (`log=debug frames=100`), before any mode.
+    pub(crate) cmdline: String,
+    /// Shell commands for a non-interactive run.
+    pub(crate) script: Option<String>,
+}
+
+impl Options {
+    pub(crate) fn parse(args: &[String]) -> Result<Options, String> {
+        let mut options = Options {
+            release: false,
+            ktest: false,
+            smp: 2,
+            mem: "512M".to_string(),
+            la57: false,
+            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
+            cmdline: String::new(),
+            script: None,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().cloned().ok_or_else(|| format!("{name} needs a value"));
+            match arg.as_str() {
+                "--release" => options.release = true,
+                "--ktest" => options.ktest = true,
+                "--la57" => options.la57 = true,
+                "--smp" => options.smp = value("--smp")?.parse().map_err(|e| format!("--smp: {e}"))?,
+                "--mem" => options.mem = value("--mem")?,
+                "--timeout" => {
+                    let secs: u64 = value("--timeout")?.parse().map_err(|e| format!("--timeout: {e}"))?;
+                    options.timeout = Duration::from_secs(secs);
+                }
+                "--cmdline" => options.cmdline = value("--cmdline")?,
+                "--" => {
+                    let rest: Vec<&str> = args.by_ref().map(String::as_str).collect();
+                    options.script = Some(rest.join(" "));
+                }
+                other => return Err(format!("unknown option {other:?}\n{}", usage())),
+            }
+        }
+        check_kernel_cmdline(&options.cmdline).map_err(|e| format!("--cmdline: {e}"))?;
+        if options.script.is_some() && options.cmdline.split_whitespace().any(|word| word.starts_with("script=")) {
+            return Err("--cmdline has a script= and commands follow --: give the commands in one place".to_string());
+        }
+        Ok(options)
+    }
+
+    /// The kernel command line: extra options, then the mode.
+    pub(crate) fn kernel_cmdline(&self, mode: Option<&str>) -> String {
+        let mut parts: Vec<&str> = Vec::new();
+        if !self.cmdline.is_empty() {
+            parts.push(&self.cmdline);
+        }
+        if let Some(mode) = mode {
+            parts.push(mode);
+        }
+        parts.join(" ")
+    }
+
+    /// [`kernel_cmdline`](Options::kernel_cmdline), refused when it is too
+    /// long for the kernel.
+    pub(crate) fn checked_kernel_cmdline(&self, mode: Option<&str>) -> Result<String, String> {
+        let cmdline = self.kernel_cmdline(mode);
+        check_kernel_cmdline(&cmdline)?;
+        Ok(cmdline)
+    }
+}
+
+/// Refuses a kernel command line longer than [`MAX_KERNEL_CMDLINE`].
+pub(crate) fn check_kernel_cmdline(cmdline: &str) -> Result<(), String> {
+    if cmdline.len() <= MAX_KERNEL_CMDLINE {
+        return Ok(());
+    }
+    Err(format!(
+        "the kernel command line is {} bytes, longer than the {MAX_KERNEL_CMDLINE} bytes QEMU's PVH loader holds; \
+         give a script after -- instead (it goes to the kernel as an initrd file, up to {} bytes)",
+        cmdline.len(),
+        initrd::MAX_SCRIPT_BYTES
+    ))
+}
+
+/// The kernel mode that runs the initrd file holding the script.
+pub(crate) fn script_file_mode() -> String {
+    format!("script=@{}", initrd::SCRIPT_NAME)
+}
+
+/// What a scripted boot needs: the kernel command line, which names the
+/// script file, and the initrd holding it (removed when this is dropped).
+pub(crate) struct ScriptedBoot {
+    pub(crate) cmdline: String,
+    pub(crate) initrd: initrd::ScriptArchive,
+}
+
+impl ScriptedBoot {
+    /// Packs `script` into an initrd of its own; refuses, before any boot,
+    /// a script or command line too large.
+    pub(crate) fn new(options: &Options, script: &str) -> Result<ScriptedBoot, String> {
+        let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode()))?;
+        let initrd = initrd::build_with_script(&workspace_root(), script)?;
+        Ok(ScriptedBoot { cmdline, initrd })
+    }
+
+    /// The QEMU command for this boot.
+    pub(crate) fn command(&self, options: &Options, elf: &Path) -> Command {
+        qemu_command_with_initrd(options, elf, &self.cmdline, self.initrd.path())
+    }
+}
+
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+pub(crate) fn cargo() -> String {
+    env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+/// Builds the kernel and returns the path of its ELF image.
+pub(crate) fn build_kernel(options: &Options) -> Result<PathBuf, String> {
+    let root = workspace_root();
+    let target_dir = root.join("target/kernel");
+    let mut command = Command::new(cargo());
+    command
+        .current_dir(&root)
+        .args(["build", "-p", "nacre-kernel", "--target", KERNEL_TARGET, "--target-dir"])
+        .arg(&target_dir)
+        .env("RUSTFLAGS", KERNEL_RUSTFLAGS)
+        .env_remove("CARGO_ENCODED_RUSTFLAGS");
+    if options.release {
+        command.arg("--release");
+    }
+    if options.ktest {
+        command.args(["--features", "ktest"]);
+    }
+    let status = command.status().map_err(|e| format!("cannot run cargo: {e}"))?;
+    if !status.success() {
+        return Err("kernel build failed".to_string());
+    }
+    let profile = if options.release { "release" } else { "debug" };
+    let elf = target_dir.join(KERNEL_TARGET).join(profile).join("nacre");
+    println!("xtask: kernel image {}", elf.display());
+    // Every boot gets the initrd: the archive of the initrd/ folder.
+    let initrd = initrd::build(&root)?;
+    println!("xtask: initrd {}", initrd.display());
+    Ok(elf)
+}
+
+/// Makes sure QEMU is installed; as root, installs it.
+pub(crate) fn ensure_qemu() -> Result<(), String> {
+    let found =
+        env::var_os("PATH").map(|paths| env::split_paths(&paths).any(|dir| dir.join(QEMU).is_file())).unwrap_or(false);
+    if found {
+        return Ok(());
+    }
+    eprintln!("xtask: {QEMU} is not installed; install it with:\n    {QEMU_INSTALL}");
+    let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false);
+    if !is_root {
+        return Err(format!("{QEMU} is missing"));
+    }
+    eprintln!("xtask: running as root, installing it now");
+    let status = Command::new("sh")
+        .args(["-c", QEMU_INSTALL])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .map_err(|e| format!("cannot run apt-get: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("installing {QEMU} failed"))
+    }
+}
+
+/// The QEMU command line for booting `elf` with kernel command line `cmdline`.
+///
+/// Machine: q35 (the modern chipset, PCIe, with the local and I/O APICs the
+/// SMP layer uses). CPU: `max` (1 GiB pages, SMEP, SMAP under TCG) with LA57
+/// hidden unless asked for, because the kernel enables 5-level paging at boot
+/// whenever the CPU offers it.
+pub(crate) fn qemu_command(options: &Options, elf: &Path, cmdline: &str) -> Command {
+    qemu_command_with_initrd(options, elf, cmdline, &workspace_root().join(initrd::ARCHIVE_PATH))
+}
+
+/// [`qemu_command`] with the initrd `initrd` (a scripted run's).
+pub(crate) fn qemu_command_with_initrd(options: &Options, elf: &Path, cmdline: &str, initrd: &Path) -> Command {
+    let mut command = Command::new(QEMU);
+    let cpu = if options.la57 { "max" } else { "max,la57=off" };
+    command
+        .args(["-machine", "q35", "-cpu", cpu])
+        .args(["-smp", &options.smp.to_string(), "-m", &options.mem])
+        .args(["-no-reboot", "-display", "none"])
+        .args(["-device", "isa-debug-exit,iobase=0xf4,iosize=4"])
+        // Serial on stdio without QEMU catching Ctrl-C, so it reaches the
+        // shell; multiplexed with the monitor, so Ctrl-A X still quits.
+        .args(["-chardev", "stdio,id=char0,signal=off,mux=on", "-serial", "chardev:char0", "-mon", "chardev=char0"])
+        .arg("-kernel")
+        .arg(elf)
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", cmdline]);
+    command
+}
+
+/// What a captured QEMU run produced.
+pub(crate) struct CapturedRun {
+    /// QEMU's exit status (None when it was killed).
+    pub(crate) status: Option<i32>,
+    /// Every line the kernel printed.
+    pub(crate) lines: Vec<String>,
+    pub(crate) timed_out: bool,
+}
+
+impl CapturedRun {
+    pub(crate) fn kernel_succeeded(&self) -> bool {
+        self.status == Some(QEMU_SUCCESS_STATUS)
+    }
+
+    pub(crate) fn contains(&self, text: &str) -> bool {
+        self.lines.iter().any(|line| line.contains(text))
+    }
+}
+
+/// Runs QEMU without standard input, echoing and collecting its output,
+/// killing it after `timeout`.
+pub(crate) fn run_captured(mut command: Command, timeout: Duration) -> Result<CapturedRun, String> {
+    command.stdin(Stdio::null()).stdout(Stdio::piped());
+    let mut child: Child = command.spawn().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let (sender, receiver) = mpsc::channel();
+    let reader = thread::spawn(move || {
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        while reader.read_until(b'\n', &mut line).map(|n| n > 0).unwrap_or(false) {
+            let text = String::from_utf8_lossy(&line).trim_end_matches(['\r', '\n']).to_string();
+            println!("{text}");
+            let _ = std::io::stdout().flush();
+            if sender.send(text).is_err() {
+                break;
+            }
+            line.clear();
+        }
+    });
+    let deadline = Instant::now() + timeout;
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| format!("waiting for {QEMU}: {e}"))? {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            eprintln!("xtask: timed out after {} s; stopping QEMU", timeout.as_secs());
+            let _ = child.kill();
+            break child.wait().map_err(|e| format!("waiting for {QEMU}: {e}"))?;
+        }
+        thread::sleep(Duration::from_millis(20));
+    };
+    let _ = reader.join();
+    let lines = receiver.try_iter().collect();
+    Ok(CapturedRun { status: status.code(), lines, timed_out })
+}
+
+pub(crate) fn usage() -> String {
+    "usage: cargo xtask <build|run|test|gdb|bench|plot|compare> [--release] [--smp N] [--mem SIZE] [--la57] \
+     [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
+        .to_string()
+}
