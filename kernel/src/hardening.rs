@@ -145,7 +145,7 @@ pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
         return false;
     }
     let machine = KernelMachine;
-    let root = aspace::PhysAddr::new(paging::Machine::current_root(&machine).as_u64());
+    let root = paging::TableRef::current(&machine);
     let Some(translation) = paging::walk(&machine, root, VirtAddr::new(fault.addr)).translation() else {
         return false;
     };

@@ -79,7 +79,12 @@ struct State {
 /// It implements [`paging::Machine`], and adds what tests need: accesses
 /// through the MMU of a chosen CPU, control-register switches, direct TLB
 /// instructions, failure injection, counters and a record of every rule the
-/// code under test broke (see the crate documentation).
+/// code under test broke (see the crate documentation). The trait's methods
+/// that are `unsafe` to call on hardware ([`SimMachine::read_u64`],
+/// [`SimMachine::write_u64`], [`SimMachine::free_frame`],
+/// [`SimMachine::load_root`]) are safe methods here too, so that tests can
+/// build and break tables by hand: on the model a misuse is a recorded
+/// violation, never undefined behaviour.
 #[derive(Clone)]
 pub struct SimMachine {
     state: Arc<Mutex<State>>,
@@ -420,19 +425,17 @@ impl State {
     }
 }
 
-impl Machine for SimMachine {
-    fn features(&self) -> PagingFeatures {
-        self.state().features
-    }
+impl SimMachine {
+    // The accesses of `paging::Machine` that are unsafe to call on real
+    // hardware are safe on the model: every misuse (a use after free, an
+    // unaligned or too wide address, a free of a frame still in use) is a
+    // recorded violation, never undefined behaviour. Tests call these
+    // directly; the trait's methods forward to them.
 
-    fn alloc_frame(&self) -> Option<PhysAddr> {
-        let mut state = self.state();
-        let frame = state.frames.allocate()?;
-        state.memory.zero_frame(frame);
-        Some(PhysAddr(frame))
-    }
-
-    fn free_frame(&self, frame: PhysAddr) {
+    /// [`Machine::free_frame`]: returns `frame` to the pool, recording a
+    /// violation if it is not an allocated frame of the pool or some CPU
+    /// still uses it (its CR3, or a TLB entry to it or walked through it).
+    pub fn free_frame(&self, frame: PhysAddr) {
         let mut state = self.state();
         let frame = frame.0;
         match state.frames.free(frame) {
@@ -469,16 +472,70 @@ impl Machine for SimMachine {
         state.memory.forget_frame(frame);
     }
 
-    fn read_u64(&self, addr: PhysAddr) -> u64 {
+    /// [`Machine::read_u64`]: the word of simulated physical memory at
+    /// `addr`, recording a violation for an unaligned, too wide or freed address.
+    pub fn read_u64(&self, addr: PhysAddr) -> u64 {
         let mut state = self.state();
         state.check_physical_access(addr.0, "read");
         state.memory.read(addr.0 & !7)
     }
 
-    fn write_u64(&self, addr: PhysAddr, value: u64) {
+    /// [`Machine::write_u64`]: writes the word of simulated physical memory
+    /// at `addr`, recording a violation for an unaligned, too wide or freed address.
+    pub fn write_u64(&self, addr: PhysAddr, value: u64) {
         let mut state = self.state();
         state.check_physical_access(addr.0, "write");
         state.memory.write(addr.0 & !7, value);
+    }
+
+    /// [`Machine::load_root`]: a CR3 write on the selected CPU (SDM
+    /// §4.10.4.1): without PCIDs it drops every non-global translation; with
+    /// a PCID it drops those tagged with the new PCID, or nothing if
+    /// `keep_tlb` (CR3 bit 63) is set.
+    pub fn load_root(&self, space: SpaceId, keep_tlb: bool) {
+        let mut state = self.state();
+        state.counters.cr3_loads += 1;
+        let root = space.root.0;
+        if !root.is_multiple_of(4096) || root >> state.features.phys_bits != 0 {
+            state.violation(format!("load_root({root:#x}): not a 4 KiB-aligned address below MAXPHYADDR"));
+        }
+        if state.frames.is_free_pool_memory(root) {
+            state.violation(format!("load_root({root:#x}): the root table is a free frame"));
+        }
+        if space.pcid.is_some_and(|pcid| pcid >= 4096) {
+            state.violation(format!("load_root: PCID {:?} does not fit in 12 bits", space.pcid));
+        }
+        let pcid_in_use = state.features.pcid && space.pcid.is_some();
+        let pcid = state.pcid_tag(space);
+        let cpu = state.selected_cpu();
+        cpu.space = Some(space);
+        cpu.pcid = pcid;
+        if !(pcid_in_use && keep_tlb) {
+            // Without CR4.PCIDE every entry is tagged 0, so this drops all
+            // the non-global ones.
+            cpu.tlb.invalidate_pcid(pcid);
+        }
+    }
+}
+
+// SAFETY: the model keeps its promises in software: `read_u64` and
+// `write_u64` reach the word of simulated physical memory at the address
+// given (and record a violation for an address no kernel could use),
+// `alloc_frame` hands out zeroed frames of its pool that it hands to no one
+// else until they are freed, `invalidate` drops the translations from every
+// simulated TLB that may hold them (an ideal shootdown), `load_root` and
+// `current_root` act on the selected CPU's CR3, and `features` is what
+// every simulated CPU walks with.
+unsafe impl Machine for SimMachine {
+    fn features(&self) -> PagingFeatures {
+        self.state().features
+    }
+
+    fn alloc_frame(&self) -> Option<PhysAddr> {
+        let mut state = self.state();
+        let frame = state.frames.allocate()?;
+        state.memory.zero_frame(frame);
+        Some(PhysAddr(frame))
     }
 
     /// An ideal shootdown, on every CPU that may hold translations of
@@ -517,36 +574,24 @@ impl Machine for SimMachine {
         }
     }
 
-    /// A CR3 write on the selected CPU (SDM §4.10.4.1): without PCIDs it
-    /// drops every non-global translation; with a PCID it drops those tagged
-    /// with the new PCID, or nothing if `keep_tlb` (CR3 bit 63) is set.
-    fn load_root(&self, space: SpaceId, keep_tlb: bool) {
-        let mut state = self.state();
-        state.counters.cr3_loads += 1;
-        let root = space.root.0;
-        if !root.is_multiple_of(4096) || root >> state.features.phys_bits != 0 {
-            state.violation(format!("load_root({root:#x}): not a 4 KiB-aligned address below MAXPHYADDR"));
-        }
-        if state.frames.is_free_pool_memory(root) {
-            state.violation(format!("load_root({root:#x}): the root table is a free frame"));
-        }
-        if space.pcid.is_some_and(|pcid| pcid >= 4096) {
-            state.violation(format!("load_root: PCID {:?} does not fit in 12 bits", space.pcid));
-        }
-        let pcid_in_use = state.features.pcid && space.pcid.is_some();
-        let pcid = state.pcid_tag(space);
-        let cpu = state.selected_cpu();
-        cpu.space = Some(space);
-        cpu.pcid = pcid;
-        if !(pcid_in_use && keep_tlb) {
-            // Without CR4.PCIDE every entry is tagged 0, so this drops all
-            // the non-global ones.
-            cpu.tlb.invalidate_pcid(pcid);
-        }
-    }
-
     fn current_root(&self) -> PhysAddr {
         let mut state = self.state();
         state.selected_cpu().space.map_or(PhysAddr(0), |space| space.root)
+    }
+
+    unsafe fn free_frame(&self, frame: PhysAddr) {
+        SimMachine::free_frame(self, frame);
+    }
+
+    unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {
+        SimMachine::read_u64(self, addr)
+    }
+
+    unsafe fn write_u64(&self, addr: PhysAddr, value: u64) {
+        SimMachine::write_u64(self, addr, value);
+    }
+
+    unsafe fn load_root(&self, space: SpaceId, keep_tlb: bool) {
+        SimMachine::load_root(self, space, keep_tlb);
     }
 }

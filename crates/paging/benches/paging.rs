@@ -21,7 +21,7 @@ mod host_memory;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode, Throughput};
 use host_memory::HostMemory;
-use paging::{walk, LeafPermissions, PageTables};
+use paging::{walk, LeafPermissions, PageTables, TableRef};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use x86_64::structures::paging::mapper::CleanUp;
@@ -276,11 +276,20 @@ fn measure<'m, T: Tree<'m>>(
 /// Panics unless the two trees translate every page of `[va, va+len)`,
 /// and the pages on either side, the same way.
 fn assert_same_translations(memory: &HostMemory, nacre: u64, peer: u64, va: u64, len: u64, what: &str) {
+    let (nacre, peer) = (table(nacre), table(peer));
     for page in (va - KIB4..=va + len).step_by(KIB4 as usize) {
-        let ours = walk(memory, aspace::PhysAddr(nacre), aspace::VirtAddr(page)).translation();
-        let theirs = walk(memory, aspace::PhysAddr(peer), aspace::VirtAddr(page)).translation();
+        let ours = walk(memory, nacre, aspace::VirtAddr(page)).translation();
+        let theirs = walk(memory, peer, aspace::VirtAddr(page)).translation();
         assert_eq!(ours, theirs, "{what}: the trees differ at {page:#x}");
     }
+}
+
+/// The root table at `root`, to walk it.
+fn table(root: u64) -> TableRef {
+    // SAFETY: the root of a tree that Nacre or the peer built in the
+    // simulated memory, which `HostMemory` reaches; the trees live until
+    // the memory is reset, after the walks.
+    unsafe { TableRef::new(aspace::PhysAddr(root)) }
 }
 
 /// Runs every workload once on both and compares the trees.
@@ -310,7 +319,7 @@ fn check_agreement(memory: &HostMemory) {
                 assert_eq!(peer_freed, nacre.0.counters().tables_freed, "{what}: tables freed");
                 assert_same_translations(memory, nacre.root(), cleaned.root(), RUN_VA, pages * KIB4, &what);
             } else {
-                let translation = walk(memory, aspace::PhysAddr(nacre.root()), aspace::VirtAddr(RUN_VA)).translation();
+                let translation = walk(memory, table(nacre.root()), aspace::VirtAddr(RUN_VA)).translation();
                 assert!(translation.is_some(), "{what}: the first page is mapped");
             }
         }
@@ -322,7 +331,7 @@ fn check_agreement(memory: &HostMemory) {
         peer.map_gigabyte(memory, RUN_VA, gigabyte_pa(page_bytes), page_bytes);
         let what = format!("a gigabyte in {page_bytes}-byte pages");
         assert_same_translations(memory, nacre.root(), peer.root(), RUN_VA, GIB, &what);
-        let first = walk(memory, aspace::PhysAddr(nacre.root()), aspace::VirtAddr(RUN_VA)).translation();
+        let first = walk(memory, table(nacre.root()), aspace::VirtAddr(RUN_VA)).translation();
         assert_eq!(first.map(|t| t.page_size.bytes()), Some(page_bytes), "{what}: Nacre's page size");
     }
     memory.reset();

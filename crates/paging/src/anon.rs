@@ -19,14 +19,14 @@
 //! after the TLBs have forgotten every translation to them.
 
 use crate::entry::{LeafPermissions, PAGE};
+use crate::error::PagingError;
 use crate::file::FileBackings;
 use crate::flush::FlushBatch;
 use crate::machine::Machine;
 use crate::tables::PageTables;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
-use aspace::{AspaceError, PhysAddr, VirtAddr};
-
+use aspace::{PhysAddr, VirtAddr};
 
 /// The frames owned for anonymous pages, by virtual page.
 #[derive(Debug, Default)]
@@ -67,7 +67,9 @@ impl AnonymousFrames {
         let pages: Vec<u64> = self.by_page.range(va..=last).map(|(&page, _)| page).collect();
         for page in pages {
             let frame = self.by_page.remove(&page).expect("the page was just found");
-            batch.free_after_flush(frame);
+            // SAFETY: the space's own frame, now out of the record; the
+            // caller unmapped its page in the same batch.
+            unsafe { batch.free_after_flush(frame) };
         }
     }
 
@@ -76,14 +78,16 @@ impl AnonymousFrames {
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
         self.files.clear();
         for (_, frame) in core::mem::take(&mut self.by_page) {
-            batch.free_after_flush(frame);
+            // SAFETY: the space's own frame, out of the record; the space is
+            // being destroyed and the batch flushes it whole.
+            unsafe { batch.free_after_flush(frame) };
         }
     }
 
     /// Maps the 4 KiB page at `page` to its frame with `perms`, replacing
     /// any leaf there, and allocates (zeroed, then filled from its file
     /// backing, if any) a frame for it first if it has none: the
-    /// first touch. On [`AspaceError::OutOfMemory`] nothing changed.
+    /// first touch. On [`PagingError::OutOfMemory`] nothing changed.
     pub(crate) fn fault_in<M: Machine + ?Sized>(
         &mut self,
         tables: &mut PageTables,
@@ -91,11 +95,11 @@ impl AnonymousFrames {
         page: VirtAddr,
         perms: LeafPermissions,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         let (frame, fresh) = match self.get(page.0) {
             Some(frame) => (frame, false),
             None => {
-                let frame = machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?;
+                let frame = machine.alloc_frame().ok_or(PagingError::OutOfMemory)?;
                 self.files.fill(machine, page.0, frame);
                 (frame, true)
             }
@@ -107,8 +111,9 @@ impl AnonymousFrames {
             }
             Err(error) => {
                 if fresh {
-                    // Never mapped, so no TLB can hold it.
-                    machine.free_frame(frame);
+                    // SAFETY: allocated just now and never mapped, so no
+                    // TLB can hold it.
+                    unsafe { machine.free_frame(frame) };
                 }
                 Err(error)
             }
@@ -132,7 +137,7 @@ impl AnonymousFrames {
         len: u64,
         perms: LeafPermissions,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         let holes: Vec<VirtAddr> = (0..len / PAGE)
             .map(|index| VirtAddr(va.0 + index * PAGE))
             .filter(|&page| tables.walk(machine, page).translation().is_none())
@@ -145,10 +150,11 @@ impl AnonymousFrames {
             let Some(frame) = machine.alloc_frame() else {
                 for (page, frame) in fresh {
                     self.by_page.remove(&page);
-                    // Never mapped, so no TLB can hold it.
-                    machine.free_frame(frame);
+                    // SAFETY: allocated just now and never mapped, so no
+                    // TLB can hold it.
+                    unsafe { machine.free_frame(frame) };
                 }
-                return Err(AspaceError::OutOfMemory);
+                return Err(PagingError::OutOfMemory);
             };
             self.files.fill(machine, page.0, frame);
             self.by_page.insert(page.0, frame);
@@ -165,7 +171,9 @@ impl AnonymousFrames {
                     }
                     for (page, frame) in fresh {
                         self.by_page.remove(&page);
-                        batch.free_after_flush(frame);
+                        // SAFETY: allocated for this call, now unmapped
+                        // again in the same batch.
+                        unsafe { batch.free_after_flush(frame) };
                     }
                     return Err(error);
                 }

@@ -5,6 +5,7 @@
 use crate::edit::canonical;
 use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE};
 use crate::machine::Machine;
+use crate::table::TableRef;
 use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
 use core::fmt;
@@ -26,7 +27,7 @@ pub struct MappedPage {
 
 #[derive(Clone, Copy)]
 struct Position {
-    table: PhysAddr,
+    table: TableRef,
     level: Level,
     /// Virtual address of entry 0, reduced to the translated bits.
     base: u64,
@@ -44,7 +45,7 @@ pub struct MappedPages<'m, M: Machine + ?Sized> {
 
 impl<'m, M: Machine + ?Sized> MappedPages<'m, M> {
     /// Starts at the root table `root`.
-    pub fn new(machine: &'m M, root: PhysAddr) -> Self {
+    pub fn new(machine: &'m M, root: TableRef) -> Self {
         let features = machine.features();
         let all = LeafPermissions { writable: true, user: true, executable: true };
         let start = Position { table: root, level: Level::root(features.la57), base: 0, next_index: 0, above: all };
@@ -65,7 +66,7 @@ impl<M: Machine + ?Sized> Iterator for MappedPages<'_, M> {
             let index = top.next_index;
             top.next_index += 1;
             let here = *top;
-            let entry = PageTableEntry(self.machine.read_u64(PhysAddr(here.table.0 + 8 * index as u64)));
+            let entry = here.table.get(self.machine, index);
             if !entry.is_present() {
                 continue;
             }
@@ -87,13 +88,11 @@ impl<M: Machine + ?Sized> Iterator for MappedPages<'_, M> {
                 }
                 _ => {
                     let lower = here.level.lower().expect("page-table entries are leaves");
-                    self.stack.push(Position {
-                        table: entry.address(here.level),
-                        level: lower,
-                        base: va,
-                        next_index: 0,
-                        above: rights,
-                    });
+                    let Some(table) = TableRef::below(entry, here.level) else {
+                        // A PS entry in a PML4 or PML5 (reserved): no page, no table.
+                        continue;
+                    };
+                    self.stack.push(Position { table, level: lower, base: va, next_index: 0, above: rights });
                 }
             }
         }
@@ -191,7 +190,7 @@ pub struct MappingRuns<'m, M: Machine + ?Sized> {
 
 impl<'m, M: Machine + ?Sized> MappingRuns<'m, M> {
     /// Starts at the root table `root`.
-    pub fn new(machine: &'m M, root: PhysAddr) -> Self {
+    pub fn new(machine: &'m M, root: TableRef) -> Self {
         MappingRuns { pages: MappedPages::new(machine, root), pending: None }
     }
 }

@@ -69,6 +69,17 @@ impl PageTableEntry {
     pub const PRESENT_COUNT: u64 = 0x3ff << 52;
     const PRESENT_COUNT_SHIFT: u32 = 52;
 
+    /// Bit 62 of an entry that points at a table, which the CPU ignores
+    /// like bits 61:52: the table below is not this tree's to free. It
+    /// belongs to the shared kernel half ([`crate::KernelHalf`]) or to
+    /// whoever built a tree adopted with [`crate::TableOwnership::Borrowed`].
+    /// Edits leave such a table linked when it becomes empty,
+    /// [`crate::PageTables::destroy`] does not free it, and its entry keeps
+    /// no present count (a shared table is pointed at from many roots, whose
+    /// counts could not agree). Leaves never carry it (bit 62 of a leaf is a
+    /// protection-key bit).
+    pub const KEEP_TABLE: u64 = 1 << 62;
+
     /// The bits that describe access rights and caching of a leaf (what the
     /// page-table dump compares): everything but the address, A and D.
     pub const ATTRIBUTE_BITS: u64 = Self::WRITABLE

@@ -135,7 +135,9 @@ fn copy_to_frame<M: Machine + ?Sized>(machine: &M, source: PhysAddr, count: u64,
     while offset < count {
         let take = (count - offset).min(8);
         let word = read_bytes(machine, source.0 + offset, take);
-        machine.write_u64(PhysAddr(frame.0 + offset), word);
+        // SAFETY: a word of `frame`, a frame the space owns (freshly
+        // allocated for an anonymous page, not mapped yet).
+        unsafe { machine.write_u64(PhysAddr(frame.0 + offset), word) };
         offset += 8;
     }
 }
@@ -148,7 +150,11 @@ fn read_bytes<M: Machine + ?Sized>(machine: &M, addr: u64, count: u64) -> u64 {
     while done < count {
         let at = addr + done;
         let shift = at % 8;
-        let word = machine.read_u64(PhysAddr(at - shift)) >> (8 * shift);
+        // SAFETY: an aligned word holding bytes of a file backing's
+        // source: memory the space was told to copy from
+        // (`PagingAspace::add_file_region`, whose caller names memory it
+        // could map with an ordinary region, checked below MAXPHYADDR).
+        let word = unsafe { machine.read_u64(PhysAddr(at - shift)) } >> (8 * shift);
         let take = (8 - shift).min(count - done);
         let mask = if take == 8 { u64::MAX } else { (1u64 << (8 * take)) - 1 };
         value |= (word & mask) << (8 * done);

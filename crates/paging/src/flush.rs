@@ -108,7 +108,14 @@ impl FlushBatch {
     }
 
     /// Hands a frame that left the tables to the batch, to be freed after the flush.
-    pub fn free_after_flush(&mut self, frame: PhysAddr) {
+    ///
+    /// # Safety
+    /// The caller owns `frame` (it came from the `alloc_frame` of the
+    /// machine the batch will be applied with), no table links to it any
+    /// more, and once the batch's invalidation is done (in the spaces it is
+    /// applied to) nothing can reach it: [`Machine::free_frame`]'s contract,
+    /// met at [`FlushBatch::apply`].
+    pub unsafe fn free_after_flush(&mut self, frame: PhysAddr) {
         self.freed_frames.push(frame);
     }
 
@@ -163,12 +170,41 @@ impl FlushBatch {
             machine.invalidate(space, TlbInvalidation::Pages(self.pages()));
             summary.pages_invalidated = self.page_count as u64;
         }
-        for frame in self.freed_frames.drain(..) {
-            machine.free_frame(frame);
-            summary.frames_freed += 1;
-        }
+        summary.frames_freed = self.free_frames(machine);
         self.everything = false;
         self.page_count = 0;
+        summary
+    }
+
+    /// Frees the frames, once the invalidation is done. Returns how many.
+    #[inline(always)]
+    fn free_frames<M: Machine + ?Sized>(&mut self, machine: &M) -> u64 {
+        let mut freed = 0;
+        for frame in self.freed_frames.drain(..) {
+            // SAFETY: `free_after_flush`'s contract: the frame is owned and
+            // unlinked, and the invalidation just done dropped what could
+            // still reach it.
+            unsafe { machine.free_frame(frame) };
+            freed += 1;
+        }
+        freed
+    }
+
+    /// [`FlushBatch::apply`] for an edit of tables that several spaces
+    /// share (a [`crate::KernelHalf`]): invalidates in every one of
+    /// `spaces`, then frees the frames.
+    pub fn apply_to_each<M: Machine + ?Sized>(mut self, machine: &M, spaces: &[SpaceId]) -> FlushSummary {
+        let mut summary = FlushSummary::default();
+        for &space in spaces {
+            if self.everything {
+                machine.invalidate(space, TlbInvalidation::All);
+                summary.full_flushes += 1;
+            } else if self.page_count > 0 {
+                machine.invalidate(space, TlbInvalidation::Pages(self.pages()));
+                summary.pages_invalidated += self.page_count as u64;
+            }
+        }
+        summary.frames_freed = self.free_frames(machine);
         summary
     }
 }
@@ -199,7 +235,8 @@ mod tests {
         a.add_page(VirtAddr(0x1000));
         let mut b = FlushBatch::new();
         b.add_page(VirtAddr(0x2000));
-        b.free_after_flush(PhysAddr(0x5000));
+        // SAFETY: the batch is never applied: nothing is freed.
+        unsafe { b.free_after_flush(PhysAddr(0x5000)) };
         a.merge(b);
         assert_eq!(a.pages(), &[VirtAddr(0x1000), VirtAddr(0x2000)]);
         assert_eq!(a.freed_frames(), &[PhysAddr(0x5000)]);

@@ -69,23 +69,74 @@ pub enum TlbInvalidation<'a> {
 /// Methods take `&self`: the kernel's machine is a stateless handle onto the
 /// real hardware, and the software model keeps its state behind interior
 /// mutability, so that many address spaces can share one machine.
-pub trait Machine {
+///
+/// # Safety
+///
+/// The paging code builds page tables that a CPU will walk, and trusts the
+/// machine to do exactly what each method says; an implementation that does
+/// otherwise lets safe code corrupt memory. Whoever implements the trait
+/// promises:
+///
+/// - [`Machine::read_u64`] and [`Machine::write_u64`] read and write the
+///   64-bit word of *physical* memory at the address given, and nothing
+///   else: a kernel reaches it through a mapping of physical memory it keeps
+///   for as long as the machine is used (an identity map, or a fixed offset
+///   like the `x86_64` crate's `OffsetPageTable`), a model through its
+///   simulated memory. Reads see the last value written (by the paging code
+///   or by the CPU setting accessed and dirty bits); writes are not elided
+///   or reordered past a later [`Machine::invalidate`] or
+///   [`Machine::load_root`].
+/// - [`Machine::alloc_frame`] returns a 4 KiB-aligned frame of RAM below
+///   2^MAXPHYADDR, zeroed, that nothing else uses or will be handed until
+///   it comes back through [`Machine::free_frame`]: the caller owns it.
+/// - [`Machine::invalidate`] has dropped the translations named, and the
+///   paging-structure caches, from every TLB that may hold them (every
+///   CPU's, with SMP) before it returns.
+/// - [`Machine::load_root`] loads the root given into CR3 of the calling
+///   CPU, and [`Machine::current_root`] returns the root that CPU is using:
+///   a live tree of page tables that `read_u64` reaches.
+/// - [`Machine::features`] reports what is in force on every CPU the tables
+///   are used on (the tables are built for it: NX bits without EFER.NXE,
+///   or 1 GiB pages without the feature, are reserved bits).
+///
+/// The methods that can break memory safety when *called* wrongly are
+/// `unsafe` to call, each with its own contract: reading and writing
+/// physical memory, freeing a frame and loading a root.
+pub unsafe trait Machine {
     /// The features in force.
     fn features(&self) -> PagingFeatures;
 
     /// A zeroed 4 KiB frame (for a page table, or a page of memory), or
-    /// `None` when memory is exhausted.
+    /// `None` when memory is exhausted. The caller owns it.
     fn alloc_frame(&self) -> Option<PhysAddr>;
 
-    /// Returns a frame from [`Machine::alloc_frame`]. The caller guarantees
-    /// that no TLB still holds a translation through or to it.
-    fn free_frame(&self, frame: PhysAddr);
+    /// Returns a frame from [`Machine::alloc_frame`].
+    ///
+    /// # Safety
+    /// The caller owns `frame` (it came from `alloc_frame` of this machine
+    /// and was not freed since), no page table links to it any more, and no
+    /// TLB still holds a translation through or to it (an invalidation
+    /// dropped them): nothing will touch it again.
+    unsafe fn free_frame(&self, frame: PhysAddr);
 
-    /// Reads the 64-bit word at physical address `addr` (8-byte aligned).
-    fn read_u64(&self, addr: PhysAddr) -> u64;
+    /// Reads the 64-bit word at physical address `addr`.
+    ///
+    /// # Safety
+    /// `addr` is 8-byte aligned and lies in physical memory the caller may
+    /// read: a page table of a tree it owns or was lent (a tree it adopted,
+    /// the tree the CPU is using), a frame it owns, or memory it was told to
+    /// read (a file's bytes). Reading other physical memory, device
+    /// registers included, may have effects the caller cannot see.
+    unsafe fn read_u64(&self, addr: PhysAddr) -> u64;
 
-    /// Writes the 64-bit word at physical address `addr` (8-byte aligned).
-    fn write_u64(&self, addr: PhysAddr, value: u64);
+    /// Writes the 64-bit word at physical address `addr`.
+    ///
+    /// # Safety
+    /// `addr` is 8-byte aligned and lies in a page table of a tree the
+    /// caller owns or adopted, or in a frame it owns; the write keeps every
+    /// tree a CPU may walk well formed (the paging code's writes are
+    /// ordered for that: break before make, invalidation before reuse).
+    unsafe fn write_u64(&self, addr: PhysAddr, value: u64);
 
     /// Drops translations of address space `space` from every TLB that may
     /// hold them (the local one, and with SMP every other CPU's), before
@@ -95,7 +146,15 @@ pub trait Machine {
     /// Loads `space`'s root table into CR3 on the current CPU. With a PCID
     /// and `keep_tlb` set, the TLB entries tagged with that PCID are kept
     /// (CR3 bit 63); otherwise they are dropped.
-    fn load_root(&self, space: SpaceId, keep_tlb: bool);
+    ///
+    /// # Safety
+    /// `space.root` is the root of a well-formed tree of page tables that
+    /// maps what the running code needs (its code, stack and data, at the
+    /// same addresses), and it stays alive (is not freed) for as long as
+    /// any CPU has it loaded. With `keep_tlb`, the TLB entries tagged with
+    /// the PCID are still correct for that tree (every edit since the last
+    /// load was invalidated by PCID).
+    unsafe fn load_root(&self, space: SpaceId, keep_tlb: bool);
 
     /// The root table the current CPU is using.
     fn current_root(&self) -> PhysAddr;

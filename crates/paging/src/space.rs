@@ -2,9 +2,10 @@
 //! x86-64 page tables.
 
 use crate::anon::AnonymousFrames;
-use crate::entry::PAGE;
 use crate::dump::MappingRuns;
+use crate::entry::PAGE;
 use crate::entry::{LeafPermissions, PageSize};
+use crate::error::{PagingError, IMPLEMENTATION_NAME};
 use crate::file::FileBacking;
 use crate::flush::FlushBatch;
 use crate::grow::{self, GrowthLimits, GrowthRequest};
@@ -18,9 +19,6 @@ use aspace::{
     PhysAddr, Protection, Region, RegionSet, ThreadId, UnhandledFault, VirtAddr,
 };
 use core::fmt;
-
-/// The implementation's name, as the registry lists it.
-pub const IMPLEMENTATION_NAME: &str = "paging";
 
 /// The default fault-around window, in 4 KiB pages (64 KiB, as Linux's
 /// `fault_around_bytes`). Chosen by the kernel's `bench fault_around_sweep`:
@@ -254,14 +252,14 @@ impl<M: Machine> PagingAspace<M> {
     /// an error), then applies the batch.
     fn edit(
         &mut self,
-        edit: impl FnOnce(&mut PageTables, &M, &mut FlushBatch) -> Result<(), AspaceError>,
+        edit: impl FnOnce(&mut PageTables, &M, &mut FlushBatch) -> Result<(), PagingError>,
     ) -> Result<(), AspaceError> {
         let tables =
             self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
         let mut batch = FlushBatch::new();
         let result = edit(tables, &self.machine, &mut batch);
         self.finish(&mut batch);
-        result
+        result.map_err(AspaceError::from)
     }
 
     /// Runs one edit of the tables and the anonymous frames together. It
@@ -269,14 +267,14 @@ impl<M: Machine> PagingAspace<M> {
     /// refused edit may have undone work of its own that must be flushed.
     fn edit_anonymous(
         &mut self,
-        edit: impl FnOnce(&mut PageTables, &M, &mut AnonymousFrames, &mut FlushBatch) -> Result<(), AspaceError>,
+        edit: impl FnOnce(&mut PageTables, &M, &mut AnonymousFrames, &mut FlushBatch) -> Result<(), PagingError>,
     ) -> Result<(), AspaceError> {
         let tables =
             self.tables.as_mut().ok_or_else(|| AspaceError::UnknownAddressSpace { name: self.name.clone() })?;
         let mut batch = FlushBatch::new();
         let result = edit(tables, &self.machine, &mut self.anonymous, &mut batch);
         self.finish(&mut batch);
-        result
+        result.map_err(AspaceError::from)
     }
 
     /// Maps the anonymous page `page` of `region` on a fault, with a frame
@@ -675,7 +673,13 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         if let Some(space) = self.space_id() {
             // With a PCID, the entries tagged with it are still valid: every
             // edit invalidated by PCID, whether the space was loaded or not.
-            self.machine.load_root(space, space.pcid.is_some());
+            // SAFETY: the root of this space's live tree. It stays alive
+            // while loaded: `destroy` refuses a root this CPU has loaded and
+            // `drop` leaks it, and the kernel refuses to destroy a space
+            // any CPU has loaded. That the tree maps what the running code
+            // needs is the switching layer's check (the kernel's
+            // `check_can_enter`), as for any address space.
+            unsafe { self.machine.load_root(space, space.pcid.is_some()) };
         }
     }
 
@@ -815,14 +819,6 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         self.full_flushes += summary.full_flushes;
         self.regions.clear();
         Ok(())
-    }
-
-    fn as_any(&self) -> &dyn core::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn core::any::Any {
-        self
     }
 }
 

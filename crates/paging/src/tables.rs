@@ -1,13 +1,18 @@
 //! [`PageTables`]: one tree of x86-64 page tables and the range operations on it.
 
+use crate::adopt::{self, TableOwnership};
 use crate::dump::MappingRuns;
 use crate::edit::{self, Edit, EditCounters, Operation};
 use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE, TABLE_BYTES};
+use crate::error::PagingError;
 use crate::flush::FlushBatch;
+use crate::kernel_half::KernelHalf;
 use crate::machine::{Machine, PagingFeatures, SpaceId};
-use crate::walk::{walk, Walk};
+use crate::table::TableRef;
+use crate::walk::{descend, walk, Walk, WalkStep};
 use alloc::vec::Vec;
-use aspace::{AspaceError, Characteristics, FaultAccess, PhysAddr, Protection, Region, VirtAddr};
+use aspace::{AddressKind, Characteristics, FaultAccess, PhysAddr, Protection, Region, VirtAddr};
+use core::ops::ControlFlow;
 
 /// What every range given to [`PageTables`] must respect: 4 KiB pages.
 pub const PAGE_GRANULARITY: Characteristics = Characteristics { granularity: TABLE_BYTES, alignment: TABLE_BYTES };
@@ -25,10 +30,10 @@ pub(crate) enum FaultProbe {
     /// The entry for the address in `table`, at `level`, is not present.
     Missing {
         /// The table holding the missing entry.
-        table: PhysAddr,
-        /// Where the entry pointing at `table` is (`None` for the root),
-        /// which counts `table`'s present entries.
-        pointer: Option<PhysAddr>,
+        table: TableRef,
+        /// The entry pointing at `table`, as (its table, its index); `None`
+        /// for the root. It counts `table`'s present entries.
+        pointer: Option<(TableRef, usize)>,
         /// Its level.
         level: Level,
         /// Every entry above grants user access.
@@ -40,9 +45,9 @@ pub(crate) enum FaultProbe {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Hole {
     /// The table at the leaves' level.
-    table: PhysAddr,
-    /// Where the entry pointing at it is (`None` for the root).
-    pointer: Option<PhysAddr>,
+    table: TableRef,
+    /// The entry pointing at it, as (its table, its index); `None` for the root.
+    pointer: Option<(TableRef, usize)>,
 }
 
 impl FaultProbe {
@@ -68,7 +73,7 @@ impl FaultProbe {
 /// edit returns a [`FlushBatch`] that must be applied (to invalidate the
 /// TLBs and release the freed tables) before the caller relies on the
 /// change. An edit that cannot get a frame returns
-/// [`AspaceError::OutOfMemory`] and leaves the tree exactly as it was.
+/// [`PagingError::OutOfMemory`] and leaves the tree exactly as it was.
 ///
 /// Intermediate entries (those pointing at tables) are always present and
 /// writable and never NX, and have U set when some leaf below was given
@@ -77,28 +82,138 @@ impl FaultProbe {
 ///
 /// `PageTables` holds no machine; the owner passes the same machine to
 /// every call and calls [`PageTables::destroy`] to free the frames.
+///
+/// A tree is made empty ([`PageTables::new`]), around a root built by
+/// someone else ([`PageTables::from_root`]), or with the upper half shared
+/// with other trees ([`PageTables::new_with_kernel_half`]).
 #[derive(Debug)]
 pub struct PageTables {
     space: SpaceId,
     features: PagingFeatures,
     counters: EditCounters,
+    /// The tables the tree held when it was made, the root included: 1 for
+    /// a new tree, what the walk of an adopted one counted.
+    initial_tables: u64,
+    /// The root is this tree's to free (not when adopted borrowed).
+    owns_root: bool,
+    /// The shared upper half, if the tree was made with one. Released by
+    /// [`PageTables::destroy`] only: a tree dropped without being destroyed
+    /// keeps it from being destroyed for good (see `Drop`).
+    kernel_half: Option<KernelHalf>,
 }
 
 impl PageTables {
     /// An empty tree: allocates the root table. `pcid` is the PCID the
     /// address space will run under (it names the space for invalidations).
-    pub fn new<M: Machine + ?Sized>(machine: &M, pcid: Option<u16>) -> Result<Self, AspaceError> {
-        let root = machine.alloc_frame().ok_or(AspaceError::OutOfMemory)?;
-        Ok(PageTables {
+    pub fn new<M: Machine + ?Sized>(machine: &M, pcid: Option<u16>) -> Result<Self, PagingError> {
+        let root = machine.alloc_frame().ok_or(PagingError::OutOfMemory)?;
+        Ok(PageTables::around(machine, root, pcid, 1, true, None))
+    }
+
+    fn around<M: Machine + ?Sized>(
+        machine: &M,
+        root: PhysAddr,
+        pcid: Option<u16>,
+        initial_tables: u64,
+        owns_root: bool,
+        kernel_half: Option<KernelHalf>,
+    ) -> Self {
+        PageTables {
             space: SpaceId { root, pcid },
             features: machine.features(),
             counters: EditCounters::default(),
-        })
+            initial_tables,
+            owns_root,
+            kernel_half,
+        }
+    }
+
+    /// Adopts the live tree under `root`, built by someone else (a boot
+    /// loader, the kernel's early code, another page-table library):
+    /// allocates nothing, and from now on edits it like a tree of its own.
+    ///
+    /// One walk of the whole tree checks it and counts its tables
+    /// ([`PageTables::table_frames`]). Refused, with the tree untouched,
+    /// when `root` is not 4 KiB-aligned ([`PagingError::Misaligned`]), an
+    /// entry has reserved bits ([`PagingError::ReservedBits`]; a 1 GiB leaf
+    /// without 1 GiB pages counts), a table is reached twice
+    /// ([`PagingError::AliasedTable`]: recursive mappings are not trees), or
+    /// an entry pointing at a table takes away a right some leaf below has
+    /// ([`PagingError::HiddenRights`]). Accepted, it then rewrites, in every
+    /// entry pointing at a table, only what no leaf's access depends on:
+    /// such entries become writable, without NX and without G (as the
+    /// tree's own are: the leaves alone decide, and no leaf below gains a
+    /// right, as checked), and bits 62:52, which the CPU ignores, take the
+    /// tree's bookkeeping: the table's present count ([`TableOwnership::Owned`])
+    /// or [`PageTableEntry::KEEP_TABLE`] ([`TableOwnership::Borrowed`]).
+    /// Leaves are not touched. Which tables the tree may free is `ownership`.
+    ///
+    /// # Safety
+    /// - `root` is the root table (PML4, or PML5 when `machine.features()`
+    ///   says LA57) of a tree of page tables built for `machine.features()`,
+    ///   in memory that `machine` reaches (its reads and writes are allowed,
+    ///   see [`Machine::write_u64`]);
+    /// - from now on only this `PageTables` edits the tree: its builder
+    ///   writes none of its entries any more, and does not rely on bits
+    ///   62:52 of entries that point at tables;
+    /// - with [`TableOwnership::Owned`], every table of the tree came from
+    ///   `machine.alloc_frame` and nothing else will free it; with
+    ///   [`TableOwnership::Borrowed`], the tables stay where they are (not
+    ///   freed or reused) for as long as the tree is in use.
+    pub unsafe fn from_root<M: Machine + ?Sized>(
+        machine: &M,
+        root: PhysAddr,
+        pcid: Option<u16>,
+        ownership: TableOwnership,
+    ) -> Result<Self, PagingError> {
+        if !root.is_aligned(TABLE_BYTES) {
+            return Err(PagingError::Misaligned { kind: AddressKind::Physical, value: root.0, required: TABLE_BYTES });
+        }
+        let features = machine.features();
+        let tables = adopt::adopt(machine, TableRef::owned(root), features, ownership)?;
+        let owns_root = ownership == TableOwnership::Owned;
+        Ok(PageTables::around(machine, root, pcid, tables, owns_root, None))
+    }
+
+    /// An empty lower half with `kernel`'s upper half: allocates the root
+    /// and points its upper-half entries (PML4 256 to 511, or PML5 256 to
+    /// 511 with LA57) at the kernel half's tables, which every tree made
+    /// with it shares. A map in the upper half through any of them is seen
+    /// through all of them; their lower halves are their own. See
+    /// [`KernelHalf`] for what the sharing asks of the caller (one lock for
+    /// edits of the upper half, and invalidations in every space sharing
+    /// it). Refused when the kernel half was made for another number of
+    /// levels ([`PagingError::KernelHalfLevels`]).
+    pub fn new_with_kernel_half<M: Machine + ?Sized>(
+        machine: &M,
+        kernel: &KernelHalf,
+        pcid: Option<u16>,
+    ) -> Result<Self, PagingError> {
+        let root_level = Level::root(machine.features().la57);
+        if kernel.root_level() != root_level {
+            return Err(PagingError::KernelHalfLevels {
+                machine: root_level.number() as u8,
+                kernel_half: kernel.root_level().number() as u8,
+            });
+        }
+        let root = machine.alloc_frame().ok_or(PagingError::OutOfMemory)?;
+        kernel.link_into(machine, TableRef::owned(root));
+        Ok(PageTables::around(machine, root, pcid, 1, true, Some(kernel.clone())))
     }
 
     /// The physical address of the root table (PML4, or PML5 with LA57).
     pub fn root(&self) -> PhysAddr {
         self.space.root
+    }
+
+    /// The root table, to read it.
+    pub fn root_table(&self) -> TableRef {
+        TableRef::owned(self.space.root)
+    }
+
+    /// The shared upper half, if the tree was made with one.
+    pub fn kernel_half(&self) -> Option<&KernelHalf> {
+        self.kernel_half.as_ref()
     }
 
     /// The root and PCID, as TLB operations name the space.
@@ -116,9 +231,13 @@ impl PageTables {
         self.counters
     }
 
-    /// Page-table frames in the tree, the root included.
+    /// Page-table frames in the tree, the root included: those it was made
+    /// with (an adopted tree's, borrowed or owned), and those its edits
+    /// allocated and did not free. The tables of a shared kernel half are
+    /// the kernel half's ([`KernelHalf::table_frames`]), whichever tree's
+    /// edit allocated them.
     pub fn table_frames(&self) -> u64 {
-        1 + self.counters.tables_allocated - self.counters.tables_freed
+        self.initial_tables + self.counters.tables_allocated - self.counters.tables_freed
     }
 
     /// Maps `[va, va+len)` onto `[pa, pa+len)` with rights `perms`, using at
@@ -132,7 +251,7 @@ impl PageTables {
         pa: PhysAddr,
         len: u64,
         perms: LeafPermissions,
-    ) -> Result<FlushBatch, AspaceError> {
+    ) -> Result<FlushBatch, PagingError> {
         self.run(machine, Operation::Map(perms), va, pa, len)
     }
 
@@ -146,7 +265,7 @@ impl PageTables {
         len: u64,
         perms: LeafPermissions,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         self.run_into(machine, Operation::Map(perms), va, pa, len, batch)
     }
 
@@ -158,7 +277,7 @@ impl PageTables {
         machine: &M,
         va: VirtAddr,
         len: u64,
-    ) -> Result<FlushBatch, AspaceError> {
+    ) -> Result<FlushBatch, PagingError> {
         self.run(machine, Operation::Unmap, va, PhysAddr(0), len)
     }
 
@@ -170,7 +289,7 @@ impl PageTables {
         va: VirtAddr,
         len: u64,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         self.run_into(machine, Operation::Unmap, va, PhysAddr(0), len, batch)
     }
 
@@ -182,7 +301,7 @@ impl PageTables {
         va: VirtAddr,
         len: u64,
         perms: LeafPermissions,
-    ) -> Result<FlushBatch, AspaceError> {
+    ) -> Result<FlushBatch, PagingError> {
         self.run(machine, Operation::Protect(perms), va, PhysAddr(0), len)
     }
 
@@ -195,7 +314,7 @@ impl PageTables {
         len: u64,
         perms: LeafPermissions,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         self.run_into(machine, Operation::Protect(perms), va, PhysAddr(0), len, batch)
     }
 
@@ -209,7 +328,7 @@ impl PageTables {
         va: VirtAddr,
         len: u64,
         new_pa: PhysAddr,
-    ) -> Result<FlushBatch, AspaceError> {
+    ) -> Result<FlushBatch, PagingError> {
         self.run(machine, Operation::Repoint, va, new_pa, len)
     }
 
@@ -222,7 +341,7 @@ impl PageTables {
         len: u64,
         new_pa: PhysAddr,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         self.run_into(machine, Operation::Repoint, va, new_pa, len, batch)
     }
 
@@ -239,36 +358,32 @@ impl PageTables {
         user_mode: bool,
     ) -> FaultProbe {
         let (mut writable, mut user, mut executable) = (true, true, true);
-        let mut table = self.space.root;
         let mut pointer = None;
-        let mut level = Level::root(self.features.la57);
-        loop {
-            let slot = PhysAddr(table.0 + 8 * level.index(va.0) as u64);
-            let entry = PageTableEntry(machine.read_u64(slot));
+        descend(machine, self.root_table(), Level::root(self.features.la57), va.0, |step| {
+            let WalkStep { level, table, index, entry } = step;
             if !entry.is_present() {
-                return FaultProbe::Missing { table, pointer, level, user_path: user };
+                return ControlFlow::Break(FaultProbe::Missing { table, pointer, level, user_path: user });
             }
             writable &= entry.is_writable();
             user &= entry.is_user();
             executable &= !entry.is_no_execute();
-            if entry.is_leaf(level) {
-                let allowed = (!user_mode || user)
-                    && match access {
-                        FaultAccess::Read => true,
-                        FaultAccess::Write => writable,
-                        FaultAccess::Execute => executable,
-                    };
-                let span = level.entry_span();
-                return if allowed {
-                    FaultProbe::Allows { page_va: VirtAddr(va.0 & !(span - 1)) }
-                } else {
-                    FaultProbe::Denies
-                };
+            if !entry.is_leaf(level) {
+                pointer = Some((table, index));
+                return ControlFlow::Continue(());
             }
-            table = entry.address(level);
-            pointer = Some(slot);
-            level = level.lower().expect("a page-table entry is always a leaf");
-        }
+            let allowed = (!user_mode || user)
+                && match access {
+                    FaultAccess::Read => true,
+                    FaultAccess::Write => writable,
+                    FaultAccess::Execute => executable,
+                };
+            let span = level.entry_span();
+            ControlFlow::Break(if allowed {
+                FaultProbe::Allows { page_va: VirtAddr(va.0 & !(span - 1)) }
+            } else {
+                FaultProbe::Denies
+            })
+        })
     }
 
     /// Writes leaves of `size` for the `count` pages from `va` (mapping
@@ -294,17 +409,17 @@ impl PageTables {
         debug_assert!(first + count as usize <= ENTRIES_PER_TABLE, "the pages lie in one table");
         let mut written = 0;
         for page in 0..count {
-            let slot = PhysAddr(hole.table.0 + 8 * (first as u64 + page));
-            if PageTableEntry(machine.read_u64(slot)).is_present() {
+            let index = first + page as usize;
+            if hole.table.get(machine, index).is_present() {
                 continue;
             }
             let leaf = PageTableEntry::leaf(PhysAddr(pa.0 + page * size.bytes()), size, perms, self.features.nx);
-            machine.write_u64(slot, leaf.bits());
+            hole.table.set(machine, index, leaf);
             written += 1;
         }
-        if let Some(pointer) = hole.pointer.filter(|_| written > 0) {
-            let counted = PageTableEntry(machine.read_u64(pointer)).with_present_count_moved(written as i32);
-            machine.write_u64(pointer, counted.bits());
+        if let Some((parent, index)) = hole.pointer.filter(|_| written > 0) {
+            let emptied = parent.move_present_count(machine, index, parent.get(machine, index), written as i32);
+            debug_assert!(emptied.is_none(), "a table that gained entries is not empty");
         }
         self.counters.pages_mapped[size.index()] += written;
         written
@@ -312,31 +427,46 @@ impl PageTables {
 
     /// Walks the tree for `va` (see [`walk`]).
     pub fn walk<M: Machine + ?Sized>(&self, machine: &M, va: VirtAddr) -> Walk {
-        walk(machine, self.space.root, va)
+        walk(machine, self.root_table(), va)
     }
 
     /// Every translation in the tree, in address order, compressed into runs.
     pub fn mappings<'m, M: Machine + ?Sized>(&self, machine: &'m M) -> MappingRuns<'m, M> {
-        MappingRuns::new(machine, self.space.root)
+        MappingRuns::new(machine, self.root_table())
     }
 
     /// Frees the whole tree: the returned batch flushes everything and then
-    /// frees every table, the root included.
-    pub fn destroy<M: Machine + ?Sized>(self, machine: &M) -> FlushBatch {
+    /// frees every table the tree owns, the root included. Tables it does
+    /// not own are left where they are: a shared kernel half's (they are
+    /// the [`KernelHalf`]'s), and those of a tree adopted with
+    /// [`TableOwnership::Borrowed`] (the root included), though the tables
+    /// the tree allocated below them are freed.
+    pub fn destroy<M: Machine + ?Sized>(mut self, machine: &M) -> FlushBatch {
         let mut batch = FlushBatch::new();
         batch.flush_everything();
-        let mut stack = Vec::from([(self.space.root, Level::root(self.features.la57))]);
-        while let Some((table, level)) = stack.pop() {
+        let root_level = Level::root(self.features.la57);
+        // The kernel half's entries of the root lead to tables it owns.
+        let own_entries = if self.kernel_half.is_some() { KernelHalf::FIRST_INDEX } else { ENTRIES_PER_TABLE };
+        let mut stack = Vec::from([(self.root_table(), root_level, self.owns_root)]);
+        while let Some((table, level, owned)) = stack.pop() {
             if let Some(lower) = level.lower() {
-                for index in 0..ENTRIES_PER_TABLE {
-                    let entry = PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
-                    if entry.is_present() && !entry.is_leaf(level) {
-                        stack.push((entry.address(level), lower));
+                let entries = if level == root_level { own_entries } else { ENTRIES_PER_TABLE };
+                for index in 0..entries {
+                    let entry = table.get(machine, index);
+                    if let Some(below) = TableRef::below(entry, level) {
+                        stack.push((below, lower, !entry.has(PageTableEntry::KEEP_TABLE)));
                     }
                 }
             }
-            batch.free_after_flush(table);
+            if owned {
+                // SAFETY: a table of this tree that it owns (allocated by
+                // its edits, or adopted as owned); the tree is being
+                // destroyed, and the batch flushes the whole space first.
+                unsafe { batch.free_after_flush(table.addr()) };
+            }
         }
+        // Released: the kernel half may be destroyed once no tree uses it.
+        drop(self.kernel_half.take());
         batch
     }
 
@@ -347,13 +477,11 @@ impl PageTables {
         va: VirtAddr,
         pa: PhysAddr,
         len: u64,
-    ) -> Result<FlushBatch, AspaceError> {
+    ) -> Result<FlushBatch, PagingError> {
         // The checks a region gets, on this range (flags are not the tree's business).
-        Region { va, pa, len, prot: Protection::READ }.validate(
-            PAGE_GRANULARITY,
-            self.features.virt_width(),
-            self.features.phys_bits,
-        )?;
+        Region { va, pa, len, prot: Protection::READ }
+            .validate(PAGE_GRANULARITY, self.features.virt_width(), self.features.phys_bits)
+            .map_err(PagingError::from_range_check)?;
         let mut batch = FlushBatch::new();
         self.run_into(machine, op, va, pa, len, &mut batch)?;
         Ok(batch)
@@ -372,7 +500,7 @@ impl PageTables {
         pa: PhysAddr,
         len: u64,
         batch: &mut FlushBatch,
-    ) -> Result<(), AspaceError> {
+    ) -> Result<(), PagingError> {
         let width = self.features.virt_width();
         debug_assert_eq!(
             Region { va, pa, len, prot: Protection::READ }.validate(PAGE_GRANULARITY, width, self.features.phys_bits),
@@ -382,7 +510,32 @@ impl PageTables {
         let mask = (1u64 << width.bits()) - 1;
         let start = va.0 & mask;
         let edit = Edit { op, start, end: start + len, pa_start: pa.0 };
-        edit::run(machine, self.features, self.space, edit, &mut self.counters, batch)
-            .map_err(|()| AspaceError::OutOfMemory)
+        let result = match &self.kernel_half {
+            // Edits never cross the canonical hole: this one lies in the
+            // shared upper half, whose tables the kernel half counts.
+            Some(half) if start >> (width.bits() - 1) != 0 => {
+                let mut counters = EditCounters::default();
+                let result = edit::run(machine, self.features, self.space, edit, &mut counters, batch);
+                half.count_tables(counters.tables_allocated, counters.tables_freed);
+                counters.tables_allocated = 0;
+                counters.tables_freed = 0;
+                self.counters.add(&counters);
+                result
+            }
+            _ => edit::run(machine, self.features, self.space, edit, &mut self.counters, batch),
+        };
+        result.map_err(|()| PagingError::OutOfMemory)
+    }
+}
+
+impl Drop for PageTables {
+    /// A tree dropped without [`PageTables::destroy`] leaks its tables (a
+    /// CPU may still be using them), and so keeps its hold on the kernel
+    /// half, whose tables it links to: the kernel half then cannot be
+    /// destroyed.
+    fn drop(&mut self) {
+        if let Some(half) = self.kernel_half.take() {
+            core::mem::forget(half);
+        }
     }
 }

@@ -4,6 +4,7 @@ use crate::edit::canonical;
 use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER_TABLE};
 use crate::machine::Machine;
 use crate::space::PagingAspace;
+use crate::table::TableRef;
 use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use aspace::{PhysAddr, Protection, Region, RegionSet, VirtAddr};
@@ -165,10 +166,10 @@ struct Contents {
 }
 
 impl<M: Machine + ?Sized> Checker<'_, M> {
-    fn visit(&mut self, table: PhysAddr, level: Level, base: u64) -> Contents {
+    fn visit(&mut self, table: TableRef, level: Level, base: u64) -> Contents {
         let mut contents = Contents { any_present: false, present: 0, any_user_leaf: false };
         for index in 0..ENTRIES_PER_TABLE {
-            let entry = PageTableEntry(self.machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
+            let entry = table.get(self.machine, index);
             if !entry.is_present() {
                 continue;
             }
@@ -187,11 +188,15 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
                 continue;
             }
             let lower = level.lower().expect("page-table entries are leaves");
-            let below = self.visit(entry.address(level), lower, reduced);
-            if !below.any_present {
-                self.errors.push(VerifyError::EmptyTable { level: lower, table: entry.address(level), va });
+            let child = TableRef::below(entry, level).expect("a present entry that is no leaf points at a table");
+            let below = self.visit(child, lower, reduced);
+            // A table the tree does not own (a shared or borrowed one) may
+            // stay empty, and keeps no count.
+            let kept = entry.has(PageTableEntry::KEEP_TABLE);
+            if !below.any_present && !kept {
+                self.errors.push(VerifyError::EmptyTable { level: lower, table: child.addr(), va });
             }
-            if entry.present_count() != below.present {
+            if !kept && entry.present_count() != below.present {
                 self.errors.push(VerifyError::WrongPresentCount { level, va, entry, present: below.present });
             }
             let permissive = entry.is_writable() && !entry.is_no_execute() && !entry.is_global();
@@ -270,7 +275,7 @@ impl<M: Machine> PagingAspace<M> {
             mapped: BTreeMap::new(),
             errors: Vec::new(),
         };
-        checker.visit(tables.root(), Level::root(features.la57), 0);
+        checker.visit(tables.root_table(), Level::root(features.la57), 0);
         let mut owners = BTreeMap::new();
         for (&page, &frame) in &checker.anonymous {
             let va = VirtAddr(page);

@@ -1,18 +1,28 @@
 //! Walking the tables for one virtual address, as the CPU does, and
 //! reporting every step (for fault reports and tests).
+//!
+//! `descend` is the one walker of the crate: every lookup of one address
+//! goes through it — [`walk`] (fault reports, tests, [`crate::PageTables::walk`]),
+//! the fault handler's probe (`PageTables::probe_fault`) and the edit of a
+//! range inside one page table (`edit::edit_in_one_page_table`). Visits of
+//! every table of a tree (the listing in [`crate::dump`], `verify`,
+//! `destroy`, adoption) are not lookups of one address and walk the tree
+//! themselves, through [`TableRef`] like everything else.
 
 use crate::entry::{Level, PageSize, PageTableEntry};
 use crate::machine::Machine;
+use crate::table::TableRef;
 use aspace::{FaultAccess, PhysAddr, VirtAddr};
 use core::fmt;
+use core::ops::ControlFlow;
 
 /// One table visited by a walk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WalkStep {
     /// The level of the table.
     pub level: Level,
-    /// The table's physical address.
-    pub table: PhysAddr,
+    /// The table.
+    pub table: TableRef,
     /// The index of the entry used.
     pub index: usize,
     /// The entry, as read.
@@ -20,7 +30,54 @@ pub struct WalkStep {
 }
 
 impl WalkStep {
-    const UNUSED: WalkStep = WalkStep { level: Level::Pt, table: PhysAddr(0), index: 0, entry: PageTableEntry::EMPTY };
+    /// What fills the steps a walk did not take (never read).
+    const UNUSED: WalkStep =
+        WalkStep { level: Level::Pt, table: TableRef::owned(PhysAddr(0)), index: 0, entry: PageTableEntry::EMPTY };
+
+    /// The physical address of the entry used.
+    pub fn slot(&self) -> PhysAddr {
+        self.table.slot(self.index)
+    }
+
+    /// The table the entry points at, if it points at one (present, not a leaf).
+    pub fn next_table(&self) -> Option<TableRef> {
+        TableRef::below(self.entry, self.level)
+    }
+}
+
+/// The one walker: the entries the CPU reads to translate `va` (any form:
+/// only its index bits are used, no canonical check), from `root`, a table
+/// at `root_level`, down, each given to `visit` as a step, root first.
+/// `visit` ends the walk by breaking with its result, and must break at an
+/// entry that is not present or maps a page (a PS entry in a PML4 or PML5,
+/// reserved, counts as one): there is no table below it to go on to. Reads
+/// nothing it does not give to `visit`; sets no accessed or dirty bit and
+/// consults no TLB.
+///
+/// Internal iteration, not an iterator: inlined, the walk compiles to the
+/// plain loop of one fault's lookup, its checks shared with the visitor's
+/// (an iterator's state between steps cost the fault path 24 instructions).
+// Inlined: one walk per page fault (DESIGN.md, "Inlining").
+#[inline(always)]
+pub(crate) fn descend<M: Machine + ?Sized, R>(
+    machine: &M,
+    root: TableRef,
+    root_level: Level,
+    va: u64,
+    mut visit: impl FnMut(WalkStep) -> ControlFlow<R>,
+) -> R {
+    let (mut table, mut level) = (root, root_level);
+    loop {
+        let index = level.index(va);
+        let step = WalkStep { level, table, index, entry: table.get(machine, index) };
+        if let ControlFlow::Break(result) = visit(step) {
+            return result;
+        }
+        match (step.next_table(), level.lower()) {
+            (Some(below), Some(lower)) => (table, level) = (below, lower),
+            _ => unreachable!("the walk's visitor goes on past {step:?}, which leads to no table"),
+        }
+    }
 }
 
 /// A complete translation found by a walk.
@@ -84,7 +141,7 @@ pub struct Walk {
     /// The address walked.
     pub va: VirtAddr,
     /// The root table it started from.
-    pub root: PhysAddr,
+    pub root: TableRef,
     /// How it ended.
     pub outcome: WalkOutcome,
     steps: [WalkStep; 5],
@@ -109,50 +166,46 @@ impl Walk {
 /// Walks the tables under `root` for `va`, as the CPU would, and reports
 /// every entry read. Large pages end the walk at their level. Does not set
 /// accessed or dirty bits and does not consult any TLB.
-pub fn walk<M: Machine + ?Sized>(machine: &M, root: PhysAddr, va: VirtAddr) -> Walk {
+///
+/// In a kernel, the tables the CPU is using are `TableRef::current(machine)`.
+pub fn walk<M: Machine + ?Sized>(machine: &M, root: TableRef, va: VirtAddr) -> Walk {
     let features = machine.features();
     let mut walk = Walk { va, root, outcome: WalkOutcome::NonCanonical, steps: [WalkStep::UNUSED; 5], depth: 0 };
     if !va.is_canonical(features.virt_width()) {
         return walk;
     }
     let (mut writable, mut user, mut executable) = (true, true, true);
-    let mut table = root;
-    let mut level = Level::root(features.la57);
-    loop {
-        let index = level.index(va.0);
-        let entry = PageTableEntry(machine.read_u64(PhysAddr(table.0 + 8 * index as u64)));
-        walk.steps[walk.depth] = WalkStep { level, table, index, entry };
+    walk.outcome = descend(machine, root, Level::root(features.la57), va.0, |step| {
+        let WalkStep { level, entry, .. } = step;
+        walk.steps[walk.depth] = step;
         walk.depth += 1;
         if !entry.is_present() {
-            walk.outcome = WalkOutcome::NotPresent { level };
-            return walk;
+            return ControlFlow::Break(WalkOutcome::NotPresent { level });
         }
         let reserved = entry.reserved_bits(level, features.phys_bits, features.nx);
         if reserved != 0 {
-            walk.outcome = WalkOutcome::ReservedBits { level, bits: reserved };
-            return walk;
+            return ControlFlow::Break(WalkOutcome::ReservedBits { level, bits: reserved });
         }
         writable &= entry.is_writable();
         user &= entry.is_user();
         executable &= !entry.is_no_execute();
-        if entry.is_leaf(level) {
-            let page_size = level.page_size().expect("leaves only exist at PT, PD and PDPT");
-            let offset = va.0 & (page_size.bytes() - 1);
-            let page_pa = entry.address(level);
-            walk.outcome = WalkOutcome::Mapped(Translation {
-                pa: PhysAddr(page_pa.0 + offset),
-                page_va: VirtAddr(va.0 - offset),
-                page_pa,
-                page_size,
-                writable,
-                user,
-                executable,
-            });
-            return walk;
+        if !entry.is_leaf(level) {
+            return ControlFlow::Continue(());
         }
-        table = entry.address(level);
-        level = level.lower().expect("a page-table entry is always a leaf");
-    }
+        let page_size = level.page_size().expect("leaves only exist at PT, PD and PDPT");
+        let offset = va.0 & (page_size.bytes() - 1);
+        let page_pa = entry.address(level);
+        ControlFlow::Break(WalkOutcome::Mapped(Translation {
+            pa: PhysAddr(page_pa.0 + offset),
+            page_va: VirtAddr(va.0 - offset),
+            page_pa,
+            page_size,
+            writable,
+            user,
+            executable,
+        }))
+    });
+    walk
 }
 
 impl fmt::Display for Translation {
@@ -182,9 +235,9 @@ impl fmt::Display for Walk {
     ///   => PA 0x401000 (4K page 0x401000 -> 0x401000, rw- user)
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "walk of {:#x} from root {:#x}", self.va.0, self.root.0)?;
+        writeln!(f, "walk of {:#x} from root {:#x}", self.va.0, self.root.addr().0)?;
         for step in self.steps() {
-            writeln!(f, "  {}[{}] @ {:#x} = {}", step.level, step.index, step.table.0, step.entry)?;
+            writeln!(f, "  {}[{}] @ {:#x} = {}", step.level, step.index, step.table.addr().0, step.entry)?;
         }
         match self.outcome {
             WalkOutcome::Mapped(t) => write!(f, "  => {t}"),

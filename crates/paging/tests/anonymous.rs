@@ -295,17 +295,17 @@ fn verify_catches_a_page_pointed_at_another_pages_frame() {
     space.add_region(Region::anonymous(BASE, 2 * K4, RWK | Protection::EAGER)).unwrap();
     let walk = space.walk(aspace::VirtAddr(BASE + K4)).unwrap();
     let leaf = *walk.steps().last().unwrap();
-    let slot = PhysAddr(leaf.table.0 + 8 * leaf.index as u64);
+    let slot = leaf.slot();
     let first = space.anonymous_frame(aspace::VirtAddr(BASE)).unwrap();
     let second = space.anonymous_frame(aspace::VirtAddr(BASE + K4)).unwrap();
     let aliased = PageTableEntry((leaf.entry.0 & !PageTableEntry::ADDRESS) | first.0);
-    paging::Machine::write_u64(&machine, slot, aliased.0);
+    machine.write_u64(slot, aliased.0);
     let errors = space.verify().unwrap_err();
     assert_eq!(
         errors,
         vec![VerifyError::WrongAddress { va: aspace::VirtAddr(BASE + K4), found: first, expected: second }]
     );
-    paging::Machine::write_u64(&machine, slot, leaf.entry.0);
+    machine.write_u64(slot, leaf.entry.0);
     assert_eq!(space.verify(), Ok(()));
 }
 

@@ -406,8 +406,7 @@ fn verify_finds_tables_that_disagree_with_the_regions() {
     space.add_region(Region::new(G, 0, 2 * K4, RW | KERN | EAGER)).unwrap();
     let walk = space.walk(aspace::VirtAddr(G)).unwrap();
     let leaf = *walk.steps().last().unwrap();
-    let slot = PhysAddr(leaf.table.0 + 8 * leaf.index as u64);
-    use paging::Machine as _;
+    let slot = leaf.slot();
     machine.write_u64(slot, leaf.entry.bits() + 0x5000);
     let errors = space.verify().unwrap_err();
     assert!(errors.contains(&VerifyError::WrongAddress {
@@ -426,7 +425,7 @@ fn verify_finds_tables_that_disagree_with_the_regions() {
             VerifyError::EagerNotMapped { mapped: K4, .. }
         ]
     ));
-    machine.write_u64(PhysAddr(slot.0 + 8), 0);
+    machine.write_u64(leaf.table.slot(leaf.index + 1), 0);
     let errors = space.verify().unwrap_err();
     assert!(errors.iter().any(|e| matches!(e, VerifyError::EmptyTable { level: paging::Level::Pt, .. })), "{errors:?}");
 }

@@ -9,7 +9,7 @@ mod common;
 use aspace::{AddressSpace, AspaceError, FaultOutcome, PhysAddr, Protection, Region, UnhandledFault, VirtAddr};
 use common::*;
 use mmu_model::{SimConfig, SimMachine};
-use paging::{FileBacking, Machine};
+use paging::FileBacking;
 use proptest::prelude::*;
 
 const ANON: Protection = Protection::ANON;
@@ -39,7 +39,7 @@ fn write_file(machine: &SimMachine) {
             let value = if (FILE..FILE + FILE_LEN).contains(&addr) { file_byte(addr - FILE) } else { 0xee };
             word |= (value as u64) << (8 * byte);
         }
-        Machine::write_u64(machine, PhysAddr(word_addr), word);
+        machine.write_u64(PhysAddr(word_addr), word);
         word_addr += 8;
     }
 }
@@ -87,12 +87,12 @@ fn writes_stay_private_to_their_mapping() {
     space.add_file_region(file_region(VA, 3 * K4), PhysAddr(FILE), FILE_LEN).unwrap();
     space.add_file_region(file_region(VA + 8 * K4, 3 * K4), PhysAddr(FILE), FILE_LEN).unwrap();
     space.switch_to();
-    let file_word = Machine::read_u64(&machine, PhysAddr((FILE & !7) + 0x1000));
+    let file_word = machine.read_u64(PhysAddr((FILE & !7) + 0x1000));
     write(&mut space, &machine, VA + 0x1000, 0x1234_5678).unwrap();
     write(&mut space, &machine, VA + 0x2ff8, 0x9999).unwrap();
     assert_eq!(read(&mut space, &machine, VA + 0x1000), Ok(0x1234_5678));
     assert_eq!(read(&mut space, &machine, VA + 0x2ff8), Ok(0x9999), "the zero tail is writable too");
-    assert_eq!(Machine::read_u64(&machine, PhysAddr((FILE & !7) + 0x1000)), file_word, "the file is unchanged");
+    assert_eq!(machine.read_u64(PhysAddr((FILE & !7) + 0x1000)), file_word, "the file is unchanged");
     for at in [0x1000, 0x2ff8, 0x1800] {
         assert_eq!(read(&mut space, &machine, VA + 8 * K4 + at), Ok(expected_word(0, FILE_LEN, at)));
     }

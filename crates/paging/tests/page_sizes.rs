@@ -125,13 +125,8 @@ fn walk_reports_every_step() {
 
     // A reserved bit (bit 13 of a 2 MiB leaf) stops the walk.
     let pd_step = big.steps()[2];
-    let entry_addr =
-        paging::machine::Machine::read_u64(&machine, aspace::PhysAddr(pd_step.table.0 + 8 * pd_step.index as u64));
-    paging::machine::Machine::write_u64(
-        &machine,
-        aspace::PhysAddr(pd_step.table.0 + 8 * pd_step.index as u64),
-        entry_addr | 1 << 13,
-    );
+    let entry_addr = machine.read_u64(pd_step.slot());
+    machine.write_u64(pd_step.slot(), entry_addr | 1 << 13);
     assert_eq!(space.walk(VirtAddr(G)).unwrap().outcome, WalkOutcome::ReservedBits { level: Level::Pd, bits: 1 << 13 });
     assert!(space.verify().is_err());
 }

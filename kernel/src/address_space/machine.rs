@@ -18,7 +18,16 @@ const CR3_PCID_MASK: u64 = 0xfff;
 #[derive(Clone, Copy, Debug, Default)]
 pub struct KernelMachine;
 
-impl Machine for KernelMachine {
+// SAFETY: `read_u64` and `write_u64` reach physical memory through the
+// identity map of all RAM that every address space the kernel runs in keeps
+// (`check_can_enter` refuses one that does not), with volatile accesses
+// that are neither elided nor moved past the `invlpg` or CR3 load that
+// follows; `alloc_frame` hands out zeroed frames of the frame allocator,
+// owned by the caller until freed; `invalidate` returns once every CPU
+// that may hold the space's translations has dropped them (`tlb`'s
+// shootdown); `load_root` writes this CPU's CR3 and `current_root` reads
+// it; `features` reads what the boot code turned on, on every CPU.
+unsafe impl Machine for KernelMachine {
     fn features(&self) -> PagingFeatures {
         let found = cpu::features();
         PagingFeatures {
@@ -34,7 +43,7 @@ impl Machine for KernelMachine {
         frames::alloc_zeroed()
     }
 
-    fn free_frame(&self, frame: PhysAddr) {
+    unsafe fn free_frame(&self, frame: PhysAddr) {
         if let Err(error) = frames::free(frame) {
             // A page-table frame freed twice is a bug in the paging code;
             // say so loudly rather than corrupt the allocator.
@@ -42,17 +51,18 @@ impl Machine for KernelMachine {
         }
     }
 
-    fn read_u64(&self, addr: PhysAddr) -> u64 {
-        // SAFETY: page-table frames and the physical memory the paging code
-        // reads are RAM that every address space the kernel runs in maps
-        // identically (address_space::check_can_enter enforces it), and the
-        // address is 8-byte aligned by the caller's contract.
+    unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {
+        // SAFETY: the caller's contract: an aligned word of RAM it may read
+        // (a page table, a frame it owns, a file's bytes); every address
+        // space the kernel runs in maps all RAM identically
+        // (address_space::check_can_enter enforces it).
         unsafe { (addr.as_u64() as *const u64).read_volatile() }
     }
 
-    fn write_u64(&self, addr: PhysAddr, value: u64) {
-        // SAFETY: as for `read_u64`; volatile so the store is neither elided
-        // nor moved past the `invlpg` or CR3 load that follows it.
+    unsafe fn write_u64(&self, addr: PhysAddr, value: u64) {
+        // SAFETY: as for `read_u64`, for a word of a table or frame the
+        // caller owns; volatile so the store is neither elided nor moved
+        // past the `invlpg` or CR3 load that follows it.
         unsafe { (addr.as_u64() as *mut u64).write_volatile(value) }
     }
 
@@ -64,7 +74,7 @@ impl Machine for KernelMachine {
         crate::tlb::invalidate(space, what);
     }
 
-    fn load_root(&self, space: SpaceId, keep_tlb: bool) {
+    unsafe fn load_root(&self, space: SpaceId, keep_tlb: bool) {
         // Publishes this CPU as a holder of the space, then writes CR3.
         crate::tlb::load_root(space, keep_tlb);
     }

@@ -135,7 +135,14 @@ impl Drop for HostMemory {
     }
 }
 
-impl Machine for HostMemory {
+// SAFETY: `read_u64` and `write_u64` reach the word at offset `addr` of the
+// allocation, which `word` checks is inside it (and they touch nothing
+// else); `alloc_frame` hands out zeroed frames of the allocation that it
+// hands to no one else until they are given back (or the benchmarks reset
+// the pool, after dropping every tree built on it); there is no TLB, so
+// `invalidate` has nothing to drop, and `load_root`/`current_root` keep
+// the root a CPU would use.
+unsafe impl Machine for HostMemory {
     fn features(&self) -> PagingFeatures {
         FEATURES
     }
@@ -147,16 +154,16 @@ impl Machine for HostMemory {
         Some(PhysAddr(frame))
     }
 
-    fn free_frame(&self, frame: PhysAddr) {
+    unsafe fn free_frame(&self, frame: PhysAddr) {
         self.free.borrow_mut().push(frame.0);
     }
 
-    fn read_u64(&self, addr: PhysAddr) -> u64 {
+    unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {
         // SAFETY: `word` checked the address; plain memory, aligned.
         unsafe { self.word(addr).read() }
     }
 
-    fn write_u64(&self, addr: PhysAddr, value: u64) {
+    unsafe fn write_u64(&self, addr: PhysAddr, value: u64) {
         // SAFETY: `word` checked the address; plain memory, aligned.
         unsafe { self.word(addr).write(value) }
     }
@@ -170,7 +177,7 @@ impl Machine for HostMemory {
         }
     }
 
-    fn load_root(&self, space: SpaceId, _keep_tlb: bool) {
+    unsafe fn load_root(&self, space: SpaceId, _keep_tlb: bool) {
         self.current_root.set(space.root);
     }
 
