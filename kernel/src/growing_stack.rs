@@ -201,7 +201,7 @@ pub fn spawn(
         let mut object = space.lock();
         address_space::check_can_enter(&**object)?;
         let implementation = object.implementation();
-        let paging = paging_of_mut(&mut **object).ok_or(AspaceError::Unsupported {
+        let paging = paging_of_mut(&mut object).ok_or(AspaceError::Unsupported {
             implementation,
             operation: "grow-down thread stacks (only paging address spaces grow regions)",
         })?;

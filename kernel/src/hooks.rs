@@ -53,6 +53,10 @@ impl AddressSpaceHooks for AddressSpaceLayer {
     fn write_name(&self, space: AddressSpaceId, out: &mut dyn Write) -> fmt::Result {
         address_space::write_name(space, out)
     }
+
+    fn loaded_on(&self, cpu: u32) -> Option<AddressSpaceId> {
+        address_space::loaded_on(cpu)
+    }
 }
 
 /// Installs the address-space layer's hooks (once, at boot, after

@@ -217,7 +217,7 @@ pub fn mmap(request: &MmapRequest) -> Result<Mapping, MmapError> {
     let plan = plan(request, file)?;
     let mut object = space.lock();
     let implementation = object.implementation();
-    let paging = paging_of_mut(&mut **object)
+    let paging = paging_of_mut(&mut object)
         .ok_or_else(|| MmapError::NotPaging { name: String::from(space.name()), implementation })?;
     let mut added: Vec<Region> = Vec::new();
     for part in &plan.parts {

@@ -31,6 +31,6 @@ pub use error::{AddressKind, AspaceError};
 pub use fault::{Fault, FaultAccess, FaultOutcome, PageFaultCode, UnhandledFault};
 pub use protection::Protection;
 pub use region::{Characteristics, Region};
-pub use validate::check_virt_range;
 pub use region_set::RegionSet;
 pub use space::{AddressSpace, Capabilities, Implementation, Registry, ThreadId};
+pub use validate::check_virt_range;

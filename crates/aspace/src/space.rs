@@ -5,7 +5,6 @@ use crate::{AspaceError, Characteristics, Fault, FaultOutcome, PhysAddr, Protect
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use bitflags::bitflags;
-use core::any::Any;
 use core::fmt;
 
 /// A thread's identity, as the kernel numbers threads.
@@ -97,14 +96,6 @@ pub trait AddressSpace: Send + 'static {
     /// Frees every resource (page tables, state). Refused with
     /// [`AspaceError::Busy`] while threads are inside.
     fn destroy(&mut self) -> Result<(), AspaceError>;
-
-    /// The object itself, so that a tool that knows the implementation (a
-    /// page-table dump, a verifier) can reach its own interface by downcasting.
-    fn as_any(&self) -> &dyn Any;
-
-    /// The object itself, mutably, for the same purpose (an
-    /// implementation-specific setting, say).
-    fn as_any_mut(&mut self) -> &mut dyn Any;
 }
 
 /// A named way to create address spaces.

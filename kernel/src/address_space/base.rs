@@ -16,7 +16,6 @@
 use super::KernelMachine;
 use crate::hardening;
 use crate::mem::guard::GUARD_SIZE;
-use alloc::boxed::Box;
 use aspace::{
     AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultOutcome, PhysAddr, Protection, Region,
     RegionSet, ThreadId, UnhandledFault,
@@ -147,19 +146,11 @@ impl AddressSpace for BaseAspace {
     fn destroy(&mut self) -> Result<(), AspaceError> {
         Err(Self::refuse("destroy (the kernel runs on the boot identity map)"))
     }
-
-    fn as_any(&self) -> &dyn core::any::Any {
-        self
-    }
-
-    fn as_any_mut(&mut self) -> &mut dyn core::any::Any {
-        self
-    }
 }
 
 /// Used by the registry: a second `base` address space is refused, since
 /// there is one boot identity map and it exists from boot.
-pub fn create(_name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
+pub fn create(_name: &str) -> Result<BaseAspace, AspaceError> {
     Err(AspaceError::Unsupported {
         implementation: NAME,
         operation: "creating another address space (the one boot identity map exists from boot, named 'base')",

@@ -3,15 +3,14 @@
 //! stack's guard page unmapped in it, now and for every stack made later
 //! (through the guard-page registry's observer, [`UnmapGuardPages`]).
 
-use super::base::BaseAspace;
-use super::Space;
+use super::{Space, SpaceObject};
 use crate::hardening::{identity_regions, GUARD};
 use crate::mem::guard::{self, GuardPageObserver, GUARD_SIZE};
 use crate::sync::IrqMutex;
 use crate::thread::AddressSpaceId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{AddressSpace, AspaceError, Protection, Region};
+use aspace::{AspaceError, Protection, Region};
 
 /// The spaces that get every new guard page unmapped: the default space
 /// (id 0) and every space [`harden`] has made.
@@ -50,7 +49,7 @@ pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
     let pages = guard::guard_pages();
     let mut object = space.lock();
     for &page in &pages {
-        unmap_guard_page(&mut **object, page)?;
+        unmap_guard_page(&mut object, page)?;
     }
     Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
 }
@@ -58,11 +57,11 @@ pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
 /// Unmaps the guard page `page` in `object` (the default space's through
 /// its own door, since it refuses edits through the trait): its region
 /// keeps the page, with no access.
-pub fn unmap_guard_page(object: &mut dyn AddressSpace, page: u64) -> Result<(), AspaceError> {
+pub fn unmap_guard_page(object: &mut SpaceObject, page: u64) -> Result<(), AspaceError> {
     let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
-    match object.as_any_mut().downcast_mut::<BaseAspace>() {
-        Some(base) => base.unmap_guard_page(page),
-        None => object.protect_region(guard, GUARD),
+    match object {
+        SpaceObject::Base(base) => base.unmap_guard_page(page),
+        other => other.protect_region(guard, GUARD),
     }
 }
 
@@ -95,7 +94,7 @@ fn guard_page_created(page: u64) {
             }
             continue;
         };
-        let unmapped = unmap_guard_page(&mut **space.lock(), page);
+        let unmapped = unmap_guard_page(&mut space.lock(), page);
         if let Err(error) = unmapped {
             // The space's owner changed its identity map: nothing to unmap.
             log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());

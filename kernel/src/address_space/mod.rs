@@ -33,20 +33,73 @@ use aspace::{
 };
 use base::BaseAspace;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
 use paging::PagingAspace;
 
 /// An address space known to the kernel: its id (the threads' slot value),
 /// its name, and the implementation object behind a lock that keeps
 /// interrupts off (the fault path takes it from interrupt context).
+/// The object behind a [`Space`], by kind: the kernel reaches the page
+/// tables of its own implementations by matching on it, never by downcasting
+/// a trait object. Every kind is an [`AddressSpace`] (through `Deref`), which
+/// is all the shell's generic verbs use.
+pub enum SpaceObject {
+    /// The boot identity map (`base`).
+    Base(BaseAspace),
+    /// A `paging` address space on the real hardware.
+    Paging(PagingAspace<KernelMachine>),
+    /// Any other registered implementation (a student's own, say).
+    Other(Box<dyn AddressSpace>),
+}
+
+impl core::ops::Deref for SpaceObject {
+    type Target = dyn AddressSpace;
+
+    fn deref(&self) -> &Self::Target {
+        match self {
+            SpaceObject::Base(base) => base,
+            SpaceObject::Paging(paging) => paging,
+            SpaceObject::Other(other) => &**other,
+        }
+    }
+}
+
+impl core::ops::DerefMut for SpaceObject {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            SpaceObject::Base(base) => base,
+            SpaceObject::Paging(paging) => paging,
+            SpaceObject::Other(other) => &mut **other,
+        }
+    }
+}
+
+impl SpaceObject {
+    /// The page tables behind it: a `paging` address space's, or the boot
+    /// map's under `base`. `None` for other implementations.
+    pub fn paging(&self) -> Option<&PagingAspace<KernelMachine>> {
+        match self {
+            SpaceObject::Base(base) => Some(base.paging()),
+            SpaceObject::Paging(paging) => Some(paging),
+            SpaceObject::Other(_) => None,
+        }
+    }
+
+    /// The `paging` address space, for the settings the trait does not
+    /// offer (the lazy-fault page size). `None` for any other kind, `base`
+    /// included: the boot map is not to be changed.
+    pub fn paging_mut(&mut self) -> Option<&mut PagingAspace<KernelMachine>> {
+        match self {
+            SpaceObject::Paging(paging) => Some(paging),
+            SpaceObject::Base(_) | SpaceObject::Other(_) => None,
+        }
+    }
+}
+
 pub struct Space {
     id: AddressSpaceId,
     name: String,
-    inner: IrqMutex<Box<dyn AddressSpace>>,
-    /// The CPUs that have it loaded (bit n = CPU n). An atomic rather than a
-    /// look at every CPU's slot, so that a holder of this space's lock never
-    /// waits for a slot lock (the switch path takes them the other way round).
-    loaded_cpus: AtomicU64,
+    inner: IrqMutex<SpaceObject>,
 }
 
 impl Space {
@@ -60,9 +113,12 @@ impl Space {
         &self.name
     }
 
-    /// True when some CPU has the space loaded.
+    /// True when some CPU has the space loaded: a look at every CPU's
+    /// record ([`LOADED`]), without a lock, so that a holder of this space's
+    /// lock never waits for a CPU that is switching.
     pub fn is_loaded(&self) -> bool {
-        self.loaded_cpus.load(Ordering::Acquire) != 0
+        let me = self as *const Space as *mut Space;
+        LOADED.iter().any(|slot| slot.load(Ordering::SeqCst) == me)
     }
 
     /// Locks the implementation object (interrupts stay off until the guard
@@ -71,7 +127,7 @@ impl Space {
     /// While it waits, this CPU keeps answering TLB shootdowns: the holder
     /// may be editing the space and waiting for this CPU's acknowledgement,
     /// and with interrupts off the shootdown IPI cannot get through.
-    pub fn lock(&self) -> IrqMutexGuard<'_, Box<dyn AddressSpace>> {
+    pub fn lock(&self) -> IrqMutexGuard<'_, SpaceObject> {
         loop {
             if let Some(guard) = self.inner.try_lock() {
                 return guard;
@@ -82,15 +138,39 @@ impl Space {
     }
 }
 
-// `Space::loaded_cpus` has one bit per CPU.
-const _: () = assert!(MAX_CPUS <= 64);
-
 /// Every address space, by id.
 static SPACES: IrqMutex<BTreeMap<AddressSpaceId, Arc<Space>>> = IrqMutex::new(BTreeMap::new());
 /// The next id to hand out; 0 is the boot identity map.
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// The address space each CPU has loaded; `None` is the default one.
-static LOADED: [IrqMutex<Option<Arc<Space>>>; MAX_CPUS] = [const { IrqMutex::new(None) }; MAX_CPUS];
+/// The one record of the address space each CPU has loaded (null: the
+/// default one), read by the context switch, the fault path, the fault
+/// report, `is_loaded` (destroy and the live-edit guard) and `cpus`. A slot
+/// holds a strong reference (`Arc::into_raw`), and only its own CPU changes
+/// it, with interrupts off ([`on_context_switch`]): so that CPU may use the
+/// space it points to without cloning the `Arc`, and the others only compare
+/// the pointer.
+static LOADED: [AtomicPtr<Space>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+
+/// The space this CPU has loaded (`None`: the default one), for as long as
+/// the caller keeps interrupts off and does not switch spaces.
+fn loaded_here() -> Option<&'static Space> {
+    let pointer = LOADED[crate::percpu::current().id as usize].load(Ordering::Acquire);
+    // SAFETY: a non-null slot holds a strong reference that only this CPU
+    // releases, in `on_context_switch`, which cannot run while the caller
+    // (on this CPU, interrupts off) uses the space.
+    (!pointer.is_null()).then(|| unsafe { &*pointer })
+}
+
+/// The id of the address space CPU `cpu` has loaded (`None`: the default
+/// one), for the `cpus` listing: the pointer is only compared with the
+/// spaces in the table, never followed.
+pub fn loaded_on(cpu: u32) -> Option<AddressSpaceId> {
+    let pointer = LOADED.get(cpu as usize)?.load(Ordering::Acquire);
+    if pointer.is_null() {
+        return None;
+    }
+    SPACES.lock().values().find(|space| core::ptr::eq(Arc::as_ptr(space), pointer)).map(|space| space.id)
+}
 /// The boot identity map, which is also the default address space.
 static BASE: spin::Once<Arc<Space>> = spin::Once::new();
 /// The implementations, by name.
@@ -111,7 +191,7 @@ static BASE_IMPLEMENTATION: Implementation = Implementation {
     name: base::NAME,
     description: "the boot identity map of all RAM and low MMIO, under a name; fixed",
     characteristics: Characteristics { granularity: 4096, alignment: 4096 },
-    create: base::create,
+    create: create_base,
 };
 static PAGING_IMPLEMENTATION: Implementation = Implementation {
     name: "paging",
@@ -119,6 +199,10 @@ static PAGING_IMPLEMENTATION: Implementation = Implementation {
     characteristics: Characteristics { granularity: 4096, alignment: 4096 },
     create: create_paging,
 };
+
+fn create_base(name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
+    Ok(Box::new(base::create(name)?))
+}
 
 fn create_paging(name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
     Ok(Box::new(PagingAspace::new(KernelMachine, name, allocate_pcid())?))
@@ -162,12 +246,7 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     crate::percpu::guard_ist_stacks(crate::percpu::current());
     let mut boot_map = BaseAspace::build("base", len)?;
     boot_map.switch_to();
-    let base = Arc::new(Space {
-        id: 0,
-        name: "base".into(),
-        inner: IrqMutex::new(Box::new(boot_map)),
-        loaded_cpus: AtomicU64::new(0),
-    });
+    let base = Arc::new(Space { id: 0, name: "base".into(), inner: IrqMutex::new(SpaceObject::Base(boot_map)) });
     SPACES.lock().insert(0, base.clone());
     BASE.call_once(|| base);
 
@@ -197,9 +276,14 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
     if find(name).is_ok() {
         return Err(AspaceError::NameTaken { name: name.into() });
     }
-    let object = registry().create(implementation, name)?;
+    // The kernel's own kinds are built typed; any other through the registry.
+    let object = match implementation {
+        "paging" => SpaceObject::Paging(PagingAspace::new(KernelMachine, name, allocate_pcid())?),
+        base::NAME => SpaceObject::Base(base::create(name)?),
+        _ => SpaceObject::Other(registry().create(implementation, name)?),
+    };
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object), loaded_cpus: AtomicU64::new(0) });
+    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object) });
     let mut spaces = SPACES.lock();
     // Checked again under the lock: two creators may race for a name.
     if spaces.values().any(|existing| existing.name == name) {
@@ -248,7 +332,7 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
         return Err(AspaceError::Busy { reason: "a CPU has it loaded" });
     }
     let mut object = space.lock();
-    let pcid = paging_of(&**object).and_then(|paging| paging.space_id()?.pcid);
+    let pcid = paging_of(&object).and_then(|paging| paging.space_id()?.pcid);
     object.destroy()?;
     drop(object);
     SPACES.lock().remove(&space.id);
@@ -258,19 +342,14 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
     Ok(())
 }
 
-/// The page tables behind `object`: a `paging` address space's, or the
-/// boot map's under `base`. `None` for other implementations.
-pub fn paging_of(object: &dyn AddressSpace) -> Option<&PagingAspace<KernelMachine>> {
-    let any = object.as_any();
-    any.downcast_ref::<PagingAspace<KernelMachine>>()
-        .or_else(|| any.downcast_ref::<BaseAspace>().map(BaseAspace::paging))
+/// The page tables behind `object` (see [`SpaceObject::paging`]).
+pub fn paging_of(object: &SpaceObject) -> Option<&PagingAspace<KernelMachine>> {
+    object.paging()
 }
 
-/// The `paging` address space behind `object`, for the settings the trait
-/// does not offer (the lazy-fault page size). `None` for any other kind,
-/// `base` included: the boot map is not to be changed.
-pub fn paging_of_mut(object: &mut dyn AddressSpace) -> Option<&mut PagingAspace<KernelMachine>> {
-    object.as_any_mut().downcast_mut::<PagingAspace<KernelMachine>>()
+/// The `paging` address space behind `object` (see [`SpaceObject::paging_mut`]).
+pub fn paging_of_mut(object: &mut SpaceObject) -> Option<&mut PagingAspace<KernelMachine>> {
+    object.paging_mut()
 }
 
 /// The address space the running thread is in (`None` = default).
@@ -450,23 +529,25 @@ fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protec
 /// The scheduler's hook: the next thread runs in another address space than
 /// the one this CPU has loaded. Interrupts are off.
 pub fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
-    let cpu = crate::percpu::current().id as usize;
-    let mut loaded = LOADED[cpu].lock();
-    debug_assert_eq!(loaded.as_ref().map(|space| space.id), from);
-    let bit = 1u64 << cpu;
-    if let Some(old) = loaded.take() {
-        old.lock().switch_from();
-        old.loaded_cpus.fetch_and(!bit, Ordering::Release);
-    }
+    let slot = &LOADED[crate::percpu::current().id as usize];
     let next = to.and_then(by_id);
-    match &next {
-        Some(space) => {
-            space.loaded_cpus.fetch_or(bit, Ordering::Release);
-            space.lock().switch_to();
-        }
-        None => base().lock().switch_to(),
+    let next_pointer = next.map_or(core::ptr::null_mut(), |space| Arc::into_raw(space) as *mut Space);
+    // Published before the new root is loaded, like the TLB code's own record
+    // of the root: an edit that misses it finds the old space still loaded.
+    let old = slot.swap(next_pointer, Ordering::SeqCst);
+    if !old.is_null() {
+        // SAFETY: the slot held this strong reference (from `Arc::into_raw`
+        // above, on this CPU), and nothing else releases it.
+        let old = unsafe { Arc::from_raw(old as *const Space) };
+        debug_assert_eq!(Some(old.id), from);
+        old.lock().switch_from();
     }
-    *loaded = next;
+    if next_pointer.is_null() {
+        base().lock().switch_to();
+    } else {
+        // SAFETY: just stored; this CPU holds the reference in its slot.
+        unsafe { &*next_pointer }.lock().switch_to();
+    }
 }
 
 /// The trap dispatcher's page-fault hook: offer the fault to this CPU's
@@ -478,13 +559,9 @@ pub fn on_page_fault(fault: &Fault) -> FaultOutcome {
         // fault again for ever.
         return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
     }
-    let cpu = crate::percpu::current().id as usize;
-    // Held while the space handles the fault, in the order the context
-    // switch takes the two locks; only this CPU takes its slot, and
-    // interrupts are off. (Cloning the `Arc` instead would cost two atomic
-    // operations on every fault.)
-    let loaded = LOADED[cpu].lock();
-    match loaded.as_ref() {
+    // This CPU's record, read without a lock or a clone of the `Arc`:
+    // interrupts are off, so it cannot switch spaces meanwhile.
+    match loaded_here() {
         Some(space) => space.lock().exception(fault),
         None => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
     }
@@ -493,16 +570,8 @@ pub fn on_page_fault(fault: &Fault) -> FaultOutcome {
 /// The fault report's address-space part: which address space, the region
 /// holding the address (or "no region") and the page-table walk.
 pub fn describe_fault(fault: &Fault, out: &mut dyn Write) {
-    let cpu = crate::percpu::current().id as usize;
-    // try_lock: the fault may have hit while this CPU held one of the locks.
-    let loaded = match LOADED[cpu].try_lock() {
-        Some(slot) => slot.clone(),
-        None => {
-            let _ = writeln!(out, "address space: (busy; not inspected)");
-            return;
-        }
-    };
-    let space = loaded.unwrap_or_else(base);
+    let base = base();
+    let space = loaded_here().unwrap_or(&base);
     let Some(object) = space.inner.try_lock() else {
         let _ = writeln!(out, "address space: {} (locked; not inspected)", space.name);
         return;
@@ -521,7 +590,7 @@ pub fn describe_fault(fault: &Fault, out: &mut dyn Write) {
     if crate::hardening::supervisor_touched_user_page(fault) {
         let _ = writeln!(out, "the kernel touched a user page: SMAP (or SMEP for a fetch) forbids it");
     }
-    let root = aspace::PhysAddr::new(paging::Machine::current_root(&KernelMachine).as_u64());
+    let root = paging::TableRef::current(&KernelMachine);
     let walk = paging::walk(&KernelMachine, root, aspace::VirtAddr::new(fault.addr));
     let _ = writeln!(out, "page-table walk:\n{walk}");
 }

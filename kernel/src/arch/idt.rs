@@ -16,9 +16,9 @@
 //! A second table holds only the #DF gate: [`provoke_double_fault`] loads it
 //! to raise a real double fault on purpose.
 
+use super::frame::TrapFrame;
 use super::gdt::{DescriptorTablePointer, IstStack, KERNEL_CODE_SELECTOR};
 use super::sse::SseRegisters;
-use super::frame::TrapFrame;
 use core::arch::{asm, global_asm};
 use core::cell::UnsafeCell;
 use core::mem::{offset_of, size_of};

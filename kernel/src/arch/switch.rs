@@ -18,8 +18,8 @@
 //! returns to the trap entry code with the stack pointer at the moved frame,
 //! and `iretq` resumes the thread from its own stack.
 
-use super::sse::FxSaveArea;
 use super::frame::TrapFrame;
+use super::sse::FxSaveArea;
 use crate::percpu::NEED_RESCHED_OFFSET;
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};

@@ -67,12 +67,16 @@ pub fn fault_handler() -> Option<&'static dyn FaultHandler> {
 /// A page-fault function tried before the installed handler, for the
 /// in-kernel tests of the trap path only (never in the kernel `run` boots).
 #[cfg(feature = "ktest")]
-static TEST_OVERRIDE: spin::Mutex<Option<fn(&Fault) -> FaultOutcome>> = spin::Mutex::new(None);
+static TEST_OVERRIDE: spin::Mutex<Option<PageFaultFn>> = spin::Mutex::new(None);
+
+/// A page-fault function of the tests' override.
+#[cfg(feature = "ktest")]
+pub type PageFaultFn = fn(&Fault) -> FaultOutcome;
 
 /// Runs `body` with `hook` offered every #PF and #GP before the installed
 /// handler (only where `hook` declines does the handler see the fault).
 #[cfg(feature = "ktest")]
-pub fn with_page_fault_override<R>(hook: fn(&Fault) -> FaultOutcome, body: impl FnOnce() -> R) -> R {
+pub fn with_page_fault_override<R>(hook: PageFaultFn, body: impl FnOnce() -> R) -> R {
     *super::cpu::without_interrupts(|| TEST_OVERRIDE.lock()) = Some(hook);
     let result = body();
     *super::cpu::without_interrupts(|| TEST_OVERRIDE.lock()) = None;

@@ -182,7 +182,7 @@ impl Bench {
         for region in left {
             let _ = object.remove_region(Region { prot: RO, ..region });
         }
-        if let Some(paging) = address_space::paging_of_mut(&mut **object) {
+        if let Some(paging) = address_space::paging_of_mut(&mut object) {
             paging.set_fault_page_limit(PageSize::Size1G);
             paging.set_fault_around(paging::DEFAULT_FAULT_AROUND_PAGES);
         }
@@ -208,7 +208,7 @@ impl Bench {
     /// Runs `f` on the `paging` object behind the bench space.
     fn paging<R>(&self, f: impl FnOnce(&mut PagingAspace<KernelMachine>) -> R) -> R {
         let mut object = self.space.lock();
-        f(address_space::paging_of_mut(&mut **object).expect("the bench space is a paging address space"))
+        f(address_space::paging_of_mut(&mut object).expect("the bench space is a paging address space"))
     }
 
     fn counters(&self) -> PagingCounters {

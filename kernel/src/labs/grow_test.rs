@@ -58,13 +58,13 @@ pub fn run(out: &mut dyn Write) -> Result<(), String> {
 }
 
 fn counters(space: &Space) -> PagingCounters {
-    address_space::paging_of(&**space.lock()).map(|p| p.counters()).unwrap_or_default()
+    address_space::paging_of(&space.lock()).map(|p| p.counters()).unwrap_or_default()
 }
 
 fn steps(space: &Arc<Space>, out: &mut dyn Write) -> Result<(), String> {
     {
         let mut object = space.lock();
-        let paging = address_space::paging_of_mut(&mut **object).ok_or("not a paging space")?;
+        let paging = address_space::paging_of_mut(&mut object).ok_or("not a paging space")?;
         paging.set_growth_limits(MAX_STACK, GUARD_GAP).map_err(|e| format!("growth limits: {e}"))?;
     }
     let baseline = counters(space);

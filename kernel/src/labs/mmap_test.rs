@@ -89,14 +89,14 @@ fn snapshot(space: &Space) -> Snapshot {
     let object = space.lock();
     Snapshot {
         regions: object.regions().clone(),
-        counters: address_space::paging_of(&**object).map(|p| p.counters()).unwrap_or_default(),
+        counters: address_space::paging_of(&object).map(|p| p.counters()).unwrap_or_default(),
         frames_used: frames::stats().used(),
         mappings: mmap::mappings(),
     }
 }
 
 fn counters(space: &Space) -> PagingCounters {
-    address_space::paging_of(&**space.lock()).map(|p| p.counters()).unwrap_or_default()
+    address_space::paging_of(&space.lock()).map(|p| p.counters()).unwrap_or_default()
 }
 
 fn request<'a>(file: &'a str, va: u64, offset: u64, len: Option<u64>, sharing: Sharing) -> MmapRequest<'a> {
@@ -173,7 +173,7 @@ fn steps(
         }
         // Its whole pages are the initrd's frames.
         let object = space.lock();
-        let paging = address_space::paging_of(&**object).ok_or("not a paging space")?;
+        let paging = address_space::paging_of(&object).ok_or("not a paging space")?;
         for page in 0..file.size() / PAGE {
             let va = aspace::VirtAddr::new(shared.va + page * PAGE);
             let frame = paging.walk(va).and_then(|walk| walk.translation()).map(|t| t.pa.as_u64());

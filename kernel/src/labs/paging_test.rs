@@ -142,7 +142,7 @@ impl Lab {
     fn counters(&self) -> Result<PagingCounters, String> {
         let space = self.space()?;
         let object = space.lock();
-        let paging = object.as_any().downcast_ref::<PagingAspace<KernelMachine>>().ok_or("not a paging space")?;
+        let paging = object.paging().ok_or("not a paging space")?;
         Ok(paging.counters())
     }
 
@@ -150,7 +150,7 @@ impl Lab {
     fn verify(&self) -> Result<(), String> {
         let space = self.space()?;
         let object = space.lock();
-        let paging = object.as_any().downcast_ref::<PagingAspace<KernelMachine>>().ok_or("not a paging space")?;
+        let paging = object.paging().ok_or("not a paging space")?;
         paging.verify().map_err(|errors| format!("tables disagree with the regions: {:?}", errors.first()))
     }
 
@@ -279,7 +279,7 @@ fn expect_refusal(
 /// `paging` offers, such as the fault page size); `None` for another
 /// implementation.
 pub fn with_paging<R>(space: &Space, edit: impl FnOnce(&mut PagingAspace<KernelMachine>) -> R) -> Option<R> {
-    address_space::paging_of_mut(&mut **space.lock()).map(edit)
+    address_space::paging_of_mut(&mut space.lock()).map(edit)
 }
 
 fn create(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
@@ -675,7 +675,7 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
 
 /// The root table of a `paging` or `base` address space.
 fn root_of(space: &Space) -> Option<u64> {
-    address_space::paging_of(&**space.lock()).and_then(|paging| paging.root()).map(|root| root.as_u64())
+    address_space::paging_of(&space.lock()).and_then(|paging| paging.root()).map(|root| root.as_u64())
 }
 
 fn leave_and_destroy(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {

@@ -134,7 +134,7 @@ impl Editor {
 
     fn verify(space: &Space) -> Result<(), String> {
         let object = space.lock();
-        let paging = address_space::paging_of(&**object).ok_or("not a paging address space")?;
+        let paging = address_space::paging_of(&object).ok_or("not a paging address space")?;
         paging.verify().map_err(|errors| format!("verify: {} errors, first {:?}", errors.len(), errors.first()))
     }
 
@@ -307,7 +307,7 @@ impl Drop for Editor {
 
 /// The faults `space` has handled so far.
 fn faults_handled(space: &Space) -> u64 {
-    address_space::paging_of(&**space.lock()).map_or(0, |paging| paging.counters().faults_handled)
+    address_space::paging_of(&space.lock()).map_or(0, |paging| paging.counters().faults_handled)
 }
 
 /// Every thread of a soak waits here between cycles; the last to arrive
@@ -631,7 +631,7 @@ fn check_final_state(space: &Space, buffers: &[u64], identity_regions: usize, to
             identity_regions + expected.len()
         ));
     }
-    match address_space::paging_of(&**object).map(|paging| paging.verify()) {
+    match address_space::paging_of(&object).map(|paging| paging.verify()) {
         Some(Ok(())) => {}
         Some(Err(errors)) => totals.fail(format!("verify at the end: {errors:?}")),
         None => totals.fail(String::from("the shared space is not a paging space")),

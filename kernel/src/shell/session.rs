@@ -1,10 +1,9 @@
 //! One shell's state, what every command gets ([`Session`]), and the way
 //! commands reach the page tables of an address space ([`with_paging`]).
 
-use crate::address_space::{self, KernelMachine, Space};
+use crate::address_space::{self, KernelMachine, Space, SpaceObject};
 use alloc::string::String;
 use alloc::sync::Arc;
-use aspace::AddressSpace;
 use paging::PagingAspace;
 
 /// One shell: what its commands act on.
@@ -35,7 +34,7 @@ impl Session {
 
 /// Runs `f` on the page tables behind `object`: a `paging` address space's,
 /// or the boot map's under `base`. `None` for other implementations.
-pub fn with_paging<R>(object: &dyn AddressSpace, f: impl FnOnce(&PagingAspace<KernelMachine>) -> R) -> Option<R> {
+pub fn with_paging<R>(object: &SpaceObject, f: impl FnOnce(&PagingAspace<KernelMachine>) -> R) -> Option<R> {
     address_space::paging_of(object).map(f)
 }
 

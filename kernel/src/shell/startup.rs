@@ -101,7 +101,7 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
     let data = Protection::READ | Protection::WRITE | Protection::PIN | Protection::KERN;
     let lazy = Region::new(LAZY_ALIAS, 0, MAPPED_LEN, data);
 
-    if let Some(paging) = paging_mut(&mut **space.lock()) {
+    if let Some(paging) = paging_mut(&mut space.lock()) {
         paging.set_fault_page_limit(fault_limit);
     }
     let before = counters(space);
@@ -192,7 +192,7 @@ fn compare_around_guard_pages(len: u64) -> (bool, usize) {
 
 /// The space's paging counters (zero for another implementation).
 fn counters(space: &Space) -> PagingCounters {
-    super::session::with_paging(&**space.lock(), |paging| paging.counters()).unwrap_or_default()
+    super::session::with_paging(&space.lock(), |paging| paging.counters()).unwrap_or_default()
 }
 
 fn page_size_name(size: PageSize) -> &'static str {

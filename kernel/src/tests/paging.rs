@@ -2,12 +2,12 @@
 //! refused faults, the fault report, thread moves, destroy and frame
 //! accounting.
 
-use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::address_space::{self, Space};
 use crate::arch::cpu;
 use crate::arch::frame::TrapFrame;
 use crate::arch::trap::write_fault_report;
-use crate::mem::frames;
 use crate::labs::paging_test::with_paging;
+use crate::mem::frames;
 use crate::probe::{probe_execute, probe_read, probe_write, ProbeAccess, Width};
 use crate::thread;
 use crate::{check, check_eq, kernel_test};
@@ -17,7 +17,7 @@ use alloc::sync::Arc;
 use alloc::vec;
 use aspace::{AspaceError, Fault, FaultAccess, FaultOutcome, PageFaultCode, Protection, Region, UnhandledFault};
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use paging::{PageSize, PagingAspace, PagingCounters};
+use paging::{PageSize, PagingCounters};
 
 const GIB: u64 = 1 << 30;
 const PAGE: u64 = 4096;
@@ -58,7 +58,7 @@ impl TestSpace {
 
     fn counters(&self) -> PagingCounters {
         let object = self.space.lock();
-        object.as_any().downcast_ref::<PagingAspace<KernelMachine>>().expect("a paging space").counters()
+        object.paging().expect("a paging space").counters()
     }
 }
 
@@ -85,7 +85,10 @@ fn cr3_root() -> u64 {
 fn base_root() -> u64 {
     let base = address_space::base();
     let object = base.lock();
-    object.as_any().downcast_ref::<BaseAspace>().expect("the default space is base").root().as_u64()
+    match &*object {
+        address_space::SpaceObject::Base(base) => base.root().as_u64(),
+        _ => panic!("the default space is base"),
+    }
 }
 
 fn paging_test_passes() -> Result<(), String> {

@@ -2,7 +2,7 @@
 //! SMAP/SMEP), bad input to every shell verb, memory exhaustion with the
 //! frame allocator capped, and a short soak.
 
-use crate::address_space::{self, base::BaseAspace, KernelMachine, Space};
+use crate::address_space::{self, KernelMachine, Space};
 use crate::arch::cpu;
 use crate::arch::frame::TrapFrame;
 use crate::arch::trap::write_fault_report;
@@ -64,7 +64,7 @@ impl ScratchSpace {
     }
 
     fn with_paging<R>(&self, f: impl FnOnce(&mut PagingAspace<KernelMachine>) -> R) -> R {
-        f(address_space::paging_of_mut(&mut **self.space.lock()).expect("a paging space"))
+        f(address_space::paging_of_mut(&mut self.space.lock()).expect("a paging space"))
     }
 }
 
@@ -142,7 +142,10 @@ fn w_xor_x_probes(where_: &str) -> Result<(), String> {
     expect_page_fault(&format!("{where_}: execute from the stack"), fetch, stack_address, present_fetch)?;
     // The guard page below the running stack: not mapped at all.
     let guard = thread::current().canary_address() - stack::GUARD_SIZE as u64;
-    check!(crate::mem::guard::guard_page_containing(guard) == Some(guard), "{where_}: {guard:#x} is not a recorded guard page");
+    check!(
+        crate::mem::guard::guard_page_containing(guard) == Some(guard),
+        "{where_}: {guard:#x} is not a recorded guard page"
+    );
     let read = probe_read(guard + PAGE - 8, Width::U64);
     expect_page_fault(&format!("{where_}: read of the guard page"), read, guard + PAGE - 8, PageFaultCode::empty())?;
     // SAFETY: the page is unmapped; the write must fault.
@@ -151,7 +154,10 @@ fn w_xor_x_probes(where_: &str) -> Result<(), String> {
     // The guard pages below every CPU's interrupt (IST) stacks.
     for cpu in crate::percpu::all_cpus() {
         for guard in crate::percpu::ist_guard_pages(cpu) {
-            check!(crate::mem::guard::guard_page_containing(guard) == Some(guard), "{where_}: IST guard {guard:#x} not recorded");
+            check!(
+                crate::mem::guard::guard_page_containing(guard) == Some(guard),
+                "{where_}: IST guard {guard:#x} not recorded"
+            );
             let read = probe_read(guard + PAGE - 8, Width::U64);
             let what = format!("{where_}: read of cpu {}'s IST guard page", cpu.id);
             expect_page_fault(&what, read, guard + PAGE - 8, PageFaultCode::empty())?;
@@ -209,7 +215,8 @@ fn check_w_xor_x(runs: impl Iterator<Item = MappingRun>) -> Result<(), String> {
 fn default_map_is_w_xor_x_with_guard_pages_unmapped() -> Result<(), String> {
     let base = address_space::base();
     let object = base.lock();
-    let paging = object.as_any().downcast_ref::<BaseAspace>().ok_or("the default space is not base")?.paging();
+    let address_space::SpaceObject::Base(base) = &*object else { return Err("the default space is not base".into()) };
+    let paging = base.paging();
     check_w_xor_x(paging.mappings().ok_or("destroyed")?)?;
     paging.verify().map_err(|errors| format!("verify: {errors:?}"))?;
     for page in crate::mem::guard::guard_pages() {
@@ -302,7 +309,8 @@ fn fault_on_a_guard_page_is_reported_as_a_stack_overflow() -> Result<(), String>
     let report = unhandled_fault_report(&fault)?;
     let expected = format!("stack overflow in thread {} '{}'", me.id(), me.name());
     check!(report.contains(&expected), "expected {expected:?} in:\n{report}");
-    let other = crate::mem::guard::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
+    let other =
+        crate::mem::guard::guard_pages().into_iter().find(|&page| page != guard).ok_or("only one guard page")?;
     let fault = Fault::page_fault(other, PageFaultCode::empty(), text_address());
     let report = unhandled_fault_report(&fault)?;
     check!(report.contains("below another thread's stack"), "{report}");
@@ -366,7 +374,7 @@ fn system_snapshot() -> SystemSnapshot {
         .map(|space| {
             let object = space.lock();
             let regions = object.regions().iter().copied().collect();
-            let runs = address_space::paging_of(&**object)
+            let runs = address_space::paging_of(&object)
                 .and_then(|paging| paging.mappings().map(|runs| runs.collect()))
                 .unwrap_or_default();
             (String::from(space.name()), regions, runs)

@@ -3,9 +3,9 @@
 
 use crate::address_space;
 use crate::arch::smp;
+use crate::labs::shootdown as stress;
 use crate::percpu;
 use crate::thread;
-use crate::labs::shootdown as stress;
 use crate::tlb;
 use crate::{check, check_eq, kernel_test};
 use alloc::format;
@@ -66,7 +66,11 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
     let idle = |cpu: &percpu::PerCpu| {
         cpu.id == here
             || (crate::thread::on(cpu).run_queue.lock().is_empty()
-                && crate::thread::on(cpu).current.lock().as_ref().is_none_or(|thread| thread.name().starts_with("idle")))
+                && crate::thread::on(cpu)
+                    .current
+                    .lock()
+                    .as_ref()
+                    .is_none_or(|thread| thread.name().starts_with("idle")))
     };
     for _ in 0..10_000 {
         if crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)) {

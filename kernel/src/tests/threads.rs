@@ -301,6 +301,10 @@ impl thread::AddressSpaceHooks for CountSeven {
     fn write_name(&self, id: AddressSpaceId, out: &mut dyn core::fmt::Write) -> core::fmt::Result {
         write!(out, "space-{id}")
     }
+
+    fn loaded_on(&self, _cpu: u32) -> Option<AddressSpaceId> {
+        None
+    }
 }
 
 /// A thread moved into address space 7 creates a child: the child starts in

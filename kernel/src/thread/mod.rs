@@ -113,9 +113,8 @@ pub fn current_address_space() -> Option<AddressSpaceId> {
 /// address-space layer's `move_thread` uses it.
 pub fn set_current_address_space(to: Option<AddressSpaceId>) {
     without_interrupts(|| {
-        let cpu = crate::percpu::current();
-        *current().address_space.lock() = to;
-        scheduler::switch_address_space(cpu, to);
+        let from = core::mem::replace(&mut *current().address_space.lock(), to);
+        scheduler::switch_address_space(from, to);
     })
 }
 
@@ -204,7 +203,7 @@ pub fn format_cpus(out: &mut dyn Write) -> fmt::Result {
             cpu.timer_ticks.load(Ordering::Relaxed),
             cpu.context_switches.load(Ordering::Relaxed)
         )?;
-        write_address_space(out, on(cpu).address_space())?;
+        write_address_space(out, state::hooks().and_then(|hooks| hooks.loaded_on(cpu.id)))?;
         out.write_str("\n")?;
     }
     Ok(())

@@ -271,7 +271,9 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
         core::hint::spin_loop();
     }
     next.cpu.store(cpu.id, Ordering::Relaxed);
-    switch_address_space(cpu, *next.address_space.lock());
+    // The CPU has the running thread's address space loaded: the switch
+    // needs one only when the two threads' spaces differ.
+    switch_address_space(*previous.address_space.lock(), *next.address_space.lock());
     cpu.context_switches.fetch_add(1, Ordering::Relaxed);
 
     let from = previous.context();
@@ -288,15 +290,15 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
     finish_switch(percpu::current());
 }
 
-/// Loads address space `to` on `cpu` through the switch hook, if it is not
-/// the one loaded (interrupts off).
-pub(super) fn switch_address_space(cpu: &PerCpu, to: Option<AddressSpaceId>) {
-    let from = *on(cpu).current_address_space.lock();
+/// Has the address-space layer load `to` in place of `from` (the space of
+/// the thread that ran until now, which the CPU has loaded), if they differ
+/// (interrupts off). The layer keeps the one record of what each CPU has
+/// loaded; the scheduler keeps none.
+pub(super) fn switch_address_space(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
     if from != to {
         if let Some(hooks) = state::hooks() {
             hooks.switch(from, to);
         }
-        *on(cpu).current_address_space.lock() = to;
     }
 }
 

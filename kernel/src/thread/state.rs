@@ -232,7 +232,7 @@ impl Thread {
 }
 
 /// What the scheduler keeps for one CPU: the thread it runs, its idle
-/// thread, its run queue and sleepers, and the address space it has loaded.
+/// thread, its run queue and sleepers.
 /// Indexed by CPU id ([`on`]); the per-CPU structure itself knows nothing of
 /// threads.
 pub struct CpuThreads {
@@ -248,8 +248,6 @@ pub struct CpuThreads {
     pub run_queue: Mutex<VecDeque<Arc<Thread>>>,
     /// Threads of this CPU sleeping until a time-stamp-counter deadline.
     pub sleepers: Mutex<Vec<Arc<Thread>>>,
-    /// The address space loaded on this CPU (None = the default one).
-    pub current_address_space: Mutex<Option<AddressSpaceId>>,
     /// Threads placed on this CPU that have not exited (idle threads not
     /// counted): the load the scheduler spreads new threads by. Threads never
     /// move, so unlike the run queue it is exact at every instant, even while
@@ -265,7 +263,6 @@ impl CpuThreads {
             previous: Mutex::new(None),
             run_queue: Mutex::new(VecDeque::new()),
             sleepers: Mutex::new(Vec::new()),
-            current_address_space: Mutex::new(None),
             threads_placed: AtomicUsize::new(0),
         }
     }
@@ -273,11 +270,6 @@ impl CpuThreads {
     /// The thread running on this CPU, if threads are set up.
     pub fn current_thread(&self) -> Option<Arc<Thread>> {
         without_interrupts(|| self.current.lock().clone())
-    }
-
-    /// The address space loaded on this CPU (None = the default one).
-    pub fn address_space(&self) -> Option<AddressSpaceId> {
-        without_interrupts(|| *self.current_address_space.lock())
     }
 }
 
@@ -299,6 +291,9 @@ pub trait AddressSpaceHooks: Sync {
     fn membership(&self, space: AddressSpaceId, thread: ThreadId, joined: bool);
     /// Writes the name of an address space (for the `threads` and `cpus` listings).
     fn write_name(&self, space: AddressSpaceId, out: &mut dyn Write) -> fmt::Result;
+    /// The address space CPU `cpu` has loaded (`None`: the default one), from
+    /// the layer's own per-CPU record (for the `cpus` listing).
+    fn loaded_on(&self, cpu: u32) -> Option<AddressSpaceId>;
 }
 
 static HOOKS: spin::Once<&'static dyn AddressSpaceHooks> = spin::Once::new();

@@ -22,7 +22,7 @@ pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     write!(out, "page-table frames:")?;
     let mut total = 0;
     for space in address_space::all() {
-        let frames = with_paging(&**space.lock(), |paging| paging.counters().table_frames);
+        let frames = with_paging(&space.lock(), |paging| paging.counters().table_frames);
         match frames {
             Some(frames) => {
                 total += frames;

@@ -62,7 +62,7 @@ pub fn ases(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Resul
         let mut text = String::new();
         {
             let object = space.lock();
-            let root = with_paging(&**object, |paging| paging.root()).flatten();
+            let root = with_paging(&object, |paging| paging.root()).flatten();
             let _ = writeln!(
                 text,
                 "{:<12}  {:<8}  {:>7}  {:<18}  {}",
@@ -291,7 +291,7 @@ fn verify(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<
     let space = find(args, 0)?;
     let (implementation, result) = {
         let object = space.lock();
-        (object.implementation(), with_paging(&**object, |paging| paging.verify()))
+        (object.implementation(), with_paging(&object, |paging| paging.verify()))
     };
     match result {
         None => Err(AspaceError::Unsupported { implementation, operation: "verify" }.into()),
@@ -320,7 +320,7 @@ fn fault_size(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Res
     };
     let mut object = space.lock();
     let implementation = object.implementation();
-    let paging = paging_mut(&mut **object)
+    let paging = paging_mut(&mut object)
         .ok_or(AspaceError::Unsupported { implementation, operation: "choosing the lazy-fault page size" })?;
     paging.set_fault_page_limit(size);
     drop(object);
@@ -349,7 +349,7 @@ pub fn ptdump(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Res
     let found = {
         let object = space.lock();
         let implementation = object.implementation();
-        with_paging(&**object, |paging| {
+        with_paging(&object, |paging| {
             for run in paging.mappings().into_iter().flatten() {
                 if run.start.0 <= last && run.last.0 >= first {
                     let _ = writeln!(text, "{run}");
