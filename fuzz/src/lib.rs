@@ -1,6 +1,6 @@
 //! # nacre-fuzz: byte strings decoded into operations, checked against models
 //!
-//! Three targets, each a plain function of a byte string that panics when
+//! Four targets, each a plain function of a byte string that panics when
 //! the code under test does something wrong:
 //!
 //! - [`targets::region_set`]: a sequence of inserts, removes, updates and
@@ -14,7 +14,12 @@
 //!   the space is destroyed;
 //! - [`targets::shell_parser`]: bytes fed to the shell's line editor, and the
 //!   lines it yields split, tokenized and parsed as numbers and flags: none
-//!   of it may panic, and what parses must print back the same.
+//!   of it may panic, and what parses must print back the same;
+//! - [`targets::exec_loader`]: bytes planned as an ELF executable by
+//!   [`exec::LoadPlan`], as a whole file and as the headers of a larger one:
+//!   a plan or a typed error, never a panic, and every plan page aligned,
+//!   non-overlapping, inside user space, W^X, its entry executable; an
+//!   initial stack for it decodes back.
 //!
 //! The same functions serve two drivers: libFuzzer through `cargo fuzz`
 //! (the entry points in `fuzz_targets/`, behind the `libfuzzer` feature,
@@ -32,6 +37,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("region_set", targets::region_set),
     ("paging_model", targets::paging_model),
     ("shell_parser", targets::shell_parser),
+    ("exec_loader", targets::exec_loader),
 ];
 
 /// The target called `name`.

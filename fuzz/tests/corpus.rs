@@ -37,9 +37,14 @@ fn shell_parser_corpus_and_mutations() {
 }
 
 #[test]
+fn exec_loader_corpus_and_mutations() {
+    campaign("exec_loader");
+}
+
+#[test]
 fn every_target_has_a_test_above() {
     let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
-    assert_eq!(names, ["region_set", "paging_model", "shell_parser"]);
+    assert_eq!(names, ["region_set", "paging_model", "shell_parser", "exec_loader"]);
 }
 
 #[test]
