@@ -18,10 +18,13 @@
 //!
 //! The case counts keep this file well under a few seconds in a debug build.
 
+mod common;
+
 use aspace::{
     check_virt_range, AddressKind, AspaceError, Characteristics, PhysAddr, Protection, Region, RegionSet, VirtAddr,
     VirtWidth,
 };
+use common::Model;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::TestCaseError;
@@ -271,116 +274,6 @@ fn check_virt_range_at_each_edge() {
 // ---------------------------------------------------------------------------
 // The region set
 // ---------------------------------------------------------------------------
-
-/// The reference set: its regions in a vector, `u128` ends, linear scans.
-#[derive(Clone, Debug, Default)]
-struct Model {
-    regions: Vec<Region>,
-}
-
-fn overlaps(a: (u128, u128), b: (u128, u128)) -> bool {
-    a.0 < b.1 && b.0 < a.1
-}
-
-impl Model {
-    fn sorted(&self) -> Vec<Region> {
-        let mut regions = self.regions.clone();
-        regions.sort_by_key(|r| r.va.0);
-        regions
-    }
-
-    /// Empty, or past 2^64.
-    fn bad_extent(va: u64, len: u64) -> Option<AspaceError> {
-        if len == 0 {
-            Some(AspaceError::ZeroLength)
-        } else if extent(va, len).1 > TOP {
-            Some(AspaceError::LengthOverflow { start: va, len, kind: AddressKind::Virtual })
-        } else {
-            None
-        }
-    }
-
-    fn overlapping(&self, va: u64, len: u64) -> Vec<Region> {
-        if Model::bad_extent(va, len).is_some() {
-            return Vec::new();
-        }
-        self.sorted().into_iter().filter(|r| overlaps(extent(r.va.0, r.len), extent(va, len))).collect()
-    }
-
-    fn insert(&mut self, region: Region) -> Result<(), AspaceError> {
-        if let Some(error) = Model::bad_extent(region.va.0, region.len) {
-            return Err(error);
-        }
-        if let Some(&existing) = self.overlapping(region.va.0, region.len).first() {
-            return Err(AspaceError::Overlap { existing });
-        }
-        self.regions.push(region);
-        Ok(())
-    }
-
-    fn find(&self, va: u64) -> Option<Region> {
-        let at = u128::from(va);
-        self.regions.iter().copied().find(|r| {
-            let (start, end) = extent(r.va.0, r.len);
-            start <= at && at < end
-        })
-    }
-
-    fn get(&self, va: u64) -> Option<Region> {
-        self.regions.iter().copied().find(|r| r.va.0 == va)
-    }
-
-    fn remove(&mut self, va: u64) -> Option<Region> {
-        let position = self.regions.iter().position(|r| r.va.0 == va)?;
-        Some(self.regions.remove(position))
-    }
-
-    fn update(&mut self, region: Region) -> Result<Region, AspaceError> {
-        let Some(position) = self.regions.iter().position(|r| r.va.0 == region.va.0) else {
-            return Err(match self.find(region.va.0) {
-                Some(existing) => AspaceError::RegionMismatch { requested: region, existing },
-                None => AspaceError::NoSuchRegion { va: region.va.0 },
-            });
-        };
-        let existing = self.regions[position];
-        if existing.len != region.len {
-            return Err(AspaceError::RegionMismatch { requested: region, existing });
-        }
-        self.regions[position] = region;
-        Ok(existing)
-    }
-
-    fn replace(&mut self, va: u64, pieces: &[Region]) -> Result<Region, AspaceError> {
-        let old = self.get(va).ok_or(AspaceError::NoSuchRegion { va })?;
-        let others: Vec<Region> = self.sorted().into_iter().filter(|r| r.va.0 != va).collect();
-        for (position, piece) in pieces.iter().enumerate() {
-            if let Some(error) = Model::bad_extent(piece.va.0, piece.len) {
-                return Err(error);
-            }
-            if position > 0 {
-                let previous = pieces[position - 1];
-                if u128::from(piece.va.0) < extent(previous.va.0, previous.len).1 {
-                    return Err(AspaceError::Overlap { existing: previous });
-                }
-            }
-            let mine = extent(piece.va.0, piece.len);
-            if let Some(&existing) = others.iter().find(|r| overlaps(extent(r.va.0, r.len), mine)) {
-                return Err(AspaceError::Overlap { existing });
-            }
-        }
-        self.remove(va);
-        self.regions.extend_from_slice(pieces);
-        Ok(old)
-    }
-
-    fn next_at_or_after(&self, va: u64) -> Option<Region> {
-        self.regions.iter().copied().filter(|r| r.va.0 >= va).min_by_key(|r| r.va.0)
-    }
-
-    fn previous_before(&self, va: u64) -> Option<Region> {
-        self.regions.iter().copied().filter(|r| r.va.0 < va).max_by_key(|r| r.va.0)
-    }
-}
 
 /// The regions a set may start with, near every anchor `A` (wrapping):
 /// `[A-3p, A-2p)`, `[A-p, A)` (for A = 0: the very last page, ending at
