@@ -74,3 +74,30 @@ impl<T> Drop for IrqMutexGuard<'_, T> {
         restore_interrupts(self.interrupts_were_enabled);
     }
 }
+
+/// A value set once, at boot, and read without a lock ever after: how the
+/// lower layers hold what a higher one registers with them (the fault
+/// handler, the address-space hooks, the guard-page observer).
+pub struct SetOnce<T>(spin::Once<T>);
+
+impl<T> SetOnce<T> {
+    /// Not set yet.
+    pub const fn new() -> Self {
+        SetOnce(spin::Once::new())
+    }
+
+    /// Sets the value; refused (false, nothing changed) when it is set already.
+    pub fn set(&self, value: T) -> bool {
+        let mut set = false;
+        self.0.call_once(|| {
+            set = true;
+            value
+        });
+        set
+    }
+
+    /// The value, once set.
+    pub fn get(&self) -> Option<&T> {
+        self.0.get()
+    }
+}

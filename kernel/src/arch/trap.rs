@@ -19,6 +19,7 @@ use super::idt::ist_stack_for;
 use crate::percpu;
 use crate::qemu::{self, ExitStatus};
 use crate::serial::UnlockedWriter;
+use crate::sync::SetOnce;
 use aspace::{Fault, FaultOutcome, PageFaultCode, UnhandledFault};
 use core::fmt::{self, Write};
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -46,17 +47,12 @@ pub trait FaultHandler: Sync {
     fn describe(&self, fault: &Fault, out: &mut dyn Write);
 }
 
-static FAULT_HANDLER: spin::Once<&'static dyn FaultHandler> = spin::Once::new();
+static FAULT_HANDLER: SetOnce<&'static dyn FaultHandler> = SetOnce::new();
 
 /// Installs the fault handler; refused (false) when one is installed
 /// already: it is set once, at boot, and read without a lock by every fault.
 pub fn install_fault_handler(handler: &'static dyn FaultHandler) -> bool {
-    let mut installed = false;
-    FAULT_HANDLER.call_once(|| {
-        installed = true;
-        handler
-    });
-    installed
+    FAULT_HANDLER.set(handler)
 }
 
 /// The installed fault handler, if any.

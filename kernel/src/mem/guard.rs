@@ -7,7 +7,7 @@
 //! boot. The registry itself knows no address space, so the stacks below
 //! the address-space layer can use it.
 
-use crate::sync::IrqMutex;
+use crate::sync::{IrqMutex, SetOnce};
 use alloc::collections::BTreeSet;
 use alloc::vec::Vec;
 
@@ -23,16 +23,11 @@ pub trait GuardPageObserver: Sync {
     fn guard_page_created(&self, page: u64);
 }
 
-static OBSERVER: spin::Once<&'static dyn GuardPageObserver> = spin::Once::new();
+static OBSERVER: SetOnce<&'static dyn GuardPageObserver> = SetOnce::new();
 
 /// Installs the observer (once, at boot); false when one is installed already.
 pub fn set_observer(observer: &'static dyn GuardPageObserver) -> bool {
-    let mut installed = false;
-    OBSERVER.call_once(|| {
-        installed = true;
-        observer
-    });
-    installed
+    OBSERVER.set(observer)
 }
 
 /// Records `page` as a guard page and tells the observer; returns how many

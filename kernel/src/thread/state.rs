@@ -7,6 +7,7 @@ use super::stack::{self, Stack};
 use crate::arch::cpu::without_interrupts;
 use crate::arch::switch::SwitchContext;
 use crate::percpu::{PerCpu, MAX_CPUS};
+use crate::sync::SetOnce;
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
 use alloc::string::String;
@@ -296,17 +297,12 @@ pub trait AddressSpaceHooks: Sync {
     fn loaded_on(&self, cpu: u32) -> Option<AddressSpaceId>;
 }
 
-static HOOKS: spin::Once<&'static dyn AddressSpaceHooks> = spin::Once::new();
+static HOOKS: SetOnce<&'static dyn AddressSpaceHooks> = SetOnce::new();
 
 /// Installs the address-space layer's hooks; refused (false) when some are
 /// installed already: they are set once, at boot.
 pub fn install_address_space_hooks(hooks: &'static dyn AddressSpaceHooks) -> bool {
-    let mut installed = false;
-    HOOKS.call_once(|| {
-        installed = true;
-        hooks
-    });
-    installed
+    HOOKS.set(hooks)
 }
 
 /// Hooks tried instead of the installed ones, for the in-kernel tests of the
