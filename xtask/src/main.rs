@@ -9,6 +9,8 @@
 //! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
 //! cargo xtask compare [FILE] [--linux SUMMARY]  (the bench output beside the Linux harness's, as ratios)
 //! cargo xtask imports                           (each crate's import graph must have no circle)
+//! cargo xtask lab new DIR [--extra]             (the Paging Lab's student tree; docs/lab/teacher.md)
+//! cargo xtask grade [DIR] [--expect-full]       (the Paging Lab's score card; docs/lab/README.md)
 //! ```
 //!
 //! The kernel is a `#![no_std]` binary for the host target, linked with its own
@@ -28,7 +30,9 @@
 mod bench;
 mod boot;
 mod compare;
+mod grade;
 mod imports;
+mod lab;
 mod plot;
 
 mod initrd;
@@ -334,6 +338,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("imports") => imports::check(&workspace_root()),
+        Some("lab") => lab::lab(&args[1..]),
+        Some("grade") => grade::grade(&args[1..]),
         Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
@@ -420,6 +426,9 @@ fn parse_summary(line: &str) -> Option<(u32, u32)> {
     Some((passed, failed))
 }
 
+/// One step of the lab-kit check in `cargo xtask test`.
+type LabStep<'a> = dyn Fn() -> Result<(), String> + 'a;
+
 fn test(options: &Options) -> Result<(), String> {
     let root = workspace_root();
     println!("xtask: host tests (cargo test --workspace --exclude nacre-kernel)");
@@ -433,6 +442,7 @@ fn test(options: &Options) -> Result<(), String> {
     }
     println!("xtask: import circles (cargo xtask imports)");
     imports::check(&root)?;
+    lab::check(&root)?;
 
     // The in-kernel tests are compiled in for this build only.
     let options = &Options { ktest: true, ..options.clone() };
@@ -496,11 +506,33 @@ fn test(options: &Options) -> Result<(), String> {
         }
     }
 
+    // The Paging Lab kit: the student tree is cut from this one and builds;
+    // the grader gives this tree full marks, and the student tree none for
+    // the tasks cut out, without crashing.
+    let mut lab_passed = 0;
+    let kit = root.join("target/lab-kit");
+    let _ = std::fs::remove_dir_all(&kit);
+    let lab_steps: [(&str, Box<LabStep>); 3] = [
+        ("the lab kit is cut (cargo xtask lab new target/lab-kit)", Box::new(|| lab::new(&root, &kit, false))),
+        ("the grader gives the reference full marks", Box::new(|| grade::grade(&["--expect-full".to_string()]))),
+        (
+            "the grader gives the student tree no marks for the cut tasks",
+            Box::new(|| grade::grade(&[kit.display().to_string(), "--expect-zero".to_string()])),
+        ),
+    ];
+    for (what, step) in &lab_steps {
+        println!("xtask: {what}");
+        match step() {
+            Ok(()) => lab_passed += 1,
+            Err(error) => failures.push(format!("{what}: {error}")),
+        }
+    }
+
     for failure in &failures {
         eprintln!("xtask: FAILED: {failure}");
     }
-    let passed = kernel_passed + scripted_passed;
-    let failed = kernel_failed + (checks.len() as u32 - scripted_passed);
+    let passed = kernel_passed + scripted_passed + lab_passed;
+    let failed = kernel_failed + (checks.len() as u32 - scripted_passed) + (lab_steps.len() as u32 - lab_passed);
     let failed = failed.max(failures.len() as u32);
     println!("xtask: {passed} passed, {failed} failed");
     if failures.is_empty() {

@@ -87,6 +87,7 @@ pub(crate) enum GrowthRequest {
 
 /// What a fault at `addr`, which no region holds, asks of the growing regions.
 pub(crate) fn growth_request(regions: &RegionSet, addr: u64, limits: GrowthLimits) -> GrowthRequest {
+    // lab:begin extra-grow growth_request: does a fault outside every region grow a stack, or overflow it?
     let page = addr & !(PAGE - 1);
     let above = regions.next_at_or_after(addr).copied();
     let below = regions.previous_before(addr).copied();
@@ -114,6 +115,7 @@ pub(crate) fn growth_request(regions: &RegionSet, addr: u64, limits: GrowthLimit
         }
     }
     GrowthRequest::None
+    // lab:end
 }
 
 fn decide(region: Region, grown: Region, clear: bool, limits: GrowthLimits) -> GrowthRequest {

@@ -467,6 +467,7 @@ fn fault_window(region: &Region, va: VirtAddr, pa: PhysAddr, pages: u64) -> (Vir
 /// whose virtual and physical starts are both aligned to its size.
 /// No page larger than `limit` is chosen.
 fn fault_page(region: &Region, addr: u64, huge_1g: bool, limit: PageSize) -> (VirtAddr, PhysAddr, PageSize) {
+    // lab:begin extra-large-pages fault_page: the largest page inside the region whose VA and PA are aligned to it
     for size in [PageSize::Size1G, PageSize::Size2M, PageSize::Size4K] {
         if (size == PageSize::Size1G && !huge_1g) || size.bytes() > limit.bytes() {
             continue;
@@ -477,6 +478,7 @@ fn fault_page(region: &Region, addr: u64, huge_1g: bool, limit: PageSize) -> (Vi
         }
     }
     unreachable!("a 4 KiB-aligned region covers the 4 KiB page of each of its addresses")
+    // lab:end
 }
 
 impl<M: Machine + Send + 'static> PagingAspace<M> {
@@ -557,6 +559,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     }
 
     fn add_region(&mut self, region: Region) -> Result<(), AspaceError> {
+        // lab:begin task1 add_region: refuse bad or overlapping regions, map an EAGER region now, record it
         if self.tables.is_none() {
             return Err(AspaceError::UnknownAddressSpace { name: self.name.clone() });
         }
@@ -582,9 +585,11 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             }
         }
         self.regions.insert(region)
+        // lab:end
     }
 
     fn remove_region(&mut self, region: Region) -> Result<(), AspaceError> {
+        // lab:begin task4 remove_region: refuse pinned regions, unmap and flush the TLB, update the region set
         let existing = self.resolve(region)?;
         if existing.prot.contains(Protection::PIN) {
             return Err(AspaceError::Pinned { region: existing });
@@ -601,9 +606,11 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         }
         self.replace_part(existing, region.va.0, region.len, None);
         Ok(())
+        // lab:end
     }
 
     fn move_region(&mut self, region: Region, new_pa: PhysAddr) -> Result<(), AspaceError> {
+        // lab:begin task4 move_region: refuse pinned regions, re-point existing entries, flush, update the set
         let existing = self.resolve(region)?;
         if existing.is_anonymous() {
             return Err(AspaceError::Unsupported {
@@ -622,9 +629,11 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         self.edit(|tables, machine, batch| tables.remap_into(machine, region.va, region.len, new_pa, batch))?;
         self.replace_part(existing, region.va.0, region.len, Some(moved));
         Ok(())
+        // lab:end
     }
 
     fn protect_region(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
+        // lab:begin task4 protect_region: new rights on existing entries, flush where they shrink, update the set
         let existing = self.resolve(region)?;
         // Checked before the flags: the region's backing, not the request's
         // letters, is what forbids the write.
@@ -667,6 +676,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         let protected = Region { prot, ..existing.sub_region(region.va.0, region.len) };
         self.replace_part(existing, region.va.0, region.len, Some(protected));
         Ok(())
+        // lab:end
     }
 
     fn switch_to(&mut self) {
@@ -688,6 +698,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     }
 
     fn exception(&mut self, fault: &Fault) -> FaultOutcome {
+        // lab:begin task3 exception: find the region, refuse forbidden accesses, map the missing page (lazy)
         let Some(tables) = &self.tables else { return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere) };
         if fault.vector != Fault::PAGE_FAULT {
             return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
@@ -737,6 +748,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             }
             Err(_) => FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
         }
+        // lab:end
     }
 
     fn add_thread(&mut self, thread: ThreadId) {

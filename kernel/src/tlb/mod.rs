@@ -224,6 +224,7 @@ fn flush_here(pages: Option<&[VirtAddr]>) {
 // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
 #[inline(always)]
 pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
+    // lab:begin extra-shootdown tlb::invalidate: flush here if loaded, shoot down every other CPU holding the space
     let pages = match what {
         TlbInvalidation::Pages(pages) => Some(pages),
         TlbInvalidation::All => None,
@@ -283,6 +284,7 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         }
         bump(&counters.ack_wait_ticks, rdtsc().wrapping_sub(start));
     })
+    // lab:end
 }
 
 /// Marks CPU `from`'s request pending at each target and sends the IPIs.

@@ -81,6 +81,7 @@ impl RegionSet {
     /// one, and with [`AspaceError::ZeroLength`] / [`AspaceError::LengthOverflow`]
     /// when it is empty or wraps.
     pub fn insert(&mut self, region: Region) -> Result<(), AspaceError> {
+        // lab:begin task2 RegionSet::insert: refuse an empty, wrapping or overlapping region, else add it
         let last = check_extent(region.va.0, region.len)?;
         // Only the neighbours can collide: the region before may reach
         // into the new one (and is then the lowest collision), the one
@@ -96,12 +97,14 @@ impl RegionSet {
         }
         self.start_or_stop_the_index();
         Ok(())
+        // lab:end
     }
 
     /// The region containing virtual address `va`, if any.
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
     #[inline(always)]
     pub fn find(&self, va: u64) -> Option<&Region> {
+        // lab:begin task2 RegionSet::find: the region containing va, if any
         let Some(index) = &self.by_page else {
             return self.find_in_tree(va);
         };
@@ -110,6 +113,7 @@ impl RegionSet {
             PageLookup::Absent => None,
             PageLookup::AskTheTree => self.find_in_tree(va),
         }
+        // lab:end
     }
 
     /// [`Self::find`] by searching the tree: while the set keeps no index,
@@ -127,6 +131,7 @@ impl RegionSet {
 
     /// Removes and returns the region starting exactly at `va`.
     pub fn remove(&mut self, va: VirtAddr) -> Option<Region> {
+        // lab:begin task2 RegionSet::remove: remove and return the region starting exactly at va
         let removed = self.by_start.remove(va.0)?;
         if let Some(index) = &mut self.by_page {
             let tree = &self.by_start;
@@ -134,6 +139,7 @@ impl RegionSet {
         }
         self.start_or_stop_the_index();
         Some(removed)
+        // lab:end
     }
 
     /// Replaces the region that starts exactly at `va` by `pieces`, in one
@@ -212,7 +218,9 @@ impl RegionSet {
 
     /// The lowest region sharing a byte with `[va, va+len)`.
     pub fn first_overlap(&self, va: u64, len: u64) -> Option<&Region> {
+        // lab:begin task2 RegionSet::first_overlap: the lowest region sharing a byte with [va, va+len)
         self.overlapping(va, len).next()
+        // lab:end
     }
 
     /// Every region sharing a byte with `[va, va+len)`, in address order.
