@@ -22,7 +22,7 @@
 //! in the default space) bypass [`Space::check_live_edit`]: they only take
 //! away a page nothing may touch.
 
-use crate::address_space::KernelMachine;
+use crate::address_space::machine::KernelMachine;
 use crate::arch::cpu;
 use crate::mem::guard::{self, GUARD_SIZE};
 use alloc::vec::Vec;
