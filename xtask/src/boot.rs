@@ -47,6 +47,8 @@ pub(crate) struct Options {
     pub(crate) cmdline: String,
     /// Shell commands for a non-interactive run.
     pub(crate) script: Option<String>,
+    /// Host files and folders packed into the initrd under `bin/` (`--add`).
+    pub(crate) add: Vec<PathBuf>,
 }
 
 impl Options {
@@ -60,6 +62,7 @@ impl Options {
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
             cmdline: String::new(),
             script: None,
+            add: Vec::new(),
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -75,6 +78,7 @@ impl Options {
                     options.timeout = Duration::from_secs(secs);
                 }
                 "--cmdline" => options.cmdline = value("--cmdline")?,
+                "--add" => options.add.push(PathBuf::from(value("--add")?)),
                 "--" => {
                     let rest: Vec<&str> = args.by_ref().map(String::as_str).collect();
                     options.script = Some(rest.join(" "));
@@ -140,7 +144,7 @@ impl ScriptedBoot {
     /// a script or command line too large.
     pub(crate) fn new(options: &Options, script: &str) -> Result<ScriptedBoot, String> {
         let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode()))?;
-        let initrd = initrd::build_with_script(&workspace_root(), script)?;
+        let initrd = initrd::build_with_script(&workspace_root(), script, &options.add)?;
         Ok(ScriptedBoot { cmdline, initrd })
     }
 
@@ -183,7 +187,7 @@ pub(crate) fn build_kernel(options: &Options) -> Result<PathBuf, String> {
     let elf = target_dir.join(KERNEL_TARGET).join(profile).join("nacre");
     println!("xtask: kernel image {}", elf.display());
     // Every boot gets the initrd: the archive of the initrd/ folder.
-    let initrd = initrd::build(&root)?;
+    let initrd = initrd::build(&root, &options.add)?;
     println!("xtask: initrd {}", initrd.display());
     Ok(elf)
 }
@@ -303,6 +307,6 @@ pub(crate) fn run_captured(mut command: Command, timeout: Duration) -> Result<Ca
 
 pub(crate) fn usage() -> String {
     "usage: cargo xtask <build|run|test|gdb|bench|plot|compare|imports|lab|grade> [--release] [--smp N] [--mem SIZE] [--la57] \
-     [--timeout SECS] [--cmdline OPTS] [-- \"cmd1; cmd2\"]"
+     [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]... [-- \"cmd1; cmd2\"]"
         .to_string()
 }

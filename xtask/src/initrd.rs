@@ -27,6 +27,8 @@ use std::path::{Path, PathBuf};
 pub const SOURCE_DIR: &str = "initrd";
 /// Where the archive is written, relative to the workspace root.
 pub const ARCHIVE_PATH: &str = "target/initrd.cpio";
+/// The folder of the initrd that `--add` puts host files in.
+pub const ADDED_DIR: &str = "bin";
 /// The name of padding entries (the kernel skips them).
 pub const PADDING_NAME: &str = ".pad";
 /// The file a scripted run's script goes in (the kernel's
@@ -42,8 +44,8 @@ const MODE_DIRECTORY: u32 = 0o040_755;
 
 /// Builds the archive of `root/initrd` into `root/target/initrd.cpio` and
 /// returns its path.
-pub fn build(root: &Path) -> Result<PathBuf, String> {
-    let archive = archive(&items(root)?);
+pub fn build(root: &Path, added: &[PathBuf]) -> Result<PathBuf, String> {
+    let archive = archive(&items(root, added)?);
     let path = root.join(ARCHIVE_PATH);
     write_archive(&path, &archive)?;
     Ok(path)
@@ -72,8 +74,8 @@ impl Drop for ScriptArchive {
 /// [`SCRIPT_NAME`], in a file of this process's own under `root/target`
 /// (other xtask runs may be booting at the same time). Refuses a script
 /// larger than [`MAX_SCRIPT_BYTES`].
-pub fn build_with_script(root: &Path, script: &str) -> Result<ScriptArchive, String> {
-    let archive = archive(&with_script(items(root)?, script)?);
+pub fn build_with_script(root: &Path, script: &str, added: &[PathBuf]) -> Result<ScriptArchive, String> {
+    let archive = archive(&with_script(items(root, added)?, script)?);
     let path = root.join(format!("target/initrd-script-{}.cpio", std::process::id()));
     write_archive(&path, &archive)?;
     Ok(ScriptArchive { path })
@@ -94,11 +96,50 @@ pub fn with_script(mut items: Vec<Item>, script: &str) -> Result<Vec<Item>, Stri
     Ok(items)
 }
 
-/// The items of `root/initrd`.
-fn items(root: &Path) -> Result<Vec<Item>, String> {
+/// The items of `root/initrd`, then the host files `added` (`--add`) under
+/// [`ADDED_DIR`].
+fn items(root: &Path, added: &[PathBuf]) -> Result<Vec<Item>, String> {
     let mut items = Vec::new();
     collect(&root.join(SOURCE_DIR), "", &mut items)?;
+    add_host_files(&mut items, added)?;
     Ok(items)
+}
+
+/// Adds each host file of `added`, or each file directly inside a folder of
+/// it, as `bin/NAME` (`cargo xtask run --add FILE_OR_DIR`): the user's own
+/// programs, packed without touching the repository. Refused: a path that
+/// is missing or not UTF-8, and two files of the same name.
+pub fn add_host_files(items: &mut Vec<Item>, added: &[PathBuf]) -> Result<(), String> {
+    if added.is_empty() {
+        return Ok(());
+    }
+    if !items.iter().any(|item| item.name == ADDED_DIR) {
+        items.push(Item { name: ADDED_DIR.to_string(), data: None });
+    }
+    for path in added {
+        let files: Vec<PathBuf> = if path.is_dir() {
+            let listing = fs::read_dir(path).map_err(|e| format!("--add {}: {e}", path.display()))?;
+            let mut files: Vec<PathBuf> =
+                listing.filter_map(|entry| entry.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+            files.sort();
+            files
+        } else if path.is_file() {
+            vec![path.clone()]
+        } else {
+            return Err(format!("--add {}: no such file or folder", path.display()));
+        };
+        for file in files {
+            let file_name =
+                file.file_name().and_then(|n| n.to_str()).ok_or(format!("--add {}: not UTF-8", file.display()))?;
+            let name = format!("{ADDED_DIR}/{file_name}");
+            if items.iter().any(|item| item.name == name) {
+                return Err(format!("--add {}: the initrd has a file named {name} already", file.display()));
+            }
+            let data = fs::read(&file).map_err(|e| format!("--add {}: {e}", file.display()))?;
+            items.push(Item { name, data: Some(data) });
+        }
+    }
+    Ok(())
 }
 
 /// Writes `archive` to `path`, only when it changed (so that its timestamp
@@ -276,5 +317,27 @@ mod tests {
         assert!(sizes.iter().any(|&s| s > 3 * PAGE), "a file of several pages");
         assert!(sizes.iter().any(|&s| s > PAGE && s % PAGE != 0), "a file whose size is not a multiple of a page");
         assert!(sizes.iter().any(|&s| s < 64), "a tiny file");
+    }
+
+    /// `--add` packs files, and the files of a folder, under `bin/`, and
+    /// refuses a missing path and two files of one name.
+    #[test]
+    fn added_host_files_go_under_bin() {
+        let dir = std::env::temp_dir().join(format!("nacre-add-{}", std::process::id()));
+        let folder = dir.join("progs");
+        fs::create_dir_all(&folder).unwrap();
+        fs::write(dir.join("one"), b"1").unwrap();
+        fs::write(folder.join("two"), b"22").unwrap();
+        fs::write(folder.join("three"), b"333").unwrap();
+        let mut items = vec![Item { name: "hello.txt".into(), data: Some(b"hi".to_vec()) }];
+        add_host_files(&mut items, &[dir.join("one"), folder.clone()]).unwrap();
+        let names: Vec<&str> = items.iter().map(|item| item.name.as_str()).collect();
+        assert_eq!(names, ["hello.txt", "bin", "bin/one", "bin/three", "bin/two"]);
+        assert_eq!(items[4].data.as_deref(), Some(&b"22"[..]));
+        let again = add_host_files(&mut items, &[dir.join("one")]);
+        assert!(again.unwrap_err().contains("has a file named bin/one already"));
+        let missing = add_host_files(&mut items, &[dir.join("nowhere")]);
+        assert!(missing.unwrap_err().contains("no such file or folder"));
+        let _ = fs::remove_dir_all(&dir);
     }
 }

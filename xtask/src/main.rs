@@ -268,6 +268,8 @@ struct Check {
     expect_success: bool,
     expect_output: Vec<String>,
     cpus: Option<u32>,
+    /// Host files packed under `bin/` (`--add`).
+    add: Vec<PathBuf>,
 }
 
 impl From<&ScriptedCheck> for Check {
@@ -278,6 +280,7 @@ impl From<&ScriptedCheck> for Check {
             expect_success: check.expect_success,
             expect_output: check.expect_output.iter().map(|text| text.to_string()).collect(),
             cpus: check.cpus,
+            add: Vec::new(),
         }
     }
 }
@@ -309,6 +312,7 @@ fn generated_checks() -> Vec<Check> {
             expect_success: true,
             expect_output: vec!["nacre> echo 0".to_string(), last_echo.clone()],
             cpus: None,
+            add: Vec::new(),
         },
         Check {
             label: format!("a script of 2000 commands ({} bytes) ending with a failing one", echoes.len() + 6),
@@ -316,6 +320,7 @@ fn generated_checks() -> Vec<Check> {
             expect_success: false,
             expect_output: vec![last_echo, "nacre> exit".to_string(), "cannot exit (use 'poweroff')".to_string()],
             cpus: None,
+            add: Vec::new(),
         },
         Check {
             label: "a raw kernel command line of 4100 bytes".to_string(),
@@ -323,6 +328,7 @@ fn generated_checks() -> Vec<Check> {
             expect_success: false,
             expect_output: vec![refused.clone(), "not booting".to_string()],
             cpus: None,
+            add: Vec::new(),
         },
         Check {
             label: "a raw kernel command line of 6000 bytes".to_string(),
@@ -330,8 +336,53 @@ fn generated_checks() -> Vec<Check> {
             expect_success: false,
             expect_output: vec![refused, "not booting".to_string()],
             cpus: None,
+            add: Vec::new(),
         },
     ]
+}
+
+/// The `elf` command on a user program built here with `gcc -static` and
+/// packed with `--add`: its load plan is printed; a file that is no ELF is
+/// refused with ENOEXEC.
+fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
+    let dir = root.join("target/elf-check");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let source = dir.join("hello.c");
+    std::fs::write(&source, "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n")
+        .map_err(|e| format!("{}: {e}", source.display()))?;
+    let binary = dir.join("hello-static");
+    let status = Command::new("gcc")
+        .arg("-static")
+        .arg("-o")
+        .arg(&binary)
+        .arg(&source)
+        .status()
+        .map_err(|e| format!("cannot run gcc (needed for the user-program checks): {e}"))?;
+    if !status.success() {
+        return Err("gcc -static failed (the static C library, libc6-dev, is needed)".to_string());
+    }
+    Ok(vec![
+        Check {
+            label: "elf of a static program added with --add".to_string(),
+            boot: CheckBoot::Script("elf bin/hello-static".to_string()),
+            expect_success: true,
+            expect_output: vec![
+                "static executable, entry".to_string(),
+                "r-x file".to_string(),
+                "initial break".to_string(),
+            ],
+            cpus: None,
+            add: vec![binary],
+        },
+        Check {
+            label: "elf of a file that is no executable".to_string(),
+            boot: CheckBoot::Script("elf hello.txt".to_string()),
+            expect_success: false,
+            expect_output: vec!["cannot be run".to_string(), "(errno 8)".to_string()],
+            cpus: None,
+            add: Vec::new(),
+        },
+    ])
 }
 
 fn main() -> ExitCode {
@@ -475,11 +526,12 @@ fn test(options: &Options) -> Result<(), String> {
         }
     }
 
-    let checks: Vec<Check> = SCRIPTED_CHECKS.iter().map(Check::from).chain(generated_checks()).collect();
+    let checks: Vec<Check> =
+        SCRIPTED_CHECKS.iter().map(Check::from).chain(generated_checks()).chain(elf_checks(&root)?).collect();
     let mut scripted_passed = 0;
     for check in &checks {
         println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
-        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), ..options.clone() };
+        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), add: check.add.clone(), ..options.clone() };
         let outcome = match &check.boot {
             CheckBoot::Script(script) => {
                 let boot = ScriptedBoot::new(&run_options, script)?;

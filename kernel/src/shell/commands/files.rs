@@ -136,3 +136,32 @@ pub fn munmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write
     writeln!(out, "unmapped {mapping}")?;
     Ok(())
 }
+
+/// `elf FILE`: the load plan of a static x86-64 executable in the initrd
+/// (`crates/exec`): its kind, entry point, segments with their rights,
+/// program headers and initial break, as a process of it would be laid
+/// out; a file that is not such an executable is refused with the reason
+/// and Linux's errno (ENOEXEC for a file that is no ELF, or a dynamic one).
+pub fn elf(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let file = fs::find(args[0]).map_err(CommandError::failed)?;
+    let params =
+        if crate::arch::cpu::la57_enabled() { exec::LoadParams::LINUX_5LEVEL } else { exec::LoadParams::LINUX_4LEVEL };
+    let plan = exec::LoadPlan::parse(file.data(), &params).map_err(|error| {
+        CommandError::failed(alloc::format!("'{}' cannot be run: {error} (errno {})", file.name(), error.errno()))
+    })?;
+    let kind = match plan.kind() {
+        exec::ExecutableKind::Static => "static executable",
+        exec::ExecutableKind::StaticPie => "static position-independent executable",
+    };
+    writeln!(out, "'{}': {kind}, entry {:#x}, load bias {:#x}", file.name(), plan.entry(), plan.load_bias())?;
+    for segment in plan.segments() {
+        writeln!(out, "  {segment}")?;
+    }
+    match plan.phdr() {
+        Some(phdr) => writeln!(out, "  program headers at {phdr:#x} ({} of {} bytes)", plan.phnum(), plan.phent())?,
+        None => writeln!(out, "  program headers not loaded ({} of {} bytes)", plan.phnum(), plan.phent())?,
+    }
+    writeln!(out, "  initial break {:#x}", plan.brk())?;
+    Ok(())
+}

@@ -93,6 +93,12 @@ static COMMANDS: &[Command<Session>] = &[
         run: files::stat,
     },
     Command {
+        name: "elf",
+        usage: "elf FILE",
+        help: "the load plan of a static x86-64 Linux executable in the initrd: kind, entry, segments, break",
+        run: files::elf,
+    },
+    Command {
         name: "mmap",
         usage: "mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared]",
         help: "map a file (or LEN bytes from OFFSET) at VA in NAME, lazily; private copies by default, \
