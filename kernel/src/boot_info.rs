@@ -29,20 +29,21 @@ pub const MAX_MEMORY_REGIONS: usize = 128;
 /// Most modules kept.
 pub const MAX_MODULES: usize = 8;
 
-/// `struct hvm_start_info`, as laid out in memory.
+/// `struct hvm_start_info` (version 1), as laid out in memory (the tests
+/// build one by hand).
 #[repr(C)]
 #[derive(Clone, Copy)]
-struct RawStartInfo {
-    magic: u32,
-    version: u32,
-    flags: u32,
-    nr_modules: u32,
-    modlist_paddr: u64,
-    cmdline_paddr: u64,
-    rsdp_paddr: u64,
-    memmap_paddr: u64,
-    memmap_entries: u32,
-    reserved: u32,
+pub(crate) struct RawStartInfo {
+    pub(crate) magic: u32,
+    pub(crate) version: u32,
+    pub(crate) flags: u32,
+    pub(crate) nr_modules: u32,
+    pub(crate) modlist_paddr: u64,
+    pub(crate) cmdline_paddr: u64,
+    pub(crate) rsdp_paddr: u64,
+    pub(crate) memmap_paddr: u64,
+    pub(crate) memmap_entries: u32,
+    pub(crate) reserved: u32,
 }
 
 /// `struct hvm_modlist_entry`.

@@ -196,24 +196,41 @@ pub(crate) fn build_kernel(options: &Options) -> Result<PathBuf, String> {
 pub(crate) fn ensure_qemu() -> Result<(), String> {
     let found =
         env::var_os("PATH").map(|paths| env::split_paths(&paths).any(|dir| dir.join(QEMU).is_file())).unwrap_or(false);
+    ensure_installed(QEMU, found, QEMU_INSTALL)
+}
+
+/// Makes sure the static C library and gcc are there (the user-program
+/// checks build with `gcc -static`); as root, installs them.
+pub(crate) fn ensure_static_gcc() -> Result<(), String> {
+    let found = Command::new("gcc").arg("--version").output().is_ok_and(|o| o.status.success())
+        && Path::new("/usr/lib/x86_64-linux-gnu/libc.a").exists();
+    ensure_installed("gcc with the static C library", found, STATIC_GCC_INSTALL)
+}
+
+/// What to run for [`ensure_static_gcc`].
+const STATIC_GCC_INSTALL: &str = "apt-get update && apt-get install -y gcc libc6-dev";
+
+/// `Ok` when `what` is `found`; otherwise prints `install` and, as root,
+/// runs it.
+fn ensure_installed(what: &str, found: bool, install: &str) -> Result<(), String> {
     if found {
         return Ok(());
     }
-    eprintln!("xtask: {QEMU} is not installed; install it with:\n    {QEMU_INSTALL}");
+    eprintln!("xtask: {what} is not installed; install it with:\n    {install}");
     let is_root = Command::new("id").arg("-u").output().map(|o| o.stdout.trim_ascii() == b"0").unwrap_or(false);
     if !is_root {
-        return Err(format!("{QEMU} is missing"));
+        return Err(format!("{what} is missing"));
     }
     eprintln!("xtask: running as root, installing it now");
     let status = Command::new("sh")
-        .args(["-c", QEMU_INSTALL])
+        .args(["-c", install])
         .env("DEBIAN_FRONTEND", "noninteractive")
         .status()
         .map_err(|e| format!("cannot run apt-get: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("installing {QEMU} failed"))
+        Err(format!("installing {what} failed"))
     }
 }
 

@@ -345,6 +345,7 @@ fn generated_checks() -> Vec<Check> {
 /// packed with `--add`: its load plan is printed; a file that is no ELF is
 /// refused with ENOEXEC.
 fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
+    boot::ensure_static_gcc()?;
     let dir = root.join("target/elf-check");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let source = dir.join("hello.c");

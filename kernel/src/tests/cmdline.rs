@@ -56,27 +56,12 @@ fn script_files_are_read_whole_or_refused() -> Result<(), String> {
 }
 kernel_test!(script_files_are_read_whole_or_refused);
 
-/// `struct hvm_start_info` (version 1), as the loader lays it out.
-#[repr(C)]
-struct FakeStartInfo {
-    magic: u32,
-    version: u32,
-    flags: u32,
-    nr_modules: u32,
-    modlist_paddr: u64,
-    cmdline_paddr: u64,
-    rsdp_paddr: u64,
-    memmap_paddr: u64,
-    memmap_entries: u32,
-    reserved: u32,
-}
-
 /// Reads a start info whose magic is `magic` and whose command line is
 /// `line` (with a NUL after it).
 fn read_fake(magic: u32, line: &[u8]) -> Result<Box<BootInfo>, BootInfoError> {
     let mut text = line.to_vec();
     text.push(0);
-    let raw = FakeStartInfo {
+    let raw = crate::boot_info::RawStartInfo {
         magic,
         version: 1,
         flags: 0,
@@ -90,7 +75,7 @@ fn read_fake(magic: u32, line: &[u8]) -> Result<Box<BootInfo>, BootInfoError> {
     };
     // SAFETY: `raw` and the command line it points to are live and mapped
     // (the kernel's memory is identity-mapped); no module or memory map.
-    unsafe { BootInfo::read(&raw as *const FakeStartInfo as u64) }.map(Box::new)
+    unsafe { BootInfo::read(&raw as *const crate::boot_info::RawStartInfo as u64) }.map(Box::new)
 }
 
 fn long_command_lines_are_refused_not_cut() -> Result<(), String> {
