@@ -45,6 +45,44 @@ pub struct PerCpu {
     pub context_switches: AtomicU64,
     /// Timer interrupts taken on this CPU.
     pub timer_ticks: AtomicU64,
+    /// The one record of the address space this CPU has loaded.
+    pub loaded: LoadedSpace,
+}
+
+/// The one record of the address space a CPU has loaded: written by that
+/// CPU alone, at the context switch, interrupts off; read by the switch,
+/// the fault path, the TLB shootdown (which CPUs hold a root) and `cpus`.
+///
+/// Two layers fill it in, each its own part: the address-space layer keeps
+/// its reference to the space object in [`LoadedSpace::owner`] (this module
+/// knows nothing of that type), and the TLB layer, which loads CR3,
+/// publishes the root in [`LoadedSpace::root`] and [`LoadedSpace::leaving`].
+pub struct LoadedSpace {
+    /// The address-space layer's strong reference to the loaded space object
+    /// (null: the default space). Only the address-space layer reads it as a
+    /// pointer; everyone else only compares it.
+    pub owner: AtomicPtr<()>,
+    /// The page-table root this CPU has loaded or is loading (0: none yet),
+    /// published before the CR3 write.
+    pub root: AtomicU64,
+    /// The root this CPU is leaving, until its CR3 write is done (0: none).
+    pub leaving: AtomicU64,
+}
+
+impl LoadedSpace {
+    const fn new() -> LoadedSpace {
+        LoadedSpace {
+            owner: AtomicPtr::new(core::ptr::null_mut()),
+            root: AtomicU64::new(0),
+            leaving: AtomicU64::new(0),
+        }
+    }
+
+    /// True when this CPU has `root` loaded, is loading it, or is still
+    /// leaving it: a TLB entry of `root` may live here.
+    pub fn may_hold(&self, root: u64) -> bool {
+        self.root.load(Ordering::SeqCst) == root || self.leaving.load(Ordering::SeqCst) == root
+    }
 }
 
 /// Byte offset of [`PerCpu::need_resched`], for `gs:[NEED_RESCHED_OFFSET]` in assembly.
@@ -62,6 +100,7 @@ impl PerCpu {
             apic_id: AtomicU32::new(0),
             context_switches: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
+            loaded: LoadedSpace::new(),
         }
     }
 
@@ -182,6 +221,16 @@ pub fn current() -> &'static PerCpu {
     unsafe { asm!("mov {}, gs:[0]", out(reg) pointer, options(nostack, readonly, preserves_flags)) };
     // SAFETY: the pointer is to a static or leaked structure, never freed.
     unsafe { &*pointer }
+}
+
+/// The structure of the CPU this code runs on, or the boot CPU's before
+/// [`init_boot_cpu`] (when only the boot CPU runs).
+pub fn current_or_boot() -> &'static PerCpu {
+    if initialized() {
+        current()
+    } else {
+        &BOOT_CPU
+    }
 }
 
 /// True once the boot CPU has its per-CPU structure.

@@ -19,7 +19,7 @@ pub mod machine;
 pub use machine::KernelMachine;
 
 use crate::arch::cpu;
-use crate::percpu::MAX_CPUS;
+use crate::percpu;
 use crate::sync::{IrqMutex, IrqMutexGuard};
 use crate::thread::{self, AddressSpaceId};
 use alloc::boxed::Box;
@@ -33,7 +33,7 @@ use aspace::{
 };
 use base::BaseAspace;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicPtr, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, Ordering};
 use paging::PagingAspace;
 
 /// An address space known to the kernel: its id (the threads' slot value),
@@ -114,11 +114,12 @@ impl Space {
     }
 
     /// True when some CPU has the space loaded: a look at every CPU's
-    /// record ([`LOADED`]), without a lock, so that a holder of this space's
-    /// lock never waits for a CPU that is switching.
+    /// loaded-space record ([`percpu::LoadedSpace`]), without a lock, so
+    /// that a holder of this space's lock never waits for a CPU that is
+    /// switching.
     pub fn is_loaded(&self) -> bool {
-        let me = self as *const Space as *mut Space;
-        LOADED.iter().any(|slot| slot.load(Ordering::SeqCst) == me)
+        let me = self as *const Space as *mut ();
+        percpu::all_cpus().any(|cpu| cpu.loaded.owner.load(Ordering::SeqCst) == me)
     }
 
     /// Locks the implementation object (interrupts stay off until the guard
@@ -142,19 +143,17 @@ impl Space {
 static SPACES: IrqMutex<BTreeMap<AddressSpaceId, Arc<Space>>> = IrqMutex::new(BTreeMap::new());
 /// The next id to hand out; 0 is the boot identity map.
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
-/// The one record of the address space each CPU has loaded (null: the
-/// default one), read by the context switch, the fault path, the fault
-/// report, `is_loaded` (destroy and the live-edit guard) and `cpus`. A slot
-/// holds a strong reference (`Arc::into_raw`), and only its own CPU changes
-/// it, with interrupts off ([`on_context_switch`]): so that CPU may use the
-/// space it points to without cloning the `Arc`, and the others only compare
-/// the pointer.
-static LOADED: [AtomicPtr<Space>; MAX_CPUS] = [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
+// Which space each CPU has loaded is one record per CPU,
+// `percpu::LoadedSpace`. This layer's part of it is `owner`: null for the
+// default space, else a strong reference (`Arc::into_raw`) that only its own
+// CPU changes, with interrupts off ([`on_context_switch`]). So that CPU may
+// use the space it points to without cloning the `Arc`, and the others only
+// compare the pointer. The TLB layer's part is the root (`tlb::load_root`).
 
 /// The space this CPU has loaded (`None`: the default one), for as long as
 /// the caller keeps interrupts off and does not switch spaces.
 fn loaded_here() -> Option<&'static Space> {
-    let pointer = LOADED[crate::percpu::current().id as usize].load(Ordering::Acquire);
+    let pointer = percpu::current().loaded.owner.load(Ordering::Acquire) as *const Space;
     // SAFETY: a non-null slot holds a strong reference that only this CPU
     // releases, in `on_context_switch`, which cannot run while the caller
     // (on this CPU, interrupts off) uses the space.
@@ -165,7 +164,7 @@ fn loaded_here() -> Option<&'static Space> {
 /// one), for the `cpus` listing: the pointer is only compared with the
 /// spaces in the table, never followed.
 pub fn loaded_on(cpu: u32) -> Option<AddressSpaceId> {
-    let pointer = LOADED.get(cpu as usize)?.load(Ordering::Acquire);
+    let pointer = percpu::by_id(cpu)?.loaded.owner.load(Ordering::Acquire) as *const Space;
     if pointer.is_null() {
         return None;
     }
@@ -529,9 +528,9 @@ fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protec
 /// The scheduler's hook: the next thread runs in another address space than
 /// the one this CPU has loaded. Interrupts are off.
 pub fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId>) {
-    let slot = &LOADED[crate::percpu::current().id as usize];
+    let slot = &percpu::current().loaded.owner;
     let next = to.and_then(by_id);
-    let next_pointer = next.map_or(core::ptr::null_mut(), |space| Arc::into_raw(space) as *mut Space);
+    let next_pointer = next.map_or(core::ptr::null_mut(), |space| Arc::into_raw(space) as *mut ());
     // Published before the new root is loaded, like the TLB code's own record
     // of the root: an edit that misses it finds the old space still loaded.
     let old = slot.swap(next_pointer, Ordering::SeqCst);
@@ -546,7 +545,7 @@ pub fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId
         base().lock().switch_to();
     } else {
         // SAFETY: just stored; this CPU holds the reference in its slot.
-        unsafe { &*next_pointer }.lock().switch_to();
+        unsafe { &*(next_pointer as *const Space) }.lock().switch_to();
     }
 }
 

@@ -126,10 +126,6 @@ impl Request {
 static REQUESTS: [Request; MAX_CPUS] = [const { Request::new() }; MAX_CPUS];
 /// Each CPU's mailbox: bit n set = CPU n's request waits for this CPU.
 static INCOMING: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// The root each CPU has loaded or is loading (0: none yet).
-static LOADED_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
-/// The root each CPU is leaving, until its CR3 load is done (0: none).
-static LEAVING_ROOT: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
 /// Each CPU's counters.
 static COUNTERS: [TlbCounters; MAX_CPUS] = [const { TlbCounters::new() }; MAX_CPUS];
 /// The generation of the space running under each PCID: bumped by every
@@ -184,16 +180,10 @@ fn this_cpu() -> usize {
 }
 
 /// The CPUs (a bit per CPU id) that have `root` loaded, are loading it, or
-/// are still leaving it.
+/// are still leaving it: each CPU's one loaded-space record
+/// ([`percpu::LoadedSpace`]).
 pub fn cpus_holding(root: u64) -> u64 {
-    let mut cpus = 0;
-    for cpu in percpu::all_cpus() {
-        let id = cpu.id as usize;
-        if LOADED_ROOT[id].load(Ordering::SeqCst) == root || LEAVING_ROOT[id].load(Ordering::SeqCst) == root {
-            cpus |= 1 << id;
-        }
-    }
-    cpus
+    percpu::all_cpus().filter(|cpu| cpu.loaded.may_hold(root)).fold(0, |cpus, cpu| cpus | 1 << cpu.id)
 }
 
 fn current_root() -> u64 {
@@ -355,17 +345,17 @@ fn shootdown_interrupt(_frame: &mut TrapFrame) {
     apic::end_of_interrupt();
 }
 
-/// Loads `space`'s root into CR3 on this CPU, publishing it for
-/// [`cpus_holding`] first. With a PCID, `keep_tlb` keeps the PCID's entries
+/// Loads `space`'s root into CR3 on this CPU, publishing it in this CPU's
+/// loaded-space record for [`cpus_holding`] first. With a PCID, `keep_tlb` keeps the PCID's entries
 /// only when no invalidation of the space happened since this CPU last
 /// loaded it (the generation check).
 pub fn load_root(space: SpaceId, keep_tlb: bool) {
     without_interrupts(|| {
-        let initialized = percpu::initialized();
-        let me = if initialized { this_cpu() } else { 0 };
+        let cpu = percpu::current_or_boot();
+        let me = cpu.id as usize;
         let new_root = space.root.as_u64();
-        LEAVING_ROOT[me].store(current_root(), Ordering::SeqCst);
-        LOADED_ROOT[me].store(new_root, Ordering::SeqCst);
+        cpu.loaded.leaving.store(current_root(), Ordering::SeqCst);
+        cpu.loaded.root.store(new_root, Ordering::SeqCst);
         let mut value = new_root;
         if let Some(pcid) = space.pcid.filter(|_| cpu::pcid_enabled()) {
             value |= pcid as u64 & CR3_PCID_MASK;
@@ -381,7 +371,7 @@ pub fn load_root(space: SpaceId, keep_tlb: bool) {
         // SAFETY: address spaces are entered only after check_can_enter has
         // shown that they map the kernel image, heap, stacks and all RAM.
         unsafe { cpu::write_cr3(value) };
-        LEAVING_ROOT[me].store(0, Ordering::SeqCst);
+        cpu.loaded.leaving.store(0, Ordering::SeqCst);
     })
 }
 
