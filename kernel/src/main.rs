@@ -34,6 +34,7 @@ mod sync;
 mod tests;
 mod thread;
 mod tlb;
+mod user;
 
 use arch::cpu::CpuFeatures;
 use arch::{idt, sse, tsc};
@@ -100,6 +101,7 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
         panic!("cannot build the default address space: {error}");
     }
     hooks::install();
+    user::init();
     log::info!("address spaces: default map of {} GiB loaded", ram_top.max(4 << 30).div_ceil(1 << 30));
 
     thread::scheduler::init(arch::apic::DEFAULT_TICK_MS);

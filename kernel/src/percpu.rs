@@ -47,7 +47,22 @@ pub struct PerCpu {
     pub timer_ticks: AtomicU64,
     /// The one record of the address space this CPU has loaded.
     pub loaded: LoadedSpace,
+    /// Where an entry from ring 3 (a system call, or a trap moved off its
+    /// IST stack to be preempted) puts its frame: the kernel stack of the
+    /// running thread, if it runs a user program (0 otherwise). The
+    /// scheduler sets it at every switch; assembly reads it at
+    /// [`USER_ENTRY_STACK_OFFSET`].
+    pub user_entry_stack: AtomicU64,
+    /// The user stack pointer, kept for the few instructions of the system
+    /// call entry before the kernel stack holds it
+    /// ([`USER_RSP_SCRATCH_OFFSET`]).
+    pub user_rsp_scratch: AtomicU64,
 }
+
+/// Byte offset of [`PerCpu::user_entry_stack`], for assembly.
+pub const USER_ENTRY_STACK_OFFSET: usize = core::mem::offset_of!(PerCpu, user_entry_stack);
+/// Byte offset of [`PerCpu::user_rsp_scratch`], for assembly.
+pub const USER_RSP_SCRATCH_OFFSET: usize = core::mem::offset_of!(PerCpu, user_rsp_scratch);
 
 /// The one record of the address space a CPU has loaded: written by that
 /// CPU alone, at the context switch, interrupts off; read by the switch,
@@ -101,6 +116,8 @@ impl PerCpu {
             context_switches: AtomicU64::new(0),
             timer_ticks: AtomicU64::new(0),
             loaded: LoadedSpace::new(),
+            user_entry_stack: AtomicU64::new(0),
+            user_rsp_scratch: AtomicU64::new(0),
         }
     }
 

@@ -85,6 +85,15 @@ pub fn write_fmt(args: fmt::Arguments<'_>) {
     });
 }
 
+/// Writes bytes as they are (a user program's output, which need not be
+/// UTF-8) under the lock, as one piece.
+pub fn write_bytes(bytes: &[u8]) {
+    crate::arch::cpu::without_interrupts(|| {
+        let _guard = LOCK.lock();
+        write_bytes_raw(bytes);
+    });
+}
+
 /// A writer that ignores the lock: for the panic handler and the fault
 /// report, which must print even if the lock holder will never return.
 pub struct UnlockedWriter;

@@ -33,7 +33,7 @@ use aspace::{
 };
 use base::BaseAspace;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use paging::PagingAspace;
 
 /// An address space known to the kernel: its id (the threads' slot value),
@@ -240,6 +240,7 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     }
     crate::hardening::enable_cpu_protections();
     let len = ram_top.max(4 * GIB).next_multiple_of(GIB);
+    KERNEL_MAP_LEN.store(len, Ordering::Relaxed);
     // The boot CPU's interrupt stacks get guard pages like every stack; the
     // map built next leaves every guard page recorded so far unmapped.
     crate::percpu::guard_ist_stacks(crate::percpu::current());
@@ -256,6 +257,14 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
 
     Ok(())
 }
+
+/// The length of the default space's identity map, `[0, len)`: all RAM and
+/// the low MMIO, a multiple of 1 GiB, at least 4 GiB (0 before [`init`]).
+pub fn kernel_map_len() -> u64 {
+    KERNEL_MAP_LEN.load(Ordering::Relaxed)
+}
+
+static KERNEL_MAP_LEN: AtomicU64 = AtomicU64::new(0);
 
 /// The registered implementations.
 pub fn registry() -> &'static Registry {

@@ -1,8 +1,10 @@
 //! The global descriptor table and the task-state segment, one pair per CPU.
 //!
 //! Long mode ignores segment bases and limits for code and data, so the GDT
-//! holds only a kernel code and a kernel data segment, plus the TSS. The TSS
-//! matters for one thing here: the interrupt stack table (IST). Every IDT
+//! holds a code and a data segment for the kernel (ring 0) and for user
+//! programs (ring 3), plus the TSS. Their order is the one `syscall` and
+//! `sysretq` require (see [`SYSRET_BASE_SELECTOR`]). The TSS matters for
+//! one thing here: the interrupt stack table (IST). Every IDT
 //! entry switches to an IST stack, because the precompiled `core` uses the
 //! red zone: an interrupt that pushed its frame onto the interrupted stack
 //! would overwrite the 128 bytes below its stack pointer.
@@ -14,8 +16,19 @@ use core::mem::size_of;
 pub const KERNEL_CODE_SELECTOR: u16 = 0x08;
 /// The kernel data segment selector.
 pub const KERNEL_DATA_SELECTOR: u16 = 0x10;
-/// The TSS selector (a 16-byte system descriptor, slots 3 and 4).
-pub const TSS_SELECTOR: u16 = 0x18;
+/// The user (ring 3) data segment selector, with its RPL of 3.
+pub const USER_DATA_SELECTOR: u16 = 0x18 | 3;
+/// The user (ring 3) 64-bit code segment selector, with its RPL of 3.
+pub const USER_CODE_SELECTOR: u16 = 0x20 | 3;
+/// The TSS selector (a 16-byte system descriptor, slots 5 and 6).
+pub const TSS_SELECTOR: u16 = 0x28;
+/// `IA32_STAR[63:48]`: `sysretq` loads SS from this selector + 8 and CS from
+/// this selector + 16, both with RPL 3 (Intel SDM vol. 2B, SYSRET), so the
+/// user data segment must follow the kernel data segment and the user code
+/// segment must follow it.
+pub const SYSRET_BASE_SELECTOR: u16 = 0x10 | 3;
+const _: () =
+    assert!(SYSRET_BASE_SELECTOR + 8 == USER_DATA_SELECTOR && SYSRET_BASE_SELECTOR + 16 == USER_CODE_SELECTOR);
 
 /// The IST stacks of a CPU. The discriminant is the IST index an IDT entry
 /// names (1..=7; 0 would mean "no stack switch").
@@ -75,13 +88,17 @@ impl IstStack {
 /// stack below it (or the TSS).
 pub const IST_GUARD_SIZE: usize = 4096;
 
+/// Null, kernel code, kernel data, user data, user code, TSS (two slots).
+const GDT_ENTRIES: usize = 7;
+
 const ALL_STACKS_SIZE: usize = IstStack::Shared.offset() + IstStack::Shared.size();
 
 /// The 64-bit task-state segment (Intel SDM vol. 3 §8.7).
 #[repr(C, packed(4))]
 struct TaskStateSegment {
     reserved0: u32,
-    /// Stack pointers for privilege changes (unused: everything runs in ring 0).
+    /// Stack pointers for privilege changes (unused: every IDT entry names
+    /// an IST stack, which the CPU takes even from ring 3).
     privilege_stacks: [u64; 3],
     reserved1: u64,
     /// IST1..IST7.
@@ -99,7 +116,7 @@ struct Stacks([u8; ALL_STACKS_SIZE]);
 /// One CPU's GDT, TSS and IST stacks. Must stay where it is once loaded.
 #[repr(C, align(16))]
 pub struct CpuTables {
-    gdt: [u64; 5],
+    gdt: [u64; GDT_ENTRIES],
     tss: TaskStateSegment,
     stacks: Stacks,
 }
@@ -109,7 +126,7 @@ impl CpuTables {
     /// one lands in `.bss`, not in the image.
     pub const fn new() -> CpuTables {
         CpuTables {
-            gdt: [0; 5],
+            gdt: [0; GDT_ENTRIES],
             tss: TaskStateSegment {
                 reserved0: 0,
                 privilege_stacks: [0; 3],
@@ -149,11 +166,15 @@ impl CpuTables {
             0,
             0x00af_9a00_0000_ffff, // code: present, ring 0, executable, long mode (L)
             0x00cf_9200_0000_ffff, // data: present, ring 0, writable
+            0x00cf_f200_0000_ffff, // user data: present, ring 3, writable
+            0x00af_fa00_0000_ffff, // user code: present, ring 3, executable, long mode (L)
             tss_low_descriptor(tss_base, tss_limit),
             tss_base >> 32,
         ];
-        let pointer =
-            DescriptorTablePointer { limit: (size_of::<[u64; 5]>() - 1) as u16, base: self.gdt.as_ptr() as u64 };
+        let pointer = DescriptorTablePointer {
+            limit: (size_of::<[u64; GDT_ENTRIES]>() - 1) as u16,
+            base: self.gdt.as_ptr() as u64,
+        };
         // SAFETY: the GDT and TSS live in `'static` memory that is never moved
         // or freed; the selectors match the entries written just above.
         unsafe {

@@ -11,7 +11,8 @@
 //! registers and the SSE registers into a [`TrapFrame`] on the IST stack,
 //! calls [`super::trap::trap_dispatch`], and restores from the frame whose
 //! address the dispatcher returns (the same frame, unless a scheduler chose to
-//! resume another one).
+//! resume another one). A trap from ring 3 swaps GS to the kernel's base
+//! first (`swapgs`) and back on the way out, decided by the saved CS.
 //!
 //! A second table holds only the #DF gate: [`provoke_double_fault`] loads it
 //! to raise a real double fault on purpose.
@@ -54,6 +55,12 @@ trap_stubs:
     // the whole x87/SSE state: see arch::sse for why.
     .balign 16
 trap_common:
+    // From ring 3 (the saved CS's RPL): GS holds the user's base; swap in
+    // the kernel's (per-CPU data) before anything reads gs:[...].
+    testb $3, 24(%rsp)
+    jz 1f
+    swapgs
+1:
     pushq %rax
     pushq %rbx
     pushq %rcx
@@ -94,6 +101,12 @@ trap_common:
     // Preemption: may move the frame onto the interrupted thread's stack
     // and switch threads (see arch::switch); returns with rsp at the frame.
     call thread_preempt_on_interrupt_exit
+
+    // Restores everything from the TrapFrame at rsp and returns from it with
+    // iretq: the end of every trap, and the way into ring 3 (enter_user) and
+    // back from a system call that cannot use sysretq.
+    .global trap_restore
+trap_restore:
     ldmxcsr {mxcsr}(%rsp)
     movaps 0x00(%rsp), %xmm0
     movaps 0x10(%rsp), %xmm1
@@ -128,6 +141,11 @@ trap_common:
     popq %rbx
     popq %rax
     addq $16, %rsp
+    // Back to ring 3: the user's GS base again.
+    testb $3, 8(%rsp)
+    jz 2f
+    swapgs
+2:
     iretq
     "#,
     sse_size = const size_of::<SseRegisters>(),

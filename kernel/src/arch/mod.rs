@@ -11,5 +11,6 @@ pub mod port;
 pub mod smp;
 pub mod sse;
 pub mod switch;
+pub mod syscall;
 pub mod trap;
 pub mod tsc;

@@ -387,6 +387,7 @@ extern "C" fn ap_entry(cpu_id: u64) -> ! {
         unsafe { cpu::write_cr4(cpu::read_cr4() | cpu::CR4_PCIDE) };
     }
     crate::hardening::enable_cpu_protections();
+    super::syscall::init_this_cpu();
     crate::address_space::base().lock().switch_to();
     let bottom = AP_STACK_BOTTOM.load(Ordering::Acquire);
     crate::thread::scheduler::init_application_processor(AP_TICK_MS.load(Ordering::Relaxed), bottom);

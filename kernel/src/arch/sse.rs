@@ -59,7 +59,6 @@ pub struct SseRegisters {
 
 impl SseRegisters {
     /// All registers zero, MXCSR zero.
-    #[cfg(feature = "ktest")]
     pub const fn new() -> SseRegisters {
         SseRegisters { xmm: [[0; 16]; 16], mxcsr: 0 }
     }

@@ -20,7 +20,7 @@
 
 use super::frame::TrapFrame;
 use super::sse::FxSaveArea;
-use crate::percpu::NEED_RESCHED_OFFSET;
+use crate::percpu::{NEED_RESCHED_OFFSET, USER_ENTRY_STACK_OFFSET};
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
@@ -147,8 +147,14 @@ thread_preempt_on_interrupt_exit:
     jz 2f
     // The destination: below the interrupted stack pointer and its 128-byte
     // red zone, with the same alignment modulo 16 as the frame has now (the
-    // SSE area inside it must stay 16-byte aligned for `movaps`).
+    // SSE area inside it must stay 16-byte aligned for `movaps`). A thread
+    // interrupted in ring 3 has its user stack there: its frame goes to its
+    // kernel stack instead, where entries from ring 3 start.
     mov rax, [rsp + 8 + {rsp_in_frame}]
+    test byte ptr [rsp + 8 + {cs_in_frame}], 3
+    jz 3f
+    mov rax, gs:[{user_entry_stack}]
+3:
     sub rax, 128 + {copy_size} + 16
     and rax, -16
     mov rcx, rsp
@@ -175,5 +181,7 @@ thread_preempt_on_interrupt_exit:
     need_resched = const NEED_RESCHED_OFFSET,
     rflags = const offset_of!(TrapFrame, rflags),
     rsp_in_frame = const offset_of!(TrapFrame, rsp),
+    cs_in_frame = const offset_of!(TrapFrame, cs),
+    user_entry_stack = const USER_ENTRY_STACK_OFFSET,
     copy_size = const 8 + size_of::<TrapFrame>(),
 );

@@ -8,7 +8,10 @@
 //!   for a retry), then the exception table (a fault probe's fixup), then the
 //!   handler's `recover` (it may send the faulting thread elsewhere), else the
 //!   fault report and stop.
-//! * #DF (8) and NMI (2) always report and stop.
+//!   A fault from ring 3 that the address-space layer does not handle goes
+//!   to the [`UserTrapHandler`] instead (a signal), never to the report.
+//! * #DF (8), NMI (2) and #MC (18) always report and stop.
+//! * Any other exception from ring 3 goes to the [`UserTrapHandler`].
 //! * Any vector with a handler registered by [`register_handler`] runs it.
 //! * Any other exception reports and stops; any other interrupt is logged.
 
@@ -48,6 +51,30 @@ pub trait FaultHandler: Sync {
 }
 
 static FAULT_HANDLER: SetOnce<&'static dyn FaultHandler> = SetOnce::new();
+
+/// What the kernel does with an exception from ring 3 that nothing below
+/// handled: the user-mode layer installs one at boot
+/// ([`install_user_trap_handler`]).
+pub trait UserTrapHandler: Sync {
+    /// `frame` came from ring 3 and raised an exception the kernel does not
+    /// fix: for a #PF or #GP, `fault` holds it and the address space's answer.
+    /// The handler rewrites `frame` so that the trap's return goes on
+    /// sensibly: into the program's signal handler, or into the kernel to
+    /// end the process (see `syscall::redirect_to_kernel`).
+    fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>);
+}
+
+static USER_TRAP_HANDLER: SetOnce<&'static dyn UserTrapHandler> = SetOnce::new();
+
+/// Installs the user-trap handler; refused (false) when one is installed.
+pub fn install_user_trap_handler(handler: &'static dyn UserTrapHandler) -> bool {
+    USER_TRAP_HANDLER.set(handler)
+}
+
+/// True when `frame` was saved in ring 3 (its CS's privilege level).
+pub fn from_user(frame: &TrapFrame) -> bool {
+    frame.cs & 3 == 3
+}
 
 /// Installs the fault handler; refused (false) when one is installed
 /// already: it is set once, at boot, and read without a lock by every fault.
@@ -154,7 +181,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
     }
     match vector {
         Fault::PAGE_FAULT | Fault::GENERAL_PROTECTION => handle_fault(frame),
-        2 | 8 => report_and_stop(frame, &Detail::None),
+        2 | 8 | 18 => report_and_stop(frame, &Detail::None),
+        0..=31 if from_user(frame) => match USER_TRAP_HANDLER.get() {
+            Some(handler) => handler.user_trap(frame, None),
+            None => report_and_stop(frame, &Detail::None),
+        },
         _ => match handler(vector) {
             Some(handler) => handler(frame),
             None if vector < 32 => report_and_stop(frame, &Detail::None),
@@ -174,6 +205,12 @@ fn handle_fault(frame: &mut TrapFrame) {
         FaultOutcome::Handled | FaultOutcome::Spurious => return,
         FaultOutcome::Unhandled(reason) => reason,
     };
+    if from_user(frame) {
+        if let Some(handler) = USER_TRAP_HANDLER.get() {
+            handler.user_trap(frame, Some((&fault, &reason)));
+            return;
+        }
+    }
     if crate::probe::apply_fixup(frame, &fault) {
         return;
     }

@@ -100,6 +100,71 @@ pub fn current() -> Arc<Thread> {
     on(crate::percpu::current()).current_thread().expect("threads are not set up yet")
 }
 
+/// Runs user code on the running thread until [`leave_user`]: ring 3 at
+/// `rip` with stack `rsp` and FS base `fs_base`; returns the value
+/// `leave_user` gives. While it runs, every entry from ring 3 (a system call,
+/// a trap's preemption) starts on this thread's kernel stack just below this
+/// call.
+///
+/// # Safety
+/// The thread's address space must be the user program's (a missing or
+/// forbidden page for `rip` or `rsp` ends in a fault the user-trap handler
+/// sees, not in kernel memory).
+pub unsafe fn run_user(rip: u64, rsp: u64, fs_base: u64) -> u64 {
+    let me = current();
+    crate::arch::cpu::disable_interrupts();
+    me.user_fs_base.store(fs_base, Ordering::Relaxed);
+    set_fs_base_register(fs_base);
+    // SAFETY: interrupts are off; the two slots live in the thread, which
+    // `me` keeps alive until the call returns; the caller's promise for the
+    // address space.
+    let value =
+        unsafe { crate::arch::syscall::run_user(rip, rsp, me.user_resume.as_ptr(), me.user_entry_stack.as_ptr()) };
+    crate::arch::cpu::disable_interrupts();
+    me.user_entry_stack.store(0, Ordering::Relaxed);
+    me.user_resume.store(0, Ordering::Relaxed);
+    crate::percpu::current().user_entry_stack.store(0, Ordering::Relaxed);
+    // SAFETY: back on the thread's own kernel code, as before the call.
+    unsafe { crate::arch::cpu::enable_interrupts() };
+    value
+}
+
+/// Ends the running thread's [`run_user`], which returns `value`. Called on
+/// the thread's kernel stack (a system call, or a trap sent into the kernel
+/// by the user-trap handler); every frame between is abandoned, so the
+/// caller must hold nothing that needs dropping.
+///
+/// # Panics
+/// When the thread is not running user code.
+pub fn leave_user(value: u64) -> ! {
+    let resume = current().user_resume.load(Ordering::Relaxed);
+    assert!(resume != 0, "leave_user on a thread that runs no user code");
+    // SAFETY: `resume` is what this thread's `run_user` saved, and that
+    // call has not returned (it clears the slot when it does).
+    unsafe { crate::arch::syscall::leave_user(resume, value) }
+}
+
+/// Sets the running user thread's FS base (`arch_prctl(ARCH_SET_FS)`): in
+/// the thread, for its next switch-in, and in the register now.
+pub fn set_user_fs_base(value: u64) {
+    without_interrupts(|| {
+        current().user_fs_base.store(value, Ordering::Relaxed);
+        set_fs_base_register(value);
+    })
+}
+
+/// The running thread's FS base, as user code set it.
+pub fn user_fs_base() -> u64 {
+    current().user_fs_base.load(Ordering::Relaxed)
+}
+
+fn set_fs_base_register(value: u64) {
+    // SAFETY: FS_BASE only holds the user's thread pointer; the kernel does
+    // not use FS. (The caller checked that `value` is canonical: a
+    // non-canonical value raises #GP here.)
+    unsafe { crate::arch::cpu::write_msr(crate::arch::syscall::MSR_FS_BASE, value) };
+}
+
 /// The running thread's address-space slot (None = the default address space).
 pub fn current_address_space() -> Option<AddressSpaceId> {
     if !crate::percpu::initialized() {

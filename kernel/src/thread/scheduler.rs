@@ -26,6 +26,7 @@ use crate::arch::apic;
 use crate::arch::cpu::{disable_interrupts, enable_interrupts, rdtsc, without_interrupts};
 use crate::arch::frame::TrapFrame;
 use crate::arch::switch::{switch_context, SwitchContext};
+use crate::arch::syscall::MSR_FS_BASE;
 use crate::arch::trap::register_handler;
 use crate::arch::tsc;
 use crate::percpu::{self, PerCpu};
@@ -274,6 +275,7 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
     // The CPU has the running thread's address space loaded: the switch
     // needs one only when the two threads' spaces differ.
     switch_address_space(*previous.address_space.lock(), *next.address_space.lock());
+    load_user_state(cpu, &next);
     cpu.context_switches.fetch_add(1, Ordering::Relaxed);
 
     let from = previous.context();
@@ -288,6 +290,19 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
     // per-CPU slots.
     unsafe { switch_context(from, to) };
     finish_switch(percpu::current());
+}
+
+/// Makes this CPU ready for `next`'s entries from ring 3: its kernel entry
+/// stack, and its FS base when it runs user code (kernel code never uses FS,
+/// so a kernel thread leaves it as it is). Interrupts off.
+fn load_user_state(cpu: &PerCpu, next: &Thread) {
+    let entry_stack = next.user_entry_stack.load(Ordering::Relaxed);
+    cpu.user_entry_stack.store(entry_stack, Ordering::Relaxed);
+    if entry_stack != 0 {
+        // SAFETY: FS_BASE is only the user's thread pointer; the kernel
+        // does not use FS.
+        unsafe { crate::arch::cpu::write_msr(MSR_FS_BASE, next.user_fs_base.load(Ordering::Relaxed)) };
+    }
 }
 
 /// Has the address-space layer load `to` in place of `from` (the space of

@@ -120,6 +120,14 @@ pub struct Thread {
     pub(super) canary_address: u64,
     pub(super) entry: Mutex<Option<Entry>>,
     pub(super) exit: Mutex<ExitState>,
+    /// Where entries from ring 3 start on the kernel stack (0: the thread
+    /// runs no user code now). Set by [`super::run_user`].
+    pub(super) user_entry_stack: AtomicU64,
+    /// Where [`super::leave_user`] resumes [`super::run_user`] (0: none).
+    pub(super) user_resume: AtomicU64,
+    /// The user program's FS base (its thread-local storage), loaded at every
+    /// switch to the thread when it runs user code.
+    pub(super) user_fs_base: AtomicU64,
 }
 
 /// The stack canary of a thread was found overwritten.
@@ -164,6 +172,9 @@ impl Thread {
             canary_address,
             entry: Mutex::new(entry),
             exit: Mutex::new(ExitState { value: None, joiners: Vec::new() }),
+            user_entry_stack: AtomicU64::new(0),
+            user_resume: AtomicU64::new(0),
+            user_fs_base: AtomicU64::new(0),
         });
         without_interrupts(|| {
             let mut threads = THREADS.lock();

@@ -8,6 +8,7 @@
 
 mod files;
 mod machine;
+mod programs;
 mod spaces;
 
 use super::session::Session;
@@ -98,6 +99,13 @@ static COMMANDS: &[Command<Session>] = &[
         help: "the load plan of a static x86-64 Linux executable in the initrd: kind, entry, segments, break",
         run: files::elf,
     },
+    Command {
+        name: "run",
+        usage: "run PATH [ARGS...]",
+        help: "run a static x86-64 Linux program from the initrd (/bin/NAME) in a process of its own; wait for it",
+        run: programs::run,
+    },
+    Command { name: "ps", usage: "ps", help: "the running processes: pid, address space, program", run: programs::ps },
     Command {
         name: "mmap",
         usage: "mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared]",

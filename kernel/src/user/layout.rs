@@ -1,0 +1,64 @@
+//! Where things go in a process's address space.
+//!
+//! ```text
+//! 0 .. kernel_map_len            the kernel's identity map of RAM and low
+//!                                MMIO (supervisor-only, `k`): every process
+//!                                space holds it, so the kernel runs there
+//! user_bottom .. ET_DYN_BASE     free (ET_EXEC programs linked here load here)
+//! 0x5555_5555_4000               a static PIE's first page
+//!   ... its segments, then the program break (brk)
+//! ... mmap_top                   mmap hands out addresses downwards from here
+//! stack_top - 8 MiB .. stack_top the stack (grows down, 64 KiB guard gap)
+//! user_top = 2^47 - 4096         the end of user space (Linux's TASK_SIZE_MAX)
+//! ```
+//!
+//! The kernel's map sits at the bottom of the lower half, where the kernel
+//! is linked and runs identity-mapped: user space starts above it, at 4 GiB
+//! (or the top of RAM, if higher). So a program linked at a fixed address
+//! below that (a non-PIE `gcc -static` program links at 4 MiB) cannot be
+//! loaded: `run` refuses it with `ENOEXEC` and says why. Static PIEs
+//! (`gcc -static-pie`) load wherever the kernel puts them. Moving the
+//! kernel's map to the upper half lifts this limit.
+
+/// The lowest address a user mapping may use: past the kernel's map.
+pub fn user_bottom() -> u64 {
+    crate::address_space::kernel_map_len()
+}
+
+/// The end of user space (exclusive): the last page below the canonical top
+/// of the lower half, as Linux's `TASK_SIZE_MAX`.
+pub fn user_top() -> u64 {
+    crate::arch::syscall::user_space_top()
+}
+
+/// The end of the default user mappings (exclusive): 2^47 - 4096 under both
+/// 4- and 5-level paging, as on Linux, which hands out addresses above 2^47
+/// only to a program that asks for them.
+pub const DEFAULT_TOP: u64 = (1 << 47) - 4096;
+
+/// The stack's top (exclusive; 16-byte aligned).
+pub const STACK_TOP: u64 = DEFAULT_TOP;
+
+/// The stack's size when the program starts; it grows down from there on
+/// faults, up to [`STACK_MAX`].
+pub const STACK_INITIAL: u64 = 128 << 10;
+
+/// The largest the stack grows to (the `RLIMIT_STACK` programs are told).
+pub const STACK_MAX: u64 = 8 << 20;
+
+/// The gap kept clear below the stack, which is also how far below it a
+/// fault may land and still grow it.
+pub const STACK_GUARD_GAP: u64 = 64 << 10;
+
+/// The first address above every `mmap` placement the kernel chooses: the
+/// stack's largest extent and 128 MiB of room below it (Linux keeps at
+/// least 128 MiB between the stack and the mmap base).
+pub const MMAP_TOP: u64 = STACK_TOP - STACK_MAX - (128 << 20);
+
+/// The page size.
+pub const PAGE: u64 = 4096;
+
+/// `n` rounded up to a page, or `None` past 2^64.
+pub fn page_up(n: u64) -> Option<u64> {
+    n.checked_add(PAGE - 1).map(|end| end & !(PAGE - 1))
+}
