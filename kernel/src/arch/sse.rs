@@ -84,3 +84,31 @@ pub fn init() -> bool {
     }
     wanted_cr0 != cr0 || wanted_cr4 != cr4
 }
+
+/// Saves this CPU's x87/SSE state into `area` (`fxsave64`).
+pub fn save_fpu(area: &mut FxSaveArea) {
+    // SAFETY: `area` is 512 writable bytes, 16-byte aligned (the type's alignment).
+    unsafe { core::arch::asm!("fxsave64 [{}]", in(reg) area.0.as_mut_ptr(), options(nostack, preserves_flags)) };
+}
+
+/// The MXCSR bits this CPU supports (`MXCSR_MASK` of an `fxsave` image;
+/// 0xffbf when the CPU leaves it 0).
+pub fn mxcsr_mask() -> u32 {
+    let mut area = FxSaveArea::new();
+    save_fpu(&mut area);
+    match u32::from_le_bytes([area.0[28], area.0[29], area.0[30], area.0[31]]) {
+        0 => 0xffbf,
+        mask => mask,
+    }
+}
+
+/// Loads the x87/SSE state of `area` (`fxrstor64`), after clearing the
+/// MXCSR bits the CPU does not support (which would raise #GP).
+pub fn restore_fpu(area: &mut FxSaveArea) {
+    let mxcsr = u32::from_le_bytes([area.0[24], area.0[25], area.0[26], area.0[27]]) & mxcsr_mask();
+    area.0[24..28].copy_from_slice(&mxcsr.to_le_bytes());
+    // SAFETY: a 512-byte, 16-byte aligned image whose MXCSR holds only
+    // supported bits: fxrstor64 cannot fault on it; the x87 and SSE state
+    // it loads belong to the running user thread.
+    unsafe { core::arch::asm!("fxrstor64 [{}]", in(reg) area.0.as_ptr(), options(nostack, preserves_flags)) };
+}

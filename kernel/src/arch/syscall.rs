@@ -348,28 +348,55 @@ nacre_leave_user:
     entry_stack = const USER_ENTRY_STACK_OFFSET,
 );
 
-/// A kernel function a trap from ring 3 may be sent into (three arguments,
-/// never returning): see [`redirect_to_kernel`].
-pub type KernelContinuation = extern "C" fn(u64, u64, u64) -> !;
+/// Returns to ring 3 from the kernel stack with the state `frame` holds
+/// (a frame a trap from ring 3 saved, perhaps changed: a signal's delivery
+/// or return), by `iretq`. Every kernel frame below `frame` is abandoned.
+///
+/// # Safety
+/// `frame` lies on this thread's kernel stack above everything still in
+/// use, and holds a user CS and SS, a RIP below the top of user space and
+/// user RFLAGS (see [`user_rflags`]).
+pub unsafe fn resume_user(frame: *const TrapFrame) -> ! {
+    cpu::disable_interrupts();
+    // SAFETY: the caller's promises; trap_restore pops the frame and leaves
+    // by iretq (swapping GS, since the saved CS is a user one).
+    unsafe { core::arch::asm!("mov rsp, {frame}", "jmp trap_restore", frame = in(reg) frame, options(noreturn)) }
+}
+
+/// The RFLAGS a program may set for itself (on a signal return): the
+/// arithmetic flags, TF, DF, RF and AC, as Linux's `FIX_EFLAGS` keeps them;
+/// IF always set, IOPL 0, NT and VM clear.
+pub fn user_rflags(requested: u64) -> u64 {
+    // CF(0) PF(2) AF(4) ZF(6) SF(7) TF(8) DF(10) OF(11) RF(16) AC(18).
+    const USER_BITS: u64 = 1 | 1 << 2 | 1 << 4 | 1 << 6 | 1 << 7 | 1 << 8 | 1 << 10 | 1 << 11 | 1 << 16 | 1 << 18;
+    (requested & USER_BITS) | RFLAGS_IF | RFLAGS_FIXED
+}
+
+/// Where [`redirect_with_frame`] leaves a copy of the trapped frame and
+/// calls a [`FrameContinuation`]: `function(frame, a, b)`.
+pub type FrameContinuation = extern "C" fn(*mut TrapFrame, u64, u64) -> !;
 
 /// Rewrites `frame`, saved by a trap from ring 3, so that the trap's return
-/// runs `function(args[0], args[1], args[2])` in ring 0, interrupts off, at
-/// the top of this thread's kernel stack (the per-CPU `user_entry_stack`),
-/// as if called there. The user state the frame held is dropped. This is how
-/// a trap on an IST stack hands a thread over to code that may block or
-/// exit, which the IST stack cannot host.
-pub fn redirect_to_kernel(frame: &mut TrapFrame, function: KernelContinuation, args: [u64; 3]) {
+/// runs `function` in ring 0, interrupts off, on this thread's kernel stack
+/// (a trap on an IST stack cannot block, fault or end the thread there). It
+/// first copies `frame` (the program's
+/// state at the trap) to the top of the thread's kernel stack and passes
+/// its address to `function`, which may change it and go back to the
+/// program with [`resume_user`].
+pub fn redirect_with_frame(frame: &mut TrapFrame, function: FrameContinuation, a: u64, b: u64) {
     let stack_top = crate::percpu::current().user_entry_stack.load(core::sync::atomic::Ordering::Relaxed);
     assert!(stack_top != 0, "a trap from ring 3 on a thread with no kernel entry stack");
+    let copy = ((stack_top - core::mem::size_of::<TrapFrame>() as u64) & !15) as *mut TrapFrame;
+    // SAFETY: the kernel stack below the entry point is unused while the
+    // thread runs in ring 3 (it trapped from there), and the copy fits in it.
+    unsafe { core::ptr::copy_nonoverlapping(frame as *const TrapFrame, copy, 1) };
     frame.rip = function as usize as u64;
     frame.cs = KERNEL_CODE_SELECTOR as u64;
     frame.ss = super::gdt::KERNEL_DATA_SELECTOR as u64;
-    // As after a `call`: RSP + 8 a multiple of 16 (no return address: the
-    // function never returns, and RBP = 0 ends a backtrace there).
-    frame.rsp = (stack_top & !15) - 8;
+    frame.rsp = copy as u64 - 8;
     frame.rflags = RFLAGS_FIXED;
-    frame.rdi = args[0];
-    frame.rsi = args[1];
-    frame.rdx = args[2];
+    frame.rdi = copy as u64;
+    frame.rsi = a;
+    frame.rdx = b;
     frame.rbp = 0;
 }

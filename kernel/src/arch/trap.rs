@@ -60,7 +60,7 @@ pub trait UserTrapHandler: Sync {
     /// fix: for a #PF or #GP, `fault` holds it and the address space's answer.
     /// The handler rewrites `frame` so that the trap's return goes on
     /// sensibly: into the program's signal handler, or into the kernel to
-    /// end the process (see `syscall::redirect_to_kernel`).
+    /// end the process (see `syscall::redirect_with_frame`).
     fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>);
 }
 

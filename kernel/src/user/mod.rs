@@ -27,7 +27,7 @@ pub mod signal;
 pub mod syscall;
 
 use crate::arch::frame::TrapFrame;
-use crate::arch::syscall::{install_syscall_handler, redirect_to_kernel, SyscallHandler};
+use crate::arch::syscall::{install_syscall_handler, redirect_with_frame, resume_user, SyscallHandler};
 use crate::arch::trap::{install_user_trap_handler, UserTrapHandler};
 use aspace::{Fault, UnhandledFault};
 use core::sync::atomic::Ordering;
@@ -50,19 +50,32 @@ impl SyscallHandler for UserLayer {
 impl UserTrapHandler for UserLayer {
     fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>) {
         let info = signal::for_trap(frame.vector(), frame.rip, fault);
-        if let Some(process) = process::current() {
-            process.state.lock().exit.get_or_insert(ExitStatus::Killed { info, rip: frame.rip });
-        }
-        // The IST stack cannot host the end of the process: continue on the
-        // thread's kernel stack.
-        redirect_to_kernel(frame, end_killed_program, [0; 3]);
+        // The IST stack can neither fault (the signal frame goes on the
+        // program's stack) nor host the end of the process: continue on the
+        // thread's kernel stack, with a copy of the program's state.
+        let packed = info.signal.0 as u64 | (info.code as u32 as u64) << 32;
+        redirect_with_frame(frame, deliver_fault_signal, packed, info.addr);
     }
 }
 
-/// Where a program killed by a signal goes (on its kernel stack): out of
-/// user mode, to its thread's `run_user`, which returns.
-extern "C" fn end_killed_program(_: u64, _: u64, _: u64) -> ! {
-    crate::thread::leave_user(0)
+/// Where a program's fault continues, on its kernel stack: the signal is
+/// delivered (the program resumes in its handler) or ends the process.
+extern "C" fn deliver_fault_signal(frame: *mut TrapFrame, packed: u64, addr: u64) -> ! {
+    // SAFETY: on the thread's kernel stack, as any kernel code.
+    unsafe { crate::arch::cpu::enable_interrupts() };
+    // SAFETY: `redirect_with_frame` copied the frame there, for this call alone.
+    let frame = unsafe { &mut *frame };
+    let info = signal::SignalInfo { signal: signal::Signal(packed as u32), code: (packed >> 32) as i32, addr };
+    let outcome = match process::current() {
+        Some(process) => signal::deliver(&process, frame, info, true),
+        None => signal::Outcome::Terminate(info),
+    };
+    match outcome {
+        // SAFETY: the frame is the program's, on this kernel stack, with a
+        // handler's (user) RIP and the user selectors.
+        signal::Outcome::Resume => unsafe { resume_user(frame) },
+        signal::Outcome::Terminate(info) => process::exit_current(ExitStatus::Killed { info, rip: frame.rip }),
+    }
 }
 
 static LAYER: UserLayer = UserLayer;

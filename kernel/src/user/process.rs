@@ -12,7 +12,7 @@ use super::errno::Errno;
 use super::files::FileTable;
 use super::layout;
 use super::load::{self, LoadError};
-use super::signal::SignalInfo;
+use super::signal::{SigAction, SignalInfo};
 use crate::address_space::{self, Space};
 use crate::fs;
 use crate::sync::IrqMutex;
@@ -94,8 +94,12 @@ pub struct ProcessState {
     pub files: FileTable,
     /// Resource limits (`prlimit64`).
     pub rlimits: [RLimit; RLIMIT_COUNT],
-    /// The blocked signals (`rt_sigprocmask`).
+    /// The blocked signals (`rt_sigprocmask`), bit `n - 1` for signal `n`.
     pub signal_mask: u64,
+    /// Signals sent and not delivered yet.
+    pub pending: u64,
+    /// Each signal's action (`rt_sigaction`), signal `n` at `n - 1`.
+    pub actions: [SigAction; 64],
     /// `set_tid_address`: cleared (and woken) at exit.
     pub clear_child_tid: u64,
     /// `set_robust_list`: the head and its length.
@@ -191,6 +195,8 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         files: FileTable::with_console(),
         rlimits: default_rlimits(),
         signal_mask: 0,
+        pending: 0,
+        actions: [SigAction::default(); 64],
         clear_child_tid: 0,
         robust_list: (0, 0),
         start: Some((loaded.entry, loaded.image)),

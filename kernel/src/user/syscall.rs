@@ -12,6 +12,7 @@ use super::files::{self, Backing, OpenFile};
 use super::memory;
 use super::proc;
 use super::process::{self, ExitStatus, Process, RLimit, RLIMIT_COUNT};
+use super::signal;
 use crate::arch::frame::TrapFrame;
 use crate::fs;
 use alloc::string::String;
@@ -33,7 +34,9 @@ pub mod nr {
     pub const MPROTECT: u64 = 10;
     pub const MUNMAP: u64 = 11;
     pub const BRK: u64 = 12;
+    pub const RT_SIGACTION: u64 = 13;
     pub const RT_SIGPROCMASK: u64 = 14;
+    pub const RT_SIGRETURN: u64 = 15;
     pub const IOCTL: u64 = 16;
     pub const PREAD64: u64 = 17;
     pub const READV: u64 = 19;
@@ -43,6 +46,7 @@ pub mod nr {
     pub const NANOSLEEP: u64 = 35;
     pub const GETPID: u64 = 39;
     pub const EXIT: u64 = 60;
+    pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
     pub const GETCWD: u64 = 79;
     pub const READLINK: u64 = 89;
@@ -54,10 +58,12 @@ pub mod nr {
     pub const GETPPID: u64 = 110;
     pub const ARCH_PRCTL: u64 = 158;
     pub const GETTID: u64 = 186;
+    pub const TKILL: u64 = 200;
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const CLOCK_NANOSLEEP: u64 = 230;
     pub const EXIT_GROUP: u64 = 231;
+    pub const TGKILL: u64 = 234;
     pub const OPENAT: u64 = 257;
     pub const NEWFSTATAT: u64 = 262;
     pub const READLINKAT: u64 = 267;
@@ -89,12 +95,25 @@ pub fn dispatch(frame: &mut TrapFrame) {
         frame.rax = Errno::ENOSYS.to_return();
         return;
     };
+    if number == nr::RT_SIGRETURN {
+        // The whole frame is the saved one now: no return value.
+        let restored = signal::sigreturn(&process, frame);
+        drop(process);
+        if let Err(info) = restored {
+            process::exit_current(ExitStatus::Killed { info, rip: frame.rip });
+        }
+        return;
+    }
     let result = call(&process, number, args);
-    drop(process);
     frame.rax = match result {
         Ok(value) => value,
         Err(errno) => errno.to_return(),
     };
+    let outcome = signal::deliver_pending(&process, frame);
+    drop(process);
+    if let signal::Outcome::Terminate(info) = outcome {
+        process::exit_current(ExitStatus::Killed { info, rip: frame.rip });
+    }
 }
 
 fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
@@ -124,6 +143,23 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         nr::MUNMAP => memory::munmap(process, a[0], a[1]),
         nr::BRK => memory::brk(process, a[0]),
         nr::RT_SIGPROCMASK => sigprocmask(process, a[0], a[1], a[2], a[3]),
+        nr::RT_SIGACTION => signal::sigaction(process, a[0], a[1], a[2], a[3]),
+        nr::KILL => signal::kill(process, a[0] as i32 as i64, a[1]),
+        nr::TKILL => {
+            if (a[0] as i32) <= 0 {
+                return Err(Errno::EINVAL);
+            }
+            signal::kill(process, a[0] as i32 as i64, a[1])
+        }
+        nr::TGKILL => {
+            if (a[0] as i32) <= 0 || (a[1] as i32) <= 0 {
+                return Err(Errno::EINVAL);
+            }
+            if a[0] != a[1] {
+                return Err(Errno::ESRCH);
+            }
+            signal::kill(process, a[1] as i32 as i64, a[2])
+        }
         nr::SCHED_YIELD => {
             crate::thread::yield_now();
             Ok(0)
