@@ -233,6 +233,11 @@ fn stub_address(vector: u8) -> u64 {
     core::ptr::addr_of!(trap_stubs) as u64 + vector as u64 * STUB_STRIDE
 }
 
+/// The breakpoint vector (`int3`).
+const BREAKPOINT: u8 = 3;
+/// A gate's descriptor privilege level 3: `int N` from ring 3 may use it.
+const DPL_USER: u8 = 3 << 5;
+
 /// Fills the IDT. Call once, on the first CPU, before [`load`].
 pub fn init() {
     let table = IDT.0.get();
@@ -242,8 +247,14 @@ pub fn init() {
         // first byte catches a stub that outgrew its stride.
         let first_byte = unsafe { (stub as *const u8).read() };
         assert!(first_byte == 0x6a || first_byte == 0x68, "trap stub {vector} is misplaced");
+        let mut gate = GateDescriptor::interrupt_gate(stub, ist_stack_for(vector));
+        if vector == BREAKPOINT {
+            // `int3` in a user program must reach the kernel as #BP (SIGTRAP),
+            // not as the #GP a ring-0-only gate raises.
+            gate.type_attributes |= DPL_USER;
+        }
         // SAFETY: no CPU has loaded the table yet (see the `Sync` impl).
-        unsafe { (*table)[vector as usize] = GateDescriptor::interrupt_gate(stub, ist_stack_for(vector)) };
+        unsafe { (*table)[vector as usize] = gate };
     }
     const DOUBLE_FAULT: usize = 8;
     // SAFETY: as above, no CPU has loaded either table yet; the #DF gate is

@@ -74,10 +74,10 @@ pub fn maps(process: &Process) -> Vec<u8> {
         let shared = if line.prot.contains(Protection::READ_ONLY_BACKING) { 's' } else { 'p' };
         let (offset, inode, name) = match line.file {
             Some((name, offset)) => (offset, inode_of(name), alloc::format!("/{name}")),
-            None if line.start >= brk_start && line.end <= layout::page_up(brk).unwrap_or(brk) && brk > brk_start => {
-                (0, 0, String::from("[heap]"))
-            }
-            None if line.end == layout::STACK_TOP => (0, 0, String::from("[stack]")),
+            // Linux's rules (show_map_vma): the line holding the break's
+            // range is the heap, the one holding the stack's top the stack.
+            None if line.start <= brk && line.end >= brk_start => (0, 0, String::from("[heap]")),
+            None if line.start < layout::STACK_TOP && line.end >= layout::STACK_TOP => (0, 0, String::from("[stack]")),
             None => (0, 0, String::new()),
         };
         let _ = write!(out, "{:08x}-{:08x} {r}{w}{x}{shared} {offset:08x} 00:00 {inode} ", line.start, line.end);

@@ -317,6 +317,8 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64) -> SysResult {
         Node::Proc("maps") => Backing::Generated(proc::maps(process)),
         Node::Proc("status") => Backing::Generated(proc::status(process)),
         Node::Proc("meminfo") => Backing::Generated(proc::meminfo()),
+        // The program's own file, as Linux opens the link's target.
+        Node::Proc("exe") => Backing::Initrd(process::find_program(&process.path).map_err(|_| Errno::ENOENT)?.0),
         Node::Proc(_) => return Err(Errno::EACCES),
     };
     process.state.lock().files.add(OpenFile { backing, offset: 0 })
