@@ -1,6 +1,7 @@
 /*
  * The start of a program: argc, argv, envp and the auxiliary vector as the
  * System V ABI lays them out, and output through stdio.
+ * args: one two
  */
 #define _GNU_SOURCE
 #include "check.h"

@@ -20,6 +20,7 @@ pub mod files;
 pub mod layout;
 pub mod load;
 pub mod memory;
+pub mod misc;
 pub mod proc;
 pub mod process;
 pub mod random;

@@ -10,6 +10,7 @@ use super::copy;
 use super::errno::{Errno, SysResult};
 use super::files::{self, Backing, OpenFile};
 use super::memory;
+use super::misc;
 use super::proc;
 use super::process::{self, ExitStatus, Process, RLimit, RLIMIT_COUNT};
 use super::signal;
@@ -187,7 +188,12 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         nr::GETRLIMIT => prlimit(process, 0, a[0], 0, a[1]),
         nr::PRLIMIT64 => prlimit(process, a[0], a[1], a[2], a[3]),
         nr::GETRANDOM => getrandom(a[0], a[1], a[2]),
-        _ => Err(Errno::ENOSYS),
+        // The rest of the memory calls, then the rest of the file and
+        // process calls; a number none of them knows is ENOSYS.
+        _ => memory::call(process, number, a)
+            .or_else(|| files::call(process, number, a))
+            .or_else(|| misc::call(process, number, a))
+            .unwrap_or(Err(Errno::ENOSYS)),
     }
 }
 

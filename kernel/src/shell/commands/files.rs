@@ -145,9 +145,8 @@ pub fn munmap_command(_session: &mut Session, args: &[&str], out: &mut dyn Write
 pub fn elf(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 1, 1)?;
     let file = fs::find(args[0]).map_err(CommandError::failed)?;
-    let params =
-        if crate::arch::cpu::la57_enabled() { exec::LoadParams::LINUX_5LEVEL } else { exec::LoadParams::LINUX_4LEVEL };
-    let plan = exec::LoadPlan::parse(file.data(), &params).map_err(|error| {
+    // The plan `run` would follow here (user space above the kernel's map).
+    let plan = crate::user::load::plan(file).map_err(|error| {
         CommandError::failed(alloc::format!("'{}' cannot be run: {error} (errno {})", file.name(), error.errno()))
     })?;
     let kind = match plan.kind() {
