@@ -19,6 +19,7 @@ mod hardening;
 mod hooks;
 #[cfg(feature = "ktest")]
 mod ktest;
+mod lab_todo;
 mod labs;
 mod logger;
 mod mem;

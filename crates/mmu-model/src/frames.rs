@@ -21,6 +21,11 @@ pub(crate) struct FramePool {
     /// Frames freed and ready for reuse (most recently freed first out).
     free_list: Vec<u64>,
     in_use: FastSet<u64>,
+    /// References beyond the first, for shared frames.
+    extra_references: std::collections::BTreeMap<u64, u32>,
+    /// The shared frames that every holder may write (shared mappings);
+    /// the others are shared copy-on-write and must not be written.
+    shared_writable: std::collections::BTreeSet<u64>,
     /// `alloc_frame` calls so far, failed ones included.
     allocations: u64,
     /// The allocation call (counted from `allocations`) that is to fail.
@@ -37,6 +42,8 @@ impl FramePool {
             next_untouched: start,
             free_list: Vec::new(),
             in_use: FastSet::default(),
+            extra_references: std::collections::BTreeMap::new(),
+            shared_writable: std::collections::BTreeSet::new(),
             allocations: 0,
             fail_at: None,
         }
@@ -63,16 +70,50 @@ impl FramePool {
         Some(frame)
     }
 
-    /// Returns `frame` to the pool.
-    pub(crate) fn free(&mut self, frame: u64) -> Result<(), FreeError> {
+    /// Gives up one reference to `frame`: `Ok(true)` when it was the last
+    /// and the frame is back in the pool, `Ok(false)` when others remain.
+    pub(crate) fn free(&mut self, frame: u64) -> Result<bool, FreeError> {
         if !self.pool.contains(&frame) || !frame.is_multiple_of(4096) {
             return Err(FreeError::NotFromPool);
         }
-        if !self.in_use.remove(&frame) {
+        if !self.in_use.contains(&frame) {
             return Err(FreeError::NotAllocated);
         }
+        if let Some(extra) = self.extra_references.get_mut(&frame) {
+            *extra -= 1;
+            if *extra == 0 {
+                self.extra_references.remove(&frame);
+            }
+            return Ok(false);
+        }
+        self.in_use.remove(&frame);
+        self.shared_writable.remove(&frame);
         self.free_list.push(frame);
+        Ok(true)
+    }
+
+    /// Adds a reference to an allocated frame, shared copy-on-write or
+    /// writable by every holder.
+    pub(crate) fn share(&mut self, frame: u64, copy_on_write: bool) -> Result<(), FreeError> {
+        if !self.in_use.contains(&frame) {
+            return Err(FreeError::NotAllocated);
+        }
+        *self.extra_references.entry(frame).or_insert(0) += 1;
+        if !copy_on_write {
+            self.shared_writable.insert(frame);
+        }
         Ok(())
+    }
+
+    /// True when `frame` has more than one reference and is shared
+    /// copy-on-write: no write may reach it.
+    pub(crate) fn is_shared_copy_on_write(&self, frame: u64) -> bool {
+        self.is_shared(frame) && !self.shared_writable.contains(&(frame & !0xfff))
+    }
+
+    /// True when `frame` has more than one reference.
+    pub(crate) fn is_shared(&self, frame: u64) -> bool {
+        self.extra_references.contains_key(&(frame & !0xfff))
     }
 
     /// Makes the `n`-th allocation from now (0 = the next one) fail, once;
@@ -111,7 +152,7 @@ mod tests {
         assert_eq!([a, b, c], [0x10_0000, 0x10_1000, 0x10_2000]);
         assert_eq!(pool.allocate(), None, "the pool holds three frames");
         assert_eq!(pool.in_use(), 3);
-        assert_eq!(pool.free(b), Ok(()));
+        assert_eq!(pool.free(b), Ok(true));
         assert_eq!(pool.free(b), Err(FreeError::NotAllocated));
         assert_eq!(pool.free(0x20_0000), Err(FreeError::NotFromPool));
         assert_eq!(pool.free(a + 8), Err(FreeError::NotFromPool));

@@ -158,6 +158,16 @@ impl SimMachine {
         assert!(va.is_multiple_of(8), "write_u64_at({va:#x}): the address must be 8-byte aligned");
         let mut state = self.state();
         let pa = state.access(va, FaultAccess::Write, mode)?;
+        if state.frames.is_shared_copy_on_write(pa) {
+            // Two spaces share the frame until one writes: the write must
+            // have faulted and copied. A stale writable TLB entry (an
+            // invalidation skipped after a fork) lets it through instead.
+            state.violation(format!(
+                "write at VA {va:#x} reached frame {:#x}, which is shared copy-on-write: the writer's space \
+                 sees the other's data change",
+                pa & !0xfff
+            ));
+        }
         state.memory.write(pa, value);
         Ok(())
     }
@@ -439,7 +449,9 @@ impl SimMachine {
         let mut state = self.state();
         let frame = frame.0;
         match state.frames.free(frame) {
-            Ok(()) => {}
+            Ok(true) => {}
+            // Another space still maps it: nothing is freed yet.
+            Ok(false) => return,
             Err(FreeError::NotFromPool) => {
                 return state.violation(format!("free_frame({frame:#x}): not a 4 KiB frame of the pool"));
             }
@@ -581,6 +593,19 @@ unsafe impl Machine for SimMachine {
 
     unsafe fn free_frame(&self, frame: PhysAddr) {
         SimMachine::free_frame(self, frame);
+    }
+
+    unsafe fn share_frame(&self, frame: PhysAddr, copy_on_write: bool) -> bool {
+        let mut state = self.state();
+        if state.frames.share(frame.0, copy_on_write).is_err() {
+            state.violation(format!("share_frame({:#x}): the frame is not allocated", frame.0));
+            return false;
+        }
+        true
+    }
+
+    fn frame_is_shared(&self, frame: PhysAddr) -> bool {
+        self.state().frames.is_shared(frame.0)
     }
 
     unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {

@@ -17,6 +17,13 @@
 //!
 //! Frames leave the record only through a [`FlushBatch`]: they are freed
 //! after the TLBs have forgotten every translation to them.
+//!
+//! After a fork ([`crate::PagingAspace::fork`]) a frame may be recorded in
+//! two spaces at once: the machine counts its references
+//! ([`Machine::share_frame`]), and a shared frame is only ever mapped
+//! read-only ([`AnonymousFrames::rights_for`]); the first write to it copies
+//! the page ([`AnonymousFrames::copy_on_write`]), and a page whose other
+//! references are gone is simply made writable again.
 
 use crate::entry::{LeafPermissions, PAGE};
 use crate::error::PagingError;
@@ -24,7 +31,7 @@ use crate::file::FileBackings;
 use crate::flush::FlushBatch;
 use crate::machine::Machine;
 use crate::tables::PageTables;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
 
@@ -32,6 +39,9 @@ use aspace::{PhysAddr, VirtAddr};
 #[derive(Debug, Default)]
 pub(crate) struct AnonymousFrames {
     by_page: BTreeMap<u64, PhysAddr>,
+    /// Pages shared writable with the spaces forked from this one (a
+    /// `MAP_SHARED` anonymous mapping): never copied on write.
+    shared_pages: BTreeSet<u64>,
     /// What pages of file-backed regions start with instead of zeros.
     pub(crate) files: FileBackings,
 }
@@ -53,6 +63,66 @@ impl AnonymousFrames {
         self.by_page.insert(page, frame);
     }
 
+    /// The rights to map `frame`, the frame of the page at `page`, with:
+    /// `perms`, without write access while the frame is shared
+    /// copy-on-write (not a page shared writable on purpose).
+    pub(crate) fn rights_for<M: Machine + ?Sized>(
+        &self,
+        machine: &M,
+        page: u64,
+        frame: PhysAddr,
+        perms: LeafPermissions,
+    ) -> LeafPermissions {
+        if perms.writable && !self.shared_pages.contains(&page) && machine.frame_is_shared(frame) {
+            perms.read_only()
+        } else {
+            perms
+        }
+    }
+
+    /// True when the page at `page` is shared writable on purpose (its
+    /// frame is never copied on write).
+    pub(crate) fn is_shared_page(&self, page: u64) -> bool {
+        self.shared_pages.contains(&page)
+    }
+
+    /// Marks the page at `page` as shared writable on purpose.
+    pub(crate) fn mark_shared_page(&mut self, page: u64) {
+        self.shared_pages.insert(page);
+    }
+
+    /// The first write to the page at `page`, whose frame `shared` other
+    /// spaces map too: copies it into a frame of its own, maps that one with
+    /// `perms` in place of the shared one, and gives up this space's
+    /// reference to the shared frame after the flush. On
+    /// [`PagingError::OutOfMemory`] nothing changed.
+    pub(crate) fn copy_on_write<M: Machine + ?Sized>(
+        &mut self,
+        tables: &mut PageTables,
+        machine: &M,
+        page: VirtAddr,
+        shared: PhysAddr,
+        perms: LeafPermissions,
+        batch: &mut FlushBatch,
+    ) -> Result<(), PagingError> {
+        let copy = machine.alloc_frame().ok_or(PagingError::OutOfMemory)?;
+        for offset in (0..PAGE).step_by(8) {
+            // SAFETY: both frames are this space's: `shared` (one of its
+            // references) is only read, and `copy` is its own, fresh.
+            unsafe { machine.write_u64(PhysAddr(copy.0 + offset), machine.read_u64(PhysAddr(shared.0 + offset))) };
+        }
+        if let Err(error) = tables.map_into(machine, page, copy, PAGE, perms, batch) {
+            // SAFETY: allocated just now and never mapped.
+            unsafe { machine.free_frame(copy) };
+            return Err(error);
+        }
+        self.by_page.insert(page.0, copy);
+        // SAFETY: this space's reference to the shared frame, whose page
+        // now maps `copy`; the batch flushes the old translation first.
+        unsafe { batch.free_after_flush(shared) };
+        Ok(())
+    }
+
     /// Every (page, frame) pair, in address order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, PhysAddr)> + '_ {
         self.by_page.iter().map(|(&page, &frame)| (page, frame))
@@ -64,6 +134,10 @@ impl AnonymousFrames {
     /// The file backings over the range are cut away with them.
     pub(crate) fn release(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
         self.files.remove_range(va, last);
+        let shared: Vec<u64> = self.shared_pages.range(va..=last).copied().collect();
+        for page in shared {
+            self.shared_pages.remove(&page);
+        }
         let pages: Vec<u64> = self.by_page.range(va..=last).map(|(&page, _)| page).collect();
         for page in pages {
             let frame = self.by_page.remove(&page).expect("the page was just found");
@@ -77,6 +151,7 @@ impl AnonymousFrames {
     /// the file backings.
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
         self.files.clear();
+        self.shared_pages.clear();
         for (_, frame) in core::mem::take(&mut self.by_page) {
             // SAFETY: the space's own frame, out of the record; the space is
             // being destroyed and the batch flushes it whole.
@@ -104,7 +179,7 @@ impl AnonymousFrames {
                 (frame, true)
             }
         };
-        match tables.map_into(machine, page, frame, PAGE, perms, batch) {
+        match tables.map_into(machine, page, frame, PAGE, self.rights_for(machine, page.0, frame, perms), batch) {
             Ok(()) => {
                 self.by_page.insert(page.0, frame);
                 Ok(())
@@ -162,7 +237,7 @@ impl AnonymousFrames {
         }
         for (done, &page) in holes.iter().enumerate() {
             let frame = self.get(page.0).expect("every hole has a frame by now");
-            match tables.map_into(machine, page, frame, PAGE, perms, batch) {
+            match tables.map_into(machine, page, frame, PAGE, self.rights_for(machine, page.0, frame, perms), batch) {
                 Ok(()) => {}
                 Err(error) => {
                     for &mapped in &holes[..done] {

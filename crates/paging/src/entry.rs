@@ -322,6 +322,12 @@ pub struct LeafPermissions {
 }
 
 impl LeafPermissions {
+    /// The same rights without write access (the mapping of a frame shared
+    /// copy-on-write).
+    pub const fn read_only(self) -> Self {
+        LeafPermissions { writable: false, ..self }
+    }
+
     /// The rights of a region with protections `prot`: WRITE gives writable,
     /// EXEC gives executable, KERN keeps user mode out.
     pub const fn from_protection(prot: Protection) -> Self {

@@ -110,14 +110,46 @@ pub unsafe trait Machine {
     /// `None` when memory is exhausted. The caller owns it.
     fn alloc_frame(&self) -> Option<PhysAddr>;
 
-    /// Returns a frame from [`Machine::alloc_frame`].
+    /// Returns a frame from [`Machine::alloc_frame`], or gives up one
+    /// reference to it when it is shared ([`Machine::share_frame`]): the
+    /// frame goes back to the allocator with its last reference.
     ///
     /// # Safety
     /// The caller owns `frame` (it came from `alloc_frame` of this machine
-    /// and was not freed since), no page table links to it any more, and no
-    /// TLB still holds a translation through or to it (an invalidation
-    /// dropped them): nothing will touch it again.
+    /// and the caller's reference was not given up since), no page table of
+    /// the caller links to it any more, and no TLB still holds a translation
+    /// of the caller's through or to it (an invalidation dropped them): the
+    /// caller will not touch it again.
     unsafe fn free_frame(&self, frame: PhysAddr);
+
+    /// Adds a reference to `frame`, a frame from [`Machine::alloc_frame`]
+    /// that another address space now maps too: the page of a private
+    /// mapping shared copy-on-write after a fork
+    /// ([`crate::PagingAspace::fork`]). Each reference is given up by one
+    /// [`Machine::free_frame`], and the frame returns to the allocator with
+    /// the last; [`Machine::frame_is_shared`] says whether there is more
+    /// than one. Returns false, changing nothing, when the machine does not
+    /// count references (the default): then `fork` is refused.
+    /// `copy_on_write` says how the frame is shared: read-only until a
+    /// write copies it (private memory), or writable by every holder (a
+    /// shared mapping, see [`crate::PagingAspace::share_anonymous`]); a
+    /// machine may use it to check that nobody writes a frame of the first
+    /// kind.
+    ///
+    /// # Safety
+    /// The caller owns a reference to `frame` (it came from `alloc_frame`
+    /// and the caller's references are not all given up).
+    unsafe fn share_frame(&self, frame: PhysAddr, copy_on_write: bool) -> bool {
+        let _ = (frame, copy_on_write);
+        false
+    }
+
+    /// True when more than one reference to `frame` exists (see
+    /// [`Machine::share_frame`]): a write to the page must copy it first.
+    fn frame_is_shared(&self, frame: PhysAddr) -> bool {
+        let _ = frame;
+        false
+    }
 
     /// Reads the 64-bit word at physical address `addr`.
     ///

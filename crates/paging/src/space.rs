@@ -48,6 +48,8 @@ pub struct PagingCounters {
     pub growths: u64,
     /// Anonymous pages whose new frame was filled from a file backing.
     pub file_pages_filled: u64,
+    /// Writes to a page shared copy-on-write that copied it.
+    pub cow_copies: u64,
 }
 
 /// An address space whose regions are mapped by x86-64 page tables.
@@ -95,6 +97,7 @@ pub struct PagingAspace<M: Machine> {
     /// How far growing regions grow, and the gap they keep.
     growth_limits: GrowthLimits,
     growths: u64,
+    cow_copies: u64,
     faults_handled: u64,
     spurious_faults: u64,
     page_invalidations: u64,
@@ -120,6 +123,7 @@ impl<M: Machine> PagingAspace<M> {
             anonymous: AnonymousFrames::default(),
             growth_limits: GrowthLimits::DEFAULT,
             growths: 0,
+            cow_copies: 0,
             faults_handled: 0,
             spurious_faults: 0,
             page_invalidations: 0,
@@ -235,6 +239,7 @@ impl<M: Machine> PagingAspace<M> {
             anonymous_frames: self.anonymous.len() as u64,
             growths: self.growths,
             file_pages_filled: self.anonymous.files.pages_filled(),
+            cow_copies: self.cow_copies,
         }
     }
 
@@ -246,6 +251,97 @@ impl<M: Machine> PagingAspace<M> {
     /// Every translation, compressed into runs (for `ptdump`), `None` once destroyed.
     pub fn mappings(&self) -> Option<MappingRuns<'_, M>> {
         self.tables.as_ref().map(|t| t.mappings(&self.machine))
+    }
+
+    /// A new address space holding exactly `regions`, in address order and
+    /// not overlapping (see [`RegionSet::from_sorted`]), each readable
+    /// [`Protection::EAGER`] region mapped at once: a map known whole when
+    /// it is made, such as a kernel's boot identity map. The tables are
+    /// built as [`AddressSpace::add_region`] of each region in turn would
+    /// build them (the same edits, pages and counters), but without that
+    /// operation or the region set's `insert`: a kernel's own map must not
+    /// depend on the bodies the paging lab has students write.
+    ///
+    /// Refused, with nothing left behind: for a region that `add_region`
+    /// would refuse as invalid, with [`AspaceError::InvalidFlags`] for an
+    /// anonymous or growing region (their memory belongs to the space: add
+    /// them with `add_region`), as [`RegionSet::from_sorted`] refuses
+    /// disorder and overlap, and with [`AspaceError::OutOfMemory`] when the
+    /// root or the tables do not fit.
+    pub fn from_regions(machine: M, name: &str, pcid: Option<u16>, regions: &[Region]) -> Result<Self, AspaceError> {
+        let features = machine.features();
+        for region in regions {
+            region.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits)?;
+            if region.is_anonymous() || region.prot.grows() {
+                return Err(AspaceError::InvalidFlags {
+                    flags: region.prot.bits(),
+                    reason: "a map built whole holds regions with their own physical memory, not anonymous or growing",
+                });
+            }
+        }
+        let set = RegionSet::from_sorted(regions)?;
+        let mut space = Self::new(machine, name, pcid)?;
+        for region in regions.iter().filter(|r| r.prot.contains(Protection::EAGER | Protection::READ)) {
+            let perms = LeafPermissions::from_protection(region.prot);
+            // On an error, dropping the space frees what was built.
+            space.edit(|tables, machine, batch| {
+                tables.map_into(machine, region.va, region.pa, region.len, perms, batch)
+            })?;
+        }
+        space.regions = set;
+        Ok(space)
+    }
+
+    /// Unmaps `part`, which lies inside one region and translates as that
+    /// region does, and records it as a region of its own with the
+    /// protections `part.prot`, which lack READ (so nothing of it is
+    /// mapped): how a kernel takes a page out of a map made by
+    /// [`PagingAspace::from_regions`], such as the guard page under a stack.
+    /// The region and tables end as [`AddressSpace::protect_region`] of
+    /// `part` to `part.prot` would leave them, with the same flushes, but
+    /// without that operation or the region set's `find`.
+    ///
+    /// Refused, changing nothing, with [`AspaceError::InvalidFlags`] for
+    /// protections with READ or of another kind than the region's,
+    /// [`AspaceError::NoSuchRegion`] / [`AspaceError::RegionMismatch`] when
+    /// no one region holds `part` with its physical address,
+    /// [`AspaceError::Unsupported`] for a part of an anonymous region, and
+    /// as `protect_region` refuses an invalid range.
+    pub fn unmap_part(&mut self, part: Region) -> Result<(), AspaceError> {
+        let Some(tables) = &self.tables else {
+            return Err(AspaceError::UnknownAddressSpace { name: self.name.clone() });
+        };
+        let features = tables.features();
+        part.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits)?;
+        if part.prot.contains(Protection::READ) {
+            return Err(AspaceError::InvalidFlags {
+                flags: part.prot.bits(),
+                reason: "an unmapped part has no READ (a readable page would be mapped)",
+            });
+        }
+        // The region holding the first byte; not `RegionSet::find`.
+        let Some(&existing) = self.regions.overlapping(part.va.0, 1).next() else {
+            return Err(AspaceError::NoSuchRegion { va: part.va.0 });
+        };
+        if existing.is_anonymous() {
+            return Err(AspaceError::Unsupported {
+                implementation: IMPLEMENTATION_NAME,
+                operation: "unmapping part of an anonymous region (its frames belong to the address space)",
+            });
+        }
+        if !existing.covers(part.va.0, part.len) || existing.translate(part.va.0) != part.pa {
+            return Err(AspaceError::RegionMismatch { requested: part, existing });
+        }
+        if part.prot.kind() != existing.prot.kind() {
+            return Err(AspaceError::InvalidFlags {
+                flags: part.prot.bits(),
+                reason: "an unmapped part keeps its region's kind (anonymous, grow-down, grow-up, read-only backing)",
+            });
+        }
+        self.edit(|tables, machine, batch| tables.unmap_into(machine, part.va, part.len, batch))?;
+        let unmapped = Region { prot: part.prot, ..existing.sub_region(part.va.0, part.len) };
+        self.replace_part(existing, part.va.0, part.len, Some(unmapped));
+        Ok(())
     }
 
     /// Runs one edit of the tables, which fills a flush batch (nothing on
@@ -280,13 +376,36 @@ impl<M: Machine> PagingAspace<M> {
     /// Maps the anonymous page `page` of `region` on a fault, with a frame
     /// of its own (a fresh zeroed one on first touch). `probe` is the
     /// fault's walk: when it found the page table, the leaf is written there.
+    /// A frame shared copy-on-write is mapped read-only, and a write to it
+    /// copies it first (see the `anon` module).
     fn fault_in_anonymous(
         &mut self,
         region: Region,
         page: VirtAddr,
         probe: FaultProbe,
         perms: LeafPermissions,
+        access: FaultAccess,
     ) -> FaultOutcome {
+        let existing = self.anonymous.get(page.0);
+        let copy_on_write = |frame| {
+            access == FaultAccess::Write
+                && !self.anonymous.is_shared_page(page.0)
+                && self.machine.frame_is_shared(frame)
+        };
+        if let Some(shared) = existing.filter(|&frame| copy_on_write(frame)) {
+            let copied = self.edit_anonymous(|tables, machine, frames, batch| {
+                frames.copy_on_write(tables, machine, page, shared, perms, batch)
+            });
+            return match copied {
+                Ok(()) => {
+                    self.faults_handled += 1;
+                    self.cow_copies += 1;
+                    FaultOutcome::Handled
+                }
+                Err(_) => FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
+            };
+        }
+        let perms = existing.map_or(perms, |frame| self.anonymous.rights_for(&self.machine, page.0, frame, perms));
         if let (Some(hole), Some(tables)) = (probe.hole_for(PageSize::Size4K, perms), self.tables.as_mut()) {
             let frame = match self.anonymous.get(page.0) {
                 Some(frame) => frame,
@@ -312,6 +431,203 @@ impl<M: Machine> PagingAspace<M> {
             }
             Err(_) => FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
         }
+    }
+
+    /// `protect_region` on the entries and the region set (the trait method
+    /// adds the copy-on-write rule on top).
+    fn protect_entries(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
+        // lab:begin task4 protect_region: new rights on existing entries, flush where they shrink, update the set
+        let existing = self.resolve(region)?;
+        // Checked before the flags: the region's backing, not the request's
+        // letters, is what forbids the write.
+        if prot.contains(Protection::WRITE) && existing.prot.contains(Protection::READ_ONLY_BACKING) {
+            return Err(AspaceError::ReadOnlyBacking { region: existing });
+        }
+        prot.validate()?;
+        if prot.kind() != existing.prot.kind() {
+            return Err(AspaceError::InvalidFlags {
+                flags: prot.bits(),
+                reason: "protect cannot change a region's kind (anonymous, grow-down, grow-up, read-only backing)",
+            });
+        }
+        let perms = LeafPermissions::from_protection(prot);
+        if existing.is_anonymous() && prot.contains(Protection::EAGER | Protection::READ) {
+            self.edit_anonymous(|tables, machine, frames, batch| {
+                // All or nothing: the holes first, then the pages already there.
+                frames.populate(tables, machine, region.va, region.len, perms, batch)?;
+                tables
+                    .protect_into(machine, region.va, region.len, perms, batch)
+                    .expect("protecting 4 KiB pages splits nothing");
+                Ok(())
+            })?;
+            let protected = Region { prot, ..region };
+            self.replace_part(existing, region.va.0, region.len, Some(protected));
+            return Ok(());
+        }
+        // Taking READ from an anonymous region unmaps its pages but keeps their frames.
+        self.edit(|tables, machine, batch| {
+            if !prot.contains(Protection::READ) {
+                // Unreadable regions are never mapped.
+                tables.unmap_into(machine, region.va, region.len, batch)
+            } else if prot.contains(Protection::EAGER) {
+                // Eager regions are fully mapped: fill the holes too.
+                tables.map_into(machine, region.va, region.pa, region.len, perms, batch)
+            } else {
+                tables.protect_into(machine, region.va, region.len, perms, batch)
+            }
+        })?;
+        let protected = Region { prot, ..existing.sub_region(region.va.0, region.len) };
+        self.replace_part(existing, region.va.0, region.len, Some(protected));
+        Ok(())
+        // lab:end
+    }
+
+    /// Maps read-only again every page in `[va, va+len)` whose frame is
+    /// shared copy-on-write (after an edit that gave the range write access).
+    fn write_protect_shared(&mut self, va: u64, len: u64) {
+        let last = va.saturating_add(len - 1);
+        let shared: Vec<u64> = self
+            .anonymous
+            .iter()
+            .filter(|&(page, frame)| {
+                page >= va
+                    && page <= last
+                    && !self.anonymous.is_shared_page(page)
+                    && self.machine.frame_is_shared(frame)
+            })
+            .map(|(page, _)| page)
+            .collect();
+        if shared.is_empty() {
+            return;
+        }
+        let perms_of = |region: &Region| LeafPermissions::from_protection(region.prot).read_only();
+        let pages: Vec<(u64, LeafPermissions)> =
+            shared.iter().filter_map(|&page| self.regions.find(page).map(|region| (page, perms_of(region)))).collect();
+        let _ = self.edit(|tables, machine, batch| {
+            for &(page, perms) in &pages {
+                // 4 KiB anonymous pages: nothing to split, so this cannot fail.
+                tables.protect_into(machine, VirtAddr(page), PAGE, perms, batch)?;
+            }
+            Ok(())
+        });
+    }
+
+    /// Makes the anonymous region `region` (or a page-aligned part of one)
+    /// memory that this space shares *writable* with every space forked
+    /// from it later, as a `MAP_SHARED` anonymous mapping is: every page
+    /// gets its frame now (so that each fork shares them all), and a write
+    /// to one never copies it. Refused, nothing changed, for a region that
+    /// is not anonymous or not there, or without memory for its pages.
+    pub fn share_anonymous(&mut self, region: Region) -> Result<(), AspaceError> {
+        let existing = self.resolve(region)?;
+        if !existing.is_anonymous() {
+            return Err(AspaceError::InvalidFlags {
+                flags: existing.prot.bits(),
+                reason: "only anonymous memory can be shared writable across fork",
+            });
+        }
+        let perms = LeafPermissions::from_protection(existing.prot);
+        if existing.prot.contains(Protection::READ) {
+            self.edit_anonymous(|tables, machine, frames, batch| {
+                frames.populate(tables, machine, region.va, region.len, perms, batch)
+            })?;
+        } else {
+            // Unreadable pages are never mapped: frames only.
+            for page in (region.va.0..region.va.0 + region.len).step_by(PAGE as usize) {
+                if self.anonymous.get(page).is_none() {
+                    let frame = self.machine.alloc_frame().ok_or(AspaceError::from(PagingError::OutOfMemory))?;
+                    self.anonymous.files.fill(&self.machine, page, frame);
+                    self.anonymous.record(page, frame);
+                }
+            }
+        }
+        for page in (region.va.0..region.va.0 + region.len).step_by(PAGE as usize) {
+            self.anonymous.mark_shared_page(page);
+        }
+        Ok(())
+    }
+
+    /// A copy-on-write clone of this space, named `name` (running under
+    /// `pcid`), as `fork` makes for a child process: every region is added to
+    /// the child as it is here; regions with their own memory (not
+    /// anonymous: the kernel's map, a shared file) map the same physical
+    /// memory in both; every frame of an anonymous region (private memory,
+    /// private file pages) is shared by both spaces, one more reference
+    /// each ([`Machine::share_frame`]), and mapped read-only in both, so the
+    /// first write on either side copies the page (or, when the other side
+    /// has let go of it, just makes it writable). Pages never touched stay
+    /// untouched in both, and start from their file backing if they have one.
+    ///
+    /// The parent's writable private pages are write-protected, and every
+    /// TLB that may hold them (every CPU running the parent) has dropped
+    /// them, before this returns: a write on another CPU through a stale
+    /// writable entry would otherwise reach the frame the child now shares.
+    ///
+    /// Refused with [`AspaceError::Unsupported`], nothing changed, when the
+    /// machine does not count frame references or an anonymous region is
+    /// eager (it would get fresh frames in the child).
+    pub fn fork(&mut self, name: &str, pcid: Option<u16>) -> Result<PagingAspace<M>, AspaceError>
+    where
+        M: Clone + Send + 'static,
+    {
+        let refuse = |operation| AspaceError::Unsupported { implementation: IMPLEMENTATION_NAME, operation };
+        if self.tables.is_none() {
+            return Err(AspaceError::UnknownAddressSpace { name: self.name.clone() });
+        }
+        let regions: Vec<Region> = self.regions.iter().copied().collect();
+        if regions.iter().any(|region| region.is_anonymous() && region.prot.contains(Protection::EAGER)) {
+            return Err(refuse("fork of a space with an eager anonymous region"));
+        }
+        let mut child = PagingAspace::new(self.machine.clone(), name, pcid)?;
+        child.fault_page_limit = self.fault_page_limit;
+        child.fault_around = self.fault_around;
+        child.growth_limits = self.growth_limits;
+        for region in &regions {
+            if let Err(error) = child.add_region(*region) {
+                let _ = child.destroy();
+                return Err(error);
+            }
+        }
+        for backing in self.anonymous.files.iter() {
+            child.anonymous.files.insert(backing);
+        }
+        let mut private = Vec::new();
+        for (page, frame) in self.anonymous.iter() {
+            let copy_on_write = !self.anonymous.is_shared_page(page);
+            // SAFETY: a frame this space owns a reference to.
+            if !unsafe { self.machine.share_frame(frame, copy_on_write) } {
+                let _ = child.destroy();
+                return Err(refuse("fork (the machine does not count frame references)"));
+            }
+            child.anonymous.record(page, frame);
+            if self.anonymous.is_shared_page(page) {
+                child.anonymous.mark_shared_page(page);
+            } else {
+                private.push(page);
+            }
+        }
+        // The parent's side: its writable private pages become read-only,
+        // flushed from every TLB (the edit's batch) before returning. Pages
+        // shared on purpose stay writable in both.
+        let read_only: Vec<(u64, LeafPermissions)> = private
+            .iter()
+            .filter_map(|&page| {
+                let region = self.regions.find(page)?;
+                let writable = region.prot.contains(Protection::WRITE | Protection::READ);
+                writable.then(|| (page, LeafPermissions::from_protection(region.prot).read_only()))
+            })
+            .collect();
+        let protected = self.edit(|tables, machine, batch| {
+            for &(page, perms) in &read_only {
+                tables.protect_into(machine, VirtAddr(page), PAGE, perms, batch)?;
+            }
+            Ok(())
+        });
+        if let Err(error) = protected {
+            let _ = child.destroy();
+            return Err(error);
+        }
+        Ok(child)
     }
 
     /// A fault at an address no region holds: grows the growing region it
@@ -633,50 +949,12 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     }
 
     fn protect_region(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
-        // lab:begin task4 protect_region: new rights on existing entries, flush where they shrink, update the set
-        let existing = self.resolve(region)?;
-        // Checked before the flags: the region's backing, not the request's
-        // letters, is what forbids the write.
-        if prot.contains(Protection::WRITE) && existing.prot.contains(Protection::READ_ONLY_BACKING) {
-            return Err(AspaceError::ReadOnlyBacking { region: existing });
+        self.protect_entries(region, prot)?;
+        if prot.contains(Protection::WRITE) {
+            // Frames shared copy-on-write stay read-only whatever the region allows.
+            self.write_protect_shared(region.va.0, region.len);
         }
-        prot.validate()?;
-        if prot.kind() != existing.prot.kind() {
-            return Err(AspaceError::InvalidFlags {
-                flags: prot.bits(),
-                reason: "protect cannot change a region's kind (anonymous, grow-down, grow-up, read-only backing)",
-            });
-        }
-        let perms = LeafPermissions::from_protection(prot);
-        if existing.is_anonymous() && prot.contains(Protection::EAGER | Protection::READ) {
-            self.edit_anonymous(|tables, machine, frames, batch| {
-                // All or nothing: the holes first, then the pages already there.
-                frames.populate(tables, machine, region.va, region.len, perms, batch)?;
-                tables
-                    .protect_into(machine, region.va, region.len, perms, batch)
-                    .expect("protecting 4 KiB pages splits nothing");
-                Ok(())
-            })?;
-            let protected = Region { prot, ..region };
-            self.replace_part(existing, region.va.0, region.len, Some(protected));
-            return Ok(());
-        }
-        // Taking READ from an anonymous region unmaps its pages but keeps their frames.
-        self.edit(|tables, machine, batch| {
-            if !prot.contains(Protection::READ) {
-                // Unreadable regions are never mapped.
-                tables.unmap_into(machine, region.va, region.len, batch)
-            } else if prot.contains(Protection::EAGER) {
-                // Eager regions are fully mapped: fill the holes too.
-                tables.map_into(machine, region.va, region.pa, region.len, perms, batch)
-            } else {
-                tables.protect_into(machine, region.va, region.len, perms, batch)
-            }
-        })?;
-        let protected = Region { prot, ..existing.sub_region(region.va.0, region.len) };
-        self.replace_part(existing, region.va.0, region.len, Some(protected));
         Ok(())
-        // lab:end
     }
 
     fn switch_to(&mut self) {
@@ -727,7 +1005,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
         }
         let perms = LeafPermissions::from_protection(region.prot);
         if region.is_anonymous() {
-            return self.fault_in_anonymous(region, VirtAddr(fault.addr & !(PAGE - 1)), probe, perms);
+            return self.fault_in_anonymous(region, VirtAddr(fault.addr & !(PAGE - 1)), probe, perms, access);
         }
         let (va, pa, size) = fault_page(&region, fault.addr, tables.features().huge_1g, self.fault_page_limit);
         let pages =

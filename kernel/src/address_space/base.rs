@@ -12,10 +12,19 @@
 //! writable), the rest of memory writable and never executable, and the
 //! guard page below every kernel stack unmapped. Guard pages are its only
 //! edits after boot, through [`BaseAspace::unmap_guard_page`].
+//!
+//! Every kernel boots on this map, a student kit's too (`cargo xtask lab
+//! new`): so it is built and edited only through the paging crate's own
+//! code, [`PagingAspace::from_regions`] and [`PagingAspace::unmap_part`],
+//! never through the operations the paging lab cuts out for students to
+//! write (`add_region`, `protect_region`, the region set's `insert` and
+//! `find`). The tables, regions and counters are those the lab's
+//! operations would give.
 
 use super::KernelMachine;
 use crate::hardening;
 use crate::mem::guard::GUARD_SIZE;
+use alloc::vec::Vec;
 use aspace::{
     AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultOutcome, PhysAddr, Protection, Region,
     RegionSet, ThreadId, UnhandledFault,
@@ -37,10 +46,8 @@ impl BaseAspace {
     /// unmaps the guard pages of the stacks made so far and of the boot
     /// stack. `len` is a multiple of 1 GiB.
     pub fn build(name: &str, len: u64) -> Result<BaseAspace, AspaceError> {
-        let mut inner = PagingAspace::new(KernelMachine, name, None)?;
-        for (_, region) in hardening::identity_regions(len) {
-            inner.add_region(region)?;
-        }
+        let regions: Vec<Region> = hardening::identity_regions(len).into_iter().map(|(_, region)| region).collect();
+        let inner = PagingAspace::from_regions(KernelMachine, name, None, &regions)?;
         let mut base = BaseAspace { inner };
         // The page below the boot stack is the last boot page directory,
         // which only the CPU's page walker reads (by physical address, when
@@ -54,10 +61,10 @@ impl BaseAspace {
     }
 
     /// Unmaps the guard page at `page`: its part of the identity map
-    /// becomes a region with no access (see [`hardening::GUARD`]).
+    /// becomes a region with no access (see [`hardening::GUARD`]), as a
+    /// `protect_region` to [`hardening::GUARD`] would make it.
     pub fn unmap_guard_page(&mut self, page: u64) -> Result<(), AspaceError> {
-        let guard = Region::new(page, page, GUARD_SIZE as u64, hardening::GUARD);
-        self.inner.protect_region(guard, hardening::GUARD)
+        self.inner.unmap_part(Region::new(page, page, GUARD_SIZE as u64, hardening::GUARD))
     }
 
     /// The physical address of the root table (what CR3 holds in the

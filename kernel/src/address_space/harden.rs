@@ -54,6 +54,17 @@ pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
     Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
 }
 
+/// True when the space `id` gets every new guard page unmapped.
+pub fn is_hardened(id: AddressSpaceId) -> bool {
+    HARDENED.lock().contains(&id)
+}
+
+/// Makes the space `id` (a fork of a hardened one, whose regions already
+/// hold every guard page so far) get every new guard page unmapped too.
+pub fn mark_hardened(id: AddressSpaceId) {
+    HARDENED.lock().push(id);
+}
+
 /// Unmaps the guard page `page` in `object` (the default space's through
 /// its own door, since it refuses edits through the trait): its region
 /// keeps the page, with no access.

@@ -23,7 +23,9 @@ pub struct KernelMachine;
 // (`check_can_enter` refuses one that does not), with volatile accesses
 // that are neither elided nor moved past the `invlpg` or CR3 load that
 // follows; `alloc_frame` hands out zeroed frames of the frame allocator,
-// owned by the caller until freed; `invalidate` returns once every CPU
+// owned by the caller until freed; `share_frame` and `frame_is_shared`
+// count a shared frame's references in the allocator, and `free_frame`
+// gives up one, returning the frame with the last; `invalidate` returns once every CPU
 // that may hold the space's translations has dropped them (`tlb`'s
 // shootdown); `load_root` writes this CPU's CR3 and `current_root` reads
 // it; `features` reads what the boot code turned on, on every CPU.
@@ -49,6 +51,16 @@ unsafe impl Machine for KernelMachine {
             // say so loudly rather than corrupt the allocator.
             panic!("page-table frame {frame:?} freed twice or never allocated: {error:?}");
         }
+    }
+
+    unsafe fn share_frame(&self, frame: PhysAddr, _copy_on_write: bool) -> bool {
+        // The caller's reference keeps the frame allocated: refused only for
+        // a frame the allocator does not know, which is a bug of the caller.
+        frames::share(frame).is_ok()
+    }
+
+    fn frame_is_shared(&self, frame: PhysAddr) -> bool {
+        frames::is_shared(frame)
     }
 
     unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {

@@ -301,6 +301,47 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
     Ok(space)
 }
 
+/// A copy-on-write clone of `parent` named `name`, registered like a new
+/// space: what `fork` makes for a child process (see
+/// `paging::PagingAspace::fork`: private pages shared read-only until the
+/// first write, the parent's writable entries shot down on every CPU
+/// before this returns). Only `paging` spaces fork. A hardened parent's
+/// child is hardened too: guard pages made later are unmapped in it (one
+/// made while the fork copies the regions may be missed by the child).
+pub fn fork(parent: &Space, name: &str) -> Result<Arc<Space>, AspaceError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Err(AspaceError::InvalidName { name: name.into() });
+    }
+    if find(name).is_ok() {
+        return Err(AspaceError::NameTaken { name: name.into() });
+    }
+    let pcid = allocate_pcid();
+    let forked = {
+        let mut object = parent.lock();
+        let implementation = object.implementation();
+        match paging_of_mut(&mut object) {
+            Some(paging) => paging.fork(name, pcid),
+            None => Err(AspaceError::Unsupported { implementation, operation: "fork" }),
+        }
+    };
+    let child = match forked {
+        Ok(child) => child,
+        Err(error) => {
+            if let Some(pcid) = pcid {
+                release_pcid(pcid);
+            }
+            return Err(error);
+        }
+    };
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(SpaceObject::Paging(child)) });
+    SPACES.lock().insert(id, space.clone());
+    if harden::is_hardened(parent.id) {
+        harden::mark_hardened(id);
+    }
+    Ok(space)
+}
+
 /// The address space called `name`.
 pub fn find(name: &str) -> Result<Arc<Space>, AspaceError> {
     SPACES
@@ -467,7 +508,11 @@ impl Space {
         target: &Region,
         edit: LiveEdit,
     ) -> Result<(), AspaceError> {
-        let pinned = object.regions().find(target.va.as_u64()).is_some_and(|r| r.prot.contains(Protection::PIN));
+        let pinned = object
+            .regions()
+            .overlapping(target.va.as_u64(), 1)
+            .next()
+            .is_some_and(|r| r.prot.contains(Protection::PIN));
         if !self.is_live(object) || (pinned && matches!(edit, LiveEdit::Remove | LiveEdit::Move)) {
             // Not live, or the implementation refuses it anyway (as pinned).
             return Ok(());
@@ -521,7 +566,7 @@ fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protec
             next = guard + thread::stack::GUARD_SIZE as u64;
             continue;
         }
-        let region = space.regions().find(next).ok_or(next)?;
+        let region = space.regions().overlapping(next, 1).next().ok_or(next)?;
         let usable = region.translate(next).as_u64() == next && region.prot.contains(needs);
         if !usable {
             return Err(next);
@@ -585,7 +630,7 @@ pub fn describe_fault(fault: &Fault, out: &mut dyn Write) {
         return;
     };
     let _ = writeln!(out, "address space: {} ({})", space.name, object.implementation());
-    match object.regions().find(fault.addr) {
+    match object.regions().overlapping(fault.addr, 1).next() {
         Some(region) => {
             let _ = writeln!(out, "region: {region}");
         }

@@ -28,6 +28,13 @@
 //!   seconds (tens of seconds where there is no RAM behind the addresses),
 //!   which every scripted boot would pay;
 //! - `off`: no test; the shell stays in its creator's address space.
+//!
+//! The test runs the paging lab's code ([`NEEDS`]). In a student kit
+//! where some of it is still a `todo!` ([`crate::lab_todo`]), it is
+//! skipped, naming each unwritten body as its `todo!` would ("not yet
+//! implemented: Task 1: ..."), and the shell starts in its creator's
+//! address space: the kernel comes up to the prompt whatever is left to
+//! write. Not a failure of the script: `shelltest=off` would do the same.
 
 use super::session::paging_mut;
 use crate::address_space::{self, Space};
@@ -52,6 +59,13 @@ pub const LAB_COMPARED_LEN: u64 = GIB;
 /// How many bytes the quick test compares.
 pub const QUICK_COMPARED_LEN: u64 = 4 * MIB;
 
+/// The lab's tasks whose bodies the test runs, by the start of their
+/// `todo!` messages: `add_region` and the region set (harden), the guard
+/// pages' `protect_region`, the lazy faults (with `fault_page`) and the
+/// flushes of every edit.
+pub const NEEDS: &[&str] =
+    &["Task 1", "Task 2", "Task 3", "Task 4", "Extra credit (shootdown)", "Extra credit (large-pages)"];
+
 /// What the startup test left behind.
 pub struct StartupOutcome {
     /// The address space it made (`None` when it made none).
@@ -75,6 +89,15 @@ pub fn run(name: &str, mode: ShellTest, out: &mut dyn Write) -> StartupOutcome {
         ShellTest::Large => (PageSize::Size1G, LAB_COMPARED_LEN, "large"),
         ShellTest::Small4K => (PageSize::Size4K, LAB_COMPARED_LEN, "4k"),
     };
+    let mut unwritten = crate::lab_todo::unwritten_of(NEEDS).peekable();
+    if unwritten.peek().is_some() {
+        let _ = writeln!(out, "{name}: startup test skipped: the paging lab's code it runs is not all written yet:");
+        for message in unwritten {
+            let _ = writeln!(out, "  not yet implemented: {message}");
+        }
+        let _ = writeln!(out, "  staying in the current address space (the kernel itself runs none of that code)");
+        return StartupOutcome { space: None, failed: false };
+    }
     let started = tsc::nanos_since_boot();
     let _ = writeln!(
         out,

@@ -66,6 +66,37 @@ impl RegionSet {
         RegionSet { by_start: BPlusTree::new(), by_page: None, index_from: regions }
     }
 
+    /// A set holding `regions`, which must be in address order, each
+    /// starting after the one before ends (adjacent is fine): a memory map
+    /// known whole at once, such as a kernel's boot identity map. Built
+    /// without [`Self::insert`] (the order is checked once, then each
+    /// region goes into the tree, and the page index is built if the set is
+    /// large enough), so that a kernel's own map does not depend on the
+    /// operations the paging lab has students write (`insert`, `find`,
+    /// `remove`, `first_overlap`).
+    ///
+    /// Refused, building nothing, with [`AspaceError::ZeroLength`] /
+    /// [`AspaceError::LengthOverflow`] for a region that is empty or wraps,
+    /// and with [`AspaceError::Overlap`] naming the region before for one
+    /// that does not start after it ends (out of order or overlapping).
+    pub fn from_sorted(regions: &[Region]) -> Result<RegionSet, AspaceError> {
+        let mut previous: Option<&Region> = None;
+        for region in regions {
+            check_extent(region.va.0, region.len)?;
+            if let Some(before) = previous.filter(|before| region.va.0 <= before.last()) {
+                return Err(AspaceError::Overlap { existing: *before });
+            }
+            previous = Some(region);
+        }
+        let mut set = RegionSet::new();
+        for region in regions {
+            let replaced = set.by_start.insert(*region);
+            debug_assert!(replaced.is_none(), "the starts were checked to increase");
+        }
+        set.start_or_stop_the_index();
+        Ok(set)
+    }
+
     /// The number of regions.
     pub fn len(&self) -> usize {
         self.by_start.len()
@@ -423,6 +454,49 @@ mod tests {
         assert!(set.by_page.is_none());
         assert_eq!(set.find(regions[0].va.0 + 0xfff), Some(&regions[0]));
         assert_eq!(set.find(regions[1].va.0), None);
+    }
+
+    #[test]
+    fn from_sorted_holds_the_regions_as_inserting_them_would() {
+        let regions = [region(0x1000, 0x1000), region(0x3000, 0x2000), region(0x5000, 0x1000)];
+        let set = RegionSet::from_sorted(&regions).unwrap();
+        assert_eq!(set.len(), 3);
+        assert!(set.iter().eq(regions.iter()));
+        assert_eq!(set.get(VirtAddr(0x3000)), Some(&regions[1]));
+        assert_eq!(starts(set.overlapping(0x1fff, 0x1002)), [0x1000, 0x3000]);
+        assert_eq!(set, three_regions());
+        assert_eq!(RegionSet::from_sorted(&[]), Ok(RegionSet::new()));
+    }
+
+    #[test]
+    fn from_sorted_keeps_a_page_index_from_its_threshold() {
+        let many: Vec<Region> = (0..PAGE_INDEX_FROM as u64).map(|i| region(0x1000 + 0x2000 * i, 0x1000)).collect();
+        let set = RegionSet::from_sorted(&many).unwrap();
+        assert!(set.by_page.is_some());
+        assert!(RegionSet::from_sorted(&many[1..]).unwrap().by_page.is_none());
+        for r in &many {
+            assert_eq!(set.overlapping(r.last(), 1).next(), Some(r));
+        }
+    }
+
+    #[test]
+    fn from_sorted_refuses_disorder_overlap_and_bad_extents() {
+        let (low, high) = (region(0x1000, 0x2000), region(0x4000, 0x1000));
+        let refusals = [
+            (vec![high, low], AspaceError::Overlap { existing: high }),
+            (vec![low, region(0x2fff, 0x1000)], AspaceError::Overlap { existing: low }),
+            (vec![low, low], AspaceError::Overlap { existing: low }),
+            (vec![low, region(0x5000, 0)], AspaceError::ZeroLength),
+            (
+                vec![low, region(u64::MAX, 2)],
+                AspaceError::LengthOverflow { start: u64::MAX, len: 2, kind: AddressKind::Virtual },
+            ),
+        ];
+        for (regions, error) in refusals {
+            assert_eq!(RegionSet::from_sorted(&regions), Err(error), "{regions:?}");
+        }
+        // Adjacent regions are fine.
+        assert!(RegionSet::from_sorted(&[low, region(0x3000, 0x1000), high]).is_ok());
     }
 
     #[test]
