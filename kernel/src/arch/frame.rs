@@ -13,7 +13,7 @@ use core::fmt;
 /// general registers, the vector and error code,
 /// and the frame the CPU pushed.
 #[repr(C)]
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct TrapFrame {
     /// SSE registers of the interrupted code.
     pub sse: SseRegisters,

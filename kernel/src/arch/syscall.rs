@@ -283,6 +283,22 @@ pub unsafe fn run_user(rip: u64, rsp: u64, resume: *mut u64, entry_stack: *mut u
         rsp,
         ss: USER_DATA_SELECTOR as u64,
     };
+    // SAFETY: the caller's promises.
+    unsafe { run_user_frame(&frame, resume, entry_stack) }
+}
+
+/// [`run_user`] from a whole saved state: a frame a system call or trap
+/// from ring 3 saved (a forked child starts from its parent's). Only the
+/// frame's user selectors and RFLAGS are trusted as they are made here.
+///
+/// # Safety
+/// As for [`run_user`]; `frame` lies in the caller's stack frame.
+pub unsafe fn run_user_frame(frame: &TrapFrame, resume: *mut u64, entry_stack: *mut u64) -> u64 {
+    let mut frame = *frame;
+    frame.cs = USER_CODE_SELECTOR as u64;
+    frame.ss = USER_DATA_SELECTOR as u64;
+    frame.rflags = user_rflags(frame.rflags);
+    cpu::disable_interrupts();
     // SAFETY: the caller's promises; the frame lives in this function's
     // stack frame, above everything `nacre_run_user` and later entries from
     // ring 3 write.

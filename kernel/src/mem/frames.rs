@@ -8,9 +8,16 @@
 //! and a frame that is already free (a double free) instead of corrupting the
 //! counts. The bitmaps live in RAM carved out at boot, below 4 GiB where the
 //! boot identity map reaches.
+//!
+//! A frame has one reference when handed out. A frame shared copy-on-write
+//! by two address spaces after a fork has more ([`share`]); the allocator
+//! keeps the references beyond the first in a map by frame (only shared
+//! frames are in it), and [`free`] gives up one reference, returning the
+//! frame with the last.
 
 use crate::arch::cpu::without_interrupts;
 use crate::boot_info::{BootInfo, MemoryKind};
+use alloc::collections::BTreeMap;
 use aspace::PhysAddr;
 use core::fmt;
 use spin::Mutex;
@@ -105,6 +112,8 @@ pub struct FrameAllocator {
     /// Free frames held back by a [`FrameCap`]: allocations fail rather
     /// than take the free count below this.
     held_back: usize,
+    /// References beyond the first, by frame number: only shared frames.
+    extra_references: BTreeMap<usize, u32>,
 }
 
 impl FrameAllocator {
@@ -163,6 +172,14 @@ impl FrameAllocator {
         let frame = self.frame_number(addr)?;
         if self.free.get(frame) {
             return Err(FrameError::DoubleFree(addr));
+        }
+        if let Some(extra) = self.extra_references.get_mut(&frame) {
+            // Another address space still maps it.
+            *extra -= 1;
+            if *extra == 0 {
+                self.extra_references.remove(&frame);
+            }
+            return Ok(());
         }
         self.free.set(frame);
         self.free_count += 1;
@@ -279,6 +296,7 @@ pub unsafe fn init(boot_info: &BootInfo) {
         free_count: 0,
         next_word: 0,
         held_back: 0,
+        extra_references: BTreeMap::new(),
     };
     for range in usable {
         let mut frame_start = range.start;
@@ -364,6 +382,31 @@ pub fn alloc_contiguous(count: usize, align: u64) -> Option<PhysAddr> {
 /// Returns a frame.
 pub fn free(frame: PhysAddr) -> Result<(), FrameError> {
     with_allocator(|allocator| allocator.free(frame))
+}
+
+/// Adds a reference to `frame`, a frame handed out and not yet freed (a
+/// page now mapped by one more address space); each [`free`] gives up one.
+pub fn share(frame: PhysAddr) -> Result<(), FrameError> {
+    with_allocator(|allocator| {
+        let number = allocator.frame_number(frame)?;
+        if allocator.free.get(number) {
+            return Err(FrameError::DoubleFree(frame));
+        }
+        *allocator.extra_references.entry(number).or_insert(0) += 1;
+        Ok(())
+    })
+}
+
+/// True when `frame` has more than one reference.
+pub fn is_shared(frame: PhysAddr) -> bool {
+    with_allocator(|allocator| {
+        allocator.frame_number(frame).is_ok_and(|number| allocator.extra_references.contains_key(&number))
+    })
+}
+
+/// How many frames are shared by more than one address space.
+pub fn shared_count() -> usize {
+    with_allocator(|allocator| allocator.extra_references.len())
 }
 
 /// Returns `count` frames starting at `start`. Checks them all first, so a

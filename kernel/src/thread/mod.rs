@@ -35,7 +35,7 @@ pub use state::{with_address_space_hooks_override, StackOverflow};
 
 #[cfg(feature = "ktest")]
 pub use scheduler::exit;
-pub use scheduler::{sleep_ms, yield_now};
+pub use scheduler::{sleep_ms, yield_now, WaitQueue};
 
 /// The right to wait for a thread's end and collect its exit value.
 pub struct JoinHandle {
@@ -120,13 +120,35 @@ pub unsafe fn run_user(rip: u64, rsp: u64, fs_base: u64) -> u64 {
     // address space.
     let value =
         unsafe { crate::arch::syscall::run_user(rip, rsp, me.user_resume.as_ptr(), me.user_entry_stack.as_ptr()) };
+    finish_user(&me);
+    value
+}
+
+/// [`run_user`] from a whole saved state (a forked child starts from its
+/// parent's system-call frame), with FS base `fs_base`.
+///
+/// # Safety
+/// As for [`run_user`], for the frame's RIP and RSP.
+pub unsafe fn run_user_frame(frame: &crate::arch::frame::TrapFrame, fs_base: u64) -> u64 {
+    let me = current();
+    crate::arch::cpu::disable_interrupts();
+    me.user_fs_base.store(fs_base, Ordering::Relaxed);
+    set_fs_base_register(fs_base);
+    // SAFETY: as in `run_user`.
+    let value =
+        unsafe { crate::arch::syscall::run_user_frame(frame, me.user_resume.as_ptr(), me.user_entry_stack.as_ptr()) };
+    finish_user(&me);
+    value
+}
+
+/// Back from user code for good: the thread is a kernel thread again.
+fn finish_user(me: &Thread) {
     crate::arch::cpu::disable_interrupts();
     me.user_entry_stack.store(0, Ordering::Relaxed);
     me.user_resume.store(0, Ordering::Relaxed);
     crate::percpu::current().user_entry_stack.store(0, Ordering::Relaxed);
     // SAFETY: back on the thread's own kernel code, as before the call.
     unsafe { crate::arch::cpu::enable_interrupts() };
-    value
 }
 
 /// Ends the running thread's [`run_user`], which returns `value`. Called on

@@ -448,3 +448,60 @@ pub(super) fn wait_for_exit(thread: &Arc<Thread>) -> u64 {
         }
     }
 }
+
+/// Threads waiting for a condition that other threads make true: each
+/// waiter checks the condition with the queue's lock held and blocks if it
+/// does not hold yet; whoever makes it true calls [`WaitQueue::wake_all`]
+/// after. A wake between the check and the block is not lost: the waiter
+/// is queued before it releases the lock, and a woken thread that has not
+/// switched out yet just goes on.
+pub struct WaitQueue {
+    waiters: spin::Mutex<alloc::vec::Vec<Arc<Thread>>>,
+}
+
+impl WaitQueue {
+    /// An empty queue.
+    pub const fn new() -> WaitQueue {
+        WaitQueue { waiters: spin::Mutex::new(alloc::vec::Vec::new()) }
+    }
+
+    /// Blocks until `ready` returns a value, and returns it. `ready` runs
+    /// with the queue's lock held and interrupts off: it may take other
+    /// locks, but not this queue's.
+    pub fn wait_until<T>(&self, mut ready: impl FnMut() -> Option<T>) -> T {
+        loop {
+            let found = without_interrupts(|| {
+                let mut waiters = self.waiters.lock();
+                if let Some(value) = ready() {
+                    return Some(value);
+                }
+                let cpu = percpu::current();
+                let me = current_thread(cpu);
+                me.scheduling.lock().state = ThreadState::Blocked;
+                waiters.push(me);
+                drop(waiters);
+                schedule();
+                None
+            });
+            if let Some(value) = found {
+                return value;
+            }
+        }
+    }
+
+    /// Wakes every waiter (each checks its condition again).
+    pub fn wake_all(&self) {
+        without_interrupts(|| {
+            let waiters = core::mem::take(&mut *self.waiters.lock());
+            for waiter in &waiters {
+                wake(waiter);
+            }
+        })
+    }
+}
+
+impl Default for WaitQueue {
+    fn default() -> Self {
+        WaitQueue::new()
+    }
+}
