@@ -327,3 +327,28 @@ pub(crate) fn usage() -> String {
      [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]... [-- \"cmd1; cmd2\"]"
         .to_string()
 }
+/// How a check of `cargo xtask test` boots.
+pub(crate) enum CheckBoot {
+    /// With a script, as `cargo xtask run -- "..."` does.
+    Script(String),
+    /// With this kernel command line, given to QEMU as it is.
+    RawCmdline(String),
+}
+
+/// A check of `cargo xtask test` after the in-kernel tests: a boot and the
+/// outcome it must have (the scripted checks and the generated ones of
+/// `main.rs`, the user-program checks of `usertest.rs`).
+pub(crate) struct Check {
+    /// How the check is named in the output.
+    pub(crate) label: String,
+    /// How it boots.
+    pub(crate) boot: CheckBoot,
+    /// True when the boot must end with the kernel's success status.
+    pub(crate) expect_success: bool,
+    /// Text the output must hold.
+    pub(crate) expect_output: Vec<String>,
+    /// CPUs, when not the default.
+    pub(crate) cpus: Option<u32>,
+    /// Host files packed under `bin/` (`--add`).
+    pub(crate) add: Vec<PathBuf>,
+}

@@ -32,14 +32,17 @@ mod boot;
 mod compare;
 mod grade;
 mod imports;
+mod kit;
 mod lab;
 mod plot;
+mod selftests;
+mod usertest;
 
 mod initrd;
 
 use boot::{
-    build_kernel, cargo, ensure_qemu, qemu_command, run_captured, usage, workspace_root, Options, ScriptedBoot, QEMU,
-    QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
+    build_kernel, cargo, ensure_qemu, qemu_command, run_captured, usage, workspace_root, Check, CheckBoot, Options,
+    ScriptedBoot, QEMU, QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
 };
 use std::env;
 use std::path::PathBuf;
@@ -251,27 +254,6 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     },
 ];
 
-/// How a check of `cargo xtask test` boots.
-enum CheckBoot {
-    /// With a script, as `cargo xtask run -- "..."` does.
-    Script(String),
-    /// With this kernel command line, given to QEMU as it is.
-    RawCmdline(String),
-}
-
-/// A check of `cargo xtask test` after the in-kernel tests: a boot and the
-/// outcome it must have ([`SCRIPTED_CHECKS`] and [`generated_checks`]).
-struct Check {
-    /// How the check is named in the output.
-    label: String,
-    boot: CheckBoot,
-    expect_success: bool,
-    expect_output: Vec<String>,
-    cpus: Option<u32>,
-    /// Host files packed under `bin/` (`--add`).
-    add: Vec<PathBuf>,
-}
-
 impl From<&ScriptedCheck> for Check {
     fn from(check: &ScriptedCheck) -> Check {
         Check {
@@ -341,9 +323,10 @@ fn generated_checks() -> Vec<Check> {
     ]
 }
 
-/// The `elf` command on a user program built here with `gcc -static` and
-/// packed with `--add`: its load plan is printed; a file that is no ELF is
-/// refused with ENOEXEC.
+/// The `elf` and `run` commands on a program built here with `gcc -static`
+/// (linked at 0x400000, where every Nacre address space holds the kernel's
+/// map: refused, with the remedy) and one built with `gcc -static-pie` (its
+/// load plan printed); a file that is no ELF is refused with ENOEXEC.
 fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
     boot::ensure_static_gcc()?;
     let dir = root.join("target/elf-check");
@@ -351,35 +334,52 @@ fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
     let source = dir.join("hello.c");
     std::fs::write(&source, "#include <stdio.h>\nint main(void) { puts(\"hello\"); return 0; }\n")
         .map_err(|e| format!("{}: {e}", source.display()))?;
-    let binary = dir.join("hello-static");
-    let status = Command::new("gcc")
-        .arg("-static")
-        .arg("-o")
-        .arg(&binary)
-        .arg(&source)
-        .status()
-        .map_err(|e| format!("cannot run gcc (needed for the user-program checks): {e}"))?;
-    if !status.success() {
-        return Err("gcc -static failed (the static C library, libc6-dev, is needed)".to_string());
+    let fixed = dir.join("hello-static");
+    let pie = dir.join("hello-pie");
+    for (binary, flag) in [(&fixed, "-static"), (&pie, "-static-pie")] {
+        let status = Command::new("gcc")
+            .arg(flag)
+            .arg("-o")
+            .arg(binary)
+            .arg(&source)
+            .status()
+            .map_err(|e| format!("cannot run gcc (needed for the user-program checks): {e}"))?;
+        if !status.success() {
+            return Err(format!("gcc {flag} failed (the static C library, libc6-dev, is needed)"));
+        }
     }
     Ok(vec![
         Check {
-            label: "elf of a static program added with --add".to_string(),
-            boot: CheckBoot::Script("elf bin/hello-static".to_string()),
+            label: "elf and run of a static PIE added with --add".to_string(),
+            boot: CheckBoot::Script("elf bin/hello-pie; run /bin/hello-pie".to_string()),
             expect_success: true,
             expect_output: vec![
-                "static executable, entry".to_string(),
+                "static position-independent executable, entry".to_string(),
                 "r-x file".to_string(),
                 "initial break".to_string(),
+                "hello".to_string(),
+                "exit 0".to_string(),
             ],
             cpus: None,
-            add: vec![binary],
+            add: vec![pie],
         },
         Check {
-            label: "elf of a file that is no executable".to_string(),
-            boot: CheckBoot::Script("elf hello.txt".to_string()),
+            label: "run of a program linked at 0x400000 is refused with the remedy".to_string(),
+            boot: CheckBoot::Script("run /bin/hello-static".to_string()),
             expect_success: false,
-            expect_output: vec!["cannot be run".to_string(), "(errno 8)".to_string()],
+            expect_output: vec![
+                "cannot run".to_string(),
+                "outside user space".to_string(),
+                "gcc -static-pie".to_string(),
+            ],
+            cpus: None,
+            add: vec![fixed],
+        },
+        Check {
+            label: "elf and run of a file that is no executable".to_string(),
+            boot: CheckBoot::Script("elf hello.txt; run /hello.txt".to_string()),
+            expect_success: false,
+            expect_output: vec!["cannot be run".to_string(), "(errno 8)".to_string(), "ENOEXEC".to_string()],
             cpus: None,
             add: Vec::new(),
         },
@@ -395,6 +395,7 @@ fn main() -> ExitCode {
         Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
+        Some("selftests") => selftests::selftests(&args[1..]),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
         Some("bench") => {
             let (out, rest) = take_option(&args[1..], "--out");
@@ -527,8 +528,13 @@ fn test(options: &Options) -> Result<(), String> {
         }
     }
 
-    let checks: Vec<Check> =
-        SCRIPTED_CHECKS.iter().map(Check::from).chain(generated_checks()).chain(elf_checks(&root)?).collect();
+    let checks: Vec<Check> = SCRIPTED_CHECKS
+        .iter()
+        .map(Check::from)
+        .chain(generated_checks())
+        .chain(elf_checks(&root)?)
+        .chain(usertest::checks(&root)?)
+        .collect();
     let mut scripted_passed = 0;
     for check in &checks {
         println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
@@ -561,17 +567,23 @@ fn test(options: &Options) -> Result<(), String> {
 
     // The Paging Lab kit: the student tree is cut from this one and builds;
     // the grader gives this tree full marks, and the student tree none for
-    // the tasks cut out, without crashing.
+    // the tasks cut out, without crashing; the student tree's kernel boots
+    // to the shell, and stops at Task 1's todo! where it needs Task 1.
     let mut lab_passed = 0;
     let kit = root.join("target/lab-kit");
     let _ = std::fs::remove_dir_all(&kit);
-    let lab_steps: [(&str, Box<LabStep>); 3] = [
+    let lab_steps: [(&str, Box<LabStep>); 5] = [
         ("the lab kit is cut (cargo xtask lab new target/lab-kit)", Box::new(|| lab::new(&root, &kit, false))),
         ("the grader gives the reference full marks", Box::new(|| grade::grade(&["--expect-full".to_string()]))),
         (
             "the grader gives the student tree no marks for the cut tasks",
             Box::new(|| grade::grade(&[kit.display().to_string(), "--expect-zero".to_string()])),
         ),
+        (
+            "the student tree's kernel boots to the shell and runs help and mem",
+            Box::new(|| kit::boots_to_the_shell(&kit)),
+        ),
+        ("the student tree's `as add` stops at Task 1's todo!", Box::new(|| kit::task1_fails_naming_it(&kit))),
     ];
     for (what, step) in &lab_steps {
         println!("xtask: {what}");

@@ -305,9 +305,9 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
 /// space: what `fork` makes for a child process (see
 /// `paging::PagingAspace::fork`: private pages shared read-only until the
 /// first write, the parent's writable entries shot down on every CPU
-/// before this returns). Only `paging` spaces fork. A hardened parent's
-/// child is hardened too: guard pages made later are unmapped in it (one
-/// made while the fork copies the regions may be missed by the child).
+/// before this returns). Only `paging` spaces fork. The child has the
+/// parent's regions, guard pages included; to have later guard pages
+/// unmapped in it too, see `harden::mark_hardened`.
 pub fn fork(parent: &Space, name: &str) -> Result<Arc<Space>, AspaceError> {
     if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
         return Err(AspaceError::InvalidName { name: name.into() });
@@ -336,9 +336,6 @@ pub fn fork(parent: &Space, name: &str) -> Result<Arc<Space>, AspaceError> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(SpaceObject::Paging(child)) });
     SPACES.lock().insert(id, space.clone());
-    if harden::is_hardened(parent.id) {
-        harden::mark_hardened(id);
-    }
     Ok(space)
 }
 

@@ -1,0 +1,152 @@
+//! The user-mode tests: the static programs in `tests/user/*.c`, built with
+//! `gcc -static-pie`, run first on the host Linux (the oracle) and then on
+//! Nacre, where each must end the same way.
+//!
+//! A program says how it ends and what it is given in its source:
+//! `expect: signal N` (default: exit status 0) and `args: A B ...`. A
+//! program that does not end as it says on the host is a wrong test, and
+//! the suite stops there. On Nacre each runs in its own boot (`run /bin/NAME
+//! ARGS; echo alive`), and the check wants the shell's status line
+//! (`exit 0`, `killed by SIGSEGV`), the program's own "0 failed" summary
+//! for an exit-0 program, and the kernel still answering afterwards.
+
+use crate::boot::{Check, CheckBoot};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// How a test program ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Ending {
+    Exit(i32),
+    Signal(i32),
+}
+
+/// One test program, built.
+struct Program {
+    name: String,
+    binary: PathBuf,
+    args: Vec<String>,
+    ending: Ending,
+}
+
+/// The signal names the shell prints for the signals a test may expect.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        15 => "SIGTERM",
+        _ => "SIG?",
+    }
+}
+
+/// The value after `key` on a comment line of `source` (`expect: signal 11`).
+fn directive<'a>(source: &'a str, key: &str) -> Option<&'a str> {
+    source.lines().find_map(|line| {
+        let line = line.trim_start_matches([' ', '*', '/']);
+        line.strip_prefix(key).map(str::trim)
+    })
+}
+
+fn build(root: &Path) -> Result<Vec<Program>, String> {
+    crate::boot::ensure_static_gcc()?;
+    let sources = root.join("tests/user");
+    let out = root.join("target/user-tests/bin");
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&sources)
+        .map_err(|e| format!("{}: {e}", sources.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
+        .collect();
+    entries.sort();
+    let mut programs = Vec::new();
+    for source in entries {
+        let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("test").to_string();
+        let text = std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
+        let ending = match directive(&text, "expect:") {
+            None => Ending::Exit(0),
+            Some(rest) => match rest.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["signal", n] => Ending::Signal(n.parse().map_err(|_| format!("{name}: bad expect line"))?),
+                ["exit", n] => Ending::Exit(n.parse().map_err(|_| format!("{name}: bad expect line"))?),
+                _ => return Err(format!("{name}: bad expect line {rest:?}")),
+            },
+        };
+        let args = directive(&text, "args:")
+            .map(|rest| rest.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let binary = out.join(&name);
+        let status = Command::new("gcc")
+            .args(["-static-pie", "-O2", "-Wall", "-Werror", "-o"])
+            .arg(&binary)
+            .arg(&source)
+            .status()
+            .map_err(|e| format!("cannot run gcc: {e}"))?;
+        if !status.success() {
+            return Err(format!("gcc -static-pie {} failed", source.display()));
+        }
+        programs.push(Program { name, binary, args, ending });
+    }
+    Ok(programs)
+}
+
+/// How `program` ends on the host.
+fn run_on_host(program: &Program) -> Result<(Ending, String), String> {
+    use std::os::unix::process::ExitStatusExt;
+    let output = Command::new("timeout")
+        .arg("60")
+        .arg(&program.binary)
+        .args(&program.args)
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", program.binary.display()))?;
+    let ending = match (output.status.code(), output.status.signal()) {
+        (Some(code), _) => Ending::Exit(code),
+        (None, Some(signal)) => Ending::Signal(signal),
+        _ => return Err(format!("{}: no exit status", program.name)),
+    };
+    Ok((ending, String::from_utf8_lossy(&output.stdout).into_owned()))
+}
+
+/// The checks: every program built and run on the host (a failure there is
+/// returned as an error: the test is wrong), then one Nacre boot each.
+pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
+    let programs = build(root)?;
+    let mut checks = Vec::new();
+    for program in &programs {
+        let (ending, output) = run_on_host(program)?;
+        if ending != program.ending {
+            return Err(format!(
+                "user test {} ends as {ending:?} on the host Linux, not as it says ({:?}): the test is wrong\n{output}",
+                program.name, program.ending
+            ));
+        }
+        println!("xtask: user test {} on the host: {ending:?}, as expected", program.name);
+        let mut expect_output = vec!["alive".to_string()];
+        let status_line = match program.ending {
+            Ending::Exit(code) => format!("exit {code}"),
+            Ending::Signal(signal) => format!("killed by {}", signal_name(signal)),
+        };
+        expect_output.push(status_line);
+        if program.ending == Ending::Exit(0) && output.contains(" failed") {
+            expect_output.push(format!("{}: ", program.name));
+            expect_output.push(" 0 failed".to_string());
+        }
+        let mut command = format!("run /bin/{}", program.name);
+        for arg in &program.args {
+            command.push(' ');
+            command.push_str(arg);
+        }
+        checks.push(Check {
+            label: format!("user test {} on Nacre (as on Linux: {:?})", program.name, program.ending),
+            boot: CheckBoot::Script(format!("{command}; echo alive")),
+            expect_success: program.ending == Ending::Exit(0),
+            expect_output,
+            cpus: None,
+            add: vec![program.binary.clone()],
+        });
+    }
+    Ok(checks)
+}
