@@ -151,7 +151,17 @@ pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
     };
     let protections = cpu_protections();
     let forbidden = if code.contains(PageFaultCode::FETCH) { protections.smep } else { protections.smap };
-    translation.user && forbidden
+    // Only when the entry itself allows the access: a write to a read-only
+    // user page (a page shared copy-on-write that the kernel's copy-out
+    // writes, with SMAP's window open) is an ordinary fault to handle.
+    let allowed = if code.contains(PageFaultCode::WRITE) {
+        translation.writable
+    } else if code.contains(PageFaultCode::FETCH) {
+        translation.executable
+    } else {
+        true
+    };
+    translation.user && forbidden && allowed
 }
 
 /// The fault report's line for a fault at `addr` in a guard page, if it is

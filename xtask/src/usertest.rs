@@ -32,6 +32,9 @@ struct Program {
 /// The signal names the shell prints for the signals a test may expect.
 fn signal_name(signal: i32) -> &'static str {
     match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
         4 => "SIGILL",
         5 => "SIGTRAP",
         6 => "SIGABRT",
@@ -39,6 +42,8 @@ fn signal_name(signal: i32) -> &'static str {
         8 => "SIGFPE",
         9 => "SIGKILL",
         11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
         15 => "SIGTERM",
         _ => "SIG?",
     }

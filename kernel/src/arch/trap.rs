@@ -14,6 +14,9 @@
 //! * Any other exception from ring 3 goes to the [`UserTrapHandler`].
 //! * Any vector with a handler registered by [`register_handler`] runs it.
 //! * Any other exception reports and stops; any other interrupt is logged.
+//!
+//! Last, a frame that goes back to ring 3 is offered to the
+//! [`UserTrapHandler`]'s `returning_to_user` (pending signals).
 
 use super::cpu::{read_cr0, read_cr2, read_cr3, read_cr4};
 use super::frame::{vector_name, SelectorErrorCode, TrapFrame};
@@ -62,6 +65,16 @@ pub trait UserTrapHandler: Sync {
     /// sensibly: into the program's signal handler, or into the kernel to
     /// end the process (see `syscall::redirect_with_frame`).
     fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>);
+
+    /// Offered every trap whose frame goes back to ring 3 (an interrupt, or
+    /// a fault the kernel fixed), last, still on the IST stack with
+    /// interrupts off: it may rewrite `frame` (with
+    /// `syscall::redirect_with_frame`) so that the program first passes
+    /// through the kernel, e.g. to take a pending signal. It must neither
+    /// fault nor sleep here.
+    fn returning_to_user(&self, frame: &mut TrapFrame) {
+        let _ = frame;
+    }
 }
 
 static USER_TRAP_HANDLER: SetOnce<&'static dyn UserTrapHandler> = SetOnce::new();
@@ -191,6 +204,11 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             None if vector < 32 => report_and_stop(frame, &Detail::None),
             None => log::warn!("interrupt on vector {vector} with no handler (RIP {:#x})", frame.rip),
         },
+    }
+    if from_user(frame) {
+        if let Some(handler) = USER_TRAP_HANDLER.get() {
+            handler.returning_to_user(frame);
+        }
     }
     cpu.leave_ist(stack);
     frame as *mut TrapFrame

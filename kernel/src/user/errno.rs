@@ -32,6 +32,7 @@ errnos! {
     ESRCH = 3, "No such process.";
     EINTR = 4, "Interrupted system call.";
     EIO = 5, "I/O error.";
+    ENXIO = 6, "No such device or address.";
     E2BIG = 7, "Argument list too long.";
     ENOEXEC = 8, "Exec format error.";
     EBADF = 9, "Bad file number.";
@@ -42,17 +43,23 @@ errnos! {
     EFAULT = 14, "Bad address.";
     EBUSY = 16, "Device or resource busy.";
     EEXIST = 17, "File exists.";
+    ENODEV = 19, "No such device.";
     ENOTDIR = 20, "Not a directory.";
     EISDIR = 21, "Is a directory.";
     EINVAL = 22, "Invalid argument.";
+    ENFILE = 23, "File table overflow.";
     EMFILE = 24, "Too many open files.";
     ENOTTY = 25, "Not a typewriter.";
     ESPIPE = 29, "Illegal seek.";
     EROFS = 30, "Read-only file system.";
+    EPIPE = 32, "Broken pipe.";
     ERANGE = 34, "Math result not representable.";
     ENAMETOOLONG = 36, "File name too long.";
     ENOSYS = 38, "Invalid system call number.";
+    ELOOP = 40, "Too many symbolic links encountered.";
     EOVERFLOW = 75, "Value too large for defined data type.";
+    EOPNOTSUPP = 95, "Operation not supported on transport endpoint.";
+    ERESTARTSYS = 512, "Kernel-internal: restart the system call after the signal's handler if it has SA_RESTART, else EINTR (never seen by a program).";
 }
 
 impl Errno {

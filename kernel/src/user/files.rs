@@ -1,122 +1,763 @@
-//! A process's open files: the console on 0, 1 and 2, initrd files opened
-//! read-only, and the generated files of `/proc/self` (`maps`, `status`).
+//! A process's open files and the file system calls.
 //!
-//! The initrd is read-only: opening a file for writing is `EROFS`, creating
-//! one is `EROFS` too (there is no writable file system yet). Reads of the
-//! console return 0 (end of file): the shell owns the keyboard while a
-//! program runs.
+//! What a descriptor can name ([`Backing`]): the console (0, 1 and 2: a
+//! terminal to `ioctl`, where writes print and reads see end of file: the
+//! shell owns the keyboard while a program runs), an initrd file (read-only:
+//! opening one for writing, or creating one, is `EROFS`), a directory (the
+//! initrd's, `/proc`, `/proc/self`; `getdents64` lists them), a generated
+//! `/proc` file (`maps`, `status`, `meminfo`, made when opened), one end of
+//! a pipe, or an `O_PATH` handle.
+//!
+//! The descriptor table ([`FileTable`]) holds each descriptor's open file
+//! description (shared by `dup` and `fork`) and its `FD_CLOEXEC` flag; the
+//! description holds the offset and the status flags `fcntl(F_GETFL)`
+//! shows. Its size follows `RLIMIT_NOFILE`, up to [`TABLE_MAX`].
+//!
+//! Pipes ([`Pipe`]) are Linux's: a ring of up to 16 one-page buffers (64
+//! KiB), a write of at most `PIPE_BUF` (4096) bytes atomic, small writes
+//! merged into the last page, packet mode with `O_DIRECT`. A read of an
+//! empty pipe returns end of file when no writer is left, `EAGAIN` with
+//! `O_NONBLOCK`, and otherwise waits; a write with no reader left raises
+//! `SIGPIPE` and fails with `EPIPE`. A wait ends when the pipe changes or a
+//! signal comes (`ERESTARTSYS`: `EINTR`, or a restart with `SA_RESTART`);
+//! it looks again every [`signal::WAIT_POLL_MS`].
+//!
+//! Every call checks its arguments in Linux's order and reaches user memory
+//! only through [`super::copy`].
 
 use super::copy;
 use super::errno::{Errno, SysResult};
+pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, NR_OPEN, TABLE_MAX};
+use super::fdtable::{DirEntry, PipeBuffer, Ring, Slot, NEXT_PIPE_INO};
+use super::proc;
+use super::process::{self, Process, RLIMIT_NOFILE};
+use super::signal::{self, code, Signal};
 use crate::fs;
+use alloc::collections::{BTreeMap, VecDeque};
+use alloc::format;
+use alloc::string::{String, ToString};
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use spin::Mutex;
-
-/// The most files a process has open at once (`RLIMIT_NOFILE`).
-pub const MAX_FILES: usize = 1024;
-
-/// What an open file is.
-pub enum Backing {
-    /// The serial console: writes print, reads see end of file.
-    Console,
-    /// An initrd file (read-only).
-    Initrd(&'static fs::File),
-    /// Bytes made when the file was opened (`/proc/self/maps`).
-    Generated(Vec<u8>),
+/// The system calls this module serves, by number.
+mod nr {
+    pub const READ: u64 = 0;
+    pub const WRITE: u64 = 1;
+    pub const OPEN: u64 = 2;
+    pub const STAT: u64 = 4;
+    pub const FSTAT: u64 = 5;
+    pub const LSTAT: u64 = 6;
+    pub const IOCTL: u64 = 16;
+    pub const PREAD64: u64 = 17;
+    pub const PWRITE64: u64 = 18;
+    pub const READV: u64 = 19;
+    pub const WRITEV: u64 = 20;
+    pub const ACCESS: u64 = 21;
+    pub const PIPE: u64 = 22;
+    pub const DUP: u64 = 32;
+    pub const DUP2: u64 = 33;
+    pub const FCNTL: u64 = 72;
+    pub const READLINK: u64 = 89;
+    pub const UMASK: u64 = 95;
+    pub const GETDENTS64: u64 = 217;
+    pub const OPENAT: u64 = 257;
+    pub const NEWFSTATAT: u64 = 262;
+    pub const READLINKAT: u64 = 267;
+    pub const FACCESSAT: u64 = 269;
+    pub const DUP3: u64 = 292;
+    pub const PIPE2: u64 = 293;
+    pub const STATX: u64 = 332;
+    pub const FACCESSAT2: u64 = 439;
 }
 
-/// An open file description: what it is and the offset reads start at.
-pub struct OpenFile {
-    /// The file.
-    pub backing: Backing,
-    /// The offset of the next `read`.
-    pub offset: u64,
+use super::fdtable::flags::*;
+
+/// `AT_FDCWD` (an `int`): a path relative to the working directory.
+const AT_FDCWD: i32 = -100;
+/// `AT_SYMLINK_NOFOLLOW`.
+const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+/// `AT_EACCESS`.
+const AT_EACCESS: u64 = 0x200;
+/// `AT_NO_AUTOMOUNT`.
+const AT_NO_AUTOMOUNT: u64 = 0x800;
+/// `AT_EMPTY_PATH`.
+const AT_EMPTY_PATH: u64 = 0x1000;
+/// `AT_STATX_SYNC_TYPE` (both bits set is `EINVAL`).
+const AT_STATX_SYNC_TYPE: u64 = 0x6000;
+/// `PATH_MAX`.
+const PATH_MAX: usize = 4096;
+/// `NAME_MAX`: the longest path component.
+const NAME_MAX: usize = 255;
+/// The page size: a pipe buffer's size and `PIPE_BUF`.
+const PAGE: usize = 4096;
+/// A pipe's buffers to begin with (64 KiB).
+const PIPE_SLOTS: usize = 16;
+/// The most buffers `F_SETPIPE_SZ` gives a pipe (1 MiB, `pipe-max-size`).
+const PIPE_MAX_SLOTS: usize = 256;
+/// The most bytes one `read` or `write` moves (`MAX_RW_COUNT`).
+const MAX_RW_COUNT: u64 = 0x7fff_f000;
+
+/// The process's descriptor limit (`RLIMIT_NOFILE`'s soft limit).
+fn nofile_limit(process: &Process) -> u64 {
+    process.state.lock().rlimits[RLIMIT_NOFILE].cur
 }
 
-impl OpenFile {
-    /// The file's bytes, when it has any (not the console).
-    pub fn bytes(&self) -> Option<&[u8]> {
-        match &self.backing {
-            Backing::Console => None,
-            Backing::Initrd(file) => Some(file.data()),
-            Backing::Generated(bytes) => Some(bytes),
+/// The file the path calls name (`unsigned int` descriptors).
+fn file_of(process: &Process, fd: u64) -> Result<FileRef, Errno> {
+    process.state.lock().files.get(fd)
+}
+
+// ---------------------------------------------------------------------------
+// Paths
+
+/// The node called `name` (a canonical path without the leading slash), if any.
+fn node_named(process: &Process, name: &str) -> Option<Node> {
+    match name {
+        "" | "proc" => return Some(Node::Directory(name.to_string())),
+        "proc/self" => return Some(Node::SelfLink),
+        "proc/meminfo" => return Some(Node::Proc("meminfo")),
+        "proc/self/maps" => return Some(Node::Proc("maps")),
+        "proc/self/status" => return Some(Node::Proc("status")),
+        "proc/self/exe" => return Some(Node::Proc("exe")),
+        _ => {}
+    }
+    if name.strip_prefix("proc/").is_some_and(|pid| pid == process.pid.to_string()) {
+        return Some(Node::Directory("proc/self".to_string()));
+    }
+    if name == "proc" || name.starts_with("proc/") {
+        return None;
+    }
+    if let Ok(file) = fs::find(name) {
+        return Some(Node::File(file));
+    }
+    let prefix = format!("{name}/");
+    fs::files().iter().any(|file| file.name().starts_with(&prefix)).then(|| Node::Directory(name.to_string()))
+}
+
+/// What the link `node` points at (a node that is not a link is itself).
+fn follow(process: &Process, node: Node) -> Result<Node, Errno> {
+    match node {
+        Node::SelfLink => Ok(Node::Directory("proc/self".to_string())),
+        Node::Proc("exe") => {
+            let (file, _) = process::find_program(&process.path).map_err(|_| Errno::ENOENT)?;
+            Ok(Node::File(file))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Resolves the absolute `path` component by component, as Linux's path
+/// walk does: `ENOENT` for a missing component, `ENOTDIR` where a
+/// non-directory is walked through (or named with a trailing slash),
+/// `ENAMETOOLONG` for a component over `NAME_MAX`. Links are followed
+/// except the last component's when `follow_last` is false.
+fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let components: Vec<&str> = path.split('/').filter(|part| !part.is_empty()).collect();
+    let follow_last = follow_last || path.ends_with('/');
+    let mut parts: Vec<String> = Vec::new();
+    let mut node = Node::Directory(String::new());
+    for (index, &component) in components.iter().enumerate() {
+        let last = index + 1 == components.len();
+        if component.len() > NAME_MAX {
+            return Err(Errno::ENAMETOOLONG);
+        }
+        match component {
+            "." => continue,
+            ".." => {
+                parts.pop();
+                node = Node::Directory(parts.join("/"));
+                continue;
+            }
+            _ => {}
+        }
+        parts.push(component.to_string());
+        node = node_named(process, &parts.join("/")).ok_or(Errno::ENOENT)?;
+        if !last || follow_last {
+            node = follow(process, node)?;
+        }
+        match &node {
+            Node::Directory(canonical) => {
+                parts = canonical.split('/').filter(|part| !part.is_empty()).map(String::from).collect();
+            }
+            _ if !last => return Err(Errno::ENOTDIR),
+            _ => {}
         }
     }
+    if path.ends_with('/') && !node.is_directory() {
+        return Err(Errno::ENOTDIR);
+    }
+    Ok(node)
 }
 
-/// A shared open file description.
-pub type FileRef = Arc<Mutex<OpenFile>>;
-
-/// The descriptors of a process.
-pub struct FileTable {
-    slots: Vec<Option<FileRef>>,
+/// Reads a path argument (`EFAULT`, `ENAMETOOLONG`).
+fn read_path(addr: u64) -> Result<String, Errno> {
+    let bytes = copy::read_string(addr, PATH_MAX - 1)?;
+    // No file here has a name that is not UTF-8: such a name matches none.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
-impl FileTable {
-    /// 0, 1 and 2 on the console.
-    pub fn with_console() -> FileTable {
-        let console = || Some(Arc::new(Mutex::new(OpenFile { backing: Backing::Console, offset: 0 })));
-        FileTable { slots: alloc::vec![console(), console(), console()] }
+/// `name` (not empty) as an absolute path: joined to the directory `dirfd`
+/// names when it is relative.
+fn absolute(process: &Process, dirfd: u64, name: String) -> Result<String, Errno> {
+    if name.starts_with('/') || dirfd as i32 == AT_FDCWD {
+        return Ok(name);
     }
+    Ok(format!("/{}/{name}", directory_of(process, dirfd)?))
+}
 
-    /// The file behind descriptor `fd`, or `EBADF`.
-    pub fn get(&self, fd: u64) -> Result<FileRef, Errno> {
-        usize::try_from(fd).ok().and_then(|fd| self.slots.get(fd)).and_then(Clone::clone).ok_or(Errno::EBADF)
+/// The path of the directory descriptor `dirfd` names.
+fn directory_of(process: &Process, dirfd: u64) -> Result<String, Errno> {
+    let file = process.state.lock().files.get_any(dirfd)?;
+    let open = file.lock();
+    match &open.backing {
+        Backing::Directory(directory) => Ok(directory.path.clone()),
+        Backing::Path(Node::Directory(path)) => Ok(path.clone()),
+        _ => Err(Errno::ENOTDIR),
     }
+}
 
-    /// Puts `file` in the lowest free descriptor (`EMFILE` when none is).
-    pub fn add(&mut self, file: OpenFile) -> SysResult {
-        let file = Some(Arc::new(Mutex::new(file)));
-        if let Some(free) = self.slots.iter().position(Option::is_none) {
-            self.slots[free] = file;
-            return Ok(free as u64);
+/// What a `*at` call names: the path's node, or with `AT_EMPTY_PATH` and
+/// an empty path, the descriptor's file.
+enum Target {
+    Node(Node),
+    File(FileRef),
+}
+
+/// What `path` (as read, its error kept for after the flags' checks) names
+/// relative to `dirfd`.
+fn target_at(
+    process: &Process,
+    dirfd: u64,
+    path: Result<String, Errno>,
+    empty_ok: bool,
+    follow_last: bool,
+) -> Result<Target, Errno> {
+    let path = path?;
+    if path.is_empty() {
+        if !empty_ok {
+            return Err(Errno::ENOENT);
         }
-        if self.slots.len() >= MAX_FILES {
-            return Err(Errno::EMFILE);
+        if dirfd as i32 == AT_FDCWD {
+            return Ok(Target::Node(Node::Directory(String::new())));
         }
-        self.slots.push(file);
-        Ok(self.slots.len() as u64 - 1)
+        return Ok(Target::File(process.state.lock().files.get_any(dirfd)?));
     }
+    let path = absolute(process, dirfd, path)?;
+    Ok(Target::Node(resolve(process, &path, follow_last)?))
+}
 
-    /// Closes `fd` (`EBADF` when it is not open).
-    pub fn close(&mut self, fd: u64) -> SysResult {
-        let slot = usize::try_from(fd).ok().and_then(|fd| self.slots.get_mut(fd)).ok_or(Errno::EBADF)?;
-        slot.take().ok_or(Errno::EBADF).map(|_| 0)
+// ---------------------------------------------------------------------------
+// Directories
+
+/// `d_type` values.
+const DT_DIR: u8 = 4;
+const DT_REG: u8 = 8;
+const DT_LNK: u8 = 10;
+
+/// The inode numbers of `/proc`.
+const PROC_ROOT_INO: u64 = 1;
+const PROC_SELF_LINK_INO: u64 = 2;
+const PROC_MEMINFO_INO: u64 = 3;
+
+/// The inode of a process's `/proc/PID` entry `index` (0: the directory).
+fn proc_pid_ino(pid: u32, index: u64) -> u64 {
+    0x1000 + pid as u64 * 8 + index
+}
+
+/// The inode of an initrd directory (a hash of its path, above every
+/// file's: those are numbered from 1).
+fn directory_ino(path: &str) -> u64 {
+    let mut hash: u32 = 0x811c_9dc5;
+    for byte in path.bytes() {
+        hash = (hash ^ byte as u32).wrapping_mul(0x0100_0193);
+    }
+    1 << 32 | hash as u64
+}
+
+fn node_ino(process: &Process, node: &Node) -> u64 {
+    match node {
+        Node::File(file) => proc::inode_of(file.name()),
+        Node::Directory(path) if path == "proc" => PROC_ROOT_INO,
+        Node::Directory(path) if path == "proc/self" => proc_pid_ino(process.pid, 0),
+        Node::Directory(path) => directory_ino(path),
+        Node::SelfLink => PROC_SELF_LINK_INO,
+        Node::Proc("meminfo") => PROC_MEMINFO_INO,
+        Node::Proc("maps") => proc_pid_ino(process.pid, 1),
+        Node::Proc("status") => proc_pid_ino(process.pid, 2),
+        Node::Proc(_) => proc_pid_ino(process.pid, 3),
     }
 }
 
-/// `read` from `file` into user memory `[buf, buf + len)`.
-pub fn read(file: &FileRef, buf: u64, len: u64) -> SysResult {
-    copy::check_range(buf, len)?;
-    let mut file = file.lock();
-    let offset = file.offset;
-    let Some(bytes) = file.bytes() else { return Ok(0) };
-    let start = (offset.min(bytes.len() as u64)) as usize;
-    let count = (len as usize).min(bytes.len() - start);
-    copy::write(buf, &bytes[start..start + count])?;
-    file.offset += count as u64;
-    Ok(count as u64)
+fn node_kind(node: &Node) -> u8 {
+    match node {
+        Node::Directory(_) => DT_DIR,
+        Node::SelfLink | Node::Proc("exe") => DT_LNK,
+        _ => DT_REG,
+    }
 }
 
-/// `write` of user memory `[buf, buf + len)` to `file`.
-pub fn write(file: &FileRef, buf: u64, len: u64) -> SysResult {
-    copy::check_range(buf, len)?;
-    if !matches!(file.lock().backing, Backing::Console) {
-        return Err(Errno::EBADF); // opened read-only
+/// The entries of directory `path`, sorted by name after `.` and `..`.
+fn list(process: &Process, path: &str) -> Vec<DirEntry> {
+    let parent = path.rsplit_once('/').map_or("", |(parent, _)| parent);
+    let mut entries = alloc::vec![
+        DirEntry { ino: node_ino(process, &Node::Directory(path.to_string())), kind: DT_DIR, name: ".".to_string() },
+        DirEntry { ino: node_ino(process, &Node::Directory(parent.to_string())), kind: DT_DIR, name: "..".to_string() },
+    ];
+    let mut children: BTreeMap<String, Node> = BTreeMap::new();
+    match path {
+        "proc" => {
+            children.insert("self".to_string(), Node::SelfLink);
+            children.insert(process.pid.to_string(), Node::Directory("proc/self".to_string()));
+            children.insert("meminfo".to_string(), Node::Proc("meminfo"));
+        }
+        "proc/self" => {
+            children.insert("exe".to_string(), Node::Proc("exe"));
+            children.insert("maps".to_string(), Node::Proc("maps"));
+            children.insert("status".to_string(), Node::Proc("status"));
+        }
+        _ => {
+            let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
+            for file in fs::files() {
+                let Some(rest) = file.name().strip_prefix(prefix.as_str()) else { continue };
+                match rest.split_once('/') {
+                    Some((child, _)) if !child.is_empty() => {
+                        children.insert(child.to_string(), Node::Directory(format!("{prefix}{child}")));
+                    }
+                    None if !rest.is_empty() => {
+                        children.insert(rest.to_string(), Node::File(file));
+                    }
+                    _ => {}
+                }
+            }
+            if path.is_empty() {
+                children.insert("proc".to_string(), Node::Directory("proc".to_string()));
+            }
+        }
     }
-    let mut chunk = [0u8; 512];
+    for (name, node) in children {
+        entries.push(DirEntry { ino: node_ino(process, &node), kind: node_kind(&node), name });
+    }
+    entries
+}
+
+/// `getdents64(fd, dirp, count)`: as many `struct linux_dirent64` as fit
+/// (`EINVAL` when not even the next one does), 0 at the end.
+fn getdents64(process: &Process, fd: u64, buf: u64, count: u64) -> SysResult {
+    let file = file_of(process, fd)?;
+    let count = count as u32 as usize;
+    let (bytes, next) = {
+        let open = file.lock();
+        let Backing::Directory(directory) = &open.backing else { return Err(Errno::ENOTDIR) };
+        let mut bytes = Vec::new();
+        let mut index = open.offset;
+        while let Some(entry) = usize::try_from(index).ok().and_then(|index| directory.entries.get(index)) {
+            // d_ino, d_off, d_reclen, d_type, then the name and its NUL.
+            let reclen = (19 + entry.name.len() + 1).next_multiple_of(8);
+            if bytes.len() + reclen > count {
+                if bytes.is_empty() {
+                    return Err(Errno::EINVAL);
+                }
+                break;
+            }
+            bytes.extend_from_slice(&entry.ino.to_le_bytes());
+            bytes.extend_from_slice(&(index + 1).to_le_bytes());
+            bytes.extend_from_slice(&(reclen as u16).to_le_bytes());
+            bytes.push(entry.kind);
+            bytes.extend_from_slice(entry.name.as_bytes());
+            bytes.resize(bytes.len() + reclen - 19 - entry.name.len(), 0);
+            index += 1;
+        }
+        (bytes, index)
+    };
+    copy::write(buf, &bytes)?;
+    file.lock().offset = next;
+    Ok(bytes.len() as u64)
+}
+
+// ---------------------------------------------------------------------------
+// Pipes
+
+/// A new pipe: its read end and write end, with status flags `extra`
+/// (`O_NONBLOCK`, `O_DIRECT`).
+fn new_pipe(extra: u32) -> (OpenFile, OpenFile) {
+    let pipe = Arc::new(Pipe {
+        ring: Mutex::new(Ring { buffers: VecDeque::new(), slots: PIPE_SLOTS }),
+        readers: AtomicUsize::new(1),
+        writers: AtomicUsize::new(1),
+        ino: NEXT_PIPE_INO.fetch_add(1, Ordering::Relaxed),
+    });
+    let reader = OpenFile::new(Backing::Pipe(PipeEnd { pipe: pipe.clone(), writing: false }), extra);
+    let writer = OpenFile::new(Backing::Pipe(PipeEnd { pipe, writing: true }), O_WRONLY | extra);
+    (reader, writer)
+}
+
+/// Waits a moment for a pipe to change; `ERESTARTSYS` when a signal should
+/// end the wait instead.
+fn wait_for_pipe(process: &Process) -> Result<(), Errno> {
+    if signal::interrupting(process) {
+        return Err(Errno::ERESTARTSYS);
+    }
+    crate::thread::sleep_ms(signal::WAIT_POLL_MS);
+    Ok(())
+}
+
+/// Linux's `pipe_read`: what is there, up to the request (at most one packet
+/// in packet mode); end of file when no writer is left; else `EAGAIN` or a
+/// wait.
+fn pipe_read(process: &Process, pipe: &Pipe, nonblocking: bool, io: &UserIo) -> SysResult {
+    let total = io.total as usize;
+    if total == 0 {
+        return Ok(0);
+    }
+    loop {
+        {
+            let mut ring = pipe.ring.lock();
+            if !ring.buffers.is_empty() {
+                let mut taken = Vec::new();
+                for buffer in &ring.buffers {
+                    let wanted = (total - taken.len()).min(buffer.unread().len());
+                    taken.extend_from_slice(&buffer.unread()[..wanted]);
+                    if buffer.packet || taken.len() == total {
+                        break;
+                    }
+                }
+                let copied = io.write_at(0, &taken) as usize;
+                let mut left = copied;
+                while let Some(buffer) = ring.buffers.front_mut() {
+                    let take = left.min(buffer.unread().len());
+                    buffer.start += take;
+                    left -= take;
+                    let packet_read = buffer.packet && take > 0;
+                    if !buffer.unread().is_empty() && !packet_read {
+                        break;
+                    }
+                    ring.buffers.pop_front();
+                    if packet_read || left == 0 {
+                        break;
+                    }
+                }
+                return if copied > 0 { Ok(copied as u64) } else { Err(Errno::EFAULT) };
+            }
+            if pipe.writers.load(Ordering::Acquire) == 0 {
+                return Ok(0);
+            }
+        }
+        if nonblocking {
+            return Err(Errno::EAGAIN);
+        }
+        wait_for_pipe(process)?;
+    }
+}
+
+/// Linux's `pipe_write`: `SIGPIPE` and `EPIPE` with no reader; first the
+/// part past the last whole page merged into the last buffer when it fits,
+/// then a page per free slot; a full pipe is `EAGAIN` or a wait. A write of
+/// at most a page is never split; a longer one may return short when
+/// `O_NONBLOCK` or a signal stops it.
+fn pipe_write(process: &Process, pipe: &Pipe, file_flags: u32, io: &UserIo) -> SysResult {
+    let total = io.total as usize;
+    if total == 0 {
+        return Ok(0);
+    }
+    let packet = file_flags & O_DIRECT != 0;
+    let short = |done: usize, error: Errno| if done > 0 { Ok(done as u64) } else { Err(error) };
     let mut done = 0;
-    while done < len {
-        let n = (len - done).min(chunk.len() as u64) as usize;
-        if let Err(error) = copy::read(buf + done, &mut chunk[..n]) {
-            // Linux returns what it wrote before the fault, or EFAULT.
-            return if done > 0 { Ok(done) } else { Err(error) };
+    let mut first = true;
+    loop {
+        {
+            let mut ring = pipe.ring.lock();
+            if pipe.readers.load(Ordering::Acquire) == 0 {
+                drop(ring);
+                signal::send(process, Signal::SIGPIPE, code::SI_USER, process.pid);
+                return short(done, Errno::EPIPE);
+            }
+            let tail = total % PAGE;
+            if first && tail != 0 {
+                if let Some(last) =
+                    ring.buffers.back_mut().filter(|last| last.mergeable && last.data.len() + tail <= PAGE)
+                {
+                    let at = last.data.len();
+                    last.data.resize(at + tail, 0);
+                    if io.read_at(0, &mut last.data[at..]) < tail as u64 {
+                        last.data.truncate(at);
+                        return Err(Errno::EFAULT);
+                    }
+                    done = tail;
+                }
+            }
+            first = false;
+            while done < total && ring.buffers.len() < ring.slots {
+                let count = (total - done).min(PAGE);
+                let mut data = Vec::new();
+                if data.try_reserve_exact(PAGE).is_err() {
+                    return short(done, Errno::ENOMEM);
+                }
+                data.resize(count, 0);
+                if io.read_at(done as u64, &mut data) < count as u64 {
+                    return short(done, Errno::EFAULT);
+                }
+                ring.buffers.push_back(PipeBuffer { data, start: 0, mergeable: !packet, packet });
+                done += count;
+            }
+            if done == total {
+                return Ok(done as u64);
+            }
         }
-        crate::serial::write_bytes(&chunk[..n]);
-        done += n as u64;
+        if file_flags & O_NONBLOCK != 0 {
+            return short(done, Errno::EAGAIN);
+        }
+        if let Err(error) = wait_for_pipe(process) {
+            return short(done, error);
+        }
     }
-    Ok(done)
+}
+
+/// `pipe(fds)` and `pipe2(fds, flags)`.
+fn pipe2(process: &Process, fds: u64, flags: u64) -> SysResult {
+    const O_NOTIFICATION_PIPE: u64 = O_EXCL as u64;
+    if flags & !((O_CLOEXEC | O_NONBLOCK | O_DIRECT) as u64 | O_NOTIFICATION_PIPE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & O_NOTIFICATION_PIPE != 0 {
+        return Err(Errno(65)); // ENOPKG: no watch queues here
+    }
+    let cloexec = flags as u32 & O_CLOEXEC != 0;
+    let (reader, writer) = new_pipe(flags as u32 & (O_NONBLOCK | O_DIRECT));
+    let slot = |file: OpenFile| Slot { file: Arc::new(Mutex::new(file)), path_only: false, cloexec };
+    let (reader, writer) = (slot(reader), slot(writer));
+    let limit = nofile_limit(process);
+    let (read_fd, write_fd) = {
+        let mut state = process.state.lock();
+        let read_fd = state.files.install(reader, 0, limit)?;
+        match state.files.install(writer, 0, limit) {
+            Ok(write_fd) => (read_fd, write_fd),
+            Err(error) => {
+                let _ = state.files.close(read_fd);
+                return Err(error);
+            }
+        }
+    };
+    if let Err(error) = copy::write_value(fds, &[read_fd as i32, write_fd as i32]) {
+        let mut state = process.state.lock();
+        let _ = state.files.close(read_fd);
+        let _ = state.files.close(write_fd);
+        return Err(error);
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// Reading and writing
+
+/// The user memory of one transfer: `read`'s and `write`'s buffer, or the
+/// vectors of `readv` and `writev`, checked to lie in user space, and the
+/// total, at most `MAX_RW_COUNT`.
+pub struct UserIo {
+    segments: Vec<(u64, u64)>,
+    total: u64,
+}
+
+impl UserIo {
+    /// One buffer (`EFAULT` when it is not in user space).
+    fn single(addr: u64, len: u64) -> Result<UserIo, Errno> {
+        let len = len.min(MAX_RW_COUNT);
+        copy::check_range(addr, len)?;
+        Ok(UserIo { segments: alloc::vec![(addr, len)], total: len })
+    }
+
+    /// `count` `struct iovec { base, len }` at `iov` (Linux's `import_iovec`:
+    /// `EINVAL` for more than 1024 or a negative length, `EFAULT` for a
+    /// vector or a buffer outside user space; the total is cut at
+    /// `MAX_RW_COUNT`).
+    fn vectors(iov: u64, count: u64) -> Result<UserIo, Errno> {
+        const IOV_MAX: u64 = 1024;
+        if count > IOV_MAX {
+            return Err(Errno::EINVAL);
+        }
+        let mut raw = alloc::vec![[0u64; 2]; count as usize];
+        for (index, vector) in raw.iter_mut().enumerate() {
+            *vector = copy::read_value::<[u64; 2]>(iov + index as u64 * 16)?;
+        }
+        let mut segments = Vec::with_capacity(raw.len());
+        let mut total = 0u64;
+        for [base, len] in raw {
+            if (len as i64) < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let len = len.min(MAX_RW_COUNT - total);
+            copy::check_range(base, len)?;
+            total += len;
+            segments.push((base, len));
+        }
+        Ok(UserIo { segments, total })
+    }
+
+    /// The pieces of user memory for bytes `[at, at + len)` of the transfer,
+    /// cut at page boundaries (so that a fault is found to the page).
+    fn pieces(&self, at: u64, len: u64) -> Vec<(u64, u64, usize)> {
+        let mut pieces = Vec::new();
+        let (mut position, end) = (0u64, at + len);
+        for &(base, seg_len) in &self.segments {
+            let (seg_start, seg_end) = (position, position + seg_len);
+            position = seg_end;
+            let from = at.max(seg_start);
+            let to = end.min(seg_end);
+            let mut cursor = from;
+            while cursor < to {
+                let addr = base + (cursor - seg_start);
+                let size = (to - cursor).min(4096 - addr % 4096);
+                pieces.push((addr, size, (cursor - at) as usize));
+                cursor += size;
+            }
+        }
+        pieces
+    }
+
+    /// Copies `data` into the transfer's memory from byte `at`; returns how
+    /// many bytes were copied before a fault.
+    fn write_at(&self, at: u64, data: &[u8]) -> u64 {
+        let mut done = 0;
+        for (addr, size, offset) in self.pieces(at, data.len() as u64) {
+            if copy::write(addr, &data[offset..offset + size as usize]).is_err() {
+                break;
+            }
+            done += size;
+        }
+        done
+    }
+
+    /// Copies the transfer's memory from byte `at` into `buf`; returns how
+    /// many bytes were copied before a fault.
+    fn read_at(&self, at: u64, buf: &mut [u8]) -> u64 {
+        let mut done = 0;
+        for (addr, size, offset) in self.pieces(at, buf.len() as u64) {
+            if copy::read(addr, &mut buf[offset..offset + size as usize]).is_err() {
+                break;
+            }
+            done += size;
+        }
+        done
+    }
+}
+
+/// Reads `file` at `offset` (its own when `None`) into `io`.
+fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>) -> SysResult {
+    let mut open = file.lock();
+    if !open.readable() {
+        return Err(Errno::EBADF);
+    }
+    let nonblocking = open.flags & O_NONBLOCK != 0;
+    match &open.backing {
+        Backing::Console => Ok(0),
+        Backing::Directory(_) => Err(Errno::EISDIR),
+        Backing::Pipe(end) => {
+            let pipe = end.pipe.clone();
+            drop(open);
+            pipe_read(process, &pipe, nonblocking, io)
+        }
+        Backing::Initrd(_) | Backing::Generated { .. } => {
+            let position = offset.unwrap_or(open.offset);
+            let bytes = open.bytes().unwrap_or(&[]);
+            let start = position.min(bytes.len() as u64) as usize;
+            let count = (io.total as usize).min(bytes.len() - start);
+            let copied = io.write_at(0, &bytes[start..start + count]);
+            if copied == 0 && count > 0 {
+                return Err(Errno::EFAULT);
+            }
+            if offset.is_none() {
+                open.offset = position + copied;
+            }
+            Ok(copied)
+        }
+        Backing::Path(_) => Err(Errno::EBADF),
+    }
+}
+
+/// Writes `io` to `file`.
+fn write_file(process: &Process, file: &FileRef, io: &UserIo) -> SysResult {
+    let open = file.lock();
+    if !open.writable() {
+        return Err(Errno::EBADF);
+    }
+    let flags = open.flags;
+    match &open.backing {
+        Backing::Console => {
+            drop(open);
+            let mut chunk = [0u8; 512];
+            let mut done = 0;
+            while done < io.total {
+                let n = (io.total - done).min(chunk.len() as u64) as usize;
+                let copied = io.read_at(done, &mut chunk[..n]);
+                crate::serial::write_bytes(&chunk[..copied as usize]);
+                done += copied;
+                if copied < n as u64 {
+                    // Linux returns what it wrote before the fault, or EFAULT.
+                    return if done > 0 { Ok(done) } else { Err(Errno::EFAULT) };
+                }
+            }
+            Ok(done)
+        }
+        Backing::Pipe(end) => {
+            let pipe = end.pipe.clone();
+            drop(open);
+            pipe_write(process, &pipe, flags, io)
+        }
+        // Nothing else is ever opened for writing.
+        _ => Err(Errno::EBADF),
+    }
+}
+
+/// `read`, `write`, `readv`, `writev`: the descriptor, then the memory.
+fn transfer(process: &Process, fd: u64, buf: u64, len: u64, vectored: bool, writing: bool) -> SysResult {
+    let file = file_of(process, fd)?;
+    let io = if vectored {
+        UserIo::vectors(buf, len)?
+    } else {
+        let open = file.lock();
+        if !(if writing { open.writable() } else { open.readable() }) {
+            return Err(Errno::EBADF);
+        }
+        drop(open);
+        UserIo::single(buf, len)?
+    };
+    if vectored && io.total == 0 {
+        // Linux's do_iter_read/write check the mode, then return 0.
+        let open = file.lock();
+        let allowed = if writing { open.writable() } else { open.readable() };
+        return if allowed { Ok(0) } else { Err(Errno::EBADF) };
+    }
+    if writing {
+        write_file(process, &file, &io)
+    } else {
+        read_file(process, &file, &io, None)
+    }
+}
+
+/// `pread64` and `pwrite64`: `EINVAL` for a negative offset, `ESPIPE` for a
+/// pipe or the console.
+fn positional(process: &Process, fd: u64, buf: u64, len: u64, offset: u64, writing: bool) -> SysResult {
+    if (offset as i64) < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let file = file_of(process, fd)?;
+    let seekable = !matches!(file.lock().backing, Backing::Console | Backing::Pipe(_));
+    if !seekable {
+        return Err(Errno::ESPIPE);
+    }
+    if writing {
+        let _ = (buf, len);
+        // Nothing seekable here is opened for writing.
+        return Err(Errno::EBADF);
+    }
+    if !file.lock().readable() {
+        return Err(Errno::EBADF);
+    }
+    let io = UserIo::single(buf, len)?;
+    read_file(process, &file, &io, Some(offset))
 }
 
 /// `lseek`.
@@ -124,27 +765,872 @@ pub fn seek(file: &FileRef, offset: i64, whence: u32) -> SysResult {
     const SEEK_SET: u32 = 0;
     const SEEK_CUR: u32 = 1;
     const SEEK_END: u32 = 2;
-    let mut file = file.lock();
-    let Some(size) = file.bytes().map(|bytes| bytes.len() as i64) else { return Err(Errno::ESPIPE) };
-    let base = match whence {
-        SEEK_SET => 0,
-        SEEK_CUR => file.offset as i64,
-        SEEK_END => size,
+    const SEEK_DATA: u32 = 3;
+    const SEEK_HOLE: u32 = 4;
+    if whence > SEEK_HOLE {
+        return Err(Errno::EINVAL);
+    }
+    let mut open = file.lock();
+    let current = open.offset as i64;
+    let (size, whence_ok) = match &open.backing {
+        Backing::Console | Backing::Pipe(_) => return Err(Errno::ESPIPE),
+        Backing::Initrd(data) => (data.size() as i64, true),
+        // seq_lseek: from the start or from here only.
+        Backing::Generated { .. } => (0, whence <= SEEK_CUR),
+        // dcache_dir_lseek: likewise.
+        Backing::Directory(_) => (0, whence <= SEEK_CUR),
+        Backing::Path(_) => return Err(Errno::EBADF),
+    };
+    if !whence_ok {
+        return Err(Errno::EINVAL);
+    }
+    let target = match whence {
+        SEEK_SET => offset,
+        SEEK_CUR => current.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+        SEEK_END => size.checked_add(offset).ok_or(Errno::EOVERFLOW)?,
+        // One extent of data, then the hole at the end of the file.
+        SEEK_DATA | SEEK_HOLE => {
+            if offset < 0 || offset >= size {
+                return Err(Errno::ENXIO);
+            }
+            if whence == SEEK_DATA {
+                offset
+            } else {
+                size
+            }
+        }
         _ => return Err(Errno::EINVAL),
     };
-    let target = base.checked_add(offset).ok_or(Errno::EOVERFLOW)?;
     if target < 0 {
         return Err(Errno::EINVAL);
     }
-    file.offset = target as u64;
+    open.offset = target as u64;
     Ok(target as u64)
 }
 
-/// The file calls not in the main table (`syscall::call`): `None` for a
-/// number this module does not serve.
-pub fn call(process: &super::process::Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
-    let _ = (process, a);
-    match number {
-        _ => None,
+// ---------------------------------------------------------------------------
+// open, dup, fcntl
+
+/// `open` and `openat`: Linux's order: the flags, the path, a free
+/// descriptor (`EMFILE`), then the lookup. Unknown flags are ignored, as
+/// these two calls do; `O_LARGEFILE` is implied.
+fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> SysResult {
+    let mut flags = (flags as u32 | O_LARGEFILE) & VALID;
+    if flags & O_PATH != 0 {
+        flags &= O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
     }
+    let accmode = flags & O_ACCMODE;
+    let wants_write = accmode == O_WRONLY || accmode == O_RDWR || accmode == O_ACCMODE || flags & O_TRUNC != 0;
+    if flags & O_TMPFILE_BIT != 0 && (flags & O_DIRECTORY == 0 || !(accmode == O_WRONLY || accmode == O_RDWR)) {
+        return Err(Errno::EINVAL);
+    }
+    let name = read_path(path)?;
+    if name.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let limit = nofile_limit(process);
+    process.state.lock().files.lowest_free(0, limit)?;
+    let path = absolute(process, dirfd, name)?;
+    if flags & O_TMPFILE_BIT != 0 {
+        // A directory to make the file in, on a read-only file system.
+        return match resolve(process, &path, true)? {
+            Node::Directory(_) => Err(Errno::EROFS),
+            _ => Err(Errno::ENOTDIR),
+        };
+    }
+    let follow_last = flags & O_NOFOLLOW == 0;
+    let node = match resolve(process, &path, follow_last) {
+        Err(Errno::ENOENT) if flags & O_CREAT != 0 && flags & O_PATH == 0 => {
+            // Creating needs the directory to exist; then the file system
+            // is read-only.
+            let parent = match path.trim_end_matches('/').rsplit_once('/') {
+                Some((parent, _)) if !parent.is_empty() => parent,
+                _ => "/",
+            };
+            return match resolve(process, parent, true)? {
+                Node::Directory(_) if !path.ends_with('/') => Err(Errno::EROFS),
+                Node::Directory(_) => Err(Errno::EISDIR),
+                _ => Err(Errno::ENOTDIR),
+            };
+        }
+        other => other?,
+    };
+    if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
+        return Err(Errno::EEXIST);
+    }
+    if flags & O_DIRECTORY != 0 && !node.is_directory() {
+        return Err(Errno::ENOTDIR);
+    }
+    if node.is_link() && flags & O_PATH == 0 {
+        return Err(Errno::ELOOP); // O_NOFOLLOW on a link
+    }
+    let stored = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    let backing = if flags & O_PATH != 0 {
+        Backing::Path(node)
+    } else {
+        match node {
+            Node::Directory(_) if wants_write || flags & O_CREAT != 0 => return Err(Errno::EISDIR),
+            _ if wants_write => return Err(Errno::EROFS),
+            _ if flags & O_DIRECT != 0 => return Err(Errno::EINVAL), // no direct I/O here
+            Node::Directory(path) => Backing::Directory(Directory { entries: list(process, &path), path }),
+            Node::File(file) => Backing::Initrd(file),
+            Node::Proc(name) => {
+                let bytes = match name {
+                    "maps" => proc::maps(process),
+                    "status" => proc::status(process),
+                    _ => proc::meminfo(),
+                };
+                Backing::Generated { bytes, ino: node_ino(process, &Node::Proc(name)) }
+            }
+            Node::SelfLink => return Err(Errno::ELOOP),
+        }
+    };
+    let slot = Slot {
+        file: Arc::new(Mutex::new(OpenFile::new(backing, stored))),
+        path_only: flags & O_PATH != 0,
+        cloexec: flags & O_CLOEXEC != 0,
+    };
+    process.state.lock().files.install(slot, 0, limit)
+}
+
+/// `dup(old)`.
+fn dup(process: &Process, old: u64) -> SysResult {
+    let limit = nofile_limit(process);
+    let mut state = process.state.lock();
+    let slot = state.files.duplicate(old)?;
+    state.files.install(slot, 0, limit)
+}
+
+/// `dup2(old, new)` and `dup3(old, new, flags)` (`dup2` is `None`).
+fn dup3(process: &Process, old: u64, new: u64, flags: Option<u64>) -> SysResult {
+    let (old, new) = (old as u32 as u64, new as u32 as u64);
+    let limit = nofile_limit(process);
+    let mut state = process.state.lock();
+    match flags {
+        None if old == new => return state.files.get_any(old).map(|_| new),
+        Some(flags) if flags & !(O_CLOEXEC as u64) != 0 => return Err(Errno::EINVAL),
+        Some(_) if old == new => return Err(Errno::EINVAL),
+        _ => {}
+    }
+    if new >= limit.min(TABLE_MAX) {
+        return Err(Errno::EBADF);
+    }
+    let mut slot = state.files.duplicate(old)?;
+    slot.cloexec = flags.is_some_and(|flags| flags & O_CLOEXEC as u64 != 0);
+    let replaced = state.files.put(new as usize, slot);
+    drop(state);
+    drop(replaced);
+    Ok(new)
+}
+
+/// `fcntl` commands.
+mod cmd {
+    pub const F_DUPFD: u32 = 0;
+    pub const F_GETFD: u32 = 1;
+    pub const F_SETFD: u32 = 2;
+    pub const F_GETFL: u32 = 3;
+    pub const F_SETFL: u32 = 4;
+    pub const F_GETLK: u32 = 5;
+    pub const F_SETLK: u32 = 6;
+    pub const F_SETLKW: u32 = 7;
+    pub const F_SETOWN: u32 = 8;
+    pub const F_GETOWN: u32 = 9;
+    pub const F_SETSIG: u32 = 10;
+    pub const F_GETSIG: u32 = 11;
+    pub const F_OFD_GETLK: u32 = 36;
+    pub const F_OFD_SETLK: u32 = 37;
+    pub const F_OFD_SETLKW: u32 = 38;
+    pub const F_DUPFD_CLOEXEC: u32 = 1030;
+    pub const F_SETPIPE_SZ: u32 = 1031;
+    pub const F_GETPIPE_SZ: u32 = 1032;
+}
+
+/// `struct flock`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Flock {
+    kind: i16,
+    whence: i16,
+    pad: u32,
+    start: i64,
+    len: i64,
+    pid: i32,
+    pad2: u32,
+}
+
+/// `fcntl(fd, cmd, arg)`.
+fn fcntl(process: &Process, fd: u64, command: u64, arg: u64) -> SysResult {
+    use cmd::*;
+    const FD_CLOEXEC: u64 = 1;
+    let command = command as u32;
+    let file = process.state.lock().files.get_any(fd)?;
+    let flags = file.lock().flags;
+    if flags & O_PATH != 0 && !matches!(command, F_DUPFD | F_DUPFD_CLOEXEC | F_GETFD | F_SETFD | F_GETFL) {
+        return Err(Errno::EBADF);
+    }
+    match command {
+        F_DUPFD | F_DUPFD_CLOEXEC => {
+            let limit = nofile_limit(process);
+            if arg >= limit {
+                return Err(Errno::EINVAL);
+            }
+            let mut state = process.state.lock();
+            let mut slot = state.files.duplicate(fd)?;
+            slot.cloexec = command == F_DUPFD_CLOEXEC;
+            state.files.install(slot, arg, limit)
+        }
+        F_GETFD => Ok(if process.state.lock().files.cloexec(fd) { FD_CLOEXEC } else { 0 }),
+        F_SETFD => {
+            process.state.lock().files.set_cloexec(fd, arg & FD_CLOEXEC != 0);
+            Ok(0)
+        }
+        F_GETFL => Ok(flags as u64),
+        F_SETFL => {
+            let mut open = file.lock();
+            let wanted = arg as u32;
+            let is_pipe = matches!(open.backing, Backing::Pipe(_));
+            if wanted & O_DIRECT != 0 && !is_pipe {
+                return Err(Errno::EINVAL); // no direct I/O; for a pipe, packet mode
+            }
+            open.flags = (wanted & SETFL) | (open.flags & !SETFL);
+            Ok(0)
+        }
+        F_GETLK | F_SETLK | F_SETLKW | F_OFD_GETLK | F_OFD_SETLK | F_OFD_SETLKW => lock(&file, command, arg),
+        F_GETOWN | F_GETSIG => Ok(0),
+        F_SETOWN => Ok(0),
+        F_SETSIG => {
+            if arg > signal::NSIG as u64 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(0)
+        }
+        F_GETPIPE_SZ | F_SETPIPE_SZ => {
+            let open = file.lock();
+            let Backing::Pipe(end) = &open.backing else { return Err(Errno::EBADF) };
+            let mut ring = end.pipe.ring.lock();
+            if command == F_SETPIPE_SZ {
+                // round_pipe_size: a power of two number of pages, at least one.
+                if arg > 1 << 31 {
+                    return Err(Errno::EINVAL);
+                }
+                let slots = (arg as usize).div_ceil(PAGE).max(1).next_power_of_two();
+                if slots > PIPE_MAX_SLOTS {
+                    return Err(Errno::EPERM);
+                }
+                if slots < ring.buffers.len() {
+                    return Err(Errno::EBUSY);
+                }
+                ring.slots = slots;
+            }
+            Ok((ring.slots * PAGE) as u64)
+        }
+        _ => Err(Errno::EINVAL),
+    }
+}
+
+/// The record locks: one process per file here, so nothing ever conflicts;
+/// the checks are Linux's (`EINVAL` for a bad type or origin, `EBADF` for a
+/// lock the access mode does not allow).
+fn lock(file: &FileRef, command: u32, arg: u64) -> SysResult {
+    const F_RDLCK: i16 = 0;
+    const F_WRLCK: i16 = 1;
+    const F_UNLCK: i16 = 2;
+    let mut request: Flock = copy::read_value(arg)?;
+    let ofd = matches!(command, cmd::F_OFD_GETLK | cmd::F_OFD_SETLK | cmd::F_OFD_SETLKW);
+    if ofd && request.pid != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if !(0..=2).contains(&request.whence) || !(F_RDLCK..=F_UNLCK).contains(&request.kind) {
+        return Err(Errno::EINVAL);
+    }
+    if matches!(command, cmd::F_GETLK | cmd::F_OFD_GETLK) {
+        if request.kind == F_UNLCK {
+            return Err(Errno::EINVAL);
+        }
+        request.kind = F_UNLCK;
+        copy::write_value(arg, &request)?;
+        return Ok(0);
+    }
+    let open = file.lock();
+    match request.kind {
+        F_RDLCK if !open.readable() => Err(Errno::EBADF),
+        F_WRLCK if !open.writable() => Err(Errno::EBADF),
+        _ => Ok(0),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// ioctl and the terminal
+
+/// The console's terminal settings (`struct termios2`: the flags, the line
+/// discipline, `c_cc`, and the speeds), shared by every program, as a
+/// terminal's are. Linux's defaults (`tty_std_termios`) at 38400 baud.
+static TERMIOS: Mutex<[u8; 44]> = Mutex::new(default_termios());
+/// The console's foreground process group (0: none set; a program's own
+/// session then).
+static FOREGROUND: AtomicU32 = AtomicU32::new(0);
+
+/// Makes `pgid` the console's foreground process group (`run` does, for the
+/// program it starts; 0 when it is over): where Ctrl-C sends `SIGINT`, and
+/// what `TIOCGPGRP` says until a program changes it with `TIOCSPGRP`.
+pub fn set_foreground_group(pgid: u32) {
+    FOREGROUND.store(pgid, Ordering::Relaxed);
+}
+
+/// The console's foreground process group (0: none).
+pub fn foreground_group() -> u32 {
+    FOREGROUND.load(Ordering::Relaxed)
+}
+
+/// The console's window size (`struct winsize`): 24 rows of 80 columns.
+static WINSIZE: Mutex<[u16; 4]> = Mutex::new([24, 80, 0, 0]);
+
+const fn default_termios() -> [u8; 44] {
+    const ICRNL: u32 = 0o400;
+    const IXON: u32 = 0o2000;
+    const OPOST: u32 = 0o1;
+    const ONLCR: u32 = 0o4;
+    const B38400: u32 = 0o17;
+    const CS8: u32 = 0o60;
+    const CREAD: u32 = 0o200;
+    const HUPCL: u32 = 0o2000;
+    const ISIG: u32 = 0o1;
+    const ICANON: u32 = 0o2;
+    const ECHO: u32 = 0o10;
+    const ECHOE: u32 = 0o20;
+    const ECHOK: u32 = 0o40;
+    const ECHOCTL: u32 = 0o1000;
+    const ECHOKE: u32 = 0o4000;
+    const IEXTEN: u32 = 0o100000;
+    // INTR QUIT ERASE KILL EOF TIME MIN SWTC START STOP SUSP EOL REPRINT
+    // DISCARD WERASE LNEXT EOL2.
+    const CC: [u8; 17] = [3, 0x1c, 0x7f, 0x15, 4, 0, 1, 0, 0x11, 0x13, 0x1a, 0, 0x12, 0x0f, 0x17, 0x16, 0];
+    let words = [
+        ICRNL | IXON,
+        OPOST | ONLCR,
+        B38400 | CS8 | CREAD | HUPCL,
+        ISIG | ICANON | ECHO | ECHOE | ECHOK | ECHOCTL | ECHOKE | IEXTEN,
+    ];
+    let mut image = [0u8; 44];
+    let mut index = 0;
+    while index < 4 {
+        let bytes = words[index].to_le_bytes();
+        let mut byte = 0;
+        while byte < 4 {
+            image[index * 4 + byte] = bytes[byte];
+            byte += 1;
+        }
+        index += 1;
+    }
+    // c_line 0 at 16, c_cc from 17 (19 of them).
+    let mut cc = 0;
+    while cc < CC.len() {
+        image[17 + cc] = CC[cc];
+        cc += 1;
+    }
+    // c_ispeed and c_ospeed.
+    let speed = 38400u32.to_le_bytes();
+    let mut byte = 0;
+    while byte < 4 {
+        image[36 + byte] = speed[byte];
+        image[40 + byte] = speed[byte];
+        byte += 1;
+    }
+    image
+}
+
+/// `ioctl` requests.
+mod request {
+    pub const TCGETS: u32 = 0x5401;
+    pub const TCSETS: u32 = 0x5402;
+    pub const TCSETSW: u32 = 0x5403;
+    pub const TCSETSF: u32 = 0x5404;
+    pub const TCSBRK: u32 = 0x5409;
+    pub const TCXONC: u32 = 0x540a;
+    pub const TCFLSH: u32 = 0x540b;
+    pub const TIOCGPGRP: u32 = 0x540f;
+    pub const TIOCSPGRP: u32 = 0x5410;
+    pub const TIOCOUTQ: u32 = 0x5411;
+    pub const TIOCGWINSZ: u32 = 0x5413;
+    pub const TIOCSWINSZ: u32 = 0x5414;
+    pub const FIONREAD: u32 = 0x541b;
+    pub const FIONBIO: u32 = 0x5421;
+    pub const TIOCGSID: u32 = 0x5429;
+    pub const TCGETS2: u32 = 0x802c_542a;
+    pub const TCSETS2: u32 = 0x402c_542b;
+    pub const TCSETSW2: u32 = 0x402c_542c;
+    pub const TCSETSF2: u32 = 0x402c_542d;
+    pub const FIONCLEX: u32 = 0x5450;
+    pub const FIOCLEX: u32 = 0x5451;
+    pub const FIOASYNC: u32 = 0x5452;
+    pub const FIOQSIZE: u32 = 0x5460;
+}
+
+/// `ioctl(fd, request, arg)`: the generic requests (`FIOCLEX`, `FIONCLEX`,
+/// `FIONBIO`, `FIOASYNC`, `FIONREAD` and `FIOQSIZE` of files), then the
+/// file's own: the console is a terminal, a pipe counts its bytes
+/// (`FIONREAD`); anything else is `ENOTTY`.
+fn ioctl(process: &Process, fd: u64, request: u64, arg: u64) -> SysResult {
+    use request::*;
+    let file = file_of(process, fd)?;
+    let request = request as u32;
+    let set_flag = |flag: u32| -> SysResult {
+        let on: i32 = copy::read_value(arg)?;
+        let mut open = file.lock();
+        open.flags = if on != 0 { open.flags | flag } else { open.flags & !flag };
+        Ok(0)
+    };
+    match request {
+        FIOCLEX | FIONCLEX => {
+            process.state.lock().files.set_cloexec(fd, request == FIOCLEX);
+            return Ok(0);
+        }
+        FIONBIO => return set_flag(O_NONBLOCK),
+        FIOASYNC => return set_flag(FASYNC),
+        _ => {}
+    }
+    let open = file.lock();
+    match (&open.backing, request) {
+        (Backing::Initrd(_) | Backing::Generated { .. }, FIONREAD) => {
+            let size = open.bytes().map_or(0, |bytes| bytes.len() as u64);
+            let left = size.wrapping_sub(open.offset) as i32;
+            drop(open);
+            copy::write_value(arg, &left)?;
+            Ok(0)
+        }
+        (Backing::Initrd(_) | Backing::Generated { .. } | Backing::Directory(_), FIOQSIZE) => {
+            let size = open.bytes().map_or(0, |bytes| bytes.len() as u64);
+            drop(open);
+            copy::write_value(arg, &size)?;
+            Ok(0)
+        }
+        (Backing::Pipe(end), FIONREAD) => {
+            let count = end.pipe.ring.lock().available() as i32;
+            drop(open);
+            copy::write_value(arg, &count)?;
+            Ok(0)
+        }
+        (Backing::Console, _) => {
+            drop(open);
+            terminal_ioctl(process, request, arg)
+        }
+        _ => Err(Errno::ENOTTY),
+    }
+}
+
+/// The console's terminal requests: its settings (kept, not acted upon:
+/// the console has no line discipline), its size, its foreground group
+/// (the program `run` started, unless changed) and session.
+fn terminal_ioctl(process: &Process, request: u32, arg: u64) -> SysResult {
+    use request::*;
+    let sid = process.state.lock().signal_extras.sid;
+    match request {
+        TCGETS | TCGETS2 => {
+            let image = *TERMIOS.lock();
+            copy::write(arg, &image[..if request == TCGETS { 36 } else { 44 }])?;
+        }
+        TCSETS | TCSETSW | TCSETSF | TCSETS2 | TCSETSW2 | TCSETSF2 => {
+            let mut image = *TERMIOS.lock();
+            let len = if matches!(request, TCSETS | TCSETSW | TCSETSF) { 36 } else { 44 };
+            copy::read(arg, &mut image[..len])?;
+            *TERMIOS.lock() = image;
+        }
+        TIOCGWINSZ => {
+            let size = *WINSIZE.lock();
+            copy::write_value(arg, &size)?;
+        }
+        TIOCSWINSZ => {
+            let size: [u16; 4] = copy::read_value(arg)?;
+            *WINSIZE.lock() = size;
+        }
+        TIOCGPGRP => {
+            let foreground = match FOREGROUND.load(Ordering::Relaxed) {
+                0 => sid,
+                group => group,
+            };
+            copy::write_value(arg, &(foreground as i32))?
+        }
+        TIOCGSID => copy::write_value(arg, &(sid as i32))?,
+        TIOCSPGRP => {
+            let wanted: i32 = copy::read_value(arg)?;
+            if wanted < 0 {
+                return Err(Errno::EINVAL);
+            }
+            let group =
+                process::all().into_iter().find(|member| member.state.lock().signal_extras.pgid == wanted as u32);
+            match group {
+                None => return Err(Errno::ESRCH),
+                Some(member) if member.state.lock().signal_extras.sid != sid => return Err(Errno::EPERM),
+                Some(_) => FOREGROUND.store(wanted as u32, Ordering::Relaxed),
+            }
+        }
+        FIONREAD | TIOCOUTQ => copy::write_value(arg, &0i32)?,
+        TCFLSH if arg > 2 => return Err(Errno::EINVAL),
+        TCXONC if arg > 3 => return Err(Errno::EINVAL),
+        TCSBRK | TCFLSH | TCXONC => {}
+        _ => return Err(Errno::ENOTTY),
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// stat, statx, access, readlink
+
+/// A file's attributes, as `stat` and `statx` show them.
+#[derive(Clone, Copy, Default)]
+struct Attributes {
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    mode: u32,
+    rdev: u64,
+    size: u64,
+    blksize: u64,
+    /// The mount (`stx_mnt_id`), and whether this is its root.
+    mount: u64,
+    mount_root: bool,
+}
+
+const S_IFIFO: u32 = 0o010000;
+const S_IFCHR: u32 = 0o020000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFREG: u32 = 0o100000;
+const S_IFLNK: u32 = 0o120000;
+
+/// The devices (`st_dev`) and mounts of the file systems here.
+const INITRD_DEV: u64 = 1;
+const PROC_DEV: u64 = 2;
+const PIPE_DEV: u64 = 3;
+
+fn node_attributes(process: &Process, node: &Node) -> Attributes {
+    let ino = node_ino(process, node);
+    match node {
+        Node::File(file) => {
+            let executable = file.name().starts_with("bin/");
+            Attributes {
+                dev: INITRD_DEV,
+                ino,
+                nlink: 1,
+                mode: S_IFREG | if executable { 0o555 } else { 0o444 },
+                size: file.size(),
+                blksize: 4096,
+                mount: 1,
+                ..Attributes::default()
+            }
+        }
+        Node::Directory(path) if node.in_proc() => Attributes {
+            dev: PROC_DEV,
+            ino,
+            nlink: 2,
+            mode: S_IFDIR | 0o555,
+            blksize: 1024,
+            mount: 2,
+            mount_root: path == "proc",
+            ..Attributes::default()
+        },
+        Node::Directory(path) => Attributes {
+            dev: INITRD_DEV,
+            ino,
+            nlink: 2,
+            mode: S_IFDIR | 0o555,
+            blksize: 4096,
+            mount: 1,
+            mount_root: path.is_empty(),
+            ..Attributes::default()
+        },
+        Node::SelfLink | Node::Proc("exe") => Attributes {
+            dev: PROC_DEV,
+            ino,
+            nlink: 1,
+            mode: S_IFLNK | 0o777,
+            blksize: 1024,
+            mount: 2,
+            ..Attributes::default()
+        },
+        Node::Proc(_) => Attributes {
+            dev: PROC_DEV,
+            ino,
+            nlink: 1,
+            mode: S_IFREG | 0o444,
+            blksize: 1024,
+            mount: 2,
+            ..Attributes::default()
+        },
+    }
+}
+
+fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
+    let open = file.lock();
+    match &open.backing {
+        // The serial console, as Linux shows /dev/ttyS0: a character device.
+        Backing::Console => Attributes {
+            dev: 5,
+            ino: 3,
+            nlink: 1,
+            mode: S_IFCHR | 0o620,
+            rdev: 4 << 8 | 64,
+            blksize: 1024,
+            mount: 4,
+            ..Attributes::default()
+        },
+        Backing::Initrd(data) => node_attributes(process, &Node::File(data)),
+        // As Linux's /proc files: size 0, whatever reading them gives.
+        Backing::Generated { ino, .. } => Attributes {
+            dev: PROC_DEV,
+            ino: *ino,
+            nlink: 1,
+            mode: S_IFREG | 0o444,
+            blksize: 1024,
+            mount: 2,
+            ..Attributes::default()
+        },
+        Backing::Directory(directory) => node_attributes(process, &Node::Directory(directory.path.clone())),
+        Backing::Pipe(end) => Attributes {
+            dev: PIPE_DEV,
+            ino: end.pipe.ino,
+            nlink: 1,
+            mode: S_IFIFO | 0o600,
+            blksize: 4096,
+            mount: 3,
+            ..Attributes::default()
+        },
+        Backing::Path(node) => node_attributes(process, node),
+    }
+}
+
+/// `struct stat` of x86-64 Linux (144 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Stat {
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    pad0: u32,
+    rdev: u64,
+    size: i64,
+    blksize: i64,
+    blocks: i64,
+    times: [i64; 6],
+    unused: [i64; 3],
+}
+
+/// `struct statx` (256 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Statx {
+    mask: u32,
+    blksize: u32,
+    attributes: u64,
+    nlink: u32,
+    uid: u32,
+    gid: u32,
+    mode: u16,
+    spare0: u16,
+    ino: u64,
+    size: u64,
+    blocks: u64,
+    attributes_mask: u64,
+    /// atime, btime, ctime, mtime: `{ i64 sec; u32 nsec; i32 pad }` each.
+    times: [u64; 8],
+    rdev_major: u32,
+    rdev_minor: u32,
+    dev_major: u32,
+    dev_minor: u32,
+    mnt_id: u64,
+    dio_mem_align: u32,
+    dio_offset_align: u32,
+    spare3: [u64; 12],
+}
+
+const _: () = assert!(core::mem::size_of::<Stat>() == 144);
+const _: () = assert!(core::mem::size_of::<Statx>() == 256);
+
+/// Linux's `MAJOR` and `MINOR` of a `dev_t` as `stat` encodes it.
+fn major_minor(dev: u64) -> (u32, u32) {
+    (((dev >> 8) & 0xfff) as u32, ((dev & 0xff) | ((dev >> 12) & 0xfff00)) as u32)
+}
+
+fn write_stat(attributes: &Attributes, buf: u64) -> SysResult {
+    let stat = Stat {
+        dev: attributes.dev,
+        ino: attributes.ino,
+        nlink: attributes.nlink,
+        mode: attributes.mode,
+        rdev: attributes.rdev,
+        size: attributes.size as i64,
+        blksize: attributes.blksize as i64,
+        blocks: attributes.size.div_ceil(512) as i64,
+        ..Stat::default()
+    };
+    copy::write_value(buf, &stat)?;
+    Ok(0)
+}
+
+fn write_statx(attributes: &Attributes, buf: u64) -> SysResult {
+    /// `STATX_BASIC_STATS` and `STATX_MNT_ID`: what is known of every file.
+    const KNOWN: u32 = 0x7ff | 0x1000;
+    const STATX_ATTR_AUTOMOUNT: u64 = 0x1000;
+    const STATX_ATTR_MOUNT_ROOT: u64 = 0x2000;
+    const STATX_ATTR_DAX: u64 = 0x20_0000;
+    let (rdev_major, rdev_minor) = major_minor(attributes.rdev);
+    let (dev_major, dev_minor) = major_minor(attributes.dev);
+    let statx = Statx {
+        mask: KNOWN,
+        blksize: attributes.blksize as u32,
+        attributes: if attributes.mount_root { STATX_ATTR_MOUNT_ROOT } else { 0 },
+        nlink: attributes.nlink as u32,
+        mode: attributes.mode as u16,
+        ino: attributes.ino,
+        size: attributes.size,
+        blocks: attributes.size.div_ceil(512),
+        attributes_mask: STATX_ATTR_AUTOMOUNT | STATX_ATTR_MOUNT_ROOT | STATX_ATTR_DAX,
+        rdev_major,
+        rdev_minor,
+        dev_major,
+        dev_minor,
+        mnt_id: attributes.mount,
+        ..Statx::default()
+    };
+    copy::write_value(buf, &statx)?;
+    Ok(0)
+}
+
+fn target_attributes(process: &Process, target: Target) -> Attributes {
+    match target {
+        Target::Node(node) => node_attributes(process, &node),
+        Target::File(file) => file_attributes(process, &file),
+    }
+}
+
+/// `fstat(fd, buf)` (an `O_PATH` handle included).
+fn fstat(process: &Process, fd: u64, buf: u64) -> SysResult {
+    let file = process.state.lock().files.get_any(fd)?;
+    write_stat(&file_attributes(process, &file), buf)
+}
+
+/// `stat`, `lstat` and `newfstatat`: the flags, then the path.
+fn fstatat(process: &Process, dirfd: u64, path: u64, buf: u64, flags: u64) -> SysResult {
+    let name = read_path(path);
+    if flags & !(AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = target_at(process, dirfd, name, flags & AT_EMPTY_PATH != 0, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    write_stat(&target_attributes(process, target), buf)
+}
+
+/// `statx(dirfd, path, flags, mask, buf)`: every file here knows the basic
+/// statistics and its mount, whatever `mask` asks for.
+fn statx(process: &Process, dirfd: u64, path: u64, flags: u64, mask: u64, buf: u64) -> SysResult {
+    const STATX_RESERVED: u64 = 0x8000_0000;
+    let name = read_path(path);
+    let flags = flags as u32 as u64;
+    if mask as u32 as u64 & STATX_RESERVED != 0 || flags & AT_STATX_SYNC_TYPE == AT_STATX_SYNC_TYPE {
+        return Err(Errno::EINVAL);
+    }
+    if flags & !(AT_SYMLINK_NOFOLLOW | AT_NO_AUTOMOUNT | AT_EMPTY_PATH | AT_STATX_SYNC_TYPE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let target = target_at(process, dirfd, name, flags & AT_EMPTY_PATH != 0, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    write_statx(&target_attributes(process, target), buf)
+}
+
+/// `access`, `faccessat`, `faccessat2`: the process is root, so only a
+/// write to the read-only initrd (`EROFS`) and running a file with no
+/// execute bit (`EACCES`) are refused.
+fn access(process: &Process, dirfd: u64, path: u64, mode: u64, flags: u64) -> SysResult {
+    const W_OK: u64 = 2;
+    const X_OK: u64 = 1;
+    if mode & !7 != 0 || flags & !(AT_EACCESS | AT_SYMLINK_NOFOLLOW | AT_EMPTY_PATH) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = read_path(path);
+    let target = target_at(process, dirfd, name, flags & AT_EMPTY_PATH != 0, flags & AT_SYMLINK_NOFOLLOW == 0)?;
+    let (in_proc, file_mode) = match &target {
+        Target::Node(node) => (node.in_proc(), node_attributes(process, node).mode),
+        Target::File(file) => {
+            let attributes = file_attributes(process, file);
+            (attributes.dev != INITRD_DEV, attributes.mode)
+        }
+    };
+    let special = matches!(file_mode & 0o170000, S_IFIFO | S_IFCHR);
+    if mode & W_OK != 0 && !in_proc && !special {
+        return Err(Errno::EROFS);
+    }
+    if mode & X_OK != 0 && file_mode & 0o170000 != S_IFDIR && file_mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    Ok(0)
+}
+
+/// `readlink` and `readlinkat`: `/proc/self/exe` (the program) and
+/// `/proc/self` (the pid); `EINVAL` for anything else.
+fn readlink(process: &Process, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
+    if (size as i32) <= 0 {
+        return Err(Errno::EINVAL);
+    }
+    let name = read_path(path);
+    let empty = name.as_ref().is_ok_and(String::is_empty);
+    let target = target_at(process, dirfd, name, true, false)?;
+    let node = match target {
+        Target::Node(node) => node,
+        Target::File(file) => match &file.lock().backing {
+            Backing::Path(node) => node.clone(),
+            _ => return Err(Errno::ENOENT),
+        },
+    };
+    let text = match node {
+        Node::Proc("exe") => process.path.clone(),
+        Node::SelfLink => process.pid.to_string(),
+        _ if empty => return Err(Errno::ENOENT),
+        _ => return Err(Errno::EINVAL),
+    };
+    let count = text.len().min(size as u32 as usize);
+    copy::write(buf, &text.as_bytes()[..count])?;
+    Ok(count as u64)
+}
+
+/// `umask(mask)`: the previous mask.
+fn umask(process: &Process, mask: u64) -> SysResult {
+    let mut state = process.state.lock();
+    let previous = state.files.umask;
+    state.files.umask = mask as u32 & 0o777;
+    Ok(previous as u64)
+}
+
+/// The file calls, by number: `None` for a number this module does not
+/// serve. (`close` and `lseek` are in the main table.)
+pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
+    Some(match number {
+        nr::READ => transfer(process, a[0], a[1], a[2], false, false),
+        nr::WRITE => transfer(process, a[0], a[1], a[2], false, true),
+        nr::READV => transfer(process, a[0], a[1], a[2], true, false),
+        nr::WRITEV => transfer(process, a[0], a[1], a[2], true, true),
+        nr::PREAD64 => positional(process, a[0], a[1], a[2], a[3], false),
+        nr::PWRITE64 => positional(process, a[0], a[1], a[2], a[3], true),
+        nr::OPEN => open(process, AT_FDCWD as u64, a[0], a[1], a[2]),
+        nr::OPENAT => open(process, a[0], a[1], a[2], a[3]),
+        nr::STAT => fstatat(process, AT_FDCWD as u64, a[0], a[1], 0),
+        nr::LSTAT => fstatat(process, AT_FDCWD as u64, a[0], a[1], AT_SYMLINK_NOFOLLOW),
+        nr::FSTAT => fstat(process, a[0], a[1]),
+        nr::NEWFSTATAT => fstatat(process, a[0], a[1], a[2], a[3]),
+        nr::STATX => statx(process, a[0], a[1], a[2], a[3], a[4]),
+        nr::ACCESS => access(process, AT_FDCWD as u64, a[0], a[1], 0),
+        nr::FACCESSAT => access(process, a[0], a[1], a[2], 0),
+        nr::FACCESSAT2 => access(process, a[0], a[1], a[2], a[3]),
+        nr::READLINK => readlink(process, AT_FDCWD as u64, a[0], a[1], a[2]),
+        nr::READLINKAT => readlink(process, a[0], a[1], a[2], a[3]),
+        nr::GETDENTS64 => getdents64(process, a[0], a[1], a[2]),
+        nr::IOCTL => ioctl(process, a[0], a[1], a[2]),
+        nr::PIPE => pipe2(process, a[0], 0),
+        nr::PIPE2 => pipe2(process, a[0], a[1]),
+        nr::DUP => dup(process, a[0]),
+        nr::DUP2 => dup3(process, a[0], a[1], None),
+        nr::DUP3 => dup3(process, a[0], a[1], Some(a[2])),
+        nr::FCNTL => fcntl(process, a[0], a[1], a[2]),
+        nr::UMASK => umask(process, a[0]),
+        _ => return None,
+    })
 }

@@ -47,13 +47,31 @@ pub const STACK_INITIAL: u64 = 128 << 10;
 pub const STACK_MAX: u64 = 8 << 20;
 
 /// The gap kept clear below the stack, which is also how far below it a
-/// fault may land and still grow it.
-pub const STACK_GUARD_GAP: u64 = 64 << 10;
+/// fault may land and still grow it: Linux's `stack_guard_gap` (256 pages).
+pub const STACK_GUARD_GAP: u64 = 1 << 20;
+
+/// The most regions a process's address space holds (the kernel's map
+/// included): `mmap` answers `ENOMEM` beyond it, as Linux does past
+/// `vm.max_map_count` (65530 there; the region set lives in the kernel's
+/// heap here, which holds fewer).
+pub const MAX_MAP_COUNT: usize = 2048;
 
 /// The first address above every `mmap` placement the kernel chooses: the
 /// stack's largest extent and 128 MiB of room below it (Linux keeps at
 /// least 128 MiB between the stack and the mmap base).
 pub const MMAP_TOP: u64 = STACK_TOP - STACK_MAX - (128 << 20);
+
+/// Marks the pages of a file mapping wholly past the end of the file (a
+/// flag with no other use in a process's space: Linux's fault handler finds
+/// no page of the file there).
+pub const PAST_EOF: aspace::Protection = aspace::Protection::SWAP;
+
+/// True for the pages of a file mapping wholly past the end of its file:
+/// touching them raises `SIGBUS` with `BUS_ADRERR`. (Their region has no
+/// access rights, so every touch is refused.)
+pub fn past_end_of_file(region: &aspace::Region) -> bool {
+    region.prot.contains(PAST_EOF)
+}
 
 /// The page size.
 pub const PAGE: u64 = 4096;

@@ -1,13 +1,442 @@
 //! The process, time and scheduling calls not in the main table
-//! (`syscall::call`).
+//! (`syscall::call`), and the count of the system calls nobody serves.
+//!
+//! - Time: `nanosleep`, `clock_nanosleep` and `pause` wait until the time
+//!   comes or a signal would be delivered (`EINTR`, with the time left);
+//!   `gettimeofday` and `time` read the clock `clock_gettime` reads (the
+//!   wall clock starts at the epoch when the kernel boots).
+//! - Limits: `setrlimit` (as `prlimit64` sets them; `RLIMIT_NOFILE` no
+//!   higher than `fs.nr_open`).
+//! - CPUs: `sched_getaffinity` is the set of online CPUs, narrowed by what
+//!   `sched_setaffinity` recorded for the process; the record is kept and
+//!   reported but not yet honoured (a thread stays on the CPU it started
+//!   on: the scheduler does not move threads), and a forked child starts
+//!   with every CPU. `getcpu` names the CPU the call runs on.
+//! - Groups and sessions: a process the shell starts leads a group and a
+//!   session of its own; a forked child is in its parent's; `setpgid` and
+//!   `setsid` follow Linux's rules.
+//! - Signals sent to threads: `tkill`, `tgkill` (one thread per process: the
+//!   thread id is the pid), and `rt_sigpending`.
+//! - Every number no table serves is counted ([`unsupported`]); the shell's
+//!   `syscalls` lists them with their names.
 
-use super::errno::SysResult;
-use super::process::Process;
+use super::copy;
+use super::errno::{Errno, SysResult};
+use super::files::NR_OPEN;
+use super::process::{self, Process, RLimit, RLIMIT_COUNT, RLIMIT_NOFILE};
+use super::signal;
+use crate::arch::tsc::nanos_since_boot;
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+/// The system calls this module serves, by number.
+mod nr {
+    pub const PAUSE: u64 = 34;
+    pub const NANOSLEEP: u64 = 35;
+    pub const GETTIMEOFDAY: u64 = 96;
+    pub const SETPGID: u64 = 109;
+    pub const GETPGRP: u64 = 111;
+    pub const SETSID: u64 = 112;
+    pub const GETPGID: u64 = 121;
+    pub const GETSID: u64 = 124;
+    pub const RT_SIGPENDING: u64 = 127;
+    pub const SETRLIMIT: u64 = 160;
+    pub const TKILL: u64 = 200;
+    pub const TIME: u64 = 201;
+    pub const SCHED_SETAFFINITY: u64 = 203;
+    pub const SCHED_GETAFFINITY: u64 = 204;
+    pub const CLOCK_NANOSLEEP: u64 = 230;
+    pub const TGKILL: u64 = 234;
+    pub const GETCPU: u64 = 309;
+}
 
 /// `None` for a number this module does not serve.
 pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
-    let _ = (process, a);
-    match number {
-        _ => None,
+    Some(match number {
+        nr::NANOSLEEP => nanosleep(process, a[0], a[1]),
+        nr::CLOCK_NANOSLEEP => clock_nanosleep(process, a[0], a[1], a[2], a[3]),
+        nr::PAUSE => pause(process),
+        nr::GETTIMEOFDAY => gettimeofday(a[0], a[1]),
+        nr::TIME => time(a[0]),
+        nr::SETRLIMIT => setrlimit(process, a[0], a[1]),
+        nr::SCHED_GETAFFINITY => sched_getaffinity(process, a[0], a[1], a[2]),
+        nr::SCHED_SETAFFINITY => sched_setaffinity(process, a[0], a[1], a[2]),
+        nr::GETCPU => getcpu(a[0], a[1]),
+        nr::GETPGRP => Ok(process.state.lock().signal_extras.pgid as u64),
+        nr::GETPGID => group_of(process, a[0], false),
+        nr::GETSID => group_of(process, a[0], true),
+        nr::SETPGID => setpgid(process, a[0], a[1]),
+        nr::SETSID => setsid(process),
+        nr::TKILL => signal::tkill(process, None, a[0] as i32 as i64, a[1]),
+        nr::TGKILL => signal::tkill(process, Some(a[0] as i32 as i64), a[1] as i32 as i64, a[2]),
+        nr::RT_SIGPENDING => signal::sigpending(process, a[0], a[1]),
+        _ => return None,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Time
+
+/// `struct timespec`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+const NANOS_PER_SECOND: u64 = 1_000_000_000;
+
+impl Timespec {
+    fn from_nanos(nanos: u64) -> Timespec {
+        Timespec { sec: (nanos / NANOS_PER_SECOND) as i64, nsec: (nanos % NANOS_PER_SECOND) as i64 }
     }
+
+    /// Reads one (`EFAULT`) and checks it (`EINVAL`: a negative second or
+    /// nanoseconds outside `0..10^9`).
+    fn read(addr: u64) -> Result<Timespec, Errno> {
+        let time: Timespec = copy::read_value(addr)?;
+        if time.sec < 0 || !(0..NANOS_PER_SECOND as i64).contains(&time.nsec) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(time)
+    }
+
+    fn nanos(&self) -> u64 {
+        (self.sec as u64).saturating_mul(NANOS_PER_SECOND).saturating_add(self.nsec as u64)
+    }
+}
+
+/// The longest a sleeping program goes without looking at its signals.
+const SLEEP_SLICE_MS: u64 = 10;
+
+/// Sleeps until the boot clock reads `deadline` (nanoseconds); `EINTR` as
+/// soon as a signal would be delivered.
+fn sleep_until(process: &Process, deadline: u64) -> Result<(), Errno> {
+    loop {
+        let now = nanos_since_boot();
+        if now >= deadline {
+            return Ok(());
+        }
+        if signal::interrupting(process) {
+            return Err(Errno::EINTR);
+        }
+        crate::thread::sleep_ms((deadline - now).div_ceil(1_000_000).min(SLEEP_SLICE_MS));
+    }
+}
+
+/// Sleeps for the relative `request`; when a signal cuts it short, writes
+/// the time left to `remaining` (unless 0) and fails with `EINTR`.
+fn sleep_relative(process: &Process, request: Timespec, remaining: u64) -> SysResult {
+    let deadline = nanos_since_boot().saturating_add(request.nanos());
+    match sleep_until(process, deadline) {
+        Ok(()) => Ok(0),
+        Err(error) => {
+            if remaining != 0 {
+                let left = deadline.saturating_sub(nanos_since_boot());
+                copy::write_value(remaining, &Timespec::from_nanos(left))?;
+            }
+            Err(error)
+        }
+    }
+}
+
+/// `nanosleep(request, remaining)`.
+fn nanosleep(process: &Process, request: u64, remaining: u64) -> SysResult {
+    let request = Timespec::read(request)?;
+    sleep_relative(process, request, remaining)
+}
+
+/// `clock_nanosleep(clock, flags, request, remaining)`: every clock here
+/// counts from boot, so an absolute time is one on that count.
+fn clock_nanosleep(process: &Process, clock: u64, flags: u64, request: u64, remaining: u64) -> SysResult {
+    const TIMER_ABSTIME: u64 = 1;
+    match clock as i32 {
+        // REALTIME, MONOTONIC, BOOTTIME, REALTIME_ALARM, BOOTTIME_ALARM, TAI.
+        0 | 1 | 7 | 8 | 9 | 11 => {}
+        // MONOTONIC_RAW and the coarse clocks cannot be slept on.
+        4..=6 => return Err(Errno::EOPNOTSUPP),
+        _ => return Err(Errno::EINVAL),
+    }
+    let request = Timespec::read(request)?;
+    if flags & TIMER_ABSTIME != 0 {
+        sleep_until(process, request.nanos())?;
+        return Ok(0);
+    }
+    sleep_relative(process, request, remaining)
+}
+
+/// `pause()`: until a signal is delivered; then `EINTR`.
+fn pause(process: &Process) -> SysResult {
+    while !signal::interrupting(process) {
+        crate::thread::sleep_ms(SLEEP_SLICE_MS);
+    }
+    Err(Errno::EINTR)
+}
+
+/// `gettimeofday(tv, tz)`: the time, and the time zone (UTC, no daylight
+/// saving time); each only where asked.
+fn gettimeofday(tv: u64, tz: u64) -> SysResult {
+    if tv != 0 {
+        let now = Timespec::from_nanos(nanos_since_boot());
+        copy::write_value(tv, &[now.sec, now.nsec / 1000])?;
+    }
+    if tz != 0 {
+        copy::write_value(tz, &[0i32, 0i32])?;
+    }
+    Ok(0)
+}
+
+/// `time(tloc)`: the seconds, also at `tloc` unless it is 0.
+fn time(tloc: u64) -> SysResult {
+    let seconds = nanos_since_boot() / NANOS_PER_SECOND;
+    if tloc != 0 {
+        copy::write_value(tloc, &seconds)?;
+    }
+    Ok(seconds)
+}
+
+// ---------------------------------------------------------------------------
+// Limits
+
+/// `setrlimit(resource, rlim)`: Linux's order: the structure (`EFAULT`),
+/// the resource and soft above hard (`EINVAL`), `RLIMIT_NOFILE` above
+/// `fs.nr_open` (`EPERM`). The process is root: raising a hard limit is
+/// allowed.
+fn setrlimit(process: &Process, resource: u64, limit: u64) -> SysResult {
+    let wanted: RLimit = copy::read_value(limit)?;
+    let index = (resource as u32 as usize).min(RLIMIT_COUNT);
+    if index >= RLIMIT_COUNT || wanted.cur > wanted.max {
+        return Err(Errno::EINVAL);
+    }
+    if index == RLIMIT_NOFILE && wanted.max > NR_OPEN {
+        return Err(Errno::EPERM);
+    }
+    process.state.lock().rlimits[index] = wanted;
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// CPUs
+
+/// What `sched_setaffinity` recorded, by pid (processes without an entry
+/// may run on every CPU).
+static AFFINITY: IrqMutex<BTreeMap<u32, u64>> = IrqMutex::new(BTreeMap::new());
+
+/// The online CPUs, one bit each.
+fn online_cpus() -> u64 {
+    crate::percpu::all_cpus().fold(0, |mask, cpu| mask | 1u64 << cpu.id)
+}
+
+/// The size of a CPU mask here: one `unsigned long` (64 CPUs at most).
+const CPUMASK_SIZE: u64 = 8;
+
+/// The process `pid` names (0: the caller), or `ESRCH`.
+fn process_named(process: &Process, pid: u64) -> Result<Option<Arc<Process>>, Errno> {
+    let pid = pid as i32;
+    if pid == 0 || pid as u32 == process.pid {
+        return Ok(None);
+    }
+    let target = process::all().into_iter().find(|target| pid > 0 && target.pid == pid as u32);
+    target.map(Some).ok_or(Errno::ESRCH)
+}
+
+/// `sched_getaffinity(pid, len, mask)`: the bytes written (Linux's
+/// `cpumask_size()`, 8 here).
+fn sched_getaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysResult {
+    let len = len as u32 as u64;
+    let cpu_ids = crate::percpu::all_cpus().map(|cpu| cpu.id as u64 + 1).max().unwrap_or(1);
+    if len * 8 < cpu_ids || !len.is_multiple_of(8) {
+        return Err(Errno::EINVAL);
+    }
+    let target = process_named(process, pid)?.map_or(process.pid, |target| target.pid);
+    let recorded = AFFINITY.lock().get(&target).copied().unwrap_or(u64::MAX);
+    let count = len.min(CPUMASK_SIZE) as usize;
+    copy::write(mask, &(recorded & online_cpus()).to_le_bytes()[..count])?;
+    Ok(count as u64)
+}
+
+/// `sched_setaffinity(pid, len, mask)`: recorded for the process (not yet
+/// honoured: see the module's documentation). Linux's order: the mask
+/// (`EFAULT`), the process (`ESRCH`), no online CPU in it (`EINVAL`).
+fn sched_setaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysResult {
+    let len = (len as u32 as u64).min(CPUMASK_SIZE) as usize;
+    let mut bytes = [0u8; 8];
+    copy::read(mask, &mut bytes[..len])?;
+    let target = process_named(process, pid)?.map_or(process.pid, |target| target.pid);
+    let wanted = u64::from_le_bytes(bytes) & online_cpus();
+    if wanted == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let living: Vec<u32> = process::all().iter().map(|process| process.pid).collect();
+    let mut affinity = AFFINITY.lock();
+    affinity.retain(|pid, _| living.contains(pid));
+    affinity.insert(target, wanted);
+    Ok(0)
+}
+
+/// `getcpu(cpu, node, cache)`: the CPU this call runs on, node 0.
+fn getcpu(cpu: u64, node: u64) -> SysResult {
+    if cpu != 0 {
+        copy::write_value(cpu, &crate::percpu::current().id)?;
+    }
+    if node != 0 {
+        copy::write_value(node, &0u32)?;
+    }
+    Ok(0)
+}
+
+// ---------------------------------------------------------------------------
+// Process groups and sessions
+
+/// `getpgid(pid)` (`session` false) and `getsid(pid)`.
+fn group_of(process: &Process, pid: u64, session: bool) -> SysResult {
+    let extras = |target: &Process| {
+        let state = target.state.lock();
+        if session {
+            state.signal_extras.sid
+        } else {
+            state.signal_extras.pgid
+        }
+    };
+    Ok(match process_named(process, pid)? {
+        None => extras(process),
+        Some(target) => extras(&target),
+    } as u64)
+}
+
+/// `setpgid(pid, pgid)`: the caller or a child of its in the same session
+/// joins group `pgid` (one of the session's) or starts its own; a session
+/// leader cannot move.
+fn setpgid(process: &Process, pid: u64, pgid: u64) -> SysResult {
+    let pid = if pid as i32 == 0 { process.pid } else { pid as i32 as u32 };
+    let pgid = if pgid as i32 == 0 { pid as i32 } else { pgid as i32 };
+    if pgid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let all = process::all();
+    let target = all.iter().find(|target| target.pid == pid).ok_or(Errno::ESRCH)?;
+    let own_sid = process.state.lock().signal_extras.sid;
+    let (target_sid, target_is_leader) = {
+        let state = target.state.lock();
+        (state.signal_extras.sid, state.signal_extras.sid == target.pid)
+    };
+    if target.pid != process.pid {
+        if process::parent_of(target) != process.pid {
+            return Err(Errno::ESRCH);
+        }
+        if target_sid != own_sid {
+            return Err(Errno::EPERM);
+        }
+    }
+    if target_is_leader {
+        return Err(Errno::EPERM);
+    }
+    if pgid as u32 != pid {
+        let group_in_session = all.iter().any(|other| {
+            other.state.lock().signal_extras.pgid == pgid as u32 && other.state.lock().signal_extras.sid == own_sid
+        });
+        if !group_in_session {
+            return Err(Errno::EPERM);
+        }
+    }
+    target.state.lock().signal_extras.pgid = pgid as u32;
+    Ok(0)
+}
+
+/// `setsid()`: a new session and group led by the caller, unless a group
+/// already has its pid (`EPERM`: it leads one).
+fn setsid(process: &Process) -> SysResult {
+    let taken = process::all().iter().any(|other| other.state.lock().signal_extras.pgid == process.pid);
+    if taken {
+        return Err(Errno::EPERM);
+    }
+    let mut state = process.state.lock();
+    state.signal_extras.pgid = process.pid;
+    state.signal_extras.sid = process.pid;
+    Ok(process.pid as u64)
+}
+
+// ---------------------------------------------------------------------------
+// The system calls nobody serves
+
+/// The numbers counted one by one; the rest (an x32 number, or past the
+/// table) share the last counter.
+const COUNTED: usize = 512;
+
+/// How often each number no table serves was asked for since boot.
+static UNSUPPORTED: [AtomicU64; COUNTED + 1] = [const { AtomicU64::new(0) }; COUNTED + 1];
+
+/// Counts a call of `number`, which nothing serves, and answers `ENOSYS`.
+pub fn unsupported(number: u64) -> SysResult {
+    let index = usize::try_from(number).ok().filter(|&index| index < COUNTED).unwrap_or(COUNTED);
+    UNSUPPORTED[index].fetch_add(1, Ordering::Relaxed);
+    Err(Errno::ENOSYS)
+}
+
+/// The numbers asked for and not served, with their counts, by number;
+/// `None` for the shared counter of numbers past the table.
+pub fn unsupported_calls() -> Vec<(Option<u64>, u64)> {
+    UNSUPPORTED
+        .iter()
+        .enumerate()
+        .filter_map(|(index, count)| {
+            let count = count.load(Ordering::Relaxed);
+            (count > 0).then_some(((index < COUNTED).then_some(index as u64), count))
+        })
+        .collect()
+}
+
+/// Linux's x86-64 system-call names by number (`-` for an unused number),
+/// from `asm/unistd_64.h` of Linux 6.1.
+const NAMES: &str = concat!(
+    "read write open close stat fstat lstat poll lseek mmap mprotect munmap brk rt_sigaction ",
+    "rt_sigprocmask rt_sigreturn ioctl pread64 pwrite64 readv writev access pipe select sched_yield ",
+    "mremap msync mincore madvise shmget shmat shmctl dup dup2 pause nanosleep getitimer alarm setitimer ",
+    "getpid sendfile socket connect accept sendto recvfrom sendmsg recvmsg shutdown bind listen ",
+    "getsockname getpeername socketpair setsockopt getsockopt clone fork vfork execve exit wait4 kill ",
+    "uname semget semop semctl shmdt msgget msgsnd msgrcv msgctl fcntl flock fsync fdatasync truncate ",
+    "ftruncate getdents getcwd chdir fchdir rename mkdir rmdir creat link unlink symlink readlink chmod ",
+    "fchmod chown fchown lchown umask gettimeofday getrlimit getrusage sysinfo times ptrace getuid ",
+    "syslog getgid setuid setgid geteuid getegid setpgid getppid getpgrp setsid setreuid setregid ",
+    "getgroups setgroups setresuid getresuid setresgid getresgid getpgid setfsuid setfsgid getsid capget ",
+    "capset rt_sigpending rt_sigtimedwait rt_sigqueueinfo rt_sigsuspend sigaltstack utime mknod uselib ",
+    "personality ustat statfs fstatfs sysfs getpriority setpriority sched_setparam sched_getparam ",
+    "sched_setscheduler sched_getscheduler sched_get_priority_max sched_get_priority_min ",
+    "sched_rr_get_interval mlock munlock mlockall munlockall vhangup modify_ldt pivot_root _sysctl prctl ",
+    "arch_prctl adjtimex setrlimit chroot sync acct settimeofday mount umount2 swapon swapoff reboot ",
+    "sethostname setdomainname iopl ioperm create_module init_module delete_module get_kernel_syms ",
+    "query_module quotactl nfsservctl getpmsg putpmsg afs_syscall tuxcall security gettid readahead ",
+    "setxattr lsetxattr fsetxattr getxattr lgetxattr fgetxattr listxattr llistxattr flistxattr ",
+    "removexattr lremovexattr fremovexattr tkill time futex sched_setaffinity sched_getaffinity ",
+    "set_thread_area io_setup io_destroy io_getevents io_submit io_cancel get_thread_area lookup_dcookie ",
+    "epoll_create epoll_ctl_old epoll_wait_old remap_file_pages getdents64 set_tid_address ",
+    "restart_syscall semtimedop fadvise64 timer_create timer_settime timer_gettime timer_getoverrun ",
+    "timer_delete clock_settime clock_gettime clock_getres clock_nanosleep exit_group epoll_wait ",
+    "epoll_ctl tgkill utimes vserver mbind set_mempolicy get_mempolicy mq_open mq_unlink mq_timedsend ",
+    "mq_timedreceive mq_notify mq_getsetattr kexec_load waitid add_key request_key keyctl ioprio_set ",
+    "ioprio_get inotify_init inotify_add_watch inotify_rm_watch migrate_pages openat mkdirat mknodat ",
+    "fchownat futimesat newfstatat unlinkat renameat linkat symlinkat readlinkat fchmodat faccessat ",
+    "pselect6 ppoll unshare set_robust_list get_robust_list splice tee sync_file_range vmsplice ",
+    "move_pages utimensat epoll_pwait signalfd timerfd_create eventfd fallocate timerfd_settime ",
+    "timerfd_gettime accept4 signalfd4 eventfd2 epoll_create1 dup3 pipe2 inotify_init1 preadv pwritev ",
+    "rt_tgsigqueueinfo perf_event_open recvmmsg fanotify_init fanotify_mark prlimit64 name_to_handle_at ",
+    "open_by_handle_at clock_adjtime syncfs sendmmsg setns getcpu process_vm_readv process_vm_writev ",
+    "kcmp finit_module sched_setattr sched_getattr renameat2 seccomp getrandom memfd_create ",
+    "kexec_file_load bpf execveat userfaultfd membarrier mlock2 copy_file_range preadv2 pwritev2 ",
+    "pkey_mprotect pkey_alloc pkey_free statx io_pgetevents rseq - - - - - - - - - - - - - - - - - - - - ",
+    "- - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - - ",
+    "- - - - - - - - - - - - - - - - - - - pidfd_send_signal io_uring_setup io_uring_enter ",
+    "io_uring_register open_tree move_mount fsopen fsconfig fsmount fspick pidfd_open clone3 close_range ",
+    "openat2 pidfd_getfd faccessat2 process_madvise epoll_pwait2 mount_setattr quotactl_fd ",
+    "landlock_create_ruleset landlock_add_rule landlock_restrict_self memfd_secret process_mrelease ",
+    "futex_waitv set_mempolicy_home_node",
+);
+
+/// The name of system call `number` ("clone3"), if it has one.
+pub fn syscall_name(number: u64) -> Option<&'static str> {
+    NAMES.split(' ').nth(usize::try_from(number).ok()?).filter(|name| *name != "-" && !name.is_empty())
 }

@@ -8,14 +8,22 @@
 //! - [`process`]: spawning, running, exiting and waiting;
 //! - [`copy`]: the one door to user memory (`EFAULT`, never a panic);
 //! - [`syscall`], [`memory`], [`files`], [`proc`]: the system calls;
-//! - [`signal`]: what a program's faults raise.
+//! - [`signal`]: what a program's faults raise, and delivery;
+//! - [`misc`]: the process, time and scheduling calls, and the count of
+//!   the calls nobody serves.
 //!
 //! The way in and out of ring 3 (`syscall`/`sysretq`, `iretq`, `swapgs`)
 //! is `arch::syscall`; this layer installs its two hooks there and in the
-//! trap dispatcher at boot ([`init`]).
+//! trap dispatcher at boot ([`init`]). Around the system-call table it
+//! serves the two calls that need the program's registers, not only the
+//! arguments: `sigaltstack` (the stack pointer) and the restart of a call a
+//! signal interrupted (the number and the `syscall` instruction's address);
+//! and at the end of every interrupt from ring 3 it delivers the pending
+//! signals, so that a program that makes no system call is reached too.
 
 pub mod copy;
 pub mod errno;
+pub mod fdtable;
 pub mod files;
 pub mod layout;
 pub mod load;
@@ -25,21 +33,40 @@ pub mod proc;
 pub mod process;
 pub mod random;
 pub mod signal;
+pub mod sigstate;
 pub mod syscall;
 
 use crate::arch::frame::TrapFrame;
 use crate::arch::syscall::{install_syscall_handler, redirect_with_frame, resume_user, SyscallHandler};
 use crate::arch::trap::{install_user_trap_handler, UserTrapHandler};
-use aspace::{Fault, UnhandledFault};
+use aspace::{Fault, Protection, UnhandledFault};
 use core::sync::atomic::Ordering;
+use errno::Errno;
 use process::ExitStatus;
+
+/// `sigaltstack`: served here, as it needs the program's stack pointer.
+const SIGALTSTACK: u64 = 131;
+/// `rt_sigreturn`: never restarted (its RAX is the restored one).
+const RT_SIGRETURN: u64 = 15;
 
 /// The user-mode layer, as the layers below see it.
 struct UserLayer;
 
 impl SyscallHandler for UserLayer {
     fn syscall(&self, frame: &mut TrapFrame) {
-        syscall::dispatch(frame);
+        let number = frame.rax;
+        if number == SIGALTSTACK {
+            sigaltstack(frame);
+        } else {
+            syscall::dispatch(frame);
+        }
+        if number == RT_SIGRETURN {
+            // The restored mask may let a pending signal through: Linux
+            // delivers it before the program runs again.
+            deliver_now(frame);
+        } else if frame.rax == Errno::ERESTARTSYS.to_return() {
+            restart_or_interrupt(frame, number);
+        }
         // The timer asked for a switch while the call ran: give the CPU up
         // before returning to the program, as an interrupt's exit would.
         if crate::percpu::current().need_resched.load(Ordering::Relaxed) {
@@ -48,14 +75,93 @@ impl SyscallHandler for UserLayer {
     }
 }
 
+/// `sigaltstack(new, old)` with the program's stack pointer, then the
+/// pending signals, as the table's calls end.
+fn sigaltstack(frame: &mut TrapFrame) {
+    let Some(process) = process::current() else {
+        frame.rax = Errno::ENOSYS.to_return();
+        return;
+    };
+    frame.rax = match signal::sigaltstack(&process, frame.rdi, frame.rsi, frame.rsp) {
+        Ok(value) => value,
+        Err(errno) => errno.to_return(),
+    };
+    drop(process);
+    deliver_now(frame);
+}
+
+/// Delivers a pending signal to the program whose state is `frame`, or
+/// ends it.
+fn deliver_now(frame: &mut TrapFrame) {
+    let Some(process) = process::current() else { return };
+    let outcome = signal::deliver_pending(&process, frame);
+    drop(process);
+    if let signal::Outcome::Terminate(info) = outcome {
+        process::exit_current(ExitStatus::Killed { info, rip: frame.rip });
+    }
+}
+
+/// A call that blocked returned `ERESTARTSYS`: a signal came. It is
+/// delivered, and the call returns `EINTR` or starts again
+/// ([`signal::deliver_after_interrupted_call`]).
+fn restart_or_interrupt(frame: &mut TrapFrame, number: u64) {
+    let Some(process) = process::current() else {
+        frame.rax = Errno::EINTR.to_return();
+        return;
+    };
+    let outcome = signal::deliver_after_interrupted_call(&process, frame, number);
+    drop(process);
+    if let signal::Outcome::Terminate(info) = outcome {
+        process::exit_current(ExitStatus::Killed { info, rip: frame.rip });
+    }
+}
+
 impl UserTrapHandler for UserLayer {
     fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>) {
         let info = signal::for_trap(frame.vector(), frame.rip, fault);
+        if let Some((_, UnhandledFault::Forbidden { region, .. })) = fault {
+            if region.prot.contains(Protection::KERN) {
+                // The program sees nothing mapped there (SEGV_MAPERR, as on
+                // Linux): its error code says not present, as Linux's would.
+                frame.error_code &= !1;
+            }
+        }
         // The IST stack can neither fault (the signal frame goes on the
         // program's stack) nor host the end of the process: continue on the
         // thread's kernel stack, with a copy of the program's state.
         let packed = info.signal.0 as u64 | (info.code as u32 as u64) << 32;
         redirect_with_frame(frame, deliver_fault_signal, packed, info.addr);
+    }
+
+    fn returning_to_user(&self, frame: &mut TrapFrame) {
+        // On the IST stack, interrupts off, the program in ring 3 holding no
+        // lock: only look. Delivery writes the program's stack, which may
+        // fault: it happens on the thread's kernel stack.
+        let Some(process) = process::current() else { return };
+        if signal::has_ready(&process) {
+            drop(process);
+            redirect_with_frame(frame, deliver_on_return, 0, 0);
+        }
+    }
+}
+
+/// Where a program interrupted with a signal pending continues, on its
+/// kernel stack: the signal is delivered (the program resumes in its
+/// handler, or where it was) or ends the process.
+extern "C" fn deliver_on_return(frame: *mut TrapFrame, _: u64, _: u64) -> ! {
+    // SAFETY: on the thread's kernel stack, as any kernel code.
+    unsafe { crate::arch::cpu::enable_interrupts() };
+    // SAFETY: `redirect_with_frame` copied the frame there, for this call alone.
+    let frame = unsafe { &mut *frame };
+    let outcome = match process::current() {
+        Some(process) => signal::deliver_pending(&process, frame),
+        None => signal::Outcome::Resume,
+    };
+    match outcome {
+        // SAFETY: the frame is the program's, on this kernel stack, with a
+        // user RIP (its own, or a handler's) and the user selectors.
+        signal::Outcome::Resume => unsafe { resume_user(frame) },
+        signal::Outcome::Terminate(info) => process::exit_current(ExitStatus::Killed { info, rip: frame.rip }),
     }
 }
 
@@ -68,7 +174,15 @@ extern "C" fn deliver_fault_signal(frame: *mut TrapFrame, packed: u64, addr: u64
     let frame = unsafe { &mut *frame };
     let info = signal::SignalInfo { signal: signal::Signal(packed as u32), code: (packed >> 32) as i32, addr };
     let outcome = match process::current() {
-        Some(process) => signal::deliver(&process, frame, info, true),
+        Some(process) => {
+            let outcome = signal::deliver(&process, frame, info, true);
+            if let signal::Outcome::Terminate(_) = outcome {
+                // For `run`'s report: the trap and its error code.
+                let record = signal::FaultRecord { vector: frame.vector(), error_code: frame.error_code };
+                process.state.lock().signal_extras.fault = Some(record);
+            }
+            outcome
+        }
         None => signal::Outcome::Terminate(info),
     };
     match outcome {

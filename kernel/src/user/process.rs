@@ -5,15 +5,25 @@
 //! [`spawn`] builds the space and starts the thread; the thread moves into
 //! the space, copies the initial stack in through [`super::copy`] and runs
 //! the program with `thread::run_user` until `exit_group` or a fatal signal
-//! ends it; [`wait`] collects the status and destroys the space.
+//! ends it. Then the thread leaves the space, destroys it and ends the
+//! process ([`end`]): its children are orphaned (their parent becomes the
+//! kernel, pid 0, which reaps them as they end), its parent gets `SIGCHLD`,
+//! and it stays a zombie until its parent reaps it with `wait4` (a process
+//! the shell started is reaped by the shell's [`wait`]).
+//!
+//! [`fork`] clones the running process: the address space copy-on-write
+//! (`address_space::fork`), the open files shared, signal actions and mask
+//! copied; the child's thread starts from the parent's system-call frame
+//! with RAX = 0.
 
 use super::copy;
 use super::errno::Errno;
-use super::files::FileTable;
+use super::fdtable::FileTable;
 use super::layout;
 use super::load::{self, LoadError};
-use super::signal::{SigAction, SignalInfo};
+use super::sigstate::{SigAction, SignalExtras, SignalInfo};
 use crate::address_space::{self, Space};
+use crate::arch::frame::TrapFrame;
 use crate::fs;
 use crate::sync::IrqMutex;
 use crate::thread::{self, JoinHandle, ThreadId};
@@ -37,6 +47,17 @@ pub enum ExitStatus {
         /// The instruction the program was at.
         rip: u64,
     },
+}
+
+impl ExitStatus {
+    /// The status `wait4` reports (`WEXITSTATUS` in bits 8..16, or
+    /// `WTERMSIG` in the low 7 bits).
+    pub fn wait_status(self) -> u32 {
+        match self {
+            ExitStatus::Exited(code) => (code as u32) << 8,
+            ExitStatus::Killed { info, .. } => info.signal.0 & 0x7f,
+        }
+    }
 }
 
 impl fmt::Display for ExitStatus {
@@ -78,7 +99,7 @@ pub const RLIMIT_NOFILE: usize = 7;
 fn default_rlimits() -> [RLimit; RLIMIT_COUNT] {
     let mut limits = [RLimit { cur: RLIM_INFINITY, max: RLIM_INFINITY }; RLIMIT_COUNT];
     limits[RLIMIT_STACK] = RLimit { cur: layout::STACK_MAX, max: RLIM_INFINITY };
-    limits[RLIMIT_NOFILE] = RLimit { cur: super::files::MAX_FILES as u64, max: super::files::MAX_FILES as u64 };
+    limits[RLIMIT_NOFILE] = RLimit { cur: super::fdtable::MAX_FILES as u64, max: super::fdtable::MAX_FILES as u64 };
     limits[8] = RLimit { cur: 8 << 20, max: 8 << 20 }; // RLIMIT_MEMLOCK
     limits[4] = RLimit { cur: 0, max: RLIM_INFINITY }; // RLIMIT_CORE
     limits
@@ -108,6 +129,21 @@ pub struct ProcessState {
     start: Option<(u64, StackImage)>,
     /// Set once the process has ended.
     pub exit: Option<ExitStatus>,
+    /// The alternate signal stack, each pending signal's sender, the
+    /// process group and session, the trap that ended the process
+    /// (`user::signal`).
+    pub signal_extras: SignalExtras,
+    /// The parent's pid (0: the kernel: the shell started it, or its parent ended).
+    pub parent: u32,
+    /// The shell's `run` waits for this process (so it is not reaped at exit).
+    pub shell_waits: bool,
+    /// True once the process's thread has finished with it: a zombie.
+    pub ended: bool,
+    /// The signal the parent gets when this process ends (`SIGCHLD`, or the
+    /// low byte of `clone`'s flags).
+    pub exit_signal: u32,
+    /// Faults handled for the process's accesses (`ru_minflt`).
+    pub minor_faults: u64,
 }
 
 /// A process.
@@ -211,7 +247,13 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         clear_child_tid: 0,
         robust_list: (0, 0),
         start: Some((loaded.entry, loaded.image)),
+        signal_extras: SignalExtras::leader(pid),
         exit: None,
+        parent: 0,
+        shell_waits: true,
+        ended: false,
+        exit_signal: SIGCHLD,
+        minor_faults: 0,
     };
     let process = Arc::new(Process { pid, path: full_path.clone(), space: loaded.space, state: IrqMutex::new(state) });
     PROCESSES.lock().insert(pid, process.clone());
@@ -219,27 +261,417 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
     Ok(Running { process, thread })
 }
 
-/// Waits for `running` to end, destroys its address space and returns how
-/// it ended.
+/// Waits for `running` to end, reaps it and returns how it ended. (Its
+/// children, if it leaves any running, go on as orphans.)
 pub fn wait(running: Running) -> ExitStatus {
     running.thread.join();
-    let process = running.process;
-    let status = process.state.lock().exit.unwrap_or(ExitStatus::Exited(0));
-    PROCESSES.lock().remove(&process.pid);
-    // The thread left the space before it ended; a CPU may still have it
-    // loaded for the few instructions of its next switch.
-    let name = String::from(process.space.name());
+    // The process now under its pid (an `execve` replaces the record).
+    let process = PROCESSES.lock().remove(&running.process.pid);
+    process.and_then(|process| process.state.lock().exit).unwrap_or(ExitStatus::Exited(0))
+}
+
+/// `SIGCHLD`.
+const SIGCHLD: u32 = 17;
+
+/// Woken whenever a process ends: parents blocked in `wait4` look again.
+static CHILD_ENDED: thread::WaitQueue = thread::WaitQueue::new();
+
+/// Destroys `space` once no CPU has it loaded (the thread that left it may
+/// still be switching away on another CPU for a few instructions).
+fn destroy_space(space: &Space) {
+    let name = String::from(space.name());
     for _ in 0..10_000 {
         match address_space::destroy(&name) {
             Err(aspace::AspaceError::Busy { .. }) => thread::yield_now(),
             Err(error) => {
-                crate::println!("run: the address space '{name}' could not be destroyed: {error}");
-                break;
+                crate::println!("process: the address space '{name}' could not be destroyed: {error}");
+                return;
             }
-            Ok(()) => break,
+            Ok(()) => return,
         }
     }
-    status
+    crate::println!("process: the address space '{name}' stayed busy; left in place");
+}
+
+/// [`end`] of the process `pid` is now (an `execve` may have replaced the
+/// one its thread started with).
+fn end_by_pid(pid: u32) {
+    let process = PROCESSES.lock().get(&pid).cloned();
+    if let Some(process) = process {
+        end(&process);
+    }
+}
+
+/// The end of `process`, on its own thread, after it left its space:
+/// destroys the space, orphans its children, tells its parent, and reaps
+/// itself when nobody will.
+fn end(process: &Arc<Process>) {
+    let faults = address_space::paging_of(&process.space.lock()).map_or(0, |paging| paging.counters().faults_handled);
+    process.state.lock().minor_faults = faults;
+    destroy_space(&process.space);
+    let (parent, shell_waits, exit_signal) = {
+        let mut state = process.state.lock();
+        state.exit.get_or_insert(ExitStatus::Exited(0));
+        // Linux's exit_files: the descriptors close at exit, not when the
+        // zombie is reaped (a pipe's reader sees the end of file now).
+        state.files.close_all();
+        state.ended = true;
+        (state.parent, state.shell_waits, state.exit_signal)
+    };
+    let mut table = PROCESSES.lock();
+    // Children become the kernel's; those already ended are reaped now.
+    let mut orphans_ended = Vec::new();
+    for child in table.values() {
+        let mut state = child.state.lock();
+        if state.parent == process.pid {
+            state.parent = 0;
+            if state.ended && !state.shell_waits {
+                orphans_ended.push(child.pid);
+            }
+        }
+    }
+    for pid in orphans_ended {
+        table.remove(&pid);
+    }
+    match table.get(&parent) {
+        Some(parent) if parent.pid != process.pid && (1..=64).contains(&exit_signal) => {
+            parent.state.lock().pending |= 1 << (exit_signal - 1);
+        }
+        Some(parent) if parent.pid != process.pid => {}
+        // The kernel is the parent: nobody waits but the shell, if it does.
+        _ if !shell_waits => {
+            table.remove(&process.pid);
+        }
+        _ => {}
+    }
+    drop(table);
+    CHILD_ENDED.wake_all();
+}
+
+/// `wait4(pid, status, options, rusage)`: reaps an ended child of
+/// `process` (`pid` > 0: that one; -1, 0 or below -1: any, as every
+/// process is in its own group here), writing its status as Linux encodes
+/// it. `WNOHANG`: 0 at once when none has ended. `ECHILD` when `process` has
+/// no such child. The wait itself cannot be interrupted by a signal yet.
+pub fn wait4(process: &Process, pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {
+    const WNOHANG: u64 = 1;
+    const WUNTRACED: u64 = 2;
+    const WCONTINUED: u64 = 8;
+    const WNOTHREAD: u64 = 0x2000_0000;
+    const WALL: u64 = 0x4000_0000;
+    const WCLONE: u64 = 0x8000_0000;
+    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    if pid == i32::MIN as i64 {
+        return Err(Errno::ESRCH);
+    }
+    let me = process.pid;
+    let reaped = CHILD_ENDED.wait_until(|| {
+        let mut table = PROCESSES.lock();
+        let mut any = false;
+        let mut found = None;
+        for child in table.values() {
+            let state = child.state.lock();
+            if state.parent != me || (pid > 0 && child.pid as i64 != pid) {
+                continue;
+            }
+            any = true;
+            if state.ended {
+                found = Some((child.pid, state.exit.unwrap_or(ExitStatus::Exited(0)), state.minor_faults));
+                break;
+            }
+        }
+        if !any {
+            return Some(Err(Errno::ECHILD));
+        }
+        if let Some((pid, exit, faults)) = found {
+            table.remove(&pid);
+            return Some(Ok(Some((pid, exit, faults))));
+        }
+        (options & WNOHANG != 0).then_some(Ok(None))
+    })?;
+    let Some((pid, exit, faults)) = reaped else { return Ok(0) };
+    if status != 0 {
+        copy::write_value(status, &exit.wait_status())?;
+    }
+    if rusage != 0 {
+        copy::write_value(rusage, &Rusage::with_minor_faults(faults))?;
+    }
+    Ok(pid as u64)
+}
+
+/// `struct rusage` (144 bytes): the counters this kernel keeps are filled in.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Rusage {
+    utime: [i64; 2],
+    stime: [i64; 2],
+    maxrss: i64,
+    ixrss: i64,
+    idrss: i64,
+    isrss: i64,
+    minflt: i64,
+    majflt: i64,
+    rest: [i64; 8],
+}
+
+impl Rusage {
+    fn with_minor_faults(faults: u64) -> Rusage {
+        Rusage { minflt: faults as i64, ..Rusage::default() }
+    }
+}
+
+/// `clone` flags this kernel honours for a new process (no `CLONE_VM`: that
+/// is a thread, not supported yet).
+const CLONE_SETTLS: u64 = 0x0008_0000;
+const CLONE_PARENT_SETTID: u64 = 0x0010_0000;
+const CLONE_CHILD_CLEARTID: u64 = 0x0020_0000;
+const CLONE_CHILD_SETTID: u64 = 0x0100_0000;
+const CSIGNAL: u64 = 0xff;
+
+/// `fork`, `vfork` (the same here: the child gets a copy, and the parent is
+/// not suspended) and `clone` without `CLONE_VM`: a child process whose
+/// space is a copy-on-write clone of `process`'s, starting from `frame`
+/// (the parent's system call) with RAX = 0; `prepare` sees the child
+/// before its thread starts (the memory layer drops its locks: a child
+/// inherits none). Returns the child's pid.
+#[allow(clippy::too_many_arguments)]
+pub fn fork(
+    process: &Arc<Process>,
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+    prepare: impl FnOnce(&Process),
+) -> Result<u64, Errno> {
+    const SUPPORTED: u64 = CSIGNAL | CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID;
+    if flags & !SUPPORTED != 0 {
+        return Err(Errno::ENOSYS); // threads and namespaces: not yet
+    }
+    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let program = process.path.rsplit('/').next().unwrap_or("program");
+    let space = address_space::fork(&process.space, &load::space_name(program, pid)).map_err(|_| Errno::ENOMEM)?;
+    // Later guard pages are unmapped in the child too (one made while the
+    // fork copied the regions may be missed).
+    if address_space::harden::is_hardened(process.space.id()) {
+        address_space::harden::mark_hardened(space.id());
+    }
+    let state = {
+        let parent = process.state.lock();
+        ProcessState {
+            brk_start: parent.brk_start,
+            brk: parent.brk,
+            files: parent.files.clone(),
+            rlimits: parent.rlimits,
+            signal_mask: parent.signal_mask,
+            pending: 0,
+            actions: parent.actions,
+            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { child_tid } else { 0 },
+            robust_list: (0, 0),
+            start: None,
+            signal_extras: parent.signal_extras.for_child(),
+            exit: None,
+            parent: process.pid,
+            shell_waits: false,
+            ended: false,
+            exit_signal: (flags & CSIGNAL) as u32,
+            minor_faults: 0,
+        }
+    };
+    let child = Arc::new(Process { pid, path: process.path.clone(), space, state: IrqMutex::new(state) });
+    prepare(&child);
+    PROCESSES.lock().insert(pid, child);
+    if flags & CLONE_PARENT_SETTID != 0 {
+        // In the parent's memory (shared by both until a write copies it).
+        let _ = copy::write_value(parent_tid, &pid);
+    }
+    let mut start = alloc::boxed::Box::new(*frame);
+    start.rax = 0;
+    if stack != 0 {
+        start.rsp = stack;
+    }
+    let fs_base = if flags & CLONE_SETTLS != 0 { tls } else { thread::user_fs_base() };
+    let set_tid = (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid);
+    thread::spawn(program, move || child_main(pid, start, fs_base, set_tid));
+    Ok(pid as u64)
+}
+
+/// A forked child's thread: into its space, then the parent's frame.
+fn child_main(pid: u32, frame: alloc::boxed::Box<TrapFrame>, fs_base: u64, set_tid: Option<u64>) -> u64 {
+    let frame = *frame;
+    let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
+    let me = thread::current().id();
+    BY_THREAD.lock().insert(me, pid);
+    if address_space::move_current_thread(Some(&process.space)).is_ok() {
+        if let Some(address) = set_tid {
+            let _ = copy::write_value(address, &pid);
+        }
+        // SAFETY: the thread runs in the child's space, a copy of the
+        // parent's, where the parent's frame (its RIP and RSP) is valid.
+        unsafe { thread::run_user_frame(&frame, fs_base) };
+    } else {
+        process.state.lock().exit = Some(ExitStatus::Killed {
+            info: SignalInfo { signal: super::sigstate::Signal::SIGKILL, code: 0, addr: 0 },
+            rip: frame.rip,
+        });
+    }
+    BY_THREAD.lock().remove(&me);
+    let _ = address_space::move_current_thread(None);
+    end_by_pid(pid);
+    0
+}
+
+/// Reads a NULL-terminated array of string pointers (`argv`, `envp`) from
+/// user memory; a NULL array is empty. `E2BIG` past `ARG_MAX` bytes.
+fn read_strings(array: u64) -> Result<Vec<Vec<u8>>, Errno> {
+    let mut strings = Vec::new();
+    if array == 0 {
+        return Ok(strings);
+    }
+    let mut total = 0usize;
+    for index in 0u64.. {
+        let pointer: u64 = copy::read_value(array.checked_add(index * 8).ok_or(Errno::EFAULT)?)?;
+        if pointer == 0 {
+            break;
+        }
+        let string = copy::read_string(pointer, exec::ARG_MAX as usize).map_err(|error| match error {
+            Errno::ENAMETOOLONG => Errno::E2BIG,
+            other => other,
+        })?;
+        total += string.len() + 1 + 8;
+        if total > exec::ARG_MAX as usize {
+            return Err(Errno::E2BIG);
+        }
+        strings.push(string);
+    }
+    Ok(strings)
+}
+
+/// The file `execve` runs for `path`: `/proc/self/exe` is the program
+/// itself; other `/proc` files and directories are not executable
+/// (`EACCES`), nor are initrd files outside `bin/` (mode 0444, see `stat`);
+/// a missing file is `ENOENT`.
+fn exec_target(process: &Process, path: &str) -> Result<(&'static fs::File, String), Errno> {
+    let path = if path == "/proc/self/exe" { process.path.as_str() } else { path };
+    if path.starts_with("/proc") {
+        return Err(Errno::EACCES);
+    }
+    let (file, full_path) = find_program(path).map_err(|error| error.errno())?;
+    if !full_path.starts_with("/bin/") {
+        return Err(Errno::EACCES);
+    }
+    Ok((file, full_path))
+}
+
+/// Tells the address spaces of successive `execve`s apart.
+static EXEC_GENERATION: AtomicU32 = AtomicU32::new(1);
+
+/// `execve(path, argv, envp)`: replaces the running program of `process`
+/// by the one at `path`, in a new address space; the old one is destroyed.
+/// What `execve` keeps, as on Linux: the pid, the parent and children, the
+/// open files except those marked close-on-exec, the signal mask and
+/// pending signals, ignored signals (caught ones return to their default),
+/// the resource limits. On success `frame` is the new program's first
+/// state; every error is returned before anything of the old program is
+/// touched, except a new stack that cannot be written: then `Ok(false)`,
+/// and the caller kills the process with SIGSEGV, as Linux does past its
+/// point of no return.
+pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u64, envp: u64) -> Result<bool, Errno> {
+    let path = copy::read_string(path, 4095)?;
+    let argv = read_strings(argv)?;
+    let envp = read_strings(envp)?;
+    let path = String::from_utf8(path).map_err(|_| Errno::ENOENT)?;
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let (file, full_path) = exec_target(process, &path)?;
+    let program = full_path.rsplit('/').next().unwrap_or("program");
+    let generation = EXEC_GENERATION.fetch_add(1, Ordering::Relaxed);
+    let name = alloc::format!("{}-{generation}", load::space_name(program, process.pid));
+    let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+    let envp: Vec<&[u8]> = envp.iter().map(Vec::as_slice).collect();
+    let loaded = load::load(file, &name, &argv, &envp, full_path.as_bytes()).map_err(|error| error.errno())?;
+    if address_space::move_current_thread(Some(&loaded.space)).is_err() {
+        destroy_space(&loaded.space);
+        return Err(Errno::ENOMEM);
+    }
+    // Past the point of no return: the old space is left.
+    let state = {
+        let old = process.state.lock();
+        let mut files = old.files.clone();
+        files.close_on_exec();
+        let mut actions = old.actions;
+        for action in actions.iter_mut() {
+            if action.handler > 1 {
+                *action = SigAction::default(); // caught: back to the default
+            }
+        }
+        ProcessState {
+            brk_start: loaded.brk,
+            brk: loaded.brk,
+            files,
+            rlimits: old.rlimits,
+            signal_mask: old.signal_mask,
+            pending: old.pending,
+            actions,
+            clear_child_tid: 0,
+            robust_list: (0, 0),
+            start: None,
+            exit: None,
+            parent: old.parent,
+            shell_waits: old.shell_waits,
+            ended: false,
+            exit_signal: old.exit_signal,
+            minor_faults: 0,
+            signal_extras: {
+                let mut extras = old.signal_extras.for_child();
+                extras.alt_stack = Default::default();
+                extras
+            },
+        }
+    };
+    let replacement =
+        Arc::new(Process { pid: process.pid, path: full_path, space: loaded.space, state: IrqMutex::new(state) });
+    PROCESSES.lock().insert(process.pid, replacement);
+    destroy_space(&process.space);
+    thread::set_user_fs_base(0);
+    let stack = copy::write(loaded.image.rsp(), loaded.image.bytes());
+    let mut sse = crate::arch::sse::SseRegisters::new();
+    sse.mxcsr = 0x1f80;
+    *frame = TrapFrame {
+        sse,
+        r15: 0,
+        r14: 0,
+        r13: 0,
+        r12: 0,
+        r11: 0,
+        r10: 0,
+        r9: 0,
+        r8: 0,
+        rbp: 0,
+        rdi: 0,
+        rsi: 0,
+        rdx: 0,
+        rcx: 0,
+        rbx: 0,
+        rax: 0,
+        vector: frame.vector,
+        error_code: 0,
+        rip: loaded.entry,
+        cs: frame.cs,
+        rflags: 0x202,
+        rsp: loaded.image.rsp(),
+        ss: frame.ss,
+    };
+    Ok(stack.is_ok())
+}
+
+/// The parent of `process` (0: the kernel).
+pub fn parent_of(process: &Process) -> u32 {
+    process.state.lock().parent
 }
 
 /// The processes that have not been waited for.
@@ -266,6 +698,7 @@ fn process_main(pid: u32) -> u64 {
     }
     BY_THREAD.lock().remove(&me);
     let _ = address_space::move_current_thread(None);
+    end_by_pid(pid);
     0
 }
 
@@ -273,7 +706,7 @@ fn process_main(pid: u32) -> u64 {
 /// program; `Err` when the stack cannot be written (the process gets
 /// SIGSEGV, as on Linux when `execve` cannot build the stack).
 fn start(process: &Arc<Process>) -> Result<(), SignalInfo> {
-    let segv = SignalInfo { signal: super::signal::Signal::SIGSEGV, code: 0, addr: 0 };
+    let segv = SignalInfo { signal: super::sigstate::Signal::SIGSEGV, code: 0, addr: 0 };
     let (entry, image) = process.state.lock().start.take().ok_or(segv)?;
     address_space::move_current_thread(Some(&process.space)).map_err(|_| segv)?;
     copy::write(image.rsp(), image.bytes()).map_err(|_| segv)?;

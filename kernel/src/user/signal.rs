@@ -25,188 +25,40 @@
 //! the program's own fault while blocked or ignored takes the default
 //! action, as Linux's `force_sig_fault` does. Default actions: end the
 //! process (most), ignore (`SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`); the
-//! stop signals are ignored too (there is no job control yet). There is no
-//! alternate signal stack (`sigaltstack` answers `ENOSYS`).
+//! stop signals are ignored too (there is no job control yet).
+//!
+//! `sigaltstack` sets an alternate stack; a handler installed with
+//! `SA_ONSTACK` runs on it (unless the program is on it already), as
+//! Linux's `get_sigframe` places the frame: at the stack's top, without a red
+//! zone, and a frame that would not fit ends the program with `SIGSEGV`.
+//! `SS_AUTODISARM` disables the stack while the handler runs; `rt_sigreturn`
+//! restores it from `uc_stack`.
+//!
+//! Signals are delivered when the program returns to ring 3: at the end of
+//! a system call, after a fault, and at the end of an interrupt that came
+//! from ring 3 (so that a program spinning in a loop is reached: see
+//! `user::mod`). A system call that blocks ([`interrupting`]) gives up when a
+//! signal would be delivered: `EINTR`, or, for the calls Linux restarts
+//! (`ERESTARTSYS`), a restart after a handler installed with `SA_RESTART`
+//! ([`deliver_after_interrupted_call`]).
+//!
+//! Each process is its own process group and session leader when the shell
+//! starts it; a forked child joins its parent's group ([`SignalExtras`]).
 
 use super::copy;
 use super::errno::{Errno, SysResult};
-use super::process::Process;
+use super::process::{self, Process};
+pub use super::sigstate::*;
+use super::sigstate::{
+    bit, default_action, DefaultAction, StackT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SIG_DFL,
+    SIG_IGN, SS_AUTODISARM, SS_DISABLE, UNCATCHABLE,
+};
 use crate::arch::frame::TrapFrame;
 use crate::arch::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
 use crate::arch::sse::{self, FxSaveArea};
-use aspace::{Fault, Protection, UnhandledFault};
-
-/// A signal number.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Signal(pub u32);
-
-// Linux's numbers, whether or not something raises each yet.
-#[allow(dead_code)]
-impl Signal {
-    /// Hangup.
-    pub const SIGHUP: Signal = Signal(1);
-    /// Interrupt.
-    pub const SIGINT: Signal = Signal(2);
-    /// Illegal instruction.
-    pub const SIGILL: Signal = Signal(4);
-    /// Trace or breakpoint trap.
-    pub const SIGTRAP: Signal = Signal(5);
-    /// Abort.
-    pub const SIGABRT: Signal = Signal(6);
-    /// Bus error.
-    pub const SIGBUS: Signal = Signal(7);
-    /// Arithmetic exception.
-    pub const SIGFPE: Signal = Signal(8);
-    /// Kill (cannot be caught).
-    pub const SIGKILL: Signal = Signal(9);
-    /// Invalid memory reference.
-    pub const SIGSEGV: Signal = Signal(11);
-    /// Termination request.
-    pub const SIGTERM: Signal = Signal(15);
-
-    /// The name, `"SIGSEGV"`; `"SIG?"` for one not listed.
-    pub fn name(self) -> &'static str {
-        match self.0 {
-            1 => "SIGHUP",
-            2 => "SIGINT",
-            4 => "SIGILL",
-            5 => "SIGTRAP",
-            6 => "SIGABRT",
-            7 => "SIGBUS",
-            8 => "SIGFPE",
-            9 => "SIGKILL",
-            11 => "SIGSEGV",
-            15 => "SIGTERM",
-            _ => "SIG?",
-        }
-    }
-}
-
-/// `si_code` values (`asm-generic/siginfo.h`).
-pub mod code {
-    /// Sent by the kernel.
-    pub const SI_KERNEL: i32 = 0x80;
-    /// SIGSEGV: address not mapped.
-    pub const SEGV_MAPERR: i32 = 1;
-    /// SIGSEGV: mapped, but the access is not allowed.
-    pub const SEGV_ACCERR: i32 = 2;
-    /// SIGILL: illegal opcode.
-    pub const ILL_ILLOPN: i32 = 2;
-    /// SIGFPE: integer divide by zero.
-    pub const FPE_INTDIV: i32 = 1;
-    /// SIGFPE: floating-point exception (x87 or SSE).
-    pub const FPE_FLTINV: i32 = 7;
-    /// SIGBUS: invalid address alignment.
-    pub const BUS_ADRALN: i32 = 1;
-    /// SIGTRAP: process breakpoint.
-    pub const TRAP_BRKPT: i32 = 1;
-}
-
-/// What a trap from ring 3 raises: the signal, its `si_code` and address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignalInfo {
-    /// The signal.
-    pub signal: Signal,
-    /// Its `si_code`.
-    pub code: i32,
-    /// Its `si_addr` (the faulting address, 0 where there is none).
-    pub addr: u64,
-}
-
-impl SignalInfo {
-    /// The `si_code`'s name for the signals raised by traps.
-    pub fn code_name(&self) -> &'static str {
-        match (self.signal, self.code) {
-            (_, code::SI_KERNEL) => "SI_KERNEL",
-            (Signal::SIGSEGV, code::SEGV_MAPERR) => "SEGV_MAPERR",
-            (Signal::SIGSEGV, code::SEGV_ACCERR) => "SEGV_ACCERR",
-            (Signal::SIGILL, code::ILL_ILLOPN) => "ILL_ILLOPN",
-            (Signal::SIGFPE, code::FPE_INTDIV) => "FPE_INTDIV",
-            (Signal::SIGFPE, code::FPE_FLTINV) => "FPE_FLTINV",
-            (Signal::SIGBUS, code::BUS_ADRALN) => "BUS_ADRALN",
-            (Signal::SIGTRAP, code::TRAP_BRKPT) => "TRAP_BRKPT",
-            _ => "?",
-        }
-    }
-}
-
-/// The signal raised by exception `vector` from ring 3 at instruction
-/// `rip`; for a page fault or #GP, with the fault and the address space's
-/// answer. As on Linux, `si_addr` is the faulting address for a page fault
-/// and the instruction for #DE, #UD, #MF, #XM and #AC.
-pub fn for_trap(vector: u8, rip: u64, fault: Option<(&Fault, &UnhandledFault)>) -> SignalInfo {
-    let info = |signal, code, addr| SignalInfo { signal, code, addr };
-    match (vector, fault) {
-        (Fault::PAGE_FAULT, Some((fault, reason))) => match reason {
-            UnhandledFault::Forbidden { region, .. } if region.prot.contains(Protection::KERN) => {
-                info(Signal::SIGSEGV, code::SEGV_MAPERR, fault.addr)
-            }
-            UnhandledFault::Forbidden { .. } => info(Signal::SIGSEGV, code::SEGV_ACCERR, fault.addr),
-            UnhandledFault::OutOfMemory { .. } | UnhandledFault::ReservedBit => info(Signal::SIGKILL, 0, 0),
-            UnhandledFault::NoRegion | UnhandledFault::StackOverflow { .. } | UnhandledFault::NotHandledHere => {
-                info(Signal::SIGSEGV, code::SEGV_MAPERR, fault.addr)
-            }
-        },
-        (0, _) => info(Signal::SIGFPE, code::FPE_INTDIV, rip),
-        (1 | 3, _) => info(Signal::SIGTRAP, code::SI_KERNEL, 0),
-        (6, _) => info(Signal::SIGILL, code::ILL_ILLOPN, rip),
-        (16 | 19, _) => info(Signal::SIGFPE, code::FPE_FLTINV, rip),
-        (17, _) => info(Signal::SIGBUS, code::BUS_ADRALN, rip),
-        // #GP, #SS, #NP, #TS and the rest: what Linux's do_general_protection
-        // and friends send.
-        _ => info(Signal::SIGSEGV, code::SI_KERNEL, 0),
-    }
-}
-
-/// The number of signals (1..=64).
-pub const NSIG: u32 = 64;
-/// `SA_SIGINFO`: the handler takes three arguments (always passed here).
-const SA_NODEFER: u64 = 0x4000_0000;
-/// `SA_RESETHAND`: back to the default action once delivered.
-const SA_RESETHAND: u64 = 0x8000_0000;
-/// `SA_RESTORER`: `restorer` holds the return trampoline (calls `rt_sigreturn`).
-const SA_RESTORER: u64 = 0x0400_0000;
-/// `SIG_DFL`.
-const SIG_DFL: u64 = 0;
-/// `SIG_IGN`.
-const SIG_IGN: u64 = 1;
-
-/// One signal's action: the kernel's `struct sigaction` on x86-64.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SigAction {
-    /// `SIG_DFL`, `SIG_IGN` or the handler's address.
-    pub handler: u64,
-    /// `SA_*` flags.
-    pub flags: u64,
-    /// The return trampoline (`SA_RESTORER`).
-    pub restorer: u64,
-    /// Signals blocked while the handler runs.
-    pub mask: u64,
-}
-
-/// The signals whose action cannot be changed nor blocked.
-const UNCATCHABLE: u64 = bit(9) | bit(19);
-
-const fn bit(signal: u32) -> u64 {
-    1 << (signal - 1)
-}
-
-/// What a signal's default action does.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum DefaultAction {
-    Terminate,
-    Ignore,
-}
-
-fn default_action(signal: Signal) -> DefaultAction {
-    match signal.0 {
-        // SIGCHLD, SIGCONT, SIGURG, SIGWINCH; and the stop signals SIGSTOP,
-        // SIGTSTP, SIGTTIN, SIGTTOU (no job control: not stopped).
-        17 | 18 | 23 | 28 | 19 | 20 | 21 | 22 => DefaultAction::Ignore,
-        _ => DefaultAction::Terminate,
-    }
-}
+use crate::arch::syscall::SYSCALL_VECTOR;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
 
 /// `rt_sigaction(signal, act, oldact, sigsetsize)`.
 pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) -> SysResult {
@@ -224,6 +76,10 @@ pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) 
         if let Some(mut new) = new {
             new.mask &= !UNCATCHABLE;
             *slot = new;
+            // An ignored signal pending now is discarded, as Linux does.
+            if new.ignores(Signal(signal as u32)) {
+                state.pending &= !bit(signal as u32);
+            }
         }
         previous
     };
@@ -233,20 +89,116 @@ pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) 
     Ok(0)
 }
 
-/// `kill(pid, signal)` and `tgkill`: only the calling process can be
-/// reached (there is one process per program, and no process groups yet).
+/// Makes `signal` pending for `target`, sent with `si_code` `code` by
+/// process `sender` (0: the kernel). It is delivered when `target` next
+/// returns to ring 3, and interrupts a blocked system call.
+pub fn send(target: &Process, signal: Signal, code: i32, sender: u32) {
+    if signal.0 == 0 || signal.0 > NSIG {
+        return;
+    }
+    let mut state = target.state.lock();
+    state.pending |= bit(signal.0);
+    state.signal_extras.sent[signal.0 as usize - 1] = (code, sender);
+}
+
+/// Sends `signal` to every process of group `pgid`; how many there were.
+pub fn send_to_group(pgid: u32, signal: Signal, code: i32, sender: u32) -> usize {
+    let members: Vec<Arc<Process>> =
+        process::all().into_iter().filter(|process| process.state.lock().signal_extras.pgid == pgid).collect();
+    for member in &members {
+        send(member, signal, code, sender);
+    }
+    members.len()
+}
+
+/// `kill(pid, signal)`: a process (`pid` > 0), the caller's group (0), a
+/// group (`-pgid`), or every process but the caller (-1). Linux's order:
+/// `ESRCH` when nobody matches, then `EINVAL` for a bad signal.
 pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
+    let own_group = process.state.lock().signal_extras.pgid;
+    let targets: Vec<Arc<Process>> = process::all()
+        .into_iter()
+        .filter(|target| match pid {
+            1.. => target.pid as i64 == pid,
+            0 => target.state.lock().signal_extras.pgid == own_group,
+            -1 => target.pid != process.pid,
+            _ => target.state.lock().signal_extras.pgid as i64 == -pid,
+        })
+        .collect();
+    if targets.is_empty() {
+        return Err(Errno::ESRCH);
+    }
     if signal > NSIG as u64 {
         return Err(Errno::EINVAL);
     }
-    if pid != process.pid as i64 && pid != 0 && pid != -1 && pid != -(process.pid as i64) {
-        return Err(Errno::ESRCH);
-    }
     if signal != 0 {
-        process.state.lock().pending |= bit(signal as u32);
+        for target in &targets {
+            send(target, Signal(signal as u32), code::SI_USER, process.pid);
+        }
     }
     Ok(0)
 }
+
+/// `tkill(tid, signal)` and `tgkill(tgid, tid, signal)` (`tgid` `None` for
+/// `tkill`): every process has one thread, whose id is the pid.
+pub fn tkill(process: &Process, tgid: Option<i64>, tid: i64, signal: u64) -> SysResult {
+    if tid <= 0 || tgid.is_some_and(|tgid| tgid <= 0) {
+        return Err(Errno::EINVAL);
+    }
+    let target = process::all().into_iter().find(|target| target.pid as i64 == tid).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|tgid| tgid != tid) {
+        return Err(Errno::ESRCH);
+    }
+    if signal > NSIG as u64 {
+        return Err(Errno::EINVAL);
+    }
+    if signal != 0 {
+        send(&target, Signal(signal as u32), code::SI_TKILL, process.pid);
+    }
+    Ok(0)
+}
+
+/// `rt_sigpending(set, sigsetsize)`: the pending signals that are blocked.
+pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
+    if size > 8 {
+        return Err(Errno::EINVAL);
+    }
+    let pending = {
+        let state = process.state.lock();
+        state.pending & state.signal_mask
+    };
+    copy::write(set, &pending.to_le_bytes()[..size as usize])?;
+    Ok(0)
+}
+
+/// True when a signal would be delivered now (pending, not blocked, not
+/// ignored): a blocked system call gives up. Pending signals that are
+/// ignored are discarded on the way, as Linux never queues them.
+pub fn interrupting(process: &Process) -> bool {
+    let mut state = process.state.lock();
+    let mut ready = state.pending & !state.signal_mask;
+    let mut bits = ready;
+    while bits != 0 {
+        let signal = bits.trailing_zeros() + 1;
+        bits &= bits - 1;
+        if state.actions[signal as usize - 1].ignores(Signal(signal)) {
+            state.pending &= !bit(signal);
+            ready &= !bit(signal);
+        }
+    }
+    ready != 0
+}
+
+/// True when a signal is pending and not blocked: the program should go
+/// through [`deliver_pending`] before it runs again.
+pub fn has_ready(process: &Process) -> bool {
+    let state = process.state.lock();
+    state.pending & !state.signal_mask != 0
+}
+
+/// How long a blocked system call sleeps between two looks at what it
+/// waits for and at the pending signals.
+pub const WAIT_POLL_MS: u64 = 1;
 
 /// What became of a signal: the program goes on (in its handler, or where
 /// it was), or it ends.
@@ -257,10 +209,21 @@ pub enum Outcome {
     Terminate(SignalInfo),
 }
 
+/// True when `frame` holds a system call that returned `ERESTARTSYS`: the
+/// caller of the table decides (see [`deliver_after_interrupted_call`]).
+fn interrupted_call(frame: &TrapFrame) -> bool {
+    frame.vector == SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_return()
+}
+
 /// Delivers the first pending signal that is not blocked, if any, by
-/// changing `frame` (the program's state on return from a system call).
+/// changing `frame` (the program's state on return to ring 3). A system
+/// call that returned `ERESTARTSYS` is left to
+/// [`deliver_after_interrupted_call`].
 pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
-    let signal = {
+    if interrupted_call(frame) {
+        return Outcome::Resume;
+    }
+    let (signal, (code, sender)) = {
         let mut state = process.state.lock();
         let ready = state.pending & !state.signal_mask;
         if ready == 0 {
@@ -268,10 +231,46 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
         }
         let signal = ready.trailing_zeros() + 1;
         state.pending &= !bit(signal);
-        signal
+        (signal, state.signal_extras.sent[signal as usize - 1])
     };
-    let info = SignalInfo { signal: Signal(signal), code: 0, addr: 0 }; // SI_USER
-    deliver(process, frame, info, false)
+    let info = SignalInfo { signal: Signal(signal), code, addr: 0 };
+    deliver_from(process, frame, info, false, sender)
+}
+
+/// After system call `number` returned `ERESTARTSYS` (it blocked, and a
+/// signal came): the signal is delivered, and the call returns `EINTR` to
+/// a handler without `SA_RESTART`, or starts again (after the handler, or
+/// at once when nothing is delivered), as Linux's `handle_signal` and
+/// `arch_do_signal_or_restart` do.
+pub fn deliver_after_interrupted_call(process: &Process, frame: &mut TrapFrame, number: u64) -> Outcome {
+    // The `syscall` instruction is two bytes long.
+    let restart = |frame: &mut TrapFrame| {
+        frame.rax = number;
+        frame.rip = frame.rip.wrapping_sub(2);
+    };
+    if !interrupting(process) {
+        restart(frame);
+        return Outcome::Resume;
+    }
+    let action = {
+        let state = process.state.lock();
+        let ready = state.pending & !state.signal_mask;
+        if ready == 0 {
+            drop(state);
+            restart(frame);
+            return Outcome::Resume;
+        }
+        state.actions[ready.trailing_zeros() as usize]
+    };
+    if action.handler == SIG_DFL || action.handler == SIG_IGN {
+        // The default action ends the process (ignored ones were discarded).
+        frame.rax = Errno::EINTR.to_return();
+    } else if action.flags & SA_RESTART != 0 {
+        restart(frame);
+    } else {
+        frame.rax = Errno::EINTR.to_return();
+    }
+    deliver_pending(process, frame)
 }
 
 /// Delivers `info` to the program whose state is `frame`: runs its handler
@@ -279,15 +278,20 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
 /// program's own fault raised it, so being blocked or ignored does not save
 /// it (Linux's `force_sig_fault`).
 pub fn deliver(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forced: bool) -> Outcome {
+    deliver_from(process, frame, info, forced, 0)
+}
+
+/// [`deliver`], for a signal process `sender` sent (`si_pid`).
+fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forced: bool, sender: u32) -> Outcome {
     let index = info.signal.0 as usize - 1;
-    let (action, mask) = {
+    let (action, mask, alt_stack) = {
         let mut state = process.state.lock();
         let blocked = state.signal_mask & bit(info.signal.0) != 0;
         if forced && (blocked || state.actions[index].handler == SIG_IGN) {
             state.actions[index].handler = SIG_DFL;
             state.signal_mask &= !bit(info.signal.0);
         }
-        (state.actions[index], state.signal_mask)
+        (state.actions[index], state.signal_mask, state.signal_extras.alt_stack)
     };
     match action.handler {
         SIG_DFL => match default_action(info.signal) {
@@ -296,7 +300,8 @@ pub fn deliver(process: &Process, frame: &mut TrapFrame, info: SignalInfo, force
         },
         SIG_IGN => Outcome::Resume,
         handler => {
-            if action.flags & SA_RESTORER == 0 || push_frame(frame, &info, &action, handler, mask).is_err() {
+            let place = Placement { action: &action, handler, mask, alt_stack: &alt_stack, sender };
+            if action.flags & SA_RESTORER == 0 || push_frame(frame, &info, &place).is_err() {
                 // No way back from the handler, or no room for its frame:
                 // Linux sends SIGSEGV, which ends the process here.
                 return Outcome::Terminate(SignalInfo { signal: Signal::SIGSEGV, code: code::SI_KERNEL, addr: 0 });
@@ -307,9 +312,32 @@ pub fn deliver(process: &Process, frame: &mut TrapFrame, info: SignalInfo, force
             if action.flags & SA_RESETHAND != 0 {
                 state.actions[index] = SigAction::default();
             }
+            if alt_stack.flags & SS_AUTODISARM != 0 {
+                // Until the handler returns (rt_sigreturn restores it).
+                state.signal_extras.alt_stack = AltStack { sp: 0, size: 0, flags: SS_DISABLE };
+            }
             Outcome::Resume
         }
     }
+}
+
+/// `sigaltstack(new, old)` for a program whose stack pointer is `sp`.
+pub fn sigaltstack(process: &Process, new: u64, old: u64, sp: u64) -> SysResult {
+    let wanted = if new != 0 { Some(copy::read_value::<StackT>(new)?) } else { None };
+    let previous = {
+        let mut state = process.state.lock();
+        let alt = &mut state.signal_extras.alt_stack;
+        let previous =
+            StackT { sp: alt.sp, flags: alt.state_at(sp) | (alt.flags & SS_AUTODISARM), pad: 0, size: alt.size };
+        if let Some(wanted) = wanted {
+            alt.change(wanted, sp)?;
+        }
+        previous
+    };
+    if old != 0 {
+        copy::write_value(old, &previous)?;
+    }
+    Ok(0)
 }
 
 /// `struct sigcontext` of x86-64 (256 bytes with the reserved words).
@@ -346,22 +374,20 @@ struct SigContext {
     reserved: [u64; 8],
 }
 
-/// `struct ucontext` (x86-64): flags, link, the signal stack, the
-/// registers, the signal mask.
+/// `struct ucontext` (x86-64): flags, link, the signal stack (`stack_t`),
+/// the registers, the signal mask.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct UContext {
     flags: u64,
     link: u64,
-    stack_sp: u64,
-    stack_flags: u64,
-    stack_size: u64,
+    stack: StackT,
     mcontext: SigContext,
     sigmask: u64,
 }
 
 /// `siginfo_t` for the signals sent here: number, errno, code, then the
-/// address (faults) in the union.
+/// union: the address (faults), or the sender's pid and uid.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 struct SigInfo {
@@ -403,17 +429,37 @@ fn fpu_image(frame: &TrapFrame) -> FxSaveArea {
     area
 }
 
-fn push_frame(
-    frame: &mut TrapFrame,
-    info: &SignalInfo,
-    action: &SigAction,
+/// What a handler's frame needs besides the program's state.
+struct Placement<'a> {
+    action: &'a SigAction,
     handler: u64,
+    /// The blocked signals before delivery (saved in `uc_sigmask`).
     mask: u64,
-) -> Result<(), Errno> {
+    alt_stack: &'a AltStack,
+    /// The sender's pid for a signal a process sent.
+    sender: u32,
+}
+
+/// Builds the handler's `rt_sigframe` where Linux's `get_sigframe` puts it
+/// (below the red zone, or at the top of the alternate stack) and points
+/// `frame` at the handler.
+fn push_frame(frame: &mut TrapFrame, info: &SignalInfo, place: &Placement<'_>) -> Result<(), Errno> {
     const RED_ZONE: u64 = 128;
-    let fpstate = (frame.rsp.checked_sub(RED_ZONE + 512).ok_or(Errno::EFAULT)?) & !63;
+    let alt = place.alt_stack;
+    let nested = alt.is_on(frame.rsp);
+    let mut top = frame.rsp.checked_sub(RED_ZONE).ok_or(Errno::EFAULT)?;
+    let mut entering = false;
+    if place.action.flags & SA_ONSTACK != 0 && alt.state_at(top) == 0 {
+        top = alt.sp.wrapping_add(alt.size);
+        entering = true;
+    }
+    let fpstate = (top.checked_sub(512).ok_or(Errno::EFAULT)?) & !63;
     let size = core::mem::size_of::<RtSigFrame>() as u64;
     let sigframe = ((fpstate.checked_sub(size).ok_or(Errno::EFAULT)?) & !15) - 8;
+    if (nested || entering) && !alt.contains(sigframe) {
+        // The frame would overflow the alternate stack.
+        return Err(Errno::EFAULT);
+    }
     let context = SigContext {
         r8: frame.r8,
         r9: frame.r9,
@@ -439,30 +485,24 @@ fn push_frame(
         ss: frame.ss as u16,
         err: if frame.vector < 32 { frame.error_code } else { 0 },
         trapno: if frame.vector < 32 { frame.vector } else { 0 },
-        oldmask: mask,
+        oldmask: place.mask,
         cr2: info.addr,
         fpstate,
         reserved: [0; 8],
     };
+    // A signal a process sent carries its pid (and uid 0) where a fault's
+    // carries the address.
+    let union = if info.code <= 0 { place.sender as u64 } else { info.addr };
     let image = RtSigFrame {
-        restorer: action.restorer,
+        restorer: place.action.restorer,
         context: UContext {
             flags: UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS,
             link: 0,
-            stack_sp: 0,
-            stack_flags: 2, // SS_DISABLE: no alternate stack
-            stack_size: 0,
+            stack: StackT { sp: alt.sp, flags: alt.flags, pad: 0, size: alt.size },
             mcontext: context,
-            sigmask: mask,
+            sigmask: place.mask,
         },
-        info: SigInfo {
-            signo: info.signal.0 as i32,
-            errno: 0,
-            code: info.code,
-            pad: 0,
-            addr: info.addr,
-            rest: [0; 13],
-        },
+        info: SigInfo { signo: info.signal.0 as i32, errno: 0, code: info.code, pad: 0, addr: union, rest: [0; 13] },
     };
     copy::write(fpstate, &fpu_image(frame).0)?;
     copy::write_value(sigframe, &image)?;
@@ -471,7 +511,7 @@ fn push_frame(
     frame.rdx = sigframe + core::mem::offset_of!(RtSigFrame, context) as u64;
     frame.rax = 0;
     frame.rsp = sigframe;
-    frame.rip = handler;
+    frame.rip = place.handler;
     frame.cs = USER_CODE_SELECTOR as u64;
     frame.ss = USER_DATA_SELECTOR as u64;
     // DF and TF clear in the handler, as the ABI and Linux want.
@@ -482,7 +522,9 @@ fn push_frame(
 
 /// `rt_sigreturn`: restores the state the frame at the program's stack
 /// pointer saved (`frame.rsp - 8`: the handler's `ret` popped the
-/// restorer). A frame that cannot be read, or that names a return address
+/// restorer), then the alternate stack from `uc_stack` (as Linux's
+/// `restore_altstack`: refused silently while the restored program is on
+/// it). A frame that cannot be read, or that names a return address
 /// outside user space, ends the process with SIGSEGV.
 pub fn sigreturn(process: &Process, frame: &mut TrapFrame) -> Result<(), SignalInfo> {
     let segv = SignalInfo { signal: Signal::SIGSEGV, code: code::SI_KERNEL, addr: 0 };
@@ -521,6 +563,8 @@ pub fn sigreturn(process: &Process, frame: &mut TrapFrame) -> Result<(), SignalI
     frame.rflags = crate::arch::syscall::user_rflags(context.eflags);
     frame.cs = USER_CODE_SELECTOR as u64;
     frame.ss = USER_DATA_SELECTOR as u64;
-    process.state.lock().signal_mask = saved.context.sigmask & !UNCATCHABLE;
+    let mut state = process.state.lock();
+    state.signal_mask = saved.context.sigmask & !UNCATCHABLE;
+    let _ = state.signal_extras.alt_stack.change(saved.context.stack, frame.rsp);
     Ok(())
 }

@@ -107,6 +107,12 @@ static COMMANDS: &[Command<Session>] = &[
     },
     Command { name: "ps", usage: "ps", help: "the running processes: pid, address space, program", run: programs::ps },
     Command {
+        name: "syscalls",
+        usage: "syscalls",
+        help: "the system calls programs asked for and did not get (ENOSYS): number, name, count",
+        run: programs::syscalls,
+    },
+    Command {
         name: "mmap",
         usage: "mmap NAME FILE VA [OFFSET LEN] [FLAGS] [shared]",
         help: "map a file (or LEN bytes from OFFSET) at VA in NAME, lazily; private copies by default, \
