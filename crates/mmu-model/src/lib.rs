@@ -62,8 +62,9 @@
 //! - Touching a free frame of the pool: `read_u64`/`write_u64` on it, a
 //!   walk through a page table in it, an access landing in it.
 //! - Physical accesses at or above 2^MAXPHYADDR, or not 8-byte aligned.
-//! - A TLB holding two translations for one address (a page size changed
-//!   without invalidation, §4.10.2.3).
+//! - A TLB holding two translations for one address that differ in frame
+//!   or rights (a page size changed without invalidation, §4.10.2.3); two
+//!   that agree (a large page split while a CPU used it) are allowed.
 //! - Loading CR3 with an unaligned or out-of-range root or a PCID wider
 //!   than 12 bits.
 //!

@@ -355,7 +355,13 @@ impl State {
             (cached.next().copied(), cached.next().copied())
         };
         if let Some(entry) = first {
-            if let Some(other) = second {
+            // Two sizes for one address (a large page split while this CPU
+            // used it) are harmless while they agree; differing ones are
+            // undefined (SDM 4.10.2.3).
+            let differ = |a: &crate::walk::Translation, b: &crate::walk::Translation| {
+                a.phys_base + (va - a.virt_base) != b.phys_base + (va - b.virt_base) || a.rights != b.rights
+            };
+            if let Some(other) = second.filter(|other| differ(&entry.translation, &other.translation)) {
                 let (a, b) = (entry.translation, other.translation);
                 self.violation(format!(
                     "CPU {cpu_index}'s TLB holds two translations for VA {va:#x} ({:?} page at PA {:#x}, {:?} page \

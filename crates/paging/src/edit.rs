@@ -13,9 +13,14 @@
 //! 3. the **apply** pass does the edit, taking frames from that reserve, so
 //!    it cannot fail half-way.
 //!
-//! Splitting a large page that the range covers only in part follows
-//! break-before-make (SDM §4.10.2.2): the entry is cleared, the page is
-//! invalidated at once, and only then is the new table installed.
+//! Splitting a large page that the range covers only in part installs the
+//! new table in place of the large leaf in one write, then invalidates the
+//! large page at once: the table maps the same memory with the same
+//! attributes, so there is never a moment without a translation (another
+//! CPU may be running on that memory: its stack, its code), and a TLB that
+//! briefly holds both sizes holds the same translation twice, which the SDM
+//! allows (§4.10.2.3: only translations that differ in frame or attributes
+//! are a problem). Only then does the edit change the small entries.
 //!
 //! Two shortcuts keep short edits and long runs of 4 KiB pages cheap:
 //! - an edit whose range lies in one page table that already exists (a
@@ -667,13 +672,13 @@ impl<'m, 'b, M: Machine + ?Sized> Editor<'m, 'b, M> {
         for i in 0..ENTRIES_PER_TABLE {
             self.write(TableView::Real(frame), i, split_entry(leaf, level, i));
         }
-        // Break before make: never let a CPU see two sizes for one address.
-        self.write(table, index, PageTableEntry::EMPTY);
+        // The same translations, in one write (see the module documentation),
+        // then the large page out of every TLB before anything changes.
+        let pointer = PageTableEntry::table(frame.addr(), leaf.is_user() || grants_user);
+        self.write(table, index, pointer.with_present_count(ENTRIES_PER_TABLE as u32));
         let page = [self.va(slot)];
         self.machine.invalidate(self.space, TlbInvalidation::Pages(&page));
         self.counters.split_invalidations += 1;
-        let pointer = PageTableEntry::table(frame.addr(), leaf.is_user() || grants_user);
-        self.write(table, index, pointer.with_present_count(ENTRIES_PER_TABLE as u32));
         self.counters.splits += 1;
         TableView::Real(frame)
     }

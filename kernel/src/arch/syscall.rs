@@ -388,6 +388,18 @@ pub fn user_rflags(requested: u64) -> u64 {
     (requested & USER_BITS) | RFLAGS_IF | RFLAGS_FIXED
 }
 
+/// The RFLAGS of a program's signal return: the bits a program may set
+/// (see [`user_rflags`]) from `saved`, the others as `current` has them
+/// (the flags at the `rt_sigreturn` call: NT, for one, survives), with IF
+/// set and IOPL 0.
+pub fn restore_user_rflags(current: u64, saved: u64) -> u64 {
+    const IOPL: u64 = 3 << 12;
+    // VM (bit 17) and the bits above ID (bit 21) are never set in 64-bit mode.
+    const NEVER: u64 = 1 << 17 | !((1 << 22) - 1);
+    let kept = current & !user_rflags(u64::MAX) & !IOPL & !NEVER;
+    kept | user_rflags(saved)
+}
+
 /// Where [`redirect_with_frame`] leaves a copy of the trapped frame and
 /// calls a [`FrameContinuation`]: `function(frame, a, b)`.
 pub type FrameContinuation = extern "C" fn(*mut TrapFrame, u64, u64) -> !;

@@ -515,7 +515,7 @@ fn push_frame(frame: &mut TrapFrame, info: &SignalInfo, place: &Placement<'_>) -
     frame.cs = USER_CODE_SELECTOR as u64;
     frame.ss = USER_DATA_SELECTOR as u64;
     // DF and TF clear in the handler, as the ABI and Linux want.
-    frame.rflags &= !(1 << 10 | 1 << 8);
+    frame.rflags &= !(1 << 10 | 1 << 8 | 1 << 16);
     frame.sse.mxcsr = 0x1f80;
     Ok(())
 }
@@ -531,9 +531,6 @@ pub fn sigreturn(process: &Process, frame: &mut TrapFrame) -> Result<(), SignalI
     let address = frame.rsp.wrapping_sub(8);
     let saved: RtSigFrame = copy::read_value(address).map_err(|_| segv)?;
     let context = saved.context.mcontext;
-    if context.rip >= super::layout::user_top() {
-        return Err(segv);
-    }
     let mut fpu = FxSaveArea::new();
     if context.fpstate != 0 {
         copy::read(context.fpstate, &mut fpu.0).map_err(|_| segv)?;
@@ -560,11 +557,21 @@ pub fn sigreturn(process: &Process, frame: &mut TrapFrame) -> Result<(), SignalI
     frame.rcx = context.rcx;
     frame.rsp = context.rsp;
     frame.rip = context.rip;
-    frame.rflags = crate::arch::syscall::user_rflags(context.eflags);
+    // The flags the program may set come from the context; the others (NT
+    // included) stay as they were at the call, as Linux's FIX_EFLAGS does.
+    frame.rflags = crate::arch::syscall::restore_user_rflags(frame.rflags, context.eflags);
     frame.cs = USER_CODE_SELECTOR as u64;
     frame.ss = USER_DATA_SELECTOR as u64;
-    let mut state = process.state.lock();
-    state.signal_mask = saved.context.sigmask & !UNCATCHABLE;
-    let _ = state.signal_extras.alt_stack.change(saved.context.stack, frame.rsp);
+    {
+        let mut state = process.state.lock();
+        state.signal_mask = saved.context.sigmask & !UNCATCHABLE;
+        let _ = state.signal_extras.alt_stack.change(saved.context.stack, frame.rsp);
+    }
+    // A RIP the return cannot reach (past user space, or not canonical):
+    // `iretq` would fault in the kernel; the program gets that fault's
+    // SIGSEGV instead, with this frame as its context.
+    if frame.rip >= super::layout::user_top() {
+        return Err(segv);
+    }
     Ok(())
 }

@@ -96,9 +96,14 @@ pub fn dispatch(frame: &mut TrapFrame) {
     }
     if number == nr::RT_SIGRETURN {
         // The whole frame is the saved one now: no return value.
-        let restored = signal::sigreturn(&process, frame);
+        let outcome = match signal::sigreturn(&process, frame) {
+            Ok(()) => signal::Outcome::Resume,
+            // A frame that cannot be returned to: the #GP the return would
+            // raise, as a signal the program may catch (Linux does the same).
+            Err(info) => signal::deliver(&process, frame, info, true),
+        };
         drop(process);
-        if let Err(info) = restored {
+        if let signal::Outcome::Terminate(info) = outcome {
             process::exit_current(ExitStatus::Killed { info, rip: frame.rip });
         }
         return;
