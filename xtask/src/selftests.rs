@@ -211,7 +211,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: Some("[OK]"),
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
 ];
 
