@@ -533,7 +533,7 @@ fn test(options: &Options) -> Result<(), String> {
         .map(Check::from)
         .chain(generated_checks())
         .chain(elf_checks(&root)?)
-        .chain(usertest::checks(&root)?)
+        .chain(usertest::checks(&root, &options.add)?)
         .collect();
     let mut scripted_passed = 0;
     for check in &checks {

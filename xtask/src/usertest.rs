@@ -27,6 +27,8 @@ struct Program {
     binary: PathBuf,
     args: Vec<String>,
     ending: Ending,
+    /// One of `tests/user`, which print "NAME: N passed, M failed".
+    ours: bool,
 }
 
 /// The signal names the shell prints for the signals a test may expect.
@@ -93,7 +95,7 @@ fn build(root: &Path) -> Result<Vec<Program>, String> {
         if !status.success() {
             return Err(format!("gcc -static-pie {} failed", source.display()));
         }
-        programs.push(Program { name, binary, args, ending });
+        programs.push(Program { name, binary, args, ending, ours: true });
     }
     Ok(programs)
 }
@@ -117,8 +119,19 @@ fn run_on_host(program: &Program) -> Result<(Ending, String), String> {
 
 /// The checks: every program built and run on the host (a failure there is
 /// returned as an error: the test is wrong), then one Nacre boot each.
-pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
-    let programs = build(root)?;
+///
+/// `added` are the files (or directories of files) given to `cargo xtask
+/// test --add`: users' own static programs, run the same way with no
+/// arguments; the ending they must have on Nacre is the one they have on
+/// the host.
+pub fn checks(root: &Path, added: &[PathBuf]) -> Result<Vec<Check>, String> {
+    let mut programs = build(root)?;
+    for path in added_files(added)? {
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("program").to_string();
+        let mut program = Program { name, binary: path, args: Vec::new(), ending: Ending::Exit(0), ours: false };
+        program.ending = run_on_host(&program)?.0;
+        programs.push(program);
+    }
     let mut checks = Vec::new();
     for program in &programs {
         let (ending, output) = run_on_host(program)?;
@@ -135,7 +148,7 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
             Ending::Signal(signal) => format!("killed by {}", signal_name(signal)),
         };
         expect_output.push(status_line);
-        if program.ending == Ending::Exit(0) && output.contains(" failed") {
+        if program.ours && program.ending == Ending::Exit(0) && output.contains(" failed") {
             expect_output.push(format!("{}: ", program.name));
             expect_output.push(" 0 failed".to_string());
         }
@@ -154,4 +167,23 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
         });
     }
     Ok(checks)
+}
+
+/// The files `--add` names: each file, and the files of each directory.
+fn added_files(added: &[PathBuf]) -> Result<Vec<PathBuf>, String> {
+    let mut files = Vec::new();
+    for path in added {
+        if path.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?
+                .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+                .filter(|path| path.is_file())
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
 }
