@@ -58,6 +58,7 @@ errnos! {
     ENOSYS = 38, "Invalid system call number.";
     ELOOP = 40, "Too many symbolic links encountered.";
     EOVERFLOW = 75, "Value too large for defined data type.";
+    ETIMEDOUT = 110, "Connection timed out.";
     EOPNOTSUPP = 95, "Operation not supported on transport endpoint.";
     ERESTARTSYS = 512, "Kernel-internal: restart the system call after the signal's handler if it has SA_RESTART, else EINTR (never seen by a program).";
 }

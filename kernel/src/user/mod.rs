@@ -25,6 +25,7 @@ pub mod copy;
 pub mod errno;
 pub mod fdtable;
 pub mod files;
+pub mod futex;
 pub mod layout;
 pub mod load;
 pub mod memory;
@@ -72,6 +73,8 @@ impl SyscallHandler for UserLayer {
         if crate::percpu::current().need_resched.load(Ordering::Relaxed) {
             crate::thread::yield_now();
         }
+        // Another thread ended the process meanwhile: this one leaves too.
+        process::leave_if_exiting();
     }
 }
 
@@ -138,11 +141,21 @@ impl UserTrapHandler for UserLayer {
         // lock: only look. Delivery writes the program's stack, which may
         // fault: it happens on the thread's kernel stack.
         let Some(process) = process::current() else { return };
-        if signal::has_ready(&process) {
+        if process.exiting() {
+            // Another thread ended the process: leave from the kernel stack.
+            drop(process);
+            redirect_with_frame(frame, leave_exiting_process, 0, 0);
+        } else if signal::has_ready(&process) {
             drop(process);
             redirect_with_frame(frame, deliver_on_return, 0, 0);
         }
     }
+}
+
+/// Where a thread of an ending process goes from ring 3, on its kernel
+/// stack: out of user mode.
+extern "C" fn leave_exiting_process(_: *mut TrapFrame, _: u64, _: u64) -> ! {
+    crate::thread::leave_user(0)
 }
 
 /// Where a program interrupted with a signal pending continues, on its

@@ -32,7 +32,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use exec::StackImage;
 
 /// How a process ended.
@@ -115,14 +115,16 @@ pub struct ProcessState {
     pub files: FileTable,
     /// Resource limits (`prlimit64`).
     pub rlimits: [RLimit; RLIMIT_COUNT],
-    /// The blocked signals (`rt_sigprocmask`), bit `n - 1` for signal `n`.
-    pub signal_mask: u64,
+    /// Each thread's blocked signals (`rt_sigprocmask`), bit `n - 1` for
+    /// signal `n`, by tid: see [`ProcessState::mask`].
+    pub masks: BTreeMap<u32, u64>,
     /// Signals sent and not delivered yet.
     pub pending: u64,
     /// Each signal's action (`rt_sigaction`), signal `n` at `n - 1`.
     pub actions: [SigAction; 64],
-    /// `set_tid_address`: cleared (and woken) at exit.
-    pub clear_child_tid: u64,
+    /// The threads, by tid (the first one's tid is the pid), each with its
+    /// `set_tid_address` word (0: none), zeroed and woken when it ends.
+    pub threads: BTreeMap<u32, u64>,
     /// `set_robust_list`: the head and its length.
     pub robust_list: (u64, u64),
     /// The entry point and initial stack, until the thread starts.
@@ -146,6 +148,20 @@ pub struct ProcessState {
     pub minor_faults: u64,
 }
 
+impl ProcessState {
+    /// The running thread's blocked signals (0 when it is not one of this
+    /// process's threads).
+    pub fn mask(&self) -> u64 {
+        current_tid().and_then(|tid| self.masks.get(&tid).copied()).unwrap_or(0)
+    }
+
+    /// The running thread's blocked signals, to change.
+    pub fn mask_mut(&mut self) -> &mut u64 {
+        let tid = current_tid().unwrap_or(0);
+        self.masks.entry(tid).or_insert(0)
+    }
+}
+
 /// A process.
 pub struct Process {
     /// Its id (also its thread's id for `gettid`).
@@ -156,12 +172,28 @@ pub struct Process {
     pub space: Arc<Space>,
     /// Everything that changes.
     pub state: IrqMutex<ProcessState>,
+    /// Set when the whole process is ending (`exit_group`, a fatal signal):
+    /// every thread leaves at its next way back to ring 3. Read without a
+    /// lock on the trap path.
+    pub exiting: AtomicBool,
+}
+
+impl Process {
+    /// True once the whole process is ending.
+    pub fn exiting(&self) -> bool {
+        self.exiting.load(Ordering::SeqCst)
+    }
+
+    /// How many threads the process has.
+    pub fn thread_count(&self) -> usize {
+        self.state.lock().threads.len()
+    }
 }
 
 /// Every process that has not been waited for, by pid.
 static PROCESSES: IrqMutex<BTreeMap<u32, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
-/// The process each user thread belongs to.
-static BY_THREAD: IrqMutex<BTreeMap<ThreadId, u32>> = IrqMutex::new(BTreeMap::new());
+/// The process (pid) and the user thread (tid) each kernel thread runs.
+static BY_THREAD: IrqMutex<BTreeMap<ThreadId, (u32, u32)>> = IrqMutex::new(BTreeMap::new());
 /// The next pid (1 is the first program run).
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
 
@@ -241,10 +273,10 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         brk: loaded.brk,
         files: FileTable::with_console(),
         rlimits: default_rlimits(),
-        signal_mask: 0,
+        masks: BTreeMap::from([(pid, 0)]),
         pending: 0,
         actions: [SigAction::default(); 64],
-        clear_child_tid: 0,
+        threads: BTreeMap::from([(pid, 0)]),
         robust_list: (0, 0),
         start: Some((loaded.entry, loaded.image)),
         signal_extras: SignalExtras::leader(pid),
@@ -255,7 +287,13 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         exit_signal: SIGCHLD,
         minor_faults: 0,
     };
-    let process = Arc::new(Process { pid, path: full_path.clone(), space: loaded.space, state: IrqMutex::new(state) });
+    let process = Arc::new(Process {
+        pid,
+        path: full_path.clone(),
+        space: loaded.space,
+        state: IrqMutex::new(state),
+        exiting: AtomicBool::new(false),
+    });
     PROCESSES.lock().insert(pid, process.clone());
     let thread = thread::spawn(program, move || process_main(pid));
     Ok(Running { process, thread })
@@ -265,6 +303,12 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
 /// children, if it leaves any running, go on as orphans.)
 pub fn wait(running: Running) -> ExitStatus {
     running.thread.join();
+    // The first thread is done; the process ends with its last thread.
+    let pid = running.process.pid;
+    CHILD_ENDED.wait_until(|| {
+        let process = PROCESSES.lock().get(&pid).cloned();
+        process.is_none_or(|process| process.state.lock().ended).then_some(())
+    });
     // The process now under its pid (an `execve` replaces the record).
     let process = PROCESSES.lock().remove(&running.process.pid);
     process.and_then(|process| process.state.lock().exit).unwrap_or(ExitStatus::Exited(0))
@@ -291,15 +335,6 @@ fn destroy_space(space: &Space) {
         }
     }
     crate::println!("process: the address space '{name}' stayed busy; left in place");
-}
-
-/// [`end`] of the process `pid` is now (an `execve` may have replaced the
-/// one its thread started with).
-fn end_by_pid(pid: u32) {
-    let process = PROCESSES.lock().get(&pid).cloned();
-    if let Some(process) = process {
-        end(&process);
-    }
 }
 
 /// The end of `process`, on its own thread, after it left its space:
@@ -466,10 +501,10 @@ pub fn fork(
             brk: parent.brk,
             files: parent.files.clone(),
             rlimits: parent.rlimits,
-            signal_mask: parent.signal_mask,
+            masks: BTreeMap::from([(pid, parent.mask())]),
             pending: 0,
             actions: parent.actions,
-            clear_child_tid: if flags & CLONE_CHILD_CLEARTID != 0 { child_tid } else { 0 },
+            threads: BTreeMap::from([(pid, if flags & CLONE_CHILD_CLEARTID != 0 { child_tid } else { 0 })]),
             robust_list: (0, 0),
             start: None,
             signal_extras: parent.signal_extras.for_child(),
@@ -481,7 +516,13 @@ pub fn fork(
             minor_faults: 0,
         }
     };
-    let child = Arc::new(Process { pid, path: process.path.clone(), space, state: IrqMutex::new(state) });
+    let child = Arc::new(Process {
+        pid,
+        path: process.path.clone(),
+        space,
+        state: IrqMutex::new(state),
+        exiting: AtomicBool::new(false),
+    });
     prepare(&child);
     PROCESSES.lock().insert(pid, child);
     if flags & CLONE_PARENT_SETTID != 0 {
@@ -501,27 +542,158 @@ pub fn fork(
 
 /// A forked child's thread: into its space, then the parent's frame.
 fn child_main(pid: u32, frame: alloc::boxed::Box<TrapFrame>, fs_base: u64, set_tid: Option<u64>) -> u64 {
-    let frame = *frame;
+    user_thread_main(pid, pid, *frame, fs_base, set_tid)
+}
+
+/// A user thread's kernel thread from a saved frame (a forked child's first
+/// thread, or a new thread of a process): into the process's space, then
+/// the frame, then [`thread_finished`].
+fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid: Option<u64>) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
     let me = thread::current().id();
-    BY_THREAD.lock().insert(me, pid);
+    BY_THREAD.lock().insert(me, (pid, tid));
     if address_space::move_current_thread(Some(&process.space)).is_ok() {
         if let Some(address) = set_tid {
-            let _ = copy::write_value(address, &pid);
+            let _ = copy::write_value(address, &tid);
         }
-        // SAFETY: the thread runs in the child's space, a copy of the
-        // parent's, where the parent's frame (its RIP and RSP) is valid.
+        drop(process);
+        // SAFETY: the thread runs in the process's space, where the frame
+        // (its RIP and RSP) was made.
         unsafe { thread::run_user_frame(&frame, fs_base) };
     } else {
-        process.state.lock().exit = Some(ExitStatus::Killed {
+        process.state.lock().exit.get_or_insert(ExitStatus::Killed {
             info: SignalInfo { signal: super::sigstate::Signal::SIGKILL, code: 0, addr: 0 },
             rip: frame.rip,
         });
+        drop(process);
     }
-    BY_THREAD.lock().remove(&me);
-    let _ = address_space::move_current_thread(None);
-    end_by_pid(pid);
+    thread_finished(pid, tid);
     0
+}
+
+/// The end of thread `tid` of process `pid`, on its kernel thread, back
+/// from user mode: its `set_tid_address` word is zeroed and woken (what
+/// `pthread_join` waits for), it leaves the space, and the last thread to
+/// end ends the process.
+fn thread_finished(pid: u32, tid: u32) {
+    BY_THREAD.lock().remove(&thread::current().id());
+    let process = PROCESSES.lock().get(&pid).cloned();
+    let Some(process) = process else {
+        let _ = address_space::move_current_thread(None);
+        return;
+    };
+    let (clear_tid, last) = {
+        let mut state = process.state.lock();
+        let clear_tid = state.threads.remove(&tid).unwrap_or(0);
+        state.masks.remove(&tid);
+        (clear_tid, state.threads.is_empty())
+    };
+    if clear_tid != 0 && !last && copy::write_value(clear_tid, &0u32).is_ok() {
+        super::futex::wake_one(process.space.id(), clear_tid);
+    }
+    let _ = address_space::move_current_thread(None);
+    if last {
+        end(&process);
+    }
+}
+
+/// `clone` with `CLONE_VM | CLONE_THREAD` (what `pthread_create` passes): a
+/// new thread of `process`, starting from `frame` with RAX = 0 on `stack`,
+/// with FS base `tls` under `CLONE_SETTLS` (else the caller's). Returns its
+/// tid. Flags outside what threads need are refused as Linux refuses them
+/// (`EINVAL` for `CLONE_THREAD` without `CLONE_SIGHAND`, `CLONE_SIGHAND`
+/// without `CLONE_VM`); `CLONE_VM` without `CLONE_THREAD` (a process sharing
+/// memory) answers `ENOSYS`.
+pub fn spawn_thread(
+    process: &Arc<Process>,
+    frame: &TrapFrame,
+    flags: u64,
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    tls: u64,
+) -> Result<u64, Errno> {
+    const CLONE_VM: u64 = 0x100;
+    const CLONE_FS: u64 = 0x200;
+    const CLONE_FILES: u64 = 0x400;
+    const CLONE_SIGHAND: u64 = 0x800;
+    const CLONE_THREAD: u64 = 0x1_0000;
+    const CLONE_SYSVSEM: u64 = 0x4_0000;
+    const CLONE_DETACHED: u64 = 0x40_0000;
+    const THREAD_FLAGS: u64 = CLONE_VM
+        | CLONE_FS
+        | CLONE_FILES
+        | CLONE_SIGHAND
+        | CLONE_THREAD
+        | CLONE_SYSVSEM
+        | CLONE_SETTLS
+        | CLONE_PARENT_SETTID
+        | CLONE_CHILD_CLEARTID
+        | CLONE_CHILD_SETTID
+        | CLONE_DETACHED;
+    if flags & CLONE_THREAD != 0 && flags & CLONE_SIGHAND == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_SIGHAND != 0 && flags & CLONE_VM == 0 {
+        return Err(Errno::EINVAL);
+    }
+    if flags & CLONE_THREAD == 0 || flags & !THREAD_FLAGS != 0 {
+        return Err(Errno::ENOSYS);
+    }
+    if process.exiting() {
+        return Err(Errno::EAGAIN);
+    }
+    let tid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let clear_tid = if flags & CLONE_CHILD_CLEARTID != 0 { child_tid } else { 0 };
+    {
+        // The new thread starts with its creator's signal mask.
+        let mut state = process.state.lock();
+        let mask = state.mask();
+        state.threads.insert(tid, clear_tid);
+        state.masks.insert(tid, mask);
+    }
+    if flags & CLONE_PARENT_SETTID != 0 {
+        let _ = copy::write_value(parent_tid, &tid);
+    }
+    let mut start = *frame;
+    start.rax = 0;
+    if stack != 0 {
+        start.rsp = stack;
+    }
+    let fs_base = if flags & CLONE_SETTLS != 0 { tls } else { thread::user_fs_base() };
+    let set_tid = (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid);
+    let pid = process.pid;
+    let program = process.path.rsplit('/').next().unwrap_or("program");
+    let start = alloc::boxed::Box::new(start);
+    thread::spawn(program, move || user_thread_main(pid, tid, *start, fs_base, set_tid));
+    Ok(tid as u64)
+}
+
+/// The running thread's tid.
+pub fn current_tid() -> Option<u32> {
+    let me = thread::current().id();
+    BY_THREAD.lock().get(&me).map(|&(_, tid)| tid)
+}
+
+/// `set_tid_address(address)`: the running thread's word to zero and wake
+/// when it ends; returns its tid.
+pub fn set_tid_address(process: &Process, address: u64) -> u64 {
+    let tid = current_tid().unwrap_or(process.pid);
+    process.state.lock().threads.insert(tid, address);
+    tid as u64
+}
+
+/// `exit(status)`: ends the running thread; the last thread's `exit` ends
+/// the process with `status`, as `exit_group` does.
+pub fn exit_thread(status: u8) -> ! {
+    if let Some(process) = current() {
+        let alone = process.thread_count() <= 1;
+        drop(process);
+        if alone {
+            exit_current(ExitStatus::Exited(status));
+        }
+    }
+    thread::leave_user(0)
 }
 
 /// Reads a NULL-terminated array of string pointers (`argv`, `envp`) from
@@ -587,6 +759,10 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
+    if process.thread_count() > 1 {
+        // Linux ends the other threads first (de_thread); not done here yet.
+        return Err(Errno::EAGAIN);
+    }
     let (file, full_path) = exec_target(process, &path)?;
     let program = full_path.rsplit('/').next().unwrap_or("program");
     let generation = EXEC_GENERATION.fetch_add(1, Ordering::Relaxed);
@@ -614,10 +790,11 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             brk: loaded.brk,
             files,
             rlimits: old.rlimits,
-            signal_mask: old.signal_mask,
+            masks: BTreeMap::from([(current_tid().unwrap_or(process.pid), old.mask())]),
             pending: old.pending,
             actions,
-            clear_child_tid: 0,
+            // The thread that called `execve` goes on alone, under its tid.
+            threads: BTreeMap::from([(current_tid().unwrap_or(process.pid), 0)]),
             robust_list: (0, 0),
             start: None,
             exit: None,
@@ -633,8 +810,13 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             },
         }
     };
-    let replacement =
-        Arc::new(Process { pid: process.pid, path: full_path, space: loaded.space, state: IrqMutex::new(state) });
+    let replacement = Arc::new(Process {
+        pid: process.pid,
+        path: full_path,
+        space: loaded.space,
+        state: IrqMutex::new(state),
+        exiting: AtomicBool::new(false),
+    });
     PROCESSES.lock().insert(process.pid, replacement);
     destroy_space(&process.space);
     thread::set_user_fs_base(0);
@@ -682,7 +864,7 @@ pub fn all() -> Vec<Arc<Process>> {
 /// The process the running thread belongs to, if it runs a program.
 pub fn current() -> Option<Arc<Process>> {
     let me = thread::current().id();
-    let pid = *BY_THREAD.lock().get(&me)?;
+    let (pid, _) = *BY_THREAD.lock().get(&me)?;
     PROCESSES.lock().get(&pid).cloned()
 }
 
@@ -691,14 +873,13 @@ pub fn current() -> Option<Arc<Process>> {
 fn process_main(pid: u32) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
     let me = thread::current().id();
-    BY_THREAD.lock().insert(me, pid);
+    BY_THREAD.lock().insert(me, (pid, pid));
     let started = start(&process);
     if let Err(info) = started {
-        process.state.lock().exit = Some(ExitStatus::Killed { info, rip: 0 });
+        process.state.lock().exit.get_or_insert(ExitStatus::Killed { info, rip: 0 });
     }
-    BY_THREAD.lock().remove(&me);
-    let _ = address_space::move_current_thread(None);
-    end_by_pid(pid);
+    drop(process);
+    thread_finished(pid, pid);
     0
 }
 
@@ -718,12 +899,25 @@ fn start(process: &Arc<Process>) -> Result<(), SignalInfo> {
     Ok(())
 }
 
-/// Ends the running process with `status`: records it and leaves user
-/// mode; never returns to the program.
+/// Ends the running process with `status` (`exit_group`, a fatal signal):
+/// records it, tells every other thread to leave (at its next way back to
+/// ring 3, or out of a wait), and leaves user mode; never returns to the
+/// program.
 pub fn exit_current(status: ExitStatus) -> ! {
     if let Some(process) = current() {
-        let mut state = process.state.lock();
-        state.exit.get_or_insert(status);
+        process.state.lock().exit.get_or_insert(status);
+        process.exiting.store(true, Ordering::SeqCst);
+        drop(process);
+        super::futex::nudge_all();
     }
     thread::leave_user(0)
+}
+
+/// Leaves user mode when the running thread's process is ending (called on
+/// the way back to ring 3).
+pub fn leave_if_exiting() {
+    let exiting = current().is_some_and(|process| process.exiting());
+    if exiting {
+        thread::leave_user(0);
+    }
 }

@@ -96,9 +96,13 @@ pub fn send(target: &Process, signal: Signal, code: i32, sender: u32) {
     if signal.0 == 0 || signal.0 > NSIG {
         return;
     }
-    let mut state = target.state.lock();
-    state.pending |= bit(signal.0);
-    state.signal_extras.sent[signal.0 as usize - 1] = (code, sender);
+    {
+        let mut state = target.state.lock();
+        state.pending |= bit(signal.0);
+        state.signal_extras.sent[signal.0 as usize - 1] = (code, sender);
+    }
+    // A thread asleep in a futex wait looks again (EINTR or a restart).
+    super::futex::nudge_all();
 }
 
 /// Sends `signal` to every process of group `pgid`; how many there were.
@@ -165,7 +169,7 @@ pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
     }
     let pending = {
         let state = process.state.lock();
-        state.pending & state.signal_mask
+        state.pending & state.mask()
     };
     copy::write(set, &pending.to_le_bytes()[..size as usize])?;
     Ok(0)
@@ -176,7 +180,7 @@ pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
 /// ignored are discarded on the way, as Linux never queues them.
 pub fn interrupting(process: &Process) -> bool {
     let mut state = process.state.lock();
-    let mut ready = state.pending & !state.signal_mask;
+    let mut ready = state.pending & !state.mask();
     let mut bits = ready;
     while bits != 0 {
         let signal = bits.trailing_zeros() + 1;
@@ -193,7 +197,7 @@ pub fn interrupting(process: &Process) -> bool {
 /// through [`deliver_pending`] before it runs again.
 pub fn has_ready(process: &Process) -> bool {
     let state = process.state.lock();
-    state.pending & !state.signal_mask != 0
+    state.pending & !state.mask() != 0
 }
 
 /// How long a blocked system call sleeps between two looks at what it
@@ -225,7 +229,7 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     }
     let (signal, (code, sender)) = {
         let mut state = process.state.lock();
-        let ready = state.pending & !state.signal_mask;
+        let ready = state.pending & !state.mask();
         if ready == 0 {
             return Outcome::Resume;
         }
@@ -254,7 +258,7 @@ pub fn deliver_after_interrupted_call(process: &Process, frame: &mut TrapFrame, 
     }
     let action = {
         let state = process.state.lock();
-        let ready = state.pending & !state.signal_mask;
+        let ready = state.pending & !state.mask();
         if ready == 0 {
             drop(state);
             restart(frame);
@@ -286,12 +290,12 @@ fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forc
     let index = info.signal.0 as usize - 1;
     let (action, mask, alt_stack) = {
         let mut state = process.state.lock();
-        let blocked = state.signal_mask & bit(info.signal.0) != 0;
+        let blocked = state.mask() & bit(info.signal.0) != 0;
         if forced && (blocked || state.actions[index].handler == SIG_IGN) {
             state.actions[index].handler = SIG_DFL;
-            state.signal_mask &= !bit(info.signal.0);
+            *state.mask_mut() &= !bit(info.signal.0);
         }
-        (state.actions[index], state.signal_mask, state.signal_extras.alt_stack)
+        (state.actions[index], state.mask(), state.signal_extras.alt_stack)
     };
     match action.handler {
         SIG_DFL => match default_action(info.signal) {
@@ -307,8 +311,9 @@ fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forc
                 return Outcome::Terminate(SignalInfo { signal: Signal::SIGSEGV, code: code::SI_KERNEL, addr: 0 });
             }
             let mut state = process.state.lock();
-            state.signal_mask |= action.mask | if action.flags & SA_NODEFER == 0 { bit(info.signal.0) } else { 0 };
-            state.signal_mask &= !UNCATCHABLE;
+            let mask = state.mask_mut();
+            *mask |= action.mask | if action.flags & SA_NODEFER == 0 { bit(info.signal.0) } else { 0 };
+            *mask &= !UNCATCHABLE;
             if action.flags & SA_RESETHAND != 0 {
                 state.actions[index] = SigAction::default();
             }
@@ -564,7 +569,7 @@ pub fn sigreturn(process: &Process, frame: &mut TrapFrame) -> Result<(), SignalI
     frame.ss = USER_DATA_SELECTOR as u64;
     {
         let mut state = process.state.lock();
-        state.signal_mask = saved.context.sigmask & !UNCATCHABLE;
+        *state.mask_mut() = saved.context.sigmask & !UNCATCHABLE;
         let _ = state.signal_extras.alt_stack.change(saved.context.stack, frame.rsp);
     }
     // A RIP the return cannot reach (past user space, or not canonical):

@@ -49,6 +49,7 @@ pub mod nr {
     pub const GETPPID: u64 = 110;
     pub const ARCH_PRCTL: u64 = 158;
     pub const GETTID: u64 = 186;
+    pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EXIT_GROUP: u64 = 231;
@@ -61,8 +62,11 @@ pub mod nr {
 pub fn dispatch(frame: &mut TrapFrame) {
     let number = frame.rax;
     let args = [frame.rdi, frame.rsi, frame.rdx, frame.r10, frame.r8, frame.r9];
-    if number == nr::EXIT || number == nr::EXIT_GROUP {
-        // Nothing is held here: leave_user abandons this stack.
+    // Nothing is held here: leave_user abandons this stack.
+    if number == nr::EXIT {
+        process::exit_thread(args[0] as u8);
+    }
+    if number == nr::EXIT_GROUP {
         process::exit_current(ExitStatus::Exited(args[0] as u8));
     }
     let Some(process) = process::current() else {
@@ -75,7 +79,12 @@ pub fn dispatch(frame: &mut TrapFrame) {
             nr::CLONE => (args[0], args[1], args[2], args[3], args[4]),
             _ => (17, 0, 0, 0, 0), // SIGCHLD
         };
-        let result = process::fork(&process, frame, flags, stack, parent_tid, child_tid, tls, memory::forget_locks);
+        const CLONE_VM: u64 = 0x100;
+        let result = if number == nr::CLONE && flags & CLONE_VM != 0 {
+            process::spawn_thread(&process, frame, flags, stack, parent_tid, child_tid, tls)
+        } else {
+            process::fork(&process, frame, flags, stack, parent_tid, child_tid, tls, memory::forget_locks)
+        };
         frame.rax = result.unwrap_or_else(Errno::to_return);
         drop(process);
         return;
@@ -137,16 +146,15 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
             Ok(0)
         }
         nr::CLOCK_GETTIME => clock_gettime(a[0], a[1]),
-        nr::GETPID | nr::GETTID => Ok(process.pid as u64),
+        nr::GETPID => Ok(process.pid as u64),
+        nr::GETTID => Ok(process::current_tid().unwrap_or(process.pid) as u64),
+        nr::FUTEX => super::futex::futex(process, a[0], a[1], a[2], a[3], a[4], a[5]),
         nr::GETPPID => Ok(process::parent_of(process) as u64),
         nr::WAIT4 => process::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
         nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID => Ok(0),
         nr::UNAME => uname(a[0]),
         nr::ARCH_PRCTL => arch_prctl(a[0], a[1]),
-        nr::SET_TID_ADDRESS => {
-            process.state.lock().clear_child_tid = a[0];
-            Ok(process.pid as u64)
-        }
+        nr::SET_TID_ADDRESS => Ok(process::set_tid_address(process, a[0])),
         nr::SET_ROBUST_LIST => {
             // Linux checks only the length: the head is read at exit.
             if a[1] != 24 {
@@ -183,7 +191,7 @@ fn sigprocmask(process: &Process, how: u64, set: u64, old: u64, size: u64) -> Sy
     if size != 8 {
         return Err(Errno::EINVAL);
     }
-    let current = process.state.lock().signal_mask;
+    let current = process.state.lock().mask();
     if old != 0 {
         copy::write_value(old, &current)?;
     }
@@ -195,7 +203,7 @@ fn sigprocmask(process: &Process, how: u64, set: u64, old: u64, size: u64) -> Sy
             SIG_SETMASK => new,
             _ => return Err(Errno::EINVAL),
         };
-        process.state.lock().signal_mask = mask & !UNBLOCKABLE;
+        *process.state.lock().mask_mut() = mask & !UNBLOCKABLE;
     }
     Ok(0)
 }

@@ -1,0 +1,117 @@
+/*
+ * Threads (pthread_create: clone with CLONE_VM | CLONE_THREAD | ...): they
+ * share memory, each has its own tid and stack and TLS, a mutex and a
+ * condition variable work (futex WAIT/WAKE), pthread_join returns each
+ * thread's result (CLONE_CHILD_CLEARTID wakes it), and a thread's exit
+ * leaves the others running. Threads run on several CPUs at once and touch
+ * a region another thread unmaps and maps again: they see the old or the
+ * new contents or a fault, never stale memory.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define THREADS 4
+#define ROUNDS 20000
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ready = PTHREAD_COND_INITIALIZER;
+static long counter;
+static int started;
+static __thread int tls_value;
+static pid_t tids[THREADS];
+
+static void *worker(void *arg) {
+    long index = (long)arg;
+    tls_value = (int)index * 10;
+    tids[index] = (pid_t)syscall(SYS_gettid);
+    pthread_mutex_lock(&lock);
+    started++;
+    pthread_cond_broadcast(&ready);
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < ROUNDS; i++) {
+        pthread_mutex_lock(&lock);
+        counter++;
+        pthread_mutex_unlock(&lock);
+    }
+    return (void *)(index * 100 + tls_value);
+}
+
+/* The remap stress: one thread maps a page with a value, unmaps it, maps it
+   again with the next value; readers check what they read. */
+static volatile int stop;
+static volatile uint64_t *volatile shared_page;
+static uint64_t generation_seen_max;
+static sigjmp_buf reader_jump[THREADS];
+static __thread int reader_index = -1;
+static volatile long stale;
+
+static void on_segv(int sig) {
+    (void)sig;
+    siglongjmp(reader_jump[reader_index], 1);
+}
+
+static void *reader(void *arg) {
+    reader_index = (int)(long)arg;
+    uint64_t last = 0;
+    while (!stop) {
+        if (sigsetjmp(reader_jump[reader_index], 1) == 0) {
+            uint64_t value = *shared_page;
+            /* A page's value never goes back: an older one is a stale translation. */
+            if (value != 0 && value + 1 < last)
+                stale++;
+            if (value > last)
+                last = value;
+        }
+    }
+    return NULL;
+}
+
+int main(void) {
+    pthread_t threads[THREADS];
+    pid_t me = getpid();
+    for (long i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&threads[i], NULL, worker, (void *)i) == 0, "pthread_create %ld", i);
+    pthread_mutex_lock(&lock);
+    while (started < THREADS)
+        pthread_cond_wait(&ready, &lock);
+    pthread_mutex_unlock(&lock);
+    for (long i = 0; i < THREADS; i++) {
+        void *result = NULL;
+        CHECK(pthread_join(threads[i], &result) == 0, "pthread_join %ld", i);
+        CHECK((long)result == i * 100 + i * 10, "thread %ld's result and TLS (%ld)", i, (long)result);
+        CHECK(tids[i] != me && tids[i] > 0, "thread %ld has its own tid (%d)", i, tids[i]);
+        for (long j = 0; j < i; j++)
+            CHECK(tids[i] != tids[j], "tids differ");
+    }
+    CHECK(counter == (long)THREADS * ROUNDS, "the mutex kept every increment (%ld)", counter);
+    CHECK(getpid() == me && syscall(SYS_gettid) == me, "the main thread's tid is the pid");
+
+    /* The remap stress. */
+    signal(SIGSEGV, on_segv);
+    void *address = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    CHECK(address != MAP_FAILED, "mmap");
+    shared_page = address;
+    *shared_page = 1;
+    for (long i = 0; i < THREADS; i++)
+        CHECK(pthread_create(&threads[i], NULL, reader, (void *)i) == 0, "reader %ld", i);
+    for (uint64_t generation = 2; generation < 2000; generation++) {
+        munmap(address, 4096);
+        void *again = mmap(address, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+        if (again != address)
+            break;
+        *(volatile uint64_t *)again = generation;
+    }
+    stop = 1;
+    for (long i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    CHECK(stale == 0, "no reader saw an older page after a newer one (%ld stale reads)", stale);
+    (void)generation_seen_max;
+    return finish("threads");
+}
