@@ -5,7 +5,9 @@
  * thread's result (CLONE_CHILD_CLEARTID wakes it), and a thread's exit
  * leaves the others running. Threads run on several CPUs at once and touch
  * a region another thread unmaps and maps again: they see the old or the
- * new contents or a fault, never stale memory.
+ * new contents or a fault, never stale memory. (Each time, a decoy page is
+ * mapped first, so that a stale translation would show the decoy's marker;
+ * with Nacre's remote shootdowns switched off, `shootdowns off`, it does.)
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -51,6 +53,8 @@ static uint64_t generation_seen_max;
 static sigjmp_buf reader_jump[THREADS];
 static __thread int reader_index = -1;
 static volatile long stale;
+#define DECOY 0xdecaf00ddecaf00dULL
+static volatile uint64_t final_generation;
 
 static void on_segv(int sig) {
     (void)sig;
@@ -63,12 +67,19 @@ static void *reader(void *arg) {
     while (!stop) {
         if (sigsetjmp(reader_jump[reader_index], 1) == 0) {
             uint64_t value = *shared_page;
-            /* A page's value never goes back: an older one is a stale translation. */
-            if (value != 0 && value + 1 < last)
+            /* A page's value never goes back, and the decoy's marker is
+               another mapping's memory: both are stale translations. */
+            if (value == DECOY || (value != 0 && value + 1 < last))
                 stale++;
             if (value > last)
                 last = value;
         }
+    }
+    /* After the last generation: the last value, or a fault (unmapped). */
+    if (sigsetjmp(reader_jump[reader_index], 1) == 0) {
+        uint64_t value = *shared_page;
+        if (value != final_generation)
+            stale++;
     }
     return NULL;
 }
@@ -101,12 +112,19 @@ int main(void) {
     *shared_page = 1;
     for (long i = 0; i < THREADS; i++)
         CHECK(pthread_create(&threads[i], NULL, reader, (void *)i) == 0, "reader %ld", i);
-    for (uint64_t generation = 2; generation < 2000; generation++) {
+    uint64_t generation;
+    for (generation = 2; generation < 2000; generation++) {
         munmap(address, 4096);
+        /* The decoy likely gets the frame just freed. */
+        volatile uint64_t *decoy = mmap((char *)address - (1UL << 30) + generation * 4096, 4096, PROT_READ | PROT_WRITE,
+                                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (decoy != MAP_FAILED)
+            *decoy = DECOY;
         void *again = mmap(address, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
         if (again != address)
             break;
         *(volatile uint64_t *)again = generation;
+        final_generation = generation;
     }
     stop = 1;
     for (long i = 0; i < THREADS; i++)

@@ -165,6 +165,18 @@ pub fn checks(root: &Path, added: &[PathBuf]) -> Result<Vec<Check>, String> {
             cpus: None,
             add: vec![program.binary.clone()],
         });
+        if program.ours && program.name == "threads" {
+            // The same test with remote shootdowns off must see stale memory:
+            // what shows that it would catch a missing shootdown.
+            checks.push(Check {
+                label: "user test threads catches missing shootdowns (shootdowns off)".to_string(),
+                boot: CheckBoot::Script("shootdowns off; run /bin/threads".to_string()),
+                expect_success: false,
+                expect_output: vec!["stale reads".to_string(), "did not exit with 0".to_string()],
+                cpus: None,
+                add: vec![program.binary.clone()],
+            });
+        }
     }
     Ok(checks)
 }

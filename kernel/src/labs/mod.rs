@@ -31,6 +31,12 @@ pub static COMMANDS: &[Command<Session>] = &[
         run: shootdown_test,
     },
     Command {
+        name: "shootdowns",
+        usage: "shootdowns on|off",
+        help: "a debug switch: 'off' makes every edit flush only the CPU that makes it, to show what a test catches",
+        run: shootdowns,
+    },
+    Command {
         name: "soak",
         usage: "soak SECONDS",
         help: "randomized create/edit/fault/switch/destroy cycles on every CPU; checks verify and frame counts",
@@ -66,6 +72,23 @@ fn paging_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Re
 fn shootdown_test(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 2)?;
     shootdown::shootdown_test(args, out).map_err(CommandError::Failed)
+}
+
+/// `shootdowns on|off`.
+fn shootdowns(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let off = match args[0] {
+        "on" => false,
+        "off" => true,
+        other => return Err(CommandError::bad_argument(other, "on or off")),
+    };
+    crate::tlb::set_remote_shootdowns_disabled(off);
+    writeln!(
+        out,
+        "remote TLB shootdowns {}",
+        if off { "off: edits flush only the CPU that makes them" } else { "on" }
+    )?;
+    Ok(())
 }
 
 /// `soak SECONDS`.
