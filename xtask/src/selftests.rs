@@ -139,7 +139,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: None,
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "mlock-random-test",
@@ -148,7 +148,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &["-lcap"],
         marker: None,
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "madv_populate",
@@ -166,7 +166,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: None,
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "va_128TBswitch",

@@ -4,9 +4,10 @@
 //! terminal to `ioctl`, where writes print and reads see end of file: the
 //! shell owns the keyboard while a program runs), an initrd file (read-only:
 //! opening one for writing, or creating one, is `EROFS`), a directory (the
-//! initrd's, `/proc`, `/proc/self`; `getdents64` lists them), a generated
-//! `/proc` file (`maps`, `status`, `meminfo`, made when opened), one end of
-//! a pipe, or an `O_PATH` handle.
+//! initrd's, `/proc`, `/proc/self`, `/proc/sys/vm`; `getdents64` lists
+//! them), a generated `/proc` file (`maps`, `smaps`, `status`, `meminfo`,
+//! the `vm` sysctls, made when opened; `pagemap`, made as it is read: see
+//! [`proc`]), one end of a pipe, or an `O_PATH` handle.
 //!
 //! The descriptor table ([`FileTable`]) holds each descriptor's open file
 //! description (shared by `dup` and `fork`) and its `FD_CLOEXEC` flag; the
@@ -119,7 +120,12 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
         "proc/meminfo" => return Some(Node::Proc("meminfo")),
         "proc/self/maps" => return Some(Node::Proc("maps")),
         "proc/self/status" => return Some(Node::Proc("status")),
+        "proc/self/smaps" => return Some(Node::Proc("smaps")),
+        "proc/self/pagemap" => return Some(Node::Proc("pagemap")),
         "proc/self/exe" => return Some(Node::Proc("exe")),
+        "proc/sys" | "proc/sys/vm" => return Some(Node::Directory(name.to_string())),
+        "proc/sys/vm/mmap_min_addr" => return Some(Node::Proc("mmap_min_addr")),
+        "proc/sys/vm/max_map_count" => return Some(Node::Proc("max_map_count")),
         _ => {}
     }
     if name.strip_prefix("proc/").is_some_and(|pid| pid == process.pid.to_string()) {
@@ -262,10 +268,38 @@ const DT_LNK: u8 = 10;
 const PROC_ROOT_INO: u64 = 1;
 const PROC_SELF_LINK_INO: u64 = 2;
 const PROC_MEMINFO_INO: u64 = 3;
+const PROC_MMAP_MIN_ADDR_INO: u64 = 4;
+const PROC_MAX_MAP_COUNT_INO: u64 = 5;
+
+/// The entries of `/proc/PID` by their index in [`proc_pid_ino`].
+mod pid_entry {
+    pub const MAPS: u64 = 1;
+    pub const STATUS: u64 = 2;
+    pub const EXE: u64 = 3;
+    pub const SMAPS: u64 = 4;
+    pub const PAGEMAP: u64 = 5;
+}
 
 /// The inode of a process's `/proc/PID` entry `index` (0: the directory).
 fn proc_pid_ino(pid: u32, index: u64) -> u64 {
     0x1000 + pid as u64 * 8 + index
+}
+
+/// The permissions of the `/proc` file with inode `ino`, as Linux's:
+/// `pagemap` is the owner's only, the sysctls are writable by root (though
+/// read-only here: the file system refuses the open), the rest readable.
+fn proc_file_mode(ino: u64) -> u32 {
+    match ino {
+        PROC_MMAP_MIN_ADDR_INO | PROC_MAX_MAP_COUNT_INO => 0o644,
+        _ if is_pagemap_ino(ino) => 0o400,
+        _ => 0o444,
+    }
+}
+
+/// True for the inode of a `/proc/PID/pagemap`: read when read, not when
+/// opened (its contents cover the whole user space).
+fn is_pagemap_ino(ino: u64) -> bool {
+    ino >= 0x1000 && (ino - 0x1000) % 8 == pid_entry::PAGEMAP
 }
 
 /// The inode of an initrd directory (a hash of its path, above every
@@ -286,9 +320,13 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
         Node::Directory(path) => directory_ino(path),
         Node::SelfLink => PROC_SELF_LINK_INO,
         Node::Proc("meminfo") => PROC_MEMINFO_INO,
-        Node::Proc("maps") => proc_pid_ino(process.pid, 1),
-        Node::Proc("status") => proc_pid_ino(process.pid, 2),
-        Node::Proc(_) => proc_pid_ino(process.pid, 3),
+        Node::Proc("mmap_min_addr") => PROC_MMAP_MIN_ADDR_INO,
+        Node::Proc("max_map_count") => PROC_MAX_MAP_COUNT_INO,
+        Node::Proc("maps") => proc_pid_ino(process.pid, pid_entry::MAPS),
+        Node::Proc("status") => proc_pid_ino(process.pid, pid_entry::STATUS),
+        Node::Proc("smaps") => proc_pid_ino(process.pid, pid_entry::SMAPS),
+        Node::Proc("pagemap") => proc_pid_ino(process.pid, pid_entry::PAGEMAP),
+        Node::Proc(_) => proc_pid_ino(process.pid, pid_entry::EXE),
     }
 }
 
@@ -313,11 +351,21 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             children.insert("self".to_string(), Node::SelfLink);
             children.insert(process.pid.to_string(), Node::Directory("proc/self".to_string()));
             children.insert("meminfo".to_string(), Node::Proc("meminfo"));
+            children.insert("sys".to_string(), Node::Directory("proc/sys".to_string()));
         }
         "proc/self" => {
             children.insert("exe".to_string(), Node::Proc("exe"));
             children.insert("maps".to_string(), Node::Proc("maps"));
+            children.insert("pagemap".to_string(), Node::Proc("pagemap"));
+            children.insert("smaps".to_string(), Node::Proc("smaps"));
             children.insert("status".to_string(), Node::Proc("status"));
+        }
+        "proc/sys" => {
+            children.insert("vm".to_string(), Node::Directory("proc/sys/vm".to_string()));
+        }
+        "proc/sys/vm" => {
+            children.insert("max_map_count".to_string(), Node::Proc("max_map_count"));
+            children.insert("mmap_min_addr".to_string(), Node::Proc("mmap_min_addr"));
         }
         _ => {
             let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
@@ -659,6 +707,15 @@ fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>
             drop(open);
             pipe_read(process, &pipe, nonblocking, io)
         }
+        Backing::Generated { ino, .. } if is_pagemap_ino(*ino) => {
+            let position = offset.unwrap_or(open.offset);
+            drop(open);
+            let copied = pagemap_read(process, io, position)?;
+            if offset.is_none() {
+                file.lock().offset = position.saturating_add(copied);
+            }
+            Ok(copied)
+        }
         Backing::Initrd(_) | Backing::Generated { .. } => {
             let position = offset.unwrap_or(open.offset);
             let bytes = open.bytes().unwrap_or(&[]);
@@ -675,6 +732,33 @@ fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>
         }
         Backing::Path(_) => Err(Errno::EBADF),
     }
+}
+
+/// Reads `/proc/self/pagemap` at `position` into `io`, as Linux's
+/// `pagemap_read`: `EINVAL` unless the position and the count are whole
+/// entries (8 bytes); entries made a page table's worth (512) at a time;
+/// nothing past the end of user space; `EFAULT` when the memory cannot take
+/// them.
+fn pagemap_read(process: &Process, io: &UserIo, position: u64) -> SysResult {
+    const ENTRY: u64 = 8;
+    const CHUNK: u64 = 512;
+    if !position.is_multiple_of(ENTRY) || !io.total.is_multiple_of(ENTRY) {
+        return Err(Errno::EINVAL);
+    }
+    let mut done = 0;
+    while done < io.total {
+        let first = position.saturating_add(done) / ENTRY;
+        let entries = proc::pagemap(process, first, ((io.total - done) / ENTRY).min(CHUNK));
+        if entries.is_empty() {
+            break;
+        }
+        let bytes: Vec<u8> = entries.iter().flat_map(|entry| entry.to_ne_bytes()).collect();
+        if io.write_at(done, &bytes) < bytes.len() as u64 {
+            return Err(Errno::EFAULT);
+        }
+        done += bytes.len() as u64;
+    }
+    Ok(done)
 }
 
 /// Writes `io` to `file`.
@@ -877,7 +961,12 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> Sys
             Node::Proc(name) => {
                 let bytes = match name {
                     "maps" => proc::maps(process),
+                    "smaps" => proc::smaps(process),
                     "status" => proc::status(process),
+                    "mmap_min_addr" => proc::mmap_min_addr(),
+                    "max_map_count" => proc::max_map_count(),
+                    // Made as it is read.
+                    "pagemap" => Vec::new(),
                     _ => proc::meminfo(),
                 };
                 Backing::Generated { bytes, ino: node_ino(process, &Node::Proc(name)) }
@@ -1351,7 +1440,7 @@ fn node_attributes(process: &Process, node: &Node) -> Attributes {
             dev: PROC_DEV,
             ino,
             nlink: 1,
-            mode: S_IFREG | 0o444,
+            mode: S_IFREG | proc_file_mode(ino),
             blksize: 1024,
             mount: 2,
             ..Attributes::default()
@@ -1379,7 +1468,7 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
             dev: PROC_DEV,
             ino: *ino,
             nlink: 1,
-            mode: S_IFREG | 0o444,
+            mode: S_IFREG | proc_file_mode(*ino),
             blksize: 1024,
             mount: 2,
             ..Attributes::default()

@@ -17,7 +17,6 @@
 
 use super::copy;
 use super::errno::{Errno, SysResult};
-use super::process::Process;
 use crate::sync::IrqMutex;
 use crate::thread::{self, AddressSpaceId, WaitQueue};
 use alloc::sync::Arc;
@@ -106,7 +105,11 @@ fn deadline(timeout: u64, absolute: bool) -> Result<Option<u64>, Errno> {
     Ok(Some(if absolute { nanos } else { now.saturating_add(nanos) }))
 }
 
-fn wait(process: &Process, key: Key, expected: u32, bitset: u32, deadline: Option<u64>) -> SysResult {
+/// A wait's reason to stop early: a signal to take, or the process ending
+/// (`ERESTARTSYS`).
+pub type Interrupted<'a> = &'a dyn Fn() -> bool;
+
+fn wait(key: Key, expected: u32, bitset: u32, deadline: Option<u64>, interrupted: Interrupted) -> SysResult {
     let waiter = Arc::new(Waiter { key: IrqMutex::new(key), bitset, woken: AtomicBool::new(false) });
     {
         // The word is read and the waiter queued under the lock a waker
@@ -125,16 +128,13 @@ fn wait(process: &Process, key: Key, expected: u32, bitset: u32, deadline: Optio
         if waiter.woken.load(Ordering::SeqCst) {
             break Ok(0);
         }
-        if process.exiting() || super::signal::interrupting(process) {
+        if interrupted() {
             break Err(Errno::ERESTARTSYS);
         }
         match deadline {
             Some(deadline) if crate::arch::tsc::nanos_since_boot() >= deadline => break Err(Errno::ETIMEDOUT),
             Some(_) => thread::sleep_ms(1),
-            None => QUEUE.wait_until(|| {
-                (waiter.woken.load(Ordering::SeqCst) || process.exiting() || super::signal::interrupting(process))
-                    .then_some(())
-            }),
+            None => QUEUE.wait_until(|| (waiter.woken.load(Ordering::SeqCst) || interrupted()).then_some(())),
         }
     };
     if result.is_err() {
@@ -168,8 +168,19 @@ fn requeue(from: Key, to: Key, count: u64) -> u64 {
     moved
 }
 
-/// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)`.
-pub fn futex(process: &Process, uaddr: u64, op: u64, val: u64, timeout: u64, uaddr2: u64, val3: u64) -> SysResult {
+/// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)` in address space
+/// `space`; a wait ends early when `interrupted` says so.
+#[allow(clippy::too_many_arguments)]
+pub fn futex(
+    space: AddressSpaceId,
+    uaddr: u64,
+    op: u64,
+    val: u64,
+    timeout: u64,
+    uaddr2: u64,
+    val3: u64,
+    interrupted: Interrupted,
+) -> SysResult {
     let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
     if op & FUTEX_CLOCK_REALTIME != 0 && command != FUTEX_WAIT_BITSET && command != FUTEX_WAIT {
         return Err(Errno::ENOSYS);
@@ -177,15 +188,14 @@ pub fn futex(process: &Process, uaddr: u64, op: u64, val: u64, timeout: u64, uad
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    let space = process.space.id();
     let key = (space, uaddr);
     match command {
-        FUTEX_WAIT => wait(process, key, val as u32, FUTEX_BITSET_MATCH_ANY, deadline(timeout, false)?),
+        FUTEX_WAIT => wait(key, val as u32, FUTEX_BITSET_MATCH_ANY, deadline(timeout, false)?, interrupted),
         FUTEX_WAIT_BITSET => {
             if val3 as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
-            wait(process, key, val as u32, val3 as u32, deadline(timeout, true)?)
+            wait(key, val as u32, val3 as u32, deadline(timeout, true)?, interrupted)
         }
         FUTEX_WAKE => Ok(wake(key, val.min(i32::MAX as u64), FUTEX_BITSET_MATCH_ANY)),
         FUTEX_WAKE_BITSET => {

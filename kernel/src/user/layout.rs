@@ -19,6 +19,13 @@
 //! loaded: `run` refuses it with `ENOEXEC` and says why. Static PIEs
 //! (`gcc -static-pie`) load wherever the kernel puts them. Moving the
 //! kernel's map to the upper half lifts this limit.
+//!
+//! Linux's `vm.mmap_min_addr` is this bottom here (`/proc/sys/vm/mmap_min_addr`
+//! shows it): a fixed mapping below it is `EPERM`, as Linux answers below its
+//! `mmap_min_addr`.
+
+use crate::address_space::KernelMachine;
+use paging::PagingAspace;
 
 /// The lowest address a user mapping may use: past the kernel's map.
 pub fn user_bottom() -> u64 {
@@ -71,6 +78,41 @@ pub const PAST_EOF: aspace::Protection = aspace::Protection::SWAP;
 /// access rights, so every touch is refused.)
 pub fn past_end_of_file(region: &aspace::Region) -> bool {
     region.prot.contains(PAST_EOF)
+}
+
+/// True for a region the program has (not the kernel's map).
+pub fn is_user(region: &aspace::Region) -> bool {
+    region.va.as_u64() >= user_bottom() && !region.prot.contains(aspace::Protection::KERN)
+}
+
+/// Whether two adjacent user regions, `lower` ending where `upper` begins,
+/// would be one mapping (VMA) on Linux: the same rights, lock and kind,
+/// and, for file pages, the file's bytes continuing; the pages past the end
+/// of a file belong to the mapping below them. A grow-down region is always
+/// the bottom of its mapping. Regions are not merged again after a split,
+/// so `mremap`, `mprotect(PROT_GROWSDOWN)` and `/proc/self/maps` look at
+/// runs of such regions.
+pub fn same_mapping(paging: &PagingAspace<KernelMachine>, lower: &aspace::Region, upper: &aspace::Region) -> bool {
+    use aspace::Protection;
+    if lower.va.as_u64().saturating_add(lower.len) != upper.va.as_u64() || !is_user(lower) || !is_user(upper) {
+        return false;
+    }
+    let backing_at =
+        |va: u64| paging.file_backing(aspace::VirtAddr::new(va)).map(|b| b.source.as_u64() + (va - b.va.as_u64()));
+    if upper.prot.contains(PAST_EOF) {
+        return lower.prot.contains(PAST_EOF) || backing_at(lower.last()).is_some();
+    }
+    if lower.prot.contains(PAST_EOF) || upper.prot.grows() {
+        return false;
+    }
+    if lower.prot - Protection::GROW_DOWN != upper.prot {
+        return false;
+    }
+    match (backing_at(lower.last()), backing_at(upper.va.as_u64())) {
+        (None, None) => true,
+        (Some(below), Some(above)) => below + 1 == above,
+        _ => false,
+    }
 }
 
 /// The page size.

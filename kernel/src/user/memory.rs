@@ -42,12 +42,14 @@
 //!
 //! Resource limits: `RLIMIT_AS` bounds `mmap`, `brk` and `mremap`;
 //! `RLIMIT_STACK` how far growing regions grow ([`stack_limit_changed`]);
-//! `RLIMIT_MEMLOCK` locking, except that every program runs as root here,
-//! with `CAP_IPC_LOCK`, which Linux exempts from that limit.
+//! `RLIMIT_MEMLOCK` locking, unless the process has `CAP_IPC_LOCK`, as on
+//! Linux: every program starts as root with every capability, and may drop
+//! them (`capset`, `misc.rs`).
 
 use super::errno::{Errno, SysResult};
 use super::files::Backing;
-use super::layout::{self, page_up, PAGE};
+use super::layout::{self, is_user, page_up, same_mapping, PAGE};
+use super::misc;
 use super::process::{self, Process};
 use crate::address_space::{paging_of_mut, KernelMachine, LiveEdit, Space, SpaceObject};
 use crate::sync::IrqMutex;
@@ -180,11 +182,6 @@ fn with_rights(existing: Protection, wanted: Protection) -> Protection {
     existing.kind() | (existing & LOCKED) | wanted
 }
 
-/// True for a region the program has (not the kernel's map).
-fn is_user(region: &Region) -> bool {
-    region.va.as_u64() >= layout::user_bottom() && !region.prot.contains(Protection::KERN)
-}
-
 /// The end of `region` (exclusive).
 fn end_of(region: &Region) -> u64 {
     region.va.as_u64().saturating_add(region.len)
@@ -239,36 +236,33 @@ struct Limits {
     address_space: u64,
     /// `RLIMIT_MEMLOCK`, in bytes.
     memlock: u64,
+    /// `CAP_IPC_LOCK`: locking is not bound by `RLIMIT_MEMLOCK`.
+    ipc_lock: bool,
 }
 
 impl Limits {
     /// The process's soft limits.
     fn of(process: &Process) -> Limits {
+        let ipc_lock = misc::capable(process, misc::cap::IPC_LOCK);
         let state = process.state.lock();
-        Limits { address_space: state.rlimits[RLIMIT_AS].cur, memlock: state.rlimits[RLIMIT_MEMLOCK].cur }
+        Limits { address_space: state.rlimits[RLIMIT_AS].cur, memlock: state.rlimits[RLIMIT_MEMLOCK].cur, ipc_lock }
     }
 
     /// Linux's `can_do_mlock`: a non-zero `RLIMIT_MEMLOCK`, or `CAP_IPC_LOCK`.
     fn can_lock(self) -> bool {
-        self.memlock != 0 || capable_ipc_lock()
+        self.memlock != 0 || self.ipc_lock
     }
 
     /// Linux's `mlock_future_check`: may `bytes` more be locked?
     fn may_lock_more(self, object: &SpaceObject, bytes: u64) -> bool {
         let locked = (locked_in(object, 0, u64::MAX) / PAGE).saturating_add(bytes / PAGE);
-        locked <= self.memlock / PAGE || capable_ipc_lock()
+        locked <= self.memlock / PAGE || self.ipc_lock
     }
 
     /// Linux's `may_expand_vm` for `RLIMIT_AS`: may the space grow by `bytes`?
     fn may_expand(self, object: &SpaceObject, bytes: u64) -> bool {
         (total_vm(object) / PAGE).saturating_add(bytes / PAGE) <= self.address_space / PAGE
     }
-}
-
-/// Linux's `capable(CAP_IPC_LOCK)`: every program runs as root with every
-/// capability here.
-fn capable_ipc_lock() -> bool {
-    true
 }
 
 /// Whether each address space whose program called `mlockall(MCL_FUTURE)`
@@ -431,32 +425,6 @@ fn zap(space: &Space, object: &mut SpaceObject, part: Region, locked: bool) -> R
         add_piece(paging, &Piece { region, ..piece })?;
     }
     Ok(())
-}
-
-/// Whether two adjacent user regions, `lower` ending where `upper`
-/// begins, would be one mapping on Linux: the same rights and kind, and,
-/// for file pages, the file's bytes continuing; the pages past the end of
-/// a file belong to the mapping below them. A grow-down region is always
-/// the bottom of its mapping.
-fn same_mapping(paging: &PagingAspace<KernelMachine>, lower: &Region, upper: &Region) -> bool {
-    if end_of(lower) != upper.va.as_u64() || !is_user(lower) || !is_user(upper) {
-        return false;
-    }
-    let backing_at = |va: u64| paging.file_backing(VirtAddr(va)).map(|b| b.source.as_u64() + (va - b.va.as_u64()));
-    if upper.prot.contains(PAST_EOF) {
-        return lower.prot.contains(PAST_EOF) || backing_at(lower.last()).is_some();
-    }
-    if lower.prot.contains(PAST_EOF) || upper.prot.grows() {
-        return false;
-    }
-    if lower.prot - Protection::GROW_DOWN != upper.prot {
-        return false;
-    }
-    match (backing_at(lower.last()), backing_at(upper.va.as_u64())) {
-        (None, None) => true,
-        (Some(below), Some(above)) => below + 1 == above,
-        _ => false,
-    }
 }
 
 /// The Linux mapping holding `region`: its lowest region and its end.
@@ -648,9 +616,13 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             return Err(Errno::EINVAL);
         }
         let end = addr.checked_add(len).ok_or(Errno::ENOMEM)?;
-        if end > layout::user_top() || addr < layout::user_bottom() {
-            // Below the user bottom lies the kernel's map: not the program's to replace.
+        if end > layout::user_top() {
             return Err(Errno::ENOMEM);
+        }
+        if addr < layout::user_bottom() {
+            // Below the user bottom (`vm.mmap_min_addr` here) lies the
+            // kernel's map: Linux's answer below mmap_min_addr.
+            return Err(Errno::EPERM);
         }
         if flags & MAP_FIXED_NOREPLACE != 0 && !user_regions_in(&process.space.lock(), addr, end).is_empty() {
             return Err(Errno::EEXIST);
@@ -989,8 +961,8 @@ fn mremap_to(process: &Process, addr: u64, old_len: u64, new_len: u64, flags: u6
     let fixed = flags & MREMAP_FIXED != 0;
     if fixed {
         if new_addr < layout::user_bottom() {
-            // The kernel's map is there: not the program's to replace.
-            return Err(Errno::ENOMEM);
+            // The kernel's map is there: Linux's answer below mmap_min_addr.
+            return Err(Errno::EPERM);
         }
         unmap_range(&process.space, &mut process.space.lock(), new_addr, new_addr + new_len)?;
     }
@@ -1464,11 +1436,11 @@ fn mlock(process: &Process, start: u64, len: u64, on_fault: bool) -> SysResult {
     {
         let object = process.space.lock();
         let mut locked = len / PAGE + locked_in(&object, 0, u64::MAX) / PAGE;
-        if locked > limit && !capable_ipc_lock() {
+        if locked > limit && !limits.ipc_lock {
             // What is locked already in the range is not counted twice.
             locked -= locked_in(&object, start, start.saturating_add(len)) / PAGE;
         }
-        if locked > limit && !capable_ipc_lock() {
+        if locked > limit && !limits.ipc_lock {
             return Err(Errno::ENOMEM);
         }
     }
@@ -1501,7 +1473,7 @@ fn mlockall(process: &Process, flags: u64) -> SysResult {
         return Err(Errno::EPERM);
     }
     let limit = limits.memlock / PAGE;
-    if flags & MCL_CURRENT != 0 && total_vm(&process.space.lock()) / PAGE > limit && !capable_ipc_lock() {
+    if flags & MCL_CURRENT != 0 && total_vm(&process.space.lock()) / PAGE > limit && !limits.ipc_lock {
         return Err(Errno::ENOMEM);
     }
     let on_fault = flags & MCL_ONFAULT != 0;
@@ -1532,8 +1504,12 @@ fn lock_all(process: &Process, lock: bool) {
 /// Unlocks every mapping of `process`, which was just forked: Linux's
 /// children inherit no memory locks (`dup_mmap` clears `VM_LOCKED`), and
 /// `mlockall(MCL_FUTURE)` belongs to the parent's space, not the copy.
+/// It also gives the child its parent's capabilities
+/// ([`misc::inherit_credentials`]): this is the one hook `fork` calls.
 pub fn forget_locks(process: &Process) {
     lock_all(process, false);
+    // The other half of preparing a forked child: its parent's capabilities.
+    misc::inherit_credentials(process);
 }
 
 /// `munlockall()`.

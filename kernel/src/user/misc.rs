@@ -17,6 +17,13 @@
 //!   `setsid` follow Linux's rules.
 //! - Signals sent to threads: `tkill`, `tgkill` (one thread per process: the
 //!   thread id is the pid), and `rt_sigpending`.
+//! - Capabilities: `capget`, `capset` and the capability options of
+//!   `prctl` (`PR_CAPBSET_*`, keep-caps, securebits, `PR_CAP_AMBIENT`),
+//!   with Linux 6.1's checks and errors. A program starts as root with every
+//!   capability; the sets a process changes are recorded here by pid (a
+//!   forked child inherits them, `execve` recomputes them as Linux does for
+//!   root), and [`capable`] answers for the rest of the kernel
+//!   (`CAP_IPC_LOCK` and `RLIMIT_MEMLOCK` in `memory.rs`).
 //! - Every number no table serves is counted ([`unsupported`]); the shell's
 //!   `syscalls` lists them with their names.
 
@@ -51,6 +58,9 @@ mod nr {
     pub const CLOCK_NANOSLEEP: u64 = 230;
     pub const TGKILL: u64 = 234;
     pub const GETCPU: u64 = 309;
+    pub const CAPGET: u64 = 125;
+    pub const CAPSET: u64 = 126;
+    pub const PRCTL: u64 = 157;
 }
 
 /// `None` for a number this module does not serve.
@@ -73,6 +83,9 @@ pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
         nr::TKILL => signal::tkill(process, None, a[0] as i32 as i64, a[1]),
         nr::TGKILL => signal::tkill(process, Some(a[0] as i32 as i64), a[1] as i32 as i64, a[2]),
         nr::RT_SIGPENDING => signal::sigpending(process, a[0], a[1]),
+        nr::CAPGET => capget(process, a[0], a[1]),
+        nr::CAPSET => capset(process, a[0], a[1]),
+        nr::PRCTL => prctl(process, a[0] as i32, a[1], a[2], a[3], a[4]),
         _ => return None,
     })
 }
@@ -358,6 +371,323 @@ fn setsid(process: &Process) -> SysResult {
     state.signal_extras.pgid = process.pid;
     state.signal_extras.sid = process.pid;
     Ok(process.pid as u64)
+}
+
+// ---------------------------------------------------------------------------
+// Capabilities
+
+/// The capabilities named here (`linux/capability.h`).
+pub mod cap {
+    /// `CAP_SETPCAP`: change the bounding set, securebits, any inheritable.
+    pub const SETPCAP: u32 = 8;
+    /// `CAP_IPC_LOCK`: lock memory beyond `RLIMIT_MEMLOCK`.
+    pub const IPC_LOCK: u32 = 14;
+    /// `CAP_LAST_CAP` (`CAP_CHECKPOINT_RESTORE`) in Linux 6.1.
+    pub const LAST: u32 = 40;
+}
+
+/// Every capability Linux 6.1 knows, one bit each (`CAP_FULL_SET`).
+const CAP_FULL_SET: u64 = (1 << (cap::LAST + 1)) - 1;
+
+/// `_LINUX_CAPABILITY_VERSION_1`, `_2` (deprecated) and `_3`.
+const CAP_VERSION_1: u32 = 0x1998_0330;
+const CAP_VERSION_2: u32 = 0x2007_1026;
+const CAP_VERSION_3: u32 = 0x2008_0522;
+
+/// Securebits (`linux/securebits.h`): `SECURE_KEEP_CAPS` and the bits and
+/// locks `PR_SET_SECUREBITS` may set.
+mod securebits {
+    pub const KEEP_CAPS: u32 = 1 << 4;
+    pub const KEEP_CAPS_LOCKED: u32 = 1 << 5;
+    pub const NO_CAP_AMBIENT_RAISE: u32 = 1 << 6;
+    /// `SECURE_ALL_BITS`: noroot, no-setuid-fixup, keep-caps, no-ambient-raise.
+    pub const ALL_BITS: u32 = 1 << 0 | 1 << 2 | 1 << 4 | 1 << 6;
+    /// `SECURE_ALL_LOCKS`: each bit's lock, the bit above it.
+    pub const ALL_LOCKS: u32 = ALL_BITS << 1;
+}
+
+/// A process's capability sets and securebits (Linux keeps them in each
+/// thread's credentials; here the threads of a process share them).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Credentials {
+    effective: u64,
+    permitted: u64,
+    inheritable: u64,
+    bounding: u64,
+    ambient: u64,
+    securebits: u32,
+}
+
+impl Credentials {
+    /// Root's, as a program `run` starts has them: every capability
+    /// permitted, effective and in the bounding set, none inheritable.
+    const ROOT: Credentials = Credentials {
+        effective: CAP_FULL_SET,
+        permitted: CAP_FULL_SET,
+        inheritable: 0,
+        bounding: CAP_FULL_SET,
+        ambient: 0,
+        securebits: 0,
+    };
+
+    /// What root's `execve` of a file without capabilities makes of them
+    /// (`cap_bprm_creds_from_file`): permitted and effective are the
+    /// bounding set and the inheritable one; `SECURE_KEEP_CAPS` is cleared.
+    fn after_exec(self) -> Credentials {
+        let permitted = self.bounding | self.inheritable;
+        Credentials {
+            effective: permitted,
+            permitted,
+            ambient: self.ambient & permitted & self.inheritable,
+            securebits: self.securebits & !securebits::KEEP_CAPS,
+            ..self
+        }
+    }
+
+    fn has(&self, capability: u32) -> bool {
+        self.effective & (1 << capability) != 0
+    }
+}
+
+/// The credentials of the processes that changed theirs (`capset`,
+/// `prctl`, or a parent that had), by pid, with the address space they were
+/// set in: a process whose space is another one has run `execve` since, and
+/// its credentials are [`Credentials::after_exec`] of the ones listed. A
+/// process not listed has [`Credentials::ROOT`].
+static CREDENTIALS: IrqMutex<BTreeMap<u32, (u32, Credentials)>> = IrqMutex::new(BTreeMap::new());
+
+/// The credentials of `process`.
+fn credentials(process: &Process) -> Credentials {
+    match CREDENTIALS.lock().get(&process.pid) {
+        Some(&(space, credentials)) if space == process.space.id() => credentials,
+        Some(&(_, credentials)) => credentials.after_exec(),
+        None => Credentials::ROOT,
+    }
+}
+
+/// Records the credentials of `process`, forgetting those of the processes
+/// that are gone.
+fn set_credentials(process: &Process, credentials: Credentials) {
+    let live: Vec<u32> = process::all().iter().map(|live| live.pid).collect();
+    let mut table = CREDENTIALS.lock();
+    table.retain(|pid, _| live.contains(pid));
+    if credentials == Credentials::ROOT {
+        table.remove(&process.pid);
+    } else {
+        table.insert(process.pid, (process.space.id(), credentials));
+    }
+}
+
+/// Linux's `capable(capability)` for `process`.
+pub fn capable(process: &Process, capability: u32) -> bool {
+    credentials(process).has(capability)
+}
+
+/// Gives `child`, just forked by the running process, its parent's
+/// credentials (Linux's `copy_creds`).
+pub fn inherit_credentials(child: &Process) {
+    let parent = process::current().map_or(Credentials::ROOT, |parent| credentials(&parent));
+    if parent != Credentials::ROOT {
+        CREDENTIALS.lock().insert(child.pid, (child.space.id(), parent));
+    }
+}
+
+/// Linux's `cap_validate_magic`: the number of 32-bit words in each set
+/// for the header's version (`EFAULT`); for an unknown version the
+/// kernel's own is written back (`EFAULT` if it cannot be) and the answer
+/// is `EINVAL`.
+fn capability_words(header: u64) -> Result<usize, Errno> {
+    let version: u32 = copy::read_value(header)?;
+    match version {
+        CAP_VERSION_1 => Ok(1),
+        CAP_VERSION_2 | CAP_VERSION_3 => Ok(2),
+        _ => {
+            copy::write_value(header, &CAP_VERSION_3)?;
+            Err(Errno::EINVAL)
+        }
+    }
+}
+
+/// True when `pid` (from a header) names the caller: 0, its pid, or the
+/// calling thread's id.
+fn is_caller(process: &Process, pid: i32) -> bool {
+    pid == 0 || pid as u32 == process.pid || process::current_tid() == Some(pid as u32)
+}
+
+/// `capget(header, data)`: Linux's order: the version (a null `data`
+/// with an unknown version is 0: the caller asked for the version), the
+/// pid (`EFAULT`, `EINVAL` below 0, `ESRCH` for no such process), then the
+/// sets, as many words as the version has.
+fn capget(process: &Process, header: u64, data: u64) -> SysResult {
+    let words = capability_words(header);
+    if data == 0 || words.is_err() {
+        return match words {
+            Err(Errno::EINVAL) if data == 0 => Ok(0),
+            other => other.map(|_| 0),
+        };
+    }
+    let words = words?;
+    let pid: i32 = copy::read_value(header + 4)?;
+    if pid < 0 {
+        return Err(Errno::EINVAL);
+    }
+    let sets = if is_caller(process, pid) {
+        credentials(process)
+    } else {
+        let target = process::all()
+            .into_iter()
+            .find(|target| target.pid == pid as u32 || target.state.lock().threads.contains_key(&(pid as u32)));
+        credentials(&*target.ok_or(Errno::ESRCH)?)
+    };
+    // A `struct __user_cap_data_struct` a word: its effective, permitted and
+    // inheritable 32 bits. Version 1 gets the low words only (Linux drops
+    // the upper capabilities).
+    let mut out = Vec::new();
+    for shift in (0..words).map(|index| 32 * index) {
+        for set in [sets.effective, sets.permitted, sets.inheritable] {
+            out.extend_from_slice(&((set >> shift) as u32).to_ne_bytes());
+        }
+    }
+    copy::write(data, &out)?;
+    Ok(0)
+}
+
+/// `capset(header, data)`: the caller's own sets only (`EPERM` for
+/// another pid), in Linux's order and with its rules (`cap_capset`): no
+/// new inheritable capability outside the permitted set (unless the caller
+/// has `CAP_SETPCAP`) or outside the bounding set, no new permitted one,
+/// effective within permitted; ambient ones not both permitted and
+/// inheritable are dropped.
+fn capset(process: &Process, header: u64, data: u64) -> SysResult {
+    let words = capability_words(header)?;
+    let pid: i32 = copy::read_value(header + 4)?;
+    if !is_caller(process, pid) {
+        return Err(Errno::EPERM);
+    }
+    // One read of the words the version has (Linux's copy_from_user); the
+    // sets' missing upper words are 0.
+    let mut bytes = [0u8; 24];
+    copy::read(data, &mut bytes[..words * 12])?;
+    let word = |index: usize| u32::from_ne_bytes([bytes[index], bytes[index + 1], bytes[index + 2], bytes[index + 3]]);
+    // Each 12-byte struct holds effective, permitted, inheritable.
+    let set = |which: usize| (word(which * 4) as u64 | (word(12 + which * 4) as u64) << 32) & CAP_FULL_SET;
+    let (effective, permitted, inheritable) = (set(0), set(1), set(2));
+    let old = credentials(process);
+    let within = |new: u64, allowed: u64| new & !allowed == 0;
+    if !old.has(cap::SETPCAP) && !within(inheritable, old.inheritable | old.permitted) {
+        return Err(Errno::EPERM);
+    }
+    if !within(inheritable, old.inheritable | old.bounding)
+        || !within(permitted, old.permitted)
+        || !within(effective, permitted)
+    {
+        return Err(Errno::EPERM);
+    }
+    let ambient = old.ambient & permitted & inheritable;
+    set_credentials(process, Credentials { effective, permitted, inheritable, ambient, ..old });
+    Ok(0)
+}
+
+/// `prctl` options served (`linux/prctl.h`).
+mod pr {
+    pub const CAPBSET_READ: i32 = 23;
+    pub const CAPBSET_DROP: i32 = 24;
+    pub const GET_KEEPCAPS: i32 = 7;
+    pub const SET_KEEPCAPS: i32 = 8;
+    pub const GET_SECUREBITS: i32 = 27;
+    pub const SET_SECUREBITS: i32 = 28;
+    pub const CAP_AMBIENT: i32 = 47;
+    pub const CAP_AMBIENT_IS_SET: u64 = 1;
+    pub const CAP_AMBIENT_RAISE: u64 = 2;
+    pub const CAP_AMBIENT_LOWER: u64 = 3;
+    pub const CAP_AMBIENT_CLEAR_ALL: u64 = 4;
+}
+
+/// `prctl(option, ...)`: the capability options (Linux's
+/// `cap_task_prctl`): reading and dropping the bounding set, securebits and
+/// keep-caps, the ambient set. Any other option is `EINVAL`, Linux's
+/// answer for an option it does not know.
+fn prctl(process: &Process, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult {
+    let old = credentials(process);
+    let valid = |capability: u64| capability <= cap::LAST as u64;
+    let bit = |capability: u64| 1u64 << capability;
+    match option {
+        pr::CAPBSET_READ => {
+            if !valid(arg2) {
+                return Err(Errno::EINVAL);
+            }
+            Ok((old.bounding & bit(arg2) != 0) as u64)
+        }
+        pr::CAPBSET_DROP => {
+            if !old.has(cap::SETPCAP) {
+                return Err(Errno::EPERM);
+            }
+            if !valid(arg2) {
+                return Err(Errno::EINVAL);
+            }
+            set_credentials(process, Credentials { bounding: old.bounding & !bit(arg2), ..old });
+            Ok(0)
+        }
+        pr::GET_SECUREBITS => Ok(old.securebits as u64),
+        pr::SET_SECUREBITS => {
+            let locked = old.securebits & securebits::ALL_LOCKS;
+            if (locked >> 1) & (old.securebits ^ arg2 as u32) != 0
+                || locked & !(arg2 as u32) != 0
+                || arg2 & !((securebits::ALL_LOCKS | securebits::ALL_BITS) as u64) != 0
+                || !old.has(cap::SETPCAP)
+            {
+                return Err(Errno::EPERM);
+            }
+            set_credentials(process, Credentials { securebits: arg2 as u32, ..old });
+            Ok(0)
+        }
+        pr::GET_KEEPCAPS => Ok((old.securebits & securebits::KEEP_CAPS != 0) as u64),
+        pr::SET_KEEPCAPS => {
+            if arg2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            if old.securebits & securebits::KEEP_CAPS_LOCKED != 0 {
+                return Err(Errno::EPERM);
+            }
+            let securebits = if arg2 == 1 {
+                old.securebits | securebits::KEEP_CAPS
+            } else {
+                old.securebits & !securebits::KEEP_CAPS
+            };
+            set_credentials(process, Credentials { securebits, ..old });
+            Ok(0)
+        }
+        pr::CAP_AMBIENT => {
+            if arg2 == pr::CAP_AMBIENT_CLEAR_ALL {
+                if arg3 | arg4 | arg5 != 0 {
+                    return Err(Errno::EINVAL);
+                }
+                set_credentials(process, Credentials { ambient: 0, ..old });
+                return Ok(0);
+            }
+            if !valid(arg3) || arg4 | arg5 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            match arg2 {
+                pr::CAP_AMBIENT_IS_SET => Ok((old.ambient & bit(arg3) != 0) as u64),
+                pr::CAP_AMBIENT_RAISE => {
+                    if old.permitted & old.inheritable & bit(arg3) == 0
+                        || old.securebits & securebits::NO_CAP_AMBIENT_RAISE != 0
+                    {
+                        return Err(Errno::EPERM);
+                    }
+                    set_credentials(process, Credentials { ambient: old.ambient | bit(arg3), ..old });
+                    Ok(0)
+                }
+                pr::CAP_AMBIENT_LOWER => {
+                    set_credentials(process, Credentials { ambient: old.ambient & !bit(arg3), ..old });
+                    Ok(0)
+                }
+                _ => Err(Errno::EINVAL),
+            }
+        }
+        _ => Err(Errno::EINVAL),
+    }
 }
 
 // ---------------------------------------------------------------------------

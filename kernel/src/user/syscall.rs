@@ -148,7 +148,10 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         nr::CLOCK_GETTIME => clock_gettime(a[0], a[1]),
         nr::GETPID => Ok(process.pid as u64),
         nr::GETTID => Ok(process::current_tid().unwrap_or(process.pid) as u64),
-        nr::FUTEX => super::futex::futex(process, a[0], a[1], a[2], a[3], a[4], a[5]),
+        nr::FUTEX => {
+            let interrupted = || process.exiting() || signal::interrupting(process);
+            super::futex::futex(process.space.id(), a[0], a[1], a[2], a[3], a[4], a[5], &interrupted)
+        }
         nr::GETPPID => Ok(process::parent_of(process) as u64),
         nr::WAIT4 => process::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
         nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID => Ok(0),
