@@ -256,9 +256,18 @@ fn sysret_allowed(frame: &TrapFrame) -> bool {
 /// user-trap handler). `resume` and `entry_stack` must stay valid until
 /// `leave_user` returns here.
 pub unsafe fn run_user(rip: u64, rsp: u64, resume: *mut u64, entry_stack: *mut u64) -> u64 {
+    let frame = first_frame(rip, rsp);
+    // SAFETY: the caller's promises.
+    unsafe { run_user_frame(&frame, resume, entry_stack) }
+}
+
+/// The state a program starts in: ring 3 at `rip` with stack `rsp`, every
+/// other register zero, interrupts on, the power-on MXCSR (what `run_user`
+/// and `execve` start a program with).
+pub fn first_frame(rip: u64, rsp: u64) -> TrapFrame {
     let mut sse = SseRegisters::new();
     sse.mxcsr = DEFAULT_MXCSR;
-    let frame = TrapFrame {
+    TrapFrame {
         sse,
         r15: 0,
         r14: 0,
@@ -282,9 +291,7 @@ pub unsafe fn run_user(rip: u64, rsp: u64, resume: *mut u64, entry_stack: *mut u
         rflags: RFLAGS_IF | RFLAGS_FIXED,
         rsp,
         ss: USER_DATA_SELECTOR as u64,
-    };
-    // SAFETY: the caller's promises.
-    unsafe { run_user_frame(&frame, resume, entry_stack) }
+    }
 }
 
 /// [`run_user`] from a whole saved state: a frame a system call or trap

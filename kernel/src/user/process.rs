@@ -821,33 +821,7 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
     destroy_space(&process.space);
     thread::set_user_fs_base(0);
     let stack = copy::write(loaded.image.rsp(), loaded.image.bytes());
-    let mut sse = crate::arch::sse::SseRegisters::new();
-    sse.mxcsr = 0x1f80;
-    *frame = TrapFrame {
-        sse,
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
-        rsi: 0,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
-        vector: frame.vector,
-        error_code: 0,
-        rip: loaded.entry,
-        cs: frame.cs,
-        rflags: 0x202,
-        rsp: loaded.image.rsp(),
-        ss: frame.ss,
-    };
+    *frame = crate::arch::syscall::first_frame(loaded.entry, loaded.image.rsp());
     Ok(stack.is_ok())
 }
 
