@@ -412,6 +412,7 @@ fn main() -> ExitCode {
             let input = rest.first().map(PathBuf::from).unwrap_or_else(bench::default_output);
             compare::compare(&input, linux)
         }
+        Some("ubench") => compare::ubench(&args[1..]),
         _ => Err(usage()),
     };
     match result {
