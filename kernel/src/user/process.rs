@@ -341,6 +341,9 @@ fn destroy_space(space: &Space) {
 /// destroys the space, orphans its children, tells its parent, and reaps
 /// itself when nobody will.
 fn end(process: &Arc<Process>) {
+    if process.exiting() {
+        ENDING.fetch_sub(1, Ordering::SeqCst);
+    }
     let faults = address_space::paging_of(&process.space.lock()).map_or(0, |paging| paging.counters().faults_handled);
     process.state.lock().minor_faults = faults;
     destroy_space(&process.space);
@@ -880,7 +883,9 @@ fn start(process: &Arc<Process>) -> Result<(), SignalInfo> {
 pub fn exit_current(status: ExitStatus) -> ! {
     if let Some(process) = current() {
         process.state.lock().exit.get_or_insert(status);
-        process.exiting.store(true, Ordering::SeqCst);
+        if !process.exiting.swap(true, Ordering::SeqCst) {
+            ENDING.fetch_add(1, Ordering::SeqCst);
+        }
         drop(process);
         super::futex::nudge_all();
     }
@@ -890,8 +895,16 @@ pub fn exit_current(status: ExitStatus) -> ! {
 /// Leaves user mode when the running thread's process is ending (called on
 /// the way back to ring 3).
 pub fn leave_if_exiting() {
+    // No process is ending (the common case): nothing to look up.
+    if ENDING.load(Ordering::SeqCst) == 0 {
+        return;
+    }
     let exiting = current().is_some_and(|process| process.exiting());
     if exiting {
         thread::leave_user(0);
     }
 }
+
+/// How many processes have started to end (`exit_group`, a fatal signal)
+/// and not ended yet: while none has, the way back to ring 3 looks nothing up.
+static ENDING: AtomicU32 = AtomicU32::new(0);

@@ -180,6 +180,9 @@ pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
 /// ignored are discarded on the way, as Linux never queues them.
 pub fn interrupting(process: &Process) -> bool {
     let mut state = process.state.lock();
+    if state.pending == 0 {
+        return false;
+    }
     let mut ready = state.pending & !state.mask();
     let mut bits = ready;
     while bits != 0 {
@@ -197,7 +200,7 @@ pub fn interrupting(process: &Process) -> bool {
 /// through [`deliver_pending`] before it runs again.
 pub fn has_ready(process: &Process) -> bool {
     let state = process.state.lock();
-    state.pending & !state.mask() != 0
+    state.pending != 0 && state.pending & !state.mask() != 0
 }
 
 /// How long a blocked system call sleeps between two looks at what it
@@ -229,6 +232,10 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     }
     let (signal, (code, sender)) = {
         let mut state = process.state.lock();
+        // Nothing pending (the common case): the thread's mask is not looked up.
+        if state.pending == 0 {
+            return Outcome::Resume;
+        }
         let ready = state.pending & !state.mask();
         if ready == 0 {
             return Outcome::Resume;
