@@ -123,6 +123,11 @@ impl AnonymousFrames {
         Ok(())
     }
 
+    /// The (page, frame) pairs of the pages in `[va, last]`, in address order.
+    pub(crate) fn iter_range(&self, va: u64, last: u64) -> impl Iterator<Item = (u64, PhysAddr)> + '_ {
+        self.by_page.range(va..=last).map(|(&page, &frame)| (page, frame))
+    }
+
     /// Every (page, frame) pair, in address order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (u64, PhysAddr)> + '_ {
         self.by_page.iter().map(|(&page, &frame)| (page, frame))

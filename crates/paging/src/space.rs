@@ -488,13 +488,8 @@ impl<M: Machine> PagingAspace<M> {
         let last = va.saturating_add(len - 1);
         let shared: Vec<u64> = self
             .anonymous
-            .iter()
-            .filter(|&(page, frame)| {
-                page >= va
-                    && page <= last
-                    && !self.anonymous.is_shared_page(page)
-                    && self.machine.frame_is_shared(frame)
-            })
+            .iter_range(va, last)
+            .filter(|&(page, frame)| !self.anonymous.is_shared_page(page) && self.machine.frame_is_shared(frame))
             .map(|(page, _)| page)
             .collect();
         if shared.is_empty() {

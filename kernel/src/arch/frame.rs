@@ -64,10 +64,9 @@ pub struct TrapFrame {
 }
 
 impl TrapFrame {
-    /// A frame as the entry stub would build it for a #PF with error code
-    /// `code` at `rip`: for testing the fault report with a made-up fault.
-    #[cfg(feature = "ktest")]
-    pub fn page_fault(code: PageFaultCode, rip: u64) -> TrapFrame {
+    /// A frame with every register, selector and the vector zero: what the
+    /// frames made by hand start from.
+    pub const fn zeroed() -> TrapFrame {
         TrapFrame {
             sse: SseRegisters::new(),
             r15: 0,
@@ -85,13 +84,28 @@ impl TrapFrame {
             rcx: 0,
             rbx: 0,
             rax: 0,
+            vector: 0,
+            error_code: 0,
+            rip: 0,
+            cs: 0,
+            rflags: 0,
+            rsp: 0,
+            ss: 0,
+        }
+    }
+
+    /// A frame as the entry stub would build it for a #PF with error code
+    /// `code` at `rip`: for testing the fault report with a made-up fault.
+    #[cfg(feature = "ktest")]
+    pub fn page_fault(code: PageFaultCode, rip: u64) -> TrapFrame {
+        TrapFrame {
             vector: Fault::PAGE_FAULT as u64,
             error_code: code.bits() as u64,
             rip,
             cs: 0x8,
             rflags: 0x2,
-            rsp: 0,
             ss: 0x10,
+            ..TrapFrame::zeroed()
         }
     }
 

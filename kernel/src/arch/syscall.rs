@@ -265,33 +265,17 @@ pub unsafe fn run_user(rip: u64, rsp: u64, resume: *mut u64, entry_stack: *mut u
 /// other register zero, interrupts on, the power-on MXCSR (what `run_user`
 /// and `execve` start a program with).
 pub fn first_frame(rip: u64, rsp: u64) -> TrapFrame {
-    let mut sse = SseRegisters::new();
-    sse.mxcsr = DEFAULT_MXCSR;
-    TrapFrame {
-        sse,
-        r15: 0,
-        r14: 0,
-        r13: 0,
-        r12: 0,
-        r11: 0,
-        r10: 0,
-        r9: 0,
-        r8: 0,
-        rbp: 0,
-        rdi: 0,
-        rsi: 0,
-        rdx: 0,
-        rcx: 0,
-        rbx: 0,
-        rax: 0,
+    let mut frame = TrapFrame {
         vector: SYSCALL_VECTOR,
-        error_code: 0,
         rip,
         cs: USER_CODE_SELECTOR as u64,
         rflags: RFLAGS_IF | RFLAGS_FIXED,
         rsp,
         ss: USER_DATA_SELECTOR as u64,
-    }
+        ..TrapFrame::zeroed()
+    };
+    frame.sse.mxcsr = DEFAULT_MXCSR;
+    frame
 }
 
 /// [`run_user`] from a whole saved state: a frame a system call or trap
