@@ -16,6 +16,7 @@
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -142,14 +143,43 @@ static void cpus(void) {
 }
 
 static void groups(void) {
+    /* 0 when the group's or session's leader lives outside this PID
+     * namespace (a container), as Linux reports it. */
     pid_t group = getpgrp();
-    CHECK(group > 0, "getpgrp");
+    CHECK(group >= 0, "getpgrp");
     CHECK(getpgid(0) == group && getpgid(getpid()) == group, "getpgid(0) and of the pid: the same");
     pid_t session = getsid(0);
-    CHECK(session > 0 && getsid(getpid()) == session, "getsid");
+    CHECK(session >= 0 && getsid(getpid()) == session, "getsid");
     CHECK_ERR(getpgid(-7), ESRCH);
     CHECK_ERR(getsid(-7), ESRCH);
     CHECK_ERR(setpgid(0, -1), EINVAL);
+
+    /* A child starts its own session: it leads it and its group, cannot
+     * start another or move; its own child is in the session and may make
+     * a group of its own, then come back to the leader's. Each failed step
+     * is one bit of the exit status. */
+    pid_t child = fork();
+    if (child == 0) {
+        pid_t me = getpid();
+        int bad = 0;
+        bad |= (setsid() != me) << 0;
+        bad |= (getsid(0) != me || getpgrp() != me) << 1;
+        bad |= !(setsid() == -1 && errno == EPERM) << 2;
+        bad |= !(setpgid(0, 0) == -1 && errno == EPERM) << 3;
+        pid_t grandchild = fork();
+        if (grandchild == 0) {
+            int wrong = getsid(0) != me || getpgrp() != me;
+            wrong |= setpgid(0, 0) != 0 || getpgrp() != getpid() || getsid(0) != me;
+            wrong |= setpgid(0, me) != 0 || getpgrp() != me;
+            _exit(wrong);
+        }
+        int status = -1;
+        bad |= !(waitpid(grandchild, &status, 0) == grandchild && WIFEXITED(status) && WEXITSTATUS(status) == 0) << 4;
+        _exit(bad);
+    }
+    int status = -1;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "setsid in a child, and its child's groups (status %#x)", status);
 }
 
 static void signal_info(void) {

@@ -9,6 +9,8 @@
  * them changes: without CAP_SYS_RAWIO a fixed mapping below mmap_min_addr
  * is EPERM, without CAP_IPC_LOCK RLIMIT_MEMLOCK binds mlock, mlock2,
  * MAP_LOCKED and mlockall.
+ *
+ * needs: CAP_IPC_LOCK CAP_SYS_RAWIO CAP_SETPCAP
  */
 #define _GNU_SOURCE
 #include "check.h"

@@ -5,6 +5,8 @@
  * inherits no locks, and the errors in Linux's order. The program runs as
  * root, whom Linux exempts from RLIMIT_MEMLOCK (CAP_IPC_LOCK): a limit of 0
  * stops nothing.
+ *
+ * needs: CAP_IPC_LOCK
  */
 #define _GNU_SOURCE
 #include "check.h"

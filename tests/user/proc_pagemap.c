@@ -7,6 +7,8 @@
  * page, 0 for an untouched or unmapped page; reads of whole entries only
  * (EINVAL otherwise), nothing past the end of user space. And the two vm
  * sysctls: /proc/sys/vm/mmap_min_addr and max_map_count.
+ *
+ * needs: CAP_SYS_ADMIN
  */
 #define _GNU_SOURCE
 #include "check.h"

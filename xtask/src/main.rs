@@ -45,7 +45,7 @@ use boot::{
     ScriptedBoot, QEMU, QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
 };
 use std::env;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{self, Command, ExitCode};
 
 /// A scripted shell run that `cargo xtask test` performs after the in-kernel
@@ -395,6 +395,7 @@ fn main() -> ExitCode {
         Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
+        Some("usertests") => Options::parse(&args[1..]).and_then(|options| usertests(&options)),
         Some("selftests") => selftests::selftests(&args[1..]),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
         Some("bench") => {
@@ -480,6 +481,61 @@ fn parse_summary(line: &str) -> Option<(u32, u32)> {
     Some((passed, failed))
 }
 
+/// Boots once per check and compares: how many passed; the failures are
+/// added to `failures`.
+fn run_checks(options: &Options, elf: &Path, checks: &[Check], failures: &mut Vec<String>) -> Result<u32, String> {
+    let mut passed = 0;
+    for check in checks {
+        println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
+        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), add: check.add.clone(), ..options.clone() };
+        let outcome = match &check.boot {
+            CheckBoot::Script(script) => {
+                let boot = ScriptedBoot::new(&run_options, script)?;
+                run_captured(boot.command(&run_options, elf), options.timeout)?
+            }
+            // Straight to QEMU: xtask itself would refuse this line.
+            CheckBoot::RawCmdline(cmdline) => run_captured(qemu_command(&run_options, elf, cmdline), options.timeout)?,
+        };
+        let missing: Vec<&str> =
+            check.expect_output.iter().map(String::as_str).filter(|text| !outcome.contains(text)).collect();
+        let panicked = outcome.contains("kernel panic");
+        // An expected failure must be the kernel's own (not a triple fault or a crash of QEMU).
+        let expected_status = if check.expect_success { QEMU_SUCCESS_STATUS } else { QEMU_FAILURE_STATUS };
+        let status_ok = !outcome.timed_out && outcome.status == Some(expected_status);
+        if status_ok && missing.is_empty() && !panicked {
+            passed += 1;
+        } else {
+            failures.push(format!(
+                "{}: QEMU status {:?}, missing output {missing:?}{}",
+                check.label,
+                outcome.status,
+                if panicked { ", kernel panicked" } else { "" }
+            ));
+        }
+    }
+    Ok(passed)
+}
+
+/// `cargo xtask usertests [--add FILE_OR_DIR]`: only the user-mode tests,
+/// each on the host Linux and then on Nacre, as `cargo xtask test` runs them.
+fn usertests(options: &Options) -> Result<(), String> {
+    let root = workspace_root();
+    let checks = usertest::checks(&root, &options.add)?;
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    let mut failures = Vec::new();
+    let passed = run_checks(options, &elf, &checks, &mut failures)?;
+    for failure in &failures {
+        eprintln!("xtask: FAILED: {failure}");
+    }
+    println!("xtask: {passed} passed, {} failed", failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} user test(s) failed", failures.len()))
+    }
+}
+
 /// One step of the lab-kit check in `cargo xtask test`.
 type LabStep<'a> = dyn Fn() -> Result<(), String> + 'a;
 
@@ -536,35 +592,7 @@ fn test(options: &Options) -> Result<(), String> {
         .chain(elf_checks(&root)?)
         .chain(usertest::checks(&root, &options.add)?)
         .collect();
-    let mut scripted_passed = 0;
-    for check in &checks {
-        println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
-        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), add: check.add.clone(), ..options.clone() };
-        let outcome = match &check.boot {
-            CheckBoot::Script(script) => {
-                let boot = ScriptedBoot::new(&run_options, script)?;
-                run_captured(boot.command(&run_options, &elf), options.timeout)?
-            }
-            // Straight to QEMU: xtask itself would refuse this line.
-            CheckBoot::RawCmdline(cmdline) => run_captured(qemu_command(&run_options, &elf, cmdline), options.timeout)?,
-        };
-        let missing: Vec<&str> =
-            check.expect_output.iter().map(String::as_str).filter(|text| !outcome.contains(text)).collect();
-        let panicked = outcome.contains("kernel panic");
-        // An expected failure must be the kernel's own (not a triple fault or a crash of QEMU).
-        let expected_status = if check.expect_success { QEMU_SUCCESS_STATUS } else { QEMU_FAILURE_STATUS };
-        let status_ok = !outcome.timed_out && outcome.status == Some(expected_status);
-        if status_ok && missing.is_empty() && !panicked {
-            scripted_passed += 1;
-        } else {
-            failures.push(format!(
-                "{}: QEMU status {:?}, missing output {missing:?}{}",
-                check.label,
-                outcome.status,
-                if panicked { ", kernel panicked" } else { "" }
-            ));
-        }
-    }
+    let scripted_passed = run_checks(options, &elf, &checks, &mut failures)?;
 
     // The Paging Lab kit: the student tree is cut from this one and builds;
     // the grader gives this tree full marks, and the student tree none for
