@@ -1,4 +1,4 @@
-//! A small read-only file layer over the initrd.
+//! The files: a small read-only layer over the initrd, and [`ramfs`].
 //!
 //! QEMU's `-initrd` file reaches the kernel as PVH module 0: a range of
 //! physical memory the frame allocator leaves alone. `xtask` fills it with
@@ -12,9 +12,13 @@
 //! the data of larger files starts on a page boundary (where a shared
 //! mapping can use the initrd's own frames); they are not files.
 //!
+//! The writable file systems in RAM (`/tmp`, `/dev/shm`, `memfd_create`)
+//! are [`ramfs`].
+//!
 //! The shell's `ls`, `cat FILE` and `stat FILE` are in `shell::commands`.
 
 pub mod cpio;
+pub mod ramfs;
 
 use crate::boot_info::{MemoryKind, Module};
 use alloc::string::String;

@@ -43,6 +43,7 @@ errnos! {
     EFAULT = 14, "Bad address.";
     EBUSY = 16, "Device or resource busy.";
     EEXIST = 17, "File exists.";
+    EXDEV = 18, "Cross-device link.";
     ENODEV = 19, "No such device.";
     ENOTDIR = 20, "Not a directory.";
     EISDIR = 21, "Is a directory.";
@@ -50,12 +51,16 @@ errnos! {
     ENFILE = 23, "File table overflow.";
     EMFILE = 24, "Too many open files.";
     ENOTTY = 25, "Not a typewriter.";
+    EFBIG = 27, "File too large.";
+    ENOSPC = 28, "No space left on device.";
     ESPIPE = 29, "Illegal seek.";
     EROFS = 30, "Read-only file system.";
+    EMLINK = 31, "Too many links.";
     EPIPE = 32, "Broken pipe.";
     ERANGE = 34, "Math result not representable.";
     ENAMETOOLONG = 36, "File name too long.";
     ENOSYS = 38, "Invalid system call number.";
+    ENOTEMPTY = 39, "Directory not empty.";
     ELOOP = 40, "Too many symbolic links encountered.";
     EOVERFLOW = 75, "Value too large for defined data type.";
     ETIMEDOUT = 110, "Connection timed out.";

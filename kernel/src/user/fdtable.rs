@@ -4,6 +4,7 @@
 
 use super::errno::{Errno, SysResult};
 use crate::fs;
+use crate::fs::ramfs;
 use alloc::collections::VecDeque;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -88,6 +89,8 @@ pub enum Backing {
     /// An `O_PATH` handle: what the path named, for `fstat`, `fcntl` and as
     /// a directory for `*at` calls; no reading or writing.
     Path(Node),
+    /// A regular file of a file system in RAM (`/tmp`, `/dev/shm`, a memfd).
+    Ram(Arc<ramfs::Inode>),
 }
 
 /// An open file description: what it is, the offset reads start at, and
@@ -141,12 +144,15 @@ pub(super) struct Slot {
 }
 
 /// The descriptors of a process (a forked child gets a copy that shares
-/// the open file descriptions), and the file-creation mask.
+/// the open file descriptions), the file-creation mask and the working
+/// directory.
 #[derive(Clone)]
 pub struct FileTable {
     pub(super) slots: Vec<Option<Slot>>,
     /// The file-creation mask (`umask`).
     pub umask: u32,
+    /// The working directory (`chdir`), a directory node.
+    pub cwd: Node,
 }
 
 impl FileTable {
@@ -155,7 +161,7 @@ impl FileTable {
     pub fn with_console() -> FileTable {
         let console = Arc::new(Mutex::new(OpenFile::new(Backing::Console, O_RDWR | O_LARGEFILE)));
         let slot = || Some(Slot { file: console.clone(), path_only: false, cloexec: false });
-        FileTable { slots: alloc::vec![slot(), slot(), slot()], umask: 0o022 }
+        FileTable { slots: alloc::vec![slot(), slot(), slot()], umask: 0o022, cwd: Node::Directory(String::new()) }
     }
 
     pub(super) fn slot(&self, fd: u64) -> Option<&Slot> {
@@ -252,30 +258,42 @@ pub enum Node {
     Proc(&'static str),
     /// The link `/proc/self` (to `/proc/PID`).
     SelfLink,
+    /// A file, directory or link of a file system in RAM.
+    Ram(Arc<ramfs::Inode>),
 }
 
 impl Node {
     pub(super) fn is_directory(&self) -> bool {
-        matches!(self, Node::Directory(_))
+        match self {
+            Node::Directory(_) => true,
+            Node::Ram(inode) => inode.is_directory(),
+            _ => false,
+        }
     }
 
     pub(super) fn is_link(&self) -> bool {
-        matches!(self, Node::SelfLink | Node::Proc("exe"))
+        match self {
+            Node::SelfLink | Node::Proc("exe") => true,
+            Node::Ram(inode) => inode.link_target().is_some(),
+            _ => false,
+        }
     }
 
     /// In `/proc` rather than the initrd.
     pub(super) fn in_proc(&self) -> bool {
         match self {
             Node::Directory(path) => path == "proc" || path.starts_with("proc/"),
-            Node::File(_) => false,
+            Node::File(_) | Node::Ram(_) => false,
             Node::Proc(_) | Node::SelfLink => true,
         }
     }
 }
 
-/// An open directory: its path and its entries (`.` and `..` first).
+/// An open directory: its path and its entries (`.` and `..` first); a
+/// directory in RAM is held by its inode (its path may change).
 pub struct Directory {
     pub(super) path: String,
+    pub(super) ram: Option<Arc<ramfs::Inode>>,
     pub(super) entries: Vec<DirEntry>,
 }
 

@@ -34,6 +34,7 @@ use super::proc;
 use super::process::{self, Process, RLIMIT_NOFILE};
 use super::signal::{self, code, Signal};
 use crate::fs;
+use crate::fs::ramfs::{self, mode};
 use alloc::collections::{BTreeMap, VecDeque};
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -75,21 +76,21 @@ mod nr {
 use super::fdtable::flags::*;
 
 /// `AT_FDCWD` (an `int`): a path relative to the working directory.
-const AT_FDCWD: i32 = -100;
+pub(super) const AT_FDCWD: i32 = -100;
 /// `AT_SYMLINK_NOFOLLOW`.
-const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
+pub(super) const AT_SYMLINK_NOFOLLOW: u64 = 0x100;
 /// `AT_EACCESS`.
 const AT_EACCESS: u64 = 0x200;
 /// `AT_NO_AUTOMOUNT`.
 const AT_NO_AUTOMOUNT: u64 = 0x800;
 /// `AT_EMPTY_PATH`.
-const AT_EMPTY_PATH: u64 = 0x1000;
+pub(super) const AT_EMPTY_PATH: u64 = 0x1000;
 /// `AT_STATX_SYNC_TYPE` (both bits set is `EINVAL`).
 const AT_STATX_SYNC_TYPE: u64 = 0x6000;
 /// `PATH_MAX`.
 const PATH_MAX: usize = 4096;
 /// `NAME_MAX`: the longest path component.
-const NAME_MAX: usize = 255;
+pub(super) const NAME_MAX: usize = 255;
 /// The page size: a pipe buffer's size and `PIPE_BUF`.
 const PAGE: usize = 4096;
 /// A pipe's buffers to begin with (64 KiB).
@@ -100,12 +101,12 @@ const PIPE_MAX_SLOTS: usize = 256;
 const MAX_RW_COUNT: u64 = 0x7fff_f000;
 
 /// The process's descriptor limit (`RLIMIT_NOFILE`'s soft limit).
-fn nofile_limit(process: &Process) -> u64 {
+pub(super) fn nofile_limit(process: &Process) -> u64 {
     process.state.lock().rlimits[RLIMIT_NOFILE].cur
 }
 
 /// The file the path calls name (`unsigned int` descriptors).
-fn file_of(process: &Process, fd: u64) -> Result<FileRef, Errno> {
+pub(super) fn file_of(process: &Process, fd: u64) -> Result<FileRef, Errno> {
     process.state.lock().files.get(fd)
 }
 
@@ -134,6 +135,21 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
     if name == "proc" || name.starts_with("proc/") {
         return None;
     }
+    for (mount, ram) in ramfs::mounted() {
+        if name == mount {
+            return Some(Node::Ram(ram.root.clone()));
+        }
+        if let Some(rest) = name.strip_prefix(mount).and_then(|rest| rest.strip_prefix('/')) {
+            let mut inode = ram.root.clone();
+            for component in rest.split('/') {
+                inode = inode.lookup(component).ok()?;
+            }
+            return Some(Node::Ram(inode));
+        }
+    }
+    if name == "dev" {
+        return Some(Node::Directory(name.to_string()));
+    }
     if let Ok(file) = fs::find(name) {
         return Some(Node::File(file));
     }
@@ -158,7 +174,22 @@ fn follow(process: &Process, node: Node) -> Result<Node, Errno> {
 /// non-directory is walked through (or named with a trailing slash),
 /// `ENAMETOOLONG` for a component over `NAME_MAX`. Links are followed
 /// except the last component's when `follow_last` is false.
-fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Errno> {
+pub(super) fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Errno> {
+    resolve_at_depth(process, path, follow_last, 0)
+}
+
+/// The most symbolic links one path walk follows (Linux's `MAXSYMLINKS`).
+const MAX_SYMLINKS: u32 = 40;
+
+/// The path of a directory in RAM, from the root, without the leading
+/// slash (`ENOENT` once removed; a memfd has none).
+pub(super) fn ram_path(inode: &Arc<ramfs::Inode>) -> Result<String, Errno> {
+    let (mount, _) = ramfs::mounted().into_iter().find(|(_, ram)| ram.dev == inode.dev).ok_or(Errno::ENOENT)?;
+    let below = ramfs::path_below_root(inode).ok_or(Errno::ENOENT)?;
+    Ok(if below.is_empty() { mount.to_string() } else { format!("{mount}/{below}") })
+}
+
+fn resolve_at_depth(process: &Process, path: &str, follow_last: bool, depth: u32) -> Result<Node, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -175,7 +206,8 @@ fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Err
             "." => continue,
             ".." => {
                 parts.pop();
-                node = Node::Directory(parts.join("/"));
+                let path = parts.join("/");
+                node = node_named(process, &path).unwrap_or(Node::Directory(path));
                 continue;
             }
             _ => {}
@@ -183,11 +215,25 @@ fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Err
         parts.push(component.to_string());
         node = node_named(process, &parts.join("/")).ok_or(Errno::ENOENT)?;
         if !last || follow_last {
+            if let Node::Ram(inode) = &node {
+                if let Some(target) = inode.link_target() {
+                    if depth >= MAX_SYMLINKS {
+                        return Err(Errno::ELOOP);
+                    }
+                    let directory = parts[..parts.len() - 1].join("/");
+                    let target =
+                        if target.starts_with('/') { target.to_string() } else { format!("/{directory}/{target}") };
+                    node = resolve_at_depth(process, &target, true, depth + 1)?;
+                }
+            }
             node = follow(process, node)?;
         }
         match &node {
             Node::Directory(canonical) => {
                 parts = canonical.split('/').filter(|part| !part.is_empty()).map(String::from).collect();
+            }
+            Node::Ram(inode) if inode.is_directory() => {
+                parts = ram_path(inode)?.split('/').map(String::from).collect();
             }
             _ if !last => return Err(Errno::ENOTDIR),
             _ => {}
@@ -200,7 +246,7 @@ fn resolve(process: &Process, path: &str, follow_last: bool) -> Result<Node, Err
 }
 
 /// Reads a path argument (`EFAULT`, `ENAMETOOLONG`).
-fn read_path(addr: u64) -> Result<String, Errno> {
+pub(super) fn read_path(addr: u64) -> Result<String, Errno> {
     let bytes = copy::read_string(addr, PATH_MAX - 1)?;
     // No file here has a name that is not UTF-8: such a name matches none.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
@@ -208,11 +254,25 @@ fn read_path(addr: u64) -> Result<String, Errno> {
 
 /// `name` (not empty) as an absolute path: joined to the directory `dirfd`
 /// names when it is relative.
-fn absolute(process: &Process, dirfd: u64, name: String) -> Result<String, Errno> {
-    if name.starts_with('/') || dirfd as i32 == AT_FDCWD {
+pub(super) fn absolute(process: &Process, dirfd: u64, name: String) -> Result<String, Errno> {
+    if name.starts_with('/') {
         return Ok(name);
     }
+    if dirfd as i32 == AT_FDCWD {
+        let cwd = process.state.lock().files.cwd.clone();
+        return Ok(format!("/{}/{name}", directory_path(&cwd)?));
+    }
     Ok(format!("/{}/{name}", directory_of(process, dirfd)?))
+}
+
+/// The path of directory `node`, without the leading slash (`ENOENT` for
+/// a directory in RAM that was removed; `ENOTDIR` for anything else).
+pub(super) fn directory_path(node: &Node) -> Result<String, Errno> {
+    match node {
+        Node::Directory(path) => Ok(path.clone()),
+        Node::Ram(inode) if inode.is_directory() => ram_path(inode),
+        _ => Err(Errno::ENOTDIR),
+    }
 }
 
 /// The path of the directory descriptor `dirfd` names.
@@ -220,22 +280,25 @@ fn directory_of(process: &Process, dirfd: u64) -> Result<String, Errno> {
     let file = process.state.lock().files.get_any(dirfd)?;
     let open = file.lock();
     match &open.backing {
+        Backing::Directory(Directory { ram: Some(inode), .. }) => ram_path(inode),
         Backing::Directory(directory) => Ok(directory.path.clone()),
-        Backing::Path(Node::Directory(path)) => Ok(path.clone()),
+        Backing::Path(node) => directory_path(node),
         _ => Err(Errno::ENOTDIR),
     }
 }
 
 /// What a `*at` call names: the path's node, or with `AT_EMPTY_PATH` and
 /// an empty path, the descriptor's file.
-enum Target {
+pub(super) enum Target {
+    /// What the path names.
     Node(Node),
+    /// The descriptor's file.
     File(FileRef),
 }
 
 /// What `path` (as read, its error kept for after the flags' checks) names
 /// relative to `dirfd`.
-fn target_at(
+pub(super) fn target_at(
     process: &Process,
     dirfd: u64,
     path: Result<String, Errno>,
@@ -248,7 +311,7 @@ fn target_at(
             return Err(Errno::ENOENT);
         }
         if dirfd as i32 == AT_FDCWD {
-            return Ok(Target::Node(Node::Directory(String::new())));
+            return Ok(Target::Node(process.state.lock().files.cwd.clone()));
         }
         return Ok(Target::File(process.state.lock().files.get_any(dirfd)?));
     }
@@ -314,6 +377,7 @@ fn directory_ino(path: &str) -> u64 {
 
 fn node_ino(process: &Process, node: &Node) -> u64 {
     match node {
+        Node::Ram(inode) => inode.ino,
         Node::File(file) => proc::inode_of(file.name()),
         Node::Directory(path) if path == "proc" => PROC_ROOT_INO,
         Node::Directory(path) if path == "proc/self" => proc_pid_ino(process.pid, 0),
@@ -333,6 +397,8 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
 fn node_kind(node: &Node) -> u8 {
     match node {
         Node::Directory(_) => DT_DIR,
+        Node::Ram(inode) if inode.is_directory() => DT_DIR,
+        Node::Ram(inode) if inode.link_target().is_some() => DT_LNK,
         Node::SelfLink | Node::Proc("exe") => DT_LNK,
         _ => DT_REG,
     }
@@ -383,6 +449,13 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             }
             if path.is_empty() {
                 children.insert("proc".to_string(), Node::Directory("proc".to_string()));
+                children.insert("dev".to_string(), Node::Directory("dev".to_string()));
+            }
+            for (mount, ram) in ramfs::mounted() {
+                let (parent_of_mount, name) = mount.rsplit_once('/').unwrap_or(("", mount));
+                if parent_of_mount == path {
+                    children.insert(name.to_string(), Node::Ram(ram.root.clone()));
+                }
             }
         }
     }
@@ -390,6 +463,45 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
         entries.push(DirEntry { ino: node_ino(process, &node), kind: node_kind(&node), name });
     }
     entries
+}
+
+/// The entries of directory `inode` in RAM, `.` and `..` first.
+fn list_ram(process: &Process, inode: &Arc<ramfs::Inode>) -> Result<Vec<DirEntry>, Errno> {
+    let parent_ino = match inode.parent() {
+        Some(parent) => parent.ino,
+        // A mount's root: `..` is the directory it is mounted in.
+        None => ram_path(inode)
+            .ok()
+            .and_then(|path| path.rsplit_once('/').map(|(parent, _)| parent.to_string()))
+            .map_or_else(
+                || node_ino(process, &Node::Directory(String::new())),
+                |parent| node_ino(process, &Node::Directory(parent)),
+            ),
+    };
+    let mut entries = alloc::vec![
+        DirEntry { ino: inode.ino, kind: DT_DIR, name: ".".to_string() },
+        DirEntry { ino: parent_ino, kind: DT_DIR, name: "..".to_string() },
+    ];
+    for (name, child) in inode.entries().map_err(ram_errno)? {
+        let node = Node::Ram(child);
+        entries.push(DirEntry { ino: node_ino(process, &node), kind: node_kind(&node), name });
+    }
+    Ok(entries)
+}
+
+/// The errno of a failure of the file systems in RAM.
+pub(super) fn ram_errno(error: ramfs::Error) -> Errno {
+    match error {
+        ramfs::Error::NotFound => Errno::ENOENT,
+        ramfs::Error::Exists => Errno::EEXIST,
+        ramfs::Error::NotDirectory => Errno::ENOTDIR,
+        ramfs::Error::IsDirectory => Errno::EISDIR,
+        ramfs::Error::NotEmpty => Errno::ENOTEMPTY,
+        ramfs::Error::NoMemory => Errno::ENOSPC,
+        ramfs::Error::TooBig => Errno::EFBIG,
+        ramfs::Error::Invalid => Errno::EINVAL,
+        ramfs::Error::CrossDevice => Errno::EXDEV,
+    }
 }
 
 /// `getdents64(fd, dirp, count)`: as many `struct linux_dirent64` as fit
@@ -730,7 +842,54 @@ fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>
             }
             Ok(copied)
         }
+        Backing::Ram(inode) => {
+            let inode = inode.clone();
+            let position = offset.unwrap_or(open.offset);
+            let copied = read_ram(&inode, position, io)?;
+            if offset.is_none() {
+                open.offset = position + copied;
+            }
+            Ok(copied)
+        }
         Backing::Path(_) => Err(Errno::EBADF),
+    }
+}
+
+/// Reads file `inode` in RAM from `position` into `io`: what is there up to
+/// its end; `EFAULT` when nothing could be copied of what there was.
+fn read_ram(inode: &ramfs::Inode, position: u64, io: &UserIo) -> SysResult {
+    let mut done = 0u64;
+    let mut faulted = false;
+    inode
+        .read(position, &mut |bytes| {
+            let wanted = (io.total - done).min(bytes.len() as u64) as usize;
+            let copied = io.write_at(done, &bytes[..wanted]);
+            done += copied;
+            faulted = copied < wanted as u64;
+            !faulted && done < io.total
+        })
+        .map_err(ram_errno)?;
+    if done == 0 && faulted {
+        return Err(Errno::EFAULT);
+    }
+    Ok(done)
+}
+
+/// Writes `io` to file `inode` in RAM at `position`: `EFAULT` when nothing
+/// could be copied, `ENOSPC` without memory, `EFBIG` past the largest size.
+fn write_ram(inode: &ramfs::Inode, position: u64, io: &UserIo) -> SysResult {
+    if io.total == 0 {
+        return Ok(0);
+    }
+    let mut faulted = false;
+    let result = inode.write(position, io.total, &mut |at, buf| {
+        let copied = io.read_at(at, buf);
+        faulted |= copied < buf.len() as u64;
+        copied
+    });
+    match result {
+        Err(ramfs::Error::NoMemory) if faulted => Err(Errno::EFAULT),
+        other => other.map_err(ram_errno),
     }
 }
 
@@ -790,6 +949,17 @@ fn write_file(process: &Process, file: &FileRef, io: &UserIo) -> SysResult {
             drop(open);
             pipe_write(process, &pipe, flags, io)
         }
+        Backing::Ram(inode) => {
+            let inode = inode.clone();
+            drop(open);
+            // The offset is taken and moved under the description's lock, so
+            // that two writers sharing it (after dup or fork) do not overlap.
+            let mut open = file.lock();
+            let position = if flags & O_APPEND != 0 { inode.size() } else { open.offset };
+            let written = write_ram(&inode, position, io)?;
+            open.offset = position + written;
+            Ok(written)
+        }
         // Nothing else is ever opened for writing.
         _ => Err(Errno::EBADF),
     }
@@ -833,9 +1003,18 @@ fn positional(process: &Process, fd: u64, buf: u64, len: u64, offset: u64, writi
         return Err(Errno::ESPIPE);
     }
     if writing {
-        let _ = (buf, len);
-        // Nothing seekable here is opened for writing.
-        return Err(Errno::EBADF);
+        let open = file.lock();
+        if !open.writable() {
+            return Err(Errno::EBADF);
+        }
+        let Backing::Ram(inode) = &open.backing else { return Err(Errno::EBADF) };
+        let inode = inode.clone();
+        // As on Linux, O_APPEND makes pwrite append whatever the offset.
+        let append = open.flags & O_APPEND != 0;
+        drop(open);
+        let io = UserIo::single(buf, len)?;
+        let position = if append { inode.size() } else { offset };
+        return write_ram(&inode, position, &io);
     }
     if !file.lock().readable() {
         return Err(Errno::EBADF);
@@ -859,6 +1038,7 @@ pub fn seek(file: &FileRef, offset: i64, whence: u32) -> SysResult {
     let (size, whence_ok) = match &open.backing {
         Backing::Console | Backing::Pipe(_) => return Err(Errno::ESPIPE),
         Backing::Initrd(data) => (data.size() as i64, true),
+        Backing::Ram(inode) => (inode.size() as i64, true),
         // seq_lseek: from the start or from here only.
         Backing::Generated { .. } => (0, whence <= SEEK_CUR),
         // dcache_dir_lseek: likewise.
@@ -898,7 +1078,7 @@ pub fn seek(file: &FileRef, offset: i64, whence: u32) -> SysResult {
 /// `open` and `openat`: Linux's order: the flags, the path, a free
 /// descriptor (`EMFILE`), then the lookup. Unknown flags are ignored, as
 /// these two calls do; `O_LARGEFILE` is implied.
-fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> SysResult {
+fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysResult {
     let mut flags = (flags as u32 | O_LARGEFILE) & VALID;
     if flags & O_PATH != 0 {
         flags &= O_DIRECTORY | O_NOFOLLOW | O_PATH | O_CLOEXEC;
@@ -915,31 +1095,56 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> Sys
     let limit = nofile_limit(process);
     process.state.lock().files.lowest_free(0, limit)?;
     let path = absolute(process, dirfd, name)?;
+    let umask = process.state.lock().files.umask;
+    let new_mode = mode::REGULAR | (mode as u32 & 0o7777 & !umask);
     if flags & O_TMPFILE_BIT != 0 {
-        // A directory to make the file in, on a read-only file system.
-        return match resolve(process, &path, true)? {
-            Node::Directory(_) => Err(Errno::EROFS),
-            _ => Err(Errno::ENOTDIR),
+        // An unnamed file in a directory in RAM; elsewhere the file system
+        // is read-only.
+        let inode = match resolve(process, &path, true)? {
+            Node::Ram(directory) if directory.is_directory() => directory,
+            Node::Directory(_) => return Err(Errno::EROFS),
+            _ => return Err(Errno::ENOTDIR),
         };
+        let ram = ramfs::instance(inode.dev).ok_or(Errno::ENOENT)?;
+        let file = ram.new_inode(new_mode, 0, 0, ramfs::Body::File(Mutex::default()));
+        file.meta.lock().nlink = 0;
+        let stored = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC | O_DIRECTORY);
+        return install_open(process, Backing::Ram(file), stored, flags, limit);
     }
     let follow_last = flags & O_NOFOLLOW == 0;
-    let node = match resolve(process, &path, follow_last) {
+    let (node, created) = match resolve(process, &path, follow_last) {
         Err(Errno::ENOENT) if flags & O_CREAT != 0 && flags & O_PATH == 0 => {
             // Creating needs the directory to exist; then the file system
-            // is read-only.
-            let parent = match path.trim_end_matches('/').rsplit_once('/') {
-                Some((parent, _)) if !parent.is_empty() => parent,
-                _ => "/",
+            // must be writable.
+            let (parent, name) = match path.trim_end_matches('/').rsplit_once('/') {
+                Some((parent, name)) if !parent.is_empty() => (parent, name),
+                Some((_, name)) => ("/", name),
+                None => ("/", path.as_str()),
             };
-            return match resolve(process, parent, true)? {
-                Node::Directory(_) if !path.ends_with('/') => Err(Errno::EROFS),
-                Node::Directory(_) => Err(Errno::EISDIR),
-                _ => Err(Errno::ENOTDIR),
-            };
+            match resolve(process, parent, true)? {
+                _ if path.ends_with('/') => return Err(Errno::EISDIR),
+                Node::Ram(directory) if directory.is_directory() => {
+                    let ram = ramfs::instance(directory.dev).ok_or(Errno::ENOENT)?;
+                    let file = ram.new_inode(new_mode, 0, 0, ramfs::Body::File(Mutex::default()));
+                    match directory.link(name, &file) {
+                        Ok(()) => {
+                            file.meta.lock().nlink = 1;
+                            (Node::Ram(file), true)
+                        }
+                        // Made by someone else meanwhile.
+                        Err(ramfs::Error::Exists) if flags & O_EXCL == 0 => {
+                            (Node::Ram(directory.lookup(name).map_err(ram_errno)?), false)
+                        }
+                        Err(error) => return Err(ram_errno(error)),
+                    }
+                }
+                Node::Directory(_) => return Err(Errno::EROFS),
+                _ => return Err(Errno::ENOTDIR),
+            }
         }
-        other => other?,
+        other => (other?, false),
     };
-    if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL {
+    if flags & (O_CREAT | O_EXCL) == O_CREAT | O_EXCL && !created {
         return Err(Errno::EEXIST);
     }
     if flags & O_DIRECTORY != 0 && !node.is_directory() {
@@ -953,10 +1158,22 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> Sys
         Backing::Path(node)
     } else {
         match node {
-            Node::Directory(_) if wants_write || flags & O_CREAT != 0 => return Err(Errno::EISDIR),
+            _ if node.is_directory() && (wants_write || flags & O_CREAT != 0) => return Err(Errno::EISDIR),
+            Node::Ram(inode) if flags & O_DIRECT != 0 && !inode.is_directory() => return Err(Errno::EINVAL),
+            Node::Ram(inode) if inode.is_directory() => Backing::Directory(Directory {
+                entries: list_ram(process, &inode)?,
+                path: String::new(),
+                ram: Some(inode),
+            }),
+            Node::Ram(inode) => {
+                if flags & O_TRUNC != 0 && wants_write && inode.size() > 0 {
+                    inode.truncate(0).map_err(ram_errno)?;
+                }
+                Backing::Ram(inode)
+            }
             _ if wants_write => return Err(Errno::EROFS),
             _ if flags & O_DIRECT != 0 => return Err(Errno::EINVAL), // no direct I/O here
-            Node::Directory(path) => Backing::Directory(Directory { entries: list(process, &path), path }),
+            Node::Directory(path) => Backing::Directory(Directory { entries: list(process, &path), path, ram: None }),
             Node::File(file) => Backing::Initrd(file),
             Node::Proc(name) => {
                 let bytes = match name {
@@ -974,6 +1191,12 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, _mode: u64) -> Sys
             Node::SelfLink => return Err(Errno::ELOOP),
         }
     };
+    install_open(process, backing, stored, flags, limit)
+}
+
+/// Puts a new open file description (status flags `stored`) in the lowest
+/// free descriptor; `flags` as `open` was given them.
+pub(super) fn install_open(process: &Process, backing: Backing, stored: u32, flags: u32, limit: u64) -> SysResult {
     let slot = Slot {
         file: Arc::new(Mutex::new(OpenFile::new(backing, stored))),
         path_only: flags & O_PATH != 0,
@@ -1378,6 +1601,33 @@ struct Attributes {
     /// The mount (`stx_mnt_id`), and whether this is its root.
     mount: u64,
     mount_root: bool,
+    uid: u32,
+    gid: u32,
+    /// 512-byte blocks held, when not the size's.
+    blocks: Option<u64>,
+    /// atime, mtime, ctime.
+    times: [ramfs::Time; 3],
+}
+
+/// The attributes of `inode`, in RAM.
+fn ram_attributes(inode: &ramfs::Inode) -> Attributes {
+    let meta = *inode.meta.lock();
+    let root = ramfs::instance(inode.dev).is_some_and(|ram| ram.root.ino == inode.ino);
+    Attributes {
+        dev: inode.dev,
+        ino: inode.ino,
+        nlink: meta.nlink as u64,
+        mode: meta.mode,
+        size: if inode.is_directory() { 40 + 20 * inode.entries().map_or(0, |e| e.len() as u64) } else { inode.size() },
+        blksize: 4096,
+        mount: 10 + inode.dev,
+        mount_root: root,
+        uid: meta.uid,
+        gid: meta.gid,
+        blocks: Some(inode.frames_held() * 8),
+        times: [meta.atime, meta.mtime, meta.ctime],
+        ..Attributes::default()
+    }
 }
 
 const S_IFIFO: u32 = 0o010000;
@@ -1387,13 +1637,14 @@ const S_IFREG: u32 = 0o100000;
 const S_IFLNK: u32 = 0o120000;
 
 /// The devices (`st_dev`) and mounts of the file systems here.
-const INITRD_DEV: u64 = 1;
-const PROC_DEV: u64 = 2;
+pub(super) const INITRD_DEV: u64 = 1;
+pub(super) const PROC_DEV: u64 = 2;
 const PIPE_DEV: u64 = 3;
 
 fn node_attributes(process: &Process, node: &Node) -> Attributes {
     let ino = node_ino(process, node);
     match node {
+        Node::Ram(inode) => ram_attributes(inode),
         Node::File(file) => {
             let executable = file.name().starts_with("bin/");
             Attributes {
@@ -1473,6 +1724,7 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
             mount: 2,
             ..Attributes::default()
         },
+        Backing::Directory(Directory { ram: Some(inode), .. }) => ram_attributes(inode),
         Backing::Directory(directory) => node_attributes(process, &Node::Directory(directory.path.clone())),
         Backing::Pipe(end) => Attributes {
             dev: PIPE_DEV,
@@ -1484,6 +1736,7 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
             ..Attributes::default()
         },
         Backing::Path(node) => node_attributes(process, node),
+        Backing::Ram(inode) => ram_attributes(inode),
     }
 }
 
@@ -1551,7 +1804,13 @@ fn write_stat(attributes: &Attributes, buf: u64) -> SysResult {
         rdev: attributes.rdev,
         size: attributes.size as i64,
         blksize: attributes.blksize as i64,
-        blocks: attributes.size.div_ceil(512) as i64,
+        blocks: attributes.blocks.unwrap_or(attributes.size.div_ceil(512)) as i64,
+        uid: attributes.uid,
+        gid: attributes.gid,
+        times: {
+            let [a, m, c] = attributes.times;
+            [a.sec, a.nsec as i64, m.sec, m.nsec as i64, c.sec, c.nsec as i64]
+        },
         ..Stat::default()
     };
     copy::write_value(buf, &stat)?;
@@ -1574,7 +1833,16 @@ fn write_statx(attributes: &Attributes, buf: u64) -> SysResult {
         mode: attributes.mode as u16,
         ino: attributes.ino,
         size: attributes.size,
-        blocks: attributes.size.div_ceil(512),
+        blocks: attributes.blocks.unwrap_or(attributes.size.div_ceil(512)),
+        uid: attributes.uid,
+        gid: attributes.gid,
+        times: {
+            let stamp = |time: ramfs::Time| [time.sec as u64, time.nsec as u64];
+            let [a, m, c] = attributes.times;
+            let (a, m, c) = (stamp(a), stamp(m), stamp(c));
+            // atime, btime (the change time stands for it), ctime, mtime.
+            [a[0], a[1], c[0], c[1], c[0], c[1], m[0], m[1]]
+        },
         attributes_mask: STATX_ATTR_AUTOMOUNT | STATX_ATTR_MOUNT_ROOT | STATX_ATTR_DAX,
         rdev_major,
         rdev_minor,
@@ -1638,7 +1906,7 @@ fn access(process: &Process, dirfd: u64, path: u64, mode: u64, flags: u64) -> Sy
     let name = read_path(path);
     let target = target_at(process, dirfd, name, flags & AT_EMPTY_PATH != 0, flags & AT_SYMLINK_NOFOLLOW == 0)?;
     let (in_proc, file_mode) = match &target {
-        Target::Node(node) => (node.in_proc(), node_attributes(process, node).mode),
+        Target::Node(node) => (node.in_proc() || matches!(node, Node::Ram(_)), node_attributes(process, node).mode),
         Target::File(file) => {
             let attributes = file_attributes(process, file);
             (attributes.dev != INITRD_DEV, attributes.mode)
@@ -1671,6 +1939,7 @@ fn readlink(process: &Process, dirfd: u64, path: u64, buf: u64, size: u64) -> Sy
         },
     };
     let text = match node {
+        Node::Ram(inode) if inode.link_target().is_some() => inode.link_target().unwrap_or_default().to_string(),
         Node::Proc("exe") => process.path.clone(),
         Node::SelfLink => process.pid.to_string(),
         _ if empty => return Err(Errno::ENOENT),

@@ -22,6 +22,7 @@
 //! signals, so that a program that makes no system call is reached too.
 
 pub mod copy;
+pub mod dirs;
 pub mod errno;
 pub mod fdtable;
 pub mod files;

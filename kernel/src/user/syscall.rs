@@ -40,7 +40,6 @@ pub mod nr {
     pub const WAIT4: u64 = 61;
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
-    pub const GETCWD: u64 = 79;
     pub const GETRLIMIT: u64 = 97;
     pub const GETUID: u64 = 102;
     pub const GETGID: u64 = 104;
@@ -133,7 +132,6 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
     match number {
         nr::CLOSE => process.state.lock().files.close(a[0]),
         nr::LSEEK => files::seek(&process.state.lock().files.get(a[0])?, a[1] as i64, a[2] as u32),
-        nr::GETCWD => getcwd(a[0], a[1]),
         nr::MMAP => memory::mmap(process, a[0], a[1], a[2], a[3], a[4], a[5]),
         nr::MPROTECT => memory::mprotect(process, a[0], a[1], a[2]),
         nr::MUNMAP => memory::munmap(process, a[0], a[1]),
@@ -173,17 +171,10 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         // process calls; a number none of them knows is ENOSYS (counted).
         _ => memory::call(process, number, a)
             .or_else(|| files::call(process, number, a))
+            .or_else(|| super::dirs::call(process, number, a))
             .or_else(|| misc::call(process, number, a))
             .unwrap_or_else(|| misc::unsupported(number)),
     }
-}
-
-fn getcwd(buf: u64, size: u64) -> SysResult {
-    if size < 2 {
-        return Err(Errno::ERANGE);
-    }
-    copy::write(buf, b"/\0")?;
-    Ok(2)
 }
 
 fn sigprocmask(process: &Process, how: u64, set: u64, old: u64, size: u64) -> SysResult {
