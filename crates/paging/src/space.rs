@@ -542,6 +542,77 @@ impl<M: Machine> PagingAspace<M> {
         Ok(())
     }
 
+    /// True when the page at `va` is shared writable on purpose (a shared
+    /// mapping's: [`PagingAspace::share_anonymous`],
+    /// [`PagingAspace::adopt_frames`]): its frame is never copied on write.
+    pub fn is_shared_page(&self, va: VirtAddr) -> bool {
+        self.anonymous.is_shared_page(va.0 & !(PAGE - 1))
+    }
+
+    /// Puts `frames`, one per page of `region` (an anonymous region of this
+    /// space, or a page-aligned part of one, whose pages have no frame
+    /// yet), behind its pages: the pages of a file's page cache, which
+    /// another owner (the file) keeps too. Each frame gets one more
+    /// reference, this space's ([`Machine::share_frame`]). With
+    /// `copy_on_write` false the pages are shared writable, as a
+    /// `MAP_SHARED` file mapping's are: writes reach the frame, every
+    /// holder sees them, and a fork shares them writable. With it true
+    /// they are a `MAP_PRIVATE` file mapping's: mapped read-only while the
+    /// frame has other holders, so the first write copies the page. Pages
+    /// map on first touch.
+    ///
+    /// Refused, nothing changed, when the region is not there or not
+    /// anonymous, when `frames` does not have one frame per page
+    /// ([`AspaceError::LengthOverflow`]), when a page has a frame already
+    /// ([`AspaceError::Overlap`]), or when the machine does not count frame
+    /// references ([`AspaceError::Unsupported`]).
+    pub fn adopt_frames(
+        &mut self,
+        region: Region,
+        frames: &[PhysAddr],
+        copy_on_write: bool,
+    ) -> Result<(), AspaceError> {
+        let existing = self.resolve(region)?;
+        if !existing.is_anonymous() {
+            return Err(AspaceError::InvalidFlags {
+                flags: existing.prot.bits(),
+                reason: "only an anonymous region takes a file's frames",
+            });
+        }
+        if frames.len() as u64 != region.len / PAGE {
+            return Err(AspaceError::LengthOverflow {
+                start: region.va.0,
+                len: frames.len() as u64 * PAGE,
+                kind: aspace::AddressKind::Length,
+            });
+        }
+        if self.anonymous.iter_range(region.va.0, region.va.0 + region.len - 1).next().is_some() {
+            return Err(AspaceError::Overlap { existing });
+        }
+        for (index, &frame) in frames.iter().enumerate() {
+            // SAFETY: the caller holds a reference to each frame (the file's
+            // page cache keeps it); this adds the space's own.
+            if !unsafe { self.machine.share_frame(frame, copy_on_write) } {
+                for &taken in &frames[..index] {
+                    // SAFETY: the reference taken just above, never mapped.
+                    unsafe { self.machine.free_frame(taken) };
+                }
+                return Err(AspaceError::Unsupported {
+                    implementation: IMPLEMENTATION_NAME,
+                    operation: "adopting frames on a machine that does not count frame references",
+                });
+            }
+        }
+        for (index, &frame) in frames.iter().enumerate() {
+            let page = region.va.0 + index as u64 * PAGE;
+            self.anonymous.record(page, frame);
+            if !copy_on_write {
+                self.anonymous.mark_shared_page(page);
+            }
+        }
+        Ok(())
+    }
+
     /// A copy-on-write clone of this space, named `name` (running under
     /// `pcid`), as `fork` makes for a child process: every region is added to
     /// the child as it is here; regions with their own memory (not

@@ -400,10 +400,14 @@ fn unmap_range(space: &Space, object: &mut SpaceObject, start: u64, end: u64) ->
 /// Drops the pages of `part` (inside one user region): its anonymous
 /// pages read zero again and its file pages the file's bytes, their
 /// frames freed; the part keeps its place, rights and kind, with `LOCKED`
-/// as `locked` says. Pages past the end of a file have nothing to drop.
+/// as `locked` says. Pages past the end of a file, and the pages of a
+/// shared mapping (whose contents are the file's), have nothing to drop.
 fn zap(space: &Space, object: &mut SpaceObject, part: Region, locked: bool) -> Result<(), Errno> {
     let lock = |prot: Protection| if locked { prot | LOCKED } else { prot - LOCKED };
-    if part.prot.contains(PAST_EOF) {
+    // Past the end of a file nothing is there; a shared mapping's pages are
+    // the file's (or the shared memory's): dropping them from the mapping
+    // would change nothing a program can see.
+    if part.prot.contains(PAST_EOF) || paging_mut(object)?.is_shared_page(part.va) {
         if lock(part.prot) != part.prot {
             protect_part(space, object, part, lock(part.prot))?;
         }
@@ -651,7 +655,30 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
     if locked {
         rights |= LOCKED;
     }
+    // A file in RAM: its page-cache frames, one temporary reference each
+    // (given back when `held` drops), put behind the pages below.
+    let mut held = HeldFrames(Vec::new());
     let source = match &file {
+        Some(file) if matches!(file.lock().backing, Backing::Ram(_)) => {
+            let open = file.lock();
+            let Backing::Ram(inode) = &open.backing else { return Err(Errno::ENODEV) };
+            if kind == MAP_SHARED_VALIDATE && flags & !MAP_KNOWN != 0 {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            if !open.readable() || (shared && prot & PROT_WRITE != 0 && !open.writable()) {
+                return Err(Errno::EACCES);
+            }
+            if shared && !open.writable() {
+                // mprotect may not add PROT_WRITE later either.
+                rights |= Protection::READ_ONLY_BACKING;
+            }
+            if flags & MAP_GROWSDOWN != 0 {
+                return Err(Errno::EINVAL);
+            }
+            let pages = inode.share_pages(offset / PAGE, len / PAGE).map_err(|_| Errno::ENOMEM)?;
+            held.0 = pages.into_iter().flatten().collect();
+            None
+        }
         None => {
             if shared && flags & MAP_GROWSDOWN != 0 {
                 return Err(Errno::EINVAL);
@@ -680,7 +707,19 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
         rights |= Protection::GROW_DOWN;
     }
     let mut pieces = Vec::new();
+    let in_ram = file.is_some() && source.is_none();
     match source {
+        None if in_ram => {
+            // The pages in the file, then those past its end.
+            let file_len = held.0.len() as u64 * PAGE;
+            if file_len > 0 {
+                pieces.push(Piece { region: Region::anonymous(start, file_len, rights), source: None });
+            }
+            if file_len < len {
+                let beyond = Region::anonymous(start + file_len, len - file_len, past_eof_prot(rights));
+                pieces.push(Piece { region: beyond, source: None });
+            }
+        }
         None => pieces.push(Piece { region: Region::anonymous(start, len, rights), source: None }),
         Some(data) => {
             let available = data.size().saturating_sub(offset);
@@ -713,7 +752,16 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             unmap_range(&process.space, &mut object, start, start + len)?;
         }
         add_all(&process.space, &mut object, &pieces)?;
-        if shared && source.is_none() {
+        if in_ram && !held.0.is_empty() {
+            // Shared: the file's frames themselves; private: copied on write.
+            let region = pieces[0].region;
+            if paging_mut(&mut object)?.adopt_frames(region, &held.0, !shared).is_err() {
+                for piece in &pieces {
+                    let _ = remove_part(&process.space, &mut object, piece.region);
+                }
+                return Err(Errno::ENOMEM);
+            }
+        } else if shared && source.is_none() && !in_ram {
             // One piece of memory for this process and the children it forks.
             let region = pieces[0].region;
             if paging_mut(&mut object)?.share_anonymous(region).is_err() {
@@ -729,6 +777,18 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
         let _ = populate(process, start, start + len, Touch::Fault, true);
     }
     Ok(start)
+}
+
+/// Frames with one reference each that `mmap` holds while it maps them,
+/// given back when it is done (the spaces that map them hold their own).
+struct HeldFrames(Vec<PhysAddr>);
+
+impl Drop for HeldFrames {
+    fn drop(&mut self) {
+        for &frame in &self.0 {
+            let _ = crate::mem::frames::free(frame);
+        }
+    }
 }
 
 /// `munmap(addr, len)`.

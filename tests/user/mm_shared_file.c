@@ -1,0 +1,139 @@
+/*
+ * Mappings of files in RAM (a file in /dev/shm, a memfd): MAP_SHARED
+ * mappings of one file, in one process and across fork, see each other's
+ * writes, and read/pread/pwrite see what they wrote (one page cache); a
+ * MAP_PRIVATE mapping reads the file's bytes, follows the file where it
+ * has not written, and keeps its own writes to itself; the part of the
+ * last page past the end of the file reads zeros and a whole page past it
+ * raises SIGBUS; PROT_WRITE on a shared mapping needs a descriptor open
+ * for writing (EACCES), a private one does not; MADV_DONTNEED on a shared
+ * mapping keeps the file's contents; an unlinked file lives on in its
+ * mappings; msync succeeds.
+ */
+#define _GNU_SOURCE
+#include "check.h"
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PAGE 4096L
+#define RW (PROT_READ | PROT_WRITE)
+
+static sigjmp_buf jump;
+static volatile int got_bus;
+
+static void on_bus(int sig) {
+    (void)sig;
+    got_bus = 1;
+    siglongjmp(jump, 1);
+}
+
+/* Reads the byte at p; -2 when that raised SIGBUS. */
+static int read_byte(volatile char *p) {
+    if (sigsetjmp(jump, 1))
+        return -2;
+    return *p;
+}
+
+static void shared(const char *path) {
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, 3 * PAGE) == 0, "a file of three pages");
+    char *p = mmap(NULL, 3 * PAGE, RW, MAP_SHARED, fd, 0);
+    char *q = mmap(NULL, 3 * PAGE, RW, MAP_SHARED, fd, 0);
+    CHECK(p != MAP_FAILED && q != MAP_FAILED && p != q, "two shared mappings");
+    CHECK(p[0] == 0 && p[3 * PAGE - 1] == 0, "a new file reads zeros");
+    strcpy(p + PAGE, "through p");
+    CHECK(!strcmp(q + PAGE, "through p"), "q sees p's write");
+    char buf[16] = {0};
+    CHECK(pread(fd, buf, 9, PAGE) == 9 && !memcmp(buf, "through p", 9), "pread sees it");
+    CHECK(pwrite(fd, "by pwrite", 10, 2 * PAGE) == 10 && !strcmp(p + 2 * PAGE, "by pwrite"),
+          "the mapping sees pwrite");
+    CHECK(msync(p, 3 * PAGE, MS_SYNC) == 0 && msync(p, PAGE, MS_ASYNC | MS_INVALIDATE) == 0, "msync");
+
+    /* Across fork, and a mapping made in the child. */
+    pid_t child = fork();
+    if (child == 0) {
+        strcpy(p, "child");
+        char *own = mmap(NULL, PAGE, RW, MAP_SHARED, fd, 2 * PAGE);
+        if (own == MAP_FAILED)
+            _exit(2);
+        strcpy(own + 100, "child's own mapping");
+        _exit(0);
+    }
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0, "the child (%#x)",
+          status);
+    CHECK(!strcmp(p, "child") && !strcmp(q, "child"), "the parent sees the child's write");
+    CHECK(!strcmp(p + 2 * PAGE + 100, "child's own mapping"), "and what it wrote through its own mapping");
+
+    /* MADV_DONTNEED drops the pages from the mapping, not from the file. */
+    CHECK(madvise(p, 3 * PAGE, MADV_DONTNEED) == 0, "MADV_DONTNEED");
+    CHECK(!strcmp(p, "child") && !strcmp(p + PAGE, "through p"), "the file's bytes come back");
+
+    /* Private: the file's bytes until written; its writes stay its own. */
+    char *r = mmap(NULL, 3 * PAGE, RW, MAP_PRIVATE, fd, 0);
+    CHECK(r != MAP_FAILED && !strcmp(r + PAGE, "through p"), "a private mapping reads the file");
+    strcpy(r, "private");
+    CHECK(!strcmp(p, "child"), "its write does not reach the file");
+    CHECK(pread(fd, buf, 5, 0) == 5 && !memcmp(buf, "child", 5), "nor read()");
+    strcpy(p + PAGE, "later");
+    CHECK(!strcmp(r + PAGE, "later"), "where it has not written, it follows the file");
+    strcpy(p, "again");
+    CHECK(!strcmp(r, "private"), "where it has, it keeps its copy");
+    munmap(r, 3 * PAGE);
+
+    /* Unlinked, the file lives on in its mappings. */
+    CHECK(unlink(path) == 0 && close(fd) == 0, "unlink and close");
+    strcpy(q + PAGE, "still here");
+    CHECK(!strcmp(p + PAGE, "still here"), "the mappings still share it");
+    munmap(p, 3 * PAGE);
+    munmap(q, 3 * PAGE);
+}
+
+static void past_the_end(void) {
+    int fd = memfd_create("past", 0);
+    CHECK(fd >= 0 && ftruncate(fd, PAGE + 100) == 0, "a memfd of a page and 100 bytes");
+    char *p = mmap(NULL, 3 * PAGE, PROT_READ, MAP_SHARED, fd, 0);
+    CHECK(p != MAP_FAILED, "map three pages");
+    CHECK(pwrite(fd, "x", 1, PAGE + 99) == 1 && p[PAGE + 99] == 'x', "the last byte of the file");
+    CHECK(read_byte(p + PAGE + 100) == 0 && read_byte(p + 2 * PAGE - 1) == 0, "the rest of its page reads zeros");
+    CHECK(read_byte(p + 2 * PAGE) == -2 && got_bus, "a page wholly past the end: SIGBUS");
+    munmap(p, 3 * PAGE);
+
+    /* The access mode. */
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/mm_shared_file.ro.%d", getpid());
+    int rw = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    CHECK(rw >= 0 && ftruncate(rw, PAGE) == 0, "another file");
+    int ro = open(path, O_RDONLY);
+    CHECK_ERR(mmap(NULL, PAGE, RW, MAP_SHARED, ro, 0), EACCES);
+    char *priv = mmap(NULL, PAGE, RW, MAP_PRIVATE, ro, 0);
+    CHECK(priv != MAP_FAILED, "a private writable mapping of a read-only descriptor");
+    priv[0] = 1;
+    char *shared_ro = mmap(NULL, PAGE, PROT_READ, MAP_SHARED, ro, 0);
+    CHECK(shared_ro != MAP_FAILED && shared_ro[0] == 0, "a shared read-only one");
+    CHECK_ERR(mprotect(shared_ro, PAGE, RW), EACCES);
+    int wo = open(path, O_WRONLY);
+    CHECK_ERR(mmap(NULL, PAGE, PROT_READ, MAP_SHARED, wo, 0), EACCES);
+    close(wo);
+    close(ro);
+    close(rw);
+    unlink(path);
+    close(fd);
+}
+
+int main(void) {
+    struct sigaction sa = {0};
+    sa.sa_handler = on_bus;
+    sigaction(SIGBUS, &sa, NULL);
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/mm_shared_file.%d", getpid());
+    shared(path);
+    past_the_end();
+    return finish("mm_shared_file");
+}
