@@ -5,7 +5,9 @@
  * MAP_PRIVATE mapping reads the file's bytes, follows the file where it
  * has not written, and keeps its own writes to itself; the part of the
  * last page past the end of the file reads zeros and a whole page past it
- * raises SIGBUS; PROT_WRITE on a shared mapping needs a descriptor open
+ * raises SIGBUS, also after ftruncate cuts a mapped file short (in this
+ * process and in another that maps it, shared or private and not yet
+ * written); PROT_WRITE on a shared mapping needs a descriptor open
  * for writing (EACCES), a private one does not; MADV_DONTNEED on a shared
  * mapping keeps the file's contents; an unlinked file lives on in its
  * mappings; msync succeeds.
@@ -127,6 +129,41 @@ static void past_the_end(void) {
     close(fd);
 }
 
+static void truncated(void) {
+    int fd = memfd_create("cut", 0);
+    CHECK(fd >= 0 && ftruncate(fd, 3 * PAGE) == 0, "a memfd of three pages");
+    char *p = mmap(NULL, 3 * PAGE, RW, MAP_SHARED, fd, 0);
+    char *r = mmap(NULL, 3 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(p != MAP_FAILED && r != MAP_FAILED, "shared and private mappings");
+    memset(p, 'a', 3 * PAGE);
+    CHECK(r[2 * PAGE] == 'a', "the private one reads the file");
+    int go[2];
+    CHECK(pipe(go) == 0, "pipe");
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        if (read(go[0], &c, 1) != 1)
+            _exit(3);
+        /* After the parent's truncation: SIGBUS past the end, here too. */
+        _exit(read_byte(p + 2 * PAGE) == -2 && read_byte(p + PAGE + 9) == 'a' ? 0 : 1);
+    }
+    CHECK(ftruncate(fd, PAGE + 10) == 0, "cut it to a page and 10 bytes");
+    CHECK(write(go[1], "g", 1) == 1, "tell the child");
+    got_bus = 0;
+    CHECK(read_byte(p + 2 * PAGE) == -2 && got_bus, "the shared mapping: SIGBUS past the new end");
+    got_bus = 0;
+    CHECK(read_byte(r + 2 * PAGE) == -2 && got_bus, "the private one too");
+    CHECK(read_byte(p + PAGE + 9) == 'a' && read_byte(p + PAGE + 10) == 0, "the last page: its tail reads zeros");
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the other process: SIGBUS too (%#x)", status);
+    munmap(p, 3 * PAGE);
+    munmap(r, 3 * PAGE);
+    close(go[0]);
+    close(go[1]);
+    close(fd);
+}
+
 int main(void) {
     struct sigaction sa = {0};
     sa.sa_handler = on_bus;
@@ -135,5 +172,6 @@ int main(void) {
     snprintf(path, sizeof path, "/dev/shm/mm_shared_file.%d", getpid());
     shared(path);
     past_the_end();
+    truncated();
     return finish("mm_shared_file");
 }

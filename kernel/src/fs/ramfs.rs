@@ -435,6 +435,14 @@ impl Inode {
         Ok(())
     }
 
+    /// The frames of the pages from index `first` on (none for a hole).
+    pub fn frames_from(&self, first: u64) -> Vec<PhysAddr> {
+        match &self.body {
+            Body::File(pages) => pages.lock().frames.range(first..).map(|(_, &frame)| frame).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The frames of pages `first..first + count` (every one below the
     /// file's end, holes filled with zeroed frames now), each with one
     /// more reference that the caller now owns (a mapping's). `None` stands

@@ -20,6 +20,7 @@ use super::files::{
     absolute, directory_path, file_of, install_open, nofile_limit, ram_errno, read_path, resolve, target_at, Backing,
     Directory, Node, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, INITRD_DEV, NAME_MAX, PROC_DEV,
 };
+use super::memory;
 use super::process::Process;
 use crate::fs::ramfs::{self, mode, Body, Inode, Time};
 use alloc::string::String;
@@ -439,7 +440,8 @@ fn truncate(process: &Process, path: u64, length: u64) -> SysResult {
     if node.is_directory() {
         return Err(Errno::EISDIR);
     }
-    ram_inode(node)?.truncate(length).map_err(ram_errno)?;
+    let inode = ram_inode(node)?;
+    memory::truncate_file(&inode, length).map_err(ram_errno)?;
     Ok(0)
 }
 
@@ -455,7 +457,9 @@ fn ftruncate(process: &Process, fd: u64, length: u64) -> SysResult {
     if !open.writable() {
         return Err(Errno::EINVAL);
     }
-    inode.truncate(length).map_err(ram_errno)?;
+    let inode = inode.clone();
+    drop(open);
+    memory::truncate_file(&inode, length).map_err(ram_errno)?;
     Ok(0)
 }
 

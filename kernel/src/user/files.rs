@@ -3,7 +3,9 @@
 //! What a descriptor can name ([`Backing`]): the console (0, 1 and 2: a
 //! terminal to `ioctl`, where writes print and reads see end of file: the
 //! shell owns the keyboard while a program runs), an initrd file (read-only:
-//! opening one for writing, or creating one, is `EROFS`), a directory (the
+//! opening one for writing, or creating one, is `EROFS`), a file in RAM
+//! (`/tmp`, `/dev/shm`, a memfd: [`ramfs`]; the calls that change the tree
+//! are in `dirs.rs`), a directory (the
 //! initrd's, `/proc`, `/proc/self`, `/proc/sys/vm`; `getdents64` lists
 //! them), a generated `/proc` file (`maps`, `smaps`, `status`, `meminfo`,
 //! the `vm` sysctls, made when opened; `pagemap`, made as it is read: see
@@ -28,8 +30,9 @@
 
 use super::copy;
 use super::errno::{Errno, SysResult};
-pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, NR_OPEN, TABLE_MAX};
+pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, TABLE_MAX};
 use super::fdtable::{DirEntry, PipeBuffer, Ring, Slot, NEXT_PIPE_INO};
+use super::memory;
 use super::proc;
 use super::process::{self, Process, RLIMIT_NOFILE};
 use super::signal::{self, code, Signal};
@@ -1167,7 +1170,7 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
             }),
             Node::Ram(inode) => {
                 if flags & O_TRUNC != 0 && wants_write && inode.size() > 0 {
-                    inode.truncate(0).map_err(ram_errno)?;
+                    memory::truncate_file(&inode, 0).map_err(ram_errno)?;
                 }
                 Backing::Ram(inode)
             }

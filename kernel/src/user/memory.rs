@@ -33,7 +33,10 @@
 //!   with the children the process forks. Initrd files map private (pages
 //!   copied on first touch) or shared read-only (the initrd is never
 //!   written: `PROT_WRITE` on a shared mapping is `EACCES`), and `msync`
-//!   has nothing to write back.
+//!   has nothing to write back. Files in RAM map their page-cache frames
+//!   ([`PagingAspace::adopt_frames`]): shared writable, or private
+//!   copy-on-write; truncating one cuts the pages past its new end out of
+//!   every process that maps them ([`truncate_file`]: `SIGBUS` there).
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
@@ -47,13 +50,14 @@
 //! them (`capset`, `misc.rs`).
 
 use super::errno::{Errno, SysResult};
-use super::files::Backing;
+use super::fdtable::Backing;
 use super::layout::{self, is_user, page_up, same_mapping, PAGE};
 use super::misc;
 use super::process::{self, Process};
 use crate::address_space::{paging_of_mut, KernelMachine, LiveEdit, Space, SpaceObject};
+use crate::fs::ramfs;
 use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use aspace::{AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, VirtAddr};
 use paging::{Machine, PagingAspace};
@@ -789,6 +793,63 @@ impl Drop for HeldFrames {
             let _ = crate::mem::frames::free(frame);
         }
     }
+}
+
+/// Truncates file `inode` in RAM to `size`: first every page of every
+/// process that maps a page of it wholly past the new end becomes a page
+/// past the end of the file (its next access raises `SIGBUS`, as on
+/// Linux), then the file lets those pages go.
+pub fn truncate_file(inode: &ramfs::Inode, size: u64) -> Result<(), ramfs::Error> {
+    let cut = inode.frames_from(size.div_ceil(PAGE));
+    if !cut.is_empty() {
+        cut_file_pages(&cut.into_iter().collect());
+    }
+    inode.truncate(size)
+}
+
+/// Makes every page of every process whose frame is one of `frames` a
+/// page past the end of its file. A private mapping's page that a write
+/// already copied has a frame of its own and stays (Linux would cut it
+/// too).
+fn cut_file_pages(frames: &BTreeSet<PhysAddr>) {
+    for process in process::all() {
+        let space = &process.space;
+        let mut object = space.lock();
+        let Ok(paging) = paging_mut(&mut object) else { continue };
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        for (va, frame) in paging.anonymous_frames() {
+            if !frames.contains(&frame) {
+                continue;
+            }
+            match runs.last_mut() {
+                Some((_, end)) if *end == va.as_u64() => *end += PAGE,
+                _ => runs.push((va.as_u64(), va.as_u64() + PAGE)),
+            }
+        }
+        for (start, end) in runs {
+            let mut at = start;
+            while let Some(region) = user_region_at(&object, at).filter(|_| at < end) {
+                let part_end = end.min(end_of(&region));
+                let part = Region { va: VirtAddr(at), len: part_end - at, ..region };
+                // Without memory for a split the pages stay mapped: the
+                // file's contents there are zeros from now on.
+                let _ = make_past_eof(space, &mut object, part);
+                at = part_end;
+            }
+        }
+    }
+}
+
+/// Replaces `part` (inside one user region) with pages past the end of a
+/// file, keeping its rights for when the file grows back.
+fn make_past_eof(space: &Space, object: &mut SpaceObject, part: Region) -> Result<(), Errno> {
+    if user_region_at(object, part.va.as_u64()) != Some(part) {
+        protect_part(space, object, part, part.prot)?;
+    }
+    let isolated = user_region_at(object, part.va.as_u64()).ok_or(Errno::ENOMEM)?;
+    remove_part(space, object, isolated)?;
+    let region = Region::anonymous(part.va.as_u64(), part.len, past_eof_prot(isolated.prot));
+    add_piece(paging_mut(object)?, &Piece { region, source: None })
 }
 
 /// `munmap(addr, len)`.

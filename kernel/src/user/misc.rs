@@ -29,7 +29,7 @@
 
 use super::copy;
 use super::errno::{Errno, SysResult};
-use super::files::NR_OPEN;
+use super::fdtable::NR_OPEN;
 use super::process::{self, Process, RLimit, RLIMIT_COUNT, RLIMIT_NOFILE};
 use super::signal;
 use crate::arch::tsc::nanos_since_boot;
