@@ -11,8 +11,13 @@
  * value written after the timer is set); times and getrusage move forward
  * for the process and for the children it waited for; a forked child
  * starts without the parent's timer, a timer outlives execve, and an
- * uncaught SIGALRM ends the process. Timings are short and only their
- * order and bounds are checked.
+ * uncaught SIGALRM ends the process. POSIX timers (raw system calls, the
+ * kernel's ids): a signal with si_code SI_TIMER and the timer's id, once
+ * or every interval, at once for an absolute time past; SIGALRM without
+ * an event; SIGEV_NONE read through timer_gettime; an overrun counted
+ * while the signal is blocked; the errors in Linux's order; deleted ids
+ * gone; neither inherited by a forked child nor kept across execve.
+ * Timings are short and only their order and bounds are checked.
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -25,6 +30,7 @@
 #include <sys/time.h>
 #include <sys/times.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <x86intrin.h>
 
@@ -32,6 +38,8 @@
 #define SPIN_LIMIT 10000000000ULL
 
 static volatile int alarms, vtalarms, profs, last_code;
+static volatile int usr1s, usr1_code, usr1_timerid, usr1_overrun;
+static int overrun_timer = -1;
 static int pipe_fds[2];
 
 static void on_alarm(int sig, siginfo_t *info, void *context) {
@@ -39,6 +47,16 @@ static void on_alarm(int sig, siginfo_t *info, void *context) {
     (void)context;
     last_code = info->si_code;
     alarms++;
+}
+
+static void on_usr1(int sig, siginfo_t *info, void *context) {
+    (void)sig;
+    (void)context;
+    usr1_code = info->si_code;
+    usr1_timerid = info->si_timerid;
+    if (overrun_timer >= 0)
+        usr1_overrun = syscall(SYS_timer_getoverrun, overrun_timer);
+    usr1s++;
 }
 
 static void on_alarm_write(int sig) {
@@ -275,6 +293,158 @@ static void usage(void) {
           "times' children CPU time does not go back");
 }
 
+static long nsec(struct timespec t) { return t.tv_sec * 1000000000L + t.tv_nsec; }
+
+static long set_posix(int id, int flags, long value_ns, long interval_ns, struct itimerspec *old) {
+    struct itimerspec it = {{interval_ns / 1000000000L, interval_ns % 1000000000L},
+                            {value_ns / 1000000000L, value_ns % 1000000000L}};
+    return syscall(SYS_timer_settime, id, flags, &it, old);
+}
+
+static int create_posix(int clock, int notify, int signo) {
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = notify;
+    sev.sigev_signo = signo;
+    int id = -1;
+    if (syscall(SYS_timer_create, clock, &sev, &id) != 0)
+        return -1;
+    return id;
+}
+
+static void posix_timers(void) {
+    struct sigaction sa = {0};
+    sa.sa_sigaction = on_usr1;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGUSR1, &sa, NULL);
+
+    int id = create_posix(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGUSR1);
+    CHECK(id >= 0, "timer_create MONOTONIC, SIGEV_SIGNAL SIGUSR1");
+    struct itimerspec now, old;
+    CHECK(syscall(SYS_timer_gettime, id, &now) == 0 && nsec(now.it_value) == 0 && nsec(now.it_interval) == 0,
+          "a new timer is disarmed");
+    CHECK(set_posix(id, 0, 1000000000L, 250000000L, NULL) == 0, "timer_settime 1 s, every 0.25 s");
+    CHECK(syscall(SYS_timer_gettime, id, &now) == 0 && nsec(now.it_interval) == 250000000L &&
+              nsec(now.it_value) > 900000000L && nsec(now.it_value) <= 1000000000L,
+          "timer_gettime reads it back (%ld, %ld)", nsec(now.it_value), nsec(now.it_interval));
+    CHECK(set_posix(id, 0, 20000000L, 0, &old) == 0 && nsec(old.it_interval) == 250000000L &&
+              nsec(old.it_value) > 0 && nsec(old.it_value) <= 1000000000L,
+          "re-set to 20 ms once, the old value read");
+    usr1s = 0;
+    CHECK(spin_until(&usr1s, 1), "the timer's signal reaches a spinning program");
+    CHECK(usr1_code == SI_TIMER && usr1_timerid == id, "si_code SI_TIMER (%d), si_timerid the id (%d, %d)", usr1_code,
+          usr1_timerid, id);
+    CHECK(syscall(SYS_timer_gettime, id, &now) == 0 && nsec(now.it_value) == 0, "a one-shot timer is spent");
+
+    usr1s = 0;
+    CHECK(set_posix(id, 0, 10000000L, 10000000L, NULL) == 0, "every 10 ms");
+    CHECK(spin_until(&usr1s, 3), "three signals (%d)", usr1s);
+    CHECK(set_posix(id, 0, 0, 10000000L, NULL) == 0, "a zero value disarms");
+    CHECK(syscall(SYS_timer_gettime, id, &now) == 0 && nsec(now.it_value) == 0 && nsec(now.it_interval) == 0,
+          "disarmed: value and interval 0");
+
+    usr1s = 0;
+    CHECK(set_posix(id, TIMER_ABSTIME, 1, 0, NULL) == 0, "an absolute time long past");
+    CHECK(spin_until(&usr1s, 1), "fires at once");
+
+    /* Blocked, a fast timer overruns; the handler reads the overrun. */
+    sigset_t usr1, none;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    sigemptyset(&none);
+    sigprocmask(SIG_BLOCK, &usr1, NULL);
+    usr1s = 0;
+    overrun_timer = id;
+    CHECK(set_posix(id, 0, 1000000L, 1000000L, NULL) == 0, "every 1 ms, blocked");
+    struct timespec wait = {0, 60000000L};
+    nanosleep(&wait, NULL);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    CHECK(spin_until(&usr1s, 1), "delivered once unblocked");
+    set_posix(id, 0, 0, 0, NULL);
+    overrun_timer = -1;
+    CHECK(usr1_overrun > 0, "the expirations while blocked are an overrun (%d)", usr1_overrun);
+
+    CHECK(syscall(SYS_timer_delete, id) == 0, "timer_delete");
+    CHECK_ERR(syscall(SYS_timer_gettime, id, &now), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_delete, id), EINVAL);
+
+    /* No event: SIGALRM, with the timer's id. */
+    struct sigaction alarm_sa = {0};
+    alarm_sa.sa_sigaction = on_alarm;
+    alarm_sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGALRM, &alarm_sa, NULL);
+    int plain = -1;
+    CHECK(syscall(SYS_timer_create, CLOCK_REALTIME, NULL, &plain) == 0, "timer_create without an event");
+    alarms = 0;
+    CHECK(set_posix(plain, 0, 20000000L, 0, NULL) == 0, "in 20 ms");
+    CHECK(spin_until(&alarms, 1) && last_code == SI_TIMER, "SIGALRM, SI_TIMER (%d)", last_code);
+    CHECK(syscall(SYS_timer_delete, plain) == 0, "deleted");
+    handle(SIGALRM, SIG_DFL, 0);
+
+    /* SIGEV_NONE: nothing is sent; timer_gettime tells the time. */
+    int quiet = create_posix(CLOCK_MONOTONIC, SIGEV_NONE, 0);
+    CHECK(quiet >= 0, "timer_create SIGEV_NONE");
+    CHECK(set_posix(quiet, 0, 10000000L, 0, NULL) == 0, "once, in 10 ms");
+    wait = (struct timespec){0, 30000000L};
+    nanosleep(&wait, NULL);
+    CHECK(syscall(SYS_timer_gettime, quiet, &now) == 0 && nsec(now.it_value) == 0, "spent (%ld)", nsec(now.it_value));
+    CHECK(set_posix(quiet, 0, 10000000L, 20000000L, NULL) == 0, "every 20 ms");
+    nanosleep(&wait, NULL);
+    CHECK(syscall(SYS_timer_gettime, quiet, &now) == 0 && nsec(now.it_value) > 0 &&
+              nsec(now.it_value) <= 20000000L && nsec(now.it_interval) == 20000000L,
+          "a periodic one counts to its next period (%ld)", nsec(now.it_value));
+    CHECK(syscall(SYS_timer_delete, quiet) == 0, "deleted");
+
+    /* Errors, in Linux's order. */
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = SIGUSR1;
+    int out;
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC, (void *)16, &out), EFAULT);
+    CHECK_ERR(syscall(SYS_timer_create, 12345, (void *)16, &out), EFAULT);
+    CHECK_ERR(syscall(SYS_timer_create, 12345, &sev, &out), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC_RAW, &sev, &out), EOPNOTSUPP);
+    sev.sigev_notify = 99;
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &out), EINVAL);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = 0;
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &out), EINVAL);
+    sev.sigev_signo = 65;
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, &out), EINVAL);
+    sev.sigev_signo = SIGUSR1;
+    CHECK_ERR(syscall(SYS_timer_create, CLOCK_MONOTONIC, &sev, (void *)16), EFAULT);
+    id = create_posix(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGUSR1);
+    CHECK(id >= 0, "another timer");
+    struct itimerspec bad = {{0, 0}, {0, 1000000000L}};
+    CHECK_ERR(syscall(SYS_timer_settime, id, 0, NULL, NULL), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_settime, id, 0, (void *)16, NULL), EFAULT);
+    CHECK_ERR(syscall(SYS_timer_settime, 99999, 0, (void *)16, NULL), EFAULT);
+    CHECK_ERR(syscall(SYS_timer_settime, id, 0, &bad, NULL), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_settime, 99999, 0, &bad, NULL), EINVAL);
+    bad = (struct itimerspec){{0, -1}, {1, 0}};
+    CHECK_ERR(syscall(SYS_timer_settime, id, 0, &bad, NULL), EINVAL);
+    struct itimerspec fine = {{0, 0}, {100, 0}};
+    CHECK_ERR(syscall(SYS_timer_settime, 99999, 0, &fine, NULL), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_settime, id, 0, &fine, (void *)16), EFAULT);
+    CHECK(syscall(SYS_timer_gettime, id, &now) == 0 && nsec(now.it_value) > 99000000000L,
+          "set despite the EFAULT");
+    CHECK_ERR(syscall(SYS_timer_gettime, 99999, &now), EINVAL);
+    CHECK_ERR(syscall(SYS_timer_gettime, id, (void *)16), EFAULT);
+    CHECK_ERR(syscall(SYS_timer_getoverrun, 99999), EINVAL);
+    CHECK(syscall(SYS_timer_getoverrun, id) == 0, "no overrun yet");
+    CHECK_ERR(syscall(SYS_timer_delete, 99999), EINVAL);
+
+    /* Not inherited by a forked child. */
+    pid_t child = fork();
+    if (child == 0)
+        _exit(syscall(SYS_timer_gettime, id, &now) == -1 && errno == EINVAL ? 0 : 1);
+    int status;
+    waitpid(child, &status, 0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "a forked child has no POSIX timer");
+    CHECK(syscall(SYS_timer_delete, id) == 0, "deleted");
+}
+
 static void processes(const char *self) {
     /* A forked child starts without the parent's timer. */
     CHECK(alarm(100) == 0, "alarm(100)");
@@ -291,13 +461,16 @@ static void processes(const char *self) {
     child = fork();
     if (child == 0) {
         alarm(100);
-        char *args[] = {(char *)self, "exec-child", NULL};
+        static char id_text[16];
+        int id = create_posix(CLOCK_MONOTONIC, SIGEV_SIGNAL, SIGUSR1);
+        snprintf(id_text, sizeof id_text, "%d", id);
+        char *args[] = {(char *)self, "exec-child", id_text, NULL};
         char *env[] = {NULL};
         execve("/proc/self/exe", args, env);
         _exit(2);
     }
     waitpid(child, &status, 0);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the alarm outlives execve (status %#x)", status);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the alarm outlives execve, the POSIX timer does not (status %#x)", status);
     alarm(0);
 
     /* An uncaught SIGALRM ends the process. */
@@ -312,10 +485,13 @@ static void processes(const char *self) {
 }
 
 int main(int argc, char **argv) {
-    if (argc == 2 && strcmp(argv[1], "exec-child") == 0) {
-        /* Run by the parent's child after it set alarm(100) and exec'd. */
+    if (argc == 3 && strcmp(argv[1], "exec-child") == 0) {
+        /* Run by the parent's child after it set alarm(100), created POSIX
+           timer argv[2] and exec'd: the alarm is there, the timer is not. */
         unsigned left = alarm(0);
-        return left >= 98 && left <= 100 ? 0 : 1;
+        struct itimerspec spec;
+        int gone = syscall(SYS_timer_gettime, atoi(argv[2]), &spec) == -1 && errno == EINVAL;
+        return left >= 98 && left <= 100 && gone ? 0 : 1;
     }
     alarm_calls();
     round_trips();
@@ -323,6 +499,7 @@ int main(int argc, char **argv) {
     delivery();
     blocking();
     usage();
+    posix_timers();
     processes(argv[0]);
     return finish("timers");
 }

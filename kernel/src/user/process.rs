@@ -22,7 +22,7 @@ use super::fdtable::FileTable;
 use super::layout;
 use super::load::{self, LoadError};
 use super::sigstate::{SigAction, SignalExtras, SignalInfo};
-use super::timerstate::{Timers, Usage};
+use super::timerstate::{PosixTimer, Timers, Usage};
 use crate::address_space::{self, Space};
 use crate::arch::frame::TrapFrame;
 use crate::fs;
@@ -153,6 +153,8 @@ pub struct ProcessState {
     pub children_used: Usage,
     /// The interval timers (`alarm`, `setitimer`).
     pub timers: Timers,
+    /// The POSIX timers (`timer_create`), by id.
+    pub posix_timers: BTreeMap<i32, PosixTimer>,
 }
 
 impl ProcessState {
@@ -295,6 +297,7 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         used: Usage::default(),
         children_used: Usage::default(),
         timers: Timers::default(),
+        posix_timers: BTreeMap::new(),
     };
     let process = Arc::new(Process {
         pid,
@@ -359,6 +362,7 @@ fn end(process: &Arc<Process>) {
         state.used.minor_faults += faults;
         // Its timers end with it.
         state.timers = Timers::default();
+        state.posix_timers.clear();
     }
     destroy_space(&process.space);
     let (parent, shell_waits, exit_signal) = {
@@ -577,6 +581,7 @@ pub fn fork(
             used: Usage::default(),
             children_used: Usage::default(),
             timers: Timers::default(),
+            posix_timers: BTreeMap::new(),
         }
     };
     let child = Arc::new(Process {
@@ -873,6 +878,8 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             used: Usage { minor_faults: old.used.minor_faults + old_faults, ..old.used },
             children_used: old.children_used,
             timers: old.timers,
+            // The POSIX timers are not (Linux's exit_itimers at exec).
+            posix_timers: BTreeMap::new(),
             signal_extras: {
                 let mut extras = old.signal_extras.for_child();
                 extras.alt_stack = Default::default();

@@ -1,17 +1,29 @@
 //! Time and timers of user programs: `alarm`, `setitimer`/`getitimer`,
-//! `times` and `getrusage`.
+//! the POSIX timers (`timer_create` and the rest), `times` and
+//! `getrusage`.
 //!
 //! - Interval timers, one of each kind per process (kept in its state, see
 //!   the `timerstate` module): `ITIMER_REAL` (and `alarm`) counts on the
 //!   boot clock and sends `SIGALRM`; `ITIMER_VIRTUAL` counts the process's
 //!   user CPU time and sends `SIGVTALRM`; `ITIMER_PROF` its user and system
-//!   CPU time and sends `SIGPROF`. An interval re-arms the timer when it
-//!   fires (periods missed meanwhile are skipped: one signal, as Linux
-//!   coalesces them). Validation in Linux's order (`kernel/time/itimer.c`):
-//!   the new value is read (`EFAULT`; a null one disarms), its two
-//!   `timeval`s checked (`EINVAL`: a negative second, microseconds outside
-//!   `0..10^6`), then `which` (`EINVAL`); the old value is written after the
-//!   timer is set (`EFAULT` then, with the timer set, as on Linux).
+//!   CPU time and sends `SIGPROF`; each with `si_code` `SI_KERNEL`. An
+//!   interval re-arms the timer when it fires (periods missed meanwhile are
+//!   skipped: one signal, as Linux coalesces them). Validation in Linux's
+//!   order (`kernel/time/itimer.c`): the new value is read (`EFAULT`; a null
+//!   one disarms), its two `timeval`s checked (`EINVAL`: a negative second,
+//!   microseconds outside `0..10^6`), then `which` (`EINVAL`); the old value
+//!   is written after the timer is set (`EFAULT` then, with the timer set,
+//!   as on Linux).
+//! - POSIX timers, any number per process up to [`MAX_POSIX_TIMERS`], on
+//!   the boot clock (`CLOCK_REALTIME` and `CLOCK_MONOTONIC` both count from
+//!   boot here): `SIGEV_SIGNAL` (and `SIGEV_THREAD`, `SIGEV_THREAD_ID`,
+//!   which the kernel sees as a signal too) sends the chosen signal to the
+//!   process with `si_code` `SI_TIMER` and `si_timerid`; `SIGEV_NONE`
+//!   sends nothing, and `timer_gettime` sees its expiry. `TIMER_ABSTIME`,
+//!   intervals and `timer_getoverrun` (the expirations while the signal
+//!   was still pending, counted when the timer fires rather than when the
+//!   signal is delivered) work; the siginfo's `si_overrun` is 0 and
+//!   `si_value` is not filled in.
 //! - Expiry: every timer tick of every CPU compares the boot clock with
 //!   the earliest deadline ([`NEXT`], one atomic: the tick hook takes no
 //!   lock) and, when it has passed, wakes the kernel thread "timers", which
@@ -32,18 +44,18 @@
 //!   `RUSAGE_SELF`, `RUSAGE_CHILDREN` (the children waited for, with
 //!   theirs) and `RUSAGE_THREAD`: the CPU times and `ru_minflt` (the same
 //!   code as `wait4`'s: `process::Rusage`); the other fields are 0.
-//! - Timers are dropped when the process ends, kept across `execve`, and a
-//!   forked child starts without any (Linux's rules).
-//! - Not done: the POSIX timers (`timer_create` and the rest) answer
-//!   `ENOSYS`.
+//! - Timers are dropped when the process ends; the interval timers are kept
+//!   across `execve`, the POSIX timers are not; a forked child starts
+//!   without any (Linux's rules).
 
 use super::copy;
 use super::errno::{Errno, SysResult};
 use super::process::{self, Process, Rusage};
 use super::signal::{self, code, Signal};
-use super::timerstate::{Interval, Timers, Usage};
+use super::timerstate::{Interval, PosixTimer, Timers, Usage};
 use crate::arch::tsc::nanos_since_boot;
 use crate::thread::WaitQueue;
+use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 /// The system calls this module serves, by number.
@@ -53,6 +65,11 @@ mod nr {
     pub const SETITIMER: u64 = 38;
     pub const GETRUSAGE: u64 = 98;
     pub const TIMES: u64 = 100;
+    pub const TIMER_CREATE: u64 = 222;
+    pub const TIMER_SETTIME: u64 = 223;
+    pub const TIMER_GETTIME: u64 = 224;
+    pub const TIMER_GETOVERRUN: u64 = 225;
+    pub const TIMER_DELETE: u64 = 226;
 }
 
 /// `None` for a number this module does not serve.
@@ -63,6 +80,11 @@ pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
         nr::GETITIMER => getitimer(process, a[0] as i32, a[1]),
         nr::TIMES => times(process, a[0]),
         nr::GETRUSAGE => getrusage(process, a[0] as i32, a[1]),
+        nr::TIMER_CREATE => timer_create(process, a[0] as i32, a[1], a[2]),
+        nr::TIMER_SETTIME => timer_settime(process, a[0] as i32, a[1] as i32, a[2], a[3]),
+        nr::TIMER_GETTIME => timer_gettime(process, a[0] as i32, a[1]),
+        nr::TIMER_GETOVERRUN => timer_getoverrun(process, a[0] as i32),
+        nr::TIMER_DELETE => timer_delete(process, a[0] as i32),
         _ => return None,
     })
 }
@@ -273,24 +295,34 @@ fn fire_forever() -> u64 {
 fn fire_expired() {
     NEXT.store(u64::MAX, Ordering::SeqCst);
     for process in process::all() {
-        let timers = process.state.lock().timers;
-        if timers == Timers::default() {
+        let (timers, posix) = {
+            let state = process.state.lock();
+            (state.timers, state.posix_timers.values().any(|timer| timer.signal.is_some() && timer.timer.armed()))
+        };
+        if timers == Timers::default() && !posix {
             continue;
         }
         let cpu_time = (timers.virtual_time.armed() || timers.prof.armed()).then(|| process::usage(&process));
         let now = nanos_since_boot();
-        let mut fired = [None; 3];
+        // The signals to send: (signal, si_code, the timer's id for si_timerid).
+        let mut fired: Vec<(u32, i32, u32)> = Vec::new();
         {
             let mut state = process.state.lock();
             if state.ended {
                 continue;
             }
+            let pending = state.pending;
             let timers = &mut state.timers;
-            fired[0] = expire(&mut timers.real, now).then_some(Signal(14)); // SIGALRM
+            if expire(&mut timers.real, now).is_some() {
+                fired.push((14, code::SI_KERNEL, 0)); // SIGALRM
+            }
             if let Some(Usage { user, system, .. }) = cpu_time {
-                fired[1] = expire(&mut timers.virtual_time, user).then_some(Signal(26)); // SIGVTALRM
-                fired[2] = expire(&mut timers.prof, user + system).then_some(Signal(27));
-                // SIGPROF
+                if expire(&mut timers.virtual_time, user).is_some() {
+                    fired.push((26, code::SI_KERNEL, 0)); // SIGVTALRM
+                }
+                if expire(&mut timers.prof, user + system).is_some() {
+                    fired.push((27, code::SI_KERNEL, 0)); // SIGPROF
+                }
             }
             if timers.real.armed() {
                 NEXT.fetch_min(timers.real.deadline, Ordering::SeqCst);
@@ -298,27 +330,231 @@ fn fire_expired() {
             if timers.virtual_time.armed() || timers.prof.armed() {
                 NEXT.fetch_min(now.saturating_add(crate::thread::scheduler::tick_nanos()), Ordering::SeqCst);
             }
+            for (&id, posix) in state.posix_timers.iter_mut() {
+                let Some(signal) = posix.signal else { continue };
+                if let Some(expirations) = expire(&mut posix.timer, now) {
+                    // Linux counts the expirations while the signal waits
+                    // as overruns; a delivered signal starts a new count.
+                    let still_pending = pending & 1 << (signal - 1) != 0;
+                    posix.overrun = if still_pending { posix.overrun + expirations } else { expirations - 1 };
+                    fired.push((signal, code::SI_TIMER, id as u32));
+                }
+                if posix.timer.armed() {
+                    NEXT.fetch_min(posix.timer.deadline, Ordering::SeqCst);
+                }
+            }
         }
-        for signal in fired.into_iter().flatten() {
-            signal::send(&process, signal, code::SI_KERNEL, 0);
+        for (signal, code, id) in fired {
+            // For a POSIX timer the "sender" is the timer's id: it lands
+            // where siginfo's si_timerid is.
+            signal::send(&process, Signal(signal), code, id);
         }
     }
 }
 
-/// True when `timer` expired by `now` (on its clock); it is re-armed for
-/// the first period after `now`, or disarmed.
-fn expire(timer: &mut Interval, now: u64) -> bool {
+/// When `timer` expired by `now` (on its clock), how many times (1, or
+/// more when periods of its interval went by unseen); it is re-armed for
+/// the first period after `now`, or disarmed. `None`: not expired.
+fn expire(timer: &mut Interval, now: u64) -> Option<u64> {
     if !timer.armed() || now < timer.deadline {
-        return false;
+        return None;
     }
+    let mut expirations = 1;
     timer.deadline = match timer.interval {
         0 => 0,
         interval => {
-            let periods = (now - timer.deadline) / interval + 1;
-            timer.deadline.saturating_add(periods.saturating_mul(interval))
+            expirations += (now - timer.deadline) / interval;
+            timer.deadline.saturating_add(expirations.saturating_mul(interval))
         }
     };
-    true
+    Some(expirations)
+}
+
+// ---------------------------------------------------------------------------
+// POSIX timers
+
+/// `struct timespec`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Timespec {
+    sec: i64,
+    nsec: i64,
+}
+
+impl Timespec {
+    fn valid(&self) -> bool {
+        self.sec >= 0 && (0..NANOS_PER_SECOND as i64).contains(&self.nsec)
+    }
+
+    fn nanos(&self) -> u64 {
+        (self.sec as u64).saturating_mul(NANOS_PER_SECOND).saturating_add(self.nsec as u64)
+    }
+
+    fn from_nanos(nanos: u64) -> Timespec {
+        Timespec { sec: (nanos / NANOS_PER_SECOND) as i64, nsec: (nanos % NANOS_PER_SECOND) as i64 }
+    }
+}
+
+/// `struct itimerspec`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Itimerspec {
+    interval: Timespec,
+    value: Timespec,
+}
+
+/// `struct sigevent` (64 bytes): the value, the signal, how to notify,
+/// and the thread for `SIGEV_THREAD_ID`.
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct SigEvent {
+    value: u64,
+    signo: i32,
+    notify: i32,
+    thread_id: i32,
+    rest: [u32; 11],
+}
+
+/// How many POSIX timers a process may have (Linux's limit is the pending
+/// signals' rlimit; `EAGAIN` past it).
+const MAX_POSIX_TIMERS: usize = 1024;
+
+/// `timer_create(clock, event, id)`, in Linux's order: the event is read
+/// (`EFAULT`), the clock checked (`CLOCK_REALTIME`, `CLOCK_MONOTONIC`,
+/// `CLOCK_BOOTTIME`, `CLOCK_TAI`, all the boot clock here; `EOPNOTSUPP`
+/// for `CLOCK_MONOTONIC_RAW` and the coarse clocks, as on Linux; `EINVAL`
+/// for the rest, where Linux also has CPU-time and alarm clocks), then
+/// the event (`EINVAL`: an unknown
+/// notification, a signal outside `1..=64`, a `SIGEV_THREAD_ID` thread not
+/// of the process); the id is written last (`EFAULT`, and no timer).
+/// `SIGEV_SIGNAL`, `SIGEV_THREAD` (to the kernel, a signal too) and
+/// `SIGEV_THREAD_ID` send the signal to the process (signals are pending
+/// per process here); `SIGEV_NONE` sends nothing. No event: `SIGALRM`.
+fn timer_create(process: &Process, clock: i32, event: u64, id: u64) -> SysResult {
+    const SIGEV_SIGNAL: i32 = 0;
+    const SIGEV_NONE: i32 = 1;
+    const SIGEV_THREAD: i32 = 2;
+    const SIGEV_THREAD_ID: i32 = 4;
+    let event = if event != 0 { Some(copy::read_value::<SigEvent>(event)?) } else { None };
+    match clock {
+        // REALTIME, MONOTONIC, BOOTTIME, TAI: all count from boot here.
+        0 | 1 | 7 | 11 => {}
+        // MONOTONIC_RAW and the coarse clocks have no timers on Linux.
+        4..=6 => return Err(Errno::EOPNOTSUPP),
+        // The CPU-time clocks, the alarm clocks: not here.
+        _ => return Err(Errno::EINVAL),
+    }
+    let signal = match event {
+        None => Some(14), // SIGALRM
+        Some(event) => {
+            if event.notify == SIGEV_THREAD_ID | SIGEV_SIGNAL
+                && !process.state.lock().threads.contains_key(&(event.thread_id as u32))
+            {
+                return Err(Errno::EINVAL);
+            }
+            match event.notify {
+                SIGEV_NONE => None,
+                SIGEV_SIGNAL | SIGEV_THREAD | SIGEV_THREAD_ID if (1..=64).contains(&event.signo) => {
+                    Some(event.signo as u32)
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+        }
+    };
+    let new = {
+        let mut state = process.state.lock();
+        if state.posix_timers.len() >= MAX_POSIX_TIMERS {
+            return Err(Errno::EAGAIN);
+        }
+        let new = state.posix_timers.keys().next_back().map_or(0, |last| last + 1);
+        state.posix_timers.insert(new, PosixTimer { clock, signal, ..PosixTimer::default() });
+        new
+    };
+    if let Err(error) = copy::write_value(id, &new) {
+        process.state.lock().posix_timers.remove(&new);
+        return Err(error);
+    }
+    Ok(0)
+}
+
+/// The time left of `timer` at `now` and its interval, as
+/// `timer_gettime` reports them. A timer that sends nothing (`SIGEV_NONE`)
+/// never fires: its expiry is seen here (an expired one-shot reads 0, a
+/// periodic one its next period). One with a signal, expired and not fired
+/// yet, has a nanosecond left, as on Linux.
+fn posix_report(timer: &PosixTimer, now: u64) -> Itimerspec {
+    let Interval { deadline, interval } = timer.timer;
+    let left = match deadline {
+        0 => 0,
+        deadline if deadline > now => deadline - now,
+        _ if timer.signal.is_some() => 1,
+        _ if interval == 0 => 0,
+        deadline => interval - (now - deadline) % interval,
+    };
+    Itimerspec { interval: Timespec::from_nanos(interval), value: Timespec::from_nanos(left) }
+}
+
+/// `timer_settime(id, flags, new, old)`, in Linux's order: no new value
+/// (`EINVAL`), its reading (`EFAULT`), its two `timespec`s (`EINVAL`), the id
+/// (`EINVAL`); the old value is written after the timer is set (`EFAULT`).
+/// `TIMER_ABSTIME`: the value is a time on the clock (a past one fires at
+/// once); a zero value disarms.
+fn timer_settime(process: &Process, id: i32, flags: i32, new: u64, old: u64) -> SysResult {
+    const TIMER_ABSTIME: i32 = 1;
+    if new == 0 {
+        return Err(Errno::EINVAL);
+    }
+    let wanted: Itimerspec = copy::read_value(new)?;
+    if !wanted.value.valid() || !wanted.interval.valid() {
+        return Err(Errno::EINVAL);
+    }
+    let now = nanos_since_boot();
+    let value = wanted.value.nanos();
+    let deadline = match value {
+        0 => 0,
+        _ if flags & TIMER_ABSTIME != 0 => value.max(1),
+        _ => now.saturating_add(value),
+    };
+    let (previous, fires) = {
+        let mut state = process.state.lock();
+        let timer = state.posix_timers.get_mut(&id).ok_or(Errno::EINVAL)?;
+        let previous = posix_report(timer, now);
+        timer.timer = match deadline {
+            0 => Interval::default(),
+            _ => Interval { deadline, interval: wanted.interval.nanos() },
+        };
+        timer.overrun = 0;
+        (previous, timer.signal.is_some())
+    };
+    if deadline != 0 && fires {
+        start_thread();
+        NEXT.fetch_min(deadline, Ordering::SeqCst);
+    }
+    if old != 0 {
+        copy::write_value(old, &previous)?;
+    }
+    Ok(0)
+}
+
+/// `timer_gettime(id, value)`: `EINVAL` for an unknown id, then the write.
+fn timer_gettime(process: &Process, id: i32, value: u64) -> SysResult {
+    let now = nanos_since_boot();
+    let report = posix_report(process.state.lock().posix_timers.get(&id).ok_or(Errno::EINVAL)?, now);
+    copy::write_value(value, &report)?;
+    Ok(0)
+}
+
+/// `timer_getoverrun(id)`: the overrun of the timer's last signal (see
+/// [`PosixTimer::overrun`]), at most `i32::MAX`.
+fn timer_getoverrun(process: &Process, id: i32) -> SysResult {
+    let overrun = process.state.lock().posix_timers.get(&id).ok_or(Errno::EINVAL)?.overrun;
+    Ok(overrun.min(i32::MAX as u64))
+}
+
+/// `timer_delete(id)`: a signal it sent that is still pending stays.
+fn timer_delete(process: &Process, id: i32) -> SysResult {
+    process.state.lock().posix_timers.remove(&id).ok_or(Errno::EINVAL)?;
+    Ok(0)
 }
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,9 @@
 //!
 //! Linux's rules for what survives what: the interval timers (`alarm`,
 //! `setitimer`) are kept across `execve` and not inherited by a forked
-//! child; a process's usage counts from its start, across `execve`.
+//! child; the POSIX timers (`timer_create`) are neither kept across
+//! `execve` nor inherited; a process's usage counts from its start, across
+//! `execve`.
 
 /// One interval timer: when it expires next (0: disarmed) and the interval
 /// it is armed again with (0: once).
@@ -34,6 +36,21 @@ pub struct Timers {
     pub virtual_time: Interval,
     /// `ITIMER_PROF`: the process's user and system CPU time; `SIGPROF`.
     pub prof: Interval,
+}
+
+/// One POSIX timer (`timer_create`), on the boot clock (`CLOCK_REALTIME`
+/// and `CLOCK_MONOTONIC` both count from boot here).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PosixTimer {
+    /// The clock it was created on (reported by nothing yet).
+    pub clock: i32,
+    /// The signal its expiry sends; `None`: none (`SIGEV_NONE`).
+    pub signal: Option<u32>,
+    /// When it expires, and its interval.
+    pub timer: Interval,
+    /// Expirations beyond the first while its signal was pending, or missed
+    /// between two looks (`timer_getoverrun`).
+    pub overrun: u64,
 }
 
 /// Resources used: CPU time (nanoseconds, sampled by the timer tick) and
