@@ -1,5 +1,8 @@
 //! The scheduler: per-CPU round-robin run queues, preemption by the local
-//! APIC timer, sleeping, blocking and waking, and the idle thread.
+//! APIC timer, sleeping, blocking and waking, and the idle thread. Each
+//! timer tick also counts a tick of CPU time to the thread it interrupts
+//! (user or system, [`Thread::cpu_time`]) and runs the hook a higher layer
+//! installs ([`install_tick_hook`]: the user programs' timers).
 //!
 //! Each CPU runs the threads of its own run queue. A thread stays on the CPU
 //! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
