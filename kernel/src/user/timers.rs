@@ -466,7 +466,9 @@ fn timer_create(process: &Process, clock: i32, event: u64, id: u64) -> SysResult
         if state.posix_timers.len() >= MAX_POSIX_TIMERS {
             return Err(Errno::EAGAIN);
         }
-        let new = state.posix_timers.keys().next_back().map_or(0, |last| last + 1);
+        // The id after the last one, or the first free one once they ran out.
+        let after_last = state.posix_timers.keys().next_back().map_or(Some(0), |last| last.checked_add(1));
+        let new = after_last.unwrap_or_else(|| (0..).find(|id| !state.posix_timers.contains_key(id)).unwrap_or(0));
         state.posix_timers.insert(new, PosixTimer { clock, signal, ..PosixTimer::default() });
         new
     };
