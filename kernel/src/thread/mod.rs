@@ -230,6 +230,14 @@ pub struct ThreadInfo {
     pub address_space: Option<AddressSpaceId>,
 }
 
+/// The CPU time thread `id` used, in nanoseconds `(user, system)`
+/// ([`Thread::cpu_time`]); `None` when it no longer exists.
+pub fn cpu_time(id: ThreadId) -> Option<(u64, u64)> {
+    // The references are dropped after the lock, as in `threads_snapshot`.
+    let threads: Vec<Arc<Thread>> = without_interrupts(|| THREADS.lock().iter().filter_map(Weak::upgrade).collect());
+    threads.iter().find(|thread| thread.id == id).map(|thread| thread.cpu_time())
+}
+
 /// Every existing thread, by increasing id.
 pub fn threads_snapshot() -> Vec<ThreadInfo> {
     let threads: Vec<Arc<Thread>> = without_interrupts(|| THREADS.lock().iter().filter_map(Weak::upgrade).collect());

@@ -1,5 +1,8 @@
 //! The scheduler: per-CPU round-robin run queues, preemption by the local
-//! APIC timer, sleeping, blocking and waking, and the idle thread.
+//! APIC timer, sleeping, blocking and waking, and the idle thread. Each
+//! timer tick also counts a tick of CPU time to the thread it interrupts
+//! (user or system, [`Thread::cpu_time`]) and runs the hook a higher layer
+//! installs ([`install_tick_hook`]: the user programs' timers).
 //!
 //! Each CPU runs the threads of its own run queue. A thread stays on the CPU
 //! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
@@ -30,6 +33,7 @@ use crate::arch::syscall::MSR_FS_BASE;
 use crate::arch::trap::register_handler;
 use crate::arch::tsc;
 use crate::percpu::{self, PerCpu};
+use crate::sync::SetOnce;
 use alloc::sync::Arc;
 use core::arch::asm;
 use core::sync::atomic::Ordering;
@@ -50,6 +54,7 @@ pub(super) fn new_thread(name: &str, is_idle: bool, stack: Stack, entry: Option<
 /// Sets threads up on the boot CPU: the running boot code becomes thread
 /// "main" (on the boot stack), then as [`init_cpu`].
 pub fn init(tick_ms: u64) {
+    state::TICK_NANOS.store(tick_ms * 1_000_000, Ordering::Relaxed);
     let (bottom, _top) = crate::arch::boot::boot_stack();
     init_cpu(tick_ms, "main", bottom);
 }
@@ -134,16 +139,36 @@ fn adopt_running_code(cpu: &PerCpu, name: &str, bottom: u64) -> Arc<Thread> {
 }
 
 /// The timer interrupt: end of interrupt, then a scheduler tick.
-fn timer_interrupt(_frame: &mut TrapFrame) {
+fn timer_interrupt(frame: &mut TrapFrame) {
     apic::end_of_interrupt();
-    timer_tick(percpu::current());
+    timer_tick(percpu::current(), crate::arch::trap::from_user(frame));
 }
 
-/// One timer tick on `cpu` (interrupts off): counts it, wakes the sleepers
-/// whose time has come, and asks for a switch when another thread is ready
-/// (round robin: the time slice is one tick).
-fn timer_tick(cpu: &PerCpu) {
+/// The length of a timer tick, in nanoseconds.
+pub fn tick_nanos() -> u64 {
+    state::TICK_NANOS.load(Ordering::Relaxed)
+}
+
+/// What a higher layer runs on every timer tick of every CPU, interrupts
+/// off, before the tick decides whether to switch: it must only look at
+/// what it can read without a lock and wake threads ([`WaitQueue::wake_all`]).
+static TICK_HOOK: SetOnce<fn()> = SetOnce::new();
+
+/// Installs the tick hook; refused (false) when one is installed already.
+pub fn install_tick_hook(hook: fn()) -> bool {
+    TICK_HOOK.set(hook)
+}
+
+/// One timer tick on `cpu` (interrupts off), which found the running
+/// thread in ring 3 (`in_user`) or in the kernel: counts it, and the
+/// thread's CPU time; wakes the sleepers whose time has come; runs the
+/// tick hook; and asks for a switch when another thread is ready (round
+/// robin: the time slice is one tick).
+fn timer_tick(cpu: &PerCpu, in_user: bool) {
     cpu.timer_ticks.fetch_add(1, Ordering::Relaxed);
+    if let Some(running) = on(cpu).current.lock().as_ref() {
+        running.ticks[if in_user { 0 } else { 1 }].fetch_add(1, Ordering::Relaxed);
+    }
     let now = rdtsc();
     {
         let mut sleepers = on(cpu).sleepers.lock();
@@ -156,6 +181,9 @@ fn timer_tick(cpu: &PerCpu) {
                 index += 1;
             }
         }
+    }
+    if let Some(hook) = TICK_HOOK.get() {
+        hook();
     }
     if !on(cpu).run_queue.lock().is_empty() {
         cpu.need_resched.store(true, Ordering::Relaxed);

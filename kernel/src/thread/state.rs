@@ -128,6 +128,9 @@ pub struct Thread {
     /// The user program's FS base (its thread-local storage), loaded at every
     /// switch to the thread when it runs user code.
     pub(super) user_fs_base: AtomicU64,
+    /// Timer ticks that found the thread running in ring 3, and in the
+    /// kernel: its CPU time, sampled as Linux's tick accounting samples it.
+    pub(super) ticks: [AtomicU64; 2],
 }
 
 /// The stack canary of a thread was found overwritten.
@@ -146,6 +149,9 @@ impl fmt::Display for StackOverflow {
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+/// The length of a timer tick, in nanoseconds (set once at boot).
+pub(super) static TICK_NANOS: AtomicU64 = AtomicU64::new(0);
 
 /// Every thread that still exists, for the listing.
 pub(super) static THREADS: Mutex<Vec<Weak<Thread>>> = Mutex::new(Vec::new());
@@ -175,6 +181,7 @@ impl Thread {
             user_entry_stack: AtomicU64::new(0),
             user_resume: AtomicU64::new(0),
             user_fs_base: AtomicU64::new(0),
+            ticks: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         without_interrupts(|| {
             let mut threads = THREADS.lock();
@@ -236,6 +243,14 @@ impl Thread {
     /// Where the checked canary words start (see [`stack`]).
     pub fn canary_address(&self) -> u64 {
         self.canary_address
+    }
+
+    /// The CPU time the thread used, in nanoseconds, `(user, system)`: the
+    /// timer ticks that found it running in ring 3 and in the kernel, each
+    /// counted as a whole tick.
+    pub fn cpu_time(&self) -> (u64, u64) {
+        let tick = TICK_NANOS.load(Ordering::Relaxed);
+        (self.ticks[0].load(Ordering::Relaxed) * tick, self.ticks[1].load(Ordering::Relaxed) * tick)
     }
 
     pub(super) fn context(&self) -> *mut SwitchContext {

@@ -4,7 +4,9 @@
 //! - Time: `nanosleep`, `clock_nanosleep` and `pause` wait until the time
 //!   comes or a signal would be delivered (`EINTR`, with the time left);
 //!   `gettimeofday` and `time` read the clock `clock_gettime` reads (the
-//!   wall clock starts at the epoch when the kernel boots).
+//!   wall clock starts at the epoch when the kernel boots). `alarm`, the
+//!   interval and POSIX timers, `times` and `getrusage` are the `timers`
+//!   module's.
 //! - Limits: `setrlimit` (as `prlimit64` sets them; `RLIMIT_NOFILE` no
 //!   higher than `fs.nr_open`).
 //! - CPUs: `sched_getaffinity` is the set of online CPUs, narrowed by what

@@ -10,7 +10,9 @@
 //! - [`syscall`], [`memory`], [`files`], [`proc`]: the system calls;
 //! - [`signal`]: what a program's faults raise, and delivery;
 //! - [`misc`]: the process, time and scheduling calls, and the count of
-//!   the calls nobody serves.
+//!   the calls nobody serves;
+//! - [`timers`]: `alarm`, the interval timers and the usage calls
+//!   (`times`, `getrusage`), with the state in [`timerstate`].
 //!
 //! The way in and out of ring 3 (`syscall`/`sysretq`, `iretq`, `swapgs`)
 //! is `arch::syscall`; this layer installs its two hooks there and in the
@@ -37,6 +39,8 @@ pub mod random;
 pub mod signal;
 pub mod sigstate;
 pub mod syscall;
+pub mod timers;
+pub mod timerstate;
 
 use crate::arch::frame::TrapFrame;
 use crate::arch::syscall::{install_syscall_handler, redirect_with_frame, resume_user, SyscallHandler};

@@ -22,6 +22,7 @@ use super::fdtable::FileTable;
 use super::layout;
 use super::load::{self, LoadError};
 use super::sigstate::{SigAction, SignalExtras, SignalInfo};
+use super::timerstate::{PosixTimer, Timers, Usage};
 use crate::address_space::{self, Space};
 use crate::arch::frame::TrapFrame;
 use crate::fs;
@@ -144,8 +145,16 @@ pub struct ProcessState {
     /// The signal the parent gets when this process ends (`SIGCHLD`, or the
     /// low byte of `clone`'s flags).
     pub exit_signal: u32,
-    /// Faults handled for the process's accesses (`ru_minflt`).
-    pub minor_faults: u64,
+    /// What the process used and no longer counts elsewhere: the CPU time
+    /// of its threads that ended, the faults of the spaces it left
+    /// (`execve`, exit). See [`usage`].
+    pub used: Usage,
+    /// What the children it waited for used, with theirs (`RUSAGE_CHILDREN`).
+    pub children_used: Usage,
+    /// The interval timers (`alarm`, `setitimer`).
+    pub timers: Timers,
+    /// The POSIX timers (`timer_create`), by id.
+    pub posix_timers: BTreeMap<i32, PosixTimer>,
 }
 
 impl ProcessState {
@@ -285,7 +294,10 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         shell_waits: true,
         ended: false,
         exit_signal: SIGCHLD,
-        minor_faults: 0,
+        used: Usage::default(),
+        children_used: Usage::default(),
+        timers: Timers::default(),
+        posix_timers: BTreeMap::new(),
     };
     let process = Arc::new(Process {
         pid,
@@ -344,8 +356,14 @@ fn end(process: &Arc<Process>) {
     if process.exiting() {
         ENDING.fetch_sub(1, Ordering::SeqCst);
     }
-    let faults = address_space::paging_of(&process.space.lock()).map_or(0, |paging| paging.counters().faults_handled);
-    process.state.lock().minor_faults = faults;
+    let faults = faults_of(&process.space);
+    {
+        let mut state = process.state.lock();
+        state.used.minor_faults += faults;
+        // Its timers end with it.
+        state.timers = Timers::default();
+        state.posix_timers.clear();
+    }
     destroy_space(&process.space);
     let (parent, shell_waits, exit_signal) = {
         let mut state = process.state.lock();
@@ -416,33 +434,40 @@ pub fn wait4(process: &Process, pid: i64, status: u64, options: u64, rusage: u64
             }
             any = true;
             if state.ended {
-                found = Some((child.pid, state.exit.unwrap_or(ExitStatus::Exited(0)), state.minor_faults));
+                // An ended process's own usage is all in `used`.
+                let used = state.used.plus(state.children_used);
+                found = Some((child.pid, state.exit.unwrap_or(ExitStatus::Exited(0)), used));
                 break;
             }
         }
         if !any {
             return Some(Err(Errno::ECHILD));
         }
-        if let Some((pid, exit, faults)) = found {
+        if let Some((pid, exit, used)) = found {
             table.remove(&pid);
-            return Some(Ok(Some((pid, exit, faults))));
+            return Some(Ok(Some((pid, exit, used))));
         }
         (options & WNOHANG != 0).then_some(Ok(None))
     })?;
-    let Some((pid, exit, faults)) = reaped else { return Ok(0) };
+    let Some((pid, exit, used)) = reaped else { return Ok(0) };
+    {
+        let mut state = process.state.lock();
+        state.children_used = state.children_used.plus(used);
+    }
     if status != 0 {
         copy::write_value(status, &exit.wait_status())?;
     }
     if rusage != 0 {
-        copy::write_value(rusage, &Rusage::with_minor_faults(faults))?;
+        copy::write_value(rusage, &Rusage::from(used))?;
     }
     Ok(pid as u64)
 }
 
-/// `struct rusage` (144 bytes): the counters this kernel keeps are filled in.
+/// `struct rusage` (144 bytes): the counters this kernel keeps are filled
+/// in (CPU times, minor faults); the rest are 0.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
-struct Rusage {
+pub struct Rusage {
     utime: [i64; 2],
     stime: [i64; 2],
     maxrss: i64,
@@ -454,10 +479,46 @@ struct Rusage {
     rest: [i64; 8],
 }
 
-impl Rusage {
-    fn with_minor_faults(faults: u64) -> Rusage {
-        Rusage { minflt: faults as i64, ..Rusage::default() }
+impl From<Usage> for Rusage {
+    fn from(usage: Usage) -> Rusage {
+        // A `struct timeval`: seconds and microseconds.
+        let timeval = |nanos: u64| [(nanos / 1_000_000_000) as i64, (nanos % 1_000_000_000 / 1000) as i64];
+        Rusage {
+            utime: timeval(usage.user),
+            stime: timeval(usage.system),
+            minflt: usage.minor_faults as i64,
+            ..Rusage::default()
+        }
     }
+}
+
+/// The faults handled in `space` so far.
+fn faults_of(space: &Space) -> u64 {
+    address_space::paging_of(&space.lock()).map_or(0, |paging| paging.counters().faults_handled)
+}
+
+/// What `process` has used so far (`RUSAGE_SELF`): the CPU time of its
+/// threads, running and ended, and its faults, in every space it had.
+pub fn usage(process: &Process) -> Usage {
+    let threads: Vec<ThreadId> =
+        BY_THREAD.lock().iter().filter(|(_, &(pid, _))| pid == process.pid).map(|(&thread, _)| thread).collect();
+    let mut live = Usage { minor_faults: faults_of(&process.space), ..Usage::default() };
+    for thread in threads {
+        if let Some((user, system)) = thread::cpu_time(thread) {
+            live.user += user;
+            live.system += system;
+        }
+    }
+    process.state.lock().used.plus(live)
+}
+
+/// What the running thread has used (`RUSAGE_THREAD`): its CPU time, and
+/// its process's faults when it is the process's only thread (faults are
+/// not counted by thread).
+pub fn thread_usage(process: &Process) -> Usage {
+    let (user, system) = thread::current().cpu_time();
+    let minor_faults = if process.thread_count() == 1 { usage(process).minor_faults } else { 0 };
+    Usage { user, system, minor_faults }
 }
 
 /// `clone` flags this kernel honours for a new process (no `CLONE_VM`: that
@@ -516,7 +577,11 @@ pub fn fork(
             shell_waits: false,
             ended: false,
             exit_signal: (flags & CSIGNAL) as u32,
-            minor_faults: 0,
+            // A child starts with nothing used and no timer (Linux's rules).
+            used: Usage::default(),
+            children_used: Usage::default(),
+            timers: Timers::default(),
+            posix_timers: BTreeMap::new(),
         }
     };
     let child = Arc::new(Process {
@@ -585,8 +650,11 @@ fn thread_finished(pid: u32, tid: u32) {
         let _ = address_space::move_current_thread(None);
         return;
     };
+    let (user, system) = thread::current().cpu_time();
     let (clear_tid, last) = {
         let mut state = process.state.lock();
+        state.used.user += user;
+        state.used.system += system;
         let clear_tid = state.threads.remove(&tid).unwrap_or(0);
         state.masks.remove(&tid);
         (clear_tid, state.threads.is_empty())
@@ -778,6 +846,7 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
         return Err(Errno::ENOMEM);
     }
     // Past the point of no return: the old space is left.
+    let old_faults = faults_of(&process.space);
     let state = {
         let old = process.state.lock();
         let mut files = old.files.clone();
@@ -805,7 +874,12 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             shell_waits: old.shell_waits,
             ended: false,
             exit_signal: old.exit_signal,
-            minor_faults: 0,
+            // The usage goes on, and the interval timers are kept.
+            used: Usage { minor_faults: old.used.minor_faults + old_faults, ..old.used },
+            children_used: old.children_used,
+            timers: old.timers,
+            // The POSIX timers are not (Linux's exit_itimers at exec).
+            posix_timers: BTreeMap::new(),
             signal_extras: {
                 let mut extras = old.signal_extras.for_child();
                 extras.alt_stack = Default::default();

@@ -86,6 +86,8 @@ pub mod code {
     pub const SI_USER: i32 = 0;
     /// Sent by `tkill` or `tgkill` (`raise`).
     pub const SI_TKILL: i32 = -6;
+    /// Sent by a POSIX timer's expiry (`timer_create`).
+    pub const SI_TIMER: i32 = -2;
     /// Sent by the kernel.
     pub const SI_KERNEL: i32 = 0x80;
     /// SIGSEGV: address not mapped.
@@ -122,6 +124,7 @@ impl SignalInfo {
             (_, code::SI_KERNEL) => "SI_KERNEL",
             (_, code::SI_USER) => "SI_USER",
             (_, code::SI_TKILL) => "SI_TKILL",
+            (_, code::SI_TIMER) => "SI_TIMER",
             (Signal::SIGSEGV, code::SEGV_MAPERR) => "SEGV_MAPERR",
             (Signal::SIGSEGV, code::SEGV_ACCERR) => "SEGV_ACCERR",
             (Signal::SIGILL, code::ILL_ILLOPN) => "ILL_ILLOPN",

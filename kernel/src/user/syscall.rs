@@ -1,6 +1,6 @@
 //! The system-call table: Linux x86-64 numbers, arguments in RDI, RSI, RDX,
 //! R10, R8, R9, the result or `-errno` in RAX. A number not listed here
-//! goes to the tables of `memory`, `files` and `misc`; one none of them
+//! goes to the tables of `memory`, `files`, `timers` and `misc`; one none of them
 //! serves returns `ENOSYS` (counted: the shell's `syscalls`), which C
 //! libraries expect and handle (`rseq`, `clone3`).
 //!
@@ -15,6 +15,7 @@ use super::memory;
 use super::misc;
 use super::process::{self, ExitStatus, Process, RLimit, RLIMIT_COUNT};
 use super::signal;
+use super::timers;
 use crate::arch::frame::TrapFrame;
 use alloc::sync::Arc;
 
@@ -172,6 +173,7 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         _ => memory::call(process, number, a)
             .or_else(|| files::call(process, number, a))
             .or_else(|| super::dirs::call(process, number, a))
+            .or_else(|| timers::call(process, number, a))
             .or_else(|| misc::call(process, number, a))
             .unwrap_or_else(|| misc::unsupported(number)),
     }
