@@ -41,8 +41,19 @@ struct Program {
 
 /// The capabilities a `needs:` line may name, with their numbers
 /// (`linux/capability.h`).
-const CAPABILITIES: &[(&str, u32)] =
-    &[("CAP_SETPCAP", 8), ("CAP_IPC_LOCK", 14), ("CAP_SYS_RAWIO", 17), ("CAP_SYS_ADMIN", 21), ("CAP_SYS_RESOURCE", 24)];
+const CAPABILITIES: &[(&str, u32)] = &[
+    ("CAP_CHOWN", 0),
+    ("CAP_DAC_OVERRIDE", 1),
+    ("CAP_FOWNER", 3),
+    ("CAP_KILL", 5),
+    ("CAP_SETGID", 6),
+    ("CAP_SETUID", 7),
+    ("CAP_SETPCAP", 8),
+    ("CAP_IPC_LOCK", 14),
+    ("CAP_SYS_RAWIO", 17),
+    ("CAP_SYS_ADMIN", 21),
+    ("CAP_SYS_RESOURCE", 24),
+];
 
 /// The host's effective capability set, as this process holds it (the test
 /// programs run with the same): the `CapEff:` line of `/proc/self/status`.

@@ -14,11 +14,13 @@
 //! a mount's root cannot be removed or renamed (`EBUSY`).
 
 use super::copy;
+use super::creds::{self, cap, may};
 use super::errno::{Errno, SysResult};
 use super::fdtable::flags::{O_LARGEFILE, O_RDWR};
 use super::files::{
-    absolute, directory_path, file_of, install_open, nofile_limit, ram_errno, read_path, resolve, target_at, Backing,
-    Directory, Node, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, INITRD_DEV, NAME_MAX, PROC_DEV,
+    absolute, directory_path, file_of, install_open, nofile_limit, ram_errno, ram_permission, read_path, resolve,
+    target_at, Backing, Directory, Node, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, INITRD_DEV, NAME_MAX,
+    PROC_DEV,
 };
 use super::memory;
 use super::process::Process;
@@ -148,6 +150,32 @@ fn writable_directory(node: &Node) -> Result<Arc<Inode>, Errno> {
     }
 }
 
+/// The directory in RAM `node` is, which the process may change (write
+/// and search permission: `EACCES`), or `EROFS` for another file system's.
+fn changeable_directory(process: &Process, node: &Node) -> Result<Arc<Inode>, Errno> {
+    let directory = writable_directory(node)?;
+    ram_permission(process, &directory, may::WRITE | may::EXEC)?;
+    Ok(directory)
+}
+
+/// Whether the process may remove or replace `victim`'s entry in
+/// `directory`: in a sticky directory only the entry's owner, the
+/// directory's owner or a process with `CAP_FOWNER` may (`EPERM`).
+fn sticky_allows(process: &Process, directory: &Inode, victim: &Node) -> Result<(), Errno> {
+    let directory_meta = *directory.meta.lock();
+    let Node::Ram(victim) = victim else { return Ok(()) };
+    if directory_meta.mode & 0o1000 == 0 {
+        return Ok(());
+    }
+    let who = creds::credentials(process);
+    let owner = victim.meta.lock().uid;
+    if who.fsuid() == owner || who.fsuid() == directory_meta.uid || who.has(cap::FOWNER) {
+        Ok(())
+    } else {
+        Err(Errno::EPERM)
+    }
+}
+
 /// True when `node` is the root of a mounted file system in RAM.
 fn is_mount_root(node: &Node) -> bool {
     matches!(node, Node::Ram(inode) if ramfs::mounted().iter().any(|(_, ram)| Arc::ptr_eq(&ram.root, inode)))
@@ -164,16 +192,15 @@ fn mkdir(process: &Process, dirfd: u64, path: u64, mode_bits: u64) -> SysResult 
     if last.name == "." || last.name == ".." {
         return Err(Errno::EEXIST);
     }
-    let directory = match writable_directory(&last.parent) {
-        Ok(directory) => directory,
-        Err(error) => {
-            let full = alloc::format!("/{}/{}", directory_path(&last.parent)?, last.name);
-            return if resolve(process, &full, false).is_ok() { Err(Errno::EEXIST) } else { Err(error) };
-        }
-    };
+    let full = alloc::format!("/{}/{}", directory_path(&last.parent)?, last.name);
+    if resolve(process, &full, false).is_ok() {
+        return Err(Errno::EEXIST);
+    }
+    let directory = changeable_directory(process, &last.parent)?;
     let ram = ramfs::instance(directory.dev).ok_or(Errno::ENOENT)?;
     let bits = mode_bits as u32 & 0o7777 & !umask(process);
-    let child = ram.new_inode(mode::DIRECTORY | bits, 0, 0, Body::Directory(Mutex::default()));
+    let who = creds::credentials(process);
+    let child = ram.new_inode(mode::DIRECTORY | bits, who.fsuid(), who.fsgid(), Body::Directory(Mutex::default()));
     directory.link(&last.name, &child).map_err(ram_errno)?;
     Ok(0)
 }
@@ -203,7 +230,8 @@ fn remove(process: &Process, dirfd: u64, path: u64, directory: bool) -> SysResul
     if !directory && last.trailing_slash && !target.is_directory() {
         return Err(Errno::ENOTDIR);
     }
-    let parent = writable_directory(&last.parent)?;
+    let parent = changeable_directory(process, &last.parent)?;
+    sticky_allows(process, &parent, &target)?;
     parent.unlink(&last.name, directory).map_err(ram_errno)?;
     Ok(0)
 }
@@ -231,7 +259,12 @@ fn rename(process: &Process, old_dirfd: u64, old: u64, new_dirfd: u64, new: u64,
     if (from.trailing_slash || to.trailing_slash) && !moving.is_directory() {
         return Err(Errno::ENOTDIR);
     }
-    let (source, target) = (writable_directory(&from.parent)?, writable_directory(&to.parent)?);
+    let (source, target) = (changeable_directory(process, &from.parent)?, changeable_directory(process, &to.parent)?);
+    sticky_allows(process, &source, &moving)?;
+    let new_full = alloc::format!("/{}/{}", directory_path(&to.parent)?, to.name);
+    if let Ok(replaced) = resolve(process, &new_full, false) {
+        sticky_allows(process, &target, &replaced)?;
+    }
     ramfs::rename(&source, &from.name, &target, &to.name, flags & RENAME_NOREPLACE == 0).map_err(ram_errno)?;
     Ok(0)
 }
@@ -267,10 +300,21 @@ fn link(process: &Process, old_dirfd: u64, old: u64, new_dirfd: u64, new: u64, f
     if resolve(process, &full, false).is_ok() {
         return Err(Errno::EEXIST);
     }
-    let directory = writable_directory(&last.parent)?;
+    let directory = changeable_directory(process, &last.parent)?;
     let Node::Ram(inode) = existing else { return Err(Errno::EXDEV) };
     if inode.dev != directory.dev {
         return Err(Errno::EXDEV);
+    }
+    // fs.protected_hardlinks (on in Debian): the owner, or a regular file
+    // without set-id bits the process may read and write, or CAP_FOWNER.
+    let who = creds::credentials(process);
+    let meta = *inode.meta.lock();
+    let safe = meta.mode & mode::TYPE == mode::REGULAR
+        && meta.mode & 0o4000 == 0
+        && meta.mode & 0o2010 != 0o2010
+        && creds::may_access(&who, meta.mode, meta.uid, meta.gid, may::READ | may::WRITE);
+    if !(creds::owns(&who, meta.uid) || safe) {
+        return Err(Errno::EPERM);
     }
     if inode.meta.lock().nlink == 0 {
         return Err(Errno::ENOENT); // an unlinked file (O_TMPFILE can be linked; not done here)
@@ -290,9 +334,10 @@ fn symlink(process: &Process, target: u64, dirfd: u64, path: u64) -> SysResult {
     if resolve(process, &full, false).is_ok() || matches!(last.name.as_str(), "." | "..") {
         return Err(Errno::EEXIST);
     }
-    let directory = writable_directory(&last.parent)?;
+    let directory = changeable_directory(process, &last.parent)?;
     let ram = ramfs::instance(directory.dev).ok_or(Errno::ENOENT)?;
-    let inode = ram.new_inode(mode::SYMLINK | 0o777, 0, 0, Body::Symlink(target));
+    let who = creds::credentials(process);
+    let inode = ram.new_inode(mode::SYMLINK | 0o777, who.fsuid(), who.fsgid(), Body::Symlink(target));
     directory.link(&last.name, &inode).map_err(ram_errno)?;
     Ok(0)
 }
@@ -337,9 +382,18 @@ fn chmod(process: &Process, dirfd: u64, path: u64, mode_bits: u64, flags: u64, b
         node_at(process, dirfd, path, flags)?
     };
     let inode = ram_inode(node)?;
+    let who = creds::credentials(process);
     {
         let mut meta = inode.meta.lock();
-        meta.mode = (meta.mode & mode::TYPE) | (mode_bits as u32 & 0o7777);
+        if !creds::owns(&who, meta.uid) {
+            return Err(Errno::EPERM);
+        }
+        let mut bits = mode_bits as u32 & 0o7777;
+        // Set-group-ID only for a member of the file's group (or CAP_FSETID).
+        if meta.mode & mode::TYPE != mode::DIRECTORY && !who.in_group(meta.gid) && !who.has(cap::FSETID) {
+            bits &= !0o2000;
+        }
+        meta.mode = (meta.mode & mode::TYPE) | bits;
     }
     inode.touch_inode();
     Ok(0)
@@ -351,24 +405,35 @@ fn chown(process: &Process, dirfd: u64, path: u64, uid: u64, gid: u64, flags: u6
         return Err(Errno::EINVAL);
     }
     let node = node_at(process, dirfd, path, flags)?;
-    set_owner(ram_inode(node)?, uid, gid)
+    set_owner(process, ram_inode(node)?, uid, gid)
 }
 
 /// `fchown(fd, uid, gid)`.
 fn fchown(process: &Process, fd: u64, uid: u64, gid: u64) -> SysResult {
     let file = file_of(process, fd)?;
     let node = node_of_file(&file.lock().backing)?;
-    set_owner(ram_inode(node)?, uid, gid)
+    set_owner(process, ram_inode(node)?, uid, gid)
 }
 
-fn set_owner(inode: Arc<Inode>, uid: u64, gid: u64) -> SysResult {
+/// Changes the owner and group (`u32::MAX`: unchanged) as Linux's
+/// `chown_ok` and `chgrp_ok` allow: `CAP_CHOWN`, or the owner keeping
+/// itself as owner and giving the file one of its own groups (`EPERM`).
+fn set_owner(process: &Process, inode: Arc<Inode>, uid: u64, gid: u64) -> SysResult {
+    let who = creds::credentials(process);
     {
         let mut meta = inode.meta.lock();
-        if uid as u32 != u32::MAX {
-            meta.uid = uid as u32;
+        let (uid, gid) = (uid as u32, gid as u32);
+        let owner = who.fsuid() == meta.uid;
+        let uid_ok = uid == u32::MAX || (owner && uid == meta.uid) || who.has(cap::CHOWN);
+        let gid_ok = gid == u32::MAX || (owner && (gid == meta.gid || who.in_group(gid))) || who.has(cap::CHOWN);
+        if !uid_ok || !gid_ok {
+            return Err(Errno::EPERM);
         }
-        if gid as u32 != u32::MAX {
-            meta.gid = gid as u32;
+        if uid != u32::MAX {
+            meta.uid = uid;
+        }
+        if gid != u32::MAX {
+            meta.gid = gid;
         }
         // Root changing the owner of a file clears set-user-ID and, for a
         // group-executable file, set-group-ID (Linux's `notify_change`).
@@ -414,6 +479,15 @@ fn utimensat(process: &Process, dirfd: u64, path: u64, times: u64, flags: u64) -
         return Ok(0);
     }
     let inode = ram_inode(node)?;
+    let who = creds::credentials(process);
+    let meta = *inode.meta.lock();
+    if !creds::owns(&who, meta.uid) {
+        // Times of one's choosing need the file's owner; the time now, write access.
+        if stamps.iter().any(|[_, nsec]| *nsec != UTIME_NOW && *nsec != UTIME_OMIT) {
+            return Err(Errno::EPERM);
+        }
+        ram_permission(process, &inode, may::WRITE)?;
+    }
     let now = Time::now();
     let stamp = |[sec, nsec]: [i64; 2]| if nsec == UTIME_NOW { now } else { Time { sec, nsec: nsec as u32 } };
     let mut meta = inode.meta.lock();
@@ -441,6 +515,7 @@ fn truncate(process: &Process, path: u64, length: u64) -> SysResult {
         return Err(Errno::EISDIR);
     }
     let inode = ram_inode(node)?;
+    ram_permission(process, &inode, may::WRITE)?;
     memory::truncate_file(&inode, length).map_err(ram_errno)?;
     Ok(0)
 }
@@ -583,6 +658,9 @@ fn chdir(process: &Process, path: u64) -> SysResult {
     let node = resolve(process, &absolute(process, AT_FDCWD as u64, name)?, true)?;
     if !node.is_directory() {
         return Err(Errno::ENOTDIR);
+    }
+    if let Node::Ram(inode) = &node {
+        ram_permission(process, inode, may::EXEC)?;
     }
     process.state.lock().files.cwd = node;
     Ok(0)

@@ -29,6 +29,7 @@
 //! only through [`super::copy`].
 
 use super::copy;
+use super::creds::{self, may};
 use super::errno::{Errno, SysResult};
 pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, TABLE_MAX};
 use super::fdtable::{DirEntry, PipeBuffer, Ring, Slot, NEXT_PIPE_INO};
@@ -1108,8 +1109,10 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
             Node::Directory(_) => return Err(Errno::EROFS),
             _ => return Err(Errno::ENOTDIR),
         };
+        ram_permission(process, &inode, may::WRITE | may::EXEC)?;
         let ram = ramfs::instance(inode.dev).ok_or(Errno::ENOENT)?;
-        let file = ram.new_inode(new_mode, 0, 0, ramfs::Body::File(Mutex::default()));
+        let who = creds::credentials(process);
+        let file = ram.new_inode(new_mode, who.fsuid(), who.fsgid(), ramfs::Body::File(Mutex::default()));
         file.meta.lock().nlink = 0;
         let stored = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC | O_DIRECTORY);
         return install_open(process, Backing::Ram(file), stored, flags, limit);
@@ -1127,8 +1130,10 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
             match resolve(process, parent, true)? {
                 _ if path.ends_with('/') => return Err(Errno::EISDIR),
                 Node::Ram(directory) if directory.is_directory() => {
+                    ram_permission(process, &directory, may::WRITE | may::EXEC)?;
                     let ram = ramfs::instance(directory.dev).ok_or(Errno::ENOENT)?;
-                    let file = ram.new_inode(new_mode, 0, 0, ramfs::Body::File(Mutex::default()));
+                    let who = creds::credentials(process);
+                    let file = ram.new_inode(new_mode, who.fsuid(), who.fsgid(), ramfs::Body::File(Mutex::default()));
                     match directory.link(name, &file) {
                         Ok(()) => {
                             file.meta.lock().nlink = 1;
@@ -1157,6 +1162,12 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
         return Err(Errno::ELOOP); // O_NOFOLLOW on a link
     }
     let stored = flags & !(O_CREAT | O_EXCL | O_NOCTTY | O_TRUNC | O_CLOEXEC);
+    if let (Node::Ram(inode), false, false) = (&node, created, flags & O_PATH != 0) {
+        // A file just made may be opened as asked, whatever its mode.
+        let reads = accmode != O_WRONLY;
+        let want = if reads { may::READ } else { 0 } | if wants_write { may::WRITE } else { 0 };
+        ram_permission(process, inode, want)?;
+    }
     let backing = if flags & O_PATH != 0 {
         Backing::Path(node)
     } else {
@@ -1195,6 +1206,17 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
         }
     };
     install_open(process, backing, stored, flags, limit)
+}
+
+/// Whether the process may access `inode` in RAM as `want` asks
+/// ([`creds::may_access`]): `EACCES` if not.
+pub(super) fn ram_permission(process: &Process, inode: &ramfs::Inode, want: u32) -> Result<(), Errno> {
+    let meta = *inode.meta.lock();
+    if creds::may_access(&creds::credentials(process), meta.mode, meta.uid, meta.gid, want) {
+        Ok(())
+    } else {
+        Err(Errno::EACCES)
+    }
 }
 
 /// Puts a new open file description (status flags `stored`) in the lowest
@@ -1908,18 +1930,24 @@ fn access(process: &Process, dirfd: u64, path: u64, mode: u64, flags: u64) -> Sy
     }
     let name = read_path(path);
     let target = target_at(process, dirfd, name, flags & AT_EMPTY_PATH != 0, flags & AT_SYMLINK_NOFOLLOW == 0)?;
-    let (in_proc, file_mode) = match &target {
-        Target::Node(node) => (node.in_proc() || matches!(node, Node::Ram(_)), node_attributes(process, node).mode),
+    let (in_proc, attributes) = match &target {
+        Target::Node(node) => (node.in_proc() || matches!(node, Node::Ram(_)), node_attributes(process, node)),
         Target::File(file) => {
             let attributes = file_attributes(process, file);
-            (attributes.dev != INITRD_DEV, attributes.mode)
+            (attributes.dev != INITRD_DEV, attributes)
         }
     };
+    let file_mode = attributes.mode;
     let special = matches!(file_mode & 0o170000, S_IFIFO | S_IFCHR);
     if mode & W_OK != 0 && !in_proc && !special {
         return Err(Errno::EROFS);
     }
     if mode & X_OK != 0 && file_mode & 0o170000 != S_IFDIR && file_mode & 0o111 == 0 {
+        return Err(Errno::EACCES);
+    }
+    let own = creds::credentials(process);
+    let who = if flags & AT_EACCESS != 0 { own } else { own.for_access() };
+    if !creds::may_access(&who, file_mode, attributes.uid, attributes.gid, mode as u32) {
         return Err(Errno::EACCES);
     }
     Ok(0)

@@ -49,10 +49,10 @@
 //! Linux: every program starts as root with every capability, and may drop
 //! them (`capset`, `misc.rs`).
 
+use super::creds;
 use super::errno::{Errno, SysResult};
 use super::fdtable::Backing;
 use super::layout::{self, is_user, page_up, same_mapping, PAGE};
-use super::misc;
 use super::process::{self, Process};
 use crate::address_space::{paging_of_mut, KernelMachine, LiveEdit, Space, SpaceObject};
 use crate::fs::ramfs;
@@ -247,7 +247,7 @@ struct Limits {
 impl Limits {
     /// The process's soft limits.
     fn of(process: &Process) -> Limits {
-        let ipc_lock = misc::capable(process, misc::cap::IPC_LOCK);
+        let ipc_lock = creds::capable(process, creds::cap::IPC_LOCK);
         let state = process.state.lock();
         Limits { address_space: state.rlimits[RLIMIT_AS].cur, memlock: state.rlimits[RLIMIT_MEMLOCK].cur, ipc_lock }
     }
@@ -1626,11 +1626,11 @@ fn lock_all(process: &Process, lock: bool) {
 /// children inherit no memory locks (`dup_mmap` clears `VM_LOCKED`), and
 /// `mlockall(MCL_FUTURE)` belongs to the parent's space, not the copy.
 /// It also gives the child its parent's capabilities
-/// ([`misc::inherit_credentials`]): this is the one hook `fork` calls.
+/// ([`creds::inherit_credentials`]): this is the one hook `fork` calls.
 pub fn forget_locks(process: &Process) {
     lock_all(process, false);
     // The other half of preparing a forked child: its parent's capabilities.
-    misc::inherit_credentials(process);
+    creds::inherit_credentials(process);
 }
 
 /// `munlockall()`.

@@ -21,15 +21,14 @@
 //!   thread id is the pid), and `rt_sigpending`.
 //! - Capabilities: `capget`, `capset` and the capability options of
 //!   `prctl` (`PR_CAPBSET_*`, keep-caps, securebits, `PR_CAP_AMBIENT`),
-//!   with Linux 6.1's checks and errors. A program starts as root with every
-//!   capability; the sets a process changes are recorded here by pid (a
-//!   forked child inherits them, `execve` recomputes them as Linux does for
-//!   root), and [`capable`] answers for the rest of the kernel
-//!   (`CAP_IPC_LOCK` and `RLIMIT_MEMLOCK` in `memory.rs`).
+//!   with Linux 6.1's checks and errors, over the credentials `creds.rs`
+//!   keeps (where [`super::creds::capable`] answers for the rest of the
+//!   kernel).
 //! - Every number no table serves is counted ([`unsupported`]); the shell's
 //!   `syscalls` lists them with their names.
 
 use super::copy;
+use super::creds::{cap, credentials, securebits, set_credentials, Credentials, CAP_FULL_SET};
 use super::errno::{Errno, SysResult};
 use super::fdtable::NR_OPEN;
 use super::process::{self, Process, RLimit, RLIMIT_COUNT, RLIMIT_NOFILE};
@@ -378,121 +377,10 @@ fn setsid(process: &Process) -> SysResult {
 // ---------------------------------------------------------------------------
 // Capabilities
 
-/// The capabilities named here (`linux/capability.h`).
-pub mod cap {
-    /// `CAP_SETPCAP`: change the bounding set, securebits, any inheritable.
-    pub const SETPCAP: u32 = 8;
-    /// `CAP_IPC_LOCK`: lock memory beyond `RLIMIT_MEMLOCK`.
-    pub const IPC_LOCK: u32 = 14;
-    /// `CAP_LAST_CAP` (`CAP_CHECKPOINT_RESTORE`) in Linux 6.1.
-    pub const LAST: u32 = 40;
-}
-
-/// Every capability Linux 6.1 knows, one bit each (`CAP_FULL_SET`).
-const CAP_FULL_SET: u64 = (1 << (cap::LAST + 1)) - 1;
-
 /// `_LINUX_CAPABILITY_VERSION_1`, `_2` (deprecated) and `_3`.
 const CAP_VERSION_1: u32 = 0x1998_0330;
 const CAP_VERSION_2: u32 = 0x2007_1026;
 const CAP_VERSION_3: u32 = 0x2008_0522;
-
-/// Securebits (`linux/securebits.h`): `SECURE_KEEP_CAPS` and the bits and
-/// locks `PR_SET_SECUREBITS` may set.
-mod securebits {
-    pub const KEEP_CAPS: u32 = 1 << 4;
-    pub const KEEP_CAPS_LOCKED: u32 = 1 << 5;
-    pub const NO_CAP_AMBIENT_RAISE: u32 = 1 << 6;
-    /// `SECURE_ALL_BITS`: noroot, no-setuid-fixup, keep-caps, no-ambient-raise.
-    pub const ALL_BITS: u32 = 1 << 0 | 1 << 2 | 1 << 4 | 1 << 6;
-    /// `SECURE_ALL_LOCKS`: each bit's lock, the bit above it.
-    pub const ALL_LOCKS: u32 = ALL_BITS << 1;
-}
-
-/// A process's capability sets and securebits (Linux keeps them in each
-/// thread's credentials; here the threads of a process share them).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Credentials {
-    effective: u64,
-    permitted: u64,
-    inheritable: u64,
-    bounding: u64,
-    ambient: u64,
-    securebits: u32,
-}
-
-impl Credentials {
-    /// Root's, as a program `run` starts has them: every capability
-    /// permitted, effective and in the bounding set, none inheritable.
-    const ROOT: Credentials = Credentials {
-        effective: CAP_FULL_SET,
-        permitted: CAP_FULL_SET,
-        inheritable: 0,
-        bounding: CAP_FULL_SET,
-        ambient: 0,
-        securebits: 0,
-    };
-
-    /// What root's `execve` of a file without capabilities makes of them
-    /// (`cap_bprm_creds_from_file`): permitted and effective are the
-    /// bounding set and the inheritable one; `SECURE_KEEP_CAPS` is cleared.
-    fn after_exec(self) -> Credentials {
-        let permitted = self.bounding | self.inheritable;
-        Credentials {
-            effective: permitted,
-            permitted,
-            ambient: self.ambient & permitted & self.inheritable,
-            securebits: self.securebits & !securebits::KEEP_CAPS,
-            ..self
-        }
-    }
-
-    fn has(&self, capability: u32) -> bool {
-        self.effective & (1 << capability) != 0
-    }
-}
-
-/// The credentials of the processes that changed theirs (`capset`,
-/// `prctl`, or a parent that had), by pid, with the address space they were
-/// set in: a process whose space is another one has run `execve` since, and
-/// its credentials are [`Credentials::after_exec`] of the ones listed. A
-/// process not listed has [`Credentials::ROOT`].
-static CREDENTIALS: IrqMutex<BTreeMap<u32, (u32, Credentials)>> = IrqMutex::new(BTreeMap::new());
-
-/// The credentials of `process`.
-fn credentials(process: &Process) -> Credentials {
-    match CREDENTIALS.lock().get(&process.pid) {
-        Some(&(space, credentials)) if space == process.space.id() => credentials,
-        Some(&(_, credentials)) => credentials.after_exec(),
-        None => Credentials::ROOT,
-    }
-}
-
-/// Records the credentials of `process`, forgetting those of the processes
-/// that are gone.
-fn set_credentials(process: &Process, credentials: Credentials) {
-    let live: Vec<u32> = process::all().iter().map(|live| live.pid).collect();
-    let mut table = CREDENTIALS.lock();
-    table.retain(|pid, _| live.contains(pid));
-    if credentials == Credentials::ROOT {
-        table.remove(&process.pid);
-    } else {
-        table.insert(process.pid, (process.space.id(), credentials));
-    }
-}
-
-/// Linux's `capable(capability)` for `process`.
-pub fn capable(process: &Process, capability: u32) -> bool {
-    credentials(process).has(capability)
-}
-
-/// Gives `child`, just forked by the running process, its parent's
-/// credentials (Linux's `copy_creds`).
-pub fn inherit_credentials(child: &Process) {
-    let parent = process::current().map_or(Credentials::ROOT, |parent| credentials(&parent));
-    if parent != Credentials::ROOT {
-        CREDENTIALS.lock().insert(child.pid, (child.space.id(), parent));
-    }
-}
 
 /// Linux's `cap_validate_magic`: the number of 32-bit words in each set
 /// for the header's version (`EFAULT`); for an unknown version the

@@ -24,6 +24,7 @@
 //! signals, so that a program that makes no system call is reached too.
 
 pub mod copy;
+pub mod creds;
 pub mod dirs;
 pub mod errno;
 pub mod fdtable;

@@ -46,6 +46,7 @@
 //! starts it; a forked child joins its parent's group ([`SignalExtras`]).
 
 use super::copy;
+use super::creds;
 use super::errno::{Errno, SysResult};
 use super::process::{self, Process};
 pub use super::sigstate::*;
@@ -135,8 +136,15 @@ pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
     if signal > NSIG as u64 {
         return Err(Errno::EINVAL);
     }
+    // Only the processes the caller may signal (`EPERM` when none is).
+    let sender = creds::credentials(process);
+    let allowed: Vec<&Arc<Process>> =
+        targets.iter().filter(|target| creds::may_signal(&sender, &creds::credentials(target))).collect();
+    if allowed.is_empty() {
+        return Err(Errno::EPERM);
+    }
     if signal != 0 {
-        for target in &targets {
+        for target in allowed {
             send(target, Signal(signal as u32), code::SI_USER, process.pid);
         }
     }
@@ -155,6 +163,9 @@ pub fn tkill(process: &Process, tgid: Option<i64>, tid: i64, signal: u64) -> Sys
     }
     if signal > NSIG as u64 {
         return Err(Errno::EINVAL);
+    }
+    if !creds::may_signal(&creds::credentials(process), &creds::credentials(&target)) {
+        return Err(Errno::EPERM);
     }
     if signal != 0 {
         send(&target, Signal(signal as u32), code::SI_TKILL, process.pid);

@@ -42,10 +42,6 @@ pub mod nr {
     pub const KILL: u64 = 62;
     pub const UNAME: u64 = 63;
     pub const GETRLIMIT: u64 = 97;
-    pub const GETUID: u64 = 102;
-    pub const GETGID: u64 = 104;
-    pub const GETEUID: u64 = 107;
-    pub const GETEGID: u64 = 108;
     pub const GETPPID: u64 = 110;
     pub const ARCH_PRCTL: u64 = 158;
     pub const GETTID: u64 = 186;
@@ -153,7 +149,6 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         }
         nr::GETPPID => Ok(process::parent_of(process) as u64),
         nr::WAIT4 => process::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
-        nr::GETUID | nr::GETGID | nr::GETEUID | nr::GETEGID => Ok(0),
         nr::UNAME => uname(a[0]),
         nr::ARCH_PRCTL => arch_prctl(a[0], a[1]),
         nr::SET_TID_ADDRESS => Ok(process::set_tid_address(process, a[0])),
@@ -173,6 +168,7 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         _ => memory::call(process, number, a)
             .or_else(|| files::call(process, number, a))
             .or_else(|| super::dirs::call(process, number, a))
+            .or_else(|| super::creds::call(process, number, a))
             .or_else(|| timers::call(process, number, a))
             .or_else(|| misc::call(process, number, a))
             .unwrap_or_else(|| misc::unsupported(number)),
