@@ -129,6 +129,18 @@ static void cpus(void) {
     CPU_SET(first, &one);
     CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "pin to CPU %d", first);
     CHECK(sched_getaffinity(0, sizeof back, &back) == 0 && CPU_EQUAL(&back, &one), "the pinning reads back");
+    /* Pinned, the thread runs there (every allowed CPU, up to eight). */
+    int tried = 0, ran_there = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && tried < 8; cpu++) {
+        if (!CPU_ISSET(cpu, &set))
+            continue;
+        cpu_set_t only;
+        CPU_ZERO(&only);
+        CPU_SET(cpu, &only);
+        tried++;
+        ran_there += sched_setaffinity(0, sizeof only, &only) == 0 && sched_getcpu() == cpu;
+    }
+    CHECK(tried > 0 && ran_there == tried, "pinned to each CPU, it runs there (%d of %d)", ran_there, tried);
     CHECK(sched_setaffinity(0, sizeof set, &set) == 0, "all CPUs again");
     cpu_set_t none;
     CPU_ZERO(&none);

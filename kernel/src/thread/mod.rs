@@ -35,7 +35,7 @@ pub use state::{with_address_space_hooks_override, StackOverflow};
 
 #[cfg(feature = "ktest")]
 pub use scheduler::exit;
-pub use scheduler::{sleep_ms, yield_now, WaitQueue};
+pub use scheduler::{migrate_current, sleep_ms, yield_now, WaitQueue};
 
 /// The right to wait for a thread's end and collect its exit value.
 pub struct JoinHandle {

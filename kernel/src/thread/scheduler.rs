@@ -7,7 +7,10 @@
 //! Each CPU runs the threads of its own run queue. A thread stays on the CPU
 //! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
 //! least loaded one), so a wake-up queues it there and, when that is another
-//! CPU, sends it the reschedule IPI so that it does not sleep through it.
+//! CPU, sends it the reschedule IPI so that it does not sleep through it. A
+//! thread moves only when it asks to ([`migrate_current`]: a user program's
+//! `sched_setaffinity`): it switches away, and the switch queues it on its
+//! new CPU.
 //!
 //! Every function here that touches a run queue, a thread's scheduling state
 //! or the per-CPU slots runs with interrupts off, so the timer interrupt never
@@ -270,7 +273,8 @@ pub(super) fn schedule() {
     let queued = on(cpu).run_queue.lock().pop_front();
     let next = match queued {
         Some(thread) => thread,
-        None if still_ready => {
+        // A thread that moves to another CPU leaves this one even to idle.
+        None if still_ready && previous.cpu() == cpu.id => {
             previous.scheduling.lock().state = ThreadState::Running;
             return;
         }
@@ -354,7 +358,12 @@ fn finish_switch(cpu: &PerCpu) {
     match scheduling.state {
         ThreadState::Ready if !previous.is_idle => {
             drop(scheduling);
-            on(cpu).run_queue.lock().push_back(previous);
+            if previous.cpu() == cpu.id {
+                on(cpu).run_queue.lock().push_back(previous);
+            } else {
+                // Moved by `migrate_current`: queued on its new CPU.
+                enqueue(previous);
+            }
         }
         ThreadState::Exited => {
             drop(scheduling);
@@ -406,6 +415,26 @@ fn idle_loop(cpu: &PerCpu) -> ! {
 pub fn yield_now() {
     without_interrupts(|| {
         set_current_state(percpu::current(), ThreadState::Ready);
+        schedule();
+    })
+}
+
+/// Moves the running thread to CPU `target` (ignored unless online): it
+/// leaves this CPU at once, runs on `target` from its next turn there and
+/// stays there (a wake-up queues it there).
+pub fn migrate_current(target: u32) {
+    let Some(to) = percpu::by_id(target) else { return };
+    without_interrupts(|| {
+        let here = percpu::current();
+        if here.id == target {
+            return;
+        }
+        let thread = current_thread(here);
+        on(here).threads_placed.fetch_sub(1, Ordering::AcqRel);
+        on(to).threads_placed.fetch_add(1, Ordering::AcqRel);
+        thread.cpu.store(target, Ordering::Relaxed);
+        thread.scheduling.lock().state = ThreadState::Ready;
+        drop(thread);
         schedule();
     })
 }

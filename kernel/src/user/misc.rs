@@ -10,10 +10,11 @@
 //! - Limits: `setrlimit` (as `prlimit64` sets them; `RLIMIT_NOFILE` no
 //!   higher than `fs.nr_open`).
 //! - CPUs: `sched_getaffinity` is the set of online CPUs, narrowed by what
-//!   `sched_setaffinity` recorded for the process; the record is kept and
-//!   reported but not yet honoured (a thread stays on the CPU it started
-//!   on: the scheduler does not move threads), and a forked child starts
-//!   with every CPU. `getcpu` names the CPU the call runs on.
+//!   `sched_setaffinity` recorded for the thread; a thread that leaves out
+//!   the CPU it runs on moves to the lowest CPU of its mask at once
+//!   ([`crate::thread::migrate_current`]) and stays there. A new thread or a
+//!   forked child starts with every CPU (Linux: its creator's mask).
+//!   `getcpu` names the CPU the call runs on.
 //! - Groups and sessions: a process the shell starts leads a group and a
 //!   session of its own; a forked child is in its parent's; `setpgid` and
 //!   `setsid` follow Linux's rules.
@@ -236,8 +237,8 @@ fn setrlimit(process: &Process, resource: u64, limit: u64) -> SysResult {
 // ---------------------------------------------------------------------------
 // CPUs
 
-/// What `sched_setaffinity` recorded, by pid (processes without an entry
-/// may run on every CPU).
+/// What `sched_setaffinity` recorded, by thread id (threads without an
+/// entry may run on every CPU).
 static AFFINITY: IrqMutex<BTreeMap<u32, u64>> = IrqMutex::new(BTreeMap::new());
 
 /// The online CPUs, one bit each.
@@ -266,29 +267,61 @@ fn sched_getaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysRes
     if len * 8 < cpu_ids || !len.is_multiple_of(8) {
         return Err(Errno::EINVAL);
     }
-    let target = process_named(process, pid)?.map_or(process.pid, |target| target.pid);
+    let target = thread_named(process, pid)?;
     let recorded = AFFINITY.lock().get(&target).copied().unwrap_or(u64::MAX);
     let count = len.min(CPUMASK_SIZE) as usize;
     copy::write(mask, &(recorded & online_cpus()).to_le_bytes()[..count])?;
     Ok(count as u64)
 }
 
-/// `sched_setaffinity(pid, len, mask)`: recorded for the process (not yet
-/// honoured: see the module's documentation). Linux's order: the mask
-/// (`EFAULT`), the process (`ESRCH`), no online CPU in it (`EINVAL`).
+/// The thread `pid` names for the affinity calls: the caller for 0, a
+/// thread of any process by its id (a process's id is its first thread's).
+fn thread_named(process: &Process, pid: u64) -> Result<u32, Errno> {
+    let pid = pid as i32;
+    if pid == 0 {
+        return Ok(process::current_tid().unwrap_or(process.pid));
+    }
+    let exists = pid > 0
+        && process::all()
+            .iter()
+            .any(|target| target.pid == pid as u32 || target.state.lock().threads.contains_key(&(pid as u32)));
+    if exists {
+        Ok(pid as u32)
+    } else {
+        Err(Errno::ESRCH)
+    }
+}
+
+/// `sched_setaffinity(pid, len, mask)`: recorded for the thread; the
+/// calling thread, when the mask leaves out the CPU it runs on, moves at
+/// once to the lowest CPU of the mask. Linux's order: the mask (`EFAULT`),
+/// the thread (`ESRCH`), no online CPU in it (`EINVAL`).
 fn sched_setaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysResult {
     let len = (len as u32 as u64).min(CPUMASK_SIZE) as usize;
     let mut bytes = [0u8; 8];
     copy::read(mask, &mut bytes[..len])?;
-    let target = process_named(process, pid)?.map_or(process.pid, |target| target.pid);
+    let target = thread_named(process, pid)?;
     let wanted = u64::from_le_bytes(bytes) & online_cpus();
     if wanted == 0 {
         return Err(Errno::EINVAL);
     }
-    let living: Vec<u32> = process::all().iter().map(|process| process.pid).collect();
-    let mut affinity = AFFINITY.lock();
-    affinity.retain(|pid, _| living.contains(pid));
-    affinity.insert(target, wanted);
+    {
+        let living: Vec<u32> = process::all()
+            .iter()
+            .flat_map(|process| {
+                let mut ids: Vec<u32> = process.state.lock().threads.keys().copied().collect();
+                ids.push(process.pid);
+                ids
+            })
+            .collect();
+        let mut affinity = AFFINITY.lock();
+        affinity.retain(|tid, _| living.contains(tid));
+        affinity.insert(target, wanted);
+    }
+    let here = crate::percpu::current().id;
+    if Some(target) == process::current_tid().or(Some(process.pid)) && wanted & (1 << here) == 0 {
+        crate::thread::migrate_current(wanted.trailing_zeros());
+    }
     Ok(0)
 }
 
