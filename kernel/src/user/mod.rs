@@ -22,6 +22,7 @@
 //! signals, so that a program that makes no system call is reached too.
 
 pub mod copy;
+pub mod devices;
 pub mod dirs;
 pub mod errno;
 pub mod fdtable;
@@ -33,10 +34,12 @@ pub mod memory;
 pub mod misc;
 pub mod proc;
 pub mod process;
+pub mod procinfo;
 pub mod random;
 pub mod signal;
 pub mod sigstate;
 pub mod syscall;
+pub mod sysfs;
 
 use crate::arch::frame::TrapFrame;
 use crate::arch::syscall::{install_syscall_handler, redirect_with_frame, resume_user, SyscallHandler};
