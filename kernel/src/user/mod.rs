@@ -32,6 +32,7 @@ pub mod layout;
 pub mod load;
 pub mod memory;
 pub mod misc;
+pub mod mount;
 pub mod proc;
 pub mod process;
 pub mod procinfo;
