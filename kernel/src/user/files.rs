@@ -1,13 +1,17 @@
 //! A process's open files and the file system calls.
 //!
-//! What a descriptor can name ([`Backing`]): the console (0, 1 and 2: a
-//! terminal to `ioctl`, where writes print and reads see end of file: the
-//! shell owns the keyboard while a program runs), an initrd file (read-only:
-//! opening one for writing, or creating one, is `EROFS`), a directory (the
-//! initrd's, `/proc`, `/proc/self`, `/proc/sys/vm`; `getdents64` lists
-//! them), a generated `/proc` file (`maps`, `smaps`, `status`, `meminfo`,
-//! the `vm` sysctls, made when opened; `pagemap`, made as it is read: see
-//! [`proc`]), one end of a pipe, or an `O_PATH` handle.
+//! What a descriptor can name ([`Backing`]): the console (0, 1 and 2, and
+//! `/dev/tty`: a terminal to `ioctl`, where writes print and reads see end
+//! of file: the shell owns the keyboard while a program runs), an initrd
+//! file (read-only: opening one for writing, or creating one, is `EROFS`),
+//! a directory (the initrd's, `/dev`, those of `/proc` and `/sys`;
+//! `getdents64` lists them), a generated `/proc` or `/sys` file (`maps`,
+//! `smaps`, `status`, `meminfo`, the sysctls, made when opened: see
+//! [`proc`]; `stat`, `cmdline`, `mounts`, `cpuinfo`, the writable
+//! `oom_score_adj`: see [`procinfo`]; `/sys`: see [`sysfs`]; `pagemap`,
+//! made as it is read), a device of `/dev` ([`devices`]), a file in RAM,
+//! one end of a pipe, or an `O_PATH` handle. `/proc/self/fd/N` is a link
+//! to what descriptor N is.
 //!
 //! The descriptor table ([`FileTable`]) holds each descriptor's open file
 //! description (shared by `dup` and `fork`) and its `FD_CLOEXEC` flag; the
