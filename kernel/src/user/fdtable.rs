@@ -2,6 +2,7 @@
 //! of the file calls (`files.rs`), kept below the process records that hold
 //! them (`process.rs`), so that the layers import downward only.
 
+pub use super::devices::Device;
 use super::errno::{Errno, SysResult};
 use crate::fs;
 use crate::fs::ramfs;
@@ -91,6 +92,9 @@ pub enum Backing {
     Path(Node),
     /// A regular file of a file system in RAM (`/tmp`, `/dev/shm`, a memfd).
     Ram(Arc<ramfs::Inode>),
+    /// A device of `/dev` that is not a terminal (`null`, `zero`, `random`,
+    /// `urandom`).
+    Device(Device),
 }
 
 /// An open file description: what it is, the offset reads start at, and
@@ -102,12 +106,15 @@ pub struct OpenFile {
     pub offset: u64,
     /// The access mode and status flags (`fcntl(F_GETFL)`).
     pub flags: u32,
+    /// The absolute path it was opened by, when `open` opened it (the
+    /// target of its `/proc/self/fd` link).
+    pub path: Option<String>,
 }
 
 impl OpenFile {
     /// An open file with `flags` (access mode and status flags).
     pub fn new(backing: Backing, flags: u32) -> OpenFile {
-        OpenFile { backing, offset: 0, flags }
+        OpenFile { backing, offset: 0, flags, path: None }
     }
 
     /// The file's bytes, when it has a fixed content (an initrd or `/proc` file).
@@ -250,8 +257,9 @@ pub enum Node {
     /// An initrd file.
     File(&'static fs::File),
     /// A directory, by its path without the leading slash (`""` is the
-    /// root): a prefix of initrd paths, `proc`, or `proc/self` (the
-    /// process's own directory, also reached as `/proc/PID`).
+    /// root): a prefix of initrd paths, `dev`, a directory of `/proc` or
+    /// `/sys`; `proc/self` is the process's own directory, also reached as
+    /// `/proc/PID`.
     Directory(String),
     /// A `/proc` file made when opened (`maps`, `status`, `meminfo`), or the
     /// link `exe` (to the program).
@@ -260,6 +268,12 @@ pub enum Node {
     SelfLink,
     /// A file, directory or link of a file system in RAM.
     Ram(Arc<ramfs::Inode>),
+    /// A character device of `/dev`.
+    Device(Device),
+    /// A file of `/sys`, by its path (without the leading slash).
+    Sys(&'static str),
+    /// The link `/proc/self/fd/N` (to what descriptor N is).
+    Fd(u32),
 }
 
 impl Node {
@@ -273,7 +287,7 @@ impl Node {
 
     pub(super) fn is_link(&self) -> bool {
         match self {
-            Node::SelfLink | Node::Proc("exe") => true,
+            Node::SelfLink | Node::Proc("exe") | Node::Fd(_) => true,
             Node::Ram(inode) => inode.link_target().is_some(),
             _ => false,
         }
@@ -283,8 +297,8 @@ impl Node {
     pub(super) fn in_proc(&self) -> bool {
         match self {
             Node::Directory(path) => path == "proc" || path.starts_with("proc/"),
-            Node::File(_) | Node::Ram(_) => false,
-            Node::Proc(_) | Node::SelfLink => true,
+            Node::File(_) | Node::Ram(_) | Node::Device(_) | Node::Sys(_) => false,
+            Node::Proc(_) | Node::SelfLink | Node::Fd(_) => true,
         }
     }
 }

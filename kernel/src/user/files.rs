@@ -1,15 +1,19 @@
 //! A process's open files and the file system calls.
 //!
-//! What a descriptor can name ([`Backing`]): the console (0, 1 and 2: a
-//! terminal to `ioctl`, where writes print and reads see end of file: the
-//! shell owns the keyboard while a program runs), an initrd file (read-only:
-//! opening one for writing, or creating one, is `EROFS`), a file in RAM
+//! What a descriptor can name ([`Backing`]): the console (0, 1 and 2, and
+//! `/dev/tty`: a terminal to `ioctl`, where writes print and reads see end
+//! of file: the shell owns the keyboard while a program runs), an initrd
+//! file (read-only: opening one for writing, or creating one, is `EROFS`),
+//! a directory (the initrd's, `/dev`, those of `/proc` and `/sys`;
+//! `getdents64` lists them), a generated `/proc` or `/sys` file (`maps`,
+//! `smaps`, `status`, `meminfo`, the sysctls, made when opened: see
+//! [`proc`]; `stat`, `cmdline`, `mounts`, `cpuinfo`, the writable
+//! `oom_score_adj`: see [`procinfo`]; `/sys`: see [`sysfs`]; `pagemap`,
+//! made as it is read), a device of `/dev` ([`devices`]), a file in RAM
 //! (`/tmp`, `/dev/shm`, a memfd: [`ramfs`]; the calls that change the tree
-//! are in `dirs.rs`), a directory (the
-//! initrd's, `/proc`, `/proc/self`, `/proc/sys/vm`; `getdents64` lists
-//! them), a generated `/proc` file (`maps`, `smaps`, `status`, `meminfo`,
-//! the `vm` sysctls, made when opened; `pagemap`, made as it is read: see
-//! [`proc`]), one end of a pipe, or an `O_PATH` handle.
+//! are in `dirs.rs`),
+//! one end of a pipe, or an `O_PATH` handle. `/proc/self/fd/N` is a link
+//! to what descriptor N is.
 //!
 //! The descriptor table ([`FileTable`]) holds each descriptor's open file
 //! description (shared by `dup` and `fork`) and its `FD_CLOEXEC` flag; the
@@ -30,13 +34,16 @@
 
 use super::copy;
 use super::creds::{self, may};
+use super::devices::{self, Device};
 use super::errno::{Errno, SysResult};
 pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, TABLE_MAX};
 use super::fdtable::{DirEntry, PipeBuffer, Ring, Slot, NEXT_PIPE_INO};
 use super::memory;
 use super::proc;
 use super::process::{self, Process, RLIMIT_NOFILE};
+use super::procinfo;
 use super::signal::{self, code, Signal};
+use super::sysfs;
 use crate::fs;
 use crate::fs::ramfs::{self, mode};
 use alloc::collections::{BTreeMap, VecDeque};
@@ -133,6 +140,9 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
         "proc/sys/vm/max_map_count" => return Some(Node::Proc("max_map_count")),
         _ => {}
     }
+    if let Some(node) = more_node_named(process, name) {
+        return Some(node);
+    }
     if name.strip_prefix("proc/").is_some_and(|pid| pid == process.pid.to_string()) {
         return Some(Node::Directory("proc/self".to_string()));
     }
@@ -161,10 +171,63 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
     fs::files().iter().any(|file| file.name().starts_with(&prefix)).then(|| Node::Directory(name.to_string()))
 }
 
+/// The nodes of `/dev`, `/sys` and the `/proc` files of
+/// [`procinfo`] called `name`, if any.
+fn more_node_named(process: &Process, name: &str) -> Option<Node> {
+    let node = match name {
+        "proc/self/stat" => Node::Proc("stat"),
+        "proc/self/cmdline" => Node::Proc("cmdline"),
+        "proc/self/oom_score_adj" => Node::Proc("oom_score_adj"),
+        "proc/self/mounts" | "proc/mounts" => Node::Proc("mounts"),
+        "proc/cpuinfo" => Node::Proc("cpuinfo"),
+        "proc/sys/kernel/pid_max" => Node::Proc("pid_max"),
+        "proc/sys/kernel/core_pattern" => Node::Proc("core_pattern"),
+        "proc/sys/vm/overcommit_memory" => Node::Proc("overcommit_memory"),
+        "proc/self/fd" | "proc/sys/kernel" => Node::Directory(name.to_string()),
+        _ if sysfs::is_directory(name) => Node::Directory(name.to_string()),
+        _ => {
+            if let Some(key) = sysfs::file(name) {
+                return Some(Node::Sys(key));
+            }
+            if let Some(device) = name.strip_prefix("dev/").and_then(devices::named) {
+                return Some(Node::Device(device));
+            }
+            let fd = name.strip_prefix("proc/self/fd/")?;
+            if fd.len() > 1 && fd.starts_with('0') {
+                return None;
+            }
+            let fd: u32 = fd.parse().ok()?;
+            process.state.lock().files.slot(fd as u64)?;
+            Node::Fd(fd)
+        }
+    };
+    Some(node)
+}
+
+/// The node an open file is, for a `/proc/self/fd` link to be followed
+/// (`ENOENT` for a pipe: opening one through its link is not done here).
+fn node_of_open(open: &OpenFile) -> Result<Node, Errno> {
+    match &open.backing {
+        Backing::Console => Ok(Node::Device(Device::TtyS0)),
+        Backing::Initrd(file) => Ok(Node::File(file)),
+        Backing::Generated { .. } | Backing::Pipe(_) => Err(Errno::ENOENT),
+        Backing::Directory(Directory { ram: Some(inode), .. }) => Ok(Node::Ram(inode.clone())),
+        Backing::Directory(directory) => Ok(Node::Directory(directory.path.clone())),
+        Backing::Path(node) => Ok(node.clone()),
+        Backing::Ram(inode) => Ok(Node::Ram(inode.clone())),
+        Backing::Device(device) => Ok(Node::Device(*device)),
+    }
+}
+
 /// What the link `node` points at (a node that is not a link is itself).
 fn follow(process: &Process, node: Node) -> Result<Node, Errno> {
     match node {
         Node::SelfLink => Ok(Node::Directory("proc/self".to_string())),
+        Node::Fd(fd) => {
+            let file = process.state.lock().files.get_any(fd as u64).map_err(|_| Errno::ENOENT)?;
+            let open = file.lock();
+            node_of_open(&open)
+        }
         Node::Proc("exe") => {
             let (file, _) = process::find_program(&process.path).map_err(|_| Errno::ENOENT)?;
             Ok(Node::File(file))
@@ -327,6 +390,7 @@ pub(super) fn target_at(
 // Directories
 
 /// `d_type` values.
+const DT_CHR: u8 = 2;
 const DT_DIR: u8 = 4;
 const DT_REG: u8 = 8;
 const DT_LNK: u8 = 10;
@@ -337,6 +401,10 @@ const PROC_SELF_LINK_INO: u64 = 2;
 const PROC_MEMINFO_INO: u64 = 3;
 const PROC_MMAP_MIN_ADDR_INO: u64 = 4;
 const PROC_MAX_MAP_COUNT_INO: u64 = 5;
+const PROC_CPUINFO_INO: u64 = 6;
+const PROC_PID_MAX_INO: u64 = 7;
+const PROC_CORE_PATTERN_INO: u64 = 8;
+const PROC_OVERCOMMIT_INO: u64 = 9;
 
 /// The entries of `/proc/PID` by their index in [`proc_pid_ino`].
 mod pid_entry {
@@ -345,11 +413,21 @@ mod pid_entry {
     pub const EXE: u64 = 3;
     pub const SMAPS: u64 = 4;
     pub const PAGEMAP: u64 = 5;
+    pub const STAT: u64 = 6;
+    pub const CMDLINE: u64 = 7;
+    pub const OOM_SCORE_ADJ: u64 = 8;
+    pub const MOUNTS: u64 = 9;
+    pub const FD: u64 = 10;
 }
 
 /// The inode of a process's `/proc/PID` entry `index` (0: the directory).
 fn proc_pid_ino(pid: u32, index: u64) -> u64 {
-    0x1000 + pid as u64 * 8 + index
+    0x1000 + pid as u64 * 16 + index
+}
+
+/// The inode of the link `/proc/PID/fd/FD`.
+fn proc_fd_ino(pid: u32, fd: u32) -> u64 {
+    1 << 60 | (pid as u64) << 20 | fd as u64
 }
 
 /// The permissions of the `/proc` file with inode `ino`, as Linux's:
@@ -358,15 +436,22 @@ fn proc_pid_ino(pid: u32, index: u64) -> u64 {
 fn proc_file_mode(ino: u64) -> u32 {
     match ino {
         PROC_MMAP_MIN_ADDR_INO | PROC_MAX_MAP_COUNT_INO => 0o644,
+        PROC_PID_MAX_INO | PROC_CORE_PATTERN_INO | PROC_OVERCOMMIT_INO => 0o644,
+        _ if is_pid_entry_ino(ino, pid_entry::OOM_SCORE_ADJ) => 0o644,
         _ if is_pagemap_ino(ino) => 0o400,
         _ => 0o444,
     }
 }
 
+/// True for the inode of a `/proc/PID` entry `index`.
+fn is_pid_entry_ino(ino: u64, index: u64) -> bool {
+    (0x1000..1 << 37).contains(&ino) && (ino - 0x1000) % 16 == index
+}
+
 /// True for the inode of a `/proc/PID/pagemap`: read when read, not when
 /// opened (its contents cover the whole user space).
 fn is_pagemap_ino(ino: u64) -> bool {
-    ino >= 0x1000 && (ino - 0x1000) % 8 == pid_entry::PAGEMAP
+    is_pid_entry_ino(ino, pid_entry::PAGEMAP)
 }
 
 /// The inode of an initrd directory (a hash of its path, above every
@@ -385,7 +470,21 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
         Node::File(file) => proc::inode_of(file.name()),
         Node::Directory(path) if path == "proc" => PROC_ROOT_INO,
         Node::Directory(path) if path == "proc/self" => proc_pid_ino(process.pid, 0),
+        Node::Directory(path) if path == "proc/self/fd" => proc_pid_ino(process.pid, pid_entry::FD),
+        Node::Directory(path) if path == "dev" => 1,
+        Node::Directory(path) if sysfs::is_directory(path) => sysfs::ino(path),
         Node::Directory(path) => directory_ino(path),
+        Node::Device(device) => device.ino(),
+        Node::Sys(key) => sysfs::ino(key),
+        Node::Fd(fd) => proc_fd_ino(process.pid, *fd),
+        Node::Proc("cpuinfo") => PROC_CPUINFO_INO,
+        Node::Proc("pid_max") => PROC_PID_MAX_INO,
+        Node::Proc("core_pattern") => PROC_CORE_PATTERN_INO,
+        Node::Proc("overcommit_memory") => PROC_OVERCOMMIT_INO,
+        Node::Proc("stat") => proc_pid_ino(process.pid, pid_entry::STAT),
+        Node::Proc("cmdline") => proc_pid_ino(process.pid, pid_entry::CMDLINE),
+        Node::Proc("oom_score_adj") => proc_pid_ino(process.pid, pid_entry::OOM_SCORE_ADJ),
+        Node::Proc("mounts") => proc_pid_ino(process.pid, pid_entry::MOUNTS),
         Node::SelfLink => PROC_SELF_LINK_INO,
         Node::Proc("meminfo") => PROC_MEMINFO_INO,
         Node::Proc("mmap_min_addr") => PROC_MMAP_MIN_ADDR_INO,
@@ -403,7 +502,8 @@ fn node_kind(node: &Node) -> u8 {
         Node::Directory(_) => DT_DIR,
         Node::Ram(inode) if inode.is_directory() => DT_DIR,
         Node::Ram(inode) if inode.link_target().is_some() => DT_LNK,
-        Node::SelfLink | Node::Proc("exe") => DT_LNK,
+        Node::SelfLink | Node::Proc("exe") | Node::Fd(_) => DT_LNK,
+        Node::Device(_) => DT_CHR,
         _ => DT_REG,
     }
 }
@@ -422,8 +522,14 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             children.insert(process.pid.to_string(), Node::Directory("proc/self".to_string()));
             children.insert("meminfo".to_string(), Node::Proc("meminfo"));
             children.insert("sys".to_string(), Node::Directory("proc/sys".to_string()));
+            children.insert("cpuinfo".to_string(), Node::Proc("cpuinfo"));
+            children.insert("mounts".to_string(), Node::Proc("mounts"));
         }
         "proc/self" => {
+            for name in ["cmdline", "mounts", "oom_score_adj", "stat"] {
+                children.insert(name.to_string(), Node::Proc(name));
+            }
+            children.insert("fd".to_string(), Node::Directory("proc/self/fd".to_string()));
             children.insert("exe".to_string(), Node::Proc("exe"));
             children.insert("maps".to_string(), Node::Proc("maps"));
             children.insert("pagemap".to_string(), Node::Proc("pagemap"));
@@ -432,10 +538,33 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
         }
         "proc/sys" => {
             children.insert("vm".to_string(), Node::Directory("proc/sys/vm".to_string()));
+            children.insert("kernel".to_string(), Node::Directory("proc/sys/kernel".to_string()));
         }
         "proc/sys/vm" => {
             children.insert("max_map_count".to_string(), Node::Proc("max_map_count"));
             children.insert("mmap_min_addr".to_string(), Node::Proc("mmap_min_addr"));
+            children.insert("overcommit_memory".to_string(), Node::Proc("overcommit_memory"));
+        }
+        "proc/sys/kernel" => {
+            children.insert("core_pattern".to_string(), Node::Proc("core_pattern"));
+            children.insert("pid_max".to_string(), Node::Proc("pid_max"));
+        }
+        "proc/self/fd" => {
+            let state = process.state.lock();
+            let open = state.files.slots.iter().enumerate().filter(|(_, slot)| slot.is_some());
+            // Listed by number, as Linux lists them (not by name).
+            for (fd, _) in open {
+                entries.push(DirEntry { ino: proc_fd_ino(process.pid, fd as u32), kind: DT_LNK, name: fd.to_string() });
+            }
+        }
+        _ if sysfs::is_directory(path) => {
+            for (name, key) in sysfs::children(path) {
+                let node = match key {
+                    Some(key) => Node::Sys(key),
+                    None => Node::Directory(format!("{path}/{name}")),
+                };
+                children.insert(name, node);
+            }
         }
         _ => {
             let prefix = if path.is_empty() { String::new() } else { format!("{path}/") };
@@ -454,6 +583,12 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             if path.is_empty() {
                 children.insert("proc".to_string(), Node::Directory("proc".to_string()));
                 children.insert("dev".to_string(), Node::Directory("dev".to_string()));
+                children.insert("sys".to_string(), Node::Directory("sys".to_string()));
+            }
+            if path == "dev" {
+                for (name, device) in devices::ALL {
+                    children.insert(name.to_string(), Node::Device(device));
+                }
             }
             for (mount, ram) in ramfs::mounted() {
                 let (parent_of_mount, name) = mount.rsplit_once('/').unwrap_or(("", mount));
@@ -855,6 +990,11 @@ fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>
             }
             Ok(copied)
         }
+        Backing::Device(device) => {
+            let device = *device;
+            drop(open);
+            device.read(io.total, &mut |at, bytes| io.write_at(at, bytes))
+        }
         Backing::Path(_) => Err(Errno::EBADF),
     }
 }
@@ -964,6 +1104,17 @@ fn write_file(process: &Process, file: &FileRef, io: &UserIo) -> SysResult {
             open.offset = position + written;
             Ok(written)
         }
+        Backing::Device(device) => device.write(io.total),
+        Backing::Generated { ino, .. } if is_pid_entry_ino(*ino, pid_entry::OOM_SCORE_ADJ) => {
+            drop(open);
+            // Linux reads at most 12 bytes (`PROC_NUMBUF` less the NUL).
+            let mut bytes = alloc::vec![0u8; io.total.min(12) as usize];
+            if io.read_at(0, &mut bytes) < bytes.len() as u64 {
+                return Err(Errno::EFAULT);
+            }
+            procinfo::write_oom_score_adj(process, &bytes)?;
+            Ok(bytes.len() as u64)
+        }
         // Nothing else is ever opened for writing.
         _ => Err(Errno::EBADF),
     }
@@ -1011,6 +1162,10 @@ fn positional(process: &Process, fd: u64, buf: u64, len: u64, offset: u64, writi
         if !open.writable() {
             return Err(Errno::EBADF);
         }
+        if let Backing::Device(device) = open.backing {
+            drop(open);
+            return device.write(UserIo::single(buf, len)?.total);
+        }
         let Backing::Ram(inode) = &open.backing else { return Err(Errno::EBADF) };
         let inode = inode.clone();
         // As on Linux, O_APPEND makes pwrite append whatever the offset.
@@ -1048,6 +1203,11 @@ pub fn seek(file: &FileRef, offset: i64, whence: u32) -> SysResult {
         // dcache_dir_lseek: likewise.
         Backing::Directory(_) => (0, whence <= SEEK_CUR),
         Backing::Path(_) => return Err(Errno::EBADF),
+        // null_lseek, and noop_llseek at offset 0: always 0.
+        Backing::Device(_) => {
+            open.offset = 0;
+            return Ok(0);
+        }
     };
     if !whence_ok {
         return Err(Errno::EINVAL);
@@ -1185,8 +1345,16 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
                 }
                 Backing::Ram(inode)
             }
+            // The terminals are the console; the other devices take writes.
+            Node::Device(device) if device.is_terminal() => Backing::Console,
+            Node::Device(device) => Backing::Device(device),
+            Node::Proc("oom_score_adj") => Backing::Generated {
+                bytes: procinfo::oom_score_adj(process),
+                ino: node_ino(process, &Node::Proc("oom_score_adj")),
+            },
             _ if wants_write => return Err(Errno::EROFS),
             _ if flags & O_DIRECT != 0 => return Err(Errno::EINVAL), // no direct I/O here
+            Node::Sys(key) => Backing::Generated { bytes: sysfs::contents(key), ino: sysfs::ino(key) },
             Node::Directory(path) => Backing::Directory(Directory { entries: list(process, &path), path, ram: None }),
             Node::File(file) => Backing::Initrd(file),
             Node::Proc(name) => {
@@ -1196,16 +1364,39 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
                     "status" => proc::status(process),
                     "mmap_min_addr" => proc::mmap_min_addr(),
                     "max_map_count" => proc::max_map_count(),
+                    "stat" => procinfo::stat(process),
+                    "cmdline" => procinfo::cmdline(process),
+                    "mounts" => procinfo::mounts(),
+                    "cpuinfo" => procinfo::cpuinfo(),
+                    "pid_max" => procinfo::pid_max(),
+                    "core_pattern" => procinfo::core_pattern(),
+                    "overcommit_memory" => procinfo::overcommit_memory(),
                     // Made as it is read.
                     "pagemap" => Vec::new(),
                     _ => proc::meminfo(),
                 };
                 Backing::Generated { bytes, ino: node_ino(process, &Node::Proc(name)) }
             }
-            Node::SelfLink => return Err(Errno::ELOOP),
+            Node::SelfLink | Node::Fd(_) => return Err(Errno::ELOOP),
         }
     };
-    install_open(process, backing, stored, flags, limit)
+    install_named(process, backing, stored, flags, limit, Some(lexical_path(&path)))
+}
+
+/// `path` (absolute) without its `.` and `..` components and repeated
+/// slashes, as the target of a `/proc/self/fd` link.
+fn lexical_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for component in path.split('/') {
+        match component {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            _ => parts.push(component),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
 
 /// Whether the process may access `inode` in RAM as `want` asks
@@ -1222,11 +1413,22 @@ pub(super) fn ram_permission(process: &Process, inode: &ramfs::Inode, want: u32)
 /// Puts a new open file description (status flags `stored`) in the lowest
 /// free descriptor; `flags` as `open` was given them.
 pub(super) fn install_open(process: &Process, backing: Backing, stored: u32, flags: u32, limit: u64) -> SysResult {
-    let slot = Slot {
-        file: Arc::new(Mutex::new(OpenFile::new(backing, stored))),
-        path_only: flags & O_PATH != 0,
-        cloexec: flags & O_CLOEXEC != 0,
-    };
+    install_named(process, backing, stored, flags, limit, None)
+}
+
+/// [`install_open`], with the path the file was opened by.
+fn install_named(
+    process: &Process,
+    backing: Backing,
+    stored: u32,
+    flags: u32,
+    limit: u64,
+    path: Option<String>,
+) -> SysResult {
+    let mut open = OpenFile::new(backing, stored);
+    open.path = path;
+    let slot =
+        Slot { file: Arc::new(Mutex::new(open)), path_only: flags & O_PATH != 0, cloexec: flags & O_CLOEXEC != 0 };
     process.state.lock().files.install(slot, 0, limit)
 }
 
@@ -1665,6 +1867,40 @@ const S_IFLNK: u32 = 0o120000;
 pub(super) const INITRD_DEV: u64 = 1;
 pub(super) const PROC_DEV: u64 = 2;
 const PIPE_DEV: u64 = 3;
+/// `/dev` (devtmpfs; the console's device numbers are its too).
+const DEVTMPFS_DEV: u64 = 5;
+/// `/sys`.
+const SYSFS_DEV: u64 = 6;
+/// The mount ids of `/dev` and `/sys`.
+const DEVTMPFS_MOUNT: u64 = 4;
+const SYSFS_MOUNT: u64 = 5;
+
+/// The attributes of a `/sys` file (`key`), as Linux's sysfs shows them:
+/// a page's size, no blocks.
+fn sys_attributes(ino: u64) -> Attributes {
+    Attributes {
+        dev: SYSFS_DEV,
+        ino,
+        nlink: 1,
+        mode: S_IFREG | sysfs::file_mode_of_ino(ino),
+        size: 4096,
+        blksize: 4096,
+        blocks: Some(0),
+        mount: SYSFS_MOUNT,
+        ..Attributes::default()
+    }
+}
+
+/// The mode of the link `/proc/self/fd/FD`: Linux's, from how the file was
+/// opened (`r-x` for reading, `-wx` for writing, for the owner).
+fn fd_link_mode(process: &Process, fd: u32) -> u32 {
+    let file = process.state.lock().files.get_any(fd as u64);
+    let (read, write) = file.map_or((false, false), |file| {
+        let open = file.lock();
+        (open.readable(), open.writable())
+    });
+    S_IFLNK | if read { 0o500 } else { 0 } | if write { 0o300 } else { 0 }
+}
 
 fn node_attributes(process: &Process, node: &Node) -> Attributes {
     let ino = node_ino(process, node);
@@ -1683,11 +1919,54 @@ fn node_attributes(process: &Process, node: &Node) -> Attributes {
                 ..Attributes::default()
             }
         }
+        Node::Directory(path) if path == "dev" => Attributes {
+            dev: DEVTMPFS_DEV,
+            ino,
+            nlink: 3,
+            mode: S_IFDIR | 0o755,
+            size: 4096,
+            blksize: 4096,
+            mount: DEVTMPFS_MOUNT,
+            mount_root: true,
+            ..Attributes::default()
+        },
+        Node::Directory(path) if sysfs::is_directory(path) => Attributes {
+            dev: SYSFS_DEV,
+            ino,
+            nlink: 2,
+            mode: S_IFDIR | 0o755,
+            blksize: 4096,
+            mount: SYSFS_MOUNT,
+            mount_root: path == "sys",
+            ..Attributes::default()
+        },
+        Node::Device(device) => Attributes {
+            dev: DEVTMPFS_DEV,
+            ino,
+            nlink: 1,
+            mode: S_IFCHR | device.permissions(),
+            rdev: device.rdev(),
+            blksize: 4096,
+            mount: DEVTMPFS_MOUNT,
+            ..Attributes::default()
+        },
+        Node::Sys(_) => sys_attributes(ino),
+        Node::Fd(fd) => Attributes {
+            dev: PROC_DEV,
+            ino,
+            nlink: 1,
+            mode: fd_link_mode(process, *fd),
+            size: 64,
+            blksize: 1024,
+            blocks: Some(0),
+            mount: 2,
+            ..Attributes::default()
+        },
         Node::Directory(path) if node.in_proc() => Attributes {
             dev: PROC_DEV,
             ino,
             nlink: 2,
-            mode: S_IFDIR | 0o555,
+            mode: S_IFDIR | if path == "proc/self/fd" { 0o500 } else { 0o555 },
             blksize: 1024,
             mount: 2,
             mount_root: path == "proc",
@@ -1739,6 +2018,7 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
             ..Attributes::default()
         },
         Backing::Initrd(data) => node_attributes(process, &Node::File(data)),
+        Backing::Generated { ino, .. } if sysfs::is_ino(*ino) => sys_attributes(*ino),
         // As Linux's /proc files: size 0, whatever reading them gives.
         Backing::Generated { ino, .. } => Attributes {
             dev: PROC_DEV,
@@ -1762,6 +2042,7 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
         },
         Backing::Path(node) => node_attributes(process, node),
         Backing::Ram(inode) => ram_attributes(inode),
+        Backing::Device(device) => node_attributes(process, &Node::Device(*device)),
     }
 }
 
@@ -1953,8 +2234,35 @@ fn access(process: &Process, dirfd: u64, path: u64, mode: u64, flags: u64) -> Sy
     Ok(0)
 }
 
-/// `readlink` and `readlinkat`: `/proc/self/exe` (the program) and
-/// `/proc/self` (the pid); `EINVAL` for anything else.
+/// What the link `/proc/self/fd/FD` shows, as Linux's `d_path` of the
+/// file: the path it was opened by (`/proc/PID/...` for `/proc/self/...`;
+/// ` (deleted)` after a file in RAM lost its last name), `pipe:[INO]`,
+/// `/dev/ttyS0` for the console, `/memfd: (deleted)` for a memfd (its
+/// name is not kept).
+fn fd_link_target(process: &Process, fd: u32) -> Result<String, Errno> {
+    let file = process.state.lock().files.get_any(fd as u64).map_err(|_| Errno::ENOENT)?;
+    let open = file.lock();
+    let recorded = open.path.clone().unwrap_or_default();
+    Ok(match &open.backing {
+        Backing::Console => "/dev/ttyS0".to_string(),
+        Backing::Pipe(end) => format!("pipe:[{}]", end.pipe.ino),
+        Backing::Device(device) => format!("/dev/{}", device.name()),
+        Backing::Initrd(file) => format!("/{}", file.name()),
+        Backing::Directory(Directory { ram: Some(inode), .. }) => format!("/{}", ram_path(inode)?),
+        Backing::Directory(directory) => format!("/{}", directory.path),
+        Backing::Ram(inode) if inode.dev == ramfs::MEMFD_DEV => "/memfd: (deleted)".to_string(),
+        Backing::Ram(inode) if inode.meta.lock().nlink == 0 => format!("{recorded} (deleted)"),
+        Backing::Generated { .. } => match recorded.strip_prefix("/proc/self/") {
+            Some(rest) => format!("/proc/{}/{rest}", process.pid),
+            None => recorded,
+        },
+        Backing::Ram(_) | Backing::Path(_) => recorded,
+    })
+}
+
+/// `readlink` and `readlinkat`: `/proc/self/exe` (the program),
+/// `/proc/self` (the pid) and `/proc/self/fd/N`; `EINVAL` for anything
+/// else.
 fn readlink(process: &Process, dirfd: u64, path: u64, buf: u64, size: u64) -> SysResult {
     if (size as i32) <= 0 {
         return Err(Errno::EINVAL);
@@ -1973,6 +2281,7 @@ fn readlink(process: &Process, dirfd: u64, path: u64, buf: u64, size: u64) -> Sy
         Node::Ram(inode) if inode.link_target().is_some() => inode.link_target().unwrap_or_default().to_string(),
         Node::Proc("exe") => process.path.clone(),
         Node::SelfLink => process.pid.to_string(),
+        Node::Fd(fd) => fd_link_target(process, fd)?,
         _ if empty => return Err(Errno::ENOENT),
         _ => return Err(Errno::EINVAL),
     };

@@ -25,6 +25,7 @@
 
 pub mod copy;
 pub mod creds;
+pub mod devices;
 pub mod dirs;
 pub mod errno;
 pub mod fdtable;
@@ -34,12 +35,15 @@ pub mod layout;
 pub mod load;
 pub mod memory;
 pub mod misc;
+pub mod mount;
 pub mod proc;
 pub mod process;
+pub mod procinfo;
 pub mod random;
 pub mod signal;
 pub mod sigstate;
 pub mod syscall;
+pub mod sysfs;
 pub mod timers;
 pub mod timerstate;
 

@@ -350,7 +350,7 @@ pub fn inode_of(name: &str) -> u64 {
 
 /// The bytes of `process`'s pages in memory, of its whole user space, and
 /// of its locked mappings.
-fn memory_sizes(process: &Process) -> (u64, u64, u64) {
+pub(super) fn memory_sizes(process: &Process) -> (u64, u64, u64) {
     let object = process.space.lock();
     let user = || object.regions().iter().filter(|region| layout::is_user(region));
     let size: u64 = user().map(|region| region.len).sum();

@@ -33,7 +33,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::fmt;
-use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use exec::StackImage;
 
 /// How a process ended.
@@ -185,6 +185,15 @@ pub struct Process {
     /// every thread leaves at its next way back to ring 3. Read without a
     /// lock on the trap path.
     pub exiting: AtomicBool,
+    /// The arguments the program was started with, each followed by a NUL
+    /// (`/proc/self/cmdline`).
+    pub cmdline: Vec<u8>,
+    /// When the process started (`fork`; `execve` keeps it), in nanoseconds
+    /// since boot.
+    pub started: u64,
+    /// `/proc/self/oom_score_adj` (-1000..=1000; kept by `fork` and
+    /// `execve`, as Linux keeps it).
+    pub oom_score_adj: AtomicI32,
 }
 
 impl Process {
@@ -268,6 +277,12 @@ pub struct Running {
     thread: JoinHandle,
 }
 
+/// The arguments `argv` as `/proc/self/cmdline` shows them: each followed
+/// by a NUL.
+fn cmdline_of(argv: &[&[u8]]) -> Vec<u8> {
+    argv.iter().flat_map(|arg| arg.iter().copied().chain([0])).collect()
+}
+
 /// Starts the program at `path` with arguments `argv` (`argv[0]` included)
 /// in a new process.
 pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
@@ -305,6 +320,9 @@ pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
         space: loaded.space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        cmdline: cmdline_of(argv),
+        started: crate::arch::tsc::nanos_since_boot(),
+        oom_score_adj: AtomicI32::new(0),
     });
     PROCESSES.lock().insert(pid, process.clone());
     let thread = thread::spawn(program, move || process_main(pid));
@@ -590,6 +608,9 @@ pub fn fork(
         space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        cmdline: process.cmdline.clone(),
+        started: crate::arch::tsc::nanos_since_boot(),
+        oom_score_adj: AtomicI32::new(process.oom_score_adj.load(Ordering::Relaxed)),
     });
     prepare(&child);
     PROCESSES.lock().insert(pid, child);
@@ -893,6 +914,9 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
         space: loaded.space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        cmdline: cmdline_of(&argv),
+        started: process.started,
+        oom_score_adj: AtomicI32::new(process.oom_score_adj.load(Ordering::Relaxed)),
     });
     PROCESSES.lock().insert(process.pid, replacement);
     destroy_space(&process.space);
