@@ -5,6 +5,8 @@
 //! cargo xtask run   [--smp N] [--mem SIZE] [--release] [--la57] [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]
 //!                   [-- "cmd1; cmd2" | --init PROGRAM [ARGS...]]
 //! cargo xtask test  [--smp N] [--release]
+//! cargo xtask usertests [--add FILE_OR_DIR]     (only the user tests: tests/user on the host, then on Nacre)
+//! cargo xtask initchecks                        (only the checks of --init, runall and a large initrd)
 //! cargo xtask gdb   [--smp N] [--mem SIZE] [--release] [--la57]
 //! cargo xtask bench [--smp N] [--out FILE]      (release kernel, `script=bench`; BENCH lines)
 //! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
@@ -33,6 +35,7 @@ mod boot;
 mod compare;
 mod grade;
 mod imports;
+mod initcheck;
 mod kit;
 mod lab;
 mod plot;
@@ -405,6 +408,7 @@ fn main() -> ExitCode {
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
         Some("usertests") => Options::parse(&args[1..]).and_then(|options| usertests(&options)),
+        Some("initchecks") => Options::parse(&args[1..]).and_then(|options| initchecks(&options)),
         Some("selftests") => selftests::selftests(&args[1..]),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
         Some("bench") => {
@@ -566,6 +570,25 @@ fn usertests(options: &Options) -> Result<(), String> {
     }
 }
 
+/// `cargo xtask initchecks`: only the checks of the init, `runall` and a
+/// large initrd ([`initcheck`]), as `cargo xtask test` runs them.
+fn initchecks(options: &Options) -> Result<(), String> {
+    let checks = initcheck::checks(&workspace_root())?;
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    let mut failures = Vec::new();
+    let passed = run_checks(options, &elf, &checks, &mut failures)?;
+    for failure in &failures {
+        eprintln!("xtask: FAILED: {failure}");
+    }
+    println!("xtask: {passed} passed, {} failed", failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", failures.len()))
+    }
+}
+
 /// One step of the lab-kit check in `cargo xtask test`.
 type LabStep<'a> = dyn Fn() -> Result<(), String> + 'a;
 
@@ -621,6 +644,7 @@ fn test(options: &Options) -> Result<(), String> {
         .chain(generated_checks())
         .chain(elf_checks(&root)?)
         .chain(usertest::checks(&root, &options.add)?)
+        .chain(initcheck::checks(&root)?)
         .collect();
     let scripted_passed = run_checks(options, &elf, &checks, &mut failures)?;
 
