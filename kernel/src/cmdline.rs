@@ -2,9 +2,17 @@
 //!
 //! ```text
 //! [log=trace|debug|info|warn|error] [frames=N] [shelltest=quick|large|4k|off]
-//!     [test | script=<commands to the end of the line> | script=@NAME]
+//!     [test | script=<commands to the end of the line> | script=@NAME
+//!      | init=PATH [-- ARG...]]
 //! ```
-//! Without `test` or `script=`, the kernel starts the interactive shell.
+//! Without `test`, `script=` or `init=`, the kernel starts the interactive
+//! shell.
+//!
+//! `init=PATH` runs the program PATH of the initrd as process 1 instead of
+//! the shell ([`Init`]); the words after a word `--` are its arguments
+//! (`argv[1..]`), as on Linux. Arguments are whitespace-separated words:
+//! an argument holding a space cannot be given. `init=` together with
+//! `test` or `script=` is refused at boot.
 //!
 //! `script=` runs the commands that follow it (`;`-separated) to the end of
 //! the line, or, with `script=@NAME`, the commands of the initrd file NAME
@@ -43,6 +51,26 @@ pub struct KernelOptions<'a> {
     pub frame_cap: Option<usize>,
     /// What each shell's startup test does (`shelltest=`); `quick` by default.
     pub shell_test: ShellTest,
+    /// The program to run as process 1 instead of the shell (`init=`).
+    pub init: Option<Init<'a>>,
+}
+
+/// The program `init=PATH [-- ARG...]` names: run as process 1, with the
+/// console as its standard input, output and error; the kernel powers off
+/// when it ends, with its status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Init<'a> {
+    /// Its path in the initrd (`/bin/NAME`).
+    pub path: &'a str,
+    /// Its arguments after `argv[0]`: the words after `--`, whitespace-separated.
+    pub args: &'a str,
+}
+
+impl<'a> Init<'a> {
+    /// Its arguments, one word each (`argv[1..]`).
+    pub fn arguments(&self) -> impl Iterator<Item = &'a str> {
+        self.args.split_whitespace()
+    }
 }
 
 /// What the shell test at startup does (NK's paging lab's first test: a new
@@ -74,15 +102,26 @@ impl<'a> KernelOptions<'a> {
             log_level: LevelFilter::Info,
             frame_cap: None,
             shell_test: ShellTest::Quick,
+            init: None,
         };
-        // `script=` takes the rest of the line, spaces and all.
-        let (words, script) = match find_script(line) {
-            Some(start) => (&line[..start], Some(&line[start + "script=".len()..])),
-            None => (line, None),
-        };
+        // `script=` takes the rest of the line, spaces and all; so does a
+        // word `--` (the init's arguments): whichever comes first.
+        let (mut words, mut script, mut init_args) = (line, None, None);
+        match (find_script(line), find_word(line, "--")) {
+            (Some(start), dashes) if dashes.is_none_or(|dashes| start < dashes) => {
+                words = &line[..start];
+                script = Some(&line[start + "script=".len()..]);
+            }
+            (_, Some(dashes)) => {
+                words = &line[..dashes];
+                init_args = Some(line[dashes + "--".len()..].trim());
+            }
+            (_, None) => {}
+        }
         for word in words.split_whitespace() {
             match word.split_once('=') {
                 None if word == "test" => options.mode = Mode::Test,
+                Some(("init", path)) => options.init = Some(Init { path, args: "" }),
                 Some(("log", level)) => match parse_level(level) {
                     Some(level) => options.log_level = level,
                     None => unknown(UnknownOption(word)),
@@ -104,8 +143,22 @@ impl<'a> KernelOptions<'a> {
         if let Some(script) = script {
             options.mode = Mode::Script(script.trim());
         }
+        match (&mut options.init, init_args) {
+            (Some(init), Some(args)) => init.args = args,
+            // Arguments for no init: each is reported.
+            (None, Some(args)) => args.split_whitespace().for_each(|word| unknown(UnknownOption(word))),
+            (_, None) => {}
+        }
         options
     }
+}
+
+/// The byte offset of the first whitespace-separated word of `line` that is
+/// exactly `word`.
+fn find_word(line: &str, word: &str) -> Option<usize> {
+    line.split_whitespace()
+        .find(|candidate| *candidate == word)
+        .map(|found| found.as_ptr() as usize - line.as_ptr() as usize)
 }
 
 /// The name of the initrd file that `cargo xtask run -- "..."` puts its

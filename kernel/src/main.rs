@@ -113,6 +113,14 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
 
     // The labs' commands (pagingTest, bench, ...) join the shell's table.
     shell::add_commands(labs::COMMANDS);
+    if let Some(init) = options.init {
+        if options.mode != Mode::Interactive {
+            println!("init=: not together with test or script= (one of them runs instead of the shell)");
+            qemu::exit(ExitStatus::Failure)
+        }
+        print_boot_time();
+        user::init_program::run(init)
+    }
     match options.mode {
         #[cfg(feature = "ktest")]
         Mode::Test => {

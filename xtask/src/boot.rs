@@ -49,6 +49,9 @@ pub(crate) struct Options {
     pub(crate) script: Option<String>,
     /// Host files and folders packed into the initrd under `bin/` (`--add`).
     pub(crate) add: Vec<PathBuf>,
+    /// `--init PROGRAM [ARGS...]`: the program to run as process 1 instead
+    /// of the shell, and its arguments.
+    pub(crate) init: Option<Vec<String>>,
 }
 
 impl Options {
@@ -63,6 +66,7 @@ impl Options {
             cmdline: String::new(),
             script: None,
             add: Vec::new(),
+            init: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -83,8 +87,23 @@ impl Options {
                     let rest: Vec<&str> = args.by_ref().map(String::as_str).collect();
                     options.script = Some(rest.join(" "));
                 }
+                // The program and its arguments: the rest of the line.
+                "--init" => {
+                    let rest: Vec<String> = args.by_ref().cloned().collect();
+                    if rest.is_empty() {
+                        return Err("--init needs a program (--init PROGRAM [ARGS...])".to_string());
+                    }
+                    options.init = Some(rest);
+                }
                 other => return Err(format!("unknown option {other:?}\n{}", usage())),
             }
+        }
+        let script_in_cmdline = options.cmdline.split_whitespace().any(|word| word.starts_with("script="));
+        if options.init.is_some() && (options.script.is_some() || script_in_cmdline) {
+            return Err("--init and a script: the init runs instead of the shell; give one".to_string());
+        }
+        if let Some(init) = &options.init {
+            init_boot(init)?;
         }
         check_kernel_cmdline(&options.cmdline).map_err(|e| format!("--cmdline: {e}"))?;
         if options.script.is_some() && options.cmdline.split_whitespace().any(|word| word.starts_with("script=")) {
@@ -132,6 +151,72 @@ pub(crate) fn script_file_mode() -> String {
     format!("script=@{}", initrd::SCRIPT_NAME)
 }
 
+/// How `--init PROGRAM [ARGS...]` boots: the kernel's `init=` mode, and
+/// the host file to pack as `/bin/NAME` when PROGRAM is one.
+///
+/// PROGRAM is a host file when one exists at that path: it is packed into
+/// the initrd as `/bin/NAME` (NAME its file name) and run from there.
+/// Otherwise it must be an absolute path of the initrd (`/bin/NAME`, from
+/// `initrd/` or `--add`), passed on as it is; the kernel says so when it
+/// has no such file. The arguments go on the kernel command line after
+/// `--` as words: one holding white space or a control character cannot
+/// be carried, and is refused.
+pub(crate) fn init_boot(init: &[String]) -> Result<(String, Option<PathBuf>), String> {
+    let (program, args) = init.split_first().ok_or("--init needs a program")?;
+    let word = |text: &str| !text.is_empty() && !text.chars().any(|c| c.is_whitespace() || c.is_control());
+    let host = Path::new(program);
+    let (path, file) = if host.is_file() {
+        let name = host.file_name().and_then(|n| n.to_str()).ok_or(format!("--init {program}: not UTF-8"))?;
+        (format!("/{}/{name}", initrd::ADDED_DIR), Some(host.to_path_buf()))
+    } else if program.starts_with('/') {
+        (program.clone(), None)
+    } else {
+        return Err(format!(
+            "--init {program}: no such host file (a program already in the initrd is named by its path, such as /bin/NAME)"
+        ));
+    };
+    if !word(&path) {
+        return Err(format!("--init {program}: the kernel command line cannot carry a path holding white space"));
+    }
+    if let Some(arg) = args.iter().find(|arg| !word(arg)) {
+        return Err(format!(
+            "--init: the argument {arg:?} is empty or holds white space; the kernel command line carries the init's \
+             arguments as words"
+        ));
+    }
+    let mut mode = format!("init={path}");
+    if !args.is_empty() {
+        mode.push_str(" -- ");
+        mode.push_str(&args.join(" "));
+    }
+    Ok((mode, file))
+}
+
+/// What a boot with `--init` needs: the kernel command line with its
+/// `init=`, and an initrd holding the program (removed when dropped).
+pub(crate) struct InitBoot {
+    pub(crate) cmdline: String,
+    pub(crate) initrd: initrd::ScriptArchive,
+}
+
+impl InitBoot {
+    /// Packs the init (when it is a host file) into an initrd of its own;
+    /// refuses, before any boot, a command line too long or an initrd too
+    /// large for `--mem`.
+    pub(crate) fn new(options: &Options, init: &[String]) -> Result<InitBoot, String> {
+        let (mode, file) = init_boot(init)?;
+        let cmdline = options.checked_kernel_cmdline(Some(&mode))?;
+        let initrd = initrd::build_for_init(&workspace_root(), &options.add, file.as_deref())?;
+        initrd::check_file_fits(initrd.path(), &options.mem)?;
+        Ok(InitBoot { cmdline, initrd })
+    }
+
+    /// The QEMU command for this boot.
+    pub(crate) fn command(&self, options: &Options, elf: &Path) -> Command {
+        qemu_command_with_initrd(options, elf, &self.cmdline, self.initrd.path())
+    }
+}
+
 /// What a scripted boot needs: the kernel command line, which names the
 /// script file, and the initrd holding it (removed when this is dropped).
 pub(crate) struct ScriptedBoot {
@@ -145,6 +230,7 @@ impl ScriptedBoot {
     pub(crate) fn new(options: &Options, script: &str) -> Result<ScriptedBoot, String> {
         let cmdline = options.checked_kernel_cmdline(Some(&script_file_mode()))?;
         let initrd = initrd::build_with_script(&workspace_root(), script, &options.add)?;
+        initrd::check_file_fits(initrd.path(), &options.mem)?;
         Ok(ScriptedBoot { cmdline, initrd })
     }
 
@@ -188,6 +274,7 @@ pub(crate) fn build_kernel(options: &Options) -> Result<PathBuf, String> {
     println!("xtask: kernel image {}", elf.display());
     // Every boot gets the initrd: the archive of the initrd/ folder.
     let initrd = initrd::build(&root, &options.add)?;
+    initrd::check_file_fits(&initrd, &options.mem)?;
     println!("xtask: initrd {}", initrd.display());
     Ok(elf)
 }
@@ -323,8 +410,8 @@ pub(crate) fn run_captured(mut command: Command, timeout: Duration) -> Result<Ca
 }
 
 pub(crate) fn usage() -> String {
-    "usage: cargo xtask <build|run|test|usertests|gdb|bench|plot|compare|ubench|selftests|imports|lab|grade> [--release] [--smp N] [--mem SIZE] [--la57] \
-     [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]... [-- \"cmd1; cmd2\"]"
+    "usage: cargo xtask <build|run|test|usertests|initchecks|gdb|bench|plot|compare|ubench|selftests|imports|lab|grade> [--release] [--smp N] [--mem SIZE] [--la57] \
+     [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]... [-- \"cmd1; cmd2\" | --init PROGRAM [ARGS...]]"
         .to_string()
 }
 
@@ -334,6 +421,8 @@ pub(crate) enum CheckBoot {
     Script(String),
     /// With this kernel command line, given to QEMU as it is.
     RawCmdline(String),
+    /// With `--init PROGRAM [ARGS...]` (these words), as `cargo xtask run --init` does.
+    Init(Vec<String>),
 }
 
 /// A check of `cargo xtask test` after the in-kernel tests: a boot and the
@@ -352,4 +441,6 @@ pub(crate) struct Check {
     pub(crate) cpus: Option<u32>,
     /// Host files packed under `bin/` (`--add`).
     pub(crate) add: Vec<PathBuf>,
+    /// RAM (`--mem`), when not the default.
+    pub(crate) mem: Option<String>,
 }

@@ -18,7 +18,19 @@
 //! which the kernel runs for `script=@.script`. The kernel command line is
 //! too small for scripts (QEMU's PVH loader holds 4095 bytes); the file
 //! holds up to [`MAX_SCRIPT_BYTES`]. It is an ordinary file in the kernel:
-//! `ls` lists it and `cat .script` prints it.
+//! `ls` lists it and `cat .script` prints it. A run with `--init PROGRAM`
+//! also gets an archive of its own ([`build_for_init`]), with PROGRAM in it.
+//!
+//! How large an initrd fits ([`check_fits`]): QEMU's PVH loader puts it at
+//! the top of the RAM below 4 GiB, under its ACPI tables
+//! ([`QEMU_ACPI_DATA`]); on q35 that RAM is all of `--mem` up to 2816 MiB,
+//! else 2 GiB ([`ram_below_4g`]). The kernel's frame allocator leaves the
+//! initrd's frames alone, so everything else the kernel needs comes from
+//! the rest: the low 1 MiB it never uses, its image, its heap (an eighth of
+//! the free frames, 1 to 64 MiB) and the frames of the programs it runs.
+//! xtask keeps [`KERNEL_ROOM`] (32 MiB) for those: an initrd may be at most
+//! the RAM below 4 GiB less 32 MiB and the ACPI tables, and a larger one is
+//! refused before the boot.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,6 +49,18 @@ pub const SCRIPT_NAME: &str = ".script";
 /// The largest script packed, in bytes (1 MiB, some 90,000 short commands;
 /// the kernel keeps every command on its heap).
 pub const MAX_SCRIPT_BYTES: usize = 1 << 20;
+/// What is kept for the kernel besides the initrd, in the RAM below 4 GiB:
+/// the low 1 MiB, the kernel's image (about 2 MiB), its heap (an eighth of
+/// the free frames, at least 1 MiB) and room for the programs it runs.
+pub const KERNEL_ROOM: u64 = 32 << 20;
+/// The ACPI tables QEMU puts at the top of the RAM below 4 GiB, above the
+/// initrd (`acpi_data_size` of QEMU's pc and q35 machines: 0x28000 bytes).
+pub const QEMU_ACPI_DATA: u64 = 0x28000;
+/// The RAM size from which q35 puts only 2 GiB below 4 GiB (and the rest above).
+const Q35_LOWMEM_SPLIT: u64 = 0xb000_0000;
+/// The RAM below 4 GiB on q35 from [`Q35_LOWMEM_SPLIT`] on.
+const Q35_LOWMEM: u64 = 0x8000_0000;
+const MIB: u64 = 1 << 20;
 const PAGE: usize = 4096;
 const HEADER_LEN: usize = 110;
 const MODE_REGULAR: u32 = 0o100_644;
@@ -51,7 +75,8 @@ pub fn build(root: &Path, added: &[PathBuf]) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// An archive with a script in it, written for one run; removed when dropped.
+/// An archive written for one run (with a script in it, or an init);
+/// removed when dropped.
 #[derive(Debug)]
 pub struct ScriptArchive {
     path: PathBuf,
@@ -79,6 +104,108 @@ pub fn build_with_script(root: &Path, script: &str, added: &[PathBuf]) -> Result
     let path = root.join(format!("target/initrd-script-{}.cpio", std::process::id()));
     write_archive(&path, &archive)?;
     Ok(ScriptArchive { path })
+}
+
+/// The archive of `root/initrd`, the host files `added`, and the host file
+/// `init` (`--init PROGRAM`) as `bin/NAME` unless that very file is there
+/// already, written for one run; removed when dropped.
+pub fn build_for_init(root: &Path, added: &[PathBuf], init: Option<&Path>) -> Result<ScriptArchive, String> {
+    let mut items = items(root, added)?;
+    if let Some(init) = init {
+        let file_name =
+            init.file_name().and_then(|n| n.to_str()).ok_or(format!("--init {}: not UTF-8", init.display()))?;
+        let name = format!("{ADDED_DIR}/{file_name}");
+        let data = fs::read(init).map_err(|e| format!("--init {}: {e}", init.display()))?;
+        match items.iter().find(|item| item.name == name) {
+            Some(item) if item.data.as_ref() == Some(&data) => {}
+            Some(_) => return Err(format!("--init {}: the initrd has another file named {name}", init.display())),
+            None => add_host_files(&mut items, &[init.to_path_buf()])?,
+        }
+    }
+    let archive = archive(&items);
+    let path = root.join(format!("target/initrd-init-{}.cpio", std::process::id()));
+    write_archive(&path, &archive)?;
+    Ok(ScriptArchive { path })
+}
+
+/// The bytes of QEMU's `-m SIZE`: a number of MiB, or a number with the
+/// suffix `K`, `M`, `G` or `T` (either case; a fraction such as `1.5G`
+/// allowed).
+pub fn parse_mem(mem: &str) -> Result<u64, String> {
+    let mem = mem.trim();
+    let (number, unit) = match mem.char_indices().find(|(_, c)| !c.is_ascii_digit() && *c != '.') {
+        Some((at, _)) => (&mem[..at], &mem[at..]),
+        None => (mem, "M"),
+    };
+    let unit = match unit.to_ascii_uppercase().as_str() {
+        "K" | "KB" | "KIB" => 1 << 10,
+        "M" | "MB" | "MIB" => 1 << 20,
+        "G" | "GB" | "GIB" => 1 << 30,
+        "T" | "TB" | "TIB" => 1u64 << 40,
+        _ => return Err(format!("--mem {mem:?}: not a size (such as 512M or 2G)")),
+    };
+    let number: f64 = number.parse().map_err(|_| format!("--mem {mem:?}: not a size (such as 512M or 2G)"))?;
+    let bytes = number * unit as f64;
+    if !(bytes >= MIB as f64 && bytes < (1u64 << 50) as f64) {
+        return Err(format!("--mem {mem:?}: not a size QEMU boots with"));
+    }
+    Ok(bytes as u64)
+}
+
+/// The RAM QEMU's q35 machine puts below 4 GiB for `mem` bytes of RAM.
+pub fn ram_below_4g(mem: u64) -> u64 {
+    if mem >= Q35_LOWMEM_SPLIT {
+        Q35_LOWMEM
+    } else {
+        mem
+    }
+}
+
+/// The largest initrd, in bytes, for `mem` bytes of RAM: the RAM below
+/// 4 GiB less QEMU's ACPI tables and [`KERNEL_ROOM`].
+pub fn max_initrd_bytes(mem: u64) -> u64 {
+    ram_below_4g(mem).saturating_sub(QEMU_ACPI_DATA + KERNEL_ROOM)
+}
+
+/// Refuses an initrd of `len` bytes that does not fit in `--mem mem`
+/// ([`max_initrd_bytes`]), naming what would do.
+pub fn check_fits(len: u64, mem: &str) -> Result<(), String> {
+    let bytes = parse_mem(mem)?;
+    let most = max_initrd_bytes(bytes);
+    if len <= most {
+        return Ok(());
+    }
+    let mib = |bytes: u64| format!("{:.1} MiB", bytes as f64 / MIB as f64);
+    let needed = len + QEMU_ACPI_DATA + KERNEL_ROOM;
+    let split_mib = Q35_LOWMEM_SPLIT / MIB;
+    let remedy = if needed >= Q35_LOWMEM_SPLIT {
+        format!(
+            "no --mem makes room: the initrd goes in the RAM below 4 GiB, which is at most {split_mib} MiB \
+             (q35 puts only 2 GiB there from --mem {split_mib}M on)"
+        )
+    } else if bytes >= Q35_LOWMEM_SPLIT {
+        format!(
+            "from --mem {split_mib}M on, q35 puts only 2 GiB below 4 GiB, where the initrd goes: \
+             use --mem {}M to {}M",
+            needed.div_ceil(MIB),
+            split_mib - 1
+        )
+    } else {
+        format!("raise --mem (to {}M at least)", needed.div_ceil(MIB))
+    };
+    Err(format!("initrd of {} does not fit in --mem {mem}: at most {}; {remedy}", mib(len), mib(most)))
+}
+
+/// The size in bytes of the archive of `root/initrd` with the host files
+/// `added` (as [`build`] writes it).
+pub fn archive_size(root: &Path, added: &[PathBuf]) -> Result<u64, String> {
+    Ok(archive(&items(root, added)?).len() as u64)
+}
+
+/// Refuses the archive at `path` when it does not fit in `--mem mem` ([`check_fits`]).
+pub fn check_file_fits(path: &Path, mem: &str) -> Result<(), String> {
+    let len = fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?.len();
+    check_fits(len, mem)
 }
 
 /// `items` with `script` added as the file [`SCRIPT_NAME`], or why not.
@@ -317,6 +444,89 @@ mod tests {
         assert!(sizes.iter().any(|&s| s > 3 * PAGE), "a file of several pages");
         assert!(sizes.iter().any(|&s| s > PAGE && s % PAGE != 0), "a file whose size is not a multiple of a page");
         assert!(sizes.iter().any(|&s| s < 64), "a tiny file");
+    }
+
+    #[test]
+    fn memory_sizes_parse_as_qemu_reads_them() {
+        assert_eq!(parse_mem("512M"), Ok(512 << 20));
+        assert_eq!(parse_mem("512"), Ok(512 << 20));
+        assert_eq!(parse_mem("2G"), Ok(2 << 30));
+        assert_eq!(parse_mem("1.5g"), Ok(3 << 29));
+        assert_eq!(parse_mem("65536k"), Ok(64 << 20));
+        assert_eq!(parse_mem("1T"), Ok(1 << 40));
+        for bad in ["", "M", "12Q", "-5M", "1.2.3G", "0", "512K"] {
+            assert!(parse_mem(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The rule: an initrd may take the RAM below 4 GiB (all of --mem up to
+    /// 2816 MiB on q35, else 2 GiB) less QEMU's ACPI tables and 32 MiB.
+    #[test]
+    fn an_initrd_too_large_for_mem_is_refused_with_the_limit_and_the_remedy() {
+        let mib = 1u64 << 20;
+        assert_eq!(max_initrd_bytes(512 * mib), 480 * mib - QEMU_ACPI_DATA);
+        assert_eq!(max_initrd_bytes(2815 * mib), 2783 * mib - QEMU_ACPI_DATA);
+        assert_eq!(max_initrd_bytes(4096 * mib), 2016 * mib - QEMU_ACPI_DATA);
+        assert_eq!(max_initrd_bytes(16 * mib), 0);
+        assert!(check_fits(480 * mib - QEMU_ACPI_DATA, "512M").is_ok());
+        let error = check_fits(480 * mib - QEMU_ACPI_DATA + 1, "512M").unwrap_err();
+        assert_eq!(
+            error,
+            "initrd of 479.8 MiB does not fit in --mem 512M: at most 479.8 MiB; raise --mem (to 513M at least)"
+        );
+        let error = check_fits(60 * mib, "64M").unwrap_err();
+        assert_eq!(
+            error,
+            "initrd of 60.0 MiB does not fit in --mem 64M: at most 31.8 MiB; raise --mem (to 93M at least)"
+        );
+        // With 4 GiB only 2 GiB are below 4 GiB: less RAM holds more.
+        let error = check_fits(2500 * mib, "4G").unwrap_err();
+        assert!(error.contains("at most 2015.8 MiB") && error.contains("use --mem 2533M to 2815M"), "{error}");
+        let error = check_fits(3000 * mib, "1G").unwrap_err();
+        assert!(error.contains("no --mem makes room"), "{error}");
+        assert!(check_fits(1, "lots").unwrap_err().contains("not a size"));
+    }
+
+    /// A host file given to `--init` goes under `bin/` unless the very same
+    /// file is there already; another file of its name is refused.
+    #[test]
+    fn the_init_is_packed_once() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let dir = std::env::temp_dir().join(format!("nacre-init-{}", std::process::id()));
+        let other = dir.join("other");
+        fs::create_dir_all(&other).unwrap();
+        fs::write(dir.join("prog"), b"program").unwrap();
+        fs::write(other.join("prog"), b"another").unwrap();
+        let entries = |archive: &ScriptArchive| read_back(&fs::read(archive.path()).unwrap());
+        let packed = build_for_init(root, &[], Some(&dir.join("prog"))).unwrap();
+        assert!(entries(&packed).iter().any(|e| e.0 == "bin/prog" && e.2 == b"program"));
+        drop(packed);
+        let again = build_for_init(root, &[dir.join("prog")], Some(&dir.join("prog"))).unwrap();
+        assert_eq!(entries(&again).iter().filter(|e| e.0 == "bin/prog").count(), 1);
+        drop(again);
+        let clash = build_for_init(root, std::slice::from_ref(&other), Some(&dir.join("prog"))).unwrap_err();
+        assert!(clash.contains("another file named bin/prog"), "{clash}");
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_repository_initrd_has_passwd_and_group() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut items = Vec::new();
+        collect(&root.join(SOURCE_DIR), "", &mut items).unwrap();
+        let text = |name: &str| {
+            let item = items.iter().find(|item| item.name == name).unwrap_or_else(|| panic!("no {name}"));
+            String::from_utf8(item.data.clone().unwrap()).unwrap()
+        };
+        assert!(items.iter().any(|item| item.name == "etc" && item.data.is_none()), "etc is a folder");
+        let passwd = text("etc/passwd");
+        assert!(passwd.lines().any(|line| line.starts_with("root:x:0:0:")));
+        assert!(passwd.lines().any(|line| line.starts_with("nobody:x:65534:65534:")));
+        assert!(passwd.lines().all(|line| line.split(':').count() == 7));
+        let group = text("etc/group");
+        assert!(group.lines().any(|line| line == "root:x:0:"));
+        assert!(group.lines().any(|line| line == "nobody:x:65534:"));
+        assert!(group.lines().all(|line| line.split(':').count() == 4));
     }
 
     /// `--add` packs files, and the files of a folder, under `bin/`, and

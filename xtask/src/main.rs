@@ -2,8 +2,11 @@
 //!
 //! ```text
 //! cargo xtask build [--release]
-//! cargo xtask run   [--smp N] [--mem SIZE] [--release] [--la57] [--timeout SECS] [--cmdline OPTS] [-- "cmd1; cmd2"]
+//! cargo xtask run   [--smp N] [--mem SIZE] [--release] [--la57] [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]
+//!                   [-- "cmd1; cmd2" | --init PROGRAM [ARGS...]]
 //! cargo xtask test  [--smp N] [--release]
+//! cargo xtask usertests [--add FILE_OR_DIR]     (only the user tests: tests/user on the host, then on Nacre)
+//! cargo xtask initchecks                        (only the checks of --init, runall and a large initrd)
 //! cargo xtask gdb   [--smp N] [--mem SIZE] [--release] [--la57]
 //! cargo xtask bench [--smp N] [--out FILE]      (release kernel, `script=bench`; BENCH lines)
 //! cargo xtask plot  [FILE] [--out SVG]          (docs/bench-plot.svg from the bench output)
@@ -32,6 +35,7 @@ mod boot;
 mod compare;
 mod grade;
 mod imports;
+mod initcheck;
 mod kit;
 mod lab;
 mod plot;
@@ -41,8 +45,8 @@ mod usertest;
 mod initrd;
 
 use boot::{
-    build_kernel, cargo, ensure_qemu, qemu_command, run_captured, usage, workspace_root, Check, CheckBoot, Options,
-    ScriptedBoot, QEMU, QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
+    build_kernel, cargo, ensure_qemu, qemu_command, run_captured, usage, workspace_root, Check, CheckBoot, InitBoot,
+    Options, ScriptedBoot, QEMU, QEMU_FAILURE_STATUS, QEMU_SUCCESS_STATUS,
 };
 use std::env;
 use std::path::{Path, PathBuf};
@@ -263,6 +267,7 @@ impl From<&ScriptedCheck> for Check {
             expect_output: check.expect_output.iter().map(|text| text.to_string()).collect(),
             cpus: check.cpus,
             add: Vec::new(),
+            mem: None,
         }
     }
 }
@@ -295,6 +300,7 @@ fn generated_checks() -> Vec<Check> {
             expect_output: vec!["nacre> echo 0".to_string(), last_echo.clone()],
             cpus: None,
             add: Vec::new(),
+            mem: None,
         },
         Check {
             label: format!("a script of 2000 commands ({} bytes) ending with a failing one", echoes.len() + 6),
@@ -303,6 +309,7 @@ fn generated_checks() -> Vec<Check> {
             expect_output: vec![last_echo, "nacre> exit".to_string(), "cannot exit (use 'poweroff')".to_string()],
             cpus: None,
             add: Vec::new(),
+            mem: None,
         },
         Check {
             label: "a raw kernel command line of 4100 bytes".to_string(),
@@ -311,6 +318,7 @@ fn generated_checks() -> Vec<Check> {
             expect_output: vec![refused.clone(), "not booting".to_string()],
             cpus: None,
             add: Vec::new(),
+            mem: None,
         },
         Check {
             label: "a raw kernel command line of 6000 bytes".to_string(),
@@ -319,6 +327,7 @@ fn generated_checks() -> Vec<Check> {
             expect_output: vec![refused, "not booting".to_string()],
             cpus: None,
             add: Vec::new(),
+            mem: None,
         },
     ]
 }
@@ -362,6 +371,7 @@ fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
             ],
             cpus: None,
             add: vec![pie],
+            mem: None,
         },
         Check {
             label: "run of a program linked at 0x400000 is refused with the remedy".to_string(),
@@ -374,6 +384,7 @@ fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
             ],
             cpus: None,
             add: vec![fixed],
+            mem: None,
         },
         Check {
             label: "elf and run of a file that is no executable".to_string(),
@@ -382,6 +393,7 @@ fn elf_checks(root: &std::path::Path) -> Result<Vec<Check>, String> {
             expect_output: vec!["cannot be run".to_string(), "(errno 8)".to_string(), "ENOEXEC".to_string()],
             cpus: None,
             add: Vec::new(),
+            mem: None,
         },
     ])
 }
@@ -396,6 +408,7 @@ fn main() -> ExitCode {
         Some("run") => Options::parse(&args[1..]).and_then(|options| run(&options)),
         Some("test") => Options::parse(&args[1..]).and_then(|options| test(&options)),
         Some("usertests") => Options::parse(&args[1..]).and_then(|options| usertests(&options)),
+        Some("initchecks") => Options::parse(&args[1..]).and_then(|options| initchecks(&options)),
         Some("selftests") => selftests::selftests(&args[1..]),
         Some("gdb") => Options::parse(&args[1..]).and_then(|options| gdb(&options)),
         Some("bench") => {
@@ -445,8 +458,20 @@ fn run(options: &Options) -> Result<(), String> {
     if let Some(script) = &options.script {
         initrd::with_script(Vec::new(), script)?;
     }
+    // So is an init that cannot be packed or carried.
+    let init_boot = options.init.as_ref().map(|init| InitBoot::new(options, init)).transpose()?;
     let elf = build_kernel(options)?;
     ensure_qemu()?;
+    if let Some(boot) = &init_boot {
+        let outcome = run_captured(boot.command(options, &elf), options.timeout)?;
+        return if outcome.kernel_succeeded() {
+            Ok(())
+        } else if outcome.timed_out {
+            Err("the init did not end in time (--timeout)".to_string())
+        } else {
+            Err(format!("the init failed (QEMU status {:?})", outcome.status))
+        };
+    }
     match &options.script {
         Some(script) => {
             let boot = ScriptedBoot::new(options, script)?;
@@ -487,7 +512,12 @@ fn run_checks(options: &Options, elf: &Path, checks: &[Check], failures: &mut Ve
     let mut passed = 0;
     for check in checks {
         println!("xtask: {} (expect {})", check.label, if check.expect_success { "success" } else { "failure" });
-        let run_options = Options { smp: check.cpus.unwrap_or(options.smp), add: check.add.clone(), ..options.clone() };
+        let run_options = Options {
+            smp: check.cpus.unwrap_or(options.smp),
+            add: check.add.clone(),
+            mem: check.mem.clone().unwrap_or_else(|| options.mem.clone()),
+            ..options.clone()
+        };
         let outcome = match &check.boot {
             CheckBoot::Script(script) => {
                 let boot = ScriptedBoot::new(&run_options, script)?;
@@ -495,6 +525,10 @@ fn run_checks(options: &Options, elf: &Path, checks: &[Check], failures: &mut Ve
             }
             // Straight to QEMU: xtask itself would refuse this line.
             CheckBoot::RawCmdline(cmdline) => run_captured(qemu_command(&run_options, elf, cmdline), options.timeout)?,
+            CheckBoot::Init(init) => {
+                let boot = InitBoot::new(&run_options, init)?;
+                run_captured(boot.command(&run_options, elf), options.timeout)?
+            }
         };
         let missing: Vec<&str> =
             check.expect_output.iter().map(String::as_str).filter(|text| !outcome.contains(text)).collect();
@@ -533,6 +567,25 @@ fn usertests(options: &Options) -> Result<(), String> {
         Ok(())
     } else {
         Err(format!("{} user test(s) failed", failures.len()))
+    }
+}
+
+/// `cargo xtask initchecks`: only the checks of the init, `runall` and a
+/// large initrd ([`initcheck`]), as `cargo xtask test` runs them.
+fn initchecks(options: &Options) -> Result<(), String> {
+    let checks = initcheck::checks(&workspace_root())?;
+    let elf = build_kernel(options)?;
+    ensure_qemu()?;
+    let mut failures = Vec::new();
+    let passed = run_checks(options, &elf, &checks, &mut failures)?;
+    for failure in &failures {
+        eprintln!("xtask: FAILED: {failure}");
+    }
+    println!("xtask: {passed} passed, {} failed", failures.len());
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{} check(s) failed", failures.len()))
     }
 }
 
@@ -591,6 +644,7 @@ fn test(options: &Options) -> Result<(), String> {
         .chain(generated_checks())
         .chain(elf_checks(&root)?)
         .chain(usertest::checks(&root, &options.add)?)
+        .chain(initcheck::checks(&root)?)
         .collect();
     let scripted_passed = run_checks(options, &elf, &checks, &mut failures)?;
 
@@ -642,16 +696,19 @@ fn gdb(options: &Options) -> Result<(), String> {
     println!("xtask: QEMU waits for a debugger on :1234; in another terminal:");
     println!("    gdb {} -ex \"target remote :1234\"", elf.display());
     let boot = options.script.as_ref().map(|script| ScriptedBoot::new(options, script)).transpose()?;
-    let mut command = match &boot {
-        Some(boot) => boot.command(options, &elf),
-        None => qemu_command(options, &elf, &options.checked_kernel_cmdline(None)?),
+    let init_boot = options.init.as_ref().map(|init| InitBoot::new(options, init)).transpose()?;
+    let mut command = match (&boot, &init_boot) {
+        (Some(boot), _) => boot.command(options, &elf),
+        (None, Some(boot)) => boot.command(options, &elf),
+        (None, None) => qemu_command(options, &elf, &options.checked_kernel_cmdline(None)?),
     };
     let status = command.args(["-s", "-S"]).status().map_err(|e| format!("cannot start {QEMU}: {e}"))?;
     if status.code() == Some(QEMU_SUCCESS_STATUS) {
         Ok(())
     } else {
-        // `process::exit` runs no destructors: remove the script's initrd first.
+        // `process::exit` runs no destructors: remove the run's initrd first.
         drop(boot);
+        drop(init_boot);
         process::exit(status.code().unwrap_or(1))
     }
 }
@@ -700,6 +757,34 @@ mod tests {
         let error = Options::parse(&args(&["--cmdline", "script=help", "--", "mem"])).unwrap_err();
         assert!(error.contains("one place"), "{error}");
         assert!(Options::parse(&args(&["--cmdline", "noscript=x", "--", "mem"])).is_ok());
+    }
+
+    #[test]
+    fn the_init_and_its_arguments_go_on_the_command_line() {
+        let options = Options::parse(&args(&["--smp", "1", "--init", "/bin/x", "a", "--mem", "--"])).unwrap();
+        assert_eq!(options.smp, 1);
+        let init = options.init.as_deref().unwrap();
+        assert_eq!(init, ["/bin/x", "a", "--mem", "--"]);
+        assert_eq!(boot::init_boot(init).unwrap(), ("init=/bin/x -- a --mem --".to_string(), None));
+        assert_eq!(boot::init_boot(&args(&["/bin/x"])).unwrap().0, "init=/bin/x");
+        // A host file is packed as /bin/NAME.
+        let host = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        let (mode, file) = boot::init_boot(&args(&[&host, "z"])).unwrap();
+        assert_eq!((mode.as_str(), file), ("init=/bin/Cargo.toml -- z", Some(PathBuf::from(&host))));
+        // Refused: no program, a relative path that is no host file, words the command line cannot carry, a script too.
+        assert!(Options::parse(&args(&["--init"])).unwrap_err().contains("needs a program"));
+        assert!(Options::parse(&args(&["--init", "nowhere/x"])).unwrap_err().contains("no such host file"));
+        assert!(Options::parse(&args(&["--init", "/bin/x", "a b"])).unwrap_err().contains("holds white space"));
+        assert!(Options::parse(&args(&["--init", "/bin/x", ""])).unwrap_err().contains("is empty"));
+        let both = Options::parse(&args(&["--cmdline", "script=help", "--init", "/bin/x"])).unwrap_err();
+        assert!(both.contains("give one"), "{both}");
+        let options = Options::parse(&args(&["--cmdline", "log=debug", "--init", "/bin/x", "y"])).unwrap();
+        let (mode, _) = boot::init_boot(options.init.as_deref().unwrap()).unwrap();
+        assert_eq!(options.checked_kernel_cmdline(Some(&mode)).unwrap(), "log=debug init=/bin/x -- y");
+        let long = "y".repeat(MAX_KERNEL_CMDLINE);
+        let options = Options::parse(&args(&["--init", "/bin/x", &long])).unwrap();
+        let (mode, _) = boot::init_boot(options.init.as_deref().unwrap()).unwrap();
+        assert!(options.checked_kernel_cmdline(Some(&mode)).is_err());
     }
 
     #[test]

@@ -141,18 +141,28 @@ fn build(root: &Path) -> Result<Vec<Program>, String> {
             return Err(format!("{name}: needs {unknown}, which xtask/src/usertest.rs does not know"));
         }
         let binary = out.join(&name);
-        let status = Command::new("gcc")
-            .args(["-static-pie", "-O2", "-Wall", "-Werror", "-o"])
-            .arg(&binary)
-            .arg(&source)
-            .status()
-            .map_err(|e| format!("cannot run gcc: {e}"))?;
-        if !status.success() {
-            return Err(format!("gcc -static-pie {} failed", source.display()));
-        }
+        compile(&source, &binary)?;
         programs.push(Program { name, binary, args, ending, ours: true, needs });
     }
     Ok(programs)
+}
+
+/// Builds the C program `source` into `binary` as every test program is
+/// built: `gcc -static-pie -O2 -Wall -Werror` (a static PIE loads above
+/// the kernel's map, where Nacre runs programs).
+pub fn compile(source: &Path, binary: &Path) -> Result<(), String> {
+    crate::boot::ensure_static_gcc()?;
+    let status = Command::new("gcc")
+        .args(["-static-pie", "-O2", "-Wall", "-Werror", "-o"])
+        .arg(binary)
+        .arg(source)
+        .status()
+        .map_err(|e| format!("cannot run gcc: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("gcc -static-pie {} failed", source.display()))
+    }
 }
 
 /// How `program` ends on the host.
@@ -239,6 +249,7 @@ pub fn checks(root: &Path, added: &[PathBuf]) -> Result<Vec<Check>, String> {
             expect_output,
             cpus: None,
             add: vec![program.binary.clone()],
+            mem: None,
         });
         if program.ours && program.name == "threads" {
             // The same test with remote shootdowns off must see stale memory:
@@ -250,6 +261,7 @@ pub fn checks(root: &Path, added: &[PathBuf]) -> Result<Vec<Check>, String> {
                 expect_output: vec!["stale reads".to_string(), "did not exit with 0".to_string()],
                 cpus: None,
                 add: vec![program.binary.clone()],
+                mem: None,
             });
         }
     }

@@ -2,7 +2,7 @@
 //! the copy of the loader's command line (refused when too long, never cut).
 
 use crate::boot_info::{BootInfo, BootInfoError, MAX_COMMAND_LINE, START_INFO_MAGIC};
-use crate::cmdline::{script_commands, KernelOptions, Mode, ScriptSource, SCRIPT_FILE};
+use crate::cmdline::{script_commands, Init, KernelOptions, Mode, ScriptSource, SCRIPT_FILE};
 use crate::{check, check_eq, kernel_test};
 use alloc::boxed::Box;
 use alloc::string::String;
@@ -29,6 +29,32 @@ fn defaults_and_unknown_words() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(defaults_and_unknown_words);
+
+fn init_and_its_arguments() -> Result<(), String> {
+    let options = KernelOptions::parse("log=debug init=/bin/prog -- one  two three ", |_| {});
+    check_eq!(options.init, Some(Init { path: "/bin/prog", args: "one  two three" }));
+    check_eq!(options.mode, Mode::Interactive);
+    check_eq!(options.log_level, LevelFilter::Debug);
+    let words: Vec<&str> = options.init.unwrap().arguments().collect();
+    check_eq!(words, ["one", "two", "three"]);
+    // No arguments; the init's arguments may look like options, or scripts.
+    check_eq!(KernelOptions::parse("init=/bin/x", |_| {}).init, Some(Init { path: "/bin/x", args: "" }));
+    let options = KernelOptions::parse("init=/bin/x -- log=off script=y --", |_| {});
+    check_eq!(options.init, Some(Init { path: "/bin/x", args: "log=off script=y --" }));
+    check_eq!((options.mode, options.log_level), (Mode::Interactive, LevelFilter::Info));
+    // A script's commands may hold `--`.
+    let options = KernelOptions::parse("init=/bin/x script=run /bin/y -- z", |_| {});
+    check_eq!(options.mode, Mode::Script("run /bin/y -- z"));
+    check_eq!(options.init, Some(Init { path: "/bin/x", args: "" }));
+    // Arguments without an init are reported, word by word; an empty init= is kept (refused at boot).
+    let mut unknown = Vec::new();
+    let options = KernelOptions::parse("-- a b", |word| unknown.push(word.0));
+    check_eq!((options.init, unknown), (None, alloc::vec!["a", "b"]));
+    check_eq!(KernelOptions::parse("init=", |_| {}).init, Some(Init { path: "", args: "" }));
+    check_eq!(KernelOptions::parse("noinit=/bin/x", |_| {}).init, None);
+    Ok(())
+}
+kernel_test!(init_and_its_arguments);
 
 fn script_sources() -> Result<(), String> {
     check_eq!(ScriptSource::of("help; mem"), ScriptSource::Inline("help; mem"));

@@ -299,3 +299,27 @@ fn shelltest_option() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(shelltest_option);
+
+/// `runall`'s arguments: bad ones are refused before anything runs; a
+/// folder with no files fails; a folder of files that are no programs gives
+/// a FAIL line for each and the summary.
+fn runall_arguments() -> Result<(), String> {
+    let mut driver = Driver::new();
+    driver.refused("runall", "runall [-t SECS] DIR")?;
+    driver.refused("runall -t", "expected DIR or -t SECS DIR")?;
+    driver.refused("runall -t 5", "expected DIR or -t SECS DIR")?;
+    driver.refused("runall -t 0 /bin", "seconds from 1 to 86400")?;
+    driver.refused("runall -t 86401 /bin", "seconds from 1 to 86400")?;
+    driver.refused("runall -t 1x /bin", "seconds from 1 to 86400")?;
+    driver.refused("runall -x 5 /bin", "the only option is -t SECS")?;
+    driver.refused("runall /", "name a folder of the initrd")?;
+    driver.refused("runall /bin /etc", "expected DIR or -t SECS DIR")?;
+    driver.refused("runall /no-such-folder", "no files in /no-such-folder")?;
+    // The test boot's initrd: /etc holds group and passwd, which are text.
+    let out = driver.refused("runall -t 5 /etc/", "0 passed, 2 failed")?;
+    let group = out.find("FAIL group (cannot run:").ok_or(format!("no FAIL line for group: {out}"))?;
+    let passwd = out.find("FAIL passwd (cannot run:").ok_or(format!("no FAIL line for passwd: {out}"))?;
+    check!(group < passwd, "not in name order: {out}");
+    Ok(())
+}
+kernel_test!(runall_arguments);

@@ -6,6 +6,9 @@
 //!   area and the stack go in a process's space;
 //! - [`load`]: the space built from an ELF file (`crates/exec` plans it);
 //! - [`process`]: spawning, running, exiting and waiting;
+//! - [`supervise`]: the kernel's own wait for a program it started (Ctrl-C,
+//!   a time limit, `SIGKILL`), for the shell's `run` and `runall` and the init;
+//! - [`init_program`]: the init (`init=` on the kernel command line), pid 1;
 //! - [`copy`]: the one door to user memory (`EFAULT`, never a panic);
 //! - [`syscall`], [`memory`], [`files`], [`proc`]: the system calls;
 //! - [`signal`]: what a program's faults raise, and delivery;
@@ -31,6 +34,7 @@ pub mod errno;
 pub mod fdtable;
 pub mod files;
 pub mod futex;
+pub mod init_program;
 pub mod layout;
 pub mod load;
 pub mod memory;
@@ -42,6 +46,7 @@ pub mod procinfo;
 pub mod random;
 pub mod signal;
 pub mod sigstate;
+pub mod supervise;
 pub mod syscall;
 pub mod sysfs;
 pub mod timers;

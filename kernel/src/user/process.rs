@@ -7,7 +7,9 @@
 //! the program with `thread::run_user` until `exit_group` or a fatal signal
 //! ends it. Then the thread leaves the space, destroys it and ends the
 //! process ([`end`]): its children are orphaned (their parent becomes the
-//! kernel, pid 0, which reaps them as they end), its parent gets `SIGCHLD`,
+//! init, pid 1, while one runs ([`spawn_init`]), which reaps them with
+//! `wait4` as Linux's init does; else the kernel, pid 0, which reaps them
+//! as they end), its parent gets `SIGCHLD`,
 //! and it stays a zombie until its parent reaps it with `wait4` (a process
 //! the shell started is reaped by the shell's [`wait`]).
 //!
@@ -136,7 +138,9 @@ pub struct ProcessState {
     /// process group and session, the trap that ended the process
     /// (`user::signal`).
     pub signal_extras: SignalExtras,
-    /// The parent's pid (0: the kernel: the shell started it, or its parent ended).
+    /// The parent's pid (0: the kernel: the shell or the boot started it,
+    /// or its parent ended with no init running; [`INIT_PID`]: the init
+    /// adopted it).
     pub parent: u32,
     /// The shell's `run` waits for this process (so it is not reaped at exit).
     pub shell_waits: bool,
@@ -212,8 +216,12 @@ impl Process {
 static PROCESSES: IrqMutex<BTreeMap<u32, Arc<Process>>> = IrqMutex::new(BTreeMap::new());
 /// The process (pid) and the user thread (tid) each kernel thread runs.
 static BY_THREAD: IrqMutex<BTreeMap<ThreadId, (u32, u32)>> = IrqMutex::new(BTreeMap::new());
-/// The next pid (1 is the first program run).
+/// The next pid (1 is the first program run: the init, when one runs).
 static NEXT_PID: AtomicU32 = AtomicU32::new(1);
+/// The init's pid, [`INIT_PID`], once [`spawn_init`] started it (0: no init).
+static INIT: AtomicU32 = AtomicU32::new(0);
+/// The pid of the init (`init=` on the kernel command line).
+pub const INIT_PID: u32 = 1;
 
 /// Why [`spawn`] could not start a program.
 #[derive(Debug)]
@@ -222,6 +230,8 @@ pub enum SpawnError {
     NotFound(String),
     /// The file is not a program this kernel runs, or its space could not be built.
     Load(LoadError),
+    /// [`spawn_init`] after another program took pid 1.
+    InitPidTaken,
 }
 
 impl SpawnError {
@@ -230,6 +240,7 @@ impl SpawnError {
         match self {
             SpawnError::NotFound(_) => Errno::ENOENT,
             SpawnError::Load(error) => error.errno(),
+            SpawnError::InitPidTaken => Errno::EAGAIN,
         }
     }
 }
@@ -250,6 +261,7 @@ impl fmt::Display for SpawnError {
                 )
             }
             SpawnError::Load(error) => write!(f, "{error}"),
+            SpawnError::InitPidTaken => write!(f, "pid {INIT_PID} is taken: a program ran before the init"),
         }
     }
 }
@@ -286,8 +298,32 @@ fn cmdline_of(argv: &[&[u8]]) -> Vec<u8> {
 /// Starts the program at `path` with arguments `argv` (`argv[0]` included)
 /// in a new process.
 pub fn spawn(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
+    spawn_with(path, argv, || Ok(NEXT_PID.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// Starts the program at `path` as the init: process [`INIT_PID`], which
+/// adopts the orphans of the processes that end while it runs. Only the
+/// first program started since boot can be the init
+/// ([`SpawnError::InitPidTaken`] otherwise).
+pub fn spawn_init(path: &str, argv: &[&[u8]]) -> Result<Running, SpawnError> {
+    let running = spawn_with(path, argv, || {
+        NEXT_PID
+            .compare_exchange(INIT_PID, INIT_PID + 1, Ordering::SeqCst, Ordering::SeqCst)
+            .map(|_| INIT_PID)
+            .map_err(|_| SpawnError::InitPidTaken)
+    })?;
+    INIT.store(INIT_PID, Ordering::SeqCst);
+    Ok(running)
+}
+
+/// [`spawn`] with the pid `take_pid` gives, taken once the program is found.
+fn spawn_with(
+    path: &str,
+    argv: &[&[u8]],
+    take_pid: impl FnOnce() -> Result<u32, SpawnError>,
+) -> Result<Running, SpawnError> {
     let (file, full_path) = find_program(path)?;
-    let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
+    let pid = take_pid()?;
     let program = full_path.rsplit('/').next().unwrap_or("program");
     let envp: [&[u8]; 1] = [b"PATH=/bin"];
     let loaded = load::load(file, &load::space_name(program, pid), argv, &envp, full_path.as_bytes())
@@ -393,19 +429,30 @@ fn end(process: &Arc<Process>) {
         (state.parent, state.shell_waits, state.exit_signal)
     };
     let mut table = PROCESSES.lock();
-    // Children become the kernel's; those already ended are reaped now.
+    // Children become the init's while it runs (it reaps them with wait4,
+    // and hears of those already ended by SIGCHLD), else the kernel's, which
+    // reaps those already ended now.
+    let init = INIT.load(Ordering::SeqCst);
+    let adopter = match table.get(&init) {
+        Some(init) if init.pid != process.pid && !init.state.lock().ended => init.pid,
+        _ => 0,
+    };
     let mut orphans_ended = Vec::new();
     for child in table.values() {
         let mut state = child.state.lock();
         if state.parent == process.pid {
-            state.parent = 0;
+            state.parent = adopter;
             if state.ended && !state.shell_waits {
                 orphans_ended.push(child.pid);
             }
         }
     }
-    for pid in orphans_ended {
-        table.remove(&pid);
+    if adopter == 0 {
+        for pid in orphans_ended {
+            table.remove(&pid);
+        }
+    } else if let Some(init) = table.get(&adopter).filter(|_| !orphans_ended.is_empty()) {
+        init.state.lock().pending |= 1 << (SIGCHLD - 1);
     }
     match table.get(&parent) {
         Some(parent) if parent.pid != process.pid && (1..=64).contains(&exit_signal) => {
@@ -926,7 +973,8 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
     Ok(stack.is_ok())
 }
 
-/// The parent of `process` (0: the kernel).
+/// The parent of `process` (0: the kernel; [`INIT_PID`]: the init, once
+/// it adopted an orphan).
 pub fn parent_of(process: &Process) -> u32 {
     process.state.lock().parent
 }

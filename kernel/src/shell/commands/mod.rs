@@ -105,6 +105,13 @@ static COMMANDS: &[Command<Session>] = &[
         help: "run a static x86-64 Linux program from the initrd (/bin/NAME) in a process of its own; wait for it",
         run: programs::run,
     },
+    Command {
+        name: "runall",
+        usage: "runall [-t SECS] DIR",
+        help: "run every program of an initrd folder (/bin) in name order, each with a time limit \
+               (default 60 s): PASS/FAIL per program, then N passed, M failed",
+        run: programs::runall,
+    },
     Command { name: "ps", usage: "ps", help: "the running processes: pid, address space, program", run: programs::ps },
     Command {
         name: "syscalls",

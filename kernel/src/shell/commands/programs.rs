@@ -1,20 +1,18 @@
 //! The shell's program commands: `run PATH [ARGS...]` runs a static Linux
 //! program in a process of its own and waits for it (Ctrl-C on the console
-//! sends its process group `SIGINT`); `ps` lists the processes; `syscalls`
-//! lists the system calls programs asked for and did not get.
+//! sends its process group `SIGINT`); `runall [-t SECS] DIR` runs every
+//! program of an initrd folder, one after the other, each with a time
+//! limit; `ps` lists the processes; `syscalls` lists the system calls
+//! programs asked for and did not get.
 
 use crate::shell::session::Session;
+use crate::user::misc;
 use crate::user::process::{self, ExitStatus};
-use crate::user::signal::{self, code, Signal};
-use crate::user::{files, misc};
+use crate::user::supervise::{self, Ending};
+use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt::Write;
 use shell::{arg_count, CommandError};
-
-/// The byte Ctrl-C sends.
-const CTRL_C: u8 = 0x03;
-/// How often `run` looks at the console and at the process while it waits.
-const POLL_MS: u64 = 10;
 
 /// `run PATH [ARGS...]`: starts the program (`argv[0]` is PATH), waits for
 /// it, and prints how it ended ("exit 0", "killed by SIGSEGV (...)", with
@@ -30,31 +28,9 @@ pub fn run(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         CommandError::failed(alloc::format!("{}: cannot run: {error} (errno {})", args[0], error.errno().name()))
     })?;
     let pid = running.process.pid;
-    // The program leads its own group: the console's foreground group now.
-    files::set_foreground_group(pid);
-    // The process under its pid: an `execve` replaces the record.
-    let fault = loop {
-        match process::all().into_iter().find(|process| process.pid == pid) {
-            None => break None,
-            Some(process) => {
-                let state = process.state.lock();
-                if state.exit.is_some() {
-                    break state.signal_extras.fault;
-                }
-            }
-        }
-        while let Some(byte) = crate::serial::try_read_byte() {
-            if byte == CTRL_C {
-                let _ = writeln!(out, "^C");
-                // The program's group (its forked children are in it),
-                // unless it made another the foreground (TIOCSPGRP).
-                signal::send_to_group(files::foreground_group(), Signal::SIGINT, code::SI_KERNEL, 0);
-            }
-        }
-        crate::thread::sleep_ms(POLL_MS);
+    let Ending::Ended { status, fault } = supervise::wait(running, None, out) else {
+        return Err(CommandError::failed(alloc::format!("{} (pid {pid}) did not end", args[0])));
     };
-    files::set_foreground_group(0);
-    let status = process::wait(running);
     match (status, fault) {
         (ExitStatus::Killed { .. }, Some(fault)) => writeln!(out, "{status}: {fault}")?,
         _ => writeln!(out, "{status}")?,
@@ -62,6 +38,119 @@ pub fn run(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
     match status {
         ExitStatus::Exited(0) => Ok(()),
         _ => Err(CommandError::failed(alloc::format!("{} (pid {pid}) did not exit with 0", args[0]))),
+    }
+}
+
+/// The time limit of each program of `runall` unless `-t` gives another.
+pub const RUNALL_DEFAULT_SECS: u64 = 60;
+/// The longest time limit `runall -t` takes (a day).
+pub const RUNALL_MAX_SECS: u64 = 86_400;
+
+/// What `runall [-t SECS] DIR` was asked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunAll<'a> {
+    /// Each program's time limit, in seconds.
+    pub limit_secs: u64,
+    /// The initrd folder, without leading or trailing slashes (`bin`).
+    pub dir: &'a str,
+}
+
+impl<'a> RunAll<'a> {
+    /// Parses the arguments of `runall`: `DIR` or `-t SECS DIR`, SECS a
+    /// whole number of seconds from 1 to [`RUNALL_MAX_SECS`].
+    pub fn parse(args: &[&'a str]) -> Result<RunAll<'a>, CommandError> {
+        let (limit_secs, dir) = match args {
+            [dir] if !dir.starts_with('-') => (RUNALL_DEFAULT_SECS, *dir),
+            ["-t", secs, dir] => {
+                let limit =
+                    secs.parse::<u64>().ok().filter(|secs| (1..=RUNALL_MAX_SECS).contains(secs)).ok_or_else(|| {
+                        CommandError::bad_argument(secs, alloc::format!("seconds from 1 to {RUNALL_MAX_SECS}"))
+                    })?;
+                (limit, *dir)
+            }
+            [first, ..] if first.starts_with('-') && *first != "-t" => {
+                return Err(CommandError::bad_argument(first, "the only option is -t SECS"))
+            }
+            _ => {
+                arg_count(args, 1, 3)?;
+                return Err(CommandError::bad_argument(args[0], "expected DIR or -t SECS DIR"));
+            }
+        };
+        let dir = dir.trim_matches('/');
+        if dir.is_empty() {
+            return Err(CommandError::bad_argument("/", "name a folder of the initrd (such as /bin)"));
+        }
+        Ok(RunAll { limit_secs, dir })
+    }
+
+    /// The initrd files directly in the folder, in name order.
+    pub fn programs(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = crate::fs::files()
+            .iter()
+            .filter_map(|file| file.name().strip_prefix(self.dir)?.strip_prefix('/'))
+            .filter(|name| !name.is_empty() && !name.contains('/'))
+            .collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// `runall [-t SECS] DIR`: runs every program directly in the initrd folder
+/// DIR (`/bin`) in name order, without arguments, one at a time, each with
+/// a time limit of SECS seconds (default [`RUNALL_DEFAULT_SECS`]); prints
+/// a line per program (`PASS name (exit 0, 0.12 s)`, `FAIL name (killed by
+/// SIGSEGV, 0.02 s)`, `FAIL name (timed out after 60 s)`) and then `N
+/// passed, M failed`. A program past its limit is sent `SIGKILL` (with its
+/// process group) and reaped. Fails when any program failed, or when the
+/// folder holds no file.
+pub fn runall(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    let request = RunAll::parse(args)?;
+    let programs = request.programs();
+    if programs.is_empty() {
+        return Err(CommandError::failed(alloc::format!("no files in /{} of the initrd (see ls)", request.dir)));
+    }
+    let (mut passed, mut failed) = (0usize, 0usize);
+    for name in programs {
+        let path = alloc::format!("/{}/{name}", request.dir);
+        let (pass, verdict) = run_one(&path, request.limit_secs, out);
+        writeln!(out, "{} {name} ({verdict})", if pass { "PASS" } else { "FAIL" })?;
+        if pass {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+    }
+    writeln!(out, "{passed} passed, {failed} failed")?;
+    if failed == 0 {
+        Ok(())
+    } else {
+        Err(CommandError::failed(alloc::format!("{failed} of {} failed", passed + failed)))
+    }
+}
+
+/// Runs the program at `path` for `runall`: whether it passed, and how it ended in words.
+fn run_one(path: &str, limit_secs: u64, out: &mut dyn Write) -> (bool, String) {
+    let start = crate::arch::tsc::nanos_since_boot();
+    let running = match process::spawn(path, &[path.as_bytes()]) {
+        Ok(running) => running,
+        Err(error) => return (false, alloc::format!("cannot run: {error} (errno {})", error.errno().name())),
+    };
+    let ending = supervise::wait(running, Some(limit_secs * 1000), out);
+    let millis = (crate::arch::tsc::nanos_since_boot() - start) / 1_000_000;
+    let took = alloc::format!("{}.{:02} s", millis / 1000, millis % 1000 / 10);
+    match ending {
+        Ending::Ended { status: ExitStatus::Exited(code), .. } => (code == 0, alloc::format!("exit {code}, {took}")),
+        Ending::Ended { status: ExitStatus::Killed { info, .. }, .. } => {
+            (false, alloc::format!("killed by {}, {took}", info.signal.name()))
+        }
+        Ending::TimedOut => (false, alloc::format!("timed out after {limit_secs} s")),
+        Ending::Unkillable => (
+            false,
+            alloc::format!(
+                "timed out after {limit_secs} s; still there {} s after SIGKILL, left behind",
+                supervise::KILL_GRACE_MS / 1000
+            ),
+        ),
     }
 }
 
