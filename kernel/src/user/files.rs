@@ -180,6 +180,8 @@ fn more_node_named(process: &Process, name: &str) -> Option<Node> {
         "proc/self/oom_score_adj" => Node::Proc("oom_score_adj"),
         "proc/self/mounts" | "proc/mounts" => Node::Proc("mounts"),
         "proc/cpuinfo" => Node::Proc("cpuinfo"),
+        "proc/version" => Node::Proc("version"),
+        "proc/cmdline" => Node::Proc("kernel_cmdline"),
         "proc/sys/kernel/pid_max" => Node::Proc("pid_max"),
         "proc/sys/kernel/core_pattern" => Node::Proc("core_pattern"),
         "proc/sys/vm/overcommit_memory" => Node::Proc("overcommit_memory"),
@@ -405,6 +407,8 @@ const PROC_CPUINFO_INO: u64 = 6;
 const PROC_PID_MAX_INO: u64 = 7;
 const PROC_CORE_PATTERN_INO: u64 = 8;
 const PROC_OVERCOMMIT_INO: u64 = 9;
+const PROC_VERSION_INO: u64 = 10;
+const PROC_CMDLINE_INO: u64 = 11;
 
 /// The entries of `/proc/PID` by their index in [`proc_pid_ino`].
 mod pid_entry {
@@ -478,6 +482,8 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
         Node::Sys(key) => sysfs::ino(key),
         Node::Fd(fd) => proc_fd_ino(process.pid, *fd),
         Node::Proc("cpuinfo") => PROC_CPUINFO_INO,
+        Node::Proc("version") => PROC_VERSION_INO,
+        Node::Proc("kernel_cmdline") => PROC_CMDLINE_INO,
         Node::Proc("pid_max") => PROC_PID_MAX_INO,
         Node::Proc("core_pattern") => PROC_CORE_PATTERN_INO,
         Node::Proc("overcommit_memory") => PROC_OVERCOMMIT_INO,
@@ -523,6 +529,8 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             children.insert("meminfo".to_string(), Node::Proc("meminfo"));
             children.insert("sys".to_string(), Node::Directory("proc/sys".to_string()));
             children.insert("cpuinfo".to_string(), Node::Proc("cpuinfo"));
+            children.insert("version".to_string(), Node::Proc("version"));
+            children.insert("cmdline".to_string(), Node::Proc("kernel_cmdline"));
             children.insert("mounts".to_string(), Node::Proc("mounts"));
         }
         "proc/self" => {
@@ -1115,6 +1123,17 @@ fn write_file(process: &Process, file: &FileRef, io: &UserIo) -> SysResult {
             procinfo::write_oom_score_adj(process, &bytes)?;
             Ok(bytes.len() as u64)
         }
+        Backing::Generated { ino, .. } if sysfs::is_writable_ino(*ino) => {
+            let ino = *ino;
+            drop(open);
+            // One page at most, as sysfs takes one write.
+            let mut bytes = alloc::vec![0u8; io.total.min(4096) as usize];
+            if io.read_at(0, &mut bytes) < bytes.len() as u64 {
+                return Err(Errno::EFAULT);
+            }
+            sysfs::write(ino, &bytes)?;
+            Ok(bytes.len() as u64)
+        }
         // Nothing else is ever opened for writing.
         _ => Err(Errno::EBADF),
     }
@@ -1352,6 +1371,9 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
                 bytes: procinfo::oom_score_adj(process),
                 ino: node_ino(process, &Node::Proc("oom_score_adj")),
             },
+            Node::Sys(key) if wants_write && sysfs::is_writable(key) => {
+                Backing::Generated { bytes: sysfs::contents(key), ino: sysfs::ino(key) }
+            }
             _ if wants_write => return Err(Errno::EROFS),
             _ if flags & O_DIRECT != 0 => return Err(Errno::EINVAL), // no direct I/O here
             Node::Sys(key) => Backing::Generated { bytes: sysfs::contents(key), ino: sysfs::ino(key) },
@@ -1368,6 +1390,8 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
                     "cmdline" => procinfo::cmdline(process),
                     "mounts" => procinfo::mounts(),
                     "cpuinfo" => procinfo::cpuinfo(),
+                    "version" => procinfo::version(),
+                    "kernel_cmdline" => procinfo::kernel_cmdline(),
                     "pid_max" => procinfo::pid_max(),
                     "core_pattern" => procinfo::core_pattern(),
                     "overcommit_memory" => procinfo::overcommit_memory(),

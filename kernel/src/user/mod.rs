@@ -44,6 +44,7 @@ pub mod proc;
 pub mod process;
 pub mod procinfo;
 pub mod random;
+pub mod reboot;
 pub mod signal;
 pub mod sigstate;
 pub mod supervise;

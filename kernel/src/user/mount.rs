@@ -1,7 +1,8 @@
 //! `mount` and `umount2`. The file systems are built in and mounted at
 //! boot, one instance each at its place (the table of
 //! [`procinfo::mounts_table`]): `proc` at `/proc`, `sysfs` at `/sys`,
-//! `devtmpfs` at `/dev`, `tmpfs` at `/tmp` and `/dev/shm`.
+//! `devtmpfs` at `/dev`, `tmpfs` at `/tmp` and `/dev/shm`, `debugfs` (empty)
+//! at `/sys/kernel/debug`.
 //!
 //! The checks are Linux's (`path_mount`), in its order: the strings
 //! (`EFAULT`), the target (`ENOENT`, `ENOTDIR`, ...), `MS_NOUSER`
@@ -10,7 +11,7 @@
 //! anything (every mount is private here; the options stay as
 //! `/proc/mounts` shows them); a new mount needs a type (`EINVAL`) that is
 //! known (`ENODEV` for any other, `ramfs`, `devpts` and `cgroup2`
-//! included) and a directory (`ENOTDIR`). Mounting one of the four types
+//! included) and a directory (`ENOTDIR`). Mounting one of the five types
 //! where it already is succeeds and changes nothing, as if mounted again
 //! over itself; anywhere else it is `EINVAL`, as are bind mounts
 //! (`MS_BIND`) and moves (`MS_MOVE`): a second instance is not made here.
@@ -53,7 +54,7 @@ const MNT_EXPIRE: u64 = 4;
 const UMOUNT_NOFOLLOW: u64 = 8;
 
 /// The types of file system built in.
-const KNOWN_TYPES: [&str; 4] = ["proc", "sysfs", "devtmpfs", "tmpfs"];
+const KNOWN_TYPES: [&str; 5] = ["proc", "sysfs", "devtmpfs", "tmpfs", "debugfs"];
 
 /// A string argument that may be NULL (`copy_mount_string`).
 fn optional_string(addr: u64) -> Result<Option<String>, Errno> {

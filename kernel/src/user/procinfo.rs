@@ -155,6 +155,7 @@ pub fn mounts_table() -> Vec<Mount> {
         Mount { source: "proc", point: "proc", kind: "proc", options: "rw,nosuid,nodev,noexec,relatime" },
         Mount { source: "sysfs", point: "sys", kind: "sysfs", options: "ro,nosuid,nodev,noexec,relatime" },
         Mount { source: "devtmpfs", point: "dev", kind: "devtmpfs", options: "ro,nosuid,relatime,mode=755" },
+        Mount { source: "debugfs", point: "sys/kernel/debug", kind: "debugfs", options: "rw,nosuid,nodev,noexec,relatime" },
     ];
     for (point, _) in ramfs::mounted() {
         mounts.push(Mount { source: "tmpfs", point, kind: "tmpfs", options: "rw,nosuid,nodev" });
@@ -169,6 +170,19 @@ pub fn mounts() -> Vec<u8> {
     for mount in mounts_table() {
         let _ = writeln!(out, "{} /{} {} {} 0 0", mount.source, mount.point, mount.kind, mount.options);
     }
+    out.into_bytes()
+}
+
+/// `/proc/version`: in Linux's form (`SYSNAME version RELEASE (BUILDER)
+/// (COMPILER) VERSION`), with `uname`'s names.
+pub fn version() -> Vec<u8> {
+    b"Nacre version 6.1.0-nacre (nacre@nacre) (rustc) #1 SMP\n".to_vec()
+}
+
+/// `/proc/cmdline`: the kernel's command line and a newline.
+pub fn kernel_cmdline() -> Vec<u8> {
+    let mut out = alloc::string::String::from(crate::boot_info::get().command_line());
+    out.push('\n');
     out.into_bytes()
 }
 

@@ -171,6 +171,7 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
             .or_else(|| super::creds::call(process, number, a))
             .or_else(|| timers::call(process, number, a))
             .or_else(|| super::mount::call(process, number, a))
+            .or_else(|| super::reboot::call(process, number, a))
             .or_else(|| misc::call(process, number, a))
             .unwrap_or_else(|| misc::unsupported(number)),
     }

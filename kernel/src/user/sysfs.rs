@@ -6,16 +6,22 @@
 //!   three the same here (no CPU is hot-plugged); a directory `cpuN` per
 //!   CPU (empty).
 //! - `/sys/kernel/mm/transparent_hugepage/enabled`: `always madvise
-//!   [never]`, the bracket on the policy followed: user memory is mapped
-//!   with 4 KiB pages only.
+//!   [never]`, the bracket on the policy chosen (`never` at boot). Root may
+//!   write `always`, `madvise` or `never` (anything else is `EINVAL`), as
+//!   on Linux; the choice is kept and shown, and changes nothing: user
+//!   memory is mapped with 4 KiB pages only, as a Linux whose huge-page
+//!   allocations all fall back would.
+//! - `/sys/kernel/debug`: an empty directory, where `debugfs` is mounted.
 //!
 //! Directories are `drwxr-xr-x` as Linux's sysfs shows them, files
-//! `-r--r--r--` (`-rw-r--r--` for the policy file, which root may write on
-//! Linux; here the tree is read-only and an open for writing is `EROFS`).
+//! `-r--r--r--` (`-rw-r--r--` for the policy file, the only one that takes
+//! writes; an open of another for writing is `EROFS`).
 
+use super::errno::Errno;
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
 
 /// The files, by their path (without the leading slash).
 const FILES: [&str; 4] = [
@@ -26,15 +32,48 @@ const FILES: [&str; 4] = [
 ];
 
 /// The directories besides the `cpuN` ones.
-const DIRECTORIES: [&str; 7] = [
+const DIRECTORIES: [&str; 8] = [
     "sys",
     "sys/devices",
     "sys/devices/system",
     "sys/devices/system/cpu",
     "sys/kernel",
+    "sys/kernel/debug",
     "sys/kernel/mm",
     "sys/kernel/mm/transparent_hugepage",
 ];
+
+/// The huge-page policy file, the one file that takes writes.
+const THP_ENABLED: &str = "sys/kernel/mm/transparent_hugepage/enabled";
+
+/// The huge-page policies, in the order the file lists them.
+const THP_POLICIES: [&str; 3] = ["always", "madvise", "never"];
+
+/// The policy chosen: an index into [`THP_POLICIES`].
+static THP_POLICY: AtomicUsize = AtomicUsize::new(2);
+
+/// True for the file with inode `ino` when it takes writes.
+pub fn is_writable_ino(ino: u64) -> bool {
+    ino == self::ino(THP_ENABLED)
+}
+
+/// True when file `key` takes writes.
+pub fn is_writable(key: &str) -> bool {
+    key == THP_ENABLED
+}
+
+/// A write of `bytes` to the file with inode `ino`: the policy's name,
+/// with or without a newline (`EINVAL` for anything else).
+pub fn write(ino: u64, bytes: &[u8]) -> Result<(), Errno> {
+    if !is_writable_ino(ino) {
+        return Err(Errno::EINVAL);
+    }
+    let text = core::str::from_utf8(bytes).map_err(|_| Errno::EINVAL)?;
+    let wanted = text.strip_suffix('\n').unwrap_or(text);
+    let index = THP_POLICIES.iter().position(|&policy| policy == wanted).ok_or(Errno::EINVAL)?;
+    THP_POLICY.store(index, Ordering::Relaxed);
+    Ok(())
+}
 
 /// Where the CPUs' directories are.
 const CPU_DIRECTORY: &str = "sys/devices/system/cpu";
@@ -108,7 +147,18 @@ fn cpu_list(ids: &[u32]) -> String {
 /// The contents of file `key`.
 pub fn contents(key: &str) -> Vec<u8> {
     match key {
-        "sys/kernel/mm/transparent_hugepage/enabled" => b"always madvise [never]\n".to_vec(),
+        THP_ENABLED => {
+            let chosen = THP_POLICY.load(Ordering::Relaxed);
+            let mut out = String::new();
+            for (index, policy) in THP_POLICIES.iter().enumerate() {
+                if index > 0 {
+                    out.push(' ');
+                }
+                out.push_str(&if index == chosen { format!("[{policy}]") } else { policy.to_string() });
+            }
+            out.push('\n');
+            out.into_bytes()
+        }
         _ => cpu_list(&cpu_ids()).into_bytes(),
     }
 }
