@@ -12,6 +12,7 @@
  *   the thread count and the exit signal agree with the calls; vsize and
  *   rss are not zero; a blocked, an ignored and a caught signal show in
  *   their masks; a child started later has a start time no earlier.
+ * - /proc/interrupts has a column per CPU and a TLB row.
  * - /proc/self/cmdline is argv, each followed by a NUL; /proc/PID/ is the
  *   same as /proc/self/.
  * - /proc/self/fd lists the open descriptors as links; readlink gives the
@@ -503,6 +504,28 @@ static void sysctls(void) {
     CHECK(find_entry("/proc", "cpuinfo", &type, &ino) == 1 && type == DT_REG, "/proc lists cpuinfo");
 }
 
+/* /proc/interrupts: a header with one CPUn column per online CPU, and a
+   TLB row (shootdowns received) with a count per column. */
+static void interrupts(void) {
+    CHECK(slurp("/proc/interrupts") > 0, "/proc/interrupts");
+    int columns = 0;
+    for (char *at = buffer; *at && *at != '\n'; at++)
+        columns += at[0] == 'C' && at[1] == 'P' && at[2] == 'U';
+    CHECK(columns == sysconf(_SC_NPROCESSORS_ONLN), "a column per CPU (%d)", columns);
+    char *tlb = strstr(buffer, "\nTLB:");
+    int counts = 0;
+    if (tlb) {
+        char *at = tlb + 5;
+        for (int i = 0; i < columns; i++) {
+            char *end;
+            strtoul(at, &end, 10);
+            counts += end != at;
+            at = end;
+        }
+    }
+    CHECK(tlb && counts == columns, "a TLB row with a count per CPU (%d)", counts);
+}
+
 int main(int argc, char **argv) {
     devices();
     proc_stat(argv);
@@ -513,5 +536,6 @@ int main(int argc, char **argv) {
     cpuinfo();
     sysfs();
     sysctls();
+    interrupts();
     return finish("procfs_more");
 }

@@ -454,7 +454,7 @@ fn boot_pairs(nacre: &[f64], linux: &[f64], goal: Goal) -> String {
     format!("{met} of {} ({min:.2}–{max:.2})", ratios.len())
 }
 
-fn median(values: &[f64]) -> f64 {
+pub(crate) fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let n = sorted.len();
@@ -553,7 +553,7 @@ const UBENCH_SOURCE: &str = "tests/bench/vmbench.c";
 const UBENCH_DIR: &str = "target/ubench";
 /// The Linux harness (read only here), relative to the workspace root: its
 /// `fetch-kernel.sh` fetches Debian's kernel.
-const LINUX_HARNESS: &str = "../shared/anchors/linux-vm-bench";
+pub(crate) const LINUX_HARNESS: &str = "../shared/anchors/linux-vm-bench";
 /// The Linux command line of the harness.
 const LINUX_APPEND: &str = "console=ttyS0 quiet panic=-1";
 /// The lines of the benchmark's output that are kept.
@@ -679,7 +679,7 @@ fn build_vmbench(root: &Path, dir: &Path) -> Result<PathBuf, String> {
 /// Debian's Linux 6.1 kernel in the harness's cache (`WORK`, else
 /// `/tmp/linux-anchor`), fetched with the harness's `fetch-kernel.sh` when
 /// missing; its path and the package it came from.
-fn linux_kernel(root: &Path) -> Result<(PathBuf, String), String> {
+pub(crate) fn linux_kernel(root: &Path) -> Result<(PathBuf, String), String> {
     let work = PathBuf::from(std::env::var("WORK").unwrap_or_else(|_| LINUX_HARNESS_WORK.to_string()));
     let vmlinuz = work.join("vmlinuz");
     if !vmlinuz.is_file() {
@@ -702,7 +702,7 @@ fn linux_kernel(root: &Path) -> Result<(PathBuf, String), String> {
 
 /// The QEMU command line of the Linux harness (`run.sh`), on the machine of
 /// `machine` (CPUs, memory) and with `-cpu cpu`.
-fn linux_qemu_command(machine: &Options, cpu: &str, vmlinuz: &Path, initramfs: &Path) -> Command {
+pub(crate) fn linux_qemu_command(machine: &Options, cpu: &str, vmlinuz: &Path, initramfs: &Path) -> Command {
     let mut command = Command::new(QEMU);
     command
         .args(["-accel", "tcg,thread=multi", "-machine", "pc", "-cpu", cpu])
@@ -717,7 +717,7 @@ fn linux_qemu_command(machine: &Options, cpu: &str, vmlinuz: &Path, initramfs: &
 
 /// Which Nacre was measured: the commit, and whether the kernel's or the
 /// crates' files differ from it.
-fn nacre_revision(root: &Path) -> String {
+pub(crate) fn nacre_revision(root: &Path) -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .current_dir(root)
@@ -756,7 +756,7 @@ fn kept_lines(boot: u32, outcome: &CapturedRun, succeeded: bool, kernel: &str) -
 /// A newc archive for Linux: `/init` (the program), `/dev/console`, and
 /// empty `/proc` and `/sys` to mount on. Written here, so that no `cpio`
 /// and no root (for the device node) is needed.
-fn linux_initramfs(program: &[u8]) -> Vec<u8> {
+pub(crate) fn linux_initramfs(program: &[u8]) -> Vec<u8> {
     const DIRECTORY: u32 = 0o040_755;
     const CHARACTER_DEVICE: u32 = 0o020_600;
     const EXECUTABLE: u32 = 0o100_755;

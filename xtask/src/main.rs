@@ -39,6 +39,7 @@ mod initcheck;
 mod kit;
 mod lab;
 mod plot;
+mod samebinary;
 mod selftests;
 mod usertest;
 
@@ -420,6 +421,10 @@ fn main() -> ExitCode {
             let input = rest.first().map(PathBuf::from).unwrap_or_else(bench::default_output);
             let output = out.unwrap_or_else(|| workspace_root().join("docs/bench-plot.svg"));
             plot::plot(&input, &output)
+        }
+        Some("compare") if args[1..].iter().any(|arg| arg == "--same-binary") => {
+            let rest: Vec<String> = args[1..].iter().filter(|arg| *arg != "--same-binary").cloned().collect();
+            samebinary::compare_same_binary(&rest)
         }
         Some("compare") => {
             let (linux, rest) = take_option(&args[1..], "--linux");

@@ -181,6 +181,7 @@ fn more_node_named(process: &Process, name: &str) -> Option<Node> {
         "proc/self/mounts" | "proc/mounts" => Node::Proc("mounts"),
         "proc/cpuinfo" => Node::Proc("cpuinfo"),
         "proc/version" => Node::Proc("version"),
+        "proc/interrupts" => Node::Proc("interrupts"),
         "proc/cmdline" => Node::Proc("kernel_cmdline"),
         "proc/sys/kernel/pid_max" => Node::Proc("pid_max"),
         "proc/sys/kernel/core_pattern" => Node::Proc("core_pattern"),
@@ -409,6 +410,7 @@ const PROC_CORE_PATTERN_INO: u64 = 8;
 const PROC_OVERCOMMIT_INO: u64 = 9;
 const PROC_VERSION_INO: u64 = 10;
 const PROC_CMDLINE_INO: u64 = 11;
+const PROC_INTERRUPTS_INO: u64 = 12;
 
 /// The entries of `/proc/PID` by their index in [`proc_pid_ino`].
 mod pid_entry {
@@ -483,6 +485,7 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
         Node::Fd(fd) => proc_fd_ino(process.pid, *fd),
         Node::Proc("cpuinfo") => PROC_CPUINFO_INO,
         Node::Proc("version") => PROC_VERSION_INO,
+        Node::Proc("interrupts") => PROC_INTERRUPTS_INO,
         Node::Proc("kernel_cmdline") => PROC_CMDLINE_INO,
         Node::Proc("pid_max") => PROC_PID_MAX_INO,
         Node::Proc("core_pattern") => PROC_CORE_PATTERN_INO,
@@ -530,6 +533,7 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             children.insert("sys".to_string(), Node::Directory("proc/sys".to_string()));
             children.insert("cpuinfo".to_string(), Node::Proc("cpuinfo"));
             children.insert("version".to_string(), Node::Proc("version"));
+            children.insert("interrupts".to_string(), Node::Proc("interrupts"));
             children.insert("cmdline".to_string(), Node::Proc("kernel_cmdline"));
             children.insert("mounts".to_string(), Node::Proc("mounts"));
         }
@@ -1391,6 +1395,7 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
                     "mounts" => procinfo::mounts(),
                     "cpuinfo" => procinfo::cpuinfo(),
                     "version" => procinfo::version(),
+                    "interrupts" => procinfo::interrupts(),
                     "kernel_cmdline" => procinfo::kernel_cmdline(),
                     "pid_max" => procinfo::pid_max(),
                     "core_pattern" => procinfo::core_pattern(),

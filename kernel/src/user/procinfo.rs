@@ -155,7 +155,12 @@ pub fn mounts_table() -> Vec<Mount> {
         Mount { source: "proc", point: "proc", kind: "proc", options: "rw,nosuid,nodev,noexec,relatime" },
         Mount { source: "sysfs", point: "sys", kind: "sysfs", options: "ro,nosuid,nodev,noexec,relatime" },
         Mount { source: "devtmpfs", point: "dev", kind: "devtmpfs", options: "ro,nosuid,relatime,mode=755" },
-        Mount { source: "debugfs", point: "sys/kernel/debug", kind: "debugfs", options: "rw,nosuid,nodev,noexec,relatime" },
+        Mount {
+            source: "debugfs",
+            point: "sys/kernel/debug",
+            kind: "debugfs",
+            options: "rw,nosuid,nodev,noexec,relatime"
+        },
     ];
     for (point, _) in ramfs::mounted() {
         mounts.push(Mount { source: "tmpfs", point, kind: "tmpfs", options: "rw,nosuid,nodev" });
@@ -177,6 +182,30 @@ pub fn mounts() -> Vec<u8> {
 /// (COMPILER) VERSION`), with `uname`'s names.
 pub fn version() -> Vec<u8> {
     b"Nacre version 6.1.0-nacre (nacre@nacre) (rustc) #1 SMP\n".to_vec()
+}
+
+/// `/proc/interrupts`, in Linux's layout: a column per CPU, and the rows
+/// Nacre counts: `LOC` (local APIC timer ticks) and `TLB` (TLB shootdown
+/// requests serviced, as Linux counts its TLB IPIs received).
+pub fn interrupts() -> Vec<u8> {
+    let cpus: Vec<&crate::percpu::PerCpu> = crate::percpu::all_cpus().collect();
+    let mut out = alloc::string::String::from("    ");
+    for cpu in &cpus {
+        let _ = write!(out, "       CPU{:<3}", cpu.id);
+    }
+    out.push('\n');
+    let mut row = |name: &str, what: &str, value: &dyn Fn(&crate::percpu::PerCpu) -> u64| {
+        let _ = write!(out, "{name:>3}:");
+        for cpu in &cpus {
+            let _ = write!(out, " {:>10}", value(cpu));
+        }
+        let _ = writeln!(out, "   {what}");
+    };
+    row("LOC", "Local timer interrupts", &|cpu| cpu.timer_ticks.load(core::sync::atomic::Ordering::Relaxed));
+    row("TLB", "TLB shootdowns", &|cpu| {
+        crate::tlb::counters(cpu.id).shootdowns_received.load(core::sync::atomic::Ordering::Relaxed)
+    });
+    out.into_bytes()
 }
 
 /// `/proc/cmdline`: the kernel's command line and a newline.
