@@ -9,7 +9,8 @@
  * process and in another that maps it, shared or private and not yet
  * written); PROT_WRITE on a shared mapping needs a descriptor open
  * for writing (EACCES), a private one does not; MADV_DONTNEED on a shared
- * mapping keeps the file's contents; an unlinked file lives on in its
+ * mapping keeps the file's contents; mremap moves a shared mapping without
+ * copying it; an unlinked file lives on in its
  * mappings; msync succeeds.
  */
 #define _GNU_SOURCE
@@ -88,6 +89,15 @@ static void shared(const char *path) {
     strcpy(p, "again");
     CHECK(!strcmp(r, "private"), "where it has, it keeps its copy");
     munmap(r, 3 * PAGE);
+
+    /* Moved by mremap, a shared mapping still is the file. */
+    char *hole = mmap(NULL, 3 * PAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    char *moved = mremap(q, 3 * PAGE, 3 * PAGE, MREMAP_MAYMOVE | MREMAP_FIXED, hole);
+    CHECK(moved == hole, "mremap moves a shared mapping");
+    strcpy(moved + PAGE, "moved");
+    CHECK(!strcmp(p + PAGE, "moved") && pread(fd, buf, 6, PAGE) == 6 && !strcmp(buf, "moved"),
+          "its writes still reach the file");
+    q = moved;
 
     /* Unlinked, the file lives on in its mappings. */
     CHECK(unlink(path) == 0 && close(fd) == 0, "unlink and close");

@@ -112,7 +112,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: None,
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "mremap_test",
@@ -130,7 +130,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: Some("OK"),
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "mlock2-tests",

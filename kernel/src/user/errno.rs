@@ -64,7 +64,10 @@ errnos! {
     ELOOP = 40, "Too many symbolic links encountered.";
     EOVERFLOW = 75, "Value too large for defined data type.";
     ETIMEDOUT = 110, "Connection timed out.";
+    EPROTONOSUPPORT = 93, "Protocol not supported.";
+    ESOCKTNOSUPPORT = 94, "Socket type not supported.";
     EOPNOTSUPP = 95, "Operation not supported on transport endpoint.";
+    EAFNOSUPPORT = 97, "Address family not supported by protocol.";
     ERESTARTSYS = 512, "Kernel-internal: restart the system call after the signal's handler if it has SA_RESTART, else EINTR (never seen by a program).";
 }
 

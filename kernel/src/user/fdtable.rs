@@ -87,6 +87,8 @@ pub enum Backing {
     Directory(Directory),
     /// One end of a pipe.
     Pipe(PipeEnd),
+    /// One end of a socket pair.
+    Socket(SocketEnd),
     /// An `O_PATH` handle: what the path named, for `fstat`, `fcntl` and as
     /// a directory for `*at` calls; no reading or writing.
     Path(Node),
@@ -363,6 +365,20 @@ pub struct Pipe {
 
 /// The inode numbers of pipes (pipefs).
 pub(super) static NEXT_PIPE_INO: AtomicU64 = AtomicU64::new(0x10000);
+
+/// One end of a `socketpair`: it reads one pipe and writes the other, so
+/// that each end reads what the other wrote; in `SOCK_SEQPACKET` and
+/// `SOCK_DGRAM` each write is one packet (the pipe's packet mode). Closing
+/// the last descriptor of an end closes both its pipe ends: the other end
+/// reads end of file and its writes get `EPIPE`.
+pub struct SocketEnd {
+    pub(super) rx: PipeEnd,
+    pub(super) tx: PipeEnd,
+    pub(super) packets: bool,
+    /// `SOCK_DGRAM` (or `SOCK_RAW`), not `SOCK_SEQPACKET`.
+    pub(super) datagram: bool,
+    pub(super) ino: u64,
+}
 
 /// One end of a pipe, held by an open file description; dropping it
 /// (the last descriptor closed) counts the end gone.

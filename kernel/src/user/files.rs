@@ -70,6 +70,9 @@ mod nr {
     pub const PIPE: u64 = 22;
     pub const DUP: u64 = 32;
     pub const DUP2: u64 = 33;
+    pub const SENDTO: u64 = 44;
+    pub const RECVFROM: u64 = 45;
+    pub const SOCKETPAIR: u64 = 53;
     pub const FCNTL: u64 = 72;
     pub const READLINK: u64 = 89;
     pub const UMASK: u64 = 95;
@@ -213,7 +216,7 @@ fn node_of_open(open: &OpenFile) -> Result<Node, Errno> {
     match &open.backing {
         Backing::Console => Ok(Node::Device(Device::TtyS0)),
         Backing::Initrd(file) => Ok(Node::File(file)),
-        Backing::Generated { .. } | Backing::Pipe(_) => Err(Errno::ENOENT),
+        Backing::Generated { .. } | Backing::Pipe(_) | Backing::Socket(_) => Err(Errno::ENOENT),
         Backing::Directory(Directory { ram: Some(inode), .. }) => Ok(Node::Ram(inode.clone())),
         Backing::Directory(directory) => Ok(Node::Directory(directory.path.clone())),
         Backing::Path(node) => Ok(node.clone()),
@@ -764,12 +767,13 @@ fn pipe_read(process: &Process, pipe: &Pipe, nonblocking: bool, io: &UserIo) -> 
     }
 }
 
-/// Linux's `pipe_write`: `SIGPIPE` and `EPIPE` with no reader; first the
+/// Linux's `pipe_write`: `SIGPIPE` (unless `quiet`: `MSG_NOSIGNAL`) and
+/// `EPIPE` with no reader; first the
 /// part past the last whole page merged into the last buffer when it fits,
 /// then a page per free slot; a full pipe is `EAGAIN` or a wait. A write of
 /// at most a page is never split; a longer one may return short when
 /// `O_NONBLOCK` or a signal stops it.
-fn pipe_write(process: &Process, pipe: &Pipe, file_flags: u32, io: &UserIo) -> SysResult {
+fn pipe_write(process: &Process, pipe: &Pipe, file_flags: u32, io: &UserIo, quiet: bool) -> SysResult {
     let total = io.total as usize;
     if total == 0 {
         return Ok(0);
@@ -783,7 +787,9 @@ fn pipe_write(process: &Process, pipe: &Pipe, file_flags: u32, io: &UserIo) -> S
             let mut ring = pipe.ring.lock();
             if pipe.readers.load(Ordering::Acquire) == 0 {
                 drop(ring);
-                signal::send(process, Signal::SIGPIPE, code::SI_USER, process.pid);
+                if !quiet {
+                    signal::send(process, Signal::SIGPIPE, code::SI_USER, process.pid);
+                }
                 return short(done, Errno::EPIPE);
             }
             let tail = total % PAGE;
@@ -859,6 +865,135 @@ fn pipe2(process: &Process, fds: u64, flags: u64) -> SysResult {
         return Err(error);
     }
     Ok(0)
+}
+
+/// `socketpair(domain, type, protocol, sv)`: two connected `AF_UNIX`
+/// sockets, each end two pipe ends ([`super::fdtable::SocketEnd`]).
+/// Linux's order: the type's flags (`EINVAL`), two descriptors
+/// (`EMFILE`), their numbers written (`EFAULT`), then the socket's family
+/// (`EAFNOSUPPORT`; `EOPNOTSUPP` for the Internet ones, which have no
+/// pairs), protocol (`EPROTONOSUPPORT`) and type (`ESOCKTNOSUPPORT`).
+fn socketpair(process: &Process, domain: u64, kind: u64, protocol: u64, sv: u64) -> SysResult {
+    const AF_UNIX: u64 = 1;
+    const SOCK_TYPE_MASK: u64 = 0xf;
+    const SOCK_STREAM: u64 = 1;
+    const SOCK_DGRAM: u64 = 2;
+    const SOCK_RAW: u64 = 3;
+    const SOCK_SEQPACKET: u64 = 5;
+    let (domain, kind, protocol) = (domain as u32 as u64, kind as u32 as u64, protocol as u32 as u64);
+    let flags = kind & !SOCK_TYPE_MASK;
+    if flags & !((O_CLOEXEC | O_NONBLOCK) as u64) != 0 {
+        return Err(Errno::EINVAL);
+    }
+    let kind = kind & SOCK_TYPE_MASK;
+    let limit = nofile_limit(process);
+    {
+        let state = process.state.lock();
+        let first = state.files.lowest_free(0, limit)?;
+        state.files.lowest_free(first as u64 + 1, limit)?;
+    }
+    copy::check_range(sv, 8)?;
+    if domain != AF_UNIX {
+        return Err(if domain == 2 || domain == 10 { Errno::EOPNOTSUPP } else { Errno::EAFNOSUPPORT });
+    }
+    if protocol != 0 && protocol != AF_UNIX {
+        return Err(Errno::EPROTONOSUPPORT);
+    }
+    let packets = match kind {
+        SOCK_STREAM => false,
+        SOCK_DGRAM | SOCK_RAW | SOCK_SEQPACKET => true,
+        _ => return Err(Errno::ESOCKTNOSUPPORT),
+    };
+    let status = flags as u32 & O_NONBLOCK;
+    let (a_rx, a_tx) = new_pipe(0);
+    let (b_rx, b_tx) = new_pipe(0);
+    let end = |rx: OpenFile, tx: OpenFile| {
+        let (Backing::Pipe(rx), Backing::Pipe(tx)) = (rx.backing, tx.backing) else {
+            unreachable!("new_pipe makes pipes")
+        };
+        let ino = NEXT_PIPE_INO.fetch_add(1, Ordering::Relaxed);
+        let datagram = kind != SOCK_SEQPACKET && packets;
+        OpenFile::new(Backing::Socket(super::fdtable::SocketEnd { rx, tx, packets, datagram, ino }), O_RDWR | status)
+    };
+    // End 0 reads what end 1 writes (pipe a) and writes what end 1 reads (pipe b).
+    let cloexec = flags as u32 & O_CLOEXEC != 0;
+    let slot = |file: OpenFile| Slot { file: Arc::new(Mutex::new(file)), path_only: false, cloexec };
+    let (zero, one) = (slot(end(a_rx, b_tx)), slot(end(b_rx, a_tx)));
+    let (fd0, fd1) = {
+        let mut state = process.state.lock();
+        let fd0 = state.files.install(zero, 0, limit)?;
+        match state.files.install(one, 0, limit) {
+            Ok(fd1) => (fd0, fd1),
+            Err(error) => {
+                let _ = state.files.close(fd0);
+                return Err(error);
+            }
+        }
+    };
+    if let Err(error) = copy::write_value(sv, &[fd0 as i32, fd1 as i32]) {
+        let mut state = process.state.lock();
+        let _ = state.files.close(fd0);
+        let _ = state.files.close(fd1);
+        return Err(error);
+    }
+    Ok(0)
+}
+
+/// True for a socket of a `SOCK_DGRAM` (or `SOCK_RAW`) pair.
+fn packets_kind_is_datagram(file: &FileRef) -> bool {
+    matches!(&file.lock().backing, Backing::Socket(end) if end.datagram)
+}
+
+/// `sendto(fd, buf, len, flags, addr, addrlen)` and `recvfrom`, on a
+/// socket of a pair: with no address and no flags but `MSG_DONTWAIT` and
+/// `MSG_NOSIGNAL`, a write or a read; `ENOTSOCK` for any other file,
+/// `EISCONN` for an address (the pair is connected), `EOPNOTSUPP` for
+/// other flags.
+fn send_receive(process: &Process, fd: u64, buf: u64, len: u64, flags: u64, addr: u64, sending: bool) -> SysResult {
+    const MSG_DONTWAIT: u64 = 0x40;
+    const MSG_NOSIGNAL: u64 = 0x4000;
+    let file = file_of(process, fd)?;
+    let packets = match &file.lock().backing {
+        Backing::Socket(end) => end.packets,
+        _ => return Err(Errno(88)), // ENOTSOCK
+    };
+    // An address: a stream is connected (EISCONN); a datagram would be
+    // sent to a name nobody bound here (ECONNREFUSED); a packet socket
+    // ignores it.
+    if sending && addr != 0 && packets_kind_is_datagram(&file) {
+        return Err(Errno(111)); // ECONNREFUSED
+    }
+    if sending && addr != 0 && !packets {
+        return Err(Errno(106)); // EISCONN
+    }
+    if flags as u32 as u64 & !(MSG_DONTWAIT | MSG_NOSIGNAL) != 0 {
+        return Err(Errno::EOPNOTSUPP);
+    }
+    let io = UserIo::single(buf, len)?;
+    let quiet = flags & MSG_NOSIGNAL != 0;
+    if flags & (MSG_DONTWAIT | MSG_NOSIGNAL) != 0 {
+        let pipe = {
+            let open = file.lock();
+            let Backing::Socket(end) = &open.backing else { return Err(Errno(88)) };
+            if sending {
+                end.tx.pipe.clone()
+            } else {
+                end.rx.pipe.clone()
+            }
+        };
+        let nonblocking = flags & MSG_DONTWAIT != 0 || file.lock().flags & O_NONBLOCK != 0;
+        let status = if nonblocking { O_NONBLOCK } else { 0 } | if packets { O_DIRECT } else { 0 };
+        return if sending {
+            pipe_write(process, &pipe, status, &io, quiet)
+        } else {
+            pipe_read(process, &pipe, nonblocking, &io)
+        };
+    }
+    if sending {
+        write_file(process, &file, &io)
+    } else {
+        read_file(process, &file, &io, None)
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -967,6 +1102,11 @@ fn read_file(process: &Process, file: &FileRef, io: &UserIo, offset: Option<u64>
         Backing::Directory(_) => Err(Errno::EISDIR),
         Backing::Pipe(end) => {
             let pipe = end.pipe.clone();
+            drop(open);
+            pipe_read(process, &pipe, nonblocking, io)
+        }
+        Backing::Socket(end) => {
+            let pipe = end.rx.pipe.clone();
             drop(open);
             pipe_read(process, &pipe, nonblocking, io)
         }
@@ -1103,7 +1243,12 @@ fn write_file(process: &Process, file: &FileRef, io: &UserIo) -> SysResult {
         Backing::Pipe(end) => {
             let pipe = end.pipe.clone();
             drop(open);
-            pipe_write(process, &pipe, flags, io)
+            pipe_write(process, &pipe, flags, io, false)
+        }
+        Backing::Socket(end) => {
+            let (pipe, packets) = (end.tx.pipe.clone(), end.packets);
+            drop(open);
+            pipe_write(process, &pipe, if packets { flags | O_DIRECT } else { flags & !O_DIRECT }, io, false)
         }
         Backing::Ram(inode) => {
             let inode = inode.clone();
@@ -1176,7 +1321,7 @@ fn positional(process: &Process, fd: u64, buf: u64, len: u64, offset: u64, writi
         return Err(Errno::EINVAL);
     }
     let file = file_of(process, fd)?;
-    let seekable = !matches!(file.lock().backing, Backing::Console | Backing::Pipe(_));
+    let seekable = !matches!(file.lock().backing, Backing::Console | Backing::Pipe(_) | Backing::Socket(_));
     if !seekable {
         return Err(Errno::ESPIPE);
     }
@@ -1218,7 +1363,7 @@ pub fn seek(file: &FileRef, offset: i64, whence: u32) -> SysResult {
     let mut open = file.lock();
     let current = open.offset as i64;
     let (size, whence_ok) = match &open.backing {
-        Backing::Console | Backing::Pipe(_) => return Err(Errno::ESPIPE),
+        Backing::Console | Backing::Pipe(_) | Backing::Socket(_) => return Err(Errno::ESPIPE),
         Backing::Initrd(data) => (data.size() as i64, true),
         Backing::Ram(inode) => (inode.size() as i64, true),
         // seq_lseek: from the start or from here only.
@@ -1887,6 +2032,7 @@ fn ram_attributes(inode: &ramfs::Inode) -> Attributes {
 }
 
 const S_IFIFO: u32 = 0o010000;
+const S_IFSOCK: u32 = 0o140000;
 const S_IFCHR: u32 = 0o020000;
 const S_IFDIR: u32 = 0o040000;
 const S_IFREG: u32 = 0o100000;
@@ -1895,6 +2041,8 @@ const S_IFLNK: u32 = 0o120000;
 /// The devices (`st_dev`) and mounts of the file systems here.
 pub(super) const INITRD_DEV: u64 = 1;
 pub(super) const PROC_DEV: u64 = 2;
+/// The device of sockets (sockfs).
+const SOCKET_DEV: u64 = 8;
 const PIPE_DEV: u64 = 3;
 /// `/dev` (devtmpfs; the console's device numbers are its too).
 const DEVTMPFS_DEV: u64 = 5;
@@ -2067,6 +2215,16 @@ fn file_attributes(process: &Process, file: &FileRef) -> Attributes {
             mode: S_IFIFO | 0o600,
             blksize: 4096,
             mount: 3,
+            ..Attributes::default()
+        },
+        // As sockfs shows a socket: its own device, 0777, no size.
+        Backing::Socket(end) => Attributes {
+            dev: SOCKET_DEV,
+            ino: end.ino,
+            nlink: 1,
+            mode: S_IFSOCK | 0o777,
+            blksize: 4096,
+            mount: 5,
             ..Attributes::default()
         },
         Backing::Path(node) => node_attributes(process, node),
@@ -2275,6 +2433,7 @@ fn fd_link_target(process: &Process, fd: u32) -> Result<String, Errno> {
     Ok(match &open.backing {
         Backing::Console => "/dev/ttyS0".to_string(),
         Backing::Pipe(end) => format!("pipe:[{}]", end.pipe.ino),
+        Backing::Socket(end) => format!("socket:[{}]", end.ino),
         Backing::Device(device) => format!("/dev/{}", device.name()),
         Backing::Initrd(file) => format!("/{}", file.name()),
         Backing::Directory(Directory { ram: Some(inode), .. }) => format!("/{}", ram_path(inode)?),
@@ -2353,6 +2512,9 @@ pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
         nr::IOCTL => ioctl(process, a[0], a[1], a[2]),
         nr::PIPE => pipe2(process, a[0], 0),
         nr::PIPE2 => pipe2(process, a[0], a[1]),
+        nr::SOCKETPAIR => socketpair(process, a[0], a[1], a[2], a[3]),
+        nr::SENDTO => send_receive(process, a[0], a[1], a[2], a[3], a[4], true),
+        nr::RECVFROM => send_receive(process, a[0], a[1], a[2], a[3], a[4], false),
         nr::DUP => dup(process, a[0]),
         nr::DUP2 => dup3(process, a[0], a[1], None),
         nr::DUP3 => dup3(process, a[0], a[1], Some(a[2])),

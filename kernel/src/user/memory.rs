@@ -1228,11 +1228,22 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
             news.extend(extension(paging, &last, old_end, target + old_len, new_len - old_len));
         }
         add_all(space, &mut object, &news)?;
-        let frames: Vec<(u64, PhysAddr)> = paging_mut(&mut object)?
+        let paging = paging_mut(&mut object)?;
+        let (shared, frames): (PageFrames, PageFrames) = paging
             .anonymous_frames()
             .filter(|(va, _)| (addr..old_end).contains(&va.as_u64()))
             .map(|(va, frame)| (target + (va.as_u64() - addr), frame))
-            .collect();
+            .partition(|&(new_va, _)| paging.is_shared_page(VirtAddr(addr + (new_va - target))));
+        // A shared mapping's pages (a file's, or shared memory's) move as
+        // they are: the new pages hold the same frames, still shared.
+        for &(va, frame) in &shared {
+            if paging.adopt_frames(Region::anonymous(va, PAGE, Protection::READ), &[frame], false).is_err() {
+                for piece in &news {
+                    let _ = remove_part(space, &mut object, piece.region);
+                }
+                return Err(Errno::ENOMEM);
+            }
+        }
         (olds, news, frames)
     };
     let new_regions: Vec<Region> = news.iter().map(|piece| piece.region).collect();
@@ -1260,6 +1271,9 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
     }
     Ok(target)
 }
+
+/// Pages (by virtual address) and their frames.
+type PageFrames = Vec<(u64, PhysAddr)>;
 
 /// Whether the moved mapping is locked (its first piece says).
 fn moved_locked(news: &[Piece]) -> bool {
