@@ -251,6 +251,18 @@ pub fn checks(root: &Path, added: &[PathBuf]) -> Result<Vec<Check>, String> {
             add: vec![program.binary.clone()],
             mem: None,
         });
+        if program.ours && program.name == "fork_cycles" {
+            // The kernel counts the free frames around the 10,000 cycles.
+            checks.push(Check {
+                label: "user test fork_cycles leaks no frame (mem mark; run; mem since 4)".to_string(),
+                boot: CheckBoot::Script("mem mark; run /bin/fork_cycles; mem since 4".to_string()),
+                expect_success: true,
+                expect_output: vec!["fork_cycles: ".to_string(), " 0 failed".to_string(), "frames held".to_string()],
+                cpus: None,
+                add: vec![program.binary.clone()],
+                mem: None,
+            });
+        }
         if program.ours && program.name == "threads" {
             // The same test with remote shootdowns off must see stale memory:
             // what shows that it would catch a missing shootdown.

@@ -7,6 +7,7 @@ use crate::arch::idt;
 use crate::probe::{self, Width};
 use crate::shell::session::{with_paging, Session};
 use core::fmt::Write;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use shell::{arg_count, arg_number, arg_number_or, CommandError};
 
 /// The most `peek` reads at once.
@@ -15,9 +16,20 @@ const PEEK_MAX: u64 = 4096;
 const PEEK_PER_LINE: u64 = 4;
 
 /// `mem`: the frame allocator, the heap, and the page-table frames of each
-/// address space.
+/// address space; `mem mark` and `mem since [SLACK]`: a leak check around
+/// other commands.
 pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
-    arg_count(args, 0, 0)?;
+    arg_count(args, 0, 2)?;
+    match args {
+        ["mark"] => return mem_mark(out),
+        ["since"] => return mem_since(0, out),
+        ["since", slack] => {
+            let slack = slack.parse().map_err(|_| CommandError::bad_argument(slack, "not a number of frames"))?;
+            return mem_since(slack, out);
+        }
+        [] => {}
+        _ => return Err(CommandError::Usage),
+    }
     crate::mem::report(out)?;
     write!(out, "page-table frames:")?;
     let mut total = 0;
@@ -32,6 +44,34 @@ pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
         }
     }
     writeln!(out, " total {total} ({} KiB)", total * 4)?;
+    Ok(())
+}
+
+/// The free frames `mem mark` saw (`usize::MAX`: no mark yet).
+static MARKED_FREE: AtomicUsize = AtomicUsize::new(usize::MAX);
+
+/// `mem mark`: remembers how many frames are free now.
+fn mem_mark(out: &mut dyn Write) -> Result<(), CommandError> {
+    let free = crate::mem::frames::stats().free;
+    MARKED_FREE.store(free, Ordering::Relaxed);
+    writeln!(out, "frames: {free} free (marked)")?;
+    Ok(())
+}
+
+/// `mem since [SLACK]`: the frames free now against the mark; fails when
+/// more than SLACK fewer are free (frames taken and not given back).
+fn mem_since(slack: usize, out: &mut dyn Write) -> Result<(), CommandError> {
+    let marked = MARKED_FREE.load(Ordering::Relaxed);
+    if marked == usize::MAX {
+        return Err(CommandError::failed("no mark: run 'mem mark' first"));
+    }
+    let free = crate::mem::frames::stats().free;
+    let lost = marked.saturating_sub(free);
+    writeln!(out, "frames: {marked} free at the mark, {free} now ({lost} fewer; at most {slack} allowed)")?;
+    if lost > slack {
+        return Err(CommandError::failed(format_args!("{lost} frames not given back since the mark")));
+    }
+    writeln!(out, "frames held")?;
     Ok(())
 }
 

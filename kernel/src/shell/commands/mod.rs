@@ -20,8 +20,9 @@ static COMMANDS: &[Command<Session>] = &[
     Command { name: "echo", usage: "echo [WORDS...]", help: "print the words", run: echo },
     Command {
         name: "mem",
-        usage: "mem",
-        help: "frames, heap, and page-table frames in use per address space",
+        usage: "mem [mark | since [SLACK]]",
+        help: "frames, heap, and page-table frames in use per address space (mark: remember the free frames; \
+               since: fail if more than SLACK fewer are free now)",
         run: machine::mem,
     },
     Command {
