@@ -379,8 +379,16 @@ pub fn destroy(name: &str) -> Result<(), AspaceError> {
     }
     let mut object = space.lock();
     let pcid = paging_of(&object).and_then(|paging| paging.space_id()?.pcid);
+    let root = paging_of(&object).and_then(|paging| paging.root());
     object.destroy()?;
     drop(object);
+    if let Some(root) = root {
+        let ipis = crate::tlb::space_ipis(root.as_u64());
+        if ipis > 0 {
+            log::info!("address space '{}' destroyed: {ipis} shootdown IPIs were sent for it", space.name);
+        }
+        crate::tlb::forget_space(root.as_u64());
+    }
     SPACES.lock().remove(&space.id);
     if let Some(pcid) = pcid {
         release_pcid(pcid);

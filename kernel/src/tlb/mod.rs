@@ -259,6 +259,7 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         }
         bump(&counters.shootdowns_sent, 1);
         bump(&counters.ipis_sent, targets.count_ones() as u64);
+        note_space_ipis(space.root.as_u64(), targets.count_ones() as u64);
         let start = rdtsc();
         let mut polls = 0u32;
         while request.waiting_for.load(Ordering::Acquire) != 0 {
@@ -275,6 +276,62 @@ pub fn invalidate(space: SpaceId, what: TlbInvalidation<'_>) {
         bump(&counters.ack_wait_ticks, rdtsc().wrapping_sub(start));
     })
     // lab:end
+}
+
+/// How many address spaces have their shootdown IPIs counted one by one;
+/// the IPIs for any more go to [`OTHER_SPACES_IPIS`].
+const SPACE_SLOTS: usize = 64;
+/// The roots of the spaces counted (0: a free slot).
+static SPACE_ROOTS: [AtomicU64; SPACE_SLOTS] = [const { AtomicU64::new(0) }; SPACE_SLOTS];
+/// The IPIs sent for each space of [`SPACE_ROOTS`].
+static SPACE_IPIS: [AtomicU64; SPACE_SLOTS] = [const { AtomicU64::new(0) }; SPACE_SLOTS];
+/// The IPIs sent for spaces that found no free slot.
+static OTHER_SPACES_IPIS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts `ipis` shootdown IPIs sent for the space whose root is `root`.
+/// Lock-free (it runs with interrupts off, in the shootdown).
+fn note_space_ipis(root: u64, ipis: u64) {
+    if let Some(slot) = SPACE_ROOTS.iter().position(|slot| slot.load(Ordering::Relaxed) == root) {
+        SPACE_IPIS[slot].fetch_add(ipis, Ordering::Relaxed);
+        return;
+    }
+    for (slot, owner) in SPACE_ROOTS.iter().enumerate() {
+        match owner.compare_exchange(0, root, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => {
+                SPACE_IPIS[slot].fetch_add(ipis, Ordering::Relaxed);
+                return;
+            }
+            Err(now) if now == root => {
+                SPACE_IPIS[slot].fetch_add(ipis, Ordering::Relaxed);
+                return;
+            }
+            Err(_) => {}
+        }
+    }
+    OTHER_SPACES_IPIS.fetch_add(ipis, Ordering::Relaxed);
+}
+
+/// The shootdown IPIs sent for the address space whose root is `root`
+/// since it was made (what `tlbstat` shows per space).
+pub fn space_ipis(root: u64) -> u64 {
+    SPACE_ROOTS
+        .iter()
+        .position(|slot| slot.load(Ordering::Relaxed) == root)
+        .map_or(0, |slot| SPACE_IPIS[slot].load(Ordering::Relaxed))
+}
+
+/// Forgets the count of the space whose root is `root`: it is destroyed,
+/// and its root frame may become another space's.
+pub fn forget_space(root: u64) {
+    if let Some(slot) = SPACE_ROOTS.iter().position(|slot| slot.load(Ordering::Relaxed) == root) {
+        SPACE_IPIS[slot].store(0, Ordering::Relaxed);
+        SPACE_ROOTS[slot].store(0, Ordering::Release);
+    }
+}
+
+/// The shootdown IPIs sent for spaces not counted one by one.
+pub fn other_spaces_ipis() -> u64 {
+    OTHER_SPACES_IPIS.load(Ordering::Relaxed)
 }
 
 /// Marks CPU `from`'s request pending at each target and sends the IPIs.

@@ -83,7 +83,8 @@ static COMMANDS: &[Command<Session>] = &[
     Command {
         name: "tlbstat",
         usage: "tlbstat",
-        help: "per-CPU TLB counters: shootdowns sent and received, pages invalidated, full flushes, wait time",
+        help: "per-CPU TLB counters: shootdowns sent and received, pages invalidated, full flushes, wait time; \
+               the shootdown IPIs sent for each address space",
         run: tlb_stats,
     },
     Command { name: "ls", usage: "ls", help: "the files of the initrd, with their sizes", run: files::ls },
@@ -167,10 +168,22 @@ fn echo(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<()
     Ok(())
 }
 
-/// `tlbstat`.
+/// `tlbstat`: the per-CPU counters, then the shootdown IPIs sent for each
+/// address space (a process's is named after it).
 fn tlb_stats(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
     crate::tlb::format_tlb_stats(out)?;
+    writeln!(out, "shootdown IPIs sent, by address space:")?;
+    for space in crate::address_space::all() {
+        let root = crate::shell::session::with_paging(&space.lock(), |paging| paging.root());
+        if let Some(Some(root)) = root {
+            writeln!(out, "  {:<24} {}", space.name(), crate::tlb::space_ipis(root.as_u64()))?;
+        }
+    }
+    let others = crate::tlb::other_spaces_ipis();
+    if others > 0 {
+        writeln!(out, "  (spaces past the first 64) {others}")?;
+    }
     Ok(())
 }
 
