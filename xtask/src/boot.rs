@@ -410,7 +410,7 @@ pub(crate) fn run_captured(mut command: Command, timeout: Duration) -> Result<Ca
 }
 
 pub(crate) fn usage() -> String {
-    "usage: cargo xtask <build|run|test|usertests|initchecks|gdb|bench|plot|compare|ubench|selftests|imports|lab|grade> [--release] [--smp N] [--mem SIZE] [--la57] \
+    "usage: cargo xtask <build|run|test|usertests|initchecks|gdb|bench|plot|compare|ubench|selftests|imports|syscalls|lab|grade> [--release] [--smp N] [--mem SIZE] [--la57] \
      [--timeout SECS] [--cmdline OPTS] [--add FILE_OR_DIR]... [-- \"cmd1; cmd2\" | --init PROGRAM [ARGS...]]"
         .to_string()
 }

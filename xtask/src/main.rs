@@ -41,6 +41,7 @@ mod lab;
 mod plot;
 mod samebinary;
 mod selftests;
+mod syscalls;
 mod usertest;
 
 mod initrd;
@@ -403,6 +404,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("imports") => imports::check(&workspace_root()),
+        Some("syscalls") => syscalls::syscalls(&workspace_root(), &args[1..]),
         Some("lab") => lab::lab(&args[1..]),
         Some("grade") => grade::grade(&args[1..]),
         Some("build") => Options::parse(&args[1..]).and_then(|options| build_kernel(&options).map(|_| ())),
@@ -610,6 +612,8 @@ fn test(options: &Options) -> Result<(), String> {
     }
     println!("xtask: import circles (cargo xtask imports)");
     imports::check(&root)?;
+    println!("xtask: docs/syscalls.md is the kernel's own table (cargo xtask syscalls)");
+    syscalls::check(&root)?;
     lab::check(&root)?;
 
     // The in-kernel tests are compiled in for this build only.

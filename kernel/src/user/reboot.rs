@@ -11,8 +11,10 @@ use super::errno::{Errno, SysResult};
 use super::process::Process;
 use crate::qemu::{self, ExitStatus};
 
-/// The system call's number.
-const REBOOT: u64 = 169;
+/// The system call this module serves, by number.
+mod nr {
+    pub const REBOOT: u64 = 169;
+}
 
 /// `CAP_SYS_BOOT`.
 const CAP_SYS_BOOT: u32 = 22;
@@ -33,7 +35,7 @@ mod command {
 
 /// `None` for a number this module does not serve.
 pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
-    (number == REBOOT).then(|| reboot(process, a[0] as u32, a[1] as u32, a[2] as u32))
+    (number == nr::REBOOT).then(|| reboot(process, a[0] as u32, a[1] as u32, a[2] as u32))
 }
 
 fn reboot(process: &Process, magic1: u32, magic2: u32, command: u32) -> SysResult {
