@@ -136,6 +136,7 @@ fn sleep_until(process: &Process, deadline: u64) -> Result<(), Errno> {
         if now >= deadline {
             return Ok(());
         }
+        signal::settle_stops(process);
         if signal::interrupting(process) {
             return Err(Errno::EINTR);
         }
@@ -184,12 +185,16 @@ fn clock_nanosleep(process: &Process, clock: u64, flags: u64, request: u64, rema
     sleep_relative(process, request, remaining)
 }
 
-/// `pause()`: until a signal is delivered; then `EINTR`.
+/// `pause()`: until a signal is delivered; then `EINTR`. A stop and a
+/// continue do not end it ([`signal::settle_stops`]).
 fn pause(process: &Process) -> SysResult {
-    while !signal::interrupting(process) {
+    loop {
+        signal::settle_stops(process);
+        if signal::interrupting(process) {
+            return Err(Errno::EINTR);
+        }
         crate::thread::sleep_ms(SLEEP_SLICE_MS);
     }
-    Err(Errno::EINTR)
 }
 
 /// `gettimeofday(tv, tz)`: the time, and the time zone (UTC, no daylight
