@@ -1186,6 +1186,17 @@ pub fn parent_of(process: &Process) -> u32 {
     process.state.lock().parent
 }
 
+/// The command name (`comm`) of `process`: what `PR_SET_NAME` set, else the
+/// program's file name cut to 15 bytes, as Linux keeps it.
+pub fn comm(process: &Process) -> Vec<u8> {
+    if let Some(name) = process.state.lock().options.comm {
+        let end = name.iter().position(|&byte| byte == 0).unwrap_or(name.len());
+        return name[..end].to_vec();
+    }
+    let name = process.path.rsplit('/').next().unwrap_or("");
+    name.as_bytes()[..name.len().min(15)].to_vec()
+}
+
 /// The processes that have not been waited for.
 pub fn all() -> Vec<Arc<Process>> {
     PROCESSES.lock().values().cloned().collect()
