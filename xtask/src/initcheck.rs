@@ -79,6 +79,16 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
             ],
         ),
         init(
+            "the init is shielded from signals whose action is the default; kill(-1) passes it over",
+            vec![path(binary("init_shield")?)],
+            true,
+            &[
+                "init_shield: alive after SIGTERM, SIGKILL, SIGSTOP and SIGINT",
+                "init_shield: all good",
+                "init: /bin/init_shield (pid 1) exit 0; powering off",
+            ],
+        ),
+        init(
             "an init exiting 1: failure",
             vec![path(binary("init_fail")?)],
             false,
