@@ -150,6 +150,27 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
         mem: None,
     });
 
+    // Stopped processes: ps shows one as T, and runall's time limit ends one.
+    let stops: Vec<(String, PathBuf)> = ["stop_self", "stopper"]
+        .iter()
+        .map(|name| Ok((name.to_string(), binary(name)?)))
+        .collect::<Result<_, String>>()?;
+    checks.push(Check {
+        label: "a stopped process: ps shows it stopped, the time limit ends it".to_string(),
+        boot: CheckBoot::Script("run /bin/stopper; ps; runall -t 1 /bin; echo alive".to_string()),
+        expect_success: false,
+        expect_output: text(&[
+            "stopper: the child stopped (SIGSTOP)",
+            "  T      stopper.",
+            "FAIL stop_self (timed out after 1 s)",
+            "PASS stopper (exit 0, ",
+            "alive",
+        ]),
+        cpus: None,
+        add: vec![folder(root, "stops", &stops)?],
+        mem: None,
+    });
+
     // A large initrd: 60 programs of about 1.5 MiB, with --mem just large
     // enough by the rule xtask enforces (initrd::max_initrd_bytes).
     let big = binary("big")?;

@@ -128,6 +128,22 @@ pub fn send_to_group(pgid: u32, signal: Signal, code: i32, sender: u32) -> usize
     members.len()
 }
 
+/// Continues the stopped processes of group `pgid` (`SIGCONT`, sent by
+/// the kernel), leaving the others alone; how many there were.
+pub fn continue_stopped_in_group(pgid: u32) -> usize {
+    let stopped: Vec<Arc<Process>> = process::all()
+        .into_iter()
+        .filter(|process| {
+            let state = process.state.lock();
+            state.signal_extras.pgid == pgid && state.job.stopped && !state.ended
+        })
+        .collect();
+    for process in &stopped {
+        send(process, Signal::SIGCONT, code::SI_KERNEL, 0);
+    }
+    stopped.len()
+}
+
 /// `kill(pid, signal)`: a process (`pid` > 0), the caller's group (0), a
 /// group (`-pgid`), or every process but the caller and the init (-1).
 /// Linux's order: `ESRCH` when nobody matches, then `EINVAL` for a bad
