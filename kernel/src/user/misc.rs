@@ -25,6 +25,9 @@
 //!   with Linux 6.1's checks and errors, over the credentials `creds.rs`
 //!   keeps (where [`super::creds::capable`] answers for the rest of the
 //!   kernel).
+//! - The other `prctl` options served: the name (`PR_SET_NAME`,
+//!   `PR_GET_NAME`), the parent-death signal, dumpable, child subreaper and
+//!   no-new-privs, kept in the process's `options`.
 //! - Every number no table serves is counted ([`unsupported`]); the shell's
 //!   `syscalls` lists them with their names.
 

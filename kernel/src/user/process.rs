@@ -7,9 +7,11 @@
 //! the program with `thread::run_user` until `exit_group` or a fatal signal
 //! ends it. Then the thread leaves the space, destroys it and ends the
 //! process ([`end`]): its children are orphaned (their parent becomes the
-//! init, pid 1, while one runs ([`spawn_init`]), which reaps them with
-//! `wait4` as Linux's init does; else the kernel, pid 0, which reaps them
-//! as they end), its parent gets `SIGCHLD`,
+//! nearest living ancestor that is a child subreaper (`PR_SET_CHILD_SUBREAPER`),
+//! else the init, pid 1, while one runs ([`spawn_init`]), which reaps them
+//! with `wait4` as Linux's init does; else the kernel, pid 0, which reaps
+//! them as they end; each gets its parent-death signal), its parent gets
+//! `SIGCHLD`,
 //! and it stays a zombie until its parent reaps it with `wait4` (a process
 //! the shell started is reaped by the shell's [`wait`]).
 //!

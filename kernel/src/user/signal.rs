@@ -24,8 +24,10 @@
 //! selectors and the privileged flags the kernel's own. A signal raised by
 //! the program's own fault while blocked or ignored takes the default
 //! action, as Linux's `force_sig_fault` does. Default actions: end the
-//! process (most), ignore (`SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`); the
-//! stop signals are ignored too (there is no job control yet).
+//! process (most), ignore (`SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`),
+//! stop the process (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`: see
+//! `user::jobs`; `SIGCONT` continues it when sent). The init (pid 1) gets no
+//! signal whose action is the default, as Linux shields its init.
 //!
 //! `sigaltstack` sets an alternate stack; a handler installed with
 //! `SA_ONSTACK` runs on it (unless the program is on it already), as
@@ -44,6 +46,9 @@
 //!
 //! Each process is its own process group and session leader when the shell
 //! starts it; a forked child joins its parent's group ([`SignalExtras`]).
+//! `kill` reaches a process, a group, the caller's group, or every process
+//! but the caller and the init, among them only those the caller may
+//! signal (`creds::may_signal`).
 
 use super::copy;
 use super::creds;
