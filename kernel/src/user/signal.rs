@@ -160,7 +160,6 @@ pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
     let own_group = process.state.lock().signal_extras.pgid;
     let targets: Vec<Arc<Process>> = process::all()
         .into_iter()
-        .filter(|target| !target.state.lock().ended || pid > 0)
         .filter(|target| match pid {
             1.. => target.pid as i64 == pid,
             0 => target.state.lock().signal_extras.pgid == own_group,
