@@ -144,6 +144,9 @@ static void waitid_calls(void) {
     memset(&info, 0x55, sizeof info);
     CHECK(waitid(P_PID, child, &info, WEXITED | WNOHANG) == 0 && info.si_pid == 0 && info.si_signo == 0,
           "WNOHANG with none ready zeroes pid and signo (%d %d)", info.si_pid, info.si_signo);
+    CHECK(syscall(SYS_wait4, child, NULL, (1UL << 32) | WNOHANG, NULL) == 0, "wait4's options are an int");
+    CHECK(syscall(SYS_waitid, P_PID, child, &info, (1UL << 32) | WEXITED | WNOHANG, NULL) == 0,
+          "waitid's options are an int");
     kill(child, SIGTERM);
     memset(&info, 0, sizeof info);
     CHECK(waitid(P_PGID, 0, &info, WEXITED) == 0, "waitid P_PGID 0");

@@ -57,6 +57,7 @@ fn wait_status(event: WaitEvent) -> u32 {
 /// one of the caller's group (0) or of group `-pid`; `WNOHANG`, `WUNTRACED`,
 /// `WCONTINUED`. Returns the child's pid (0: `WNOHANG` and none ready).
 pub fn wait4(process: &Process, pid: i64, status: u64, options: u64, rusage: u64) -> SysResult {
+    let options = options as u32 as u64; // an `int`
     if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
         return Err(Errno::EINVAL);
     }
@@ -106,6 +107,7 @@ struct WaitInfo {
 /// the `CLD_*` code, the child's pid, uid and status, or zeros when
 /// `WNOHANG` found none ready. `P_PIDFD` is `EBADF`: there are no pidfds.
 pub fn waitid(process: &Process, idtype: u64, id: u64, infop: u64, options: u64, rusage: u64) -> SysResult {
+    let options = options as u32 as u64; // an `int`
     const P_ALL: u64 = 0;
     const P_PID: u64 = 1;
     const P_PGID: u64 = 2;
