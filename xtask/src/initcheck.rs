@@ -79,6 +79,16 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
             ],
         ),
         init(
+            "the init is shielded from signals whose action is the default; kill(-1) passes it over",
+            vec![path(binary("init_shield")?)],
+            true,
+            &[
+                "init_shield: alive after SIGTERM, SIGKILL, SIGSTOP and SIGINT",
+                "init_shield: all good",
+                "init: /bin/init_shield (pid 1) exit 0; powering off",
+            ],
+        ),
+        init(
             "an init exiting 1: failure",
             vec![path(binary("init_fail")?)],
             false,
@@ -137,6 +147,27 @@ pub fn checks(root: &Path) -> Result<Vec<Check>, String> {
         expect_output: text(&["PASS pass (exit 0, ", "1 passed, 0 failed"]),
         cpus: None,
         add: vec![folder(root, "runall-pass", &[("pass".to_string(), binary("pass")?)])?],
+        mem: None,
+    });
+
+    // Stopped processes: ps shows one as T, and runall's time limit ends one.
+    let stops: Vec<(String, PathBuf)> = ["stop_self", "stopper"]
+        .iter()
+        .map(|name| Ok((name.to_string(), binary(name)?)))
+        .collect::<Result<_, String>>()?;
+    checks.push(Check {
+        label: "a stopped process: ps shows it stopped, the time limit ends it".to_string(),
+        boot: CheckBoot::Script("run /bin/stopper; ps; runall -t 1 /bin; echo alive".to_string()),
+        expect_success: false,
+        expect_output: text(&[
+            "stopper: the child stopped (SIGSTOP)",
+            "  T      stopper.",
+            "FAIL stop_self (timed out after 1 s)",
+            "PASS stopper (exit 0, ",
+            "alive",
+        ]),
+        cpus: None,
+        add: vec![folder(root, "stops", &stops)?],
         mem: None,
     });
 

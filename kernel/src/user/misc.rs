@@ -25,6 +25,9 @@
 //!   with Linux 6.1's checks and errors, over the credentials `creds.rs`
 //!   keeps (where [`super::creds::capable`] answers for the rest of the
 //!   kernel).
+//! - The other `prctl` options served: the name (`PR_SET_NAME`,
+//!   `PR_GET_NAME`), the parent-death signal, dumpable, child subreaper and
+//!   no-new-privs, kept in the process's `options`.
 //! - Every number no table serves is counted ([`unsupported`]); the shell's
 //!   `syscalls` lists them with their names.
 
@@ -136,6 +139,7 @@ fn sleep_until(process: &Process, deadline: u64) -> Result<(), Errno> {
         if now >= deadline {
             return Ok(());
         }
+        signal::settle_stops(process);
         if signal::interrupting(process) {
             return Err(Errno::EINTR);
         }
@@ -184,12 +188,16 @@ fn clock_nanosleep(process: &Process, clock: u64, flags: u64, request: u64, rema
     sleep_relative(process, request, remaining)
 }
 
-/// `pause()`: until a signal is delivered; then `EINTR`.
+/// `pause()`: until a signal is delivered; then `EINTR`. A stop and a
+/// continue do not end it ([`signal::settle_stops`]).
 fn pause(process: &Process) -> SysResult {
-    while !signal::interrupting(process) {
+    loop {
+        signal::settle_stops(process);
+        if signal::interrupting(process) {
+            return Err(Errno::EINTR);
+        }
         crate::thread::sleep_ms(SLEEP_SLICE_MS);
     }
-    Err(Errno::EINTR)
 }
 
 /// `gettimeofday(tv, tz)`: the time, and the time zone (UTC, no daylight
@@ -513,6 +521,16 @@ fn capset(process: &Process, header: u64, data: u64) -> SysResult {
 
 /// `prctl` options served (`linux/prctl.h`).
 mod pr {
+    pub const SET_PDEATHSIG: i32 = 1;
+    pub const GET_PDEATHSIG: i32 = 2;
+    pub const GET_DUMPABLE: i32 = 3;
+    pub const SET_DUMPABLE: i32 = 4;
+    pub const SET_NAME: i32 = 15;
+    pub const GET_NAME: i32 = 16;
+    pub const SET_CHILD_SUBREAPER: i32 = 36;
+    pub const GET_CHILD_SUBREAPER: i32 = 37;
+    pub const SET_NO_NEW_PRIVS: i32 = 38;
+    pub const GET_NO_NEW_PRIVS: i32 = 39;
     pub const CAPBSET_READ: i32 = 23;
     pub const CAPBSET_DROP: i32 = 24;
     pub const GET_KEEPCAPS: i32 = 7;
@@ -528,7 +546,8 @@ mod pr {
 
 /// `prctl(option, ...)`: the capability options (Linux's
 /// `cap_task_prctl`): reading and dropping the bounding set, securebits and
-/// keep-caps, the ambient set. Any other option is `EINVAL`, Linux's
+/// keep-caps, the ambient set; then the process options of Linux's
+/// `sys_prctl` ([`process_prctl`]). Any other option is `EINVAL`, Linux's
 /// answer for an option it does not know.
 fn prctl(process: &Process, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: u64) -> SysResult {
     let old = credentials(process);
@@ -608,6 +627,81 @@ fn prctl(process: &Process, option: i32, arg2: u64, arg3: u64, arg4: u64, arg5: 
                 }
                 _ => Err(Errno::EINVAL),
             }
+        }
+        _ => process_prctl(process, option, [arg2, arg3, arg4, arg5]),
+    }
+}
+
+/// The `prctl` options of Linux's `sys_prctl` (`kernel/sys.c`) served here,
+/// with its checks: the parent-death signal (a signal number up to 64, 0
+/// for none), dumpable (0 or 1), the name (`comm`: at most 15 bytes read,
+/// 16 written with the NUL), child subreaper, no-new-privs (only 1, and the
+/// other arguments 0). `EINVAL` for any other option.
+fn process_prctl(process: &Process, option: i32, args: [u64; 4]) -> SysResult {
+    let [arg2, arg3, arg4, arg5] = args;
+    let options = process.state.lock().options;
+    let set = |change: &dyn Fn(&mut super::sigstate::ProcessOptions)| change(&mut process.state.lock().options);
+    match option {
+        pr::SET_PDEATHSIG => {
+            if arg2 > signal::NSIG as u64 {
+                return Err(Errno::EINVAL);
+            }
+            set(&|options| options.pdeath_signal = arg2 as u32);
+            Ok(0)
+        }
+        pr::GET_PDEATHSIG => {
+            copy::write_value(arg2, &(options.pdeath_signal as i32))?;
+            Ok(0)
+        }
+        pr::GET_DUMPABLE => Ok(options.dumpable as u64),
+        pr::SET_DUMPABLE => {
+            if arg2 > 1 {
+                return Err(Errno::EINVAL);
+            }
+            set(&|options| options.dumpable = arg2 as u32);
+            Ok(0)
+        }
+        pr::SET_NAME => {
+            // strncpy_from_user of at most 15 bytes: up to the NUL.
+            let mut name = [0u8; 16];
+            for (index, byte) in name.iter_mut().take(15).enumerate() {
+                let mut one = [0u8];
+                copy::read(arg2.wrapping_add(index as u64), &mut one)?;
+                if one[0] == 0 {
+                    break;
+                }
+                *byte = one[0];
+            }
+            set(&|options| options.comm = Some(name));
+            Ok(0)
+        }
+        pr::GET_NAME => {
+            let mut name = [0u8; 16];
+            let comm = process::comm(process);
+            name[..comm.len().min(15)].copy_from_slice(&comm[..comm.len().min(15)]);
+            copy::write(arg2, &name)?;
+            Ok(0)
+        }
+        pr::SET_CHILD_SUBREAPER => {
+            set(&|options| options.child_subreaper = arg2 != 0);
+            Ok(0)
+        }
+        pr::GET_CHILD_SUBREAPER => {
+            copy::write_value(arg2, &(options.child_subreaper as i32))?;
+            Ok(0)
+        }
+        pr::SET_NO_NEW_PRIVS => {
+            if arg2 != 1 || arg3 | arg4 | arg5 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            set(&|options| options.no_new_privs = true);
+            Ok(0)
+        }
+        pr::GET_NO_NEW_PRIVS => {
+            if arg2 | arg3 | arg4 | arg5 != 0 {
+                return Err(Errno::EINVAL);
+            }
+            Ok(options.no_new_privs as u64)
         }
         _ => Err(Errno::EINVAL),
     }

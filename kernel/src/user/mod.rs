@@ -6,6 +6,7 @@
 //!   area and the stack go in a process's space;
 //! - [`load`]: the space built from an ELF file (`crates/exec` plans it);
 //! - [`process`]: spawning, running, exiting and waiting;
+//! - [`jobs`]: stopping and continuing a process, and `wait4`/`waitid`;
 //! - [`supervise`]: the kernel's own wait for a program it started (Ctrl-C,
 //!   a time limit, `SIGKILL`), for the shell's `run` and `runall` and the init;
 //! - [`init_program`]: the init (`init=` on the kernel command line), pid 1;
@@ -35,6 +36,7 @@ pub mod fdtable;
 pub mod files;
 pub mod futex;
 pub mod init_program;
+pub mod jobs;
 pub mod layout;
 pub mod load;
 pub mod memory;

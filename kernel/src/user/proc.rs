@@ -365,9 +365,9 @@ pub(super) fn memory_sizes(process: &Process) -> (u64, u64, u64) {
 /// `/proc/self/status`: the identity and memory lines.
 pub fn status(process: &Process) -> Vec<u8> {
     let (resident, size, locked) = memory_sizes(process);
-    let name = process.path.rsplit('/').next().unwrap_or("");
+    let name = String::from_utf8_lossy(&process::comm(process)).into_owned();
     let mut out = String::new();
-    let _ = writeln!(out, "Name:\t{}", &name[..name.len().min(15)]);
+    let _ = writeln!(out, "Name:\t{name}");
     let _ = writeln!(out, "State:\tR (running)");
     let _ = writeln!(out, "Tgid:\t{}", process.pid);
     let _ = writeln!(out, "Pid:\t{}", process.pid);

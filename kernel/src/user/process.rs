@@ -7,9 +7,11 @@
 //! the program with `thread::run_user` until `exit_group` or a fatal signal
 //! ends it. Then the thread leaves the space, destroys it and ends the
 //! process ([`end`]): its children are orphaned (their parent becomes the
-//! init, pid 1, while one runs ([`spawn_init`]), which reaps them with
-//! `wait4` as Linux's init does; else the kernel, pid 0, which reaps them
-//! as they end), its parent gets `SIGCHLD`,
+//! nearest living ancestor that is a child subreaper (`PR_SET_CHILD_SUBREAPER`),
+//! else the init, pid 1, while one runs ([`spawn_init`]), which reaps them
+//! with `wait4` as Linux's init does; else the kernel, pid 0, which reaps
+//! them as they end; each gets its parent-death signal), its parent gets
+//! `SIGCHLD`,
 //! and it stays a zombie until its parent reaps it with `wait4` (a process
 //! the shell started is reaped by the shell's [`wait`]).
 //!
@@ -23,7 +25,10 @@ use super::errno::Errno;
 use super::fdtable::FileTable;
 use super::layout;
 use super::load::{self, LoadError};
-use super::sigstate::{SigAction, SignalExtras, SignalInfo};
+use super::sigstate::{
+    bit, code, JobReport, JobState, ProcessOptions, Sent, SigAction, Signal, SignalExtras, SignalInfo, SA_NOCLDSTOP,
+    SIG_IGN,
+};
 use super::timerstate::{PosixTimer, Timers, Usage};
 use crate::address_space::{self, Space};
 use crate::arch::frame::TrapFrame;
@@ -159,6 +164,12 @@ pub struct ProcessState {
     pub timers: Timers,
     /// The POSIX timers (`timer_create`), by id.
     pub posix_timers: BTreeMap<i32, PosixTimer>,
+    /// Stopped or not, and the stop or continue the parent has not waited
+    /// for (`user::jobs`).
+    pub job: JobState,
+    /// What `prctl` set: the name, the parent-death signal, dumpable,
+    /// no-new-privs, child subreaper.
+    pub options: ProcessOptions,
 }
 
 impl ProcessState {
@@ -172,6 +183,30 @@ impl ProcessState {
     pub fn mask_mut(&mut self) -> &mut u64 {
         let tid = current_tid().unwrap_or(0);
         self.masks.entry(tid).or_insert(0)
+    }
+
+    /// True when a blocked system call of the running thread should give
+    /// up (`ERESTARTSYS`): a signal would be delivered now (pending, not
+    /// blocked, not ignored), or the process is stopped. Pending signals
+    /// that are ignored are discarded on the way, as Linux never queues them.
+    pub fn interrupted(&mut self) -> bool {
+        if self.job.stopped {
+            return true;
+        }
+        if self.pending == 0 {
+            return false;
+        }
+        let mut ready = self.pending & !self.mask();
+        let mut bits = ready;
+        while bits != 0 {
+            let signal = bits.trailing_zeros() + 1;
+            bits &= bits - 1;
+            if self.actions[signal as usize - 1].ignores(Signal(signal)) {
+                self.pending &= !bit(signal);
+                ready &= !bit(signal);
+            }
+        }
+        ready != 0
     }
 }
 
@@ -349,6 +384,8 @@ fn spawn_with(
         children_used: Usage::default(),
         timers: Timers::default(),
         posix_timers: BTreeMap::new(),
+        job: JobState::default(),
+        options: ProcessOptions::default(),
     };
     let process = Arc::new(Process {
         pid,
@@ -371,7 +408,7 @@ pub fn wait(running: Running) -> ExitStatus {
     running.thread.join();
     // The first thread is done; the process ends with its last thread.
     let pid = running.process.pid;
-    CHILD_ENDED.wait_until(|| {
+    EVENTS.wait_until(|| {
         let process = PROCESSES.lock().get(&pid).cloned();
         process.is_none_or(|process| process.state.lock().ended).then_some(())
     });
@@ -383,8 +420,71 @@ pub fn wait(running: Running) -> ExitStatus {
 /// `SIGCHLD`.
 const SIGCHLD: u32 = 17;
 
-/// Woken whenever a process ends: parents blocked in `wait4` look again.
-static CHILD_ENDED: thread::WaitQueue = thread::WaitQueue::new();
+/// Woken whenever a process ends, stops or continues, or a signal is made
+/// pending: parents blocked in `wait4` and stopped threads look again.
+static EVENTS: thread::WaitQueue = thread::WaitQueue::new();
+
+/// Blocks until `ready` returns a value (checked with the event queue's lock
+/// held, so no wake is lost between the check and the block; it may take
+/// process locks but not the queue's), and returns it. The conditions are
+/// made true by whoever wakes the queue afterwards ([`post`], [`job_change`]).
+pub fn wait_for_event<T>(ready: impl FnMut() -> Option<T>) -> T {
+    EVENTS.wait_until(ready)
+}
+
+/// Makes `signal` pending for `target` with `sent` as its `siginfo`, and
+/// wakes the threads that wait (a blocked call, a futex wait, a stopped
+/// thread) so that they look again. The plain mechanism, under the rules
+/// `user::signal::send` applies; do not call it with the process table locked.
+pub fn post(target: &Process, signal: u32, sent: Sent) {
+    if signal == 0 || signal > 64 {
+        return;
+    }
+    {
+        let mut state = target.state.lock();
+        state.pending |= bit(signal);
+        state.signal_extras.sent[signal as usize - 1] = sent;
+    }
+    super::futex::nudge_all();
+    EVENTS.wake_all();
+}
+
+/// Changes the job state of `child` with `change` and, when it says the
+/// state changed, makes `SIGCHLD` pending for the parent with `notice`
+/// (unless the parent ignores it or asked for none with `SA_NOCLDSTOP`, as
+/// Linux's `do_notify_parent_cldstop`). Both happen under the process
+/// table's lock, which a parent's wait holds while it looks, so that it
+/// never sees the one without the other; then the waiters are woken.
+/// Returns what `change` said.
+pub fn job_change(child: &Process, change: impl FnOnce(&mut ProcessState) -> bool, notice: Sent) -> bool {
+    let table = PROCESSES.lock();
+    let (changed, parent) = {
+        let mut state = child.state.lock();
+        (change(&mut state), state.parent)
+    };
+    if changed {
+        if let Some(parent) = table.get(&parent).filter(|parent| parent.pid != child.pid) {
+            let mut state = parent.state.lock();
+            let action = state.actions[SIGCHLD as usize - 1];
+            if action.handler != SIG_IGN && action.flags & SA_NOCLDSTOP == 0 {
+                state.pending |= bit(SIGCHLD);
+                state.signal_extras.sent[SIGCHLD as usize - 1] = notice;
+            }
+        }
+    }
+    drop(table);
+    if changed {
+        super::futex::nudge_all();
+        EVENTS.wake_all();
+    }
+    changed
+}
+
+/// True when `process` is the init (pid [`INIT_PID`], started by
+/// [`spawn_init`]): signals whose action is the default do not reach it.
+pub fn is_init(process: &Process) -> bool {
+    process.pid == INIT_PID && INIT.load(Ordering::SeqCst) == INIT_PID
+}
 
 /// Destroys `space` once no CPU has it loaded (the thread that left it may
 /// still be switching away on another CPU for a few instructions).
@@ -425,19 +525,20 @@ fn end(process: &Arc<Process>) {
         // Linux's exit_files: the descriptors close at exit, not when the
         // zombie is reaped (a pipe's reader sees the end of file now).
         state.files.close_all();
-        state.ended = true;
         (state.parent, state.shell_waits, state.exit_signal)
     };
+    let ended_status = process.state.lock().exit.unwrap_or(ExitStatus::Exited(0));
     let mut table = PROCESSES.lock();
-    // Children become the init's while it runs (it reaps them with wait4,
-    // and hears of those already ended by SIGCHLD), else the kernel's, which
-    // reaps those already ended now.
-    let init = INIT.load(Ordering::SeqCst);
-    let adopter = match table.get(&init) {
-        Some(init) if init.pid != process.pid && !init.state.lock().ended => init.pid,
-        _ => 0,
-    };
+    // A zombie from here, and its parent's signal pending below, both under
+    // the table's lock: a parent's wait never sees one without the other.
+    process.state.lock().ended = true;
+    // Children go to the nearest living ancestor that asked to be a
+    // subreaper (`PR_SET_CHILD_SUBREAPER`), else to the init while it runs
+    // (it reaps them with wait4, and hears of those already ended by
+    // SIGCHLD), else to the kernel, which reaps those already ended now.
+    let adopter = new_parent(&table, process);
     let mut orphans_ended = Vec::new();
+    let mut death_signals = Vec::new();
     for child in table.values() {
         let mut state = child.state.lock();
         if state.parent == process.pid {
@@ -445,18 +546,33 @@ fn end(process: &Arc<Process>) {
             if state.ended && !state.shell_waits {
                 orphans_ended.push(child.pid);
             }
+            if state.options.pdeath_signal != 0 && !state.ended {
+                death_signals.push((child.clone(), state.options.pdeath_signal));
+            }
         }
     }
+    let mut notices: Vec<(Arc<Process>, u32, Sent)> = Vec::new();
     if adopter == 0 {
         for pid in orphans_ended {
             table.remove(&pid);
         }
-    } else if let Some(init) = table.get(&adopter).filter(|_| !orphans_ended.is_empty()) {
-        init.state.lock().pending |= 1 << (SIGCHLD - 1);
+    } else if let Some(reaper) = table.get(&adopter).filter(|_| !orphans_ended.is_empty()) {
+        let sent = Sent { code: code::CLD_EXITED, sender: orphans_ended[0], status: 0 };
+        notices.push((reaper.clone(), SIGCHLD, sent));
     }
     match table.get(&parent) {
         Some(parent) if parent.pid != process.pid && (1..=64).contains(&exit_signal) => {
-            parent.state.lock().pending |= 1 << (exit_signal - 1);
+            let sent = match ended_status {
+                ExitStatus::Exited(status) => {
+                    Sent { code: code::CLD_EXITED, sender: process.pid, status: status as i32 }
+                }
+                ExitStatus::Killed { info, .. } => {
+                    Sent { code: code::CLD_KILLED, sender: process.pid, status: info.signal.0 as i32 }
+                }
+            };
+            let mut state = parent.state.lock();
+            state.pending |= bit(exit_signal);
+            state.signal_extras.sent[exit_signal as usize - 1] = sent;
         }
         Some(parent) if parent.pid != process.pid => {}
         // The kernel is the parent: nobody waits but the shell, if it does.
@@ -466,68 +582,157 @@ fn end(process: &Arc<Process>) {
         _ => {}
     }
     drop(table);
-    CHILD_ENDED.wake_all();
+    for (target, signal, sent) in notices {
+        post(&target, signal, sent);
+    }
+    // `PR_SET_PDEATHSIG`: as Linux's `reparent_leader`, from the parent.
+    for (child, signal) in death_signals {
+        post(&child, signal, Sent { code: code::SI_USER, sender: process.pid, status: 0 });
+    }
+    super::futex::nudge_all();
+    EVENTS.wake_all();
 }
 
-/// `wait4(pid, status, options, rusage)`: reaps an ended child of
-/// `process` (`pid` > 0: that one; -1, 0 or below -1: any, as every
-/// process is in its own group here), writing its status as Linux encodes
-/// it. `WNOHANG`: 0 at once when none has ended. `ECHILD` when `process` has
-/// no such child. The wait itself cannot be interrupted by a signal yet.
-pub fn wait4(process: &Process, pid: i64, status: u64, options: u64, rusage: u64) -> Result<u64, Errno> {
-    const WNOHANG: u64 = 1;
-    const WUNTRACED: u64 = 2;
-    const WCONTINUED: u64 = 8;
-    const WNOTHREAD: u64 = 0x2000_0000;
-    const WALL: u64 = 0x4000_0000;
-    const WCLONE: u64 = 0x8000_0000;
-    if options & !(WNOHANG | WUNTRACED | WCONTINUED | WNOTHREAD | WALL | WCLONE) != 0 {
-        return Err(Errno::EINVAL);
+/// Who adopts the children of `process` as it ends: the nearest living
+/// ancestor that is a child subreaper, else the init while it runs, else 0
+/// (the kernel).
+fn new_parent(table: &BTreeMap<u32, Arc<Process>>, process: &Process) -> u32 {
+    let mut ancestor = process.state.lock().parent;
+    // A bounded walk: a parent chain is short, and never a circle.
+    for _ in 0..1024 {
+        let Some(candidate) = table.get(&ancestor).filter(|candidate| candidate.pid != process.pid) else { break };
+        let state = candidate.state.lock();
+        if state.options.child_subreaper && !state.ended && !candidate.exiting() {
+            return candidate.pid;
+        }
+        ancestor = state.parent;
     }
-    if pid == i32::MIN as i64 {
-        return Err(Errno::ESRCH);
+    let init = INIT.load(Ordering::SeqCst);
+    match table.get(&init) {
+        Some(init) if init.pid != process.pid && !init.state.lock().ended => init.pid,
+        _ => 0,
     }
+}
+
+/// Which children a wait looks at (`wait4`'s pid, `waitid`'s idtype and id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitTarget {
+    /// Any child.
+    Any,
+    /// The child with this pid.
+    Pid(u32),
+    /// The children in this process group.
+    Group(u32),
+}
+
+/// What a wait accepts (`WEXITED`, `WSTOPPED`/`WUNTRACED`, `WCONTINUED`,
+/// `WNOHANG`, `WNOWAIT`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WaitOptions {
+    /// An ended child (reaped unless `no_wait`).
+    pub exited: bool,
+    /// A child that stopped and was not waited for since.
+    pub stopped: bool,
+    /// A child that continued and was not waited for since.
+    pub continued: bool,
+    /// Return at once when no child is ready.
+    pub no_hang: bool,
+    /// Leave the child as it is (`WNOWAIT`): a later wait sees it again.
+    pub no_wait: bool,
+}
+
+/// What happened to the child a wait found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitEvent {
+    /// It ended so.
+    Ended(ExitStatus),
+    /// A signal stopped it.
+    Stopped(u32),
+    /// `SIGCONT` continued it.
+    Continued,
+}
+
+/// A child a wait found: its pid, what happened, and (for an ended one)
+/// what it and its waited children used.
+#[derive(Clone)]
+pub struct Waited {
+    /// The child's record (its credentials give `si_uid`).
+    pub child: Arc<Process>,
+    /// The child's pid.
+    pub pid: u32,
+    /// What happened.
+    pub event: WaitEvent,
+    /// Its usage with its waited children's (zero unless it ended).
+    pub used: Usage,
+}
+
+/// The wait of `wait4` and `waitid`, as Linux's `do_wait`: the first child
+/// of `process` that `target` names and that has something `options`
+/// accept; an ended child is reaped (its usage added to the parent's
+/// children's) unless `no_wait`. `ECHILD` when no child matches; `Ok(None)`
+/// with `no_hang` when none is ready; `ERESTARTSYS` when a signal comes
+/// first (or the process is stopped) while it blocks.
+pub fn wait_child(process: &Process, target: WaitTarget, options: WaitOptions) -> Result<Option<Waited>, Errno> {
     let me = process.pid;
-    let reaped = CHILD_ENDED.wait_until(|| {
+    let waited = EVENTS.wait_until(|| {
         let mut table = PROCESSES.lock();
         let mut any = false;
         let mut found = None;
         for child in table.values() {
-            let state = child.state.lock();
-            if state.parent != me || (pid > 0 && child.pid as i64 != pid) {
+            let mut state = child.state.lock();
+            let matches = match target {
+                WaitTarget::Any => true,
+                WaitTarget::Pid(pid) => child.pid == pid,
+                WaitTarget::Group(pgid) => state.signal_extras.pgid == pgid,
+            };
+            if state.parent != me || !matches {
                 continue;
             }
             any = true;
             if state.ended {
-                // An ended process's own usage is all in `used`.
-                let used = state.used.plus(state.children_used);
-                found = Some((child.pid, state.exit.unwrap_or(ExitStatus::Exited(0)), used));
-                break;
+                if options.exited {
+                    // An ended process's own usage is all in `used`.
+                    let used = state.used.plus(state.children_used);
+                    let exit = state.exit.unwrap_or(ExitStatus::Exited(0));
+                    found = Some(Waited { child: child.clone(), pid: child.pid, event: WaitEvent::Ended(exit), used });
+                    break;
+                }
+                continue;
             }
+            let event = match state.job.report {
+                Some(JobReport::Stopped(signal)) if options.stopped && state.job.stopped => WaitEvent::Stopped(signal),
+                Some(JobReport::Continued) if options.continued => WaitEvent::Continued,
+                _ => continue,
+            };
+            if !options.no_wait {
+                state.job.report = None;
+            }
+            found = Some(Waited { child: child.clone(), pid: child.pid, event, used: Usage::default() });
+            break;
         }
         if !any {
             return Some(Err(Errno::ECHILD));
         }
-        if let Some((pid, exit, used)) = found {
-            table.remove(&pid);
-            return Some(Ok(Some((pid, exit, used))));
+        if let Some(waited) = found {
+            if matches!(waited.event, WaitEvent::Ended(_)) && !options.no_wait {
+                table.remove(&waited.pid);
+            }
+            return Some(Ok(Some(waited)));
         }
-        (options & WNOHANG != 0).then_some(Ok(None))
+        drop(table);
+        if options.no_hang {
+            return Some(Ok(None));
+        }
+        process.state.lock().interrupted().then_some(Err(Errno::ERESTARTSYS))
     })?;
-    let Some((pid, exit, used)) = reaped else { return Ok(0) };
+    if let Some(waited) =
+        waited.as_ref().filter(|waited| matches!(waited.event, WaitEvent::Ended(_)) && !options.no_wait)
     {
         let mut state = process.state.lock();
-        state.children_used = state.children_used.plus(used);
+        state.children_used = state.children_used.plus(waited.used);
     }
-    if status != 0 {
-        copy::write_value(status, &exit.wait_status())?;
-    }
-    if rusage != 0 {
-        copy::write_value(rusage, &Rusage::from(used))?;
-    }
-    Ok(pid as u64)
+    Ok(waited)
 }
-
 /// `struct rusage` (144 bytes): the counters this kernel keeps are filled
 /// in (CPU times, minor faults); the rest are 0.
 #[repr(C)]
@@ -647,6 +852,8 @@ pub fn fork(
             children_used: Usage::default(),
             timers: Timers::default(),
             posix_timers: BTreeMap::new(),
+            job: JobState::default(),
+            options: parent.options.for_child(),
         }
     };
     let child = Arc::new(Process {
@@ -948,6 +1155,8 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             timers: old.timers,
             // The POSIX timers are not (Linux's exit_itimers at exec).
             posix_timers: BTreeMap::new(),
+            job: old.job,
+            options: old.options.for_exec(),
             signal_extras: {
                 let mut extras = old.signal_extras.for_child();
                 extras.alt_stack = Default::default();
@@ -977,6 +1186,17 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
 /// it adopted an orphan).
 pub fn parent_of(process: &Process) -> u32 {
     process.state.lock().parent
+}
+
+/// The command name (`comm`) of `process`: what `PR_SET_NAME` set, else the
+/// program's file name cut to 15 bytes, as Linux keeps it.
+pub fn comm(process: &Process) -> Vec<u8> {
+    if let Some(name) = process.state.lock().options.comm {
+        let end = name.iter().position(|&byte| byte == 0).unwrap_or(name.len());
+        return name[..end].to_vec();
+    }
+    let name = process.path.rsplit('/').next().unwrap_or("");
+    name.as_bytes()[..name.len().min(15)].to_vec()
 }
 
 /// The processes that have not been waited for.
@@ -1034,6 +1254,8 @@ pub fn exit_current(status: ExitStatus) -> ! {
         }
         drop(process);
         super::futex::nudge_all();
+        // Its stopped threads, if any, leave their wait to end.
+        EVENTS.wake_all();
     }
     thread::leave_user(0)
 }

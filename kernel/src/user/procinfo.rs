@@ -43,14 +43,9 @@ const USER_HZ: u64 = 100;
 const RLIMIT_RSS: usize = 5;
 
 /// The command name Linux keeps for a program (`comm`): its file name, cut
-/// to 15 bytes.
-pub fn comm(process: &Process) -> &str {
-    let name = process.path.rsplit('/').next().unwrap_or("");
-    let mut end = name.len().min(15);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    &name[..end]
+/// to 15 bytes, or what `PR_SET_NAME` set.
+pub fn comm(process: &Process) -> String {
+    String::from_utf8_lossy(&super::process::comm(process)).into_owned()
 }
 
 /// `/proc/self/stat` of `process`, the caller.

@@ -24,8 +24,10 @@
 //! selectors and the privileged flags the kernel's own. A signal raised by
 //! the program's own fault while blocked or ignored takes the default
 //! action, as Linux's `force_sig_fault` does. Default actions: end the
-//! process (most), ignore (`SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`); the
-//! stop signals are ignored too (there is no job control yet).
+//! process (most), ignore (`SIGCHLD`, `SIGCONT`, `SIGURG`, `SIGWINCH`),
+//! stop the process (`SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`: see
+//! `user::jobs`; `SIGCONT` continues it when sent). The init (pid 1) gets no
+//! signal whose action is the default, as Linux shields its init.
 //!
 //! `sigaltstack` sets an alternate stack; a handler installed with
 //! `SA_ONSTACK` runs on it (unless the program is on it already), as
@@ -44,15 +46,19 @@
 //!
 //! Each process is its own process group and session leader when the shell
 //! starts it; a forked child joins its parent's group ([`SignalExtras`]).
+//! `kill` reaches a process, a group, the caller's group, or every process
+//! but the caller and the init, among them only those the caller may
+//! signal (`creds::may_signal`).
 
 use super::copy;
 use super::creds;
 use super::errno::{Errno, SysResult};
+use super::jobs;
 use super::process::{self, Process};
 pub use super::sigstate::*;
 use super::sigstate::{
     bit, default_action, DefaultAction, StackT, SA_NODEFER, SA_ONSTACK, SA_RESETHAND, SA_RESTART, SA_RESTORER, SIG_DFL,
-    SIG_IGN, SS_AUTODISARM, SS_DISABLE, UNCATCHABLE,
+    SIG_IGN, SS_AUTODISARM, SS_DISABLE, STOP_SIGNALS, UNCATCHABLE,
 };
 use crate::arch::frame::TrapFrame;
 use crate::arch::gdt::{USER_CODE_SELECTOR, USER_DATA_SELECTOR};
@@ -92,18 +98,29 @@ pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) 
 
 /// Makes `signal` pending for `target`, sent with `si_code` `code` by
 /// process `sender` (0: the kernel). It is delivered when `target` next
-/// returns to ring 3, and interrupts a blocked system call.
+/// returns to ring 3, and interrupts a blocked system call. As Linux's
+/// `prepare_signal`: `SIGCONT` continues a stopped process and discards its
+/// pending stop signals, a stop signal discards a pending `SIGCONT`, and
+/// the init does not get a signal whose action is the default (except the
+/// kernel's own `SIGKILL`).
 pub fn send(target: &Process, signal: Signal, code: i32, sender: u32) {
     if signal.0 == 0 || signal.0 > NSIG {
         return;
     }
-    {
-        let mut state = target.state.lock();
-        state.pending |= bit(signal.0);
-        state.signal_extras.sent[signal.0 as usize - 1] = (code, sender);
+    if process::is_init(target) {
+        let action = target.state.lock().actions[signal.0 as usize - 1];
+        let forced = signal == Signal::SIGKILL && sender == 0 && code == code::SI_KERNEL;
+        if action.handler == SIG_DFL && !forced {
+            return;
+        }
     }
-    // A thread asleep in a futex wait looks again (EINTR or a restart).
-    super::futex::nudge_all();
+    if signal == Signal::SIGCONT {
+        jobs::continue_process(target);
+    } else if STOP_SIGNALS & bit(signal.0) != 0 {
+        jobs::before_stop_signal(target);
+    }
+    // A thread asleep in a futex wait or a `wait4`, or stopped, looks again.
+    process::post(target, signal.0, Sent { code, sender, status: 0 });
 }
 
 /// Sends `signal` to every process of group `pgid`; how many there were.
@@ -116,9 +133,29 @@ pub fn send_to_group(pgid: u32, signal: Signal, code: i32, sender: u32) -> usize
     members.len()
 }
 
+/// Continues the stopped processes of group `pgid` (`SIGCONT`, sent by
+/// the kernel), leaving the others alone; how many there were.
+pub fn continue_stopped_in_group(pgid: u32) -> usize {
+    let stopped: Vec<Arc<Process>> = process::all()
+        .into_iter()
+        .filter(|process| {
+            let state = process.state.lock();
+            state.signal_extras.pgid == pgid && state.job.stopped && !state.ended
+        })
+        .collect();
+    for process in &stopped {
+        send(process, Signal::SIGCONT, code::SI_KERNEL, 0);
+    }
+    stopped.len()
+}
+
 /// `kill(pid, signal)`: a process (`pid` > 0), the caller's group (0), a
-/// group (`-pgid`), or every process but the caller (-1). Linux's order:
-/// `ESRCH` when nobody matches, then `EINVAL` for a bad signal.
+/// group (`-pgid`), or every process but the caller and the init (-1).
+/// Linux's order: `ESRCH` when nobody matches, then `EINVAL` for a bad
+/// signal; the processes the caller may not signal (`creds::may_signal`)
+/// are passed over, and `EPERM` comes when there is none it may signal,
+/// except for -1, which succeeds then (Linux's `kill_something_info`
+/// counts an `EPERM` as no error).
 pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
     let own_group = process.state.lock().signal_extras.pgid;
     let targets: Vec<Arc<Process>> = process::all()
@@ -126,7 +163,7 @@ pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
         .filter(|target| match pid {
             1.. => target.pid as i64 == pid,
             0 => target.state.lock().signal_extras.pgid == own_group,
-            -1 => target.pid != process.pid,
+            -1 => target.pid != process.pid && target.pid != process::INIT_PID,
             _ => target.state.lock().signal_extras.pgid as i64 == -pid,
         })
         .collect();
@@ -136,11 +173,11 @@ pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
     if signal > NSIG as u64 {
         return Err(Errno::EINVAL);
     }
-    // Only the processes the caller may signal (`EPERM` when none is).
+    // Only the processes the caller may signal.
     let sender = creds::credentials(process);
     let allowed: Vec<&Arc<Process>> =
         targets.iter().filter(|target| creds::may_signal(&sender, &creds::credentials(target))).collect();
-    if allowed.is_empty() {
+    if allowed.is_empty() && pid != -1 {
         return Err(Errno::EPERM);
     }
     if signal != 0 {
@@ -189,29 +226,56 @@ pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
 /// True when a signal would be delivered now (pending, not blocked, not
 /// ignored): a blocked system call gives up. Pending signals that are
 /// ignored are discarded on the way, as Linux never queues them.
+/// A stopped process interrupts too: its blocked calls leave to stop.
 pub fn interrupting(process: &Process) -> bool {
-    let mut state = process.state.lock();
-    if state.pending == 0 {
-        return false;
-    }
-    let mut ready = state.pending & !state.mask();
-    let mut bits = ready;
-    while bits != 0 {
-        let signal = bits.trailing_zeros() + 1;
-        bits &= bits - 1;
-        if state.actions[signal as usize - 1].ignores(Signal(signal)) {
-            state.pending &= !bit(signal);
-            ready &= !bit(signal);
-        }
-    }
-    ready != 0
+    process.state.lock().interrupted()
 }
 
-/// True when a signal is pending and not blocked: the program should go
-/// through [`deliver_pending`] before it runs again.
+/// True when a signal is pending and not blocked, or the process is
+/// stopped: the program should go through [`deliver_pending`] before it
+/// runs again.
 pub fn has_ready(process: &Process) -> bool {
     let state = process.state.lock();
-    state.pending != 0 && state.pending & !state.mask() != 0
+    state.job.stopped || (state.pending != 0 && state.pending & !state.mask() != 0)
+}
+
+/// Carries out the stops before the program runs again: while the process
+/// is stopped (by another thread) the running thread waits, and while the
+/// first ready signal is a stop signal whose action is the default, it is
+/// taken and stops the process ([`jobs::stop`]). Returns when the process
+/// runs on, or when `SIGKILL` or its end is coming. A sleep (`nanosleep`,
+/// `pause`) calls it as it waits, so that a stop and a continue do not cut
+/// it short: Linux restarts those calls when no handler ran.
+pub fn settle_stops(process: &Process) {
+    loop {
+        let stop = {
+            let mut state = process.state.lock();
+            if process.exiting() || state.pending & bit(Signal::SIGKILL.0) != 0 {
+                return;
+            }
+            if state.job.stopped {
+                None
+            } else {
+                let ready = state.pending & !state.mask();
+                if ready == 0 {
+                    return;
+                }
+                let signal = ready.trailing_zeros() + 1;
+                let action = state.actions[signal as usize - 1];
+                if action.handler != SIG_DFL || default_action(Signal(signal)) != DefaultAction::Stop {
+                    return;
+                }
+                state.pending &= !bit(signal);
+                Some(signal)
+            }
+        };
+        match stop {
+            // The init is not stopped (a stop signal that reached it came from the kernel).
+            Some(_) if process::is_init(process) => {}
+            Some(signal) => jobs::stop(process, signal),
+            None => jobs::wait_while_stopped(process),
+        }
+    }
 }
 
 /// How long a blocked system call sleeps between two looks at what it
@@ -241,7 +305,8 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     if interrupted_call(frame) {
         return Outcome::Resume;
     }
-    let (signal, (code, sender)) = {
+    settle_stops(process);
+    let (signal, sent) = {
         let mut state = process.state.lock();
         // Nothing pending (the common case): the thread's mask is not looked up.
         if state.pending == 0 {
@@ -255,8 +320,8 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
         state.pending &= !bit(signal);
         (signal, state.signal_extras.sent[signal as usize - 1])
     };
-    let info = SignalInfo { signal: Signal(signal), code, addr: 0 };
-    deliver_from(process, frame, info, false, sender)
+    let info = SignalInfo { signal: Signal(signal), code: sent.code, addr: 0 };
+    deliver_from(process, frame, info, false, sent)
 }
 
 /// After system call `number` returned `ERESTARTSYS` (it blocked, and a
@@ -270,6 +335,9 @@ pub fn deliver_after_interrupted_call(process: &Process, frame: &mut TrapFrame, 
         frame.rax = number;
         frame.rip = frame.rip.wrapping_sub(2);
     };
+    // A stop first: the call starts again once the process continues,
+    // unless a signal with a handler comes meanwhile.
+    settle_stops(process);
     if !interrupting(process) {
         restart(frame);
         return Outcome::Resume;
@@ -300,11 +368,11 @@ pub fn deliver_after_interrupted_call(process: &Process, frame: &mut TrapFrame, 
 /// program's own fault raised it, so being blocked or ignored does not save
 /// it (Linux's `force_sig_fault`).
 pub fn deliver(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forced: bool) -> Outcome {
-    deliver_from(process, frame, info, forced, 0)
+    deliver_from(process, frame, info, forced, Sent::default())
 }
 
-/// [`deliver`], for a signal process `sender` sent (`si_pid`).
-fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forced: bool, sender: u32) -> Outcome {
+/// [`deliver`], for a signal sent as `sent` says (`si_pid`, `si_status`).
+fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forced: bool, sent: Sent) -> Outcome {
     let index = info.signal.0 as usize - 1;
     let (action, mask, alt_stack) = {
         let mut state = process.state.lock();
@@ -316,13 +384,21 @@ fn deliver_from(process: &Process, frame: &mut TrapFrame, info: SignalInfo, forc
         (state.actions[index], state.mask(), state.signal_extras.alt_stack)
     };
     match action.handler {
+        // The init is shielded from the default actions (Linux's
+        // SIGNAL_UNKILLABLE), but not from its own faults.
+        SIG_DFL if !forced && info.signal != Signal::SIGKILL && process::is_init(process) => Outcome::Resume,
         SIG_DFL => match default_action(info.signal) {
             DefaultAction::Terminate => Outcome::Terminate(info),
             DefaultAction::Ignore => Outcome::Resume,
+            DefaultAction::Stop if forced || process::is_init(process) => Outcome::Resume,
+            DefaultAction::Stop => {
+                jobs::stop(process, info.signal.0);
+                Outcome::Resume
+            }
         },
         SIG_IGN => Outcome::Resume,
         handler => {
-            let place = Placement { action: &action, handler, mask, alt_stack: &alt_stack, sender };
+            let place = Placement { action: &action, handler, mask, alt_stack: &alt_stack, sent };
             if action.flags & SA_RESTORER == 0 || push_frame(frame, &info, &place).is_err() {
                 // No way back from the handler, or no room for its frame:
                 // Linux sends SIGSEGV, which ends the process here.
@@ -459,8 +535,9 @@ struct Placement<'a> {
     /// The blocked signals before delivery (saved in `uc_sigmask`).
     mask: u64,
     alt_stack: &'a AltStack,
-    /// The sender's pid for a signal a process sent.
-    sender: u32,
+    /// The sender's pid for a signal a process sent, and a child's status
+    /// for `SIGCHLD`.
+    sent: Sent,
 }
 
 /// Builds the handler's `rt_sigframe` where Linux's `get_sigframe` puts it
@@ -514,8 +591,13 @@ fn push_frame(frame: &mut TrapFrame, info: &SignalInfo, place: &Placement<'_>) -
         reserved: [0; 8],
     };
     // A signal a process sent carries its pid (and uid 0) where a fault's
-    // carries the address.
-    let union = if info.code <= 0 { place.sender as u64 } else { info.addr };
+    // carries the address; a child's SIGCHLD its pid and status.
+    let chld = info.signal == Signal::SIGCHLD && info.code > 0;
+    let union = if info.code <= 0 || chld { place.sent.sender as u64 } else { info.addr };
+    let mut rest = [0; 13];
+    if chld {
+        rest[0] = place.sent.status as u32 as u64;
+    }
     let image = RtSigFrame {
         restorer: place.action.restorer,
         context: UContext {
@@ -525,7 +607,7 @@ fn push_frame(frame: &mut TrapFrame, info: &SignalInfo, place: &Placement<'_>) -
             mcontext: context,
             sigmask: place.mask,
         },
-        info: SigInfo { signo: info.signal.0 as i32, errno: 0, code: info.code, pad: 0, addr: union, rest: [0; 13] },
+        info: SigInfo { signo: info.signal.0 as i32, errno: 0, code: info.code, pad: 0, addr: union, rest },
     };
     copy::write(fpstate, &fpu_image(frame).0)?;
     copy::write_value(sigframe, &image)?;

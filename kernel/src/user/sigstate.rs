@@ -35,6 +35,12 @@ impl Signal {
     pub const SIGPIPE: Signal = Signal(13);
     /// Termination request.
     pub const SIGTERM: Signal = Signal(15);
+    /// A child stopped, continued or ended.
+    pub const SIGCHLD: Signal = Signal(17);
+    /// Continue if stopped.
+    pub const SIGCONT: Signal = Signal(18);
+    /// Stop (cannot be caught).
+    pub const SIGSTOP: Signal = Signal(19);
 
     /// The name, `"SIGSEGV"`; `"SIG?"` for a number outside 1..=64.
     pub fn name(self) -> &'static str {
@@ -104,6 +110,14 @@ pub mod code {
     pub const BUS_ADRALN: i32 = 1;
     /// SIGTRAP: process breakpoint.
     pub const TRAP_BRKPT: i32 = 1;
+    /// SIGCHLD: the child exited.
+    pub const CLD_EXITED: i32 = 1;
+    /// SIGCHLD: a signal killed the child.
+    pub const CLD_KILLED: i32 = 2;
+    /// SIGCHLD: the child stopped.
+    pub const CLD_STOPPED: i32 = 5;
+    /// SIGCHLD: the stopped child continued.
+    pub const CLD_CONTINUED: i32 = 6;
 }
 
 /// What a trap from ring 3 raises: the signal, its `si_code` and address.
@@ -170,6 +184,8 @@ pub fn for_trap(vector: u8, rip: u64, fault: Option<(&Fault, &UnhandledFault)>) 
 
 /// The number of signals (1..=64).
 pub const NSIG: u32 = 64;
+/// `SA_NOCLDSTOP`: no `SIGCHLD` when a child stops or continues.
+pub(super) const SA_NOCLDSTOP: u64 = 0x1;
 /// `SA_NODEFER`: the signal is not blocked while its handler runs.
 pub(super) const SA_NODEFER: u64 = 0x4000_0000;
 /// `SA_RESETHAND`: back to the default action once delivered.
@@ -223,19 +239,84 @@ pub(super) const fn bit(signal: u32) -> u64 {
     1 << (signal - 1)
 }
 
+/// The stop signals: `SIGSTOP`, `SIGTSTP`, `SIGTTIN`, `SIGTTOU`.
+pub(super) const STOP_SIGNALS: u64 = bit(19) | bit(20) | bit(21) | bit(22);
+
 /// What a signal's default action does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum DefaultAction {
     Terminate,
     Ignore,
+    /// Stop the whole process until `SIGCONT` (the stop signals).
+    Stop,
 }
 
 pub(super) fn default_action(signal: Signal) -> DefaultAction {
     match signal.0 {
-        // SIGCHLD, SIGCONT, SIGURG, SIGWINCH; and the stop signals SIGSTOP,
-        // SIGTSTP, SIGTTIN, SIGTTOU (no job control: not stopped).
-        17 | 18 | 23 | 28 | 19 | 20 | 21 | 22 => DefaultAction::Ignore,
+        // SIGCHLD, SIGCONT (whose continuing happens when it is sent),
+        // SIGURG, SIGWINCH.
+        17 | 18 | 23 | 28 => DefaultAction::Ignore,
+        19..=22 => DefaultAction::Stop,
         _ => DefaultAction::Terminate,
+    }
+}
+
+/// What a process's parent may learn of it by `wait4`/`waitid` besides its
+/// end: that it stopped (and by which signal) or continued. Each is
+/// reported once (unless `WNOWAIT`); a later event replaces an unreported
+/// one, as Linux keeps only the latest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobReport {
+    /// Stopped by this signal.
+    Stopped(u32),
+    /// Continued by `SIGCONT`.
+    Continued,
+}
+
+/// A process's job-control state (`ProcessState::job`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct JobState {
+    /// True while the process is stopped: each of its threads waits at its
+    /// next way back to ring 3 (or leaves a blocking call to wait there).
+    pub stopped: bool,
+    /// The stop or continue its parent has not waited for yet.
+    pub report: Option<JobReport>,
+}
+
+/// What `prctl` keeps for a process (`ProcessState::options`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessOptions {
+    /// `PR_SET_NAME`: the command name (`comm`), NUL-padded; `None`: the
+    /// program's file name, as `execve` sets it.
+    pub comm: Option<[u8; 16]>,
+    /// `PR_SET_PDEATHSIG`: the signal sent when the parent ends (0: none).
+    pub pdeath_signal: u32,
+    /// `PR_SET_DUMPABLE`: 0 or 1.
+    pub dumpable: u32,
+    /// `PR_SET_NO_NEW_PRIVS`: once set, never cleared.
+    pub no_new_privs: bool,
+    /// `PR_SET_CHILD_SUBREAPER`: orphaned descendants come to this process
+    /// rather than to the init.
+    pub child_subreaper: bool,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions { comm: None, pdeath_signal: 0, dumpable: 1, no_new_privs: false, child_subreaper: false }
+    }
+}
+
+impl ProcessOptions {
+    /// A forked child's (Linux's `copy_process`): the name, dumpable and
+    /// no-new-privs kept; no parent-death signal, not a subreaper.
+    pub fn for_child(&self) -> ProcessOptions {
+        ProcessOptions { pdeath_signal: 0, child_subreaper: false, ..*self }
+    }
+
+    /// After `execve`: the new program's name, dumpable again (the ids
+    /// do not change here), the rest kept.
+    pub fn for_exec(&self) -> ProcessOptions {
+        ProcessOptions { comm: None, dumpable: 1, ..*self }
     }
 }
 
@@ -348,14 +429,26 @@ impl fmt::Display for FaultRecord {
     }
 }
 
+/// Where a pending signal came from: its `si_code`, the sending process
+/// (`si_pid`, 0: the kernel) and, for `SIGCHLD`, the child's `si_status`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// `si_code`.
+    pub code: i32,
+    /// `si_pid`.
+    pub sender: u32,
+    /// `si_status` (`SIGCHLD` only).
+    pub status: i32,
+}
+
 /// What the kernel keeps of a process's signals besides the mask, the
 /// pending set and the actions (`ProcessState::signal_extras`).
 #[derive(Clone, Debug)]
 pub struct SignalExtras {
     /// The alternate signal stack (`sigaltstack`).
     pub alt_stack: AltStack,
-    /// Each pending signal's `si_code` and sender (signal `n` at `n - 1`).
-    pub(super) sent: [(i32, u32); NSIG as usize],
+    /// Each pending signal's `si_code`, sender and status (signal `n` at `n - 1`).
+    pub(super) sent: [Sent; NSIG as usize],
     /// The trap that ended the process, if one did (for `run`'s report).
     pub fault: Option<FaultRecord>,
     /// The process group (`getpgid`).
@@ -370,7 +463,7 @@ impl SignalExtras {
     pub fn leader(pid: u32) -> SignalExtras {
         SignalExtras {
             alt_stack: AltStack::default(),
-            sent: [(code::SI_USER, 0); NSIG as usize],
+            sent: [Sent::default(); NSIG as usize],
             fault: None,
             pgid: pid,
             sid: pid,
@@ -380,6 +473,6 @@ impl SignalExtras {
     /// A forked child's: the parent's alternate stack, group and session,
     /// nothing pending.
     pub fn for_child(&self) -> SignalExtras {
-        SignalExtras { fault: None, sent: [(code::SI_USER, 0); NSIG as usize], ..self.clone() }
+        SignalExtras { fault: None, sent: [Sent::default(); NSIG as usize], ..self.clone() }
     }
 }

@@ -3,6 +3,11 @@
 //! console's foreground group, an optional time limit ends in `SIGKILL`,
 //! and nothing a program does makes the wait hang.
 //!
+//! A program that stops (`SIGSTOP`, `SIGTSTP`) stays stopped: the shell
+//! has no job control (no `fg`, no report of the stop); Ctrl-C continues
+//! the stopped members of the foreground group after sending `SIGINT`, and
+//! the time limit's `SIGKILL` ends a stopped process too.
+//!
 //! The wait polls: every [`POLL_MS`] it reads the console for Ctrl-C and
 //! looks whether the process has ended (all its threads done). Past the
 //! time limit the process and its group (its forked children, unless they
@@ -78,8 +83,12 @@ pub fn wait(running: Running, limit_ms: Option<u64>, out: &mut dyn Write) -> End
             if byte == CTRL_C {
                 let _ = writeln!(out, "^C");
                 // The program's group (its forked children are in it),
-                // unless it made another the foreground (TIOCSPGRP).
-                signal::send_to_group(files::foreground_group(), Signal::SIGINT, code::SI_KERNEL, 0);
+                // unless it made another the foreground (TIOCSPGRP). The
+                // shell has no job control to continue a stopped program:
+                // the stopped members are continued, so that SIGINT acts.
+                let group = files::foreground_group();
+                signal::send_to_group(group, Signal::SIGINT, code::SI_KERNEL, 0);
+                signal::continue_stopped_in_group(group);
             }
         }
         let now = elapsed_ms();

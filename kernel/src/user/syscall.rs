@@ -11,6 +11,7 @@
 use super::copy;
 use super::errno::{Errno, SysResult};
 use super::files;
+use super::jobs;
 use super::memory;
 use super::misc;
 use super::process::{self, ExitStatus, Process, RLimit, RLIMIT_COUNT};
@@ -49,6 +50,7 @@ pub mod nr {
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
     pub const EXIT_GROUP: u64 = 231;
+    pub const WAITID: u64 = 247;
     pub const SET_ROBUST_LIST: u64 = 273;
     pub const PRLIMIT64: u64 = 302;
     pub const GETRANDOM: u64 = 318;
@@ -148,7 +150,8 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
             super::futex::futex(process.space.id(), a[0], a[1], a[2], a[3], a[4], a[5], &interrupted)
         }
         nr::GETPPID => Ok(process::parent_of(process) as u64),
-        nr::WAIT4 => process::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
+        nr::WAIT4 => jobs::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
+        nr::WAITID => jobs::waitid(process, a[0], a[1], a[2], a[3], a[4]),
         nr::UNAME => uname(a[0]),
         nr::ARCH_PRCTL => arch_prctl(a[0], a[1]),
         nr::SET_TID_ADDRESS => Ok(process::set_tid_address(process, a[0])),

@@ -114,7 +114,12 @@ static COMMANDS: &[Command<Session>] = &[
                (default 60 s): PASS/FAIL per program, then N passed, M failed",
         run: programs::runall,
     },
-    Command { name: "ps", usage: "ps", help: "the running processes: pid, address space, program", run: programs::ps },
+    Command {
+        name: "ps",
+        usage: "ps",
+        help: "the processes: pid, state (R running, T stopped, Z ended), address space, program",
+        run: programs::ps,
+    },
     Command {
         name: "syscalls",
         usage: "syscalls",

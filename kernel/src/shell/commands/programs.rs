@@ -154,12 +154,23 @@ fn run_one(path: &str, limit_secs: u64, out: &mut dyn Write) -> (bool, String) {
     }
 }
 
-/// `ps`: the processes that have not been waited for.
+/// `ps`: the processes that have not been waited for, each with its state:
+/// `R` (running or ready), `T` (stopped), `Z` (ended, not reaped yet).
 pub fn ps(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 0)?;
-    writeln!(out, "  pid  address space         program")?;
+    writeln!(out, "  pid  state  address space         program")?;
     for process in process::all() {
-        writeln!(out, "{:5}  {:20}  {}", process.pid, process.space.name(), process.path)?;
+        let state = {
+            let state = process.state.lock();
+            if state.ended {
+                "Z"
+            } else if state.job.stopped {
+                "T"
+            } else {
+                "R"
+            }
+        };
+        writeln!(out, "{:5}  {state:5}  {:20}  {}", process.pid, process.space.name(), process.path)?;
     }
     Ok(())
 }
