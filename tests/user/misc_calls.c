@@ -1,5 +1,6 @@
 /*
- * Process, time and scheduling calls: gettimeofday and time against
+ * Process, time and scheduling calls: clock_getres and sysinfo;
+ * gettimeofday and time against
  * clock_gettime, nanosleep and clock_nanosleep (errors, a short sleep),
  * setrlimit/getrlimit, sched_getaffinity/sched_setaffinity, getcpu, the
  * process group and session calls, rt_sigpending, and the siginfo of the
@@ -14,6 +15,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <sys/resource.h>
+#include <sys/sysinfo.h>
 #include <sys/syscall.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -77,6 +79,21 @@ static void time_calls(void) {
     CHECK(nanos(&after) >= nanos(&until), "woke after the time");
     struct timespec past = {0, 0};
     CHECK(clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &past, NULL) == 0, "a time in the past: at once");
+}
+
+static void resolution_and_sysinfo(void) {
+    struct timespec res = {7, 7};
+    CHECK(clock_getres(CLOCK_MONOTONIC, &res) == 0 && res.tv_sec == 0 && res.tv_nsec > 0 && res.tv_nsec <= 10000000,
+          "clock_getres(CLOCK_MONOTONIC): at most a tick (%ld ns)", res.tv_nsec);
+    CHECK(clock_getres(CLOCK_REALTIME, NULL) == 0, "a null result is allowed");
+    CHECK_ERR(clock_getres(99, &res), EINVAL);
+    CHECK_ERR(syscall(SYS_clock_getres, CLOCK_MONOTONIC, (void *)8), EFAULT);
+    struct sysinfo info;
+    CHECK(sysinfo(&info) == 0, "sysinfo");
+    unsigned long unit = info.mem_unit ? info.mem_unit : 1;
+    CHECK(info.totalram * unit > 0 && info.freeram <= info.totalram && info.procs >= 1 && info.uptime >= 0,
+          "sysinfo: RAM, free RAM within it, processes, uptime");
+    CHECK_ERR(syscall(SYS_sysinfo, (void *)8), EFAULT);
 }
 
 static void limits(void) {
@@ -233,6 +250,7 @@ static void signal_info(void) {
 }
 
 int main(void) {
+    resolution_and_sysinfo();
     time_calls();
     limits();
     cpus();

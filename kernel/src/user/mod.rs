@@ -63,8 +63,11 @@ use core::sync::atomic::Ordering;
 use errno::Errno;
 use process::ExitStatus;
 
-/// `sigaltstack`: served here, as it needs the program's stack pointer.
-const SIGALTSTACK: u64 = 131;
+/// The system call served here: `sigaltstack`, as it needs the program's
+/// stack pointer.
+mod nr {
+    pub const SIGALTSTACK: u64 = 131;
+}
 /// `rt_sigreturn`: never restarted (its RAX is the restored one).
 const RT_SIGRETURN: u64 = 15;
 
@@ -74,7 +77,7 @@ struct UserLayer;
 impl SyscallHandler for UserLayer {
     fn syscall(&self, frame: &mut TrapFrame) {
         let number = frame.rax;
-        if number == SIGALTSTACK {
+        if number == nr::SIGALTSTACK {
             sigaltstack(frame);
         } else {
             syscall::dispatch(frame);

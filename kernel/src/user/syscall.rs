@@ -49,6 +49,8 @@ pub mod nr {
     pub const FUTEX: u64 = 202;
     pub const SET_TID_ADDRESS: u64 = 218;
     pub const CLOCK_GETTIME: u64 = 228;
+    pub const CLOCK_GETRES: u64 = 229;
+    pub const SYSINFO: u64 = 99;
     pub const EXIT_GROUP: u64 = 231;
     pub const WAITID: u64 = 247;
     pub const SET_ROBUST_LIST: u64 = 273;
@@ -143,6 +145,8 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
             Ok(0)
         }
         nr::CLOCK_GETTIME => clock_gettime(a[0], a[1]),
+        nr::CLOCK_GETRES => clock_getres(a[0], a[1]),
+        nr::SYSINFO => sysinfo(a[0]),
         nr::GETPID => Ok(process.pid as u64),
         nr::GETTID => Ok(process::current_tid().unwrap_or(process.pid) as u64),
         nr::FUTEX => {
@@ -222,6 +226,59 @@ fn clock_gettime(clock: u64, buf: u64) -> SysResult {
     };
     let time = Timespec { sec: (nanos / 1_000_000_000) as i64, nsec: (nanos % 1_000_000_000) as i64 };
     copy::write_value(buf, &time)?;
+    Ok(0)
+}
+
+/// `clock_getres(clock, res)`: the clocks `clock_gettime` reads, each to
+/// the nanosecond (they all read the time-stamp counter); a null `res` is
+/// allowed.
+fn clock_getres(clock: u64, res: u64) -> SysResult {
+    if clock > 7 {
+        return Err(Errno::EINVAL);
+    }
+    if res != 0 {
+        copy::write_value(res, &Timespec { sec: 0, nsec: 1 })?;
+    }
+    Ok(0)
+}
+
+/// `struct sysinfo` of x86-64 Linux (112 bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct Sysinfo {
+    uptime: i64,
+    loads: [u64; 3],
+    total_ram: u64,
+    free_ram: u64,
+    shared_ram: u64,
+    buffer_ram: u64,
+    total_swap: u64,
+    free_swap: u64,
+    procs: u16,
+    pad: u16,
+    pad2: u32,
+    total_high: u64,
+    free_high: u64,
+    mem_unit: u32,
+    padding: [u8; 4],
+}
+
+const _: () = assert!(core::mem::size_of::<Sysinfo>() == 112);
+
+/// `sysinfo(info)`: the seconds since boot, the frames managed and free
+/// (in bytes, `mem_unit` 1), the processes; no load average (0), no swap,
+/// no high memory.
+fn sysinfo(info: u64) -> SysResult {
+    let frames = crate::mem::frames::stats();
+    let out = Sysinfo {
+        uptime: (crate::arch::tsc::nanos_since_boot() / 1_000_000_000) as i64,
+        total_ram: frames.managed as u64 * 4096,
+        free_ram: frames.free as u64 * 4096,
+        procs: process::all().len().min(u16::MAX as usize) as u16,
+        mem_unit: 1,
+        ..Sysinfo::default()
+    };
+    copy::write_value(info, &out)?;
     Ok(0)
 }
 
