@@ -40,8 +40,10 @@
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
-//!   new regions, copies each page that has a frame into the new page's
-//!   frame, physical to physical, then removes the old regions.
+//!   new regions, gives each new page the old page's frame
+//!   ([`PagingAspace::adopt_frames`]: shared pages stay shared, private
+//!   ones are copy-on-write while both pages hold them), then removes the
+//!   old regions, so no byte is copied.
 //!
 //! Resource limits: `RLIMIT_AS` bounds `mmap`, `brk` and `mremap`;
 //! `RLIMIT_STACK` how far growing regions grow ([`stack_limit_changed`]);
@@ -60,7 +62,7 @@ use crate::sync::IrqMutex;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use aspace::{AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, VirtAddr};
-use paging::{Machine, PagingAspace};
+use paging::PagingAspace;
 
 /// `PROT_READ`.
 pub const PROT_READ: u64 = 1;
@@ -1146,67 +1148,13 @@ fn expand_in_place(process: &Process, addr: u64, old_len: u64, new_len: u64) -> 
     Ok(add_all(&process.space, &mut object, &pieces).is_ok())
 }
 
-/// Copies the 4 KiB frame `from` into the frame `to`.
-fn copy_frame(machine: &KernelMachine, from: PhysAddr, to: PhysAddr) {
-    for offset in (0..PAGE).step_by(8) {
-        // SAFETY: both are frames the space owns for anonymous pages (the
-        // old page's and the new page's), whole 4 KiB frames, so every
-        // aligned word of them is RAM the space may read and write; no
-        // program runs in the space meanwhile (its one thread is in this
-        // system call), and the new page was mapped just now, so no TLB
-        // holds a translation to it that could see a half-copied page.
-        unsafe {
-            machine.write_u64(PhysAddr(to.as_u64() + offset), machine.read_u64(PhysAddr(from.as_u64() + offset)))
-        };
-    }
-}
-
-/// Fills the new regions `new` (each a whole region, added just now) with
-/// `frames`, each (new page, the old page's frame): each new page is
-/// faulted in and the old frame copied into its frame. A region the
-/// program may not read is made readable meanwhile (the fault handler
-/// maps only readable pages), then given its rights back.
-fn fill_pages(process: &Process, new: &[Region], frames: &[(u64, PhysAddr)]) -> Result<(), Errno> {
-    let space = &process.space;
-    for region in new {
-        let (start, end) = (region.va.as_u64(), end_of(region));
-        let mine: Vec<(u64, PhysAddr)> = frames.iter().filter(|(va, _)| (start..end).contains(va)).copied().collect();
-        if mine.is_empty() {
-            continue;
-        }
-        let unreadable = !region.prot.contains(Protection::READ);
-        let readable = Region { prot: region.prot | Protection::READ, ..*region };
-        if unreadable {
-            protect_part(space, &mut space.lock(), *region, readable.prot)?;
-        }
-        for batch in mine.chunks(PAGES_PER_LOCK as usize) {
-            let mut object = space.lock();
-            let paging = paging_mut(&mut object)?;
-            for &(va, from) in batch {
-                if paging.anonymous_frame(VirtAddr(va)).is_none() {
-                    let fault = Fault::page_fault(va, PageFaultCode::USER, 0);
-                    if !matches!(paging.exception(&fault), FaultOutcome::Handled | FaultOutcome::Spurious) {
-                        return Err(Errno::ENOMEM);
-                    }
-                }
-                let to = paging.anonymous_frame(VirtAddr(va)).ok_or(Errno::ENOMEM)?;
-                copy_frame(paging.machine(), from, to);
-            }
-        }
-        if unreadable {
-            protect_part(space, &mut space.lock(), readable, region.prot)?;
-        }
-    }
-    Ok(())
-}
-
 /// Linux's `move_vma`: the mapping `[addr, addr + old_len)` moves to
 /// `target`, `new_len` bytes long, with its contents; the old range is
 /// unmapped, or with `MREMAP_DONTUNMAP` left mapped, empty and unlocked.
 fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target: u64, flags: u64) -> SysResult {
     let space = &process.space;
     let old_end = addr + old_len;
-    let (olds, news, frames) = {
+    let (olds, news) = {
         let mut object = space.lock();
         let olds: Vec<Region> = user_regions_in(&object, addr, old_end)
             .iter()
@@ -1229,33 +1177,26 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
         }
         add_all(space, &mut object, &news)?;
         let paging = paging_mut(&mut object)?;
-        let (shared, frames): (PageFrames, PageFrames) = paging
+        let moving: Vec<(u64, PhysAddr, bool)> = paging
             .anonymous_frames()
             .filter(|(va, _)| (addr..old_end).contains(&va.as_u64()))
-            .map(|(va, frame)| (target + (va.as_u64() - addr), frame))
-            .partition(|&(new_va, _)| paging.is_shared_page(VirtAddr(addr + (new_va - target))));
-        // A shared mapping's pages (a file's, or shared memory's) move as
-        // they are: the new pages hold the same frames, still shared.
-        for &(va, frame) in &shared {
-            if paging.adopt_frames(Region::anonymous(va, PAGE, Protection::READ), &[frame], false).is_err() {
+            .map(|(va, frame)| (target + (va.as_u64() - addr), frame, paging.is_shared_page(va)))
+            .collect();
+        // The frames move, not their bytes: each new page takes the old
+        // page's frame (one more reference, given back when the old page
+        // goes). A shared mapping's stay shared; a private page is
+        // copy-on-write while both hold it, so that after the move its
+        // first write finds it held once and keeps it.
+        for &(va, frame, shared) in &moving {
+            if paging.adopt_frames(Region::anonymous(va, PAGE, Protection::READ), &[frame], !shared).is_err() {
                 for piece in &news {
                     let _ = remove_part(space, &mut object, piece.region);
                 }
                 return Err(Errno::ENOMEM);
             }
         }
-        (olds, news, frames)
+        (olds, news)
     };
-    let new_regions: Vec<Region> = news.iter().map(|piece| piece.region).collect();
-    if let Err(error) = fill_pages(process, &new_regions, &frames) {
-        let mut object = space.lock();
-        for region in &new_regions {
-            if let Some(added) = user_region_at(&object, region.va.as_u64()) {
-                let _ = remove_part(space, &mut object, added);
-            }
-        }
-        return Err(error);
-    }
     {
         let mut object = space.lock();
         for old in olds {
@@ -1271,9 +1212,6 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
     }
     Ok(target)
 }
-
-/// Pages (by virtual address) and their frames.
-type PageFrames = Vec<(u64, PhysAddr)>;
 
 /// Whether the moved mapping is locked (its first piece says).
 fn moved_locked(news: &[Piece]) -> bool {
