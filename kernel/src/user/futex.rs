@@ -1,10 +1,13 @@
 //! `futex`: threads of a process waiting on a 32-bit word of its memory,
 //! and waking each other.
 //!
-//! A waiter is keyed by its address space and the word's address, for
-//! `FUTEX_PRIVATE_FLAG` and shared futexes alike: threads of one process
-//! meet, processes do not (a shared futex across processes, on a
-//! `MAP_SHARED` mapping, is not supported yet). `FUTEX_WAIT` checks the
+//! A waiter is keyed by its address space and the word's address
+//! ([`Key::Private`]): the threads of a process meet there. A call without
+//! `FUTEX_PRIVATE_FLAG` on a word of a page shared between address spaces
+//! (a `MAP_SHARED` mapping: a file's page or shared memory) is keyed by the
+//! word's physical address instead ([`Key::Shared`]), the same in every
+//! process that maps the page: processes meet there, as Linux keys such a
+//! futex by the page. `FUTEX_WAIT` checks the
 //! word and queues in one step under the waiters' lock, so a wake between
 //! the check and the sleep is not lost. A wait without a timeout sleeps
 //! until woken (by a wake, a signal to the process, or the process
@@ -33,8 +36,18 @@ const FUTEX_PRIVATE_FLAG: u64 = 128;
 const FUTEX_CLOCK_REALTIME: u64 = 256;
 const FUTEX_BITSET_MATCH_ANY: u32 = u32::MAX;
 
-/// A waiter's key: its address space and the word's address.
-type Key = (AddressSpaceId, u64);
+/// A waiter's key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Key {
+    /// The word's address space and address.
+    Private(AddressSpaceId, u64),
+    /// The word's physical address (a shared page's word).
+    Shared(u64),
+}
+
+/// What the caller knows of a word's page: the word's physical address
+/// when the page is shared between address spaces (`None` otherwise).
+pub type SharedWord<'a> = &'a dyn Fn(u64) -> Option<u64>;
 
 /// One waiting thread.
 struct Waiter {
@@ -78,7 +91,7 @@ fn wake(key: Key, count: u64, bitset: u32) -> u64 {
 /// Wakes one waiter of `uaddr` in `space`: a thread's `CLONE_CHILD_CLEARTID`
 /// word at its end (what `pthread_join` waits on).
 pub fn wake_one(space: AddressSpaceId, uaddr: u64) {
-    wake((space, uaddr), 1, FUTEX_BITSET_MATCH_ANY);
+    wake(Key::Private(space, uaddr), 1, FUTEX_BITSET_MATCH_ANY);
 }
 
 /// `struct timespec`.
@@ -109,7 +122,14 @@ fn deadline(timeout: u64, absolute: bool) -> Result<Option<u64>, Errno> {
 /// (`ERESTARTSYS`).
 pub type Interrupted<'a> = &'a dyn Fn() -> bool;
 
-fn wait(key: Key, expected: u32, bitset: u32, deadline: Option<u64>, interrupted: Interrupted) -> SysResult {
+fn wait(
+    key: Key,
+    address: u64,
+    expected: u32,
+    bitset: u32,
+    deadline: Option<u64>,
+    interrupted: Interrupted,
+) -> SysResult {
     let waiter = Arc::new(Waiter { key: IrqMutex::new(key), bitset, woken: AtomicBool::new(false) });
     {
         // The word is read and the waiter queued under the lock a waker
@@ -118,7 +138,7 @@ fn wait(key: Key, expected: u32, bitset: u32, deadline: Option<u64>, interrupted
         // A page fault in the copy is handled with the lock held and
         // interrupts off, as any kernel page fault: it never sleeps.
         let mut word = 0u32;
-        copy::read(key.1, bytemuck_u32(&mut word))?;
+        copy::read(address, bytemuck_u32(&mut word))?;
         if word != expected {
             return Err(Errno::EAGAIN);
         }
@@ -169,7 +189,8 @@ fn requeue(from: Key, to: Key, count: u64) -> u64 {
 }
 
 /// `futex(uaddr, op, val, timeout_or_val2, uaddr2, val3)` in address space
-/// `space`; a wait ends early when `interrupted` says so.
+/// `space`; `shared_word` says which words lie on shared pages; a wait
+/// ends early when `interrupted` says so.
 #[allow(clippy::too_many_arguments)]
 pub fn futex(
     space: AddressSpaceId,
@@ -179,6 +200,7 @@ pub fn futex(
     timeout: u64,
     uaddr2: u64,
     val3: u64,
+    shared_word: SharedWord,
     interrupted: Interrupted,
 ) -> SysResult {
     let command = op & !(FUTEX_PRIVATE_FLAG | FUTEX_CLOCK_REALTIME);
@@ -188,14 +210,24 @@ pub fn futex(
     if !uaddr.is_multiple_of(4) {
         return Err(Errno::EINVAL);
     }
-    let key = (space, uaddr);
+    let private = op & FUTEX_PRIVATE_FLAG != 0;
+    // Linux's get_futex_key: a private key is the address alone; a shared
+    // one needs the page (EFAULT when there is none to be had).
+    let key_of = |address: u64| -> Result<Key, Errno> {
+        if private {
+            return Ok(Key::Private(space, address));
+        }
+        copy::read_value::<u32>(address)?;
+        Ok(shared_word(address).map_or(Key::Private(space, address), Key::Shared))
+    };
+    let key = key_of(uaddr)?;
     match command {
-        FUTEX_WAIT => wait(key, val as u32, FUTEX_BITSET_MATCH_ANY, deadline(timeout, false)?, interrupted),
+        FUTEX_WAIT => wait(key, uaddr, val as u32, FUTEX_BITSET_MATCH_ANY, deadline(timeout, false)?, interrupted),
         FUTEX_WAIT_BITSET => {
             if val3 as u32 == 0 {
                 return Err(Errno::EINVAL);
             }
-            wait(key, val as u32, val3 as u32, deadline(timeout, true)?, interrupted)
+            wait(key, uaddr, val as u32, val3 as u32, deadline(timeout, true)?, interrupted)
         }
         FUTEX_WAKE => Ok(wake(key, val.min(i32::MAX as u64), FUTEX_BITSET_MATCH_ANY)),
         FUTEX_WAKE_BITSET => {
@@ -214,8 +246,9 @@ pub fn futex(
                     return Err(Errno::EAGAIN);
                 }
             }
+            let target = key_of(uaddr2)?;
             let woken = wake(key, val, FUTEX_BITSET_MATCH_ANY);
-            let moved = requeue(key, (space, uaddr2), timeout as u32 as u64);
+            let moved = requeue(key, target, timeout as u32 as u64);
             Ok(woken + moved)
         }
         _ => Err(Errno::ENOSYS),

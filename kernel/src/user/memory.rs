@@ -854,6 +854,20 @@ fn make_past_eof(space: &Space, object: &mut SpaceObject, part: Region) -> Resul
     add_piece(paging_mut(object)?, &Piece { region, source: None })
 }
 
+/// The physical address of the word at `va` when its page is shared
+/// between address spaces on purpose (a `MAP_SHARED` mapping's: a file's
+/// page or shared memory), for a shared futex's key; `None` for private
+/// memory or a page without its frame.
+pub fn shared_word(process: &Process, va: u64) -> Option<u64> {
+    let mut object = process.space.lock();
+    let paging = paging_mut(&mut object).ok()?;
+    let page = VirtAddr(va & !(PAGE - 1));
+    if !paging.is_shared_page(page) {
+        return None;
+    }
+    paging.anonymous_frame(page).map(|frame| frame.as_u64() + (va & (PAGE - 1)))
+}
+
 /// `munmap(addr, len)`.
 pub fn munmap(process: &Process, addr: u64, len: u64) -> SysResult {
     let top = layout::user_top();

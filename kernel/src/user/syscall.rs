@@ -151,7 +151,8 @@ fn call(process: &Arc<Process>, number: u64, a: [u64; 6]) -> SysResult {
         nr::GETTID => Ok(process::current_tid().unwrap_or(process.pid) as u64),
         nr::FUTEX => {
             let interrupted = || process.exiting() || signal::interrupting(process);
-            super::futex::futex(process.space.id(), a[0], a[1], a[2], a[3], a[4], a[5], &interrupted)
+            let shared_word = |address: u64| memory::shared_word(process, address);
+            super::futex::futex(process.space.id(), a[0], a[1], a[2], a[3], a[4], a[5], &shared_word, &interrupted)
         }
         nr::GETPPID => Ok(process::parent_of(process) as u64),
         nr::WAIT4 => jobs::wait4(process, a[0] as i32 as i64, a[1], a[2], a[3]),
