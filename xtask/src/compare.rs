@@ -362,17 +362,19 @@ const USER_FIGURES: &[UserFigure] = &[
     UserFigure {
         name: "mremap_1page",
         goal: HALF,
-        differs: Some("Linux moves the entry; Nacre copies the page into a new frame"),
+        differs: Some("Linux moves the entry; Nacre moves the frame's reference to the new page and maps it on its next touch"),
     },
     UserFigure {
         name: "mremap_64m",
         goal: HALF,
-        differs: Some("Linux moves each entry; Nacre copies every page into a new frame"),
+        differs: Some("Linux moves each entry; Nacre moves each frame's reference to its new page, page by page, and maps it on its next touch"),
     },
     UserFigure {
         name: "mremap_64m_aligned",
         goal: HALF,
-        differs: Some("Linux moves whole page tables (2 MiB aligned); Nacre copies every page into a new frame"),
+        differs: Some(
+            "Linux moves whole page tables (2 MiB aligned); Nacre moves each frame's reference to its new page, page by page",
+        ),
     },
     UserFigure { name: "sigsegv_roundtrip", goal: HALF, differs: None },
 ];
