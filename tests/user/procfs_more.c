@@ -13,6 +13,8 @@
  *   rss are not zero; a blocked, an ignored and a caught signal show in
  *   their masks; a child started later has a start time no earlier.
  * - /proc/interrupts has a column per CPU and a TLB row.
+ * - another process's /proc/PID (a child's stat, status, cmdline, exe,
+ *   maps), listed in /proc, gone once reaped.
  * - /proc/self/cmdline is argv, each followed by a NUL; /proc/PID/ is the
  *   same as /proc/self/.
  * - /proc/self/fd lists the open descriptors as links; readlink gives the
@@ -526,6 +528,64 @@ static void interrupts(void) {
     CHECK(tlb && counts == columns, "a TLB row with a count per CPU (%d)", counts);
 }
 
+/* Another process's /proc/PID: a child's stat, status, cmdline, exe and
+   maps, and its entry in /proc; gone once it is reaped. */
+static void other_process(void) {
+    int ready[2];
+    CHECK(pipe(ready) == 0, "pipe");
+    pid_t child = fork();
+    if (child == 0) {
+        close(ready[0]);
+        if (write(ready[1], "r", 1) != 1)
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    char c;
+    close(ready[1]);
+    CHECK(read(ready[0], &c, 1) == 1, "the child runs");
+    close(ready[0]);
+    char path[64], want[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", child);
+    long pid = -1, ppid = -1;
+    CHECK(slurp(path) > 0, "%s", path);
+    char *after = strrchr(buffer, ')');
+    pid = strtol(buffer, NULL, 10);
+    if (after)
+        ppid = strtol(after + 4, NULL, 10);
+    CHECK(pid == child && ppid == getpid(), "its stat: pid %ld, ppid %ld", pid, ppid);
+    snprintf(path, sizeof path, "/proc/%d/status", child);
+    snprintf(want, sizeof want, "\nPid:\t%d\n", child);
+    CHECK(slurp(path) > 0 && strstr(buffer, want), "its status names its pid");
+    snprintf(path, sizeof path, "/proc/%d/cmdline", child);
+    char theirs[4096], mine[4096];
+    long n = slurp(path);
+    memcpy(theirs, buffer, n > 0 ? (size_t)n : 0);
+    long m = slurp("/proc/self/cmdline");
+    memcpy(mine, buffer, m > 0 ? (size_t)m : 0);
+    CHECK(n > 0 && n == m && !memcmp(theirs, mine, (size_t)n), "its cmdline, as a forked copy, is ours");
+    char exe_theirs[256] = {0}, exe_mine[256] = {0};
+    snprintf(path, sizeof path, "/proc/%d/exe", child);
+    CHECK(readlink(path, exe_theirs, sizeof exe_theirs - 1) > 0 &&
+              readlink("/proc/self/exe", exe_mine, sizeof exe_mine - 1) > 0 && !strcmp(exe_theirs, exe_mine),
+          "its exe: %s", exe_theirs);
+    snprintf(path, sizeof path, "/proc/%d/maps", child);
+    CHECK(slurp(path) > 0 && strstr(buffer, "[stack]"), "its maps");
+    DIR *dir = opendir("/proc");
+    int listed = 0;
+    struct dirent *entry;
+    snprintf(want, sizeof want, "%d", child);
+    while (dir && (entry = readdir(dir)))
+        listed |= !strcmp(entry->d_name, want);
+    if (dir)
+        closedir(dir);
+    CHECK(listed, "/proc lists it");
+    kill(child, SIGKILL);
+    waitpid(child, NULL, 0);
+    snprintf(path, sizeof path, "/proc/%d/status", child);
+    CHECK_ERR(open(path, O_RDONLY), ENOENT);
+}
+
 int main(int argc, char **argv) {
     devices();
     proc_stat(argv);
@@ -537,5 +597,6 @@ int main(int argc, char **argv) {
     sysfs();
     sysctls();
     interrupts();
+    other_process();
     return finish("procfs_more");
 }

@@ -276,6 +276,10 @@ pub enum Node {
     Sys(&'static str),
     /// The link `/proc/self/fd/N` (to what descriptor N is).
     Fd(u32),
+    /// An entry of another process's `/proc/PID` (`maps`, `smaps`,
+    /// `status`, `stat`, `cmdline`, `oom_score_adj`, the link `exe`), by
+    /// its pid and name.
+    Other(u32, &'static str),
 }
 
 impl Node {
@@ -289,7 +293,7 @@ impl Node {
 
     pub(super) fn is_link(&self) -> bool {
         match self {
-            Node::SelfLink | Node::Proc("exe") | Node::Fd(_) => true,
+            Node::SelfLink | Node::Proc("exe") | Node::Fd(_) | Node::Other(_, "exe") => true,
             Node::Ram(inode) => inode.link_target().is_some(),
             _ => false,
         }
@@ -300,7 +304,7 @@ impl Node {
         match self {
             Node::Directory(path) => path == "proc" || path.starts_with("proc/"),
             Node::File(_) | Node::Ram(_) | Node::Device(_) | Node::Sys(_) => false,
-            Node::Proc(_) | Node::SelfLink | Node::Fd(_) => true,
+            Node::Proc(_) | Node::SelfLink | Node::Fd(_) | Node::Other(..) => true,
         }
     }
 }

@@ -149,6 +149,9 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
     if name.strip_prefix("proc/").is_some_and(|pid| pid == process.pid.to_string()) {
         return Some(Node::Directory("proc/self".to_string()));
     }
+    if let Some(node) = other_process_node(process, name) {
+        return Some(node);
+    }
     if name == "proc" || name.starts_with("proc/") {
         return None;
     }
@@ -172,6 +175,52 @@ fn node_named(process: &Process, name: &str) -> Option<Node> {
     }
     let prefix = format!("{name}/");
     fs::files().iter().any(|file| file.name().starts_with(&prefix)).then(|| Node::Directory(name.to_string()))
+}
+
+/// The entries of another process's `/proc/PID`.
+const OTHER_ENTRIES: [&str; 7] = ["cmdline", "exe", "maps", "oom_score_adj", "smaps", "stat", "status"];
+
+/// The process `pid` names, if it is another live (or not yet reaped) one.
+fn other_process(process: &Process, pid: u32) -> Option<Arc<Process>> {
+    (pid != process.pid).then(|| process::all().into_iter().find(|other| other.pid == pid)).flatten()
+}
+
+/// `proc/PID` and `proc/PID/ENTRY` of another process.
+fn other_process_node(process: &Process, name: &str) -> Option<Node> {
+    let rest = name.strip_prefix("proc/")?;
+    let (pid, entry) = match rest.split_once('/') {
+        Some((pid, entry)) => (pid, Some(entry)),
+        None => (rest, None),
+    };
+    if pid.is_empty() || (pid.len() > 1 && pid.starts_with('0')) || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let pid: u32 = pid.parse().ok()?;
+    other_process(process, pid)?;
+    match entry {
+        None => Some(Node::Directory(format!("proc/{pid}"))),
+        Some(entry) => OTHER_ENTRIES.iter().find(|&&known| known == entry).map(|&known| Node::Other(pid, known)),
+    }
+}
+
+/// The pid of `proc/PID` when `path` is another process's directory.
+fn other_process_directory(process: &Process, path: &str) -> Option<u32> {
+    let pid: u32 = path.strip_prefix("proc/")?.parse().ok()?;
+    (pid != process.pid).then_some(pid)
+}
+
+/// The bytes of another process's `/proc/PID` file `entry` (`ENOENT` once
+/// it is gone).
+fn other_process_file(process: &Process, pid: u32, entry: &str) -> Result<Vec<u8>, Errno> {
+    let other = other_process(process, pid).ok_or(Errno::ENOENT)?;
+    Ok(match entry {
+        "maps" => proc::maps(&other),
+        "smaps" => proc::smaps(&other),
+        "status" => proc::status(&other),
+        "stat" => procinfo::stat(&other),
+        "cmdline" => procinfo::cmdline(&other),
+        _ => procinfo::oom_score_adj(&other),
+    })
 }
 
 /// The nodes of `/dev`, `/sys` and the `/proc` files of
@@ -236,6 +285,11 @@ fn follow(process: &Process, node: Node) -> Result<Node, Errno> {
         }
         Node::Proc("exe") => {
             let (file, _) = process::find_program(&process.path).map_err(|_| Errno::ENOENT)?;
+            Ok(Node::File(file))
+        }
+        Node::Other(pid, "exe") => {
+            let other = other_process(process, pid).ok_or(Errno::ENOENT)?;
+            let (file, _) = process::find_program(&other.path).map_err(|_| Errno::ENOENT)?;
             Ok(Node::File(file))
         }
         other => Ok(other),
@@ -506,6 +560,18 @@ fn node_ino(process: &Process, node: &Node) -> u64 {
         Node::Proc("smaps") => proc_pid_ino(process.pid, pid_entry::SMAPS),
         Node::Proc("pagemap") => proc_pid_ino(process.pid, pid_entry::PAGEMAP),
         Node::Proc(_) => proc_pid_ino(process.pid, pid_entry::EXE),
+        Node::Other(pid, entry) => proc_pid_ino(
+            *pid,
+            match *entry {
+                "maps" => pid_entry::MAPS,
+                "status" => pid_entry::STATUS,
+                "smaps" => pid_entry::SMAPS,
+                "stat" => pid_entry::STAT,
+                "cmdline" => pid_entry::CMDLINE,
+                "oom_score_adj" => pid_entry::OOM_SCORE_ADJ,
+                _ => pid_entry::EXE,
+            },
+        ),
     }
 }
 
@@ -514,7 +580,7 @@ fn node_kind(node: &Node) -> u8 {
         Node::Directory(_) => DT_DIR,
         Node::Ram(inode) if inode.is_directory() => DT_DIR,
         Node::Ram(inode) if inode.link_target().is_some() => DT_LNK,
-        Node::SelfLink | Node::Proc("exe") | Node::Fd(_) => DT_LNK,
+        Node::SelfLink | Node::Proc("exe") | Node::Fd(_) | Node::Other(_, "exe") => DT_LNK,
         Node::Device(_) => DT_CHR,
         _ => DT_REG,
     }
@@ -532,6 +598,9 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
         "proc" => {
             children.insert("self".to_string(), Node::SelfLink);
             children.insert(process.pid.to_string(), Node::Directory("proc/self".to_string()));
+            for other in process::all().iter().filter(|other| other.pid != process.pid) {
+                children.insert(other.pid.to_string(), Node::Directory(format!("proc/{}", other.pid)));
+            }
             children.insert("meminfo".to_string(), Node::Proc("meminfo"));
             children.insert("sys".to_string(), Node::Directory("proc/sys".to_string()));
             children.insert("cpuinfo".to_string(), Node::Proc("cpuinfo"));
@@ -539,6 +608,12 @@ fn list(process: &Process, path: &str) -> Vec<DirEntry> {
             children.insert("interrupts".to_string(), Node::Proc("interrupts"));
             children.insert("cmdline".to_string(), Node::Proc("kernel_cmdline"));
             children.insert("mounts".to_string(), Node::Proc("mounts"));
+        }
+        _ if other_process_directory(process, path).is_some() => {
+            let pid = other_process_directory(process, path).unwrap_or(0);
+            for entry in OTHER_ENTRIES {
+                children.insert(entry.to_string(), Node::Other(pid, entry));
+            }
         }
         "proc/self" => {
             for name in ["cmdline", "mounts", "oom_score_adj", "stat"] {
@@ -1526,6 +1601,10 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
             _ if wants_write => return Err(Errno::EROFS),
             _ if flags & O_DIRECT != 0 => return Err(Errno::EINVAL), // no direct I/O here
             Node::Sys(key) => Backing::Generated { bytes: sysfs::contents(key), ino: sysfs::ino(key) },
+            Node::Other(pid, entry) => Backing::Generated {
+                bytes: other_process_file(process, pid, entry)?,
+                ino: node_ino(process, &Node::Other(pid, entry)),
+            },
             Node::Directory(path) => Backing::Directory(Directory { entries: list(process, &path), path, ram: None }),
             Node::File(file) => Backing::Initrd(file),
             Node::Proc(name) => {
@@ -2159,7 +2238,7 @@ fn node_attributes(process: &Process, node: &Node) -> Attributes {
             mount_root: path.is_empty(),
             ..Attributes::default()
         },
-        Node::SelfLink | Node::Proc("exe") => Attributes {
+        Node::SelfLink | Node::Proc("exe") | Node::Other(_, "exe") => Attributes {
             dev: PROC_DEV,
             ino,
             nlink: 1,
@@ -2168,7 +2247,7 @@ fn node_attributes(process: &Process, node: &Node) -> Attributes {
             mount: 2,
             ..Attributes::default()
         },
-        Node::Proc(_) => Attributes {
+        Node::Proc(_) | Node::Other(..) => Attributes {
             dev: PROC_DEV,
             ino,
             nlink: 1,
@@ -2468,6 +2547,7 @@ fn readlink(process: &Process, dirfd: u64, path: u64, buf: u64, size: u64) -> Sy
     let text = match node {
         Node::Ram(inode) if inode.link_target().is_some() => inode.link_target().unwrap_or_default().to_string(),
         Node::Proc("exe") => process.path.clone(),
+        Node::Other(pid, "exe") => other_process(process, pid).ok_or(Errno::ENOENT)?.path.clone(),
         Node::SelfLink => process.pid.to_string(),
         Node::Fd(fd) => fd_link_target(process, fd)?,
         _ if empty => return Err(Errno::ENOENT),
