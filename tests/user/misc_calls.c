@@ -1,5 +1,5 @@
 /*
- * Process, time and scheduling calls: clock_getres and sysinfo;
+ * Process, time and scheduling calls: clock_getres, sysinfo, ru_maxrss;
  * gettimeofday and time against
  * clock_gettime, nanosleep and clock_nanosleep (errors, a short sleep),
  * setrlimit/getrlimit, sched_getaffinity/sched_setaffinity, getcpu, the
@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/sysinfo.h>
 #include <sys/syscall.h>
@@ -94,6 +95,32 @@ static void resolution_and_sysinfo(void) {
     CHECK(info.totalram * unit > 0 && info.freeram <= info.totalram && info.procs >= 1 && info.uptime >= 0,
           "sysinfo: RAM, free RAM within it, processes, uptime");
     CHECK_ERR(syscall(SYS_sysinfo, (void *)8), EFAULT);
+}
+
+/* ru_maxrss: the resident set's high-water mark in KiB, kept after an
+   munmap; a child's, through wait4 and RUSAGE_CHILDREN. */
+static void max_rss(void) {
+    const size_t len = 8 << 20;
+    char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    for (size_t i = 0; i < len; i += 4096)
+        p[i] = 1;
+    munmap(p, len);
+    struct rusage usage;
+    CHECK(getrusage(RUSAGE_SELF, &usage) == 0 && usage.ru_maxrss >= 8192,
+          "ru_maxrss keeps the 8 MiB touched and unmapped (%ld KiB)", usage.ru_maxrss);
+    pid_t child = fork();
+    if (child == 0) {
+        char *q = mmap(NULL, 2 * len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        for (size_t i = 0; i < 2 * len; i += 4096)
+            q[i] = 1;
+        _exit(0);
+    }
+    int status;
+    struct rusage theirs;
+    CHECK(wait4(child, &status, 0, &theirs) == child && theirs.ru_maxrss >= 16384,
+          "wait4: the child's 16 MiB (%ld KiB)", theirs.ru_maxrss);
+    CHECK(getrusage(RUSAGE_CHILDREN, &usage) == 0 && usage.ru_maxrss >= 16384,
+          "RUSAGE_CHILDREN: the largest child's (%ld KiB)", usage.ru_maxrss);
 }
 
 static void limits(void) {
@@ -251,6 +278,7 @@ static void signal_info(void) {
 
 int main(void) {
     resolution_and_sysinfo();
+    max_rss();
     time_calls();
     limits();
     cpus();

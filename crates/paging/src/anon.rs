@@ -44,12 +44,25 @@ pub(crate) struct AnonymousFrames {
     shared_pages: BTreeSet<u64>,
     /// What pages of file-backed regions start with instead of zeros.
     pub(crate) files: FileBackings,
+    /// The most frames owned at once (the high-water mark of the resident
+    /// set, `ru_maxrss`).
+    peak: usize,
 }
 
 impl AnonymousFrames {
     /// How many frames are owned.
     pub(crate) fn len(&self) -> usize {
         self.by_page.len()
+    }
+
+    /// The most frames owned at once so far.
+    pub(crate) fn peak(&self) -> usize {
+        self.peak.max(self.by_page.len())
+    }
+
+    /// Notes the frames owned now toward [`AnonymousFrames::peak`].
+    fn note_peak(&mut self) {
+        self.peak = self.peak.max(self.by_page.len());
     }
 
     /// The frame backing the page at `page`, if it has one yet.
@@ -61,6 +74,7 @@ impl AnonymousFrames {
     /// it itself).
     pub(crate) fn record(&mut self, page: u64, frame: PhysAddr) {
         self.by_page.insert(page, frame);
+        self.note_peak();
     }
 
     /// The rights to map `frame`, the frame of the page at `page`, with:
@@ -187,6 +201,7 @@ impl AnonymousFrames {
         match tables.map_into(machine, page, frame, PAGE, self.rights_for(machine, page.0, frame, perms), batch) {
             Ok(()) => {
                 self.by_page.insert(page.0, frame);
+                self.note_peak();
                 Ok(())
             }
             Err(error) => {
@@ -238,6 +253,7 @@ impl AnonymousFrames {
             };
             self.files.fill(machine, page.0, frame);
             self.by_page.insert(page.0, frame);
+            self.note_peak();
             fresh.push((page.0, frame));
         }
         for (done, &page) in holes.iter().enumerate() {

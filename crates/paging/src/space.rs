@@ -50,6 +50,9 @@ pub struct PagingCounters {
     pub file_pages_filled: u64,
     /// Writes to a page shared copy-on-write that copied it.
     pub cow_copies: u64,
+    /// The most frames the space owned at once for anonymous pages (the
+    /// resident set's high-water mark).
+    pub peak_anonymous_frames: u64,
 }
 
 /// An address space whose regions are mapped by x86-64 page tables.
@@ -237,6 +240,7 @@ impl<M: Machine> PagingAspace<M> {
             splits: edits.splits,
             table_frames: self.tables.as_ref().map_or(0, PageTables::table_frames),
             anonymous_frames: self.anonymous.len() as u64,
+            peak_anonymous_frames: self.anonymous.peak() as u64,
             growths: self.growths,
             file_pages_filled: self.anonymous.files.pages_filled(),
             cow_copies: self.cow_copies,

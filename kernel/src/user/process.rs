@@ -511,9 +511,11 @@ fn end(process: &Arc<Process>) {
         ENDING.fetch_sub(1, Ordering::SeqCst);
     }
     let faults = faults_of(&process.space);
+    let peak = peak_of(&process.space);
     {
         let mut state = process.state.lock();
         state.used.minor_faults += faults;
+        state.used.peak_pages = state.used.peak_pages.max(peak);
         // Its timers end with it.
         state.timers = Timers::default();
         state.posix_timers.clear();
@@ -734,7 +736,8 @@ pub fn wait_child(process: &Process, target: WaitTarget, options: WaitOptions) -
     Ok(waited)
 }
 /// `struct rusage` (144 bytes): the counters this kernel keeps are filled
-/// in (CPU times, minor faults); the rest are 0.
+/// in (CPU times, the resident set's high-water mark, minor faults); the
+/// rest are 0.
 #[repr(C)]
 #[derive(Clone, Copy, Default)]
 pub struct Rusage {
@@ -757,6 +760,8 @@ impl From<Usage> for Rusage {
             utime: timeval(usage.user),
             stime: timeval(usage.system),
             minflt: usage.minor_faults as i64,
+            // In kilobytes.
+            maxrss: (usage.peak_pages * 4) as i64,
             ..Rusage::default()
         }
     }
@@ -767,12 +772,18 @@ fn faults_of(space: &Space) -> u64 {
     address_space::paging_of(&space.lock()).map_or(0, |paging| paging.counters().faults_handled)
 }
 
+/// The most pages `space` has had resident at once.
+fn peak_of(space: &Space) -> u64 {
+    address_space::paging_of(&space.lock()).map_or(0, |paging| paging.counters().peak_anonymous_frames)
+}
+
 /// What `process` has used so far (`RUSAGE_SELF`): the CPU time of its
 /// threads, running and ended, and its faults, in every space it had.
 pub fn usage(process: &Process) -> Usage {
     let threads: Vec<ThreadId> =
         BY_THREAD.lock().iter().filter(|(_, &(pid, _))| pid == process.pid).map(|(&thread, _)| thread).collect();
-    let mut live = Usage { minor_faults: faults_of(&process.space), ..Usage::default() };
+    let mut live =
+        Usage { minor_faults: faults_of(&process.space), peak_pages: peak_of(&process.space), ..Usage::default() };
     for thread in threads {
         if let Some((user, system)) = thread::cpu_time(thread) {
             live.user += user;
@@ -788,7 +799,7 @@ pub fn usage(process: &Process) -> Usage {
 pub fn thread_usage(process: &Process) -> Usage {
     let (user, system) = thread::current().cpu_time();
     let minor_faults = if process.thread_count() == 1 { usage(process).minor_faults } else { 0 };
-    Usage { user, system, minor_faults }
+    Usage { user, system, minor_faults, peak_pages: usage(process).peak_pages }
 }
 
 /// `clone` flags this kernel honours for a new process (no `CLONE_VM`: that
@@ -1122,6 +1133,7 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
     }
     // Past the point of no return: the old space is left.
     let old_faults = faults_of(&process.space);
+    let old_peak = peak_of(&process.space);
     let state = {
         let old = process.state.lock();
         let mut files = old.files.clone();
@@ -1150,7 +1162,11 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             ended: false,
             exit_signal: old.exit_signal,
             // The usage goes on, and the interval timers are kept.
-            used: Usage { minor_faults: old.used.minor_faults + old_faults, ..old.used },
+            used: Usage {
+                minor_faults: old.used.minor_faults + old_faults,
+                peak_pages: old.used.peak_pages.max(old_peak),
+                ..old.used
+            },
             children_used: old.children_used,
             timers: old.timers,
             // The POSIX timers are not (Linux's exit_itimers at exec).

@@ -63,15 +63,19 @@ pub struct Usage {
     pub system: u64,
     /// Minor faults (every fault handled here is one: there is no swap).
     pub minor_faults: u64,
+    /// The most pages resident at once (`ru_maxrss`, in pages).
+    pub peak_pages: u64,
 }
 
 impl Usage {
-    /// The sum of two usages.
+    /// Two usages together: the sums of the times and faults, the larger
+    /// high-water mark (as Linux's `ru_maxrss`, the largest, not a sum).
     pub fn plus(self, other: Usage) -> Usage {
         Usage {
             user: self.user + other.user,
             system: self.system + other.system,
             minor_faults: self.minor_faults + other.minor_faults,
+            peak_pages: self.peak_pages.max(other.peak_pages),
         }
     }
 }
