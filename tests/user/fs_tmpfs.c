@@ -278,6 +278,9 @@ static void metadata(void) {
     CHECK(fstatfs(fd, &fs) == 0 && fs.f_type == TMPFS_MAGIC, "fstatfs");
     close(fd);
     CHECK(statfs("/proc", &fs) == 0 && fs.f_type == 0x9fa0, "/proc is proc");
+    CHECK(statfs("/sys", &fs) == 0 && fs.f_type == 0x62656572, "/sys is sysfs (%#lx)", (unsigned long)fs.f_type);
+    CHECK(statfs("/dev", &fs) == 0 && fs.f_type == TMPFS_MAGIC, "/dev is devtmpfs, a tmpfs to statfs (%#lx)",
+          (unsigned long)fs.f_type);
     CHECK_ERR(statfs("/none/such", &fs), ENOENT);
 
     /* Another file system: EXDEV. */

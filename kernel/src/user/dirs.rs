@@ -562,6 +562,30 @@ const _: () = assert!(core::mem::size_of::<Statfs>() == 120);
 /// magic for the file systems in RAM, whose size is half of RAM (tmpfs's
 /// default) and whose free blocks are the free frames; `PROC_SUPER_MAGIC`
 /// for `/proc`; the initrd shows as a read-only ramfs.
+/// Which file system the directory `path` (without the leading slash) is
+/// on, for `statfs`: `/proc`, `/sys` (and `debugfs` at
+/// `/sys/kernel/debug`), `/dev`, or the initrd.
+fn directory_kind(path: &str) -> u64 {
+    match path {
+        "proc" => PROC_DEV,
+        _ if path.starts_with("proc/") => PROC_DEV,
+        "sys/kernel/debug" => DEBUGFS,
+        "sys" => SYSFS,
+        _ if path.starts_with("sys/") => SYSFS,
+        "dev" => DEVTMPFS,
+        _ => INITRD_DEV,
+    }
+}
+
+/// Pseudo device numbers of the file systems `statfs` tells apart beyond
+/// the initrd, `/proc` and the files in RAM.
+const SYSFS: u64 = 0x100;
+const DEBUGFS: u64 = 0x101;
+const DEVTMPFS: u64 = 0x102;
+/// `SYSFS_MAGIC` and `DEBUGFS_MAGIC`.
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+const DEBUGFS_MAGIC: i64 = 0x6462_6720;
+
 fn statfs(process: &Process, path: Option<u64>, fd: u64, buf: u64) -> SysResult {
     const RAMFS_MAGIC: i64 = 0x8584_58f6;
     const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -579,6 +603,9 @@ fn statfs(process: &Process, path: Option<u64>, fd: u64, buf: u64) -> SysResult 
             match &node {
                 Node::Ram(inode) => inode.dev,
                 _ if node.in_proc() => PROC_DEV,
+                Node::Sys(_) => SYSFS,
+                Node::Device(_) => DEVTMPFS,
+                Node::Directory(path) => directory_kind(path),
                 _ => INITRD_DEV,
             }
         }
@@ -590,15 +617,25 @@ fn statfs(process: &Process, path: Option<u64>, fd: u64, buf: u64) -> SysResult 
                 Backing::Path(Node::Ram(inode)) => inode.dev,
                 Backing::Generated { .. } => PROC_DEV,
                 Backing::Path(node) if node.in_proc() => PROC_DEV,
-                Backing::Directory(directory) if directory.path == "proc" || directory.path.starts_with("proc/") => {
-                    PROC_DEV
-                }
+                Backing::Directory(directory) => directory_kind(&directory.path),
+                Backing::Path(Node::Directory(path)) => directory_kind(path),
+                Backing::Device(_) | Backing::Console => DEVTMPFS,
                 _ => INITRD_DEV,
             }
         }
     };
     let frames = crate::mem::frames::stats();
-    let out = if ramfs::instance(dev).is_some() {
+    let flags = ST_VALID | ST_NOSUID | ST_NODEV;
+    let magic =
+        |kind: i64, flags: i64| Statfs { kind, bsize: 4096, namelen: 255, frsize: 4096, flags, ..Statfs::default() };
+    let out = if dev == SYSFS {
+        magic(SYSFS_MAGIC, flags | ST_RDONLY)
+    } else if dev == DEBUGFS {
+        magic(DEBUGFS_MAGIC, flags)
+    } else if dev == DEVTMPFS {
+        // devtmpfs is a tmpfs to statfs, as on Linux.
+        magic(ramfs::TMPFS_MAGIC as i64, ST_VALID | ST_NOSUID | ST_RDONLY)
+    } else if ramfs::instance(dev).is_some() {
         let total = frames.managed as u64 / 2;
         let free = (frames.free as u64).min(total);
         Statfs {
