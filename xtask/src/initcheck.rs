@@ -17,14 +17,8 @@ fn build(root: &Path) -> Result<Vec<(String, PathBuf)>, String> {
     let sources = root.join("tests/init");
     let out = root.join("target/init-tests/bin");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&sources)
-        .map_err(|e| format!("{}: {e}", sources.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
-        .collect();
-    entries.sort();
     let mut programs = Vec::new();
-    for source in entries {
+    for source in usertest::c_sources(&sources)? {
         let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("program").to_string();
         let binary = out.join(&name);
         usertest::compile(&source, &binary)?;

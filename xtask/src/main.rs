@@ -560,27 +560,18 @@ fn run_checks(options: &Options, elf: &Path, checks: &[Check], failures: &mut Ve
 /// `cargo xtask usertests [--add FILE_OR_DIR]`: only the user-mode tests,
 /// each on the host Linux and then on Nacre, as `cargo xtask test` runs them.
 fn usertests(options: &Options) -> Result<(), String> {
-    let root = workspace_root();
-    let checks = usertest::checks(&root, &options.add)?;
-    let elf = build_kernel(options)?;
-    ensure_qemu()?;
-    let mut failures = Vec::new();
-    let passed = run_checks(options, &elf, &checks, &mut failures)?;
-    for failure in &failures {
-        eprintln!("xtask: FAILED: {failure}");
-    }
-    println!("xtask: {passed} passed, {} failed", failures.len());
-    if failures.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("{} user test(s) failed", failures.len()))
-    }
+    run_alone(options, usertest::checks(&workspace_root(), &options.add)?, "user test(s)")
 }
 
 /// `cargo xtask initchecks`: only the checks of the init, `runall` and a
 /// large initrd ([`initcheck`]), as `cargo xtask test` runs them.
 fn initchecks(options: &Options) -> Result<(), String> {
-    let checks = initcheck::checks(&workspace_root())?;
+    run_alone(options, initcheck::checks(&workspace_root())?, "check(s)")
+}
+
+/// Boots once per check of `checks`, outside `cargo xtask test`, and says
+/// how many passed; fails when one did (`what` names them).
+fn run_alone(options: &Options, checks: Vec<Check>, what: &str) -> Result<(), String> {
     let elf = build_kernel(options)?;
     ensure_qemu()?;
     let mut failures = Vec::new();
@@ -592,7 +583,7 @@ fn initchecks(options: &Options) -> Result<(), String> {
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(format!("{} check(s) failed", failures.len()))
+        Err(format!("{} {what} failed", failures.len()))
     }
 }
 

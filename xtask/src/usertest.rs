@@ -108,19 +108,24 @@ fn directive<'a>(source: &'a str, key: &str) -> Option<&'a str> {
     })
 }
 
+/// The C sources of folder `dir`, by name.
+pub(crate) fn c_sources(dir: &Path) -> Result<Vec<PathBuf>, String> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
 fn build(root: &Path) -> Result<Vec<Program>, String> {
     crate::boot::ensure_static_gcc()?;
     let sources = root.join("tests/user");
     let out = root.join("target/user-tests/bin");
     std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(&sources)
-        .map_err(|e| format!("{}: {e}", sources.display()))?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "c"))
-        .collect();
-    entries.sort();
     let mut programs = Vec::new();
-    for source in entries {
+    for source in c_sources(&sources)? {
         let name = source.file_stem().and_then(|stem| stem.to_str()).unwrap_or("test").to_string();
         let text = std::fs::read_to_string(&source).map_err(|e| format!("{}: {e}", source.display()))?;
         let ending = match directive(&text, "expect:") {
