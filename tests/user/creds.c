@@ -7,7 +7,8 @@
  * getgroups; how the capability sets follow (an effective uid leaving 0
  * clears the effective set and coming back restores it; leaving uid 0
  * everywhere clears them all); and the permission checks of the file
- * calls: open, access (real ids) and faccessat(AT_EACCESS), creating in
+ * calls: open, access (real ids) and faccessat(AT_EACCESS), a path through
+ * a directory without search permission, creating in
  * a directory without write permission, the sticky bit, chmod and chown
  * by a non-owner, utimensat, truncate, and kill of another user's process.
  *
@@ -140,6 +141,13 @@ static void nobody(void) {
     CHECK_ERR(chown(shared, NOBODY, -1), EPERM);
 
     char path[128];
+    /* Through a directory without search permission: nothing. */
+    snprintf(path, sizeof path, "%s/closed/inside", base);
+    CHECK_ERR(open(path, O_RDONLY), EACCES);
+    struct stat closed;
+    CHECK_ERR(stat(path, &closed), EACCES);
+    snprintf(path, sizeof path, "%s/closed", base);
+    CHECK_ERR(chdir(path), EACCES);
     snprintf(path, sizeof path, "%s/mine", base);
     CHECK_ERR(open(path, O_CREAT | O_WRONLY, 0644), EACCES);
     CHECK_ERR(mkdir(path, 0755), EACCES);
@@ -175,6 +183,10 @@ int main(void) {
     snprintf(rootfile, sizeof rootfile, "%s/rootfile", pub);
     CHECK(mkdir(pub, 0777) == 0 && chmod(pub, 01777) == 0, "a sticky directory for everyone");
     CHECK(make(secret, 0600) && make(shared, 0644) && make(rootfile, 0666), "root's files");
+    char closed[128], inside[160];
+    snprintf(closed, sizeof closed, "%s/closed", base);
+    snprintf(inside, sizeof inside, "%s/inside", closed);
+    CHECK(mkdir(closed, 0700) == 0 && make(inside, 0644), "a directory only root may enter, a readable file in it");
 
     as_root();
     in_child("ids a process may take", saved_ids);
@@ -186,6 +198,7 @@ int main(void) {
     struct stat st;
     CHECK(stat(path, &st) == 0 && st.st_uid == NOBODY, "nobody's file stays");
     CHECK(unlink(path) == 0 && unlink(rootfile) == 0 && rmdir(pub) == 0, "root removes it all");
+    CHECK(unlink(inside) == 0 && rmdir(closed) == 0, "the closed directory");
     CHECK(unlink(secret) == 0 && unlink(shared) == 0 && rmdir(base) == 0, "and the base");
     return finish("creds");
 }

@@ -340,6 +340,11 @@ fn resolve_at_depth(process: &Process, path: &str, follow_last: bool, depth: u32
             _ => {}
         }
         parts.push(component.to_string());
+        // Walking through a directory in RAM needs search permission
+        // (`EACCES`); the initrd's, `/proc`'s and `/sys`'s let everyone by.
+        if let Node::Ram(directory) = &node {
+            ram_permission(process, directory, may::EXEC)?;
+        }
         node = node_named(process, &parts.join("/")).ok_or(Errno::ENOENT)?;
         if !last || follow_last {
             if let Node::Ram(inode) = &node {
