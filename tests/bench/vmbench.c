@@ -4,7 +4,7 @@
  * and on Linux as /init (PID 1); `cargo xtask ubench` boots both in the
  * same QEMU and sets the figures side by side (docs/PERFORMANCE.md).
  *
- * Build: gcc -static-pie -O2 -Wall -o vmbench vmbench.c
+ * Build: gcc -static-pie -O2 -Wall -pthread -o vmbench vmbench.c
  * Run:   vmbench [NAME...]   (only the figures named; all without a name)
  *
  * Output, one line per item:
@@ -31,6 +31,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdint.h>
@@ -343,6 +344,104 @@ static sample_t b_mprotect_1page(void)
     return timed(t0, t1, SMALL_CALLS);
 }
 
+/* A sibling thread spinning on CPU 1 (it keeps the space loaded there),
+ * until spin_stop. */
+static volatile int spin_stop;
+
+static void *spinner(void *arg)
+{
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET(1, &set);
+    sched_setaffinity(0, sizeof set, &set);
+    while (!spin_stop)
+        __asm__ volatile("pause");
+    return arg;
+}
+
+/* One-page mprotect as above while a sibling thread runs on CPU 1: each
+ * call must reach that CPU's TLB (one IPI): ns per call. */
+static sample_t b_mprotect_1page_sibling(void)
+{
+    pthread_t thread;
+    spin_stop = 0;
+    if (pthread_create(&thread, NULL, spinner, NULL))
+        fail("pthread_create");
+    struct timespec settle = { 0, 20 * 1000 * 1000 };
+    nanosleep(&settle, NULL);
+    sample_t s = b_mprotect_1page();
+    spin_stop = 1;
+    pthread_join(thread, NULL);
+    return s;
+}
+
+/* fork of a process with 64 MiB written, the child exiting at once, and
+ * the wait: ns per fork. */
+static sample_t b_fork_64m(void)
+{
+    const int forks = 8;
+    char *p = map_anon(REGION, 0);
+    touch_write(p, REGION);
+    uint64_t t0 = now_ns();
+    for (int k = 0; k < forks; k++) {
+        pid_t child = fork();
+        if (child == 0)
+            _exit(0);
+        if (child < 0 || waitpid(child, NULL, 0) != child)
+            fail("fork_64m");
+    }
+    uint64_t t1 = now_ns();
+    munmap(p, REGION);
+    return timed(t0, t1, forks);
+}
+
+/* The first write to each page of 64 MiB shared copy-on-write with a
+ * forked child (blocked on a pipe meanwhile): ns per page. */
+static sample_t b_cow_fault(void)
+{
+    char *p = map_anon(REGION, 0);
+    touch_write(p, REGION);
+    int go[2];
+    if (pipe(go))
+        fail("pipe");
+    pid_t child = fork();
+    if (child == 0) {
+        char c;
+        close(go[1]);
+        if (read(go[0], &c, 1) < 0)
+            _exit(1);
+        _exit(0);
+    }
+    close(go[0]);
+    uint64_t t0 = now_ns();
+    touch_write(p, REGION);
+    uint64_t t1 = now_ns();
+    close(go[1]);
+    waitpid(child, NULL, 0);
+    munmap(p, REGION);
+    return timed(t0, t1, NPAGES);
+}
+
+static void *nothing(void *arg)
+{
+    return arg;
+}
+
+/* pthread_create of a thread that returns at once, and pthread_join: ns
+ * per thread. */
+static sample_t b_thread_create_join(void)
+{
+    const int threads = 64;
+    uint64_t t0 = now_ns();
+    for (int k = 0; k < threads; k++) {
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, nothing, NULL) || pthread_join(thread, NULL))
+            fail("pthread_create or pthread_join");
+    }
+    uint64_t t1 = now_ns();
+    return timed(t0, t1, threads);
+}
+
 /* mprotect of a populated 64 MiB mapping, read-only and read-write in
  * turn: ns per call. */
 static sample_t b_mprotect_64m(void)
@@ -622,6 +721,7 @@ static int benchmarks(const char *argv0, const struct utsname *un)
     count_faults("populate_file", p_populate_file, exe_len / PG);
 
     run("mprotect_1page", "ns/call", b_mprotect_1page);
+    run("mprotect_1page_sibling", "ns/call", b_mprotect_1page_sibling);
     run("mprotect_64m", "ns/call", b_mprotect_64m);
     run("munmap_1page", "ns/call", b_munmap_1page);
     run("munmap_64m", "ns/call", b_munmap_64m);
@@ -640,6 +740,9 @@ static int benchmarks(const char *argv0, const struct utsname *un)
         return 1;
     }
     run("sigsegv_roundtrip", "ns/round", b_sigsegv_roundtrip);
+    run("fork_64m", "ns/fork", b_fork_64m);
+    run("cow_fault", "ns/page", b_cow_fault);
+    run("thread_create_join", "ns/thread", b_thread_create_join);
     printf("UINFO cpu %d at the end\n", sched_getcpu());
 
     return 0;

@@ -377,6 +377,10 @@ const USER_FIGURES: &[UserFigure] = &[
         ),
     },
     UserFigure { name: "sigsegv_roundtrip", goal: HALF, differs: None },
+    UserFigure { name: "mprotect_1page_sibling", goal: HALF, differs: None },
+    UserFigure { name: "fork_64m", goal: HALF, differs: None },
+    UserFigure { name: "cow_fault", goal: HALF, differs: None },
+    UserFigure { name: "thread_create_join", goal: AT_MOST_LINUX, differs: None },
 ];
 
 /// What one kernel's output of `vmbench` says: per figure, its value in
@@ -666,7 +670,7 @@ fn build_vmbench(root: &Path, dir: &Path) -> Result<PathBuf, String> {
     ensure_static_gcc()?;
     let binary = dir.join("vmbench");
     let status = Command::new("gcc")
-        .args(["-static-pie", "-O2", "-Wall", "-o"])
+        .args(["-static-pie", "-O2", "-Wall", "-pthread", "-o"])
         .arg(&binary)
         .arg(root.join(UBENCH_SOURCE))
         .status()
