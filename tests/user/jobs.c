@@ -1,5 +1,7 @@
 /*
- * Job control and the waits: a wait4 or waitid blocked on a child gives up
+ * Job control and the waits: a parent ignoring SIGCHLD (or with
+ * SA_NOCLDWAIT) leaves no zombie, its wait giving ECHILD; a wait4 or
+ * waitid blocked on a child gives up
  * with EINTR when a handler without SA_RESTART runs, and starts again with
  * SA_RESTART; waitid's id types, options (WNOWAIT, WNOHANG) and siginfo,
  * and its and wait4's errors. SIGSTOP and SIGTSTP stop a child (it writes
@@ -615,7 +617,49 @@ static void prctl_calls(void) {
     CHECK_ERR(prctl(0x7fff, 0, 0, 0, 0), EINVAL);
 }
 
+static volatile int reap_chld_seen;
+
+static void on_reap_chld(int sig) {
+    (void)sig;
+    reap_chld_seen++;
+}
+
+/* A parent that ignores SIGCHLD, or sets SA_NOCLDWAIT, leaves no zombie:
+   its wait blocks until the child is gone, then fails with ECHILD. With
+   SA_NOCLDWAIT and a handler, SIGCHLD still comes. */
+static void auto_reap(void) {
+    struct sigaction ignore = {0}, old;
+    ignore.sa_handler = SIG_IGN;
+    sigaction(SIGCHLD, &ignore, &old);
+    pid_t child = fork();
+    if (child == 0)
+        _exit(3);
+    errno = 0;
+    CHECK(waitpid(child, NULL, 0) == -1 && errno == ECHILD, "SIGCHLD ignored: waitpid gives ECHILD (%d)", errno);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", child);
+    CHECK(access(path, F_OK) == -1, "and no zombie is left");
+
+    struct sigaction nowait = {0};
+    nowait.sa_handler = on_reap_chld;
+    nowait.sa_flags = SA_NOCLDWAIT;
+    sigaction(SIGCHLD, &nowait, NULL);
+    reap_chld_seen = 0;
+    child = fork();
+    if (child == 0)
+        _exit(4);
+    int got;
+    do {
+        errno = 0;
+        got = waitpid(child, NULL, 0);
+    } while (got == -1 && errno == EINTR);
+    CHECK(got == -1 && errno == ECHILD, "SA_NOCLDWAIT: waitpid gives ECHILD too (%d)", errno);
+    CHECK(reap_chld_seen == 1, "and the handler ran (%d)", reap_chld_seen);
+    sigaction(SIGCHLD, &old, NULL);
+}
+
 int main(void) {
+    auto_reap();
     interrupted_waits();
     waitid_calls();
     stop_and_continue();

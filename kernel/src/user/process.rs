@@ -27,7 +27,7 @@ use super::layout;
 use super::load::{self, LoadError};
 use super::sigstate::{
     bit, code, JobReport, JobState, ProcessOptions, Sent, SigAction, Signal, SignalExtras, SignalInfo, SA_NOCLDSTOP,
-    SIG_IGN,
+    SA_NOCLDWAIT, SIG_IGN,
 };
 use super::timerstate::{PosixTimer, Timers, Usage};
 use crate::address_space::{self, Space};
@@ -562,7 +562,21 @@ fn end(process: &Arc<Process>) {
         let sent = Sent { code: code::CLD_EXITED, sender: orphans_ended[0], status: 0 };
         notices.push((reaper.clone(), SIGCHLD, sent));
     }
+    // Linux's do_notify_parent: a parent whose SIGCHLD is ignored or has
+    // SA_NOCLDWAIT leaves no zombie to wait for (the child is reaped now;
+    // with SIG_IGN no signal is sent either).
+    let (auto_reap, ignored) = match table.get(&parent) {
+        Some(parent) if parent.pid != process.pid && exit_signal == SIGCHLD => {
+            let action = parent.state.lock().actions[SIGCHLD as usize - 1];
+            (action.handler == SIG_IGN || action.flags & SA_NOCLDWAIT != 0, action.handler == SIG_IGN)
+        }
+        _ => (false, false),
+    };
+    if auto_reap {
+        table.remove(&process.pid);
+    }
     match table.get(&parent) {
+        Some(parent) if ignored && parent.pid != process.pid => {}
         Some(parent) if parent.pid != process.pid && (1..=64).contains(&exit_signal) => {
             let sent = match ended_status {
                 ExitStatus::Exited(status) => {

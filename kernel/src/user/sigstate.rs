@@ -186,6 +186,8 @@ pub fn for_trap(vector: u8, rip: u64, fault: Option<(&Fault, &UnhandledFault)>) 
 pub const NSIG: u32 = 64;
 /// `SA_NOCLDSTOP`: no `SIGCHLD` when a child stops or continues.
 pub(super) const SA_NOCLDSTOP: u64 = 0x1;
+/// `SA_NOCLDWAIT`: children that end are reaped at once (no zombie).
+pub(super) const SA_NOCLDWAIT: u64 = 0x2;
 /// `SA_NODEFER`: the signal is not blocked while its handler runs.
 pub(super) const SA_NODEFER: u64 = 0x4000_0000;
 /// `SA_RESETHAND`: back to the default action once delivered.
