@@ -372,24 +372,26 @@ mod nr {
 
 /// `None` for a number this module does not serve.
 pub fn call(process: &Process, number: u64, a: [u64; 6]) -> Option<SysResult> {
-    let now = credentials(process);
+    // The table's lock only for a call of this module's: every number not
+    // served before passes through here.
+    let now = || credentials(process);
     Some(match number {
-        nr::GETUID => Ok(now.uid[REAL] as u64),
-        nr::GETEUID => Ok(now.uid[EFFECTIVE] as u64),
-        nr::GETGID => Ok(now.gid[REAL] as u64),
-        nr::GETEGID => Ok(now.gid[EFFECTIVE] as u64),
-        nr::GETRESUID => get_three(now.uid, a),
-        nr::GETRESGID => get_three(now.gid, a),
-        nr::SETUID => set_id(process, now, a[0] as u32, false),
-        nr::SETGID => set_id(process, now, a[0] as u32, true),
-        nr::SETREUID => set_re(process, now, a[0] as u32, a[1] as u32, false),
-        nr::SETREGID => set_re(process, now, a[0] as u32, a[1] as u32, true),
-        nr::SETRESUID => set_res(process, now, [a[0] as u32, a[1] as u32, a[2] as u32], false),
-        nr::SETRESGID => set_res(process, now, [a[0] as u32, a[1] as u32, a[2] as u32], true),
-        nr::SETFSUID => Ok(set_fs(process, now, a[0] as u32, false)),
-        nr::SETFSGID => Ok(set_fs(process, now, a[0] as u32, true)),
-        nr::GETGROUPS => getgroups(&now, a[0] as i32, a[1]),
-        nr::SETGROUPS => setgroups(process, now, a[0] as i32, a[1]),
+        nr::GETUID => Ok(now().uid[REAL] as u64),
+        nr::GETEUID => Ok(now().uid[EFFECTIVE] as u64),
+        nr::GETGID => Ok(now().gid[REAL] as u64),
+        nr::GETEGID => Ok(now().gid[EFFECTIVE] as u64),
+        nr::GETRESUID => get_three(now().uid, a),
+        nr::GETRESGID => get_three(now().gid, a),
+        nr::SETUID => set_id(process, now(), a[0] as u32, false),
+        nr::SETGID => set_id(process, now(), a[0] as u32, true),
+        nr::SETREUID => set_re(process, now(), a[0] as u32, a[1] as u32, false),
+        nr::SETREGID => set_re(process, now(), a[0] as u32, a[1] as u32, true),
+        nr::SETRESUID => set_res(process, now(), [a[0] as u32, a[1] as u32, a[2] as u32], false),
+        nr::SETRESGID => set_res(process, now(), [a[0] as u32, a[1] as u32, a[2] as u32], true),
+        nr::SETFSUID => Ok(set_fs(process, now(), a[0] as u32, false)),
+        nr::SETFSGID => Ok(set_fs(process, now(), a[0] as u32, true)),
+        nr::GETGROUPS => getgroups(&now(), a[0] as i32, a[1]),
+        nr::SETGROUPS => setgroups(process, now(), a[0] as i32, a[1]),
         _ => return None,
     })
 }
