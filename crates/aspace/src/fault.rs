@@ -147,6 +147,13 @@ pub enum UnhandledFault {
         /// The growing region, as it was (not grown).
         region: Region,
     },
+    /// The page belongs to a region that maps a memory object (a file's
+    /// pages), and lies wholly past the object's end: a kernel reports it
+    /// as Linux does a touch past the end of a mapped file (`SIGBUS`).
+    PastEndOfObject {
+        /// The region.
+        region: Region,
+    },
     /// A fault this implementation does not handle at all (a #GP, or any fault
     /// in an implementation without demand paging).
     NotHandledHere,
@@ -165,6 +172,9 @@ impl fmt::Display for UnhandledFault {
             UnhandledFault::ReservedBit => f.write_str("reserved bit set in a page-table entry"),
             UnhandledFault::StackOverflow { region } => {
                 write!(f, "stack overflow: region {region} may not grow past its maximum size or guard gap")
+            }
+            UnhandledFault::PastEndOfObject { region } => {
+                write!(f, "past the end of the memory object region {region} maps")
             }
             UnhandledFault::NotHandledHere => f.write_str("not handled by this address space"),
         }

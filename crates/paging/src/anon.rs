@@ -30,6 +30,7 @@ use crate::error::PagingError;
 use crate::file::FileBackings;
 use crate::flush::FlushBatch;
 use crate::machine::Machine;
+use crate::object::ObjectBackings;
 use crate::tables::PageTables;
 use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
@@ -44,6 +45,9 @@ pub(crate) struct AnonymousFrames {
     shared_pages: BTreeSet<u64>,
     /// What pages of file-backed regions start with instead of zeros.
     pub(crate) files: FileBackings,
+    /// Which pages come from memory objects (a file's page cache, shared
+    /// memory) on first touch.
+    pub(crate) objects: ObjectBackings,
     /// The most frames owned at once (the high-water mark of the resident
     /// set, `ru_maxrss`).
     peak: usize,
@@ -150,9 +154,17 @@ impl AnonymousFrames {
     /// Gives up the frames of the pages in `[va, last]` (inclusive, so that
     /// a range may end at the top of the address space): `batch` frees them
     /// after its flush. The caller has unmapped those pages in the same batch.
-    /// The file backings over the range are cut away with them.
+    /// The file and object backings over the range are cut away with them.
     pub(crate) fn release(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
         self.files.remove_range(va, last);
+        self.objects.remove_range(va, last);
+        self.release_frames(va, last, batch);
+    }
+
+    /// Gives up the frames of the pages in `[va, last]` as
+    /// [`AnonymousFrames::release`] does, but keeps the backings: a later
+    /// touch fills the pages again from them.
+    pub(crate) fn release_frames(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
         let shared: Vec<u64> = self.shared_pages.range(va..=last).copied().collect();
         for page in shared {
             self.shared_pages.remove(&page);
@@ -170,6 +182,7 @@ impl AnonymousFrames {
     /// the file backings.
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
         self.files.clear();
+        self.objects.clear();
         self.shared_pages.clear();
         for (_, frame) in core::mem::take(&mut self.by_page) {
             // SAFETY: the space's own frame, out of the record; the space is

@@ -10,9 +10,11 @@ use crate::file::FileBacking;
 use crate::flush::FlushBatch;
 use crate::grow::{self, GrowthLimits, GrowthRequest};
 use crate::machine::{Machine, SpaceId, TlbInvalidation};
+use crate::object::{ObjectBacking, ObjectFault, PageObject};
 use crate::tables::{FaultProbe, PageTables, PAGE_GRANULARITY};
 use crate::walk::Walk;
 use alloc::string::String;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{
     AddressSpace, AspaceError, Capabilities, Characteristics, Fault, FaultAccess, FaultOutcome, PageFaultCode,
@@ -50,6 +52,8 @@ pub struct PagingCounters {
     pub file_pages_filled: u64,
     /// Writes to a page shared copy-on-write that copied it.
     pub cow_copies: u64,
+    /// Pages whose frame came from a memory object on first touch.
+    pub object_pages: u64,
     /// The most frames the space owned at once for anonymous pages (the
     /// resident set's high-water mark).
     pub peak_anonymous_frames: u64,
@@ -101,6 +105,7 @@ pub struct PagingAspace<M: Machine> {
     growth_limits: GrowthLimits,
     growths: u64,
     cow_copies: u64,
+    object_pages: u64,
     faults_handled: u64,
     spurious_faults: u64,
     page_invalidations: u64,
@@ -127,6 +132,7 @@ impl<M: Machine> PagingAspace<M> {
             growth_limits: GrowthLimits::DEFAULT,
             growths: 0,
             cow_copies: 0,
+            object_pages: 0,
             faults_handled: 0,
             spurious_faults: 0,
             page_invalidations: 0,
@@ -203,6 +209,16 @@ impl<M: Machine> PagingAspace<M> {
         self.anonymous.files.iter()
     }
 
+    /// The object backing whose range holds `va` (see [`PagingAspace::add_object_region`]).
+    pub fn object_backing(&self, va: VirtAddr) -> Option<&ObjectBacking> {
+        self.anonymous.objects.find(va.0)
+    }
+
+    /// Every object backing, in address order.
+    pub fn object_backings(&self) -> impl Iterator<Item = &ObjectBacking> + '_ {
+        self.anonymous.objects.iter()
+    }
+
     /// The machine it runs on.
     pub fn machine(&self) -> &M {
         &self.machine
@@ -244,6 +260,7 @@ impl<M: Machine> PagingAspace<M> {
             growths: self.growths,
             file_pages_filled: self.anonymous.files.pages_filled(),
             cow_copies: self.cow_copies,
+            object_pages: self.object_pages,
         }
     }
 
@@ -390,7 +407,30 @@ impl<M: Machine> PagingAspace<M> {
         perms: LeafPermissions,
         access: FaultAccess,
     ) -> FaultOutcome {
-        let existing = self.anonymous.get(page.0);
+        let mut existing = self.anonymous.get(page.0);
+        if existing.is_none() {
+            if let Some(backing) = self.anonymous.objects.find(page.0) {
+                // First touch of an object's page: the object's frame, one
+                // more reference (the space's), recorded like any other.
+                let shared = backing.shared;
+                match backing.object.frame(backing.index_of(page.0)) {
+                    Ok(frame) => {
+                        self.anonymous.record(page.0, frame);
+                        if shared {
+                            self.anonymous.mark_shared_page(page.0);
+                        }
+                        self.object_pages += 1;
+                        existing = Some(frame);
+                    }
+                    Err(ObjectFault::PastEnd) => {
+                        return FaultOutcome::Unhandled(UnhandledFault::PastEndOfObject { region })
+                    }
+                    Err(ObjectFault::OutOfMemory) => {
+                        return FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region })
+                    }
+                }
+            }
+        }
         let copy_on_write = |frame| {
             access == FaultAccess::Write
                 && !self.anonymous.is_shared_page(page.0)
@@ -661,6 +701,9 @@ impl<M: Machine> PagingAspace<M> {
         for backing in self.anonymous.files.iter() {
             child.anonymous.files.insert(backing);
         }
+        for backing in self.anonymous.objects.iter() {
+            child.anonymous.objects.insert(backing.clone());
+        }
         let mut private = Vec::new();
         for (page, frame) in self.anonymous.iter() {
             let copy_on_write = !self.anonymous.is_shared_page(page);
@@ -921,6 +964,77 @@ impl<M: Machine + Send + 'static> PagingAspace<M> {
         }
         added
     }
+
+    /// Adds `region`, an anonymous lazy region, whose pages are pages
+    /// `first_index..` of `object` (see the `object` module): each page's
+    /// first touch maps the object's frame, shared writable when `shared`
+    /// (`MAP_SHARED`), copy-on-write otherwise (`MAP_PRIVATE`). A touch of
+    /// a page past the object's end is
+    /// [`UnhandledFault::PastEndOfObject`]. The pages come and go with the
+    /// region like an anonymous region's: a remove gives their frames back.
+    ///
+    /// Refused, with nothing changed, when `add_region` would refuse the
+    /// region, when it is not anonymous, grows or is eager
+    /// ([`AspaceError::InvalidFlags`]), or when the object's pages would
+    /// pass index 2^64 ([`AspaceError::LengthOverflow`]).
+    pub fn add_object_region(
+        &mut self,
+        region: Region,
+        object: Arc<dyn PageObject>,
+        first_index: u64,
+        shared: bool,
+    ) -> Result<(), AspaceError> {
+        if !region.is_anonymous() || region.prot.grows() || region.prot.contains(Protection::EAGER) {
+            return Err(AspaceError::InvalidFlags {
+                flags: region.prot.bits(),
+                reason: "a memory object's region is anonymous (a), lazy (no e) and does not grow (no d or u)",
+            });
+        }
+        if first_index.checked_add(region.len / PAGE).is_none() {
+            return Err(AspaceError::LengthOverflow {
+                start: first_index,
+                len: region.len / PAGE,
+                kind: aspace::AddressKind::Length,
+            });
+        }
+        self.add_region(region)?;
+        self.anonymous.objects.insert(ObjectBacking { va: region.va, len: region.len, object, first_index, shared });
+        Ok(())
+    }
+
+    /// Drops every page this space maps of the memory object whose key is
+    /// `key`, from its page `first_index` on: shared pages and private
+    /// copies alike leave the tables (flushed from every TLB) and their
+    /// frames are given back; the regions and backings stay, so a later
+    /// touch faults and asks the object again. What a kernel does in every
+    /// space when a file shrinks (Linux's `unmap_mapping_range` with its
+    /// copy-on-write pages). Returns how many pages were dropped.
+    pub fn drop_object_pages(&mut self, key: usize, first_index: u64) -> usize {
+        let ranges: Vec<(u64, u64)> = self
+            .anonymous
+            .objects
+            .iter()
+            .filter(|backing| backing.object.key() == key)
+            .filter_map(|backing| backing.pages_from_index(first_index))
+            .collect();
+        let mut dropped = 0;
+        for (start, last) in ranges {
+            let pages: Vec<u64> = self.anonymous.iter_range(start, last).map(|(page, _)| page).collect();
+            if pages.is_empty() {
+                continue;
+            }
+            dropped += pages.len();
+            let _ = self.edit_anonymous(|tables, machine, frames, batch| {
+                for &page in &pages {
+                    // Object pages are 4 KiB leaves: nothing to split.
+                    tables.unmap_into(machine, VirtAddr(page), PAGE, batch)?;
+                }
+                frames.release_frames(start, last, batch);
+                Ok(())
+            });
+        }
+        dropped
+    }
 }
 
 impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
@@ -1019,6 +1133,12 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     }
 
     fn protect_region(&mut self, region: Region, prot: Protection) -> Result<(), AspaceError> {
+        if prot.contains(Protection::EAGER) && self.anonymous.objects.overlaps(region.va.0, region.last()) {
+            return Err(AspaceError::InvalidFlags {
+                flags: prot.bits(),
+                reason: "a memory object's pages come on first touch: its range cannot be eager (e)",
+            });
+        }
         self.protect_entries(region, prot)?;
         if prot.contains(Protection::WRITE) {
             // Frames shared copy-on-write stay read-only whatever the region allows.
