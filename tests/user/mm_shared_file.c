@@ -6,10 +6,16 @@
  * has not written, and keeps its own writes to itself; the part of the
  * last page past the end of the file reads zeros and a whole page past it
  * raises SIGBUS, also after ftruncate cuts a mapped file short (in this
- * process and in another that maps it, shared or private and not yet
- * written); PROT_WRITE on a shared mapping needs a descriptor open
+ * process and in another that maps it, shared or private, written or
+ * not: a private copy goes too), and the pages come back, reading the file
+ * again, when it grows; pages are taken on first touch (a 1 GiB shared
+ * mapping, anonymous or of a file, costs what is touched), also in a
+ * forked child, and mincore reports the file's pages as resident; /proc/self/maps names each mapping's file (/dev/shm/...,
+ * "(deleted)" once unlinked, /memfd:NAME (deleted), /dev/zero (deleted)
+ * for shared anonymous memory) and shows its offset; PROT_WRITE on a shared mapping needs a descriptor open
  * for writing (EACCES), a private one does not; MADV_DONTNEED on a shared
- * mapping keeps the file's contents; mremap moves a shared mapping without
+ * mapping keeps the file's contents, on a private one it drops the copies
+ * (the file's bytes again); mremap moves a shared mapping without
  * copying it; an unlinked file lives on in its
  * mappings; msync succeeds.
  */
@@ -19,6 +25,7 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -144,9 +151,12 @@ static void truncated(void) {
     CHECK(fd >= 0 && ftruncate(fd, 3 * PAGE) == 0, "a memfd of three pages");
     char *p = mmap(NULL, 3 * PAGE, RW, MAP_SHARED, fd, 0);
     char *r = mmap(NULL, 3 * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
-    CHECK(p != MAP_FAILED && r != MAP_FAILED, "shared and private mappings");
+    char *w = mmap(NULL, 3 * PAGE, RW, MAP_PRIVATE, fd, 0);
+    CHECK(p != MAP_FAILED && r != MAP_FAILED && w != MAP_FAILED, "shared and private mappings");
     memset(p, 'a', 3 * PAGE);
     CHECK(r[2 * PAGE] == 'a', "the private one reads the file");
+    w[2 * PAGE] = 'w';
+    CHECK(w[2 * PAGE] == 'w' && p[2 * PAGE] == 'a', "a private copy of the last page");
     int go[2];
     CHECK(pipe(go) == 0, "pipe");
     pid_t child = fork();
@@ -163,15 +173,157 @@ static void truncated(void) {
     CHECK(read_byte(p + 2 * PAGE) == -2 && got_bus, "the shared mapping: SIGBUS past the new end");
     got_bus = 0;
     CHECK(read_byte(r + 2 * PAGE) == -2 && got_bus, "the private one too");
+    got_bus = 0;
+    CHECK(read_byte(w + 2 * PAGE) == -2 && got_bus, "the private copy went too");
     CHECK(read_byte(p + PAGE + 9) == 'a' && read_byte(p + PAGE + 10) == 0, "the last page: its tail reads zeros");
     int status = -1;
     CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
           "the other process: SIGBUS too (%#x)", status);
+
+    /* The file grows back: the pages are there again, new, in every mapping. */
+    CHECK(ftruncate(fd, 3 * PAGE) == 0, "grow it back to three pages");
+    got_bus = 0;
+    CHECK(read_byte(p + 2 * PAGE) == 0 && !got_bus, "the shared mapping's page is back, zeros");
+    p[2 * PAGE] = 'n';
+    char c = 0;
+    CHECK(pread(fd, &c, 1, 2 * PAGE) == 1 && c == 'n', "pread sees the write to it");
+    CHECK(read_byte(r + 2 * PAGE) == 'n' && read_byte(w + 2 * PAGE) == 'n', "the private ones read the file again");
     munmap(p, 3 * PAGE);
     munmap(r, 3 * PAGE);
+    munmap(w, 3 * PAGE);
     close(go[0]);
     close(go[1]);
     close(fd);
+}
+
+/* The resident set in kB (VmRSS of /proc/self/status); -1 if unread. */
+static long rss_kb(void) {
+    char buf[4096];
+    int fd = open("/proc/self/status", O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = 0;
+    char *line = strstr(buf, "VmRSS:");
+    return line ? strtol(line + 6, NULL, 10) : -1;
+}
+
+static void lazy(void) {
+    const long big = 1L << 30;
+    long before = rss_kb();
+    char *anon = mmap(NULL, big, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    CHECK(anon != MAP_FAILED, "1 GiB of shared anonymous memory");
+    int fd = memfd_create("big", 0);
+    CHECK(fd >= 0 && ftruncate(fd, big) == 0, "a memfd of 1 GiB");
+    char *file = mmap(NULL, big, RW, MAP_SHARED, fd, 0);
+    CHECK(file != MAP_FAILED, "map all of it shared");
+    anon[0] = 1;
+    anon[big - 1] = 2;
+    file[big / 2] = 3;
+    long after = rss_kb();
+    CHECK(before > 0 && after - before < 16 * 1024, "three pages touched cost little: %ld kB -> %ld kB", before,
+          after);
+    pid_t child = fork();
+    if (child == 0) {
+        /* Pages nobody touched yet: the parent sees the child's writes. */
+        anon[big / 2] = 4;
+        file[PAGE] = 5;
+        _exit(anon[big - 1] == 2 && file[big / 2] == 3 ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "the child reads the parent's pages (%#x)", status);
+    CHECK(anon[big / 2] == 4 && file[PAGE] == 5, "the parent reads the child's writes to untouched pages");
+    char c = 0;
+    CHECK(pread(fd, &c, 1, PAGE) == 1 && c == 5, "and so does pread");
+    unsigned char vec[2] = {9, 9};
+    CHECK(pwrite(fd, "p", 1, 7 * PAGE) == 1 && mincore(file + 7 * PAGE, 2 * PAGE, vec) == 0, "mincore");
+    CHECK(vec[0] == 1 && vec[1] == 0, "a page the file holds is resident, unmapped here; an untouched one is not");
+    munmap(anon, big);
+    munmap(file, big);
+    close(fd);
+}
+
+/* The name field of the /proc/self/maps line that starts at p, and its
+ * offset; "" if there is none. */
+static const char *map_name(void *p, unsigned long *offset) {
+    static char buf[65536];
+    static char name[256];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    size_t len = 0;
+    ssize_t n;
+    while (fd >= 0 && len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += n;
+    if (fd >= 0)
+        close(fd);
+    buf[len] = 0;
+    char want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)p);
+    name[0] = 0;
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, want, strlen(want)) != 0)
+            continue;
+        char *end = strchr(line, '\n');
+        size_t n = end ? (size_t)(end - line) : strlen(line);
+        char copy[512];
+        snprintf(copy, sizeof copy, "%.*s", (int)n, line);
+        int at = 0;
+        sscanf(copy, "%*s %*s %lx %*s %*s %n", offset, &at);
+        if (at > 0)
+            snprintf(name, sizeof name, "%s", copy + at);
+        break;
+    }
+    return name;
+}
+
+static void dontneed_private(void) {
+    int fd = memfd_create("dontneed", 0);
+    CHECK(fd >= 0 && pwrite(fd, "file", 4, PAGE) == 4, "a memfd with bytes on its second page");
+    char *p = mmap(NULL, 2 * PAGE, RW, MAP_PRIVATE, fd, 0);
+    CHECK(p != MAP_FAILED && !strcmp(p + PAGE, "file"), "a private mapping reads them");
+    strcpy(p + PAGE, "mine");
+    CHECK(madvise(p, 2 * PAGE, MADV_DONTNEED) == 0, "MADV_DONTNEED");
+    CHECK(!strcmp(p + PAGE, "file"), "the private copy is gone: the file's bytes again ('%s')", p + PAGE);
+    munmap(p, 2 * PAGE);
+    close(fd);
+}
+
+static void names(void) {
+    char path[64];
+    snprintf(path, sizeof path, "/dev/shm/mm_shared_file.names.%d", getpid());
+    int fd = open(path, O_CREAT | O_EXCL | O_RDWR, 0600);
+    CHECK(fd >= 0 && ftruncate(fd, 4 * PAGE) == 0, "a file in /dev/shm");
+    char *p = mmap(NULL, 2 * PAGE, RW, MAP_SHARED, fd, 2 * PAGE);
+    CHECK(p != MAP_FAILED, "map its last two pages");
+    unsigned long offset = 0;
+    const char *name = map_name(p, &offset);
+    CHECK(!strcmp(name, path) && offset == 2 * PAGE, "maps names it: '%s' at %#lx", name, offset);
+    CHECK(unlink(path) == 0, "unlink it");
+    char deleted[96];
+    snprintf(deleted, sizeof deleted, "%s (deleted)", path);
+    name = map_name(p, &offset);
+    CHECK(!strcmp(name, deleted), "then it is deleted: '%s'", name);
+    munmap(p, 2 * PAGE);
+    close(fd);
+
+    int memfd = memfd_create("named", 0);
+    CHECK(memfd >= 0 && ftruncate(memfd, PAGE) == 0, "a memfd");
+    char *m = mmap(NULL, PAGE, PROT_READ, MAP_PRIVATE, memfd, 0);
+    name = map_name(m, &offset);
+    CHECK(!strcmp(name, "/memfd:named (deleted)"), "a memfd's mapping: '%s'", name);
+    char link[64], target[128] = {0};
+    snprintf(link, sizeof link, "/proc/self/fd/%d", memfd);
+    CHECK(readlink(link, target, sizeof target - 1) > 0 && !strcmp(target, "/memfd:named (deleted)"),
+          "and its descriptor's link: '%s'", target);
+    munmap(m, PAGE);
+    close(memfd);
+
+    char *anon = mmap(NULL, PAGE, RW, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    name = map_name(anon, &offset);
+    CHECK(!strcmp(name, "/dev/zero (deleted)") && offset == 0, "shared anonymous memory: '%s'", name);
+    munmap(anon, PAGE);
 }
 
 int main(void) {
@@ -183,5 +335,8 @@ int main(void) {
     shared(path);
     past_the_end();
     truncated();
+    lazy();
+    dontneed_private();
+    names();
     return finish("mm_shared_file");
 }

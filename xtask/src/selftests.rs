@@ -121,7 +121,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: Some("# Totals: "),
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "mremap_dontunmap",

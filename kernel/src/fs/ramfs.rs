@@ -435,49 +435,32 @@ impl Inode {
         Ok(())
     }
 
-    /// The frames of the pages from index `first` on (none for a hole).
-    pub fn frames_from(&self, first: u64) -> Vec<PhysAddr> {
-        match &self.body {
-            Body::File(pages) => pages.lock().frames.range(first..).map(|(_, &frame)| frame).collect(),
-            _ => Vec::new(),
+    /// The frame of page `index` (a hole gets a zeroed frame now), with
+    /// one more reference that the caller now owns (a mapping's);
+    /// `Ok(None)` for a page wholly past the end of the file.
+    pub fn share_page(&self, index: u64) -> Result<Option<PhysAddr>, Error> {
+        let mut pages = self.pages()?.lock();
+        if index >= pages.size.div_ceil(PAGE) {
+            return Ok(None);
         }
+        let frame = match pages.frames.get(&index) {
+            Some(frame) => *frame,
+            None => {
+                let frame = frames::alloc_zeroed().ok_or(Error::NoMemory)?;
+                pages.frames.insert(index, frame);
+                frame
+            }
+        };
+        frames::share(frame).map_err(|_| Error::NoMemory)?;
+        Ok(Some(frame))
     }
 
-    /// The frames of pages `first..first + count` (every one below the
-    /// file's end, holes filled with zeroed frames now), each with one
-    /// more reference that the caller now owns (a mapping's). `None` stands
-    /// for a page past the end of the file.
-    pub fn share_pages(&self, first: u64, count: u64) -> Result<Vec<Option<PhysAddr>>, Error> {
-        let mut pages = self.pages()?.lock();
-        let in_file = pages.size.div_ceil(PAGE);
-        let mut out = Vec::with_capacity(count as usize);
-        for index in first..first.saturating_add(count) {
-            if index >= in_file {
-                out.push(None);
-                continue;
-            }
-            let frame = match pages.frames.get(&index) {
-                Some(frame) => *frame,
-                None => {
-                    let Some(frame) = frames::alloc_zeroed() else {
-                        for frame in out.into_iter().flatten() {
-                            let _ = frames::free(frame);
-                        }
-                        return Err(Error::NoMemory);
-                    };
-                    pages.frames.insert(index, frame);
-                    frame
-                }
-            };
-            if frames::share(frame).is_err() {
-                for frame in out.into_iter().flatten() {
-                    let _ = frames::free(frame);
-                }
-                return Err(Error::NoMemory);
-            }
-            out.push(Some(frame));
+    /// True when page `index` has its frame (it was written, or mapped).
+    pub fn holds_page(&self, index: u64) -> bool {
+        match &self.body {
+            Body::File(pages) => pages.lock().frames.contains_key(&index),
+            _ => false,
         }
-        Ok(out)
     }
 }
 

@@ -18,11 +18,11 @@ use super::creds::{self, cap, may};
 use super::errno::{Errno, SysResult};
 use super::fdtable::flags::{O_LARGEFILE, O_RDWR};
 use super::files::{
-    absolute, directory_path, file_of, install_open, nofile_limit, ram_errno, ram_permission, read_path, resolve,
+    absolute, directory_path, file_of, install_named, nofile_limit, ram_errno, ram_permission, read_path, resolve,
     target_at, Backing, Directory, Node, Target, AT_EMPTY_PATH, AT_FDCWD, AT_SYMLINK_NOFOLLOW, INITRD_DEV, NAME_MAX,
     PROC_DEV,
 };
-use super::memory;
+use super::objects;
 use super::process::Process;
 use crate::fs::ramfs::{self, mode, Body, Inode, Time};
 use alloc::string::String;
@@ -516,7 +516,7 @@ fn truncate(process: &Process, path: u64, length: u64) -> SysResult {
     }
     let inode = ram_inode(node)?;
     ram_permission(process, &inode, may::WRITE)?;
-    memory::truncate_file(&inode, length).map_err(ram_errno)?;
+    objects::truncate_file(&inode, length).map_err(ram_errno)?;
     Ok(0)
 }
 
@@ -534,7 +534,7 @@ fn ftruncate(process: &Process, fd: u64, length: u64) -> SysResult {
     }
     let inode = inode.clone();
     drop(open);
-    memory::truncate_file(&inode, length).map_err(ram_errno)?;
+    objects::truncate_file(&inode, length).map_err(ram_errno)?;
     Ok(0)
 }
 
@@ -741,7 +741,7 @@ fn memfd_create(process: &Process, name: u64, flags: u64) -> SysResult {
     if flags & !(MFD_CLOEXEC | MFD_ALLOW_SEALING) != 0 {
         return Err(Errno::EINVAL);
     }
-    copy::read_string(name, NAME_MAX_MEMFD).map_err(|error| match error {
+    let name = copy::read_string(name, NAME_MAX_MEMFD).map_err(|error| match error {
         Errno::ENAMETOOLONG => Errno::EINVAL,
         other => other,
     })?;
@@ -750,5 +750,8 @@ fn memfd_create(process: &Process, name: u64, flags: u64) -> SysResult {
     let inode = ramfs::memfd_instance().new_inode(mode::REGULAR | 0o777, 0, 0, Body::File(Mutex::default()));
     inode.meta.lock().nlink = 0;
     let open_flags = if flags & MFD_CLOEXEC != 0 { super::fdtable::flags::O_CLOEXEC } else { 0 };
-    install_open(process, Backing::Ram(inode), O_RDWR | O_LARGEFILE, open_flags, limit)
+    // Linux names it `memfd:NAME` (`/proc/self/fd` and `/proc/self/maps`
+    // show `/memfd:NAME (deleted)`).
+    let path = alloc::format!("/memfd:{}", alloc::string::String::from_utf8_lossy(&name));
+    install_named(process, Backing::Ram(inode), O_RDWR | O_LARGEFILE, open_flags, limit, Some(path))
 }

@@ -38,7 +38,7 @@ use super::devices::{self, Device};
 use super::errno::{Errno, SysResult};
 pub use super::fdtable::{Backing, Directory, FileRef, Node, OpenFile, Pipe, PipeEnd, TABLE_MAX};
 use super::fdtable::{DirEntry, PipeBuffer, Ring, Slot, NEXT_PIPE_INO};
-use super::memory;
+use super::objects;
 use super::proc;
 use super::process::{self, Process, RLIMIT_NOFILE};
 use super::procinfo;
@@ -1589,7 +1589,7 @@ fn open(process: &Process, dirfd: u64, path: u64, flags: u64, mode: u64) -> SysR
             }),
             Node::Ram(inode) => {
                 if flags & O_TRUNC != 0 && wants_write && inode.size() > 0 {
-                    memory::truncate_file(&inode, 0).map_err(ram_errno)?;
+                    objects::truncate_file(&inode, 0).map_err(ram_errno)?;
                 }
                 Backing::Ram(inode)
             }
@@ -1675,7 +1675,7 @@ pub(super) fn install_open(process: &Process, backing: Backing, stored: u32, fla
 }
 
 /// [`install_open`], with the path the file was opened by.
-fn install_named(
+pub(super) fn install_named(
     process: &Process,
     backing: Backing,
     stored: u32,
@@ -2507,9 +2507,9 @@ fn access(process: &Process, dirfd: u64, path: u64, mode: u64, flags: u64) -> Sy
 
 /// What the link `/proc/self/fd/FD` shows, as Linux's `d_path` of the
 /// file: the path it was opened by (`/proc/PID/...` for `/proc/self/...`;
-/// ` (deleted)` after a file in RAM lost its last name), `pipe:[INO]`,
-/// `/dev/ttyS0` for the console, `/memfd: (deleted)` for a memfd (its
-/// name is not kept).
+/// ` (deleted)` after a file in RAM lost its last name, as a memfd never
+/// had one: `/memfd:NAME (deleted)`), `pipe:[INO]`, `/dev/ttyS0` for the
+/// console.
 fn fd_link_target(process: &Process, fd: u32) -> Result<String, Errno> {
     let file = process.state.lock().files.get_any(fd as u64).map_err(|_| Errno::ENOENT)?;
     let open = file.lock();
@@ -2522,7 +2522,6 @@ fn fd_link_target(process: &Process, fd: u32) -> Result<String, Errno> {
         Backing::Initrd(file) => format!("/{}", file.name()),
         Backing::Directory(Directory { ram: Some(inode), .. }) => format!("/{}", ram_path(inode)?),
         Backing::Directory(directory) => format!("/{}", directory.path),
-        Backing::Ram(inode) if inode.dev == ramfs::MEMFD_DEV => "/memfd: (deleted)".to_string(),
         Backing::Ram(inode) if inode.meta.lock().nlink == 0 => format!("{recorded} (deleted)"),
         Backing::Generated { .. } => match recorded.strip_prefix("/proc/self/") {
             Some(rest) => format!("/proc/{}/{rest}", process.pid),

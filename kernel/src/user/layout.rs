@@ -108,6 +108,18 @@ pub fn same_mapping(paging: &PagingAspace<KernelMachine>, lower: &aspace::Region
     if lower.prot - Protection::GROW_DOWN != upper.prot {
         return false;
     }
+    // A memory object's pages: the same object, shared or not alike, its
+    // pages continuing.
+    let object_at = |va: u64| {
+        paging
+            .object_backing(aspace::VirtAddr::new(va))
+            .map(|b| (b.object.key(), b.shared, b.index_of(va & !(PAGE - 1))))
+    };
+    match (object_at(lower.last()), object_at(upper.va.as_u64())) {
+        (None, None) => {}
+        (Some((below, shared, index)), Some(above)) if above == (below, shared, index + 1) => {}
+        _ => return false,
+    }
     match (backing_at(lower.last()), backing_at(upper.va.as_u64())) {
         (None, None) => true,
         (Some(below), Some(above)) => below + 1 == above,

@@ -28,15 +28,17 @@
 //!   [`Protection::SWAP`] (NK's swap flag, otherwise unused); touching one
 //!   raises `SIGBUS`/`BUS_ADRERR` ([`past_end_of_file`], asked by the fault
 //!   path in `signal.rs`); `mprotect` leaves them without rights.
-//! - `MAP_SHARED` of an anonymous mapping gets its frames at once and is
-//!   marked shared ([`PagingAspace::share_anonymous`]): one piece of memory
-//!   with the children the process forks. Initrd files map private (pages
+//! - Files in RAM and `MAP_SHARED` anonymous memory (an unnamed file in
+//!   RAM, as Linux's shmem) are memory objects (`objects.rs`): their region
+//!   takes nothing at `mmap`, and each page's first touch maps the file's
+//!   frame, shared writable or private copy-on-write
+//!   ([`PagingAspace::add_object_region`]); a page wholly past the file's
+//!   end is `SIGBUS` and comes back when the file grows; truncation drops
+//!   the pages past the new end from every process
+//!   ([`super::objects::truncate_file`]). Initrd files map private (pages
 //!   copied on first touch) or shared read-only (the initrd is never
 //!   written: `PROT_WRITE` on a shared mapping is `EACCES`), and `msync`
-//!   has nothing to write back. Files in RAM map their page-cache frames
-//!   ([`PagingAspace::adopt_frames`]): shared writable, or private
-//!   copy-on-write; truncating one cuts the pages past its new end out of
-//!   every process that maps them ([`truncate_file`]: `SIGBUS` there).
+//!   has nothing to write back.
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
@@ -55,14 +57,15 @@ use super::creds;
 use super::errno::{Errno, SysResult};
 use super::fdtable::Backing;
 use super::layout::{self, is_user, page_up, same_mapping, PAGE};
+use super::objects::RamFile;
 use super::process::{self, Process};
 use crate::address_space::{paging_of_mut, KernelMachine, LiveEdit, Space, SpaceObject};
-use crate::fs::ramfs;
 use crate::sync::IrqMutex;
-use alloc::collections::{BTreeMap, BTreeSet};
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, VirtAddr};
-use paging::PagingAspace;
+use paging::{PageObject, PagingAspace};
 
 /// `PROT_READ`.
 pub const PROT_READ: u64 = 1;
@@ -318,16 +321,43 @@ fn paging_mut(object: &mut SpaceObject) -> Result<&mut PagingAspace<KernelMachin
 }
 
 /// A part of a region, with the file bytes its pages start as (a source
-/// in physical memory and its length), if any.
-#[derive(Clone, Copy, Debug)]
+/// in physical memory and its length), if any, or the memory object whose
+/// pages it maps.
+#[derive(Clone)]
 struct Piece {
     region: Region,
     source: Option<(PhysAddr, u64)>,
+    object: Option<ObjectPart>,
+}
+
+/// The pages of a memory object a piece maps: the object, the index of the
+/// piece's first page in it, and whether the mapping is shared.
+#[derive(Clone)]
+struct ObjectPart {
+    object: Arc<dyn PageObject>,
+    first_index: u64,
+    shared: bool,
+}
+
+impl Piece {
+    /// Plain pages: anonymous memory, or a file's pages past its end.
+    fn plain(region: Region) -> Piece {
+        Piece { region, source: None, object: None }
+    }
 }
 
 /// The parts of `part` (inside one region), cut where its file backings
-/// begin and end.
+/// begin and end. (An object backing always covers its whole region: it
+/// is made with the region and cut with it.)
 fn pieces_of(paging: &PagingAspace<KernelMachine>, part: Region) -> Vec<Piece> {
+    if let Some(backing) = paging.object_backing(part.va) {
+        let object = ObjectPart {
+            object: backing.object.clone(),
+            first_index: backing.index_of(part.va.as_u64()),
+            shared: backing.shared,
+        };
+        return alloc::vec![Piece { region: part, source: None, object: Some(object) }];
+    }
     let (start, end) = (part.va.as_u64(), end_of(&part));
     let mut out = Vec::new();
     let mut at = start;
@@ -335,25 +365,27 @@ fn pieces_of(paging: &PagingAspace<KernelMachine>, part: Region) -> Vec<Piece> {
         let from = backing.va.as_u64().max(at);
         let to = backing.last().saturating_add(1).min(end);
         if from > at {
-            out.push(Piece { region: part.sub_region(at, from - at), source: None });
+            out.push(Piece::plain(part.sub_region(at, from - at)));
         }
         let offset = from - backing.va.as_u64();
         let source_len = backing.source_len.saturating_sub(offset).min(to - from);
         let source = (source_len > 0).then_some((PhysAddr(backing.source.as_u64() + offset), source_len));
-        out.push(Piece { region: part.sub_region(from, to - from), source });
+        out.push(Piece { region: part.sub_region(from, to - from), source, object: None });
         at = to;
     }
     if at < end {
-        out.push(Piece { region: part.sub_region(at, end - at), source: None });
+        out.push(Piece::plain(part.sub_region(at, end - at)));
     }
     out
 }
 
-/// Adds `piece` (a file-backed region when it has a source).
+/// Adds `piece` (a file-backed region when it has a source, an object's
+/// when it has one).
 fn add_piece(paging: &mut PagingAspace<KernelMachine>, piece: &Piece) -> Result<(), Errno> {
-    let added = match piece.source {
-        Some((source, len)) => paging.add_file_region(piece.region, source, len),
-        None => paging.add_region(piece.region),
+    let added = match (&piece.object, piece.source) {
+        (Some(part), _) => paging.add_object_region(piece.region, part.object.clone(), part.first_index, part.shared),
+        (None, Some((source, len))) => paging.add_file_region(piece.region, source, len),
+        (None, None) => paging.add_region(piece.region),
     };
     added.map_err(|_| Errno::ENOMEM)
 }
@@ -661,9 +693,9 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
     if locked {
         rights |= LOCKED;
     }
-    // A file in RAM: its page-cache frames, one temporary reference each
-    // (given back when `held` drops), put behind the pages below.
-    let mut held = HeldFrames(Vec::new());
+    // A file in RAM, or shared anonymous memory: a memory object whose
+    // pages each mapping takes on first touch.
+    let mut object: Option<ObjectPart> = None;
     let source = match &file {
         Some(file) if matches!(file.lock().backing, Backing::Ram(_)) => {
             let open = file.lock();
@@ -681,8 +713,8 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             if flags & MAP_GROWSDOWN != 0 {
                 return Err(Errno::EINVAL);
             }
-            let pages = inode.share_pages(offset / PAGE, len / PAGE).map_err(|_| Errno::ENOMEM)?;
-            held.0 = pages.into_iter().flatten().collect();
+            let file = RamFile::new(inode.clone(), open.path.as_deref());
+            object = Some(ObjectPart { object: file, first_index: offset / PAGE, shared });
             None
         }
         None => {
@@ -709,35 +741,26 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             Some(data)
         }
     };
+    if anonymous && shared {
+        let memory = RamFile::shared_anonymous(len).ok_or(Errno::ENOMEM)?;
+        object = Some(ObjectPart { object: memory, first_index: 0, shared: true });
+    }
     if grows_down {
         rights |= Protection::GROW_DOWN;
     }
     let mut pieces = Vec::new();
-    let in_ram = file.is_some() && source.is_none();
     match source {
-        None if in_ram => {
-            // The pages in the file, then those past its end.
-            let file_len = held.0.len() as u64 * PAGE;
-            if file_len > 0 {
-                pieces.push(Piece { region: Region::anonymous(start, file_len, rights), source: None });
-            }
-            if file_len < len {
-                let beyond = Region::anonymous(start + file_len, len - file_len, past_eof_prot(rights));
-                pieces.push(Piece { region: beyond, source: None });
-            }
-        }
-        None => pieces.push(Piece { region: Region::anonymous(start, len, rights), source: None }),
+        None => pieces.push(Piece { region: Region::anonymous(start, len, rights), source: None, object }),
         Some(data) => {
             let available = data.size().saturating_sub(offset);
             let file_len = page_up(available).unwrap_or(u64::MAX).min(len);
             if available > 0 {
                 let region = Region::anonymous(start, file_len, rights);
                 let source = (PhysAddr(data.phys_addr() + offset), available.min(file_len));
-                pieces.push(Piece { region, source: Some(source) });
+                pieces.push(Piece { region, source: Some(source), object: None });
             }
             if file_len < len {
-                let beyond = Region::anonymous(start + file_len, len - file_len, past_eof_prot(rights));
-                pieces.push(Piece { region: beyond, source: None });
+                pieces.push(Piece::plain(Region::anonymous(start + file_len, len - file_len, past_eof_prot(rights))));
             }
         }
     }
@@ -758,23 +781,6 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             unmap_range(&process.space, &mut object, start, start + len)?;
         }
         add_all(&process.space, &mut object, &pieces)?;
-        if in_ram && !held.0.is_empty() {
-            // Shared: the file's frames themselves; private: copied on write.
-            let region = pieces[0].region;
-            if paging_mut(&mut object)?.adopt_frames(region, &held.0, !shared).is_err() {
-                for piece in &pieces {
-                    let _ = remove_part(&process.space, &mut object, piece.region);
-                }
-                return Err(Errno::ENOMEM);
-            }
-        } else if shared && source.is_none() && !in_ram {
-            // One piece of memory for this process and the children it forks.
-            let region = pieces[0].region;
-            if paging_mut(&mut object)?.share_anonymous(region).is_err() {
-                let _ = remove_part(&process.space, &mut object, region);
-                return Err(Errno::ENOMEM);
-            }
-        }
     }
     let on_fault = future == Some(true);
     let populate_now = locked || flags & (MAP_POPULATE | MAP_NONBLOCK) == MAP_POPULATE;
@@ -783,75 +789,6 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
         let _ = populate(process, start, start + len, Touch::Fault, true);
     }
     Ok(start)
-}
-
-/// Frames with one reference each that `mmap` holds while it maps them,
-/// given back when it is done (the spaces that map them hold their own).
-struct HeldFrames(Vec<PhysAddr>);
-
-impl Drop for HeldFrames {
-    fn drop(&mut self) {
-        for &frame in &self.0 {
-            let _ = crate::mem::frames::free(frame);
-        }
-    }
-}
-
-/// Truncates file `inode` in RAM to `size`: first every page of every
-/// process that maps a page of it wholly past the new end becomes a page
-/// past the end of the file (its next access raises `SIGBUS`, as on
-/// Linux), then the file lets those pages go.
-pub fn truncate_file(inode: &ramfs::Inode, size: u64) -> Result<(), ramfs::Error> {
-    let cut = inode.frames_from(size.div_ceil(PAGE));
-    if !cut.is_empty() {
-        cut_file_pages(&cut.into_iter().collect());
-    }
-    inode.truncate(size)
-}
-
-/// Makes every page of every process whose frame is one of `frames` a
-/// page past the end of its file. A private mapping's page that a write
-/// already copied has a frame of its own and stays (Linux would cut it
-/// too).
-fn cut_file_pages(frames: &BTreeSet<PhysAddr>) {
-    for process in process::all() {
-        let space = &process.space;
-        let mut object = space.lock();
-        let Ok(paging) = paging_mut(&mut object) else { continue };
-        let mut runs: Vec<(u64, u64)> = Vec::new();
-        for (va, frame) in paging.anonymous_frames() {
-            if !frames.contains(&frame) {
-                continue;
-            }
-            match runs.last_mut() {
-                Some((_, end)) if *end == va.as_u64() => *end += PAGE,
-                _ => runs.push((va.as_u64(), va.as_u64() + PAGE)),
-            }
-        }
-        for (start, end) in runs {
-            let mut at = start;
-            while let Some(region) = user_region_at(&object, at).filter(|_| at < end) {
-                let part_end = end.min(end_of(&region));
-                let part = Region { va: VirtAddr(at), len: part_end - at, ..region };
-                // Without memory for a split the pages stay mapped: the
-                // file's contents there are zeros from now on.
-                let _ = make_past_eof(space, &mut object, part);
-                at = part_end;
-            }
-        }
-    }
-}
-
-/// Replaces `part` (inside one user region) with pages past the end of a
-/// file, keeping its rights for when the file grows back.
-fn make_past_eof(space: &Space, object: &mut SpaceObject, part: Region) -> Result<(), Errno> {
-    if user_region_at(object, part.va.as_u64()) != Some(part) {
-        protect_part(space, object, part, part.prot)?;
-    }
-    let isolated = user_region_at(object, part.va.as_u64()).ok_or(Errno::ENOMEM)?;
-    remove_part(space, object, isolated)?;
-    let region = Region::anonymous(part.va.as_u64(), part.len, past_eof_prot(isolated.prot));
-    add_piece(paging_mut(object)?, &Piece { region, source: None })
 }
 
 /// The physical address of the word at `va` when its page is shared
@@ -1122,9 +1059,19 @@ fn mremap_to(process: &Process, addr: u64, old_len: u64, new_len: u64, flags: u6
 /// past the end of the file.
 fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, start: u64, len: u64) -> Vec<Piece> {
     let prot = last.prot - Protection::GROW_DOWN;
-    let whole = |prot| Piece { region: Region::anonymous(start, len, prot), source: None };
+    let whole = |prot| Piece::plain(Region::anonymous(start, len, prot));
     if prot.contains(PAST_EOF) {
         return alloc::vec![whole(prot)];
+    }
+    if let Some(backing) = paging.object_backing(VirtAddr(old_end - 1)) {
+        // More of the object: its pages continue (past its end: SIGBUS,
+        // as Linux answers past the end of a shared memory object).
+        let object = ObjectPart {
+            object: backing.object.clone(),
+            first_index: backing.index_of(old_end - PAGE) + 1,
+            shared: backing.shared,
+        };
+        return alloc::vec![Piece { region: Region::anonymous(start, len, prot), source: None, object: Some(object) }];
     }
     let Some(backing) = paging.file_backing(VirtAddr(old_end - 1)) else { return alloc::vec![whole(prot)] };
     let next_source = backing.source.as_u64() + (old_end - backing.va.as_u64());
@@ -1138,11 +1085,11 @@ fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, 
     let mut out = Vec::new();
     if available > 0 {
         let source = Some((PhysAddr(next_source), available.min(file_len)));
-        out.push(Piece { region: Region::anonymous(start, file_len, prot), source });
+        out.push(Piece { region: Region::anonymous(start, file_len, prot), source, object: None });
     }
     if file_len < len {
         let beyond = Region::anonymous(start + file_len, len - file_len, past_eof_prot(prot));
-        out.push(Piece { region: beyond, source: None });
+        out.push(Piece::plain(beyond));
     }
     out
 }
@@ -1183,7 +1130,7 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
         for old in &olds {
             for piece in pieces_of(paging, *old) {
                 let va = target + (piece.region.va.as_u64() - addr);
-                news.push(Piece { region: Region { va: VirtAddr(va), ..piece.region }, ..piece });
+                news.push(Piece { region: Region { va: VirtAddr(va), ..piece.region }, ..piece.clone() });
             }
         }
         if new_len > old_len {
@@ -1431,8 +1378,13 @@ fn mincore(process: &Process, start: u64, len: u64, vec: u64) -> SysResult {
                 if !region.contains(va) {
                     region = *paging.regions().find(va).ok_or(Errno::ENOMEM)?;
                 }
+                // A memory object's page is resident when its page cache
+                // holds it, mapped here or not (Linux's mincore_page).
+                let in_object = |va| paging.object_backing(va).is_some_and(|b| b.object.holds(b.index_of(va.as_u64())));
                 let resident = !region.prot.contains(PAST_EOF)
-                    && (paging.file_backing(VirtAddr(va)).is_some() || paging.anonymous_frame(VirtAddr(va)).is_some());
+                    && (paging.file_backing(VirtAddr(va)).is_some()
+                        || paging.anonymous_frame(VirtAddr(va)).is_some()
+                        || in_object(VirtAddr(va)));
                 bytes.push(u8::from(resident));
             }
         }

@@ -42,6 +42,7 @@ pub mod load;
 pub mod memory;
 pub mod misc;
 pub mod mount;
+pub mod objects;
 pub mod proc;
 pub mod process;
 pub mod procinfo;

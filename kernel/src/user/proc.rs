@@ -45,14 +45,26 @@ struct Mapping {
     end: u64,
     /// The protections of its first region: its rights, lock and kind.
     prot: Protection,
-    /// The initrd file and the offset of `start` in it.
-    file: Option<(&'static str, u64)>,
+    /// The file it maps: its name, the offset of `start` in it, its device
+    /// and inode numbers.
+    file: Option<MappedFile>,
+    /// A mapping of a memory object shared writable (`MAP_SHARED`).
+    shared_object: bool,
+}
+
+/// What a mapping of a file shows of it.
+struct MappedFile {
+    name: String,
+    offset: u64,
+    dev: u64,
+    ino: u64,
 }
 
 impl Mapping {
-    /// A shared mapping (of a file: the only shared mappings a region records).
+    /// A shared mapping: of a memory object (a file in RAM, shared
+    /// memory), or of an initrd file (read-only).
     fn shared(&self) -> bool {
-        self.prot.contains(Protection::READ_ONLY_BACKING)
+        self.shared_object || self.prot.contains(Protection::READ_ONLY_BACKING)
     }
 }
 
@@ -81,9 +93,20 @@ fn mappings_in(paging: &PagingAspace<KernelMachine>, start: u64, end: u64) -> Ve
             }
         }
         let at = region.va.as_u64();
-        let backing = paging.file_backing(region.va);
-        let file = backing.and_then(|backing| file_at(backing.source.as_u64() + (at - backing.va.as_u64())));
-        mappings.push(Mapping { start: at, end: at + region.len, prot: region.prot, file });
+        let mut shared_object = false;
+        let file = if let Some(backing) = paging.object_backing(region.va) {
+            shared_object = backing.shared;
+            let mut name = String::new();
+            let _ = backing.object.describe(&mut name);
+            let (dev, ino) = backing.object.file_ids();
+            Some(MappedFile { name, offset: backing.index_of(at) * layout::PAGE, dev, ino })
+        } else {
+            let backing = paging.file_backing(region.va);
+            backing.and_then(|backing| file_at(backing.source.as_u64() + (at - backing.va.as_u64()))).map(
+                |(name, offset)| MappedFile { name: alloc::format!("/{name}"), offset, dev: 0, ino: inode_of(name) },
+            )
+        };
+        mappings.push(Mapping { start: at, end: at + region.len, prot: region.prot, file, shared_object });
         last = Some(*region);
     }
     mappings
@@ -108,18 +131,25 @@ fn map_line(out: &mut String, mapping: &Mapping, (brk_start, brk): (u64, u64)) {
     let w = if prot.contains(Protection::WRITE) { 'w' } else { '-' };
     let x = if prot.contains(Protection::EXEC) { 'x' } else { '-' };
     let shared = if mapping.shared() { 's' } else { 'p' };
-    let (offset, inode, name) = match mapping.file {
-        Some((name, offset)) => (offset, inode_of(name), alloc::format!("/{name}")),
+    let (offset, dev, inode, name) = match &mapping.file {
+        Some(file) => (file.offset, file.dev, file.ino, file.name.clone()),
         // Linux's rules (show_map_vma): the line holding the break's range
         // is the heap, the one holding the stack's top the stack.
-        None if mapping.start <= brk && mapping.end >= brk_start => (0, 0, String::from("[heap]")),
+        None if mapping.start <= brk && mapping.end >= brk_start => (0, 0, 0, String::from("[heap]")),
         None if mapping.start < layout::STACK_TOP && mapping.end >= layout::STACK_TOP => {
-            (0, 0, String::from("[stack]"))
+            (0, 0, 0, String::from("[stack]"))
         }
-        None => (0, 0, String::new()),
+        None => (0, 0, 0, String::new()),
     };
     let line_start = out.len();
-    let _ = write!(out, "{:08x}-{:08x} {r}{w}{x}{shared} {offset:08x} 00:00 {inode} ", mapping.start, mapping.end);
+    let _ = write!(
+        out,
+        "{:08x}-{:08x} {r}{w}{x}{shared} {offset:08x} {:02x}:{:02x} {inode} ",
+        mapping.start,
+        mapping.end,
+        dev >> 8,
+        dev & 0xff
+    );
     // As Linux's show_map_vma: an unnamed line keeps the header's trailing
     // space; a name comes after padding to 72 columns and one more space
     // (seq_pad).

@@ -1,0 +1,107 @@
+//! The memory objects processes map (the paging crate's `PageObject`): a
+//! file in RAM (`/tmp`, `/dev/shm`, a memfd), whose page cache is its
+//! frames, and the memory of a shared anonymous mapping, which is an
+//! unnamed file of the memfd instance, as Linux makes one on shmem
+//! (`shmem_zero_setup`).
+//!
+//! A mapping of one takes nothing at `mmap`: each page's first touch asks
+//! the file for the page's frame (a hole gets a zeroed frame then), and a
+//! page wholly past the file's end is `SIGBUS`. Truncation
+//! ([`truncate_file`]) drops the pages past the new end from every process
+//! that maps them, private copies too; when the file grows back, the next
+//! touch finds the new page.
+
+use super::process;
+use crate::address_space::paging_of_mut;
+use crate::fs::ramfs::{self, Body, Inode};
+use alloc::string::String;
+use alloc::sync::Arc;
+use aspace::PhysAddr;
+use core::fmt;
+use paging::{ObjectFault, PageObject};
+use spin::Mutex;
+
+/// What `/proc/PID/maps` calls a mapped object.
+#[derive(Debug)]
+enum Name {
+    /// A file opened by this path, or a memfd (`/memfd:NAME`); ` (deleted)`
+    /// follows once it has no name left (a memfd never has one).
+    Path(String),
+    /// Shared anonymous memory: `/dev/zero (deleted)`, as on Linux.
+    SharedAnonymous,
+}
+
+/// A file in RAM as a mapping sees it.
+#[derive(Debug)]
+pub struct RamFile {
+    inode: Arc<Inode>,
+    name: Name,
+}
+
+impl RamFile {
+    /// The file `inode`, opened by `path` (`open` and `memfd_create` record one).
+    pub fn new(inode: Arc<Inode>, path: Option<&str>) -> Arc<RamFile> {
+        Arc::new(RamFile { inode, name: Name::Path(String::from(path.unwrap_or("/memfd:"))) })
+    }
+
+    /// The memory of a new shared anonymous mapping of `len` bytes: an
+    /// unnamed file of that size whose pages read zero until written.
+    /// `None` without memory for the file's inode.
+    pub fn shared_anonymous(len: u64) -> Option<Arc<RamFile>> {
+        let inode = ramfs::memfd_instance().new_inode(ramfs::mode::REGULAR | 0o600, 0, 0, Body::File(Mutex::default()));
+        inode.truncate(len).ok()?;
+        Some(Arc::new(RamFile { inode, name: Name::SharedAnonymous }))
+    }
+}
+
+impl PageObject for RamFile {
+    fn frame(&self, index: u64) -> Result<PhysAddr, ObjectFault> {
+        match self.inode.share_page(index) {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err(ObjectFault::PastEnd),
+            Err(_) => Err(ObjectFault::OutOfMemory),
+        }
+    }
+
+    fn holds(&self, index: u64) -> bool {
+        self.inode.holds_page(index)
+    }
+
+    fn key(&self) -> usize {
+        key_of(&self.inode)
+    }
+
+    fn describe(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        match &self.name {
+            Name::Path(path) if self.inode.meta.lock().nlink == 0 => write!(out, "{path} (deleted)"),
+            Name::Path(path) => out.write_str(path),
+            Name::SharedAnonymous => out.write_str("/dev/zero (deleted)"),
+        }
+    }
+
+    fn file_ids(&self) -> (u64, u64) {
+        (self.inode.dev, self.inode.ino)
+    }
+}
+
+/// The key of every mapping of `inode`'s pages.
+fn key_of(inode: &Arc<Inode>) -> usize {
+    Arc::as_ptr(inode) as usize
+}
+
+/// Truncates file `inode` in RAM to `size`: first every process that maps
+/// a page of it wholly past the new end drops that page (shared pages and
+/// private copies alike, as Linux's truncation does: the next touch is
+/// `SIGBUS`), then the file lets its pages go.
+pub fn truncate_file(inode: &Arc<Inode>, size: u64) -> Result<(), ramfs::Error> {
+    if size < inode.size() {
+        let first_gone = size.div_ceil(super::layout::PAGE);
+        for process in process::all() {
+            let mut object = process.space.lock();
+            if let Some(paging) = paging_of_mut(&mut object) {
+                paging.drop_object_pages(key_of(inode), first_gone);
+            }
+        }
+    }
+    inode.truncate(size)
+}
