@@ -54,6 +54,19 @@ pub(crate) struct AnonymousFrames {
 }
 
 impl AnonymousFrames {
+    /// A copy of this record for a space forked from this one: the same
+    /// frames for the same pages (the caller takes the references), the same
+    /// pages shared on purpose, the same backings.
+    pub(crate) fn fork_copy(&self) -> AnonymousFrames {
+        AnonymousFrames {
+            by_page: self.by_page.clone(),
+            shared_pages: self.shared_pages.clone(),
+            files: self.files.fork_copy(),
+            objects: self.objects.clone(),
+            peak: self.by_page.len(),
+        }
+    }
+
     /// How many frames are owned.
     pub(crate) fn len(&self) -> usize {
         self.by_page.len()

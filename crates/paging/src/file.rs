@@ -79,6 +79,11 @@ impl FileBackings {
         self.by_start.insert(backing.va.0, backing);
     }
 
+    /// The same backings, with no page filled yet (a forked space's).
+    pub(crate) fn fork_copy(&self) -> FileBackings {
+        FileBackings { by_start: self.by_start.clone(), pages_filled: 0 }
+    }
+
     /// Forgets the backing starting at `va` (an add that was refused).
     pub(crate) fn remove_at(&mut self, va: u64) {
         self.by_start.remove(&va);

@@ -144,6 +144,28 @@ pub unsafe trait Machine {
         false
     }
 
+    /// [`Machine::share_frame`] of every frame of `frames`, all or nothing:
+    /// false, changing nothing, when one is refused. What a fork calls, once
+    /// per kind of sharing; a machine may do it at less than the cost of one
+    /// call per frame (the default).
+    ///
+    /// # Safety
+    /// As for [`Machine::share_frame`], for each frame.
+    unsafe fn share_frames(&self, frames: &[PhysAddr], copy_on_write: bool) -> bool {
+        for (index, &frame) in frames.iter().enumerate() {
+            // SAFETY: the caller owns a reference to each frame.
+            if !unsafe { self.share_frame(frame, copy_on_write) } {
+                for &taken in &frames[..index] {
+                    // SAFETY: the reference taken just above: the caller's
+                    // own remains, so the frame is not returned.
+                    unsafe { self.free_frame(taken) };
+                }
+                return false;
+            }
+        }
+        true
+    }
+
     /// True when more than one reference to `frame` exists (see
     /// [`Machine::share_frame`]): a write to the page must copy it first.
     fn frame_is_shared(&self, frame: PhysAddr) -> bool {

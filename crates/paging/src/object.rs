@@ -133,7 +133,7 @@ impl ObjectBacking {
 }
 
 /// Every object backing of a space, by virtual start; the ranges never overlap.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct ObjectBackings {
     by_start: BTreeMap<u64, ObjectBacking>,
 }

@@ -698,41 +698,52 @@ impl<M: Machine> PagingAspace<M> {
                 return Err(error);
             }
         }
-        for backing in self.anonymous.files.iter() {
-            child.anonymous.files.insert(backing);
+        // Every frame gets the child's reference, in two calls (one per kind
+        // of sharing), and the child's record is a copy of this one's.
+        type Pages = Vec<(u64, PhysAddr)>;
+        let (shared, private): (Pages, Pages) =
+            self.anonymous.iter().partition(|&(page, _)| self.anonymous.is_shared_page(page));
+        let frames_of = |pages: &Pages| pages.iter().map(|&(_, frame)| frame).collect::<Vec<_>>();
+        let private_frames = frames_of(&private);
+        // SAFETY: frames this space owns a reference to.
+        if !unsafe { self.machine.share_frames(&private_frames, true) } {
+            let _ = child.destroy();
+            return Err(refuse("fork (the machine does not count frame references)"));
         }
-        for backing in self.anonymous.objects.iter() {
-            child.anonymous.objects.insert(backing.clone());
-        }
-        let mut private = Vec::new();
-        for (page, frame) in self.anonymous.iter() {
-            let copy_on_write = !self.anonymous.is_shared_page(page);
-            // SAFETY: a frame this space owns a reference to.
-            if !unsafe { self.machine.share_frame(frame, copy_on_write) } {
-                let _ = child.destroy();
-                return Err(refuse("fork (the machine does not count frame references)"));
+        // SAFETY: as above.
+        if !unsafe { self.machine.share_frames(&frames_of(&shared), false) } {
+            for &frame in &private_frames {
+                // SAFETY: the child's reference, taken just above and never mapped.
+                unsafe { self.machine.free_frame(frame) };
             }
-            child.anonymous.record(page, frame);
-            if self.anonymous.is_shared_page(page) {
-                child.anonymous.mark_shared_page(page);
-            } else {
-                private.push(page);
-            }
+            let _ = child.destroy();
+            return Err(refuse("fork (the machine does not count frame references)"));
         }
+        child.anonymous = self.anonymous.fork_copy();
         // The parent's side: its writable private pages become read-only,
-        // flushed from every TLB (the edit's batch) before returning. Pages
-        // shared on purpose stay writable in both.
-        let read_only: Vec<(u64, LeafPermissions)> = private
-            .iter()
-            .filter_map(|&page| {
-                let region = self.regions.find(page)?;
-                let writable = region.prot.contains(Protection::WRITE | Protection::READ);
-                writable.then(|| (page, LeafPermissions::from_protection(region.prot).read_only()))
-            })
-            .collect();
+        // flushed from every TLB (the edit's batch) before returning, a run
+        // of adjacent pages with the same rights in one edit. Pages shared
+        // on purpose stay writable in both.
+        let mut runs: Vec<(u64, u64, LeafPermissions)> = Vec::new();
+        let mut region: Option<Region> = None;
+        for &(page, _) in &private {
+            if !region.is_some_and(|region| region.contains(page)) {
+                region = self.regions.find(page).copied();
+            }
+            let Some(region) = region.filter(|region| region.prot.contains(Protection::WRITE | Protection::READ))
+            else {
+                continue;
+            };
+            let perms = LeafPermissions::from_protection(region.prot).read_only();
+            match runs.last_mut() {
+                Some((start, len, run_perms)) if *start + *len == page && *run_perms == perms => *len += PAGE,
+                _ => runs.push((page, PAGE, perms)),
+            }
+        }
         let protected = self.edit(|tables, machine, batch| {
-            for &(page, perms) in &read_only {
-                tables.protect_into(machine, VirtAddr(page), PAGE, perms, batch)?;
+            for &(start, len, perms) in &runs {
+                // 4 KiB anonymous pages: nothing to split.
+                tables.protect_into(machine, VirtAddr(start), len, perms, batch)?;
             }
             Ok(())
         });

@@ -59,6 +59,11 @@ unsafe impl Machine for KernelMachine {
         frames::share(frame).is_ok()
     }
 
+    unsafe fn share_frames(&self, frames: &[PhysAddr], _copy_on_write: bool) -> bool {
+        // One taking of the allocator's lock for all of them.
+        frames::share_all(frames).is_ok()
+    }
+
     fn frame_is_shared(&self, frame: PhysAddr) -> bool {
         frames::is_shared(frame)
     }

@@ -9,18 +9,20 @@
 //! counts. The bitmaps live in RAM carved out at boot, below 4 GiB where the
 //! boot identity map reaches.
 //!
-//! A frame has one reference when handed out. A frame shared copy-on-write
-//! by two address spaces after a fork has more ([`share`]); the allocator
-//! keeps the references beyond the first in a map by frame (only shared
-//! frames are in it), and [`free`] gives up one reference, returning the
-//! frame with the last.
+//! A frame has one reference when handed out. A frame shared by two
+//! address spaces (after a fork, or a file's page and its mappings) has
+//! more ([`share`]); the allocator keeps the references beyond the first in
+//! an array of counters, one per frame number (the frames' metadata, placed
+//! beside the bitmaps), and [`free`] gives up one reference, returning the
+//! frame with the last. The counters are atomics: [`is_shared`] and giving
+//! up a reference that is not the last take no lock.
 
 use crate::arch::cpu::without_interrupts;
 use crate::boot_info::{BootInfo, MemoryKind};
-use alloc::collections::BTreeMap;
 use aspace::PhysAddr;
 use core::fmt;
-use spin::Mutex;
+use core::sync::atomic::{AtomicU32, Ordering};
+use spin::{Mutex, Once};
 
 /// The size of a frame.
 pub const FRAME_SIZE: u64 = 4096;
@@ -112,8 +114,19 @@ pub struct FrameAllocator {
     /// Free frames held back by a [`FrameCap`]: allocations fail rather
     /// than take the free count below this.
     held_back: usize,
-    /// References beyond the first, by frame number: only shared frames.
-    extra_references: BTreeMap<usize, u32>,
+}
+
+/// References beyond the first, one counter per frame number (see the
+/// module's notes); set once by [`init`].
+static EXTRA_REFERENCES: Once<&'static [AtomicU32]> = Once::new();
+
+/// The counter of references beyond the first of frame `addr`, if `addr`
+/// is a frame-aligned address the counters cover.
+fn extra_references(addr: PhysAddr) -> Option<&'static AtomicU32> {
+    if !addr.is_aligned(FRAME_SIZE) {
+        return None;
+    }
+    EXTRA_REFERENCES.get()?.get((addr.as_u64() / FRAME_SIZE) as usize)
 }
 
 impl FrameAllocator {
@@ -173,12 +186,8 @@ impl FrameAllocator {
         if self.free.get(frame) {
             return Err(FrameError::DoubleFree(addr));
         }
-        if let Some(extra) = self.extra_references.get_mut(&frame) {
-            // Another address space still maps it.
-            *extra -= 1;
-            if *extra == 0 {
-                self.extra_references.remove(&frame);
-            }
+        if give_up_extra_reference(addr) {
+            // Another holder keeps it.
             return Ok(());
         }
         self.free.set(frame);
@@ -263,7 +272,8 @@ pub unsafe fn init(boot_info: &BootInfo) {
     let highest = usable.iter().map(|r| r.end).max().unwrap_or(0);
     let frame_count = (highest / FRAME_SIZE) as usize;
     let words = frame_count.div_ceil(64);
-    let bitmap_bytes = (2 * words * 8) as u64;
+    // The two bitmaps, then a reference counter per frame.
+    let bitmap_bytes = (2 * words * 8 + frame_count * 4) as u64;
 
     // Place both bitmaps in the first stretch of usable RAM that holds them
     // and overlaps nothing excluded: try each range's start and the end of
@@ -283,11 +293,18 @@ pub unsafe fn init(boot_info: &BootInfo) {
 
     let area = bitmap_area.start as *mut u64;
     // SAFETY: the area is usable RAM below 4 GiB (identity-mapped), excluded
-    // from everything else, and from now on owned by the bitmaps alone.
-    let (free_words, managed_words) = unsafe {
-        core::ptr::write_bytes(area, 0, 2 * words);
-        (core::slice::from_raw_parts_mut(area, words), core::slice::from_raw_parts_mut(area.add(words), words))
+    // from everything else, and from now on owned by the bitmaps and the
+    // counters alone (zeroed: an all-zero `AtomicU32` is 0, and the counters
+    // start at a word boundary, so they are aligned).
+    let (free_words, managed_words, counters) = unsafe {
+        core::ptr::write_bytes(area.cast::<u8>(), 0, bitmap_bytes as usize);
+        (
+            core::slice::from_raw_parts_mut(area, words),
+            core::slice::from_raw_parts_mut(area.add(words), words),
+            core::slice::from_raw_parts(area.add(2 * words).cast::<AtomicU32>(), frame_count),
+        )
     };
+    EXTRA_REFERENCES.call_once(|| counters);
     let mut allocator = FrameAllocator {
         free: Bitmap { words: free_words },
         managed: Bitmap { words: managed_words },
@@ -296,7 +313,6 @@ pub unsafe fn init(boot_info: &BootInfo) {
         free_count: 0,
         next_word: 0,
         held_back: 0,
-        extra_references: BTreeMap::new(),
     };
     for range in usable {
         let mut frame_start = range.start;
@@ -379,34 +395,56 @@ pub fn alloc_contiguous(count: usize, align: u64) -> Option<PhysAddr> {
     with_allocator(|allocator| allocator.alloc_contiguous(count, align_frames))
 }
 
-/// Returns a frame.
+/// Returns a frame (gives up one reference: the frame goes back with the
+/// last). A reference that is not the last is given up without the lock.
 pub fn free(frame: PhysAddr) -> Result<(), FrameError> {
+    if give_up_extra_reference(frame) {
+        return Ok(());
+    }
     with_allocator(|allocator| allocator.free(frame))
 }
 
 /// Adds a reference to `frame`, a frame handed out and not yet freed (a
 /// page now mapped by one more address space); each [`free`] gives up one.
 pub fn share(frame: PhysAddr) -> Result<(), FrameError> {
+    share_all(&[frame])
+}
+
+/// [`share`] of every frame of `frames`, under one taking of the lock:
+/// all or nothing (each is checked first).
+pub fn share_all(frames: &[PhysAddr]) -> Result<(), FrameError> {
     with_allocator(|allocator| {
-        let number = allocator.frame_number(frame)?;
-        if allocator.free.get(number) {
-            return Err(FrameError::DoubleFree(frame));
+        for &frame in frames {
+            let number = allocator.frame_number(frame)?;
+            if allocator.free.get(number) {
+                return Err(FrameError::DoubleFree(frame));
+            }
         }
-        *allocator.extra_references.entry(number).or_insert(0) += 1;
+        for &frame in frames {
+            let counter = extra_references(frame).expect("a managed frame has a counter");
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     })
 }
 
-/// True when `frame` has more than one reference.
-pub fn is_shared(frame: PhysAddr) -> bool {
-    with_allocator(|allocator| {
-        allocator.frame_number(frame).is_ok_and(|number| allocator.extra_references.contains_key(&number))
-    })
+/// Gives up one of `frame`'s references beyond the first, if it has one:
+/// false when the caller's is the last.
+fn give_up_extra_reference(frame: PhysAddr) -> bool {
+    let Some(counter) = extra_references(frame) else { return false };
+    // AcqRel: whoever then frees the frame sees every write the other
+    // holders made before giving theirs up.
+    counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |extra| extra.checked_sub(1)).is_ok()
 }
 
-/// How many frames are shared by more than one address space.
+/// True when `frame` has more than one reference. Takes no lock.
+pub fn is_shared(frame: PhysAddr) -> bool {
+    extra_references(frame).is_some_and(|counter| counter.load(Ordering::Acquire) > 0)
+}
+
+/// How many frames are shared by more than one holder.
 pub fn shared_count() -> usize {
-    with_allocator(|allocator| allocator.extra_references.len())
+    EXTRA_REFERENCES.get().map_or(0, |counters| counters.iter().filter(|c| c.load(Ordering::Relaxed) > 0).count())
 }
 
 /// Returns `count` frames starting at `start`. Checks them all first, so a

@@ -51,7 +51,7 @@ pub fn report(out: &mut dyn Write) -> fmt::Result {
         frames.free,
         mib(frames.free)
     )?;
-    writeln!(out, "        {} shared copy-on-write by more than one address space", frames::shared_count())?;
+    writeln!(out, "        {} shared (more than one reference: fork, files in RAM)", frames::shared_count())?;
     writeln!(
         out,
         "heap:   {} KiB at {:#x}, {} KiB used, {} KiB free",
