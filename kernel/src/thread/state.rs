@@ -128,6 +128,9 @@ pub struct Thread {
     /// The user program's FS base (its thread-local storage), loaded at every
     /// switch to the thread when it runs user code.
     pub(super) user_fs_base: AtomicU64,
+    /// A word the layer above keeps for the thread (the user layer: the
+    /// process and user thread it runs; 0: none), read without a lock.
+    pub(super) user_tag: AtomicU64,
     /// Timer ticks that found the thread running in ring 3, and in the
     /// kernel: its CPU time, sampled as Linux's tick accounting samples it.
     pub(super) ticks: [AtomicU64; 2],
@@ -181,6 +184,7 @@ impl Thread {
             user_entry_stack: AtomicU64::new(0),
             user_resume: AtomicU64::new(0),
             user_fs_base: AtomicU64::new(0),
+            user_tag: AtomicU64::new(0),
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         without_interrupts(|| {

@@ -918,8 +918,7 @@ fn child_main(pid: u32, frame: alloc::boxed::Box<TrapFrame>, fs_base: u64, set_t
 /// the frame, then [`thread_finished`].
 fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid: Option<u64>) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
-    let me = thread::current().id();
-    BY_THREAD.lock().insert(me, (pid, tid));
+    join_thread(pid, tid);
     if address_space::move_current_thread(Some(&process.space)).is_ok() {
         if let Some(address) = set_tid {
             let _ = copy::write_value(address, &tid);
@@ -944,7 +943,7 @@ fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid:
 /// `pthread_join` waits for), it leaves the space, and the last thread to
 /// end ends the process.
 fn thread_finished(pid: u32, tid: u32) {
-    BY_THREAD.lock().remove(&thread::current().id());
+    leave_thread();
     let process = PROCESSES.lock().get(&pid).cloned();
     let Some(process) = process else {
         let _ = address_space::move_current_thread(None);
@@ -1042,8 +1041,7 @@ pub fn spawn_thread(
 
 /// The running thread's tid.
 pub fn current_tid() -> Option<u32> {
-    let me = thread::current().id();
-    BY_THREAD.lock().get(&me).map(|&(_, tid)| tid)
+    current_ids().map(|(_, tid)| tid)
 }
 
 /// `set_tid_address(address)`: the running thread's word to zero and wake
@@ -1236,17 +1234,34 @@ pub fn all() -> Vec<Arc<Process>> {
 
 /// The process the running thread belongs to, if it runs a program.
 pub fn current() -> Option<Arc<Process>> {
-    let me = thread::current().id();
-    let (pid, _) = *BY_THREAD.lock().get(&me)?;
+    let (pid, _) = current_ids()?;
     PROCESSES.lock().get(&pid).cloned()
+}
+
+/// The running thread's process and user thread ids, from its user tag
+/// (no lock: what every system call asks first).
+fn current_ids() -> Option<(u32, u32)> {
+    let tag = thread::user_tag();
+    (tag != 0).then_some(((tag >> 32) as u32, tag as u32))
+}
+
+/// The running kernel thread now runs user thread `tid` of process `pid`.
+fn join_thread(pid: u32, tid: u32) {
+    BY_THREAD.lock().insert(thread::current().id(), (pid, tid));
+    thread::set_user_tag(u64::from(pid) << 32 | u64::from(tid));
+}
+
+/// The running kernel thread runs no user thread any more.
+fn leave_thread() {
+    thread::set_user_tag(0);
+    BY_THREAD.lock().remove(&thread::current().id());
 }
 
 /// The process's thread: moves into its space, builds the initial stack and
 /// runs the program until it ends. Returns 0 (the status is in the process).
 fn process_main(pid: u32) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
-    let me = thread::current().id();
-    BY_THREAD.lock().insert(me, (pid, pid));
+    join_thread(pid, pid);
     let started = start(&process);
     if let Err(info) = started {
         process.state.lock().exit.get_or_insert(ExitStatus::Killed { info, rip: 0 });

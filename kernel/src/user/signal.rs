@@ -256,6 +256,10 @@ pub fn settle_stops(process: &Process) {
             if state.job.stopped {
                 None
             } else {
+                // Nothing pending (the common case): no mask to look up.
+                if state.pending == 0 {
+                    return;
+                }
                 let ready = state.pending & !state.mask();
                 if ready == 0 {
                     return;
