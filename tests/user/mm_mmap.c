@@ -5,7 +5,9 @@
  * hints; mprotect with PROT_GROWSDOWN (the change reaches down to the
  * start of the grow-down mapping) and mprotect's order of checks and
  * progress up to a hole; RLIMIT_AS for mmap and brk, RLIMIT_STACK for a
- * grow-down mapping; MAP_SHARED anonymous memory shared with a forked child.
+ * grow-down mapping; MAP_SHARED anonymous memory shared with a forked child;
+ * a read of a file mapping whose file is in memory maps its neighbours too
+ * (fault-around: far fewer faults than pages).
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -231,6 +234,32 @@ static void stack_limit(void) {
     munmap(g - 3 * PAGE, 5 * PAGE);
 }
 
+static void fault_around(void) {
+    int fd = open("/proc/self/exe", O_RDONLY);
+    struct stat st;
+    CHECK(fd >= 0 && fstat(fd, &st) == 0, "open the program's file");
+    long pages = st.st_size / (long)PAGE;
+    if (pages > 64)
+        pages = 64;
+    static char buf[PAGE];
+    long read_ok = 0;
+    for (long i = 0; i < pages; i++)
+        read_ok += pread(fd, buf, PAGE, i * PAGE) == (ssize_t)PAGE;
+    CHECK(read_ok == pages, "read its first %ld pages first", pages);
+    char *f = mmap(NULL, pages * PAGE, PROT_READ, MAP_PRIVATE, fd, 0);
+    CHECK(f != MAP_FAILED, "map %ld pages of it", pages);
+    struct rusage before, after;
+    getrusage(RUSAGE_SELF, &before);
+    volatile char sum = 0;
+    for (long i = 0; i < pages; i++)
+        sum += f[i * PAGE];
+    getrusage(RUSAGE_SELF, &after);
+    long faults = after.ru_minflt - before.ru_minflt;
+    CHECK(pages >= 32 && faults < pages / 2, "reading %ld pages took %ld faults", pages, faults);
+    munmap(f, pages * PAGE);
+    close(fd);
+}
+
 int main(void) {
     struct sigaction sa = {0};
     sa.sa_sigaction = on_fault;
@@ -242,6 +271,7 @@ int main(void) {
     mprotect_order();
     address_space_limit();
     stack_limit();
+    fault_around();
     shared(); /* last: it forks, and the rest need not run on copy-on-write pages */
     return finish("mm_mmap");
 }

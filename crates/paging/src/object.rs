@@ -58,8 +58,10 @@ pub trait PageObject: Send + Sync {
     /// gets a zeroed one first.
     fn frame(&self, index: u64) -> Result<PhysAddr, ObjectFault>;
 
-    /// True when the object holds a frame for page `index` (resident in
-    /// its page cache), whether or not any space maps it.
+    /// True when page `index` is in memory (resident in the object's page
+    /// cache, or as cheap to have as if it were), whether or not any space
+    /// maps it: a read fault maps such neighbours too (fault-around), and a
+    /// kernel's `mincore` reports them.
     fn holds(&self, index: u64) -> bool;
 
     /// Who the object is: two objects with the same key are the same

@@ -408,6 +408,7 @@ impl<M: Machine> PagingAspace<M> {
         access: FaultAccess,
     ) -> FaultOutcome {
         let mut existing = self.anonymous.get(page.0);
+        let mut from_object = false;
         if existing.is_none() {
             if let Some(backing) = self.anonymous.objects.find(page.0) {
                 // First touch of an object's page: the object's frame, one
@@ -421,6 +422,7 @@ impl<M: Machine> PagingAspace<M> {
                         }
                         self.object_pages += 1;
                         existing = Some(frame);
+                        from_object = true;
                     }
                     Err(ObjectFault::PastEnd) => {
                         return FaultOutcome::Unhandled(UnhandledFault::PastEndOfObject { region })
@@ -431,6 +433,26 @@ impl<M: Machine> PagingAspace<M> {
                 }
             }
         }
+        let outcome = self.map_anonymous_page(region, page, probe, perms, access, existing);
+        if from_object && outcome == FaultOutcome::Handled && access != FaultAccess::Write {
+            // The page is mapped: its neighbours may follow.
+            self.map_object_neighbours(region, page);
+        }
+        outcome
+    }
+
+    /// The rest of [`PagingAspace::fault_in_anonymous`]: maps `page`, whose
+    /// frame is `existing` (if it has one yet), copying it first on a write
+    /// while it is shared copy-on-write.
+    fn map_anonymous_page(
+        &mut self,
+        region: Region,
+        page: VirtAddr,
+        probe: FaultProbe,
+        perms: LeafPermissions,
+        access: FaultAccess,
+        existing: Option<PhysAddr>,
+    ) -> FaultOutcome {
         let copy_on_write = |frame| {
             access == FaultAccess::Write
                 && !self.anonymous.is_shared_page(page.0)
@@ -474,6 +496,55 @@ impl<M: Machine> PagingAspace<M> {
                 FaultOutcome::Handled
             }
             Err(_) => FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }),
+        }
+    }
+
+    /// Fault-around for a memory object's pages, as Linux's
+    /// `filemap_map_pages`: after a read fault of `page` (of `region`), maps
+    /// the other pages of its aligned window of [`PagingAspace::fault_around`]
+    /// pages, inside the region and its object backing, that the object
+    /// holds already and this space has no frame for: each takes the object's
+    /// frame (shared writable, or read-only while shared copy-on-write).
+    /// Best effort: a page that cannot be had or mapped is left to its own
+    /// fault.
+    fn map_object_neighbours(&mut self, region: Region, page: VirtAddr) {
+        let window = self.fault_around.max(1) * PAGE;
+        if window <= PAGE || !region.prot.contains(Protection::READ) {
+            return;
+        }
+        let Some(backing) = self.anonymous.objects.find(page.0).cloned() else { return };
+        let start = (page.0 & !(window - 1)).max(region.va.0).max(backing.va.0);
+        let end = (page.0 & !(window - 1))
+            .saturating_add(window)
+            .min(region.last().saturating_add(1))
+            .min(backing.last().saturating_add(1));
+        let perms = LeafPermissions::from_protection(region.prot);
+        let mut at = start;
+        while at < end {
+            let index = backing.index_of(at);
+            if at != page.0 && self.anonymous.get(at).is_none() && backing.object.holds(index) {
+                let Ok(frame) = backing.object.frame(index) else { break };
+                let mapped = self.edit_anonymous(|tables, machine, frames, batch| {
+                    frames.record(at, frame);
+                    if backing.shared {
+                        frames.mark_shared_page(at);
+                    }
+                    tables.map_into(
+                        machine,
+                        VirtAddr(at),
+                        frame,
+                        PAGE,
+                        frames.rights_for(machine, at, frame, perms),
+                        batch,
+                    )
+                });
+                if mapped.is_err() {
+                    // Recorded, not mapped: its own fault maps it later.
+                    break;
+                }
+                self.object_pages += 1;
+            }
+            at += PAGE;
         }
     }
 

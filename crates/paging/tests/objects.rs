@@ -283,3 +283,51 @@ fn bad_object_regions_are_refused_and_change_nothing() {
     assert_eq!(space.object_backings().count(), 1);
     assert_eq!(machine.frames_in_use(), before, "nothing was taken");
 }
+
+#[test]
+fn a_read_fault_maps_the_neighbours_the_object_holds() {
+    let (machine, mut space) = setup(SimConfig::four_level());
+    machine.set_cr0_wp(true);
+    let file = SimFile::new(&machine, 40);
+    let mut writer = Space::new(machine.clone(), "writer", None).unwrap();
+    writer.add_object_region(Region::anonymous(BASE, 40 * K4, RW), file.clone(), 0, true).unwrap();
+    writer.switch_to();
+    // The file holds pages 0..20 except 5; 20.. are holes.
+    for page in (0..20).filter(|&page| page != 5) {
+        user_write(&mut writer, &machine, BASE + page * K4, 0x100 + page).unwrap();
+    }
+    space.add_object_region(Region::anonymous(BASE, 40 * K4, RW), file.clone(), 0, false).unwrap();
+    space.switch_to();
+    let (read, outcomes) = with_faults(&mut space, || machine.read_u64_at(BASE + 2 * K4, Mode::User));
+    assert_eq!((read, outcomes.len()), (Ok(0x102), 1));
+    let mapped = |space: &Space, page: u64| space.walk(aspace::VirtAddr(BASE + page * K4)).unwrap().translation();
+    // The window is pages 0..16 (16 pages, aligned): all but the hole.
+    for page in 0..16 {
+        assert_eq!(mapped(&space, page).is_some(), page != 5, "page {page}");
+    }
+    assert!(mapped(&space, 16).is_none(), "outside the window");
+    assert!(!file.holds(5), "fault-around takes no page the file does not hold");
+    assert_eq!(space.counters().object_pages, 15);
+    // Each neighbour reads without a fault, and a write still copies it.
+    let (read, outcomes) = with_faults(&mut space, || machine.read_u64_at(BASE + 9 * K4, Mode::User));
+    assert_eq!((read, outcomes.len()), (Ok(0x109), 0));
+    user_write(&mut space, &machine, BASE + 9 * K4, 1).unwrap();
+    assert_eq!(file.word(9), Some(0x109), "the private write did not reach the file");
+    assert_eq!(space.verify(), Ok(()));
+
+    // A write fault maps its own page only.
+    let mut other = Space::new(machine.clone(), "other", None).unwrap();
+    other.add_object_region(Region::anonymous(BASE, 40 * K4, RW), file.clone(), 0, true).unwrap();
+    other.switch_to();
+    user_write(&mut other, &machine, BASE + 3 * K4, 7).unwrap();
+    assert_eq!(other.counters().object_pages, 1);
+
+    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
+    idle.switch_to();
+    for space in [&mut space, &mut writer, &mut other] {
+        space.destroy().unwrap();
+    }
+    drop(file);
+    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
+    assert_eq!(machine.violations(), Vec::<String>::new());
+}

@@ -388,6 +388,16 @@ pub fn zero_frame(frame: PhysAddr) {
     }
 }
 
+/// Copies `bytes` (at most a frame's worth) to the start of `frame`, which
+/// the caller owns and nobody else writes meanwhile.
+pub fn write_bytes(frame: PhysAddr, bytes: &[u8]) {
+    assert!(bytes.len() as u64 <= FRAME_SIZE, "more than a frame");
+    // SAFETY: the caller owns the frame, which is identity-mapped RAM; the
+    // copy stays inside it, and `bytes` (kernel memory) cannot overlap a
+    // frame the caller owns.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame.as_u64() as *mut u8, bytes.len()) };
+}
+
 /// `count` free frames in a row, the first aligned to `align` bytes (a power
 /// of two, at least [`FRAME_SIZE`]): the backing of a 2 MiB or 1 GiB page.
 pub fn alloc_contiguous(count: usize, align: u64) -> Option<PhysAddr> {

@@ -68,18 +68,6 @@ pub const MAX_MAP_COUNT: usize = 2048;
 /// least 128 MiB between the stack and the mmap base).
 pub const MMAP_TOP: u64 = STACK_TOP - STACK_MAX - (128 << 20);
 
-/// Marks the pages of a file mapping wholly past the end of the file (a
-/// flag with no other use in a process's space: Linux's fault handler finds
-/// no page of the file there).
-pub const PAST_EOF: aspace::Protection = aspace::Protection::SWAP;
-
-/// True for the pages of a file mapping wholly past the end of its file:
-/// touching them raises `SIGBUS` with `BUS_ADRERR`. (Their region has no
-/// access rights, so every touch is refused.)
-pub fn past_end_of_file(region: &aspace::Region) -> bool {
-    region.prot.contains(PAST_EOF)
-}
-
 /// True for a region the program has (not the kernel's map).
 pub fn is_user(region: &aspace::Region) -> bool {
     region.va.as_u64() >= user_bottom() && !region.prot.contains(aspace::Protection::KERN)
@@ -99,10 +87,7 @@ pub fn same_mapping(paging: &PagingAspace<KernelMachine>, lower: &aspace::Region
     }
     let backing_at =
         |va: u64| paging.file_backing(aspace::VirtAddr::new(va)).map(|b| b.source.as_u64() + (va - b.va.as_u64()));
-    if upper.prot.contains(PAST_EOF) {
-        return lower.prot.contains(PAST_EOF) || backing_at(lower.last()).is_some();
-    }
-    if lower.prot.contains(PAST_EOF) || upper.prot.grows() {
+    if upper.prot.grows() {
         return false;
     }
     if lower.prot - Protection::GROW_DOWN != upper.prot {

@@ -23,22 +23,20 @@
 //!   the memory away. `MLOCK_ONFAULT` is not recorded per region: it only
 //!   decides whether the pages are faulted in now. A forked child starts
 //!   with nothing locked ([`forget_locks`]).
-//! - The pages of a file mapping wholly past the end of the file are a
-//!   region of their own without access rights, marked with
-//!   [`Protection::SWAP`] (NK's swap flag, otherwise unused); touching one
-//!   raises `SIGBUS`/`BUS_ADRERR` ([`past_end_of_file`], asked by the fault
-//!   path in `signal.rs`); `mprotect` leaves them without rights.
-//! - Files in RAM and `MAP_SHARED` anonymous memory (an unnamed file in
-//!   RAM, as Linux's shmem) are memory objects (`objects.rs`): their region
-//!   takes nothing at `mmap`, and each page's first touch maps the file's
-//!   frame, shared writable or private copy-on-write
-//!   ([`PagingAspace::add_object_region`]); a page wholly past the file's
-//!   end is `SIGBUS` and comes back when the file grows; truncation drops
-//!   the pages past the new end from every process
-//!   ([`super::objects::truncate_file`]). Initrd files map private (pages
-//!   copied on first touch) or shared read-only (the initrd is never
-//!   written: `PROT_WRITE` on a shared mapping is `EACCES`), and `msync`
-//!   has nothing to write back.
+//! - Files are memory objects (`objects.rs`): a file in RAM, an initrd
+//!   file (whose page cache keeps a copy of each page some mapping touched),
+//!   and `MAP_SHARED` anonymous memory (an unnamed file in RAM, as Linux's
+//!   shmem). Their region takes nothing at `mmap`: each page's first touch
+//!   maps the file's frame, shared writable or private copy-on-write
+//!   ([`PagingAspace::add_object_region`]), and a read fault maps the
+//!   neighbours the file holds too (fault-around); a page wholly past the
+//!   file's end raises `SIGBUS`/`BUS_ADRERR`, and comes back when the file
+//!   grows; truncation drops the pages past the new end from every process
+//!   ([`super::objects::truncate_file`]). An initrd file maps private, or
+//!   shared read-only (the initrd is never written: `PROT_WRITE` on a shared
+//!   mapping is `EACCES`), and `msync` has nothing to write back. A
+//!   program's segments are file-backed regions the loader makes (each page
+//!   copied on first touch).
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
@@ -57,14 +55,16 @@ use super::creds;
 use super::errno::{Errno, SysResult};
 use super::fdtable::Backing;
 use super::layout::{self, is_user, page_up, same_mapping, PAGE};
-use super::objects::RamFile;
+use super::objects::{InitrdFile, RamFile};
 use super::process::{self, Process};
 use crate::address_space::{paging_of_mut, KernelMachine, LiveEdit, Space, SpaceObject};
 use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, VirtAddr};
+use aspace::{
+    AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, UnhandledFault, VirtAddr,
+};
 use paging::{PageObject, PagingAspace};
 
 /// `PROT_READ`.
@@ -157,7 +157,6 @@ mod nr {
 
 /// Linux's `VM_LOCKED`: the region's pages are locked in memory.
 const LOCKED: Protection = Protection::PIN;
-use super::layout::PAST_EOF;
 
 /// The access rights `prot` asks for, as region protections.
 fn access(prot: u64) -> Protection {
@@ -174,20 +173,9 @@ fn access(prot: u64) -> Protection {
     out
 }
 
-/// The protections of the pages past the end of a file in a mapping whose
-/// other pages have `prot`: no access (so every touch faults), the kind
-/// and lock of the mapping.
-fn past_eof_prot(prot: Protection) -> Protection {
-    prot.kind() | (prot & LOCKED) | PAST_EOF
-}
-
 /// What a region with protections `existing` becomes when the program
-/// asks for the rights `wanted` (`mprotect`): its kind and lock stay, and
-/// pages past the end of a file stay without access, whatever is asked.
+/// asks for the rights `wanted` (`mprotect`): its kind and lock stay.
 fn with_rights(existing: Protection, wanted: Protection) -> Protection {
-    if existing.contains(PAST_EOF) {
-        return existing;
-    }
     existing.kind() | (existing & LOCKED) | wanted
 }
 
@@ -445,7 +433,7 @@ fn zap(space: &Space, object: &mut SpaceObject, part: Region, locked: bool) -> R
     // Past the end of a file nothing is there; a shared mapping's pages are
     // the file's (or the shared memory's): dropping them from the mapping
     // would change nothing a program can see.
-    if part.prot.contains(PAST_EOF) || paging_mut(object)?.is_shared_page(part.va) {
+    if paging_mut(object)?.is_shared_page(part.va) {
         if lock(part.prot) != part.prot {
             protect_part(space, object, part, lock(part.prot))?;
         }
@@ -598,10 +586,6 @@ fn populate_page(object: &mut SpaceObject, va: u64, touch: Touch) -> Result<u64,
         return Err((PopulateError::Hole, next_region));
     };
     let skip = end_of(&region);
-    if region.prot.contains(PAST_EOF) {
-        let denied = touch == Touch::Write && region.prot.contains(Protection::READ_ONLY_BACKING);
-        return Err((if denied { PopulateError::NoAccess } else { PopulateError::PastEof }, skip));
-    }
     let writable = region.prot.contains(Protection::WRITE);
     if !region.prot.contains(Protection::READ) || (touch == Touch::Write && !writable) {
         return Err((PopulateError::NoAccess, skip));
@@ -622,6 +606,8 @@ fn populate_page(object: &mut SpaceObject, va: u64, touch: Touch) -> Result<u64,
     let fault = Fault::page_fault(va, code, 0);
     match paging.exception(&fault) {
         FaultOutcome::Handled | FaultOutcome::Spurious => Ok(next),
+        // The rest of the region lies past the end of its file too.
+        FaultOutcome::Unhandled(UnhandledFault::PastEndOfObject { .. }) => Err((PopulateError::PastEof, skip)),
         FaultOutcome::Unhandled(_) => Err((PopulateError::NoMemory, skip)),
     }
 }
@@ -696,7 +682,7 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
     // A file in RAM, or shared anonymous memory: a memory object whose
     // pages each mapping takes on first touch.
     let mut object: Option<ObjectPart> = None;
-    let source = match &file {
+    match &file {
         Some(file) if matches!(file.lock().backing, Backing::Ram(_)) => {
             let open = file.lock();
             let Backing::Ram(inode) = &open.backing else { return Err(Errno::ENODEV) };
@@ -715,13 +701,11 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             }
             let file = RamFile::new(inode.clone(), open.path.as_deref());
             object = Some(ObjectPart { object: file, first_index: offset / PAGE, shared });
-            None
         }
         None => {
             if shared && flags & MAP_GROWSDOWN != 0 {
                 return Err(Errno::EINVAL);
             }
-            None
         }
         Some(file) => {
             if kind == MAP_SHARED_VALIDATE && flags & !MAP_KNOWN != 0 {
@@ -738,7 +722,7 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             if shared {
                 rights |= Protection::READ_ONLY_BACKING;
             }
-            Some(data)
+            object = Some(ObjectPart { object: InitrdFile::of(data), first_index: offset / PAGE, shared });
         }
     };
     if anonymous && shared {
@@ -748,22 +732,7 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
     if grows_down {
         rights |= Protection::GROW_DOWN;
     }
-    let mut pieces = Vec::new();
-    match source {
-        None => pieces.push(Piece { region: Region::anonymous(start, len, rights), source: None, object }),
-        Some(data) => {
-            let available = data.size().saturating_sub(offset);
-            let file_len = page_up(available).unwrap_or(u64::MAX).min(len);
-            if available > 0 {
-                let region = Region::anonymous(start, file_len, rights);
-                let source = (PhysAddr(data.phys_addr() + offset), available.min(file_len));
-                pieces.push(Piece { region, source: Some(source), object: None });
-            }
-            if file_len < len {
-                pieces.push(Piece::plain(Region::anonymous(start + file_len, len - file_len, past_eof_prot(rights))));
-            }
-        }
-    }
+    let pieces = [Piece { region: Region::anonymous(start, len, rights), source: None, object }];
     {
         let mut object = process.space.lock();
         let replaced: u64 = if fixed {
@@ -1055,43 +1024,35 @@ fn mremap_to(process: &Process, addr: u64, old_len: u64, new_len: u64, flags: u6
 
 /// The regions that continue a mapping whose last region is `last`
 /// (mapped up to `old_end`) for `len` bytes from `start`: more anonymous
-/// memory, or more of the file (then pages past its end), or more pages
-/// past the end of the file.
+/// memory, or more pages of its memory object (a file: past its end they
+/// raise `SIGBUS`, as on Linux). A program's segment (a file-backed region
+/// the loader made) continues with the pages of its initrd file that
+/// follow, as a private mapping of the file.
 fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, start: u64, len: u64) -> Vec<Piece> {
-    let prot = last.prot - Protection::GROW_DOWN;
-    let whole = |prot| Piece::plain(Region::anonymous(start, len, prot));
-    if prot.contains(PAST_EOF) {
-        return alloc::vec![whole(prot)];
-    }
-    if let Some(backing) = paging.object_backing(VirtAddr(old_end - 1)) {
-        // More of the object: its pages continue (past its end: SIGBUS,
-        // as Linux answers past the end of a shared memory object).
-        let object = ObjectPart {
+    let region = Region::anonymous(start, len, last.prot - Protection::GROW_DOWN);
+    let object = if let Some(backing) = paging.object_backing(VirtAddr(old_end - 1)) {
+        Some(ObjectPart {
             object: backing.object.clone(),
             first_index: backing.index_of(old_end - PAGE) + 1,
             shared: backing.shared,
-        };
-        return alloc::vec![Piece { region: Region::anonymous(start, len, prot), source: None, object: Some(object) }];
-    }
-    let Some(backing) = paging.file_backing(VirtAddr(old_end - 1)) else { return alloc::vec![whole(prot)] };
-    let next_source = backing.source.as_u64() + (old_end - backing.va.as_u64());
-    let file_end = crate::fs::files()
-        .iter()
-        .map(|file| (file.phys_addr(), file.phys_addr() + file.size()))
-        .find(|&(first, end)| first <= backing.source.as_u64() && backing.source.as_u64() < end)
-        .map_or(0, |(_, end)| end);
-    let available = file_end.saturating_sub(next_source);
-    let file_len = page_up(available).unwrap_or(u64::MAX).min(len);
-    let mut out = Vec::new();
-    if available > 0 {
-        let source = Some((PhysAddr(next_source), available.min(file_len)));
-        out.push(Piece { region: Region::anonymous(start, file_len, prot), source, object: None });
-    }
-    if file_len < len {
-        let beyond = Region::anonymous(start + file_len, len - file_len, past_eof_prot(prot));
-        out.push(Piece::plain(beyond));
-    }
-    out
+        })
+    } else if let Some(backing) = paging.file_backing(VirtAddr(old_end - 1)) {
+        let next_source = backing.source.as_u64() + (old_end - backing.va.as_u64());
+        crate::fs::files()
+            .iter()
+            .find(|file| {
+                file.phys_addr() <= backing.source.as_u64() && backing.source.as_u64() < file.phys_addr() + file.size()
+            })
+            .filter(|file| (next_source - file.phys_addr()).is_multiple_of(PAGE))
+            .map(|file| ObjectPart {
+                object: InitrdFile::of(file),
+                first_index: (next_source - file.phys_addr()) / PAGE,
+                shared: false,
+            })
+    } else {
+        None
+    };
+    alloc::vec![Piece { region, source: None, object }]
 }
 
 /// Grows the mapping `[addr, addr + old_len)`, which ends its Linux
@@ -1286,9 +1247,11 @@ fn madvise(process: &Process, start: u64, len_in: u64, value: u64) -> SysResult 
 fn advise(process: &Process, part: Region, value: u64) -> Result<(), Errno> {
     use advice::*;
     let locked = part.prot.contains(LOCKED);
-    let file = part.prot.contains(PAST_EOF)
-        || paging_mut(&mut process.space.lock())?.file_backing(part.va).is_some()
-        || part.prot.contains(Protection::READ_ONLY_BACKING);
+    let file = {
+        let mut object = process.space.lock();
+        let paging = paging_mut(&mut object)?;
+        paging.file_backing(part.va).is_some() || paging.object_backing(part.va).is_some()
+    };
     let (start, end) = (part.va.as_u64(), end_of(&part));
     match value {
         DONTNEED | DONTNEED_LOCKED | FREE => {
@@ -1381,10 +1344,9 @@ fn mincore(process: &Process, start: u64, len: u64, vec: u64) -> SysResult {
                 // A memory object's page is resident when its page cache
                 // holds it, mapped here or not (Linux's mincore_page).
                 let in_object = |va| paging.object_backing(va).is_some_and(|b| b.object.holds(b.index_of(va.as_u64())));
-                let resident = !region.prot.contains(PAST_EOF)
-                    && (paging.file_backing(VirtAddr(va)).is_some()
-                        || paging.anonymous_frame(VirtAddr(va)).is_some()
-                        || in_object(VirtAddr(va)));
+                let resident = paging.file_backing(VirtAddr(va)).is_some()
+                    || paging.anonymous_frame(VirtAddr(va)).is_some()
+                    || in_object(VirtAddr(va));
                 bytes.push(u8::from(resident));
             }
         }

@@ -4,6 +4,12 @@
 //! unnamed file of the memfd instance, as Linux makes one on shmem
 //! (`shmem_zero_setup`).
 //!
+//! An initrd file mapped by a program is one too ([`InitrdFile`]): its page
+//! cache holds a copy of each page some mapping touched (the initrd is
+//! read-only and its pages are not page-aligned in general), made once and
+//! shared by every mapping of the file from then on; the copies last as
+//! long as the kernel.
+//!
 //! A mapping of one takes nothing at `mmap`: each page's first touch asks
 //! the file for the page's frame (a hole gets a zeroed frame then), and a
 //! page wholly past the file's end is `SIGBUS`. Truncation
@@ -14,6 +20,10 @@
 use super::process;
 use crate::address_space::paging_of_mut;
 use crate::fs::ramfs::{self, Body, Inode};
+use crate::fs::File;
+use crate::mem::frames;
+use crate::sync::IrqMutex;
+use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
 use aspace::PhysAddr;
@@ -104,4 +114,69 @@ pub fn truncate_file(inode: &Arc<Inode>, size: u64) -> Result<(), ramfs::Error> 
         }
     }
     inode.truncate(size)
+}
+
+/// An initrd file as a mapping sees it: its bytes, and its page cache.
+pub struct InitrdFile {
+    file: &'static File,
+    /// The frame holding a copy of each page copied so far, by index.
+    cache: IrqMutex<BTreeMap<u64, PhysAddr>>,
+}
+
+/// The initrd files mapped so far, by the address of their data: one page
+/// cache per file, shared by all its mappings.
+static INITRD_FILES: IrqMutex<BTreeMap<usize, Arc<InitrdFile>>> = IrqMutex::new(BTreeMap::new());
+
+impl InitrdFile {
+    /// The memory object of `file`.
+    pub fn of(file: &'static File) -> Arc<InitrdFile> {
+        let key = file.data().as_ptr() as usize;
+        INITRD_FILES
+            .lock()
+            .entry(key)
+            .or_insert_with(|| Arc::new(InitrdFile { file, cache: IrqMutex::new(BTreeMap::new()) }))
+            .clone()
+    }
+}
+
+impl PageObject for InitrdFile {
+    fn frame(&self, index: u64) -> Result<PhysAddr, ObjectFault> {
+        let data = self.file.data();
+        let start = index.checked_mul(super::layout::PAGE).filter(|&start| start < data.len() as u64);
+        let Some(start) = start else { return Err(ObjectFault::PastEnd) };
+        let mut cache = self.cache.lock();
+        let frame = match cache.get(&index) {
+            Some(&frame) => frame,
+            None => {
+                // The page's bytes, the rest of the frame zero (past the end
+                // of the file, as Linux's page cache reads there).
+                let frame = frames::alloc_zeroed().ok_or(ObjectFault::OutOfMemory)?;
+                let bytes = &data[start as usize..data.len().min(start as usize + super::layout::PAGE as usize)];
+                frames::write_bytes(frame, bytes);
+                cache.insert(index, frame);
+                frame
+            }
+        };
+        frames::share(frame).map_err(|_| ObjectFault::OutOfMemory)?;
+        Ok(frame)
+    }
+
+    fn holds(&self, index: u64) -> bool {
+        // Every byte of the initrd is in memory (a page the cache has not
+        // copied yet is copied when asked for), as a file of Linux's
+        // initramfs is all in its page cache.
+        index.checked_mul(super::layout::PAGE).is_some_and(|start| start < self.file.size())
+    }
+
+    fn key(&self) -> usize {
+        self.file.data().as_ptr() as usize
+    }
+
+    fn describe(&self, out: &mut dyn fmt::Write) -> fmt::Result {
+        write!(out, "/{}", self.file.name())
+    }
+
+    fn file_ids(&self) -> (u64, u64) {
+        (0, super::proc::inode_of(self.file.name()))
+    }
 }

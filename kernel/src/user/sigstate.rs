@@ -162,9 +162,7 @@ pub fn for_trap(vector: u8, rip: u64, fault: Option<(&Fault, &UnhandledFault)>) 
             UnhandledFault::Forbidden { region, .. } if region.prot.contains(Protection::KERN) => {
                 info(Signal::SIGSEGV, code::SEGV_MAPERR, fault.addr)
             }
-            UnhandledFault::Forbidden { region, .. } if super::layout::past_end_of_file(region) => {
-                info(Signal::SIGBUS, 2, fault.addr) // BUS_ADRERR: past the end of a mapped file
-            }
+            // BUS_ADRERR: past the end of a mapped file.
             UnhandledFault::PastEndOfObject { .. } => info(Signal::SIGBUS, 2, fault.addr),
             UnhandledFault::Forbidden { .. } => info(Signal::SIGSEGV, code::SEGV_ACCERR, fault.addr),
             UnhandledFault::OutOfMemory { .. } | UnhandledFault::ReservedBit => info(Signal::SIGKILL, 0, 0),
