@@ -71,6 +71,8 @@ struct State {
     strict: bool,
     violations: Vec<String>,
     counters: TlbCounters,
+    /// The zero frame, once [`SimMachine::enable_zero_frame`] made one.
+    zero_frame: Option<u64>,
 }
 
 /// A simulated x86-64 machine: a cheap, shareable handle (`Clone`, `Send`,
@@ -115,6 +117,7 @@ impl SimMachine {
             strict: true,
             violations: Vec::new(),
             counters: TlbCounters::default(),
+            zero_frame: None,
         };
         SimMachine { state: Arc::new(Mutex::new(state)) }
     }
@@ -158,6 +161,9 @@ impl SimMachine {
         assert!(va.is_multiple_of(8), "write_u64_at({va:#x}): the address must be 8-byte aligned");
         let mut state = self.state();
         let pa = state.access(va, FaultAccess::Write, mode)?;
+        if state.zero_frame == Some(pa & !0xfff) {
+            state.violation(format!("write at VA {va:#x} reached the zero frame {pa:#x}: every reader's zeros change"));
+        }
         if state.frames.is_shared_copy_on_write(pa) {
             // Two spaces share the frame until one writes: the write must
             // have faulted and copied. A stale writable TLB entry (an
@@ -448,6 +454,19 @@ impl SimMachine {
     // recorded violation, never undefined behaviour. Tests call these
     // directly; the trait's methods forward to them.
 
+    /// Gives the machine a zero frame ([`Machine::zero_frame`]): a zeroed
+    /// frame of the pool that stays allocated for good (it counts in
+    /// [`SimMachine::frames_in_use`]) and whose every write through the MMU
+    /// is a violation. Returns it; a second call returns the same frame.
+    pub fn enable_zero_frame(&self) -> PhysAddr {
+        if let Some(frame) = self.state().zero_frame {
+            return PhysAddr(frame);
+        }
+        let frame = Machine::alloc_frame(self).expect("a frame for the zero page");
+        self.state().zero_frame = Some(frame.0);
+        frame
+    }
+
     /// [`Machine::free_frame`]: returns `frame` to the pool, recording a
     /// violation if it is not an allocated frame of the pool or some CPU
     /// still uses it (its CR3, or a TLB entry to it or walked through it).
@@ -599,6 +618,10 @@ unsafe impl Machine for SimMachine {
 
     unsafe fn free_frame(&self, frame: PhysAddr) {
         SimMachine::free_frame(self, frame);
+    }
+
+    fn zero_frame(&self) -> Option<PhysAddr> {
+        self.state().zero_frame.map(PhysAddr)
     }
 
     unsafe fn share_frame(&self, frame: PhysAddr, copy_on_write: bool) -> bool {

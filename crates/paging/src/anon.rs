@@ -43,6 +43,10 @@ pub(crate) struct AnonymousFrames {
     /// Pages shared writable with the spaces forked from this one (a
     /// `MAP_SHARED` anonymous mapping): never copied on write.
     shared_pages: BTreeSet<u64>,
+    /// Pages read before they were ever written, which map the machine's
+    /// zero frame read-only (see [`crate::Machine::zero_frame`]): they own
+    /// no frame, and their first write maps a frame of their own.
+    pub(crate) zero_pages: BTreeSet<u64>,
     /// What pages of file-backed regions start with instead of zeros.
     pub(crate) files: FileBackings,
     /// Which pages come from memory objects (a file's page cache, shared
@@ -61,6 +65,8 @@ impl AnonymousFrames {
         AnonymousFrames {
             by_page: self.by_page.clone(),
             shared_pages: self.shared_pages.clone(),
+            // The child maps nothing yet: its reads find the zero page again.
+            zero_pages: BTreeSet::new(),
             files: self.files.fork_copy(),
             objects: self.objects.clone(),
             peak: self.by_page.len(),
@@ -178,6 +184,10 @@ impl AnonymousFrames {
     /// [`AnonymousFrames::release`] does, but keeps the backings: a later
     /// touch fills the pages again from them.
     pub(crate) fn release_frames(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
+        let zero: Vec<u64> = self.zero_pages.range(va..=last).copied().collect();
+        for page in zero {
+            self.zero_pages.remove(&page);
+        }
         let shared: Vec<u64> = self.shared_pages.range(va..=last).copied().collect();
         for page in shared {
             self.shared_pages.remove(&page);
@@ -197,6 +207,7 @@ impl AnonymousFrames {
         self.files.clear();
         self.objects.clear();
         self.shared_pages.clear();
+        self.zero_pages.clear();
         for (_, frame) in core::mem::take(&mut self.by_page) {
             // SAFETY: the space's own frame, out of the record; the space is
             // being destroyed and the batch flushes it whole.
@@ -227,6 +238,8 @@ impl AnonymousFrames {
         match tables.map_into(machine, page, frame, PAGE, self.rights_for(machine, page.0, frame, perms), batch) {
             Ok(()) => {
                 self.by_page.insert(page.0, frame);
+                // It mapped the zero page until now, if it was read first.
+                self.zero_pages.remove(&page.0);
                 self.note_peak();
                 Ok(())
             }

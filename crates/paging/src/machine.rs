@@ -166,6 +166,15 @@ pub unsafe trait Machine {
         true
     }
 
+    /// A frame of zeros that nobody ever writes and the machine keeps for
+    /// good, which a space with the zero page on
+    /// ([`crate::PagingAspace::set_zero_page`]) maps read-only for the pages
+    /// of its anonymous regions that are read before they are written (as
+    /// Linux's zero page); `None` (the default) when there is none.
+    fn zero_frame(&self) -> Option<PhysAddr> {
+        None
+    }
+
     /// True when more than one reference to `frame` exists (see
     /// [`Machine::share_frame`]): a write to the page must copy it first.
     fn frame_is_shared(&self, frame: PhysAddr) -> bool {

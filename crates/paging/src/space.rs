@@ -101,6 +101,9 @@ pub struct PagingAspace<M: Machine> {
     fault_around: u64,
     /// The frames owned for anonymous pages.
     anonymous: AnonymousFrames,
+    /// Whether reads of untouched anonymous pages map the machine's zero
+    /// frame (see [`PagingAspace::set_zero_page`]).
+    zero_page: bool,
     /// How far growing regions grow, and the gap they keep.
     growth_limits: GrowthLimits,
     growths: u64,
@@ -129,6 +132,7 @@ impl<M: Machine> PagingAspace<M> {
             fault_page_limit: PageSize::Size1G,
             fault_around: DEFAULT_FAULT_AROUND_PAGES,
             anonymous: AnonymousFrames::default(),
+            zero_page: false,
             growth_limits: GrowthLimits::DEFAULT,
             growths: 0,
             cow_copies: 0,
@@ -138,6 +142,28 @@ impl<M: Machine> PagingAspace<M> {
             page_invalidations: 0,
             full_flushes: 0,
         })
+    }
+
+    /// With `on`, a read (or instruction fetch) of a page of an anonymous
+    /// region that has no frame yet (and no file or object behind it) maps
+    /// the machine's zero frame read-only ([`Machine::zero_frame`]) instead
+    /// of a fresh zeroed frame of its own, as Linux's zero page: the page
+    /// owns no frame until its first write, which maps one. Off by default;
+    /// nothing changes on a machine without a zero frame. A fork copies the
+    /// setting.
+    pub fn set_zero_page(&mut self, on: bool) {
+        self.zero_page = on;
+    }
+
+    /// The pages that map the zero frame, in address order.
+    pub(crate) fn zero_pages(&self) -> impl Iterator<Item = u64> + '_ {
+        self.anonymous.zero_pages.iter().copied()
+    }
+
+    /// True when the page at `va` maps the zero frame (see
+    /// [`PagingAspace::set_zero_page`]): read, never written.
+    pub fn maps_zero_page(&self, va: VirtAddr) -> bool {
+        self.anonymous.zero_pages.contains(&(va.0 & !(PAGE - 1)))
     }
 
     /// Caps the page size a lazy fault maps. `Size4K` makes every fault map
@@ -433,12 +459,48 @@ impl<M: Machine> PagingAspace<M> {
                 }
             }
         }
+        if existing.is_none() && access != FaultAccess::Write && self.zero_page {
+            if let Some(outcome) = self.map_zero_page(region, page, probe, perms) {
+                return outcome;
+            }
+        }
         let outcome = self.map_anonymous_page(region, page, probe, perms, access, existing);
         if from_object && outcome == FaultOutcome::Handled && access != FaultAccess::Write {
             // The page is mapped: its neighbours may follow.
             self.map_object_neighbours(region, page);
         }
         outcome
+    }
+
+    /// A read of `page` (of anonymous `region`), which has no frame: maps the
+    /// machine's zero frame there read-only, unless the page has a file
+    /// backing or the machine has no zero frame (`None`: the caller maps a
+    /// frame of its own).
+    fn map_zero_page(
+        &mut self,
+        region: Region,
+        page: VirtAddr,
+        probe: FaultProbe,
+        perms: LeafPermissions,
+    ) -> Option<FaultOutcome> {
+        let zero = self.machine.zero_frame()?;
+        if self.anonymous.files.find(page.0).is_some() {
+            return None;
+        }
+        let perms = perms.read_only();
+        let mapped = match (probe.hole_for(PageSize::Size4K, perms), self.tables.as_mut()) {
+            (Some(hole), Some(tables)) => {
+                tables.fill_holes(&self.machine, hole, page, zero, 1, PageSize::Size4K, perms);
+                Ok(())
+            }
+            _ => self.edit(|tables, machine, batch| tables.map_into(machine, page, zero, PAGE, perms, batch)),
+        };
+        if mapped.is_err() {
+            return Some(FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }));
+        }
+        self.anonymous.zero_pages.insert(page.0);
+        self.faults_handled += 1;
+        Some(FaultOutcome::Handled)
     }
 
     /// The rest of [`PagingAspace::fault_in_anonymous`]: maps `page`, whose
@@ -601,12 +663,14 @@ impl<M: Machine> PagingAspace<M> {
     /// shared copy-on-write (after an edit that gave the range write access).
     fn write_protect_shared(&mut self, va: u64, len: u64) {
         let last = va.saturating_add(len - 1);
-        let shared: Vec<u64> = self
+        let mut shared: Vec<u64> = self
             .anonymous
             .iter_range(va, last)
             .filter(|&(page, frame)| !self.anonymous.is_shared_page(page) && self.machine.frame_is_shared(frame))
             .map(|(page, _)| page)
             .collect();
+        // The zero page is never written either.
+        shared.extend(self.anonymous.zero_pages.range(va..=last));
         if shared.is_empty() {
             return;
         }
@@ -701,7 +765,10 @@ impl<M: Machine> PagingAspace<M> {
                 kind: aspace::AddressKind::Length,
             });
         }
-        if self.anonymous.iter_range(region.va.0, region.va.0 + region.len - 1).next().is_some() {
+        let last = region.va.0 + region.len - 1;
+        if self.anonymous.iter_range(region.va.0, last).next().is_some()
+            || self.anonymous.zero_pages.range(region.va.0..=last).next().is_some()
+        {
             return Err(AspaceError::Overlap { existing });
         }
         for (index, &frame) in frames.iter().enumerate() {
@@ -762,6 +829,7 @@ impl<M: Machine> PagingAspace<M> {
         let mut child = PagingAspace::new(self.machine.clone(), name, pcid)?;
         child.fault_page_limit = self.fault_page_limit;
         child.fault_around = self.fault_around;
+        child.zero_page = self.zero_page;
         child.growth_limits = self.growth_limits;
         for region in &regions {
             if let Err(error) = child.add_region(*region) {

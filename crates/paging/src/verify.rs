@@ -5,7 +5,7 @@ use crate::entry::{LeafPermissions, Level, PageSize, PageTableEntry, ENTRIES_PER
 use crate::machine::Machine;
 use crate::space::PagingAspace;
 use crate::table::TableRef;
-use alloc::collections::BTreeMap;
+use alloc::collections::{BTreeMap, BTreeSet};
 use alloc::vec::Vec;
 use aspace::{PhysAddr, Protection, Region, RegionSet, VirtAddr};
 use core::fmt;
@@ -149,6 +149,9 @@ struct Checker<'a, M: Machine + ?Sized> {
     regions: &'a RegionSet,
     /// The frames owned for anonymous pages, by page.
     anonymous: BTreeMap<u64, PhysAddr>,
+    /// The pages that map the zero frame, and that frame.
+    zero_pages: BTreeSet<u64>,
+    zero_frame: Option<PhysAddr>,
     virt_bits: u32,
     phys_bits: u32,
     nx: bool,
@@ -220,6 +223,20 @@ impl<M: Machine + ?Sized> Checker<'_, M> {
                 self.errors.push(VerifyError::AnonymousFrame { va, frame: found, problem: "not a 4 KiB page" });
                 return;
             }
+            if self.zero_pages.contains(&va.0) {
+                // The zero page: that frame, and never writable.
+                let perms = LeafPermissions::from_protection(region.prot).read_only();
+                let zero = self.zero_frame.unwrap_or(PhysAddr(u64::MAX));
+                let wanted = PageTableEntry::leaf(zero, size, perms, self.nx);
+                if found != zero || entry.attributes(level) != wanted.attributes(level) {
+                    self.errors.push(VerifyError::AnonymousFrame {
+                        va,
+                        frame: found,
+                        problem: "a zero page must map the zero frame read-only",
+                    });
+                }
+                return;
+            }
             let Some(owned) = self.anonymous.get(&va.0).copied() else {
                 self.errors.push(VerifyError::AnonymousFrame { va, frame: found, problem: "no frame is owned for it" });
                 return;
@@ -284,6 +301,8 @@ impl<M: Machine> PagingAspace<M> {
             machine: self.machine(),
             regions: self.region_set(),
             anonymous: self.anonymous_frames().map(|(page, frame)| (page.0, frame)).collect(),
+            zero_pages: self.zero_pages().collect(),
+            zero_frame: self.machine().zero_frame(),
             virt_bits: features.virt_width().bits(),
             phys_bits: features.phys_bits,
             nx: features.nx,

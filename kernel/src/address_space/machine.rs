@@ -13,6 +13,10 @@ const CR3_KEEP_TLB: u64 = 1 << 63;
 /// CR3 bits 11:0 hold the PCID when CR4.PCIDE is set.
 const CR3_PCID_MASK: u64 = 0xfff;
 
+/// The zero frame (`Machine::zero_frame`): taken from the allocator on
+/// first use and never given back, so never written or freed.
+static ZERO_FRAME: spin::Once<Option<PhysAddr>> = spin::Once::new();
+
 /// The machine Nacre runs on. A stateless handle: every method acts on the
 /// hardware of the CPU that calls it (and, for invalidation, of the others).
 #[derive(Clone, Copy, Debug, Default)]
@@ -25,7 +29,9 @@ pub struct KernelMachine;
 // follows; `alloc_frame` hands out zeroed frames of the frame allocator,
 // owned by the caller until freed; `share_frame` and `frame_is_shared`
 // count a shared frame's references in the allocator, and `free_frame`
-// gives up one, returning the frame with the last; `invalidate` returns once every CPU
+// gives up one, returning the frame with the last; `zero_frame` is a
+// zeroed frame taken once and never freed, which nothing maps writable (the
+// paging crate maps it read-only only); `invalidate` returns once every CPU
 // that may hold the space's translations has dropped them (`tlb`'s
 // shootdown); `load_root` writes this CPU's CR3 and `current_root` reads
 // it; `features` reads what the boot code turned on, on every CPU.
@@ -62,6 +68,10 @@ unsafe impl Machine for KernelMachine {
     unsafe fn share_frames(&self, frames: &[PhysAddr], _copy_on_write: bool) -> bool {
         // One taking of the allocator's lock for all of them.
         frames::share_all(frames).is_ok()
+    }
+
+    fn zero_frame(&self) -> Option<PhysAddr> {
+        *ZERO_FRAME.call_once(frames::alloc_zeroed)
     }
 
     fn frame_is_shared(&self, frame: PhysAddr) -> bool {

@@ -126,6 +126,8 @@ fn fill(space: &Arc<Space>, file: &File, plan: &LoadPlan) -> Result<(), AspaceEr
         }
     }
     paging.set_growth_limits(STACK_MAX, STACK_GUARD_GAP)?;
+    // Reads of memory never written map the zero page, as on Linux.
+    paging.set_zero_page(true);
     let stack = Region::anonymous(
         STACK_TOP - STACK_INITIAL,
         STACK_INITIAL,

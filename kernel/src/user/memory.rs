@@ -595,7 +595,7 @@ fn populate_page(object: &mut SpaceObject, va: u64, touch: Touch) -> Result<u64,
     let done = if write {
         paging.walk(VirtAddr(va)).and_then(|walk| walk.translation()).is_some_and(|page| page.writable)
     } else {
-        paging.anonymous_frame(VirtAddr(va)).is_some()
+        paging.anonymous_frame(VirtAddr(va)).is_some() || paging.maps_zero_page(VirtAddr(va))
     };
     if done {
         return Ok(next);
@@ -1346,6 +1346,7 @@ fn mincore(process: &Process, start: u64, len: u64, vec: u64) -> SysResult {
                 let in_object = |va| paging.object_backing(va).is_some_and(|b| b.object.holds(b.index_of(va.as_u64())));
                 let resident = paging.file_backing(VirtAddr(va)).is_some()
                     || paging.anonymous_frame(VirtAddr(va)).is_some()
+                    || paging.maps_zero_page(VirtAddr(va))
                     || in_object(VirtAddr(va));
                 bytes.push(u8::from(resident));
             }

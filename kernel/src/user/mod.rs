@@ -235,6 +235,8 @@ static LAYER: UserLayer = UserLayer;
 /// [`crate::arch::syscall::init_this_cpu`] themselves). Call once at boot.
 pub fn init() {
     copy::init();
+    // The zero page, taken now rather than by the first program's read.
+    let _ = paging::Machine::zero_frame(&crate::address_space::KernelMachine);
     install_syscall_handler(&LAYER);
     install_user_trap_handler(&LAYER);
     crate::arch::syscall::init_this_cpu();

@@ -127,6 +127,13 @@ pub struct InitrdFile {
 /// cache per file, shared by all its mappings.
 static INITRD_FILES: IrqMutex<BTreeMap<usize, Arc<InitrdFile>>> = IrqMutex::new(BTreeMap::new());
 
+/// How many frames the initrd files' page caches hold (they keep them for
+/// the life of the kernel: `mem since` does not count them as lost).
+pub fn initrd_cache_frames() -> usize {
+    let files: alloc::vec::Vec<Arc<InitrdFile>> = INITRD_FILES.lock().values().cloned().collect();
+    files.iter().map(|file| file.cache.lock().len()).sum()
+}
+
 impl InitrdFile {
     /// The memory object of `file`.
     pub fn of(file: &'static File) -> Arc<InitrdFile> {

@@ -358,7 +358,14 @@ pub fn pagemap(process: &Process, first: u64, count: u64) -> Vec<u64> {
     // Only the pages of the mappings over the range are looked at.
     for mapping in mappings_in(paging, start, end) {
         for va in (mapping.start.max(start)..mapping.end.min(end)).step_by(layout::PAGE as usize) {
-            let Some(frame) = paging.anonymous_frame(VirtAddr::new(va)) else { continue };
+            let Some(frame) = paging.anonymous_frame(VirtAddr::new(va)) else {
+                if paging.maps_zero_page(VirtAddr::new(va)) {
+                    // Linux's zero page: present, neither a file's nor exclusive.
+                    let zero = paging.machine().zero_frame().map_or(0, |frame| frame.as_u64() >> 12);
+                    entries[((va - start) / layout::PAGE) as usize] = pm::PRESENT | zero & pm::PFN_MASK;
+                }
+                continue;
+            };
             let state = page_state(paging, &mapping, va, frame);
             let mut entry = pm::PRESENT | (frame.as_u64() >> 12) & pm::PFN_MASK;
             if !state.anonymous {

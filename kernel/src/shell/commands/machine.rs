@@ -49,25 +49,34 @@ pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
 
 /// The free frames `mem mark` saw (`usize::MAX`: no mark yet).
 static MARKED_FREE: AtomicUsize = AtomicUsize::new(usize::MAX);
+/// The frames the initrd's page cache held at the mark.
+static MARKED_CACHE: AtomicUsize = AtomicUsize::new(0);
 
 /// `mem mark`: remembers how many frames are free now.
 fn mem_mark(out: &mut dyn Write) -> Result<(), CommandError> {
     let free = crate::mem::frames::stats().free;
     MARKED_FREE.store(free, Ordering::Relaxed);
+    MARKED_CACHE.store(crate::user::objects::initrd_cache_frames(), Ordering::Relaxed);
     writeln!(out, "frames: {free} free (marked)")?;
     Ok(())
 }
 
 /// `mem since [SLACK]`: the frames free now against the mark; fails when
-/// more than SLACK fewer are free (frames taken and not given back).
+/// more than SLACK fewer are free (frames taken and not given back), not
+/// counting those the initrd's page cache took meanwhile (it keeps them).
 fn mem_since(slack: usize, out: &mut dyn Write) -> Result<(), CommandError> {
     let marked = MARKED_FREE.load(Ordering::Relaxed);
     if marked == usize::MAX {
         return Err(CommandError::failed("no mark: run 'mem mark' first"));
     }
     let free = crate::mem::frames::stats().free;
-    let lost = marked.saturating_sub(free);
-    writeln!(out, "frames: {marked} free at the mark, {free} now ({lost} fewer; at most {slack} allowed)")?;
+    let cached = crate::user::objects::initrd_cache_frames().saturating_sub(MARKED_CACHE.load(Ordering::Relaxed));
+    let lost = marked.saturating_sub(free).saturating_sub(cached);
+    writeln!(
+        out,
+        "frames: {marked} free at the mark, {free} now ({cached} more in the initrd's page cache; {lost} fewer \
+         otherwise; at most {slack} allowed)"
+    )?;
     if lost > slack {
         return Err(CommandError::failed(format_args!("{lost} frames not given back since the mark")));
     }
