@@ -7,7 +7,9 @@
  * progress up to a hole; RLIMIT_AS for mmap and brk, RLIMIT_STACK for a
  * grow-down mapping; MAP_SHARED anonymous memory shared with a forked child;
  * a read of a file mapping whose file is in memory maps its neighbours too
- * (fault-around: far fewer faults than pages).
+ * (fault-around: far fewer faults than pages); a mapping that may be
+ * written but not read (PROT_WRITE alone) shows "-w-" in /proc/self/maps and
+ * refuses MADV_POPULATE_READ (EINVAL), as Linux's mapping without VM_READ.
  */
 #define _GNU_SOURCE
 #include "check.h"
@@ -260,6 +262,57 @@ static void fault_around(void) {
     close(fd);
 }
 
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
+
+/* The rights column ("rw-p") of the /proc/self/maps line starting at p. */
+static void rights_of(void *p, char out[5]) {
+    static char buf[65536];
+    int fd = open("/proc/self/maps", O_RDONLY);
+    size_t len = 0;
+    ssize_t n;
+    while (fd >= 0 && len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
+        len += n;
+    if (fd >= 0)
+        close(fd);
+    buf[len] = 0;
+    char want[32];
+    snprintf(want, sizeof want, "%lx-", (unsigned long)p);
+    strcpy(out, "????");
+    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        if (strncmp(line, want, strlen(want)) == 0) {
+            char *space = strchr(line, ' ');
+            if (space)
+                memcpy(out, space + 1, 4);
+            return;
+        }
+    }
+}
+
+static void write_only(void) {
+    char rights[5] = {0};
+    char *w = mmap(NULL, 2 * PAGE, PROT_WRITE, ANON, -1, 0);
+    CHECK(w != MAP_FAILED, "a PROT_WRITE mapping");
+    rights_of(w, rights);
+    CHECK(!strcmp(rights, "-w-p"), "maps shows it write-only: %s", rights);
+    CHECK_ERR(madvise(w, 2 * PAGE, MADV_POPULATE_READ), EINVAL);
+    CHECK(madvise(w, 2 * PAGE, MADV_POPULATE_WRITE) == 0, "MADV_POPULATE_WRITE: %s", strerror(errno));
+    w[0] = 1;
+    CHECK(mprotect(w, PAGE, PROT_READ | PROT_WRITE) == 0, "mprotect its first page readable");
+    rights_of(w, rights);
+    CHECK(!strcmp(rights, "rw-p"), "then that part is rw-p: %s", rights);
+    rights_of(w + PAGE, rights);
+    CHECK(!strcmp(rights, "-w-p"), "and the rest still -w-p: %s", rights);
+    CHECK(madvise(w, PAGE, MADV_POPULATE_READ) == 0, "MADV_POPULATE_READ of the readable part");
+    char *x = mmap(NULL, PAGE, PROT_EXEC, ANON, -1, 0);
+    rights_of(x, rights);
+    CHECK(x != MAP_FAILED && !strcmp(rights, "--xp"), "a PROT_EXEC mapping shows --xp: %s", rights);
+    munmap(x, PAGE);
+    munmap(w, 2 * PAGE);
+}
+
 int main(void) {
     struct sigaction sa = {0};
     sa.sa_sigaction = on_fault;
@@ -272,6 +325,7 @@ int main(void) {
     address_space_limit();
     stack_limit();
     fault_around();
+    write_only();
     shared(); /* last: it forks, and the rest need not run on copy-on-write pages */
     return finish("mm_mmap");
 }

@@ -157,7 +157,7 @@ const SELFTESTS: &[Selftest] = &[
         extra_libs: &[],
         marker: Some("# Totals: "),
         low_addresses: false,
-        nacre_passes: (false, false),
+        nacre_passes: (true, true),
     },
     Selftest {
         name: "virtual_address_range",

@@ -68,6 +68,18 @@ pub const MAX_MAP_COUNT: usize = 2048;
 /// least 128 MiB between the stack and the mmap base).
 pub const MMAP_TOP: u64 = STACK_TOP - STACK_MAX - (128 << 20);
 
+/// Marks a region the program may write or run but did not ask to read
+/// (`PROT_WRITE` or `PROT_EXEC` without `PROT_READ`: Linux's mapping has no
+/// `VM_READ`). The pages are readable all the same (x86 cannot map a page
+/// it cannot read, and Linux's cannot either); a flag with no other use in
+/// a process's space (NK's swap flag).
+pub const UNREAD: aspace::Protection = aspace::Protection::SWAP;
+
+/// True when the program asked to read `region` (`PROT_READ`).
+pub fn readable(region_prot: aspace::Protection) -> bool {
+    region_prot.contains(aspace::Protection::READ) && !region_prot.contains(UNREAD)
+}
+
 /// True for a region the program has (not the kernel's map).
 pub fn is_user(region: &aspace::Region) -> bool {
     region.va.as_u64() >= user_bottom() && !region.prot.contains(aspace::Protection::KERN)

@@ -157,12 +157,20 @@ mod nr {
 
 /// Linux's `VM_LOCKED`: the region's pages are locked in memory.
 const LOCKED: Protection = Protection::PIN;
+use super::layout::UNREAD;
 
-/// The access rights `prot` asks for, as region protections.
+/// The access rights `prot` asks for, as region protections. x86 cannot
+/// map a page it cannot read, so a page written or run is readable; when
+/// `PROT_READ` was not asked, [`UNREAD`] says so (Linux's mapping then has
+/// no `VM_READ`: `/proc/self/maps` shows no `r`, `MADV_POPULATE_READ` is
+/// `EINVAL`).
 fn access(prot: u64) -> Protection {
     let mut out = Protection::empty();
     if prot & (PROT_READ | PROT_WRITE | PROT_EXEC) != 0 {
-        out |= Protection::READ; // x86 cannot map a page it cannot read
+        out |= Protection::READ;
+        if prot & PROT_READ == 0 {
+            out |= UNREAD;
+        }
     }
     if prot & PROT_WRITE != 0 {
         out |= Protection::WRITE;
@@ -587,7 +595,8 @@ fn populate_page(object: &mut SpaceObject, va: u64, touch: Touch) -> Result<u64,
     };
     let skip = end_of(&region);
     let writable = region.prot.contains(Protection::WRITE);
-    if !region.prot.contains(Protection::READ) || (touch == Touch::Write && !writable) {
+    let unread = touch == Touch::Read && region.prot.contains(UNREAD);
+    if !region.prot.contains(Protection::READ) || unread || (touch == Touch::Write && !writable) {
         return Err((PopulateError::NoAccess, skip));
     }
     let write = touch == Touch::Write || (touch == Touch::Fault && writable);

@@ -127,7 +127,7 @@ fn brk_range(process: &Process) -> (u64, u64) {
 /// Appends the `maps` line of `mapping` (with its newline) to `out`.
 fn map_line(out: &mut String, mapping: &Mapping, (brk_start, brk): (u64, u64)) {
     let prot = mapping.prot;
-    let r = if prot.contains(Protection::READ) { 'r' } else { '-' };
+    let r = if layout::readable(prot) { 'r' } else { '-' };
     let w = if prot.contains(Protection::WRITE) { 'w' } else { '-' };
     let x = if prot.contains(Protection::EXEC) { 'x' } else { '-' };
     let shared = if mapping.shared() { 's' } else { 'p' };
@@ -259,7 +259,7 @@ fn vm_flags(mapping: &Mapping) -> String {
     let prot = mapping.prot;
     let shared = mapping.shared();
     let flags = [
-        ("rd", prot.contains(Protection::READ)),
+        ("rd", layout::readable(prot)),
         ("wr", prot.contains(Protection::WRITE)),
         ("ex", prot.contains(Protection::EXEC)),
         // VM_MAYREAD and VM_MAYEXEC always; VM_MAYWRITE unless the mapping
