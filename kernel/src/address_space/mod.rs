@@ -415,15 +415,16 @@ pub fn current() -> Option<Arc<Space>> {
 /// space) and switches this CPU to it at once. Refused when `target` does
 /// not map what the kernel needs to keep running (see [`check_can_enter`]).
 pub fn move_current_thread(target: Option<&Arc<Space>>) -> Result<(), AspaceError> {
+    let from = thread::current_address_space();
+    let to = target.map(|space| space.id);
+    if from == to {
+        // Already there (a new thread of a process starts in its space).
+        return Ok(());
+    }
     if let Some(space) = target {
         check_can_enter(&**space.lock())?;
     }
     let me = thread::current();
-    let from = thread::current_address_space();
-    let to = target.map(|space| space.id);
-    if from == to {
-        return Ok(());
-    }
     if let Some(old) = from.and_then(by_id) {
         old.lock().remove_thread(me.id().0);
     }
