@@ -269,26 +269,11 @@ static void fault_around(void) {
 
 /* The rights column ("rw-p") of the /proc/self/maps line starting at p. */
 static void rights_of(void *p, char out[5]) {
-    static char buf[65536];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    size_t len = 0;
-    ssize_t n;
-    while (fd >= 0 && len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += n;
-    if (fd >= 0)
-        close(fd);
-    buf[len] = 0;
-    char want[32];
-    snprintf(want, sizeof want, "%lx-", (unsigned long)p);
+    char line[512];
     strcpy(out, "????");
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, want, strlen(want)) == 0) {
-            char *space = strchr(line, ' ');
-            if (space)
-                memcpy(out, space + 1, 4);
-            return;
-        }
-    }
+    char *space = maps_line(p, line, sizeof line) ? strchr(line, ' ') : NULL;
+    if (space)
+        memcpy(out, space + 1, 4);
 }
 
 static void write_only(void) {

@@ -249,32 +249,12 @@ static void lazy(void) {
 /* The name field of the /proc/self/maps line that starts at p, and its
  * offset; "" if there is none. */
 static const char *map_name(void *p, unsigned long *offset) {
-    static char buf[65536];
+    static char line[512];
     static char name[256];
-    int fd = open("/proc/self/maps", O_RDONLY);
-    size_t len = 0;
-    ssize_t n;
-    while (fd >= 0 && len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) > 0)
-        len += n;
-    if (fd >= 0)
-        close(fd);
-    buf[len] = 0;
-    char want[32];
-    snprintf(want, sizeof want, "%lx-", (unsigned long)p);
     name[0] = 0;
-    for (char *line = buf; line && *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
-        if (strncmp(line, want, strlen(want)) != 0)
-            continue;
-        char *end = strchr(line, '\n');
-        size_t n = end ? (size_t)(end - line) : strlen(line);
-        char copy[512];
-        snprintf(copy, sizeof copy, "%.*s", (int)n, line);
-        int at = 0;
-        sscanf(copy, "%*s %*s %lx %*s %*s %n", offset, &at);
-        if (at > 0)
-            snprintf(name, sizeof name, "%s", copy + at);
-        break;
-    }
+    int at = 0;
+    if (maps_line(p, line, sizeof line) && sscanf(line, "%*s %*s %lx %*s %*s %n", offset, &at) >= 1 && at > 0)
+        snprintf(name, sizeof name, "%s", line + at);
     return name;
 }
 

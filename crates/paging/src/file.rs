@@ -15,8 +15,7 @@
 
 use crate::entry::PAGE;
 use crate::machine::Machine;
-use alloc::collections::BTreeMap;
-use alloc::vec::Vec;
+use crate::ranges::{RangeRecord, RangeRecords};
 use aspace::{PhysAddr, VirtAddr};
 
 /// The initial contents of a range of anonymous pages: a copy of
@@ -46,6 +45,16 @@ impl FileBacking {
         let count = self.source_len.saturating_sub(offset).min(PAGE);
         (count > 0).then_some((PhysAddr(self.source.0 + offset), count))
     }
+}
+
+impl RangeRecord for FileBacking {
+    fn start(&self) -> u64 {
+        self.va.0
+    }
+
+    fn last(&self) -> u64 {
+        FileBacking::last(self)
+    }
 
     /// The part of this range over `[va, va+len)` (inside it), with the
     /// source moved along.
@@ -63,7 +72,7 @@ impl FileBacking {
 /// Every file backing of a space, by virtual start; the ranges never overlap.
 #[derive(Debug, Default)]
 pub(crate) struct FileBackings {
-    by_start: BTreeMap<u64, FileBacking>,
+    records: RangeRecords<FileBacking>,
     /// Pages filled from a source so far.
     pages_filled: u64,
 }
@@ -71,47 +80,37 @@ pub(crate) struct FileBackings {
 impl FileBackings {
     /// The backing whose range holds `va`.
     pub(crate) fn find(&self, va: u64) -> Option<&FileBacking> {
-        self.by_start.range(..=va).next_back().map(|(_, backing)| backing).filter(|b| va <= b.last())
+        self.records.find(va)
     }
 
     /// Records `backing`; the caller has checked that its range is free.
     pub(crate) fn insert(&mut self, backing: FileBacking) {
-        self.by_start.insert(backing.va.0, backing);
+        self.records.insert(backing);
     }
 
     /// The same backings, with no page filled yet (a forked space's).
     pub(crate) fn fork_copy(&self) -> FileBackings {
-        FileBackings { by_start: self.by_start.clone(), pages_filled: 0 }
+        FileBackings { records: self.records.clone(), pages_filled: 0 }
     }
 
     /// Forgets the backing starting at `va` (an add that was refused).
     pub(crate) fn remove_at(&mut self, va: u64) {
-        self.by_start.remove(&va);
+        self.records.remove_at(va);
     }
 
     /// Cuts `[va, last]` (inclusive) out of every backing.
     pub(crate) fn remove_range(&mut self, va: u64, last: u64) {
-        let touched: Vec<FileBacking> =
-            self.by_start.values().filter(|b| b.va.0 <= last && va <= b.last()).copied().collect();
-        for backing in touched {
-            self.by_start.remove(&backing.va.0);
-            if backing.va.0 < va {
-                self.insert(backing.part(backing.va.0, va - backing.va.0));
-            }
-            if last < backing.last() {
-                self.insert(backing.part(last + 1, backing.last() - last));
-            }
-        }
+        self.records.remove_range(va, last);
     }
 
     /// Forgets every backing (the space is being destroyed).
     pub(crate) fn clear(&mut self) {
-        self.by_start.clear();
+        self.records.clear();
     }
 
     /// Every backing, in address order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = FileBacking> + '_ {
-        self.by_start.values().copied()
+        self.records.iter().copied()
     }
 
     /// How many pages have been filled from a source.
@@ -173,6 +172,7 @@ fn read_bytes<M: Machine + ?Sized>(machine: &M, addr: u64, count: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     fn backing(va: u64, len: u64, source: u64, source_len: u64) -> FileBacking {
         FileBacking { va: VirtAddr(va), len, source: PhysAddr(source), source_len }

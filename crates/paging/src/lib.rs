@@ -281,6 +281,7 @@ mod grow;
 mod kernel_half;
 pub mod machine;
 mod object;
+mod ranges;
 mod space;
 mod table;
 mod tables;

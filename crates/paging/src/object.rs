@@ -29,9 +29,8 @@
 //! records over the removed range.
 
 use crate::entry::PAGE;
-use alloc::collections::BTreeMap;
+use crate::ranges::{RangeRecord, RangeRecords};
 use alloc::sync::Arc;
-use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
 use core::fmt;
 
@@ -79,6 +78,22 @@ pub trait PageObject: Send + Sync {
     }
 }
 
+impl RangeRecord for ObjectBacking {
+    fn start(&self) -> u64 {
+        self.va.0
+    }
+
+    fn last(&self) -> u64 {
+        ObjectBacking::last(self)
+    }
+
+    /// The part of this range over `[va, va+len)` (inside it), its first
+    /// index moved along.
+    fn part(&self, va: u64, len: u64) -> ObjectBacking {
+        ObjectBacking { va: VirtAddr(va), len, first_index: self.index_of(va), ..self.clone() }
+    }
+}
+
 /// A range of pages backed by pages of a [`PageObject`].
 #[derive(Clone)]
 pub struct ObjectBacking {
@@ -117,12 +132,6 @@ impl ObjectBacking {
         self.first_index + (page - self.va.0) / PAGE
     }
 
-    /// The part of this range over `[va, va+len)` (inside it), its first
-    /// index moved along.
-    pub fn part(&self, va: u64, len: u64) -> ObjectBacking {
-        ObjectBacking { va: VirtAddr(va), len, first_index: self.index_of(va), ..self.clone() }
-    }
-
     /// The pages of the range whose object index is `first` or more, as
     /// `[start, last]` (inclusive), if any.
     pub fn pages_from_index(&self, first: u64) -> Option<(u64, u64)> {
@@ -135,62 +144,12 @@ impl ObjectBacking {
 }
 
 /// Every object backing of a space, by virtual start; the ranges never overlap.
-#[derive(Clone, Default)]
-pub(crate) struct ObjectBackings {
-    by_start: BTreeMap<u64, ObjectBacking>,
-}
-
-impl fmt::Debug for ObjectBackings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.by_start.values()).finish()
-    }
-}
-
-impl ObjectBackings {
-    /// The backing whose range holds `va`.
-    pub(crate) fn find(&self, va: u64) -> Option<&ObjectBacking> {
-        self.by_start.range(..=va).next_back().map(|(_, backing)| backing).filter(|b| va <= b.last())
-    }
-
-    /// Records `backing`; the caller has checked that its range is free.
-    pub(crate) fn insert(&mut self, backing: ObjectBacking) {
-        self.by_start.insert(backing.va.0, backing);
-    }
-
-    /// True when a backing overlaps `[va, last]`.
-    pub(crate) fn overlaps(&self, va: u64, last: u64) -> bool {
-        self.by_start.values().any(|b| b.va.0 <= last && va <= b.last())
-    }
-
-    /// Cuts `[va, last]` (inclusive) out of every backing.
-    pub(crate) fn remove_range(&mut self, va: u64, last: u64) {
-        let touched: Vec<ObjectBacking> =
-            self.by_start.values().filter(|b| b.va.0 <= last && va <= b.last()).cloned().collect();
-        for backing in touched {
-            self.by_start.remove(&backing.va.0);
-            if backing.va.0 < va {
-                self.insert(backing.part(backing.va.0, va - backing.va.0));
-            }
-            if last < backing.last() {
-                self.insert(backing.part(last + 1, backing.last() - last));
-            }
-        }
-    }
-
-    /// Forgets every backing (the space is being destroyed).
-    pub(crate) fn clear(&mut self) {
-        self.by_start.clear();
-    }
-
-    /// Every backing, in address order.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = &ObjectBacking> + '_ {
-        self.by_start.values()
-    }
-}
+pub(crate) type ObjectBackings = RangeRecords<ObjectBacking>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::vec::Vec;
 
     struct Named(usize);
 
