@@ -124,14 +124,10 @@ fn shared_pages_come_on_first_touch_and_every_holder_sees_them() {
     assert_eq!(a.verify(), Ok(()));
     assert_eq!(b.verify(), Ok(()));
 
-    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
-    idle.switch_to();
-    a.destroy().unwrap();
-    b.destroy().unwrap();
-    assert_eq!(file.word(2), Some(0x1234), "the file keeps its pages when the spaces go");
-    drop(file);
-    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
-    assert_eq!(machine.violations(), Vec::<String>::new());
+    destroy_all_leaking_nothing(&machine, &mut [&mut a, &mut b], || {
+        assert_eq!(file.word(2), Some(0x1234), "the file keeps its pages when the spaces go");
+        drop(file);
+    });
 }
 
 #[test]
@@ -155,13 +151,7 @@ fn a_private_mapping_reads_the_file_and_copies_on_its_first_write() {
     assert_eq!(user_read(&mut writer, &machine, BASE + K4), Ok(0));
     assert_eq!(space.verify(), Ok(()));
 
-    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
-    idle.switch_to();
-    space.destroy().unwrap();
-    writer.destroy().unwrap();
-    drop(file);
-    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
-    assert_eq!(machine.violations(), Vec::<String>::new());
+    destroy_all_leaking_nothing(&machine, &mut [&mut space, &mut writer], || drop(file));
 }
 
 #[test]
@@ -200,13 +190,7 @@ fn shrinking_drops_pages_past_the_end_everywhere_and_growing_brings_them_back() 
     private.switch_to();
     assert_eq!(user_read(&mut private, &machine, BASE + 2 * K4), Ok(0x42));
 
-    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
-    idle.switch_to();
-    shared.destroy().unwrap();
-    private.destroy().unwrap();
-    drop(file);
-    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
-    assert_eq!(machine.violations(), Vec::<String>::new());
+    destroy_all_leaking_nothing(&machine, &mut [&mut shared, &mut private], || drop(file));
 }
 
 #[test]
@@ -226,12 +210,7 @@ fn a_fork_shares_the_object_and_its_untouched_pages() {
     assert_eq!(user_read(&mut parent, &machine, BASE + K4), Ok(2));
     assert_eq!(parent.counters().cow_copies + child.counters().cow_copies, 0);
 
-    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
-    idle.switch_to();
-    parent.destroy().unwrap();
-    child.destroy().unwrap();
-    drop(file);
-    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
+    destroy_all_leaking_nothing(&machine, &mut [&mut parent, &mut child], || drop(file));
 }
 
 #[test]
@@ -322,12 +301,5 @@ fn a_read_fault_maps_the_neighbours_the_object_holds() {
     user_write(&mut other, &machine, BASE + 3 * K4, 7).unwrap();
     assert_eq!(other.counters().object_pages, 1);
 
-    let mut idle = Space::new(machine.clone(), "idle", None).unwrap();
-    idle.switch_to();
-    for space in [&mut space, &mut writer, &mut other] {
-        space.destroy().unwrap();
-    }
-    drop(file);
-    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize, "no frame leaked");
-    assert_eq!(machine.violations(), Vec::<String>::new());
+    destroy_all_leaking_nothing(&machine, &mut [&mut space, &mut writer, &mut other], || drop(file));
 }

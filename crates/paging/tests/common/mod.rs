@@ -81,3 +81,20 @@ pub fn snapshot(machine: &SimMachine, space: &Space) -> Snapshot {
 pub fn shape(space: &Space) -> Vec<(paging::PageSize, u64)> {
     space.mappings().expect("live").map(|run| (run.page_size, run.pages)).collect()
 }
+
+/// The end of a test that must leak nothing: from a fresh idle space (so
+/// none of `spaces` is loaded), destroys every space of `spaces`, runs
+/// `release` (what else holds frames: a file's pages, say), then checks that
+/// only the idle space's tables are left (and the machine's zero frame, if it
+/// has one) and that the software MMU recorded no violation.
+pub fn destroy_all_leaking_nothing(machine: &SimMachine, spaces: &mut [&mut Space], release: impl FnOnce()) {
+    let mut idle = Space::new(machine.clone(), "idle", None).expect("a root table");
+    idle.switch_to();
+    for space in spaces.iter_mut() {
+        space.destroy().expect("destroy");
+    }
+    release();
+    let zero = usize::from(paging::Machine::zero_frame(machine).is_some());
+    assert_eq!(machine.frames_in_use(), idle.counters().table_frames as usize + zero, "no frame leaked");
+    assert_eq!(machine.violations(), Vec::<String>::new());
+}
