@@ -57,6 +57,10 @@ pub struct PerCpu {
     /// call entry before the kernel stack holds it
     /// ([`USER_RSP_SCRATCH_OFFSET`]).
     pub user_rsp_scratch: AtomicU64,
+    /// The running thread's user tag (which process and user thread it
+    /// runs, as the layer above keeps it): the scheduler copies it here at
+    /// every switch, so a system call reads it without a lock.
+    pub user_tag: AtomicU64,
 }
 
 /// Byte offset of [`PerCpu::user_entry_stack`], for assembly.
@@ -118,6 +122,7 @@ impl PerCpu {
             loaded: LoadedSpace::new(),
             user_entry_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
+            user_tag: AtomicU64::new(0),
         }
     }
 

@@ -178,12 +178,17 @@ pub fn set_user_fs_base(value: u64) {
 /// Sets the running thread's user tag: a word the layer above keeps for it
 /// (the user layer: which process and user thread it runs), 0 for none.
 pub fn set_user_tag(tag: u64) {
-    current().user_tag.store(tag, Ordering::Relaxed);
+    // Interrupts off: the thread and its CPU's copy change together.
+    without_interrupts(|| {
+        current().user_tag.store(tag, Ordering::Relaxed);
+        crate::percpu::current().user_tag.store(tag, Ordering::Relaxed);
+    })
 }
 
-/// The running thread's user tag (see [`set_user_tag`]).
+/// The running thread's user tag (see [`set_user_tag`]): its CPU's copy,
+/// read without a lock.
 pub fn user_tag() -> u64 {
-    current().user_tag.load(Ordering::Relaxed)
+    without_interrupts(|| crate::percpu::current().user_tag.load(Ordering::Relaxed))
 }
 
 /// The running thread's FS base, as user code set it.

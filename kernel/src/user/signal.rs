@@ -309,6 +309,13 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     if interrupted_call(frame) {
         return Outcome::Resume;
     }
+    {
+        // Nothing pending and no stop (the common case): one look.
+        let state = process.state.lock();
+        if state.pending == 0 && !state.job.stopped {
+            return Outcome::Resume;
+        }
+    }
     settle_stops(process);
     let (signal, sent) = {
         let mut state = process.state.lock();
