@@ -201,6 +201,31 @@ impl AnonymousFrames {
         }
     }
 
+    /// Moves the frames of the pages in `[from, from+len)` to the pages at
+    /// the same offsets from `to` (which own none), with their shared
+    /// marks; the old pages that mapped the zero page forget it. No
+    /// reference changes hands. The caller unmapped the old pages in the
+    /// same batch.
+    pub(crate) fn move_range(&mut self, from: u64, to: u64, len: u64) {
+        let last = from + (len - 1);
+        let moving: Vec<(u64, PhysAddr)> =
+            self.by_page.range(from..=last).map(|(&page, &frame)| (page, frame)).collect();
+        let zero: Vec<u64> = self.zero_pages.range(from..=last).copied().collect();
+        for page in zero {
+            self.zero_pages.remove(&page);
+        }
+        for &(page, _) in &moving {
+            self.by_page.remove(&page);
+        }
+        for (page, frame) in moving {
+            let target = to + (page - from);
+            self.by_page.insert(target, frame);
+            if self.shared_pages.remove(&page) {
+                self.shared_pages.insert(target);
+            }
+        }
+    }
+
     /// Gives up every frame (the space is being destroyed), and forgets
     /// the file backings.
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {

@@ -795,6 +795,55 @@ impl<M: Machine> PagingAspace<M> {
         Ok(())
     }
 
+    /// Moves the memory of `[from, from+len)` to `[to, to+len)`, as
+    /// `mremap` moves a mapping: each page's frame (and whether it is shared
+    /// on purpose) passes to the page at the same offset from `to`, with no
+    /// reference taken or given up and no byte copied; the old pages are
+    /// unmapped (flushed from every TLB) and own nothing after, and the new
+    /// ones map their frames on their next touch. Pages that had no frame
+    /// (or mapped the zero page) have none at their new place either.
+    ///
+    /// Refused, nothing changed: a length that is zero or not whole pages,
+    /// or ranges that wrap or overlap ([`AspaceError::LengthOverflow`],
+    /// [`AspaceError::Overlap`]); a range not wholly inside anonymous
+    /// regions ([`AspaceError::NoSuchRegion`]); a target page that owns a
+    /// frame already ([`AspaceError::Overlap`]).
+    pub fn move_frames(&mut self, from: VirtAddr, to: VirtAddr, len: u64) -> Result<(), AspaceError> {
+        use aspace::AddressKind;
+        let too_long = |start| AspaceError::LengthOverflow { start, len, kind: AddressKind::Virtual };
+        if len == 0 || !len.is_multiple_of(PAGE) || !from.0.is_multiple_of(PAGE) || !to.0.is_multiple_of(PAGE) {
+            return Err(too_long(from.0));
+        }
+        let (from_last, to_last) =
+            (from.0.checked_add(len - 1).ok_or(too_long(from.0))?, to.0.checked_add(len - 1).ok_or(too_long(to.0))?);
+        for (start, last) in [(from.0, from_last), (to.0, to_last)] {
+            let mut at = start;
+            while at <= last {
+                let region = self.regions.find(at).filter(|region| region.is_anonymous());
+                let region = region.ok_or(AspaceError::NoSuchRegion { va: at })?;
+                match region.last().checked_add(1) {
+                    Some(next) => at = next,
+                    None => break,
+                }
+            }
+        }
+        let target = *self.regions.find(to.0).expect("checked above");
+        if from.0 <= to_last && to.0 <= from_last {
+            return Err(AspaceError::Overlap { existing: target });
+        }
+        if self.anonymous.iter_range(to.0, to_last).next().is_some()
+            || self.anonymous.zero_pages.range(to.0..=to_last).next().is_some()
+        {
+            return Err(AspaceError::Overlap { existing: target });
+        }
+        self.edit_anonymous(|tables, machine, frames, batch| {
+            // Anonymous pages are 4 KiB leaves: nothing to split.
+            tables.unmap_into(machine, from, len, batch)?;
+            frames.move_range(from.0, to.0, len);
+            Ok(())
+        })
+    }
+
     /// A copy-on-write clone of this space, named `name` (running under
     /// `pcid`), as `fork` makes for a child process: every region is added to
     /// the child as it is here; regions with their own memory (not

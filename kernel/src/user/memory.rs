@@ -40,10 +40,9 @@
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
-//!   new regions, gives each new page the old page's frame
-//!   ([`PagingAspace::adopt_frames`]: shared pages stay shared, private
-//!   ones are copy-on-write while both pages hold them), then removes the
-//!   old regions, so no byte is copied.
+//!   new regions, passes the old pages' frames to the new ones
+//!   ([`PagingAspace::move_frames`]: no byte copied, no reference taken),
+//!   then removes the old regions.
 //!
 //! Resource limits: `RLIMIT_AS` bounds `mmap`, `brk` and `mremap`;
 //! `RLIMIT_STACK` how far growing regions grow ([`stack_limit_changed`]);
@@ -1085,7 +1084,7 @@ fn expand_in_place(process: &Process, addr: u64, old_len: u64, new_len: u64) -> 
 fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target: u64, flags: u64) -> SysResult {
     let space = &process.space;
     let old_end = addr + old_len;
-    let (olds, news) = {
+    let news = {
         let mut object = space.lock();
         let olds: Vec<Region> = user_regions_in(&object, addr, old_end)
             .iter()
@@ -1107,29 +1106,17 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
             news.extend(extension(paging, &last, old_end, target + old_len, new_len - old_len));
         }
         add_all(space, &mut object, &news)?;
-        let paging = paging_mut(&mut object)?;
-        let moving: Vec<(u64, PhysAddr, bool)> = paging
-            .anonymous_frames()
-            .filter(|(va, _)| (addr..old_end).contains(&va.as_u64()))
-            .map(|(va, frame)| (target + (va.as_u64() - addr), frame, paging.is_shared_page(va)))
-            .collect();
-        // The frames move, not their bytes: each new page takes the old
-        // page's frame (one more reference, given back when the old page
-        // goes). A shared mapping's stay shared; a private page is
-        // copy-on-write while both hold it, so that after the move its
-        // first write finds it held once and keeps it.
-        for &(va, frame, shared) in &moving {
-            if paging.adopt_frames(Region::anonymous(va, PAGE, Protection::READ), &[frame], !shared).is_err() {
-                for piece in &news {
-                    let _ = remove_part(space, &mut object, piece.region);
-                }
-                return Err(Errno::ENOMEM);
+        // The frames move, not their bytes, and no reference changes hands:
+        // each new page owns the old page's frame (a shared mapping's stay
+        // shared) and maps it on its next touch; the old pages are unmapped.
+        if paging_mut(&mut object)?.move_frames(VirtAddr(addr), VirtAddr(target), old_len).is_err() {
+            for piece in &news {
+                let _ = remove_part(space, &mut object, piece.region);
             }
+            return Err(Errno::ENOMEM);
         }
-        (olds, news)
-    };
-    {
-        let mut object = space.lock();
+        // In the same hold of the lock: no other thread of the process sees
+        // the old range between the move and its removal.
         for old in olds {
             if flags & MREMAP_DONTUNMAP != 0 {
                 zap(space, &mut object, old, false)?;
@@ -1137,7 +1124,8 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
                 remove_part(space, &mut object, old)?;
             }
         }
-    }
+        news
+    };
     if moved_locked(&news) && new_len > old_len {
         let _ = populate(process, target + old_len, target + new_len, Touch::Fault, true);
     }
