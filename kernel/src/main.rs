@@ -13,6 +13,7 @@ mod address_space;
 mod arch;
 mod boot_info;
 mod cmdline;
+mod direct_map;
 mod fs;
 mod growing_stack;
 mod hardening;

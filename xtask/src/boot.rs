@@ -20,7 +20,7 @@ pub(crate) const QEMU_FAILURE_STATUS: i32 = 35;
 /// code's stacks), static relocation (the image runs where it is linked),
 /// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
 pub(crate) const KERNEL_RUSTFLAGS: &str =
-    "-C relocation-model=static -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
+    "-C relocation-model=static -C code-model=kernel -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
 pub(crate) const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
 pub(crate) const QEMU: &str = "qemu-system-x86_64";
 pub(crate) const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";

@@ -172,7 +172,7 @@ const SCRIPTED_CHECKS: &[ScriptedCheck] = &[
     // The as verbs on a paging address space, with peek and poke through it.
     ScriptedCheck {
         cpus: None,
-        script: "as new paging v; as add v 0 0 4g rwxpke; as add v 0x500000000000 0x200000 64k rwk; \
+        script: "as new paging v; as add v 0 0 4g rwxpke; as add v 0x500000000000 0x200000 64k rwk; as kernel v; \
                  as enter v; poke 0x500000000000 0x77; peek 0x500000000000; \
                  as protect v 0x500000000000 rk 16k; peek 0x500000000000; \
                  as move v 0x500000004000 0x300000 8k; as rm v 0x50000000c000 4k; as faultsize v 2m; \

@@ -1,16 +1,19 @@
-//! Hardened address spaces: the hardened identity map of the kernel
-//! ([`crate::hardening::identity_regions`]) added to a space, with every
+//! Hardened address spaces: the kernel half
+//! ([`crate::hardening::kernel_regions`]: the image and the direct map of
+//! physical memory, in the upper half), and for the lab's spaces the
+//! hardened identity map of low memory too
+//! ([`crate::hardening::identity_regions`]), added to a space, with every
 //! stack's guard page unmapped in it, now and for every stack made later
 //! (through the guard-page registry's observer, [`UnmapGuardPages`]).
 
 use super::{Space, SpaceObject};
-use crate::hardening::{identity_regions, GUARD};
-use crate::mem::guard::{self, GuardPageObserver, GUARD_SIZE};
+use crate::hardening::{guard_region, identity_regions, kernel_regions, GUARD};
+use crate::mem::guard::{self, GuardPageObserver};
 use crate::sync::IrqMutex;
 use crate::thread::AddressSpaceId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{AspaceError, Protection, Region};
+use aspace::{AspaceError, Protection};
 
 /// The spaces that get every new guard page unmapped: the default space
 /// (id 0) and every space [`harden`] has made.
@@ -19,18 +22,21 @@ static HARDENED: IrqMutex<Vec<AddressSpaceId>> = IrqMutex::new(Vec::new());
 /// What [`harden`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hardened {
-    /// Identity regions added.
+    /// Regions added: the kernel half's, and the identity map's if asked for.
     pub regions: usize,
     /// Guard pages unmapped.
     pub guard_pages: usize,
 }
 
-/// Adds the hardened identity map of `[0, len)` to `space` (which must not
-/// map any of it yet), unmaps every stack's guard page in it, and keeps
-/// doing so for stacks made later. On a refused add, the regions added so
-/// far are removed again.
-pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
-    let regions = identity_regions(len);
+/// Adds the kernel half (the image and the direct map of all of
+/// [`super::kernel_map_len`]) to `space`, and with `identity_len` > 0 the
+/// hardened identity map of `[0, identity_len)` too (lab content: the
+/// kernel does not use it); `space` must map none of it yet. Unmaps every
+/// stack's guard page in it, and keeps doing so for stacks made later. On
+/// a refused add, the regions added so far are removed again.
+pub fn harden(space: &Arc<Space>, identity_len: u64) -> Result<Hardened, AspaceError> {
+    let mut regions = if identity_len > 0 { identity_regions(identity_len) } else { Vec::new() };
+    regions.extend(kernel_regions(super::kernel_map_len()));
     {
         let mut object = space.lock();
         for (index, (_, region)) in regions.iter().enumerate() {
@@ -69,7 +75,7 @@ pub fn mark_hardened(id: AddressSpaceId) {
 /// its own door, since it refuses edits through the trait): its region
 /// keeps the page, with no access.
 pub fn unmap_guard_page(object: &mut SpaceObject, page: u64) -> Result<(), AspaceError> {
-    let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
+    let guard = guard_region(page);
     match object {
         SpaceObject::Base(base) => base.unmap_guard_page(page),
         other => other.protect_region(guard, GUARD),

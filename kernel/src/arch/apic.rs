@@ -66,18 +66,18 @@ const ICR_DELIVERY_STARTUP: u32 = 0b110 << 8;
 const ICR_SEND_PENDING: u32 = 1 << 12;
 const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 
-/// The APIC's register base (0 before [`init`]).
+/// The APIC's register base, physical (0 before [`init`]).
 static BASE: AtomicU64 = AtomicU64::new(0);
 /// Timer counts per millisecond at divide-by-16 (0 before [`start_timer`]).
 static TIMER_COUNTS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 fn register(offset: usize) -> *mut u32 {
-    (BASE.load(Ordering::Relaxed) as usize + offset) as *mut u32
+    crate::direct_map::phys_to_virt(BASE.load(Ordering::Relaxed) + offset as u64) as *mut u32
 }
 
 fn read(offset: usize) -> u32 {
-    // SAFETY: `init` found the APIC's base; the register page is identity-
-    // mapped and each register is an aligned 32-bit word.
+    // SAFETY: `init` found the APIC's base; the register page is in the
+    // direct map (below 4 GiB) and each register is an aligned 32-bit word.
     unsafe { register(offset).read_volatile() }
 }
 

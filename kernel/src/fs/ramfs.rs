@@ -492,11 +492,11 @@ impl Drop for Pages {
 /// The 4 KiB of a frame.
 ///
 /// # Safety
-/// `frame` is a frame the caller holds a reference to, identity-mapped, and
+/// `frame` is a frame the caller holds a reference to (in the direct map), and
 /// nobody writes it for the life of the slice (the file's lock is held).
 unsafe fn frame_bytes<'a>(frame: PhysAddr) -> &'a [u8] {
     // SAFETY: as the caller promises.
-    unsafe { core::slice::from_raw_parts(frame.as_u64() as *const u8, PAGE as usize) }
+    unsafe { core::slice::from_raw_parts(crate::direct_map::phys_to_virt(frame.as_u64()), PAGE as usize) }
 }
 
 /// The 4 KiB of a frame, to write.
@@ -507,7 +507,7 @@ unsafe fn frame_bytes<'a>(frame: PhysAddr) -> &'a [u8] {
 /// mappings of the frame may see the bytes change, as they would on Linux.
 unsafe fn frame_bytes_mut<'a>(frame: PhysAddr) -> &'a mut [u8] {
     // SAFETY: as the caller promises.
-    unsafe { core::slice::from_raw_parts_mut(frame.as_u64() as *mut u8, PAGE as usize) }
+    unsafe { core::slice::from_raw_parts_mut(crate::direct_map::phys_to_virt(frame.as_u64()), PAGE as usize) }
 }
 
 /// The path of directory `inode` below its file system's root (`""` for

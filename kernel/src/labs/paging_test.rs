@@ -313,6 +313,12 @@ fn add_regions(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
     if mapped(PageSize::Size4K) != 0 {
         return Err(String::from("the 1 GiB-aligned eager regions used 4 KiB pages"));
     }
+    // The kernel half, which the kernel runs on (step 4 enters the space):
+    // the image where it is linked (by sections, so with 4 KiB pages) and
+    // the direct map of all RAM.
+    for (_, region) in crate::hardening::kernel_regions(address_space::kernel_map_len()) {
+        lab.edit(|space| space.add_region(region))?.map_err(|e| format!("adding {region}: {e}"))?;
+    }
     lab.verify()
 }
 
@@ -637,30 +643,42 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
     let identity = Region::new(0, 0, 4 * GIB, KERNEL);
     let result = lab.edit(|space| space.remove_region(identity))?;
     notes.push(expect_refusal("removing the 0-4 GiB region", result, |e| matches!(e, AspaceError::Pinned { .. }))?);
+    // This code runs where the kernel image is linked, in the kernel half.
     let code_page = code & !(FRAME_SIZE - 1);
-    let result = lab.edit(|space| space.remove_region(Region::new(code_page, code_page, FRAME_SIZE, KERNEL)))?;
+    let code_region = Region::new(code_page, crate::direct_map::image_phys(code_page), FRAME_SIZE, KERNEL);
+    let result = lab.edit(|space| space.remove_region(code_region))?;
     notes.push(expect_refusal(&format!("removing the page of this code ({code_page:#x})"), result, |e| {
         matches!(e, AspaceError::Pinned { .. })
     })?);
     // PIN does not stop a protect. The generic layer refuses, on a live
-    // space, a protect that would take the kernel's write access away.
-    let read_only = Protection::READ | Protection::EXEC | Protection::PIN | Protection::KERN;
-    let result = lab.space()?.protect_region(identity, read_only);
-    notes.push(expect_refusal("making the 0-4 GiB region read-only while inside", result, |e| {
+    // space, a protect that would take the kernel's write access away: the
+    // direct map of RAM (its heap, stacks and page tables) is such a region.
+    let kernel_half = crate::hardening::kernel_regions(address_space::kernel_map_len());
+    let (_, ram) = *kernel_half
+        .iter()
+        .find(|(_, region)| region.prot.contains(Protection::WRITE) && region.len > 4 * MIB)
+        .ok_or("no direct map of RAM in the kernel half")?;
+    let read_only = Protection::READ | Protection::PIN | Protection::KERN;
+    let result = lab.space()?.protect_region(ram, read_only);
+    notes.push(expect_refusal("making the kernel's direct map of RAM read-only while inside", result, |e| {
         matches!(e, AspaceError::WouldUnmapRunning { .. })
     })?);
     // The generic layer's entry check accepts the space, and would refuse it
-    // without the kernel image (shown on a copy of the layout in a space not
-    // loaded).
+    // without the kernel image (shown on a copy of the kernel half, unpinned,
+    // in a space not loaded).
     address_space::check_can_enter(&**lab.space()?.lock()).map_err(show)?;
     let name = format!("{}-unpinned", lab.space()?.name());
     let probe_space = address_space::create("paging", &name).map_err(show)?;
-    let unpinned = Region::new(0, 0, 4 * GIB, DATA | Protection::EXEC | Protection::EAGER);
+    let unpinned: Vec<Region> =
+        kernel_half.iter().map(|(_, region)| Region { prot: region.prot - Protection::PIN, ..*region }).collect();
+    let text = *unpinned.iter().find(|region| region.prot.contains(Protection::EXEC)).ok_or("no kernel text")?;
     let outcome = (|| {
         let mut object = probe_space.lock();
-        object.add_region(unpinned).map_err(show)?;
-        address_space::check_can_enter(&**object).map_err(|e| format!("with the region: {e}"))?;
-        object.remove_region(unpinned).map_err(|e| format!("removing the unpinned region: {e}"))?;
+        for region in &unpinned {
+            object.add_region(*region).map_err(show)?;
+        }
+        address_space::check_can_enter(&**object).map_err(|e| format!("with the regions: {e}"))?;
+        object.remove_region(text).map_err(|e| format!("removing the unpinned kernel text: {e}"))?;
         match address_space::check_can_enter(&**object) {
             Err(AspaceError::WouldUnmapRunning { what, addr }) => Ok(format!(
                 "unpinned, the remove is accepted (the space is not loaded); entering is then refused: {what} at {addr:#x}"
