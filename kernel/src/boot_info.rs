@@ -229,7 +229,7 @@ impl BootInfo {
     ///
     /// # Safety
     /// `start_info` must be the address the PVH loader passed in `ebx`, and
-    /// the first 4 GiB must be identity-mapped (as the boot code leaves them).
+    /// the first 4 GiB must be in the direct map (as the boot code leaves them).
     pub unsafe fn parse(start_info: u64) -> Result<BootInfo, BootInfoError> {
         // SAFETY: the caller's guarantees are `read`'s.
         match unsafe { BootInfo::read(start_info) } {

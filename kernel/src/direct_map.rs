@@ -35,7 +35,7 @@ pub fn phys_to_virt(phys: u64) -> *mut u8 {
 pub fn virt_to_phys(virt: u64) -> Option<u64> {
     if virt >= KERNEL_OFFSET {
         Some(virt - KERNEL_OFFSET)
-    } else if virt >= PHYS_OFFSET && virt < PHYS_OFFSET + (1 << 46) {
+    } else if (PHYS_OFFSET..PHYS_OFFSET + (1 << 46)).contains(&virt) {
         Some(virt - PHYS_OFFSET)
     } else {
         None
@@ -51,4 +51,25 @@ pub fn image_phys(virt: u64) -> u64 {
 /// block, a stack, a frame's pointer).
 pub fn direct_phys(virt: u64) -> u64 {
     virt - PHYS_OFFSET
+}
+
+extern "C" {
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// The kernel image's virtual addresses, `[start, end)`, where it is linked.
+pub fn image_range() -> core::ops::Range<u64> {
+    core::ptr::addr_of!(__image_start) as u64..core::ptr::addr_of!(__image_end) as u64
+}
+
+/// True when `[addr, addr + 8)` lies in the part of the kernel half every
+/// space the kernel runs in maps: the image, or the direct map of the first
+/// 4 GiB (guard pages aside).
+pub fn always_mapped_word(addr: u64) -> bool {
+    const LOW_4G: u64 = 4 << 30;
+    let image = image_range();
+    let in_image = addr >= image.start && addr <= image.end.saturating_sub(8);
+    let in_direct_map = (PHYS_OFFSET..=PHYS_OFFSET + LOW_4G - 8).contains(&addr);
+    in_image || in_direct_map
 }

@@ -37,8 +37,9 @@ use alloc::vec::Vec;
 use aspace::{Fault, PageFaultCode, Protection, Region, VirtAddr};
 use core::fmt::Write;
 
-/// The flags of every region of the hardened identity map besides its
-/// access rights: kernel-only, pinned, mapped at once.
+/// The flags of every region of the kernel half and of the hardened
+/// identity map besides their access rights: kernel-only, pinned, mapped at
+/// once.
 const MANAGED: Protection = Protection::PIN.union(Protection::KERN).union(Protection::EAGER);
 /// Kernel text: read and execute.
 const TEXT: Protection = Protection::READ.union(Protection::EXEC).union(MANAGED);

@@ -113,7 +113,7 @@ fn guard_page_created(page: u64) {
         };
         let unmapped = unmap_guard_page(&mut space.lock(), page);
         if let Err(error) = unmapped {
-            // The space's owner changed its identity map: nothing to unmap.
+            // The space's owner changed its kernel half: nothing to unmap.
             log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());
         }
     }

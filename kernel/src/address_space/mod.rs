@@ -258,8 +258,10 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     Ok(())
 }
 
-/// The length of the default space's identity map, `[0, len)`: all RAM and
-/// the low MMIO, a multiple of 1 GiB, at least 4 GiB (0 before [`init`]).
+/// The length of the physical memory the kernel maps, `[0, len)` (in the
+/// direct map of every space it runs in, and one to one in the default
+/// space): all RAM and the low MMIO, a multiple of 1 GiB, at least 4 GiB
+/// (0 before [`init`]).
 pub fn kernel_map_len() -> u64 {
     KERNEL_MAP_LEN.load(Ordering::Relaxed)
 }

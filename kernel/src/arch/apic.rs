@@ -4,7 +4,7 @@
 //! CPUs).
 //!
 //! The registers are memory-mapped at the base the IA32_APIC_BASE MSR gives
-//! (0xfee0_0000 under QEMU), inside the boot identity map. The legacy 8259
+//! (0xfee0_0000 under QEMU), reached through the direct map. The legacy 8259
 //! PICs are remapped away from the exception vectors and masked: every
 //! interrupt comes through the APIC.
 //!
@@ -133,8 +133,8 @@ pub fn init() -> u32 {
     id()
 }
 
-/// The physical (and identity-mapped virtual) address of the local APIC's
-/// registers; 0 before [`init`].
+/// The physical address of the local APIC's registers (the kernel reaches
+/// them through the direct map); 0 before [`init`].
 pub fn mmio_base() -> u64 {
     BASE.load(Ordering::Relaxed)
 }

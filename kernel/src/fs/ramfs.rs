@@ -357,7 +357,7 @@ impl Inode {
             let count = ((PAGE as usize - in_page) as u64).min(end - position) as usize;
             let bytes = match pages.frames.get(&(position / PAGE)) {
                 // SAFETY: the frame is this file's (the cache holds a
-                // reference, under the lock held here) and identity-mapped.
+                // reference, under the lock held here), in the direct map.
                 Some(frame) => unsafe { frame_bytes(*frame) },
                 None => &zeros[..],
             };
@@ -388,7 +388,7 @@ impl Inode {
             };
             let in_page = (position % PAGE) as usize;
             let count = ((PAGE as usize - in_page) as u64).min(end - position) as usize;
-            // SAFETY: the file's own frame (under its lock), identity-mapped.
+            // SAFETY: the file's own frame (under its lock), in the direct map.
             let bytes = unsafe { frame_bytes_mut(frame) };
             let done = fill(position - offset, &mut bytes[in_page..in_page + count]);
             position += done;
@@ -424,7 +424,7 @@ impl Inode {
         }
         if !size.is_multiple_of(PAGE) {
             if let Some(frame) = pages.frames.get(&(size / PAGE)) {
-                // SAFETY: the file's own frame (under its lock), identity-mapped.
+                // SAFETY: the file's own frame (under its lock), in the direct map.
                 let bytes = unsafe { frame_bytes_mut(*frame) };
                 bytes[(size % PAGE) as usize..].fill(0);
             }

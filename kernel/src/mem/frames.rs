@@ -217,11 +217,6 @@ fn with_allocator<R>(f: impl FnOnce(&mut FrameAllocator) -> R) -> R {
     without_interrupts(|| f(FRAMES.lock().as_mut().expect("frame allocator not initialised")))
 }
 
-extern "C" {
-    static __image_start: u8;
-    static __image_end: u8;
-}
-
 /// Builds the allocator from the memory map. Call once, early.
 ///
 /// # Safety
@@ -229,10 +224,8 @@ extern "C" {
 /// the boot tables leave them): the bitmaps are written into RAM the map
 /// says is usable.
 pub unsafe fn init(boot_info: &BootInfo) {
-    let image = Range {
-        start: image_phys(core::ptr::addr_of!(__image_start) as u64),
-        end: image_phys(core::ptr::addr_of!(__image_end) as u64),
-    };
+    let linked = crate::direct_map::image_range();
+    let image = Range { start: image_phys(linked.start), end: image_phys(linked.end) };
     let mut exclusions = [Range::default(); MAX_EXCLUSIONS];
     let mut exclusion_count = 0;
     let mut exclude = |range: Range| {

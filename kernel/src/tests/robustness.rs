@@ -335,8 +335,8 @@ fn smap_and_smep_stop_the_kernel_at_user_pages() -> Result<(), String> {
         return Ok(()); // the CPU has neither: nothing to show
     }
     let frame = frames::alloc_zeroed().ok_or("out of frames")?;
-    // SAFETY: the frame is ours, identity-mapped.
-    unsafe { (frame.as_u64() as *mut u8).write_volatile(RET_INSTRUCTION) };
+    // SAFETY: the frame is ours, in the direct map.
+    unsafe { crate::direct_map::phys_to_virt(frame.as_u64()).write_volatile(RET_INSTRUCTION) };
     let outcome = (|| {
         let scratch = ScratchSpace::hardened()?;
         let user = Region::new(OUTSIDE, frame.as_u64(), PAGE, Protection::READ | Protection::EXEC | Protection::EAGER);
