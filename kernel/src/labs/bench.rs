@@ -18,8 +18,9 @@
 //! pages of that size, one IPI per call) and fails otherwise: a figure for
 //! the wrong work would be worse than none.
 //!
-//! Everything runs in an address space of its own, `bench`: the identity
-//! map of everything the kernel uses (so the shell's thread can run in it),
+//! Everything runs in an address space of its own, `bench`: the kernel
+//! half (so the shell's thread can run in it) and the identity map of all
+//! RAM,
 //! plus the regions under test at [`BENCH_VA`]. The regions that map
 //! existing memory map usable RAM, which is only read, never written; the
 //! anonymous ones get frames of their own.

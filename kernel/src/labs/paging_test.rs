@@ -11,7 +11,7 @@
 //! TLB holds it, edit, read again).
 //!
 //! Everything compared or written is RAM the test owns: a buffer of frames
-//! filled with a pattern through the identity map. NK's step 8 maps
+//! filled with a pattern through the direct map. NK's step 8 maps
 //! physical 1 GiB, which is not RAM on a 512 MiB machine (writes there
 //! vanish), so the protect region maps the buffer instead. Regions that map
 //! physical memory beyond RAM (8 GiB → 8 GiB) are only read, where the test
@@ -118,7 +118,8 @@ struct Lab {
     /// The address space the thread was in before step 4 (`None`: the
     /// default one); step 9 moves it back there.
     previous: Option<Arc<Space>>,
-    /// Physical (and, through the identity map, virtual) start of the buffer.
+    /// Physical start of the buffer (also its virtual start through the
+    /// test space's identity region, which the comparisons read).
     buffer: u64,
     /// True while the running thread is inside the test address space.
     entered: bool,
@@ -160,12 +161,13 @@ impl Lab {
         word.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) | 1
     }
 
-    /// Writes the pattern over the whole buffer, through the identity map.
+    /// Writes the pattern over the whole buffer, through the direct map.
     fn fill_buffer(&self) {
         for offset in (0..BUFFER_LEN).step_by(8) {
-            // SAFETY: the buffer is RAM this test allocated, identity-mapped
-            // in the default address space and in the test's (region 0..4 GiB).
-            unsafe { ((self.buffer + offset) as *mut u64).write_volatile(self.pattern(offset)) };
+            let word = crate::direct_map::phys_to_virt(self.buffer + offset) as *mut u64;
+            // SAFETY: the buffer is RAM this test allocated, in the direct
+            // map of every space the kernel runs in.
+            unsafe { word.write_volatile(self.pattern(offset)) };
         }
     }
 }
@@ -507,8 +509,9 @@ fn protect_region(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> 
     }
     let after = lab.counters()?;
     for offset in (0..KIB).step_by(8) {
-        // SAFETY: the buffer is ours and identity-mapped.
-        let value = unsafe { ((buffer + offset) as *const u64).read_volatile() };
+        let word = crate::direct_map::phys_to_virt(buffer + offset) as *const u64;
+        // SAFETY: the buffer is ours, in the direct map.
+        let value = unsafe { word.read_volatile() };
         if value != !lab.pattern(offset) {
             return Err(format!("the 1 KiB write did not reach the buffer at +{offset:#x}"));
         }
@@ -543,8 +546,8 @@ fn fetch_faults(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
         return Err(String::from("EFER.NXE is off: no page can be non-executable"));
     }
     let target = lab.buffer + FETCH_OFFSET;
-    // SAFETY: the byte is in the test's buffer, identity-mapped.
-    unsafe { (target as *mut u8).write_volatile(RET_INSTRUCTION) };
+    // SAFETY: the byte is in the test's buffer, in the direct map.
+    unsafe { crate::direct_map::phys_to_virt(target).write_volatile(RET_INSTRUCTION) };
     let page = Region::new(FETCH_VA, target, FRAME_SIZE, DATA | Protection::EXEC | Protection::EAGER);
     lab.edit(|space| space.add_region(page))?.map_err(show)?;
     // SAFETY: the page holds a lone `ret`.
