@@ -34,7 +34,7 @@ use aspace::{
     RegionSet, ThreadId, UnhandledFault,
 };
 use core::fmt;
-use paging::PagingAspace;
+use paging::{KernelHalf, PagingAspace};
 
 /// The implementation's name.
 pub const NAME: &str = "base";
@@ -50,13 +50,14 @@ impl BaseAspace {
     /// the upper half, and the image where it is linked, with the largest
     /// pages that fit each section; and unmaps the guard pages of the stacks
     /// made so far and of the boot stack. `len` is a multiple of 1 GiB.
-    pub fn build(name: &str, len: u64) -> Result<BaseAspace, AspaceError> {
+    pub fn build(name: &str, len: u64, kernel_half: &KernelHalf) -> Result<BaseAspace, AspaceError> {
         let regions: Vec<Region> = hardening::identity_regions(len)
             .into_iter()
             .chain(hardening::kernel_regions(len))
             .map(|(_, region)| region)
             .collect();
-        let inner = PagingAspace::from_regions(KernelMachine, name, None, &regions)?;
+        let inner =
+            PagingAspace::from_regions_with_kernel_half(KernelMachine, name, None, &regions, kernel_half, false)?;
         let mut base = BaseAspace { inner };
         // The page below the boot stack is the last boot page directory,
         // which only the CPU's page walker reads (by physical address, when

@@ -4,16 +4,20 @@
 //! hardened identity map of low memory too
 //! ([`crate::hardening::identity_regions`]), added to a space, with every
 //! stack's guard page unmapped in it, now and for every stack made later
-//! (through the guard-page registry's observer, [`UnmapGuardPages`]).
+//! (through the guard-page registry's observer, [`UnmapGuardPages`]). A
+//! process space, which shares the default space's kernel half, only
+//! [`join`]s: its regions record the guard pages, the shared tables have
+//! them unmapped already.
 
-use super::{Space, SpaceObject};
+use super::{KernelMachine, Space, SpaceObject};
 use crate::hardening::{guard_region, identity_regions, kernel_regions, GUARD};
 use crate::mem::guard::{self, GuardPageObserver};
 use crate::sync::IrqMutex;
 use crate::thread::AddressSpaceId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use aspace::{AspaceError, Protection};
+use aspace::{AspaceError, Protection, Region};
+use paging::PagingAspace;
 
 /// The spaces that get every new guard page unmapped: the default space
 /// (id 0) and every space [`harden`] has made.
@@ -58,6 +62,51 @@ pub fn harden(space: &Arc<Space>, identity_len: u64) -> Result<Hardened, AspaceE
         unmap_guard_page(&mut object, page)?;
     }
     Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
+}
+
+/// A `paging` space for a process, named `name`: its upper half is the
+/// kernel half the default space built ([`super::kernel_half`]), shared (the same
+/// tables, nothing mapped anew), and its region set records the kernel
+/// half's regions as the default space has them (guard pages included), so
+/// that `check_can_enter`, `verify` and the fault path see them. The lower
+/// half is empty. It gets every later guard page unmapped ([`join`]).
+pub fn create_process_space(name: &str) -> Result<Arc<Space>, AspaceError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Err(AspaceError::InvalidName { name: name.into() });
+    }
+    if super::find(name).is_ok() {
+        return Err(AspaceError::NameTaken { name: name.into() });
+    }
+    let half = super::kernel_half();
+    let upper: Vec<Region> = {
+        let base = super::base();
+        let object = base.lock();
+        object.regions().iter().filter(|region| region.va.as_u64() >> 63 == 1).copied().collect()
+    };
+    let paging =
+        PagingAspace::from_regions_with_kernel_half(KernelMachine, name, super::allocate_pcid(), &upper, half, true)?;
+    let space = super::register(name, SpaceObject::Paging(paging))?;
+    join(&space)?;
+    Ok(space)
+}
+
+/// Makes `space`, a process space that records the kernel half's regions
+/// as the default space had them when it was made, get every new guard page
+/// unmapped, and unmaps those made since (in its region set; the shared
+/// tables have them unmapped already).
+pub fn join(space: &Arc<Space>) -> Result<(), AspaceError> {
+    // Listed before the guard pages are read: a stack made meanwhile is
+    // seen either here or by its own guard_page_created.
+    HARDENED.lock().push(space.id());
+    let pages = guard::guard_pages();
+    let mut object = space.lock();
+    for page in pages {
+        let recorded = object.regions().overlapping(page, 1).next().is_some_and(|region| region.prot == GUARD);
+        if !recorded {
+            unmap_guard_page(&mut object, page)?;
+        }
+    }
+    Ok(())
 }
 
 /// True when the space `id` gets every new guard page unmapped.

@@ -209,7 +209,7 @@ fn create_paging(name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
 
 /// A free PCID when the CPU has PCIDs on, else `None` (every switch then
 /// flushes the TLB, which is always correct).
-fn allocate_pcid() -> Option<u16> {
+pub(crate) fn allocate_pcid() -> Option<u16> {
     if !cpu::pcid_enabled() {
         return None;
     }
@@ -244,7 +244,9 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     // The boot CPU's interrupt stacks get guard pages like every stack; the
     // map built next leaves every guard page recorded so far unmapped.
     crate::percpu::guard_ist_stacks(crate::percpu::current());
-    let mut boot_map = BaseAspace::build("base", len)?;
+    let half = paging::KernelHalf::new(&KernelMachine)?;
+    let half = KERNEL_HALF.call_once(|| half);
+    let mut boot_map = BaseAspace::build("base", len, half)?;
     boot_map.switch_to();
     let base = Arc::new(Space { id: 0, name: "base".into(), inner: IrqMutex::new(SpaceObject::Base(boot_map)) });
     SPACES.lock().insert(0, base.clone());
@@ -292,6 +294,11 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
         base::NAME => SpaceObject::Base(base::create(name)?),
         _ => SpaceObject::Other(registry().create(implementation, name)?),
     };
+    register(name, object)
+}
+
+/// Lists `object` under `name` with a fresh id.
+pub(crate) fn register(name: &str, object: SpaceObject) -> Result<Arc<Space>, AspaceError> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object) });
     let mut spaces = SPACES.lock();
@@ -302,6 +309,14 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
     spaces.insert(id, space.clone());
     Ok(space)
 }
+
+/// The kernel half: the tables of the upper half that the default space and
+/// every process space share (`paging::KernelHalf`), built at boot.
+pub fn kernel_half() -> &'static paging::KernelHalf {
+    KERNEL_HALF.get().expect("address-space layer initialised at boot")
+}
+
+static KERNEL_HALF: spin::Once<paging::KernelHalf> = spin::Once::new();
 
 /// A copy-on-write clone of `parent` named `name`, registered like a new
 /// space: what `fork` makes for a child process (see

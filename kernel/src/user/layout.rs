@@ -11,8 +11,8 @@
 //! user_top = 2^47 - 4096         the end of user space (Linux's TASK_SIZE_MAX)
 //!   (the upper half)             the kernel half: the kernel image and the
 //!                                direct map of RAM and low MMIO
-//!                                (supervisor-only, `k`), the same in every
-//!                                process space
+//!                                (supervisor-only, `k`): one set of tables
+//!                                every process space shares
 //! ```
 //!
 //! The lower half holds nothing of the kernel: user space begins at

@@ -3,10 +3,12 @@
 //! image (arguments, environment, auxiliary vector).
 //!
 //! The space is an ordinary `paging` address space, made through the
-//! address-space layer (so `as`, `ptdump` and `asis` show it):
+//! address-space layer (`address_space::harden::create_process_space`, so `as`,
+//! `ptdump` and `asis` show it):
 //! - the kernel half (`k`: supervisor-only, in the upper half): the kernel
 //!   image and the direct map of physical memory, which every space the
-//!   kernel runs in needs; nothing of the kernel in the lower half;
+//!   kernel runs in needs, shared with the default space (the same tables);
+//!   nothing of the kernel in the lower half;
 //! - each `PT_LOAD` segment as the plan of `crates/exec` gives it: a private
 //!   file region over the initrd file's bytes (pages copied on first touch,
 //!   the bytes past the segment's file part read zero), then an anonymous
@@ -16,7 +18,7 @@
 
 use super::errno::Errno;
 use super::layout::{self, STACK_GUARD_GAP, STACK_INITIAL, STACK_MAX, STACK_TOP};
-use crate::address_space::{self, harden, paging_of_mut, Space};
+use crate::address_space::{self, paging_of_mut, Space};
 use crate::fs::File;
 use alloc::format;
 use alloc::string::String;
@@ -83,7 +85,7 @@ pub fn plan(file: &File) -> Result<LoadPlan, ExecError> {
 pub fn load(file: &File, name: &str, argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8]) -> Result<Loaded, LoadError> {
     let plan = plan(file).map_err(LoadError::Exec)?;
     let image = stack_image(&plan, argv, envp, execfn).map_err(LoadError::Exec)?;
-    let space = address_space::create("paging", name).map_err(LoadError::Space)?;
+    let space = address_space::harden::create_process_space(name).map_err(LoadError::Space)?;
     match fill(&space, file, &plan) {
         Ok(()) => Ok(Loaded { space, entry: plan.entry(), image, brk: plan.brk() }),
         Err(error) => {
@@ -109,7 +111,6 @@ pub fn protection(prot: Prot) -> Protection {
 }
 
 fn fill(space: &Arc<Space>, file: &File, plan: &LoadPlan) -> Result<(), AspaceError> {
-    harden::harden(space, 0)?;
     let mut object = space.lock();
     let paging = paging_of_mut(&mut object).ok_or(AspaceError::Unsupported {
         implementation: "paging",
