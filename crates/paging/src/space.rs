@@ -265,7 +265,7 @@ impl<M: Machine> PagingAspace<M> {
     /// A new address space holding exactly `regions`, in address order and
     /// not overlapping (see [`RegionSet::from_sorted`]), each readable
     /// [`Protection::EAGER`] region mapped at once: a map known whole when
-    /// it is made, such as a kernel's boot identity map. The tables are
+    /// it is made, such as a kernel's boot map. The tables are
     /// built as [`AddressSpace::add_region`] of each region in turn would
     /// build them (the same edits, pages and counters), but without that
     /// operation or the region set's `insert`: a kernel's own map must not
