@@ -211,13 +211,14 @@ pub struct BootInfo {
     loader_ranges: [(u64, u64); 4],
 }
 
-/// Reads a `T` at physical address `addr` through the boot identity map.
+/// Reads a `T` at physical address `addr` through the direct map (which
+/// the boot tables hold for the first 4 GiB).
 ///
 /// # Safety
 /// `[addr, addr + size_of::<T>())` must be mapped memory holding a `T`.
 unsafe fn read_phys<T: Copy>(addr: u64) -> T {
     // SAFETY: the caller guarantees the memory; it may be unaligned.
-    unsafe { (addr as *const T).read_unaligned() }
+    unsafe { (crate::direct_map::phys_to_virt(addr) as *const T).read_unaligned() }
 }
 
 impl BootInfo {
@@ -228,7 +229,7 @@ impl BootInfo {
     ///
     /// # Safety
     /// `start_info` must be the address the PVH loader passed in `ebx`, and
-    /// the first 4 GiB must be identity-mapped (as the boot code leaves them).
+    /// the first 4 GiB must be in the direct map (as the boot code leaves them).
     pub unsafe fn parse(start_info: u64) -> Result<BootInfo, BootInfoError> {
         // SAFETY: the caller's guarantees are `read`'s.
         match unsafe { BootInfo::read(start_info) } {

@@ -1,12 +1,19 @@
-//! The kernel's memory protections: W^X for its own identity map, guard
-//! pages under its stacks, and the CPU's supervisor protections.
+//! The kernel's memory protections: W^X for its own map, guard pages under
+//! its stacks, and the CPU's supervisor protections.
 //!
-//! - **The hardened identity map** ([`identity_regions`]): the kernel image
-//!   mapped by sections (text read-only and executable, rodata read-only,
-//!   data and bss writable), everything else (low memory, heap, stacks, page
-//!   tables, MMIO) writable and non-executable. No page is both writable
-//!   and executable. The default address space is built this way, and so is
-//!   the identity part of every shell's address space ([`harden`]).
+//! - **The kernel half** ([`kernel_regions`]): in the upper half of every
+//!   space the kernel runs in, the kernel image at its link address by
+//!   sections (text read-only and executable, rodata read-only, data and
+//!   bss writable) and the direct map of physical memory at
+//!   [`PHYS_OFFSET`] (RAM, heap, stacks, page tables, low MMIO: writable
+//!   and non-executable; the image's own frames there read-only). No page
+//!   is both writable and executable. Supervisor-only (`k`) throughout.
+//! - **The hardened identity map** ([`identity_regions`]): the same
+//!   layout one to one in the lower half, the image by sections at its
+//!   physical address. The kernel never uses it; the default address space
+//!   (`base`) and the lab's spaces hold it as lab content (the paging lab
+//!   maps, aliases and compares physical memory through it). Process
+//!   spaces do not hold it.
 //! - **Guard pages**: the page below every kernel stack (see
 //!   [`crate::thread::stack`]) is unmapped in the default address space and
 //!   in every hardened space, now and for stacks made later
@@ -24,13 +31,15 @@
 
 use crate::address_space::machine::KernelMachine;
 use crate::arch::cpu;
+use crate::direct_map::{image_phys, PHYS_OFFSET};
 use crate::mem::guard::{self, GUARD_SIZE};
 use alloc::vec::Vec;
 use aspace::{Fault, PageFaultCode, Protection, Region, VirtAddr};
 use core::fmt::Write;
 
-/// The flags of every region of the hardened identity map besides its
-/// access rights: kernel-only, pinned, mapped at once.
+/// The flags of every region of the kernel half and of the hardened
+/// identity map besides their access rights: kernel-only, pinned, mapped at
+/// once.
 const MANAGED: Protection = Protection::PIN.union(Protection::KERN).union(Protection::EAGER);
 /// Kernel text: read and execute.
 const TEXT: Protection = Protection::READ.union(Protection::EXEC).union(MANAGED);
@@ -48,8 +57,9 @@ extern "C" {
     static __image_end: u8;
 }
 
-/// One part of the kernel image: `[start, end)`, page-aligned by the
-/// linker script, and the access rights the kernel needs there.
+/// One part of the kernel image: `[start, end)` (virtual, where the image is
+/// linked), page-aligned by the linker script, and the access rights the
+/// kernel needs there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageSection {
     /// What it holds.
@@ -77,9 +87,15 @@ pub fn image_sections() -> [ImageSection; 3] {
 }
 
 /// The regions of the hardened identity map of `[0, len)`, in address
-/// order, each with what it holds. `len` must lie above the kernel image.
+/// order, each with what it holds: the image by sections at its physical
+/// address. `len` must lie above the kernel image. Lab content: the kernel
+/// runs on [`kernel_regions`].
 pub fn identity_regions(len: u64) -> Vec<(&'static str, Region)> {
-    let [text, rodata, data] = image_sections();
+    let [text, rodata, data] = image_sections().map(|section| ImageSection {
+        start: image_phys(section.start),
+        end: image_phys(section.end),
+        ..section
+    });
     let identity = |start: u64, end: u64, prot: Protection| Region::new(start, start, end - start, prot);
     let mut regions = Vec::new();
     if text.start > 0 {
@@ -92,6 +108,45 @@ pub fn identity_regions(len: u64) -> Vec<(&'static str, Region)> {
         regions.push(("RAM and MMIO", identity(data.end, len, READ_WRITE)));
     }
     regions
+}
+
+/// The regions of the kernel half, in address order, each with what it
+/// holds: the direct map of `[0, len)` at [`PHYS_OFFSET`] (the image's own
+/// frames read-only there), then the image by sections where it is linked.
+/// `len` must lie above the kernel image.
+pub fn kernel_regions(len: u64) -> Vec<(&'static str, Region)> {
+    let sections = image_sections();
+    let image_start = image_phys(sections[0].start);
+    let image_end = image_phys(sections[2].end);
+    let direct = |start: u64, end: u64, prot: Protection| Region::new(PHYS_OFFSET + start, start, end - start, prot);
+    let mut regions = Vec::new();
+    if image_start > 0 {
+        regions.push(("direct map: low memory", direct(0, image_start, READ_WRITE)));
+    }
+    regions.push(("direct map: kernel image", direct(image_start, image_end, READ_ONLY)));
+    if len > image_end {
+        regions.push(("direct map: RAM and MMIO", direct(image_end, len, READ_WRITE)));
+    }
+    for section in sections {
+        let prot = if section.access.contains(Protection::EXEC) {
+            TEXT
+        } else if section.access.contains(Protection::WRITE) {
+            READ_WRITE
+        } else {
+            READ_ONLY
+        };
+        let region = Region::new(section.start, image_phys(section.start), section.end - section.start, prot);
+        regions.push((section.name, region));
+    }
+    regions
+}
+
+/// The region of the guard page at `page` (an address of the direct map,
+/// where the kernel's stacks are, or of the image, the boot stack's): no
+/// access, translating as the kernel half does there.
+pub fn guard_region(page: u64) -> Region {
+    let phys = crate::direct_map::virt_to_phys(page).unwrap_or(page);
+    Region::new(page, phys, GUARD_SIZE as u64, GUARD)
 }
 
 /// Sets CR4.SMEP and CR4.SMAP on this CPU when it has them. Called by each

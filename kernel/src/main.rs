@@ -1,9 +1,10 @@
 //! # Nacre
 //!
-//! A small x86-64 kernel in the style of the Nautilus kernel: no kernel/user
-//! split, everything identity-mapped at boot, and address spaces that threads
-//! join. This file is the Rust entry point and the boot sequence; each step
-//! is a module of its own.
+//! A small x86-64 kernel in the style of the Nautilus kernel: the kernel in
+//! the upper half of every address space (its image in the top 2 GiB, all
+//! physical memory in a direct map), address spaces that threads join, and
+//! Linux programs in ring 3 in the lower half. This file is the Rust entry
+//! point and the boot sequence; each step is a module of its own.
 #![no_std]
 #![no_main]
 
@@ -13,6 +14,7 @@ mod address_space;
 mod arch;
 mod boot_info;
 mod cmdline;
+mod direct_map;
 mod fs;
 mod growing_stack;
 mod hardening;
@@ -50,8 +52,8 @@ use qemu::ExitStatus;
 pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     serial::init();
     tsc::calibrate();
-    // SAFETY: the address is the one the PVH loader passed, and the boot code
-    // identity-mapped the first 4 GiB.
+    // SAFETY: the address is the one the PVH loader passed, and the boot
+    // tables hold the first 4 GiB in the direct map.
     let boot_info = boot_info::BOOT_INFO.call_once(|| match unsafe { BootInfo::parse(start_info_phys as u64) } {
         Ok(info) => info,
         Err(error) => panic!("not booted through PVH: {error}"),
@@ -80,8 +82,8 @@ pub extern "C" fn kernel_main(start_info_phys: u32) -> ! {
     for region in boot_info.memory_map() {
         log::debug!("memory: {:#014x}..{:#014x} {:?}", region.start, region.end(), region.kind);
     }
-    // SAFETY: the memory map comes from the loader and the boot identity map
-    // covers the first 4 GiB, where the bitmaps go.
+    // SAFETY: the memory map comes from the loader and the boot tables' direct
+    // map covers the first 4 GiB, where the bitmaps go.
     unsafe { mem::init(boot_info, options.frame_cap) };
     let frames = mem::frames::stats();
     let heap = mem::heap::stats();

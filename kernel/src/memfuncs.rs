@@ -140,7 +140,7 @@ pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, count: usize) -> i32
 ///
 /// Not `read_unaligned`, which copies through a stack temporary: a
 /// comparison that covers this thread's own stack (the shell's startup test
-/// compares 1 GiB of the identity map) would at some point copy a range
+/// compares 1 GiB of the direct map) would at some point copy a range
 /// onto itself, which debug builds stop with a precondition panic.
 ///
 /// # Safety

@@ -1,7 +1,7 @@
 /*
  * Every system call that takes a pointer, given a bad one: NULL, an address
- * in the kernel's part of the address space (low on Nacre, high on Linux),
- * a non-canonical one, and a range that crosses the top of user space. Each
+ * unmapped in low memory, addresses in the kernel's half of the address
+ * space, a non-canonical one, and a range that crosses the top of user space. Each
  * must fail with EFAULT, and the program (and the kernel) must go on.
  *
  * The range crossing the top is given only to calls that access a fixed
@@ -23,7 +23,9 @@
 int main(void) {
     const unsigned long bad[] = {
         0,                        /* NULL */
-        0x100000,                 /* Nacre's kernel image; unmapped on Linux */
+        0x100000,                 /* unmapped low memory (below a non-PIE program) */
+        0xffffffff80100000UL,     /* Nacre's kernel text */
+        0xffff888000000000UL,     /* the direct map of RAM (Nacre's and Linux's default) */
         0xffffffff81000000UL,     /* Linux's kernel text */
         0x8000000000000000UL,     /* non-canonical */
         USER_TOP - 4,             /* 5 bytes or more from here cross the top */

@@ -40,6 +40,9 @@ static void do_ud2(void) { __asm__ volatile("ud2_here: ud2"); }
 static volatile int divisor = 0;
 /* Addresses through a volatile, so the compiler cannot see them. */
 static volatile uintptr_t null_page = 16, kernel_text = 0xffffffff81000000UL, non_canonical = 0x8000000000000000UL;
+/* The first page of the direct map of RAM, present and supervisor-only on
+   both (Linux's default offset is Nacre's). */
+static volatile uintptr_t direct_map = 0xffff888000000000UL;
 
 int main(void) {
     handle(SIGSEGV, catcher, 0);
@@ -57,6 +60,12 @@ int main(void) {
         (void)*(volatile int *)kernel_text;
     CHECK(got_signal == SIGSEGV && got_code == SEGV_MAPERR && got_addr == 0xffffffff81000000UL,
           "kernel address: SIGSEGV MAPERR (got %d %d %#lx)", got_signal, got_code, (unsigned long)got_addr);
+
+    got_signal = 0;
+    if (sigsetjmp(recover, 1) == 0)
+        (void)*(volatile int *)direct_map;
+    CHECK(got_signal == SIGSEGV && got_code == SEGV_MAPERR && got_addr == 0xffff888000000000UL,
+          "present kernel page: SIGSEGV MAPERR (got %d %d %#lx)", got_signal, got_code, (unsigned long)got_addr);
 
     got_signal = 0;
     if (sigsetjmp(recover, 1) == 0)

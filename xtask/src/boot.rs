@@ -18,9 +18,11 @@ pub(crate) const QEMU_SUCCESS_STATUS: i32 = 33;
 pub(crate) const QEMU_FAILURE_STATUS: i32 = 35;
 /// rustc flags for the kernel. No red zone (interrupts may arrive on our own
 /// code's stacks), static relocation (the image runs where it is linked),
-/// abort on panic (no unwinder), frame pointers (backtraces in fault reports).
+/// the kernel code model (the image is linked in the top 2 GiB, where
+/// sign-extended 32-bit addresses reach it), abort on panic (no unwinder),
+/// frame pointers (backtraces in fault reports).
 pub(crate) const KERNEL_RUSTFLAGS: &str =
-    "-C relocation-model=static -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
+    "-C relocation-model=static -C code-model=kernel -C no-redzone=yes -C panic=abort -C force-frame-pointers=yes";
 pub(crate) const KERNEL_TARGET: &str = "x86_64-unknown-linux-gnu";
 pub(crate) const QEMU: &str = "qemu-system-x86_64";
 pub(crate) const QEMU_INSTALL: &str = "apt-get update && apt-get install -y qemu-system-x86";

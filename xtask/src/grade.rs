@@ -75,7 +75,7 @@ const PARTS: &[Part] = &[
             kernel(
                 "kernel: an eager 0-4 GiB space is entered and verified",
                 &["--cmdline", "shelltest=off"],
-                "as new paging v; as add v 0 0 4g rwxpke; as enter v; peek 0x100000; as verify v; as leave; as destroy v",
+                "as new paging v; as add v 0 0 4g rwxpke; as kernel v; as enter v; peek 0x100000; as verify v; as leave; as destroy v",
                 &["the page tables match the regions", "destroyed 'v'"],
             ),
         ],

@@ -15,8 +15,9 @@
 //!    extracted, into `target/selftests/src`, once (a stamp names the
 //!    tarball's size and time).
 //! 3. The build: each test with the flags its Makefile gives, except that
-//!    `-no-pie` becomes `-static-pie` (Nacre's user space starts at 4 GiB)
-//!    and the kernel headers are the system's (`linux-libc-dev`); into
+//!    `-no-pie` becomes `-static-pie` (a test that needs low addresses is
+//!    built `-static` too, and that build is the one run) and the kernel
+//!    headers are the system's (`linux-libc-dev`); into
 //!    `target/selftests/bin`, rebuilt when a source or the command changes.
 //! 4. The host: each binary as it is (output and status); again with
 //!    address randomization off (`setarch -R`), as Nacre lays a program out;
@@ -86,7 +87,8 @@ struct Selftest {
     /// A line the test prints when all went well (a prefix), if it has one.
     marker: Option<&'static str>,
     /// It needs its data and code below 4 GiB (16- and 32-bit segments):
-    /// the host also runs a `-static` (non-PIE) build, the Makefile's own.
+    /// the host and Nacre run a `-static` (non-PIE) build, the Makefile's
+    /// own (the host runs the `-static-pie` one too).
     low_addresses: bool,
     /// Whether it passes on Nacre today: with 4-level paging, and with
     /// 5-level paging (`--la57`). A test marked here that fails is a
@@ -480,7 +482,18 @@ pub fn selftests(args: &[String]) -> Result<(), String> {
     let mut nacre = Vec::new();
     for (test, binary) in tests.iter().zip(&binaries) {
         println!("xtask: Nacre ({}-level paging): {}", if options.la57 { 5 } else { 4 }, test.name);
-        let result = run_on_nacre(&options, &elf, &work, test, binary)?;
+        // A test that needs low addresses runs as the Makefile builds it
+        // (non-PIE), under its own name.
+        let binary = if test.low_addresses {
+            let dir = work.join("nacre-bin");
+            fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let copy = dir.join(test.name);
+            fs::copy(nopie_path(binary), &copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            copy
+        } else {
+            binary.clone()
+        };
+        let result = run_on_nacre(&options, &elf, &work, test, &binary)?;
         println!("xtask: Nacre: {} {} ({})", test.name, result.verdict.word(), result.ending);
         nacre.push(result);
     }

@@ -1,6 +1,8 @@
 //! The user-mode tests: the static programs in `tests/user/*.c`, built with
-//! `gcc -static-pie`, run first on the host Linux (the oracle) and then on
-//! Nacre, where each must end the same way.
+//! `gcc -static-pie` (or, for a program whose source says `link: static`,
+//! `gcc -static`: not position-independent, linked at 0x400000), run first
+//! on the host Linux (the oracle) and then on Nacre, where each must end
+//! the same way.
 //!
 //! A program says how it ends and what it is given in its source:
 //! `expect: signal N` (default: exit status 0) and `args: A B ...`. A
@@ -145,20 +147,53 @@ fn build(root: &Path) -> Result<Vec<Program>, String> {
         if let Some(unknown) = needs.iter().find(|name| !CAPABILITIES.iter().any(|(known, _)| known == name)) {
             return Err(format!("{name}: needs {unknown}, which xtask/src/usertest.rs does not know"));
         }
+        let link = match directive(&text, "link:") {
+            None | Some("static-pie") => Link::StaticPie,
+            Some("static") => Link::Static,
+            Some(other) => return Err(format!("{name}: bad link line {other:?} (static-pie or static)")),
+        };
         let binary = out.join(&name);
-        compile(&source, &binary)?;
+        compile_as(&source, &binary, link)?;
         programs.push(Program { name, binary, args, ending, ours: true, needs });
     }
     Ok(programs)
 }
 
-/// Builds the C program `source` into `binary` as every test program is
-/// built: `gcc -static-pie -O2 -Wall -Werror` (a static PIE loads above
-/// the kernel's map, where Nacre runs programs).
+/// How a test program is linked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    /// `gcc -static-pie`, the default: loaded wherever the kernel puts it.
+    StaticPie,
+    /// `gcc -static`: an ET_EXEC linked at 0x400000 (`link: static`).
+    Static,
+}
+
+impl Link {
+    fn flag(self) -> &'static str {
+        match self {
+            Link::StaticPie => "-static-pie",
+            Link::Static => "-static",
+        }
+    }
+}
+
+/// Builds the C program `source` into `binary` as test programs are built
+/// by default: `gcc -static-pie -O2 -Wall -Werror`.
 pub fn compile(source: &Path, binary: &Path) -> Result<(), String> {
+    compile_as(source, binary, Link::StaticPie)
+}
+
+/// Builds the C program `source` into `binary` with `gcc -O2 -Wall -Werror`
+/// and `link`'s flag.
+pub fn compile_as(source: &Path, binary: &Path, link: Link) -> Result<(), String> {
     crate::boot::ensure_static_gcc()?;
-    let status = Command::new("gcc")
-        .args(["-static-pie", "-O2", "-Wall", "-Werror", "-o"])
+    let mut command = Command::new("gcc");
+    command.arg(link.flag());
+    if link == Link::Static {
+        command.arg("-no-pie");
+    }
+    let status = command
+        .args(["-O2", "-Wall", "-Werror", "-o"])
         .arg(binary)
         .arg(source)
         .status()
@@ -166,7 +201,7 @@ pub fn compile(source: &Path, binary: &Path) -> Result<(), String> {
     if status.success() {
         Ok(())
     } else {
-        Err(format!("gcc -static-pie {} failed", source.display()))
+        Err(format!("gcc {} {} failed", link.flag(), source.display()))
     }
 }
 

@@ -190,7 +190,7 @@ impl fmt::Display for AspaceError {
             WouldUnmapRunning { what, addr } => {
                 write!(
                     f,
-                    "the {what} at {addr:#x} must stay mapped one to one, eagerly (e), with the access the kernel needs"
+                    "the {what} at {addr:#x} must stay mapped to its own memory, eagerly (e), with the access the kernel needs"
                 )
             }
         }

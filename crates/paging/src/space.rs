@@ -9,6 +9,7 @@ use crate::error::{PagingError, IMPLEMENTATION_NAME};
 use crate::file::FileBacking;
 use crate::flush::FlushBatch;
 use crate::grow::{self, GrowthLimits, GrowthRequest};
+use crate::kernel_half::KernelHalf;
 use crate::machine::{Machine, SpaceId, TlbInvalidation};
 use crate::object::{ObjectBacking, ObjectFault, PageObject};
 use crate::tables::{FaultProbe, PageTables, PAGE_GRANULARITY};
@@ -123,7 +124,11 @@ impl<M: Machine> PagingAspace<M> {
     /// it runs under that PCID and switching to it keeps its TLB entries.
     pub fn new(machine: M, name: &str, pcid: Option<u16>) -> Result<Self, AspaceError> {
         let tables = PageTables::new(&machine, pcid)?;
-        Ok(PagingAspace {
+        Ok(Self::new_around(machine, name, tables))
+    }
+
+    fn new_around(machine: M, name: &str, tables: PageTables) -> Self {
+        PagingAspace {
             machine,
             name: name.into(),
             tables: Some(tables),
@@ -141,7 +146,7 @@ impl<M: Machine> PagingAspace<M> {
             spurious_faults: 0,
             page_invalidations: 0,
             full_flushes: 0,
-        })
+        }
     }
 
     /// With `on`, a read (or instruction fetch) of a page of an anonymous
@@ -303,7 +308,7 @@ impl<M: Machine> PagingAspace<M> {
     /// A new address space holding exactly `regions`, in address order and
     /// not overlapping (see [`RegionSet::from_sorted`]), each readable
     /// [`Protection::EAGER`] region mapped at once: a map known whole when
-    /// it is made, such as a kernel's boot identity map. The tables are
+    /// it is made, such as a kernel's boot map. The tables are
     /// built as [`AddressSpace::add_region`] of each region in turn would
     /// build them (the same edits, pages and counters), but without that
     /// operation or the region set's `insert`: a kernel's own map must not
@@ -316,7 +321,55 @@ impl<M: Machine> PagingAspace<M> {
     /// disorder and overlap, and with [`AspaceError::OutOfMemory`] when the
     /// root or the tables do not fit.
     pub fn from_regions(machine: M, name: &str, pcid: Option<u16>, regions: &[Region]) -> Result<Self, AspaceError> {
-        let features = machine.features();
+        let space = Self::new(machine, name, pcid)?;
+        space.fill_from_regions(regions, false)
+    }
+
+    /// A new, empty address space whose upper half is `kernel`'s
+    /// ([`PageTables::new_with_kernel_half`]): allocates its root and links
+    /// the shared tables.
+    pub fn new_with_kernel_half(
+        machine: M,
+        name: &str,
+        pcid: Option<u16>,
+        kernel: &KernelHalf,
+    ) -> Result<Self, AspaceError> {
+        let tables = PageTables::new_with_kernel_half(&machine, kernel, pcid)?;
+        Ok(Self::new_around(machine, name, tables))
+    }
+
+    /// [`PagingAspace::from_regions`] with `kernel`'s upper half
+    /// ([`PagingAspace::new_with_kernel_half`]). With `upper_half_mapped`,
+    /// the regions in the upper half are recorded but not mapped: the
+    /// kernel half's shared tables already map them as they say (they were
+    /// mapped through another space made with it, from the same regions),
+    /// which is how a space joins a kernel half that is already built.
+    /// Without it, they are mapped like the others, into the shared tables,
+    /// which every space made with `kernel` then sees.
+    pub fn from_regions_with_kernel_half(
+        machine: M,
+        name: &str,
+        pcid: Option<u16>,
+        regions: &[Region],
+        kernel: &KernelHalf,
+        upper_half_mapped: bool,
+    ) -> Result<Self, AspaceError> {
+        let space = Self::new_with_kernel_half(machine, name, pcid, kernel)?;
+        space.fill_from_regions(regions, upper_half_mapped)
+    }
+
+    /// True when the tables share an upper half ([`KernelHalf`]).
+    pub fn shares_kernel_half(&self) -> bool {
+        self.tables.as_ref().is_some_and(|tables| tables.kernel_half().is_some())
+    }
+
+    /// The shared upper half, if the space was made with one.
+    pub fn kernel_half(&self) -> Option<&KernelHalf> {
+        self.tables.as_ref().and_then(PageTables::kernel_half)
+    }
+
+    fn fill_from_regions(mut self, regions: &[Region], skip_upper_half: bool) -> Result<Self, AspaceError> {
+        let features = self.machine.features();
         for region in regions {
             region.validate(Self::CHARACTERISTICS, features.virt_width(), features.phys_bits)?;
             if region.is_anonymous() || region.prot.grows() {
@@ -327,8 +380,13 @@ impl<M: Machine> PagingAspace<M> {
             }
         }
         let set = RegionSet::from_sorted(regions)?;
-        let mut space = Self::new(machine, name, pcid)?;
-        for region in regions.iter().filter(|r| r.prot.contains(Protection::EAGER | Protection::READ)) {
+        let lower_half_end = features.virt_width().lower_half_end();
+        let space = &mut self;
+        let to_map = regions
+            .iter()
+            .filter(|r| r.prot.contains(Protection::EAGER | Protection::READ))
+            .filter(|r| !(skip_upper_half && r.va.0 >= lower_half_end));
+        for region in to_map {
             let perms = LeafPermissions::from_protection(region.prot);
             // On an error, dropping the space frees what was built.
             space.edit(|tables, machine, batch| {
@@ -336,7 +394,7 @@ impl<M: Machine> PagingAspace<M> {
             })?;
         }
         space.regions = set;
-        Ok(space)
+        Ok(self)
     }
 
     /// Unmaps `part`, which lies inside one region and translates as that
@@ -848,7 +906,8 @@ impl<M: Machine> PagingAspace<M> {
     /// `pcid`), as `fork` makes for a child process: every region is added to
     /// the child as it is here; regions with their own memory (not
     /// anonymous: the kernel's map, a shared file) map the same physical
-    /// memory in both; every frame of an anonymous region (private memory,
+    /// memory in both (a space made with a [`KernelHalf`] gives its child
+    /// the same kernel half, whose regions are recorded, not mapped anew); every frame of an anonymous region (private memory,
     /// private file pages) is shared by both spaces, one more reference
     /// each ([`Machine::share_frame`]), and mapped read-only in both, so the
     /// first write on either side copies the page (or, when the other side
@@ -875,12 +934,27 @@ impl<M: Machine> PagingAspace<M> {
         if regions.iter().any(|region| region.is_anonymous() && region.prot.contains(Protection::EAGER)) {
             return Err(refuse("fork of a space with an eager anonymous region"));
         }
-        let mut child = PagingAspace::new(self.machine.clone(), name, pcid)?;
+        // With a shared kernel half, the child shares it too: its regions in
+        // the upper half are recorded, already mapped by the shared tables.
+        let (upper, lower): (Vec<Region>, Vec<Region>) = match self.kernel_half() {
+            Some(_) => {
+                let lower_half_end = self.machine.features().virt_width().lower_half_end();
+                regions.iter().partition(|region| region.va.0 >= lower_half_end)
+            }
+            None => (Vec::new(), regions.clone()),
+        };
+        let mut child = match self.kernel_half() {
+            Some(kernel) => {
+                let kernel = kernel.clone();
+                PagingAspace::from_regions_with_kernel_half(self.machine.clone(), name, pcid, &upper, &kernel, true)?
+            }
+            None => PagingAspace::new(self.machine.clone(), name, pcid)?,
+        };
         child.fault_page_limit = self.fault_page_limit;
         child.fault_around = self.fault_around;
         child.zero_page = self.zero_page;
         child.growth_limits = self.growth_limits;
-        for region in &regions {
+        for region in &lower {
             if let Err(error) = child.add_region(*region) {
                 let _ = child.destroy();
                 return Err(error);

@@ -179,3 +179,49 @@ fn the_kernel_half_entries_are_the_same_in_every_root() {
     assert_eq!(half.destroy(&machine).ok(), Some(256));
     assert_eq!(machine.frames_in_use(), 0);
 }
+
+/// A kernel's pattern of use: one space builds the kernel half from its
+/// regions (`from_regions_with_kernel_half`, mapped), another joins it with
+/// the same upper-half regions recorded but not mapped again, and a fork of
+/// the second shares it too. Each sees the kernel half, verifies, keeps its
+/// own lower half, and destroying the joiners leaves the kernel half whole.
+#[test]
+fn spaces_join_a_built_kernel_half_and_their_forks_share_it() {
+    use aspace::{AddressSpace, Protection, Region};
+    use paging::PagingAspace;
+    for config in [SimConfig::four_level(), SimConfig::five_level()] {
+        let machine = SimMachine::new(config.with_cpus(1));
+        let kernel = upper_half(&machine);
+        let half = KernelHalf::new(&machine).unwrap();
+        let data = paging::Machine::alloc_frame(&machine).unwrap();
+        machine.write_u64(data, 0x5eed);
+        let kernel_rw = Protection::READ | Protection::WRITE | Protection::KERN | Protection::PIN | Protection::EAGER;
+        let upper = [Region::new(kernel, data.0, K4, kernel_rw)];
+        let mut builder =
+            PagingAspace::from_regions_with_kernel_half(machine.clone(), "base", None, &upper, &half, false).unwrap();
+        let frames_after_build = half.table_frames();
+        assert!(builder.shares_kernel_half());
+        let mut joiner =
+            PagingAspace::from_regions_with_kernel_half(machine.clone(), "proc", None, &upper, &half, true).unwrap();
+        assert_eq!(half.table_frames(), frames_after_build, "nothing mapped anew");
+        assert_eq!(joiner.counters().pages_mapped, [0, 0, 0], "the joiner mapped nothing itself");
+        assert_eq!(joiner.verify(), Ok(()));
+        let user = Protection::READ | Protection::WRITE | Protection::ANON;
+        joiner.add_region(Region::anonymous(0x40_0000, 4 * K4, user)).unwrap();
+        joiner.switch_to();
+        assert_eq!(machine.read_u64_at(kernel, Mode::Supervisor), Ok(0x5eed));
+        let mut child = joiner.fork("child", None).unwrap();
+        assert!(child.shares_kernel_half());
+        assert_eq!(child.regions().iter().count(), 2);
+        assert_eq!(child.verify(), Ok(()));
+        child.switch_to();
+        assert_eq!(machine.read_u64_at(kernel, Mode::Supervisor), Ok(0x5eed));
+        builder.switch_to();
+        child.destroy().unwrap();
+        joiner.destroy().unwrap();
+        assert_eq!(half.table_frames(), frames_after_build, "the kernel half is untouched");
+        builder.switch_to();
+        assert_eq!(machine.read_u64_at(kernel, Mode::Supervisor), Ok(0x5eed));
+        assert_eq!(builder.verify(), Ok(()));
+    }
+}

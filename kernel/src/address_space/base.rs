@@ -1,7 +1,10 @@
-//! The `base` implementation: the boot identity map, given a name.
+//! The `base` implementation: the boot map, given a name.
 //!
-//! At boot the kernel maps all of physical memory (and the MMIO below
-//! 4 GiB) one to one, with the largest pages that fit. That map is the
+//! At boot the kernel maps, with the largest pages that fit, its own half
+//! (the image where it is linked and all of physical memory, with the MMIO
+//! below 4 GiB, at the direct map's offset; [`hardening::kernel_regions`])
+//! and, as lab content the kernel itself never uses, the same memory one to
+//! one in the lower half ([`hardening::identity_regions`]). That map is the
 //! *default address space*: threads that never chose one run in it. `base`
 //! wraps it as an address space so that it can be listed, printed and
 //! entered by name like any other; it refuses every region change through
@@ -10,8 +13,9 @@
 //! The map is hardened ([`crate::hardening`]): the kernel image by
 //! sections (text read-only and executable, rodata read-only, data
 //! writable), the rest of memory writable and never executable, and the
-//! guard page below every kernel stack unmapped. Guard pages are its only
-//! edits after boot, through [`BaseAspace::unmap_guard_page`].
+//! guard page below every kernel stack unmapped (in the direct map, where
+//! the stacks are). Guard pages are its only edits after boot, through
+//! [`BaseAspace::unmap_guard_page`].
 //!
 //! Every kernel boots on this map, a student kit's too (`cargo xtask lab
 //! new`): so it is built and edited only through the paging crate's own
@@ -30,24 +34,30 @@ use aspace::{
     RegionSet, ThreadId, UnhandledFault,
 };
 use core::fmt;
-use paging::PagingAspace;
+use paging::{KernelHalf, PagingAspace};
 
 /// The implementation's name.
 pub const NAME: &str = "base";
 
-/// The boot identity map as an address space.
+/// The boot map as an address space.
 pub struct BaseAspace {
     inner: PagingAspace<KernelMachine>,
 }
 
 impl BaseAspace {
-    /// Builds the hardened identity map of `[0, len)` (RAM and the MMIO
-    /// below 4 GiB), with the largest pages that fit each section, and
-    /// unmaps the guard pages of the stacks made so far and of the boot
-    /// stack. `len` is a multiple of 1 GiB.
-    pub fn build(name: &str, len: u64) -> Result<BaseAspace, AspaceError> {
-        let regions: Vec<Region> = hardening::identity_regions(len).into_iter().map(|(_, region)| region).collect();
-        let inner = PagingAspace::from_regions(KernelMachine, name, None, &regions)?;
+    /// Builds the hardened map of `[0, len)` (RAM and the MMIO below
+    /// 4 GiB): one to one in the lower half, at the direct map's offset in
+    /// the upper half, and the image where it is linked, with the largest
+    /// pages that fit each section; and unmaps the guard pages of the stacks
+    /// made so far and of the boot stack. `len` is a multiple of 1 GiB.
+    pub fn build(name: &str, len: u64, kernel_half: &KernelHalf) -> Result<BaseAspace, AspaceError> {
+        let regions: Vec<Region> = hardening::identity_regions(len)
+            .into_iter()
+            .chain(hardening::kernel_regions(len))
+            .map(|(_, region)| region)
+            .collect();
+        let inner =
+            PagingAspace::from_regions_with_kernel_half(KernelMachine, name, None, &regions, kernel_half, false)?;
         let mut base = BaseAspace { inner };
         // The page below the boot stack is the last boot page directory,
         // which only the CPU's page walker reads (by physical address, when
@@ -60,11 +70,11 @@ impl BaseAspace {
         Ok(base)
     }
 
-    /// Unmaps the guard page at `page`: its part of the identity map
+    /// Unmaps the guard page at `page`: its part of the direct map
     /// becomes a region with no access (see [`hardening::GUARD`]), as a
     /// `protect_region` to [`hardening::GUARD`] would make it.
     pub fn unmap_guard_page(&mut self, page: u64) -> Result<(), AspaceError> {
-        self.inner.unmap_part(Region::new(page, page, GUARD_SIZE as u64, hardening::GUARD))
+        self.inner.unmap_part(hardening::guard_region(page))
     }
 
     /// The physical address of the root table (what CR3 holds in the
@@ -106,19 +116,19 @@ impl AddressSpace for BaseAspace {
     }
 
     fn add_region(&mut self, _region: Region) -> Result<(), AspaceError> {
-        Err(Self::refuse("adding regions (the boot identity map is fixed)"))
+        Err(Self::refuse("adding regions (the boot map is fixed)"))
     }
 
     fn remove_region(&mut self, _region: Region) -> Result<(), AspaceError> {
-        Err(Self::refuse("removing regions (the boot identity map is fixed)"))
+        Err(Self::refuse("removing regions (the boot map is fixed)"))
     }
 
     fn move_region(&mut self, _region: Region, _new_pa: PhysAddr) -> Result<(), AspaceError> {
-        Err(Self::refuse("moving regions (the boot identity map is fixed)"))
+        Err(Self::refuse("moving regions (the boot map is fixed)"))
     }
 
     fn protect_region(&mut self, _region: Region, _prot: Protection) -> Result<(), AspaceError> {
-        Err(Self::refuse("protecting regions (the boot identity map is fixed)"))
+        Err(Self::refuse("protecting regions (the boot map is fixed)"))
     }
 
     fn switch_to(&mut self) {
@@ -151,15 +161,15 @@ impl AddressSpace for BaseAspace {
     }
 
     fn destroy(&mut self) -> Result<(), AspaceError> {
-        Err(Self::refuse("destroy (the kernel runs on the boot identity map)"))
+        Err(Self::refuse("destroy (the kernel runs on the boot map)"))
     }
 }
 
 /// Used by the registry: a second `base` address space is refused, since
-/// there is one boot identity map and it exists from boot.
+/// there is one boot map and it exists from boot.
 pub fn create(_name: &str) -> Result<BaseAspace, AspaceError> {
     Err(AspaceError::Unsupported {
         implementation: NAME,
-        operation: "creating another address space (the one boot identity map exists from boot, named 'base')",
+        operation: "creating another address space (the one boot map exists from boot, named 'base')",
     })
 }

@@ -1,16 +1,23 @@
-//! Hardened address spaces: the hardened identity map of the kernel
-//! ([`crate::hardening::identity_regions`]) added to a space, with every
+//! Hardened address spaces: the kernel half
+//! ([`crate::hardening::kernel_regions`]: the image and the direct map of
+//! physical memory, in the upper half), and for the lab's spaces the
+//! hardened identity map of low memory too
+//! ([`crate::hardening::identity_regions`]), added to a space, with every
 //! stack's guard page unmapped in it, now and for every stack made later
-//! (through the guard-page registry's observer, [`UnmapGuardPages`]).
+//! (through the guard-page registry's observer, [`UnmapGuardPages`]). A
+//! process space, which shares the default space's kernel half, only
+//! [`join`]s: its regions record the guard pages, the shared tables have
+//! them unmapped already.
 
-use super::{Space, SpaceObject};
-use crate::hardening::{identity_regions, GUARD};
-use crate::mem::guard::{self, GuardPageObserver, GUARD_SIZE};
+use super::{KernelMachine, Space, SpaceObject};
+use crate::hardening::{guard_region, identity_regions, kernel_regions, GUARD};
+use crate::mem::guard::{self, GuardPageObserver};
 use crate::sync::IrqMutex;
 use crate::thread::AddressSpaceId;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{AspaceError, Protection, Region};
+use paging::PagingAspace;
 
 /// The spaces that get every new guard page unmapped: the default space
 /// (id 0) and every space [`harden`] has made.
@@ -19,18 +26,21 @@ static HARDENED: IrqMutex<Vec<AddressSpaceId>> = IrqMutex::new(Vec::new());
 /// What [`harden`] did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Hardened {
-    /// Identity regions added.
+    /// Regions added: the kernel half's, and the identity map's if asked for.
     pub regions: usize,
     /// Guard pages unmapped.
     pub guard_pages: usize,
 }
 
-/// Adds the hardened identity map of `[0, len)` to `space` (which must not
-/// map any of it yet), unmaps every stack's guard page in it, and keeps
-/// doing so for stacks made later. On a refused add, the regions added so
-/// far are removed again.
-pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
-    let regions = identity_regions(len);
+/// Adds the kernel half (the image and the direct map of all of
+/// [`super::kernel_map_len`]) to `space`, and with `identity_len` > 0 the
+/// hardened identity map of `[0, identity_len)` too (lab content: the
+/// kernel does not use it); `space` must map none of it yet. Unmaps every
+/// stack's guard page in it, and keeps doing so for stacks made later. On
+/// a refused add, the regions added so far are removed again.
+pub fn harden(space: &Arc<Space>, identity_len: u64) -> Result<Hardened, AspaceError> {
+    let mut regions = if identity_len > 0 { identity_regions(identity_len) } else { Vec::new() };
+    regions.extend(kernel_regions(super::kernel_map_len()));
     {
         let mut object = space.lock();
         for (index, (_, region)) in regions.iter().enumerate() {
@@ -54,6 +64,51 @@ pub fn harden(space: &Arc<Space>, len: u64) -> Result<Hardened, AspaceError> {
     Ok(Hardened { regions: regions.len(), guard_pages: pages.len() })
 }
 
+/// A `paging` space for a process, named `name`: its upper half is the
+/// kernel half the default space built ([`super::kernel_half`]), shared (the same
+/// tables, nothing mapped anew), and its region set records the kernel
+/// half's regions as the default space has them (guard pages included), so
+/// that `check_can_enter`, `verify` and the fault path see them. The lower
+/// half is empty. It gets every later guard page unmapped ([`join`]).
+pub fn create_process_space(name: &str) -> Result<Arc<Space>, AspaceError> {
+    if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+        return Err(AspaceError::InvalidName { name: name.into() });
+    }
+    if super::find(name).is_ok() {
+        return Err(AspaceError::NameTaken { name: name.into() });
+    }
+    let half = super::kernel_half();
+    let upper: Vec<Region> = {
+        let base = super::base();
+        let object = base.lock();
+        object.regions().iter().filter(|region| region.va.as_u64() >> 63 == 1).copied().collect()
+    };
+    let paging =
+        PagingAspace::from_regions_with_kernel_half(KernelMachine, name, super::allocate_pcid(), &upper, half, true)?;
+    let space = super::register(name, SpaceObject::Paging(paging))?;
+    join(&space)?;
+    Ok(space)
+}
+
+/// Makes `space`, a process space that records the kernel half's regions
+/// as the default space had them when it was made, get every new guard page
+/// unmapped, and unmaps those made since (in its region set; the shared
+/// tables have them unmapped already).
+pub fn join(space: &Arc<Space>) -> Result<(), AspaceError> {
+    // Listed before the guard pages are read: a stack made meanwhile is
+    // seen either here or by its own guard_page_created.
+    HARDENED.lock().push(space.id());
+    let pages = guard::guard_pages();
+    let mut object = space.lock();
+    for page in pages {
+        let recorded = object.regions().overlapping(page, 1).next().is_some_and(|region| region.prot == GUARD);
+        if !recorded {
+            unmap_guard_page(&mut object, page)?;
+        }
+    }
+    Ok(())
+}
+
 /// True when the space `id` gets every new guard page unmapped.
 pub fn is_hardened(id: AddressSpaceId) -> bool {
     HARDENED.lock().contains(&id)
@@ -69,7 +124,7 @@ pub fn mark_hardened(id: AddressSpaceId) {
 /// its own door, since it refuses edits through the trait): its region
 /// keeps the page, with no access.
 pub fn unmap_guard_page(object: &mut SpaceObject, page: u64) -> Result<(), AspaceError> {
-    let guard = Region::new(page, page, GUARD_SIZE as u64, GUARD);
+    let guard = guard_region(page);
     match object {
         SpaceObject::Base(base) => base.unmap_guard_page(page),
         other => other.protect_region(guard, GUARD),
@@ -107,7 +162,7 @@ fn guard_page_created(page: u64) {
         };
         let unmapped = unmap_guard_page(&mut space.lock(), page);
         if let Err(error) = unmapped {
-            // The space's owner changed its identity map: nothing to unmap.
+            // The space's owner changed its kernel half: nothing to unmap.
             log::debug!("guard page {page:#x} left as it is in '{}': {error}", space.name());
         }
     }

@@ -1,5 +1,5 @@
 //! The real hardware behind `paging::Machine`: frames from the kernel's
-//! frame allocator, physical memory through the identity map, and TLB
+//! frame allocator, physical memory through the direct map, and TLB
 //! invalidation and CR3 loads through the shootdown protocol of
 //! [`crate::tlb`], which reaches every CPU that may hold a translation.
 
@@ -23,7 +23,7 @@ static ZERO_FRAME: spin::Once<Option<PhysAddr>> = spin::Once::new();
 pub struct KernelMachine;
 
 // SAFETY: `read_u64` and `write_u64` reach physical memory through the
-// identity map of all RAM that every address space the kernel runs in keeps
+// direct map of all RAM that every address space the kernel runs in keeps
 // (`check_can_enter` refuses one that does not), with volatile accesses
 // that are neither elided nor moved past the `invlpg` or CR3 load that
 // follows; `alloc_frame` hands out zeroed frames of the frame allocator,
@@ -81,16 +81,16 @@ unsafe impl Machine for KernelMachine {
     unsafe fn read_u64(&self, addr: PhysAddr) -> u64 {
         // SAFETY: the caller's contract: an aligned word of RAM it may read
         // (a page table, a frame it owns, a file's bytes); every address
-        // space the kernel runs in maps all RAM identically
+        // space the kernel runs in holds the direct map of all RAM
         // (address_space::check_can_enter enforces it).
-        unsafe { (addr.as_u64() as *const u64).read_volatile() }
+        unsafe { (crate::direct_map::phys_to_virt(addr.as_u64()) as *const u64).read_volatile() }
     }
 
     unsafe fn write_u64(&self, addr: PhysAddr, value: u64) {
         // SAFETY: as for `read_u64`, for a word of a table or frame the
         // caller owns; volatile so the store is neither elided nor moved
         // past the `invlpg` or CR3 load that follows it.
-        unsafe { (addr.as_u64() as *mut u64).write_volatile(value) }
+        unsafe { (crate::direct_map::phys_to_virt(addr.as_u64()) as *mut u64).write_volatile(value) }
     }
 
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").

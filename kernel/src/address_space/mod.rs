@@ -44,7 +44,7 @@ use paging::PagingAspace;
 /// a trait object. Every kind is an [`AddressSpace`] (through `Deref`), which
 /// is all the shell's generic verbs use.
 pub enum SpaceObject {
-    /// The boot identity map (`base`).
+    /// The boot map (`base`).
     Base(BaseAspace),
     /// A `paging` address space on the real hardware.
     Paging(PagingAspace<KernelMachine>),
@@ -141,7 +141,7 @@ impl Space {
 
 /// Every address space, by id.
 static SPACES: IrqMutex<BTreeMap<AddressSpaceId, Arc<Space>>> = IrqMutex::new(BTreeMap::new());
-/// The next id to hand out; 0 is the boot identity map.
+/// The next id to hand out; 0 is the boot map.
 static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 // Which space each CPU has loaded is one record per CPU,
 // `percpu::LoadedSpace`. This layer's part of it is `owner`: null for the
@@ -170,7 +170,7 @@ pub fn loaded_on(cpu: u32) -> Option<AddressSpaceId> {
     }
     SPACES.lock().values().find(|space| core::ptr::eq(Arc::as_ptr(space), pointer)).map(|space| space.id)
 }
-/// The boot identity map, which is also the default address space.
+/// The boot map, which is also the default address space.
 static BASE: spin::Once<Arc<Space>> = spin::Once::new();
 /// The implementations, by name.
 static REGISTRY: spin::Once<Registry> = spin::Once::new();
@@ -188,7 +188,7 @@ const GIB: u64 = 1 << 30;
 /// The implementations, in the order `asis` lists them.
 static BASE_IMPLEMENTATION: Implementation = Implementation {
     name: base::NAME,
-    description: "the boot identity map of all RAM and low MMIO, under a name; fixed",
+    description: "the boot map of all RAM and low MMIO (kernel half and identity), under a name; fixed",
     characteristics: Characteristics { granularity: 4096, alignment: 4096 },
     create: create_base,
 };
@@ -209,7 +209,7 @@ fn create_paging(name: &str) -> Result<Box<dyn AddressSpace>, AspaceError> {
 
 /// A free PCID when the CPU has PCIDs on, else `None` (every switch then
 /// flushes the TLB, which is always correct).
-fn allocate_pcid() -> Option<u16> {
+pub(crate) fn allocate_pcid() -> Option<u16> {
     if !cpu::pcid_enabled() {
         return None;
     }
@@ -228,7 +228,7 @@ fn release_pcid(pcid: u16) {
     PCIDS.lock()[pcid as usize / 64] &= !(1 << (pcid % 64));
 }
 
-/// Builds the default address space (the boot identity map, named `base`)
+/// Builds the default address space (the boot map, named `base`)
 /// over `[0, max(4 GiB, top of RAM))`, loads it, registers the
 /// implementations and installs the hooks of the thread switcher and the
 /// trap dispatcher. Called once at boot, before threads start.
@@ -244,7 +244,9 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     // The boot CPU's interrupt stacks get guard pages like every stack; the
     // map built next leaves every guard page recorded so far unmapped.
     crate::percpu::guard_ist_stacks(crate::percpu::current());
-    let mut boot_map = BaseAspace::build("base", len)?;
+    let half = paging::KernelHalf::new(&KernelMachine)?;
+    let half = KERNEL_HALF.call_once(|| half);
+    let mut boot_map = BaseAspace::build("base", len, half)?;
     boot_map.switch_to();
     let base = Arc::new(Space { id: 0, name: "base".into(), inner: IrqMutex::new(SpaceObject::Base(boot_map)) });
     SPACES.lock().insert(0, base.clone());
@@ -258,8 +260,10 @@ pub fn init(ram_top: u64) -> Result<(), AspaceError> {
     Ok(())
 }
 
-/// The length of the default space's identity map, `[0, len)`: all RAM and
-/// the low MMIO, a multiple of 1 GiB, at least 4 GiB (0 before [`init`]).
+/// The length of the physical memory the kernel maps, `[0, len)` (in the
+/// direct map of every space it runs in, and one to one in the default
+/// space): all RAM and the low MMIO, a multiple of 1 GiB, at least 4 GiB
+/// (0 before [`init`]).
 pub fn kernel_map_len() -> u64 {
     KERNEL_MAP_LEN.load(Ordering::Relaxed)
 }
@@ -271,7 +275,7 @@ pub fn registry() -> &'static Registry {
     REGISTRY.get().expect("address-space layer initialised at boot")
 }
 
-/// The default address space (the boot identity map).
+/// The default address space (the boot map).
 pub fn base() -> Arc<Space> {
     BASE.get().expect("address-space layer initialised at boot").clone()
 }
@@ -290,6 +294,11 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
         base::NAME => SpaceObject::Base(base::create(name)?),
         _ => SpaceObject::Other(registry().create(implementation, name)?),
     };
+    register(name, object)
+}
+
+/// Lists `object` under `name` with a fresh id.
+pub(crate) fn register(name: &str, object: SpaceObject) -> Result<Arc<Space>, AspaceError> {
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
     let space = Arc::new(Space { id, name: name.into(), inner: IrqMutex::new(object) });
     let mut spaces = SPACES.lock();
@@ -300,6 +309,14 @@ pub fn create(implementation: &str, name: &str) -> Result<Arc<Space>, AspaceErro
     spaces.insert(id, space.clone());
     Ok(space)
 }
+
+/// The kernel half: the tables of the upper half that the default space and
+/// every process space share (`paging::KernelHalf`), built at boot.
+pub fn kernel_half() -> &'static paging::KernelHalf {
+    KERNEL_HALF.get().expect("address-space layer initialised at boot")
+}
+
+static KERNEL_HALF: spin::Once<paging::KernelHalf> = spin::Once::new();
 
 /// A copy-on-write clone of `parent` named `name`, registered like a new
 /// space: what `fork` makes for a child process (see
@@ -435,54 +452,90 @@ pub fn move_current_thread(target: Option<&Arc<Space>>) -> Result<(), AspaceErro
     Ok(())
 }
 
+/// A range of virtual addresses the kernel touches while an address space
+/// is loaded: what it holds, `[start, end)`, the physical address `start`
+/// must translate to (the rest following on), and the access needed.
+#[derive(Clone, Copy, Debug)]
+struct KernelRange {
+    what: &'static str,
+    start: u64,
+    end: u64,
+    phys: u64,
+    needs: Protection,
+}
+
 /// What the kernel touches while an address space is loaded, each with the
-/// access it needs: the kernel image by sections (text read and execute,
-/// rodata read, data and bss read and write), the rest of RAM (heap, thread
-/// stacks and page-table frames come from anywhere in it; read and write)
-/// and the local APIC's registers. Each must be mapped one to one. Guard
-/// pages need nothing (see [`identity_mapped`]).
-fn kernel_ranges() -> Vec<(&'static str, u64, u64, Protection)> {
+/// access it needs, all in the kernel half (the upper half): the kernel
+/// image by sections where it is linked (text read and execute, rodata
+/// read, data and bss read and write), the rest of RAM in the direct map
+/// (heap, thread stacks and page-table frames come from anywhere in it;
+/// read and write) and the local APIC's registers there. Each must
+/// translate to its own physical memory. Guard pages need nothing (see
+/// [`kernel_mapped`]). The lower half is not among them: the kernel never
+/// runs there, whatever a space maps there.
+fn kernel_ranges() -> Vec<KernelRange> {
+    use crate::direct_map::{image_phys, PHYS_OFFSET};
     let read_write = Protection::READ | Protection::WRITE;
     let image = crate::hardening::image_sections();
-    let mut ranges: Vec<_> =
-        image.iter().map(|section| ("kernel image", section.start, section.end, section.access)).collect();
-    let (image_start, image_end) = (image[0].start, image[2].end);
+    let mut ranges: Vec<_> = image
+        .iter()
+        .map(|section| KernelRange {
+            what: "kernel image",
+            start: section.start,
+            end: section.end,
+            phys: image_phys(section.start),
+            needs: section.access,
+        })
+        .collect();
+    let (image_start, image_end) = (image_phys(image[0].start), image_phys(image[2].end));
     let usable = crate::boot_info::get().memory_map().iter().filter(|r| r.kind == crate::boot_info::MemoryKind::Usable);
+    let direct = |what: &'static str, start: u64, end: u64| KernelRange {
+        what,
+        start: PHYS_OFFSET + start,
+        end: PHYS_OFFSET + end,
+        phys: start,
+        needs: read_write,
+    };
     for ram in usable {
-        // The image's own RAM was listed above, with its own access.
+        // The image's own RAM is reached where the image is linked.
         let below = (ram.start, ram.end().min(image_start));
         let above = (ram.start.max(image_end), ram.end());
         for (start, end) in [below, above] {
             if start < end {
-                ranges.push(("RAM (heap, stacks, page tables)", start, end, read_write));
+                ranges.push(direct("RAM (heap, stacks, page tables)", start, end));
             }
         }
     }
     let apic = crate::arch::apic::mmio_base();
-    ranges.push(("local APIC registers", apic, apic + 4096, read_write));
+    ranges.push(direct("local APIC registers", apic, apic + 4096));
     ranges
 }
 
-/// Checks that `space` maps, one to one, eagerly and with the access the
-/// kernel needs, everything the kernel touches while it is loaded (see
-/// [`kernel_ranges`]), and the running thread's stack.
+/// Checks that `space` holds the kernel half: that it maps, each to its
+/// own physical memory, eagerly and with the access the kernel needs,
+/// everything the kernel touches while it is loaded (see
+/// [`kernel_ranges`]), and the running thread's stack. What the space maps
+/// in the lower half (an identity map or nothing) does not matter.
 ///
 /// Eagerly ([`Protection::EAGER`]): a lazy page of that memory would fault
 /// where the CPU cannot take a fault. Delivering a page fault needs the IDT,
 /// the GDT and TSS, and the handler's IST stack (all in the kernel image or
 /// in RAM), handling it needs the kernel's code, its heap and the page-table
-/// frames (written one to one); a fault on any of those while delivering or
-/// handling a fault is a double fault, then a reset. So a space whose
-/// identity regions are lazy is refused instead of entered.
+/// frames (written through the direct map); a fault on any of those while
+/// delivering or handling a fault is a double fault, then a reset. So a
+/// space whose kernel regions are lazy is refused instead of entered.
 pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
     if let Some((bottom, top)) = thread::current().stack_range() {
         let needs = Protection::READ | Protection::WRITE | Protection::EAGER;
-        identity_mapped(space, bottom, top, needs)
+        // A stack the kernel made: in the direct map, or (the boot CPU's
+        // first thread) in the image.
+        let phys = crate::direct_map::virt_to_phys(bottom).unwrap_or(u64::MAX);
+        kernel_mapped(space, bottom, top, phys, needs)
             .map_err(|addr| AspaceError::WouldUnmapRunning { what: "running stack", addr })?;
     }
-    for (what, start, end, needs) in kernel_ranges() {
-        identity_mapped(space, start, end, needs | Protection::EAGER)
-            .map_err(|addr| AspaceError::WouldUnmapRunning { what, addr })?;
+    for range in kernel_ranges() {
+        kernel_mapped(space, range.start, range.end, range.phys, range.needs | Protection::EAGER)
+            .map_err(|addr| AspaceError::WouldUnmapRunning { what: range.what, addr })?;
     }
     Ok(())
 }
@@ -523,16 +576,19 @@ impl Space {
             // Not live, or the implementation refuses it anyway (as pinned).
             return Ok(());
         }
-        for (what, start, end, needs) in kernel_ranges() {
-            if start >= end || !target.overlaps_range(start, end - 1) {
+        for range in kernel_ranges() {
+            if range.start >= range.end || !target.overlaps_range(range.start, range.end - 1) {
                 continue;
             }
             let harmful = match edit {
                 LiveEdit::Remove | LiveEdit::Move => true,
-                LiveEdit::Protect(prot) => !prot.contains(needs),
+                LiveEdit::Protect(prot) => !prot.contains(range.needs),
             };
             if harmful {
-                return Err(AspaceError::WouldUnmapRunning { what, addr: start.max(target.va.as_u64()) });
+                return Err(AspaceError::WouldUnmapRunning {
+                    what: range.what,
+                    addr: range.start.max(target.va.as_u64()),
+                });
             }
         }
         Ok(())
@@ -563,9 +619,9 @@ impl Space {
 }
 
 /// `Ok` when every byte of `[start, end)` lies in regions that allow `needs`
-/// and map it to the same physical address, or in a stack's guard page
-/// (which the kernel must never touch); else the first byte that does not.
-fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protection) -> Result<(), u64> {
+/// and map it to `phys + (byte - start)`, or in a stack's guard page (which
+/// the kernel must never touch); else the first byte that does not.
+fn kernel_mapped(space: &dyn AddressSpace, start: u64, end: u64, phys: u64, needs: Protection) -> Result<(), u64> {
     let mut next = start;
     while next < end {
         if let Some(guard) = crate::mem::guard::guard_page_containing(next) {
@@ -573,7 +629,7 @@ fn identity_mapped(space: &dyn AddressSpace, start: u64, end: u64, needs: Protec
             continue;
         }
         let region = space.regions().overlapping(next, 1).next().ok_or(next)?;
-        let usable = region.translate(next).as_u64() == next && region.prot.contains(needs);
+        let usable = region.translate(next).as_u64() == phys.wrapping_add(next - start) && region.prot.contains(needs);
         if !usable {
             return Err(next);
         }

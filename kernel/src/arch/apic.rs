@@ -4,7 +4,7 @@
 //! CPUs).
 //!
 //! The registers are memory-mapped at the base the IA32_APIC_BASE MSR gives
-//! (0xfee0_0000 under QEMU), inside the boot identity map. The legacy 8259
+//! (0xfee0_0000 under QEMU), reached through the direct map. The legacy 8259
 //! PICs are remapped away from the exception vectors and masked: every
 //! interrupt comes through the APIC.
 //!
@@ -66,18 +66,18 @@ const ICR_DELIVERY_STARTUP: u32 = 0b110 << 8;
 const ICR_SEND_PENDING: u32 = 1 << 12;
 const ICR_LEVEL_ASSERT: u32 = 1 << 14;
 
-/// The APIC's register base (0 before [`init`]).
+/// The APIC's register base, physical (0 before [`init`]).
 static BASE: AtomicU64 = AtomicU64::new(0);
 /// Timer counts per millisecond at divide-by-16 (0 before [`start_timer`]).
 static TIMER_COUNTS_PER_MS: AtomicU64 = AtomicU64::new(0);
 
 fn register(offset: usize) -> *mut u32 {
-    (BASE.load(Ordering::Relaxed) as usize + offset) as *mut u32
+    crate::direct_map::phys_to_virt(BASE.load(Ordering::Relaxed) + offset as u64) as *mut u32
 }
 
 fn read(offset: usize) -> u32 {
-    // SAFETY: `init` found the APIC's base; the register page is identity-
-    // mapped and each register is an aligned 32-bit word.
+    // SAFETY: `init` found the APIC's base; the register page is in the
+    // direct map (below 4 GiB) and each register is an aligned 32-bit word.
     unsafe { register(offset).read_volatile() }
 }
 
@@ -133,8 +133,8 @@ pub fn init() -> u32 {
     id()
 }
 
-/// The physical (and identity-mapped virtual) address of the local APIC's
-/// registers; 0 before [`init`].
+/// The physical address of the local APIC's registers (the kernel reaches
+/// them through the direct map); 0 before [`init`].
 pub fn mmio_base() -> u64 {
     BASE.load(Ordering::Relaxed)
 }

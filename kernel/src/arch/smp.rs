@@ -11,8 +11,9 @@
 //!    CPU did not answer).
 //! 3. The AP starts in real mode at the trampoline, loads the trampoline's
 //!    GDT, switches straight to long mode (PAE, EFER.LME, then CR0.PE and
-//!    CR0.PG in one write) on the boot identity map, and calls [`ap_entry`]
-//!    on the stack the boot CPU allocated for it.
+//!    CR0.PG in one write) on the boot tables (which map the low 4 GiB one
+//!    to one as well as the kernel's upper half), and calls [`ap_entry`],
+//!    at its high address, on the stack the boot CPU allocated for it.
 //! 4. [`ap_entry`] gives the CPU its per-CPU structure (GDT, TSS, IST
 //!    stacks), the IDT, the default address space, its local APIC and timer,
 //!    and makes the running code its idle thread; then it says it is online
@@ -164,13 +165,13 @@ pub enum MadtError {
     BadMadt,
 }
 
-/// Reads `T` at physical address `addr` (identity-mapped, maybe unaligned).
+/// Reads `T` at physical address `addr` (through the direct map, maybe unaligned).
 ///
 /// # Safety
 /// `[addr, addr + size_of::<T>())` must be mapped memory.
 unsafe fn read_phys<T: Copy>(addr: u64) -> T {
     // SAFETY: the caller guarantees the memory is mapped.
-    unsafe { (addr as *const T).read_unaligned() }
+    unsafe { (crate::direct_map::phys_to_virt(addr) as *const T).read_unaligned() }
 }
 
 /// True when the bytes `[addr, addr + len)` add up to 0 (ACPI checksums).
@@ -179,7 +180,7 @@ unsafe fn read_phys<T: Copy>(addr: u64) -> T {
 /// The range must be mapped memory.
 unsafe fn checksum_ok(addr: u64, len: usize) -> bool {
     // SAFETY: the caller guarantees the range is mapped.
-    let bytes = unsafe { core::slice::from_raw_parts(addr as *const u8, len) };
+    let bytes = unsafe { core::slice::from_raw_parts(crate::direct_map::phys_to_virt(addr) as *const u8, len) };
     bytes.iter().fold(0u8, |sum, byte| sum.wrapping_add(*byte)) == 0
 }
 
@@ -187,9 +188,9 @@ unsafe fn checksum_ok(addr: u64, len: usize) -> bool {
 pub fn find_processors() -> Result<Vec<Processor>, MadtError> {
     const SDT_HEADER_LEN: u64 = 36;
     let rsdp = crate::boot_info::get().rsdp().ok_or(MadtError::NoRsdp)?;
-    // SAFETY: the RSDP lies in the identity-mapped low memory or ACPI
-    // tables; every later table address comes from a table with a valid
-    // checksum and lies below 4 GiB or in RAM, both mapped by the default map.
+    // SAFETY: the RSDP lies in low memory or ACPI tables; every later table
+    // address comes from a table with a valid checksum and lies below 4 GiB
+    // or in RAM, both in the direct map.
     unsafe {
         if read_phys::<[u8; 8]>(rsdp) != *b"RSD PTR " || !checksum_ok(rsdp, 20) {
             return Err(MadtError::BadRsdp);
@@ -330,8 +331,10 @@ fn install_trampoline() {
     // SAFETY: the page at TRAMPOLINE_BASE is low memory that the frame
     // allocator never hands out and that nothing else uses after boot (the
     // loader's structures were copied, and checked above not to be there);
-    // it is identity-mapped. The source is the trampoline in the image.
-    unsafe { core::ptr::copy_nonoverlapping(start as *const u8, TRAMPOLINE_BASE as *mut u8, len) };
+    // it is in the direct map. The source is the trampoline in the image.
+    unsafe {
+        core::ptr::copy_nonoverlapping(start as *const u8, crate::direct_map::phys_to_virt(TRAMPOLINE_BASE), len)
+    };
 }
 
 /// Starts the CPU with local APIC id `apic_id` as kernel CPU `cpu_id`;
@@ -339,7 +342,7 @@ fn install_trampoline() {
 fn start_one(apic_id: u32, cpu_id: u32) -> bool {
     let stack = Stack::new(IDLE_STACK_SIZE).expect("no memory for an AP's stack");
     let data_offset = core::ptr::addr_of!(ap_trampoline_data) as u64 - core::ptr::addr_of!(ap_trampoline_start) as u64;
-    let data = (TRAMPOLINE_BASE + data_offset) as *mut TrampolineData;
+    let data = crate::direct_map::phys_to_virt(TRAMPOLINE_BASE + data_offset) as *mut TrampolineData;
     let la57 = cpu::read_cr4() & cpu::CR4_LA57;
     let root = if la57 != 0 { boot::boot_pml5_phys() } else { boot::boot_pml4_phys() };
     const EFER_LME: u64 = 1 << 8;
@@ -349,7 +352,9 @@ fn start_one(apic_id: u32, cpu_id: u32) -> bool {
     // SAFETY: `data` is the data area of the trampoline copy (see
     // `install_trampoline`); no AP runs the trampoline now (they start one
     // at a time, and the previous one is online). The boot page tables stay
-    // in the image for good and identity-map the first 4 GiB.
+    // in the image for good and map the first 4 GiB one to one (where the
+    // trampoline turns paging on) and the kernel's upper half (the stack,
+    // in the direct map, and the entry point, in the image).
     unsafe {
         data.write_volatile(TrampolineData {
             cr3: root,
@@ -376,7 +381,7 @@ fn start_one(apic_id: u32, cpu_id: u32) -> bool {
 }
 
 /// Where an AP enters Rust, on its own stack, interrupts off, on the boot
-/// identity map.
+/// tables.
 extern "C" fn ap_entry(cpu_id: u64) -> ! {
     percpu::init_this_cpu(cpu_id as u32);
     idt::load();

@@ -343,17 +343,18 @@ fn write_report(out: &mut dyn Write, frame: &TrapFrame, detail: &Detail) -> fmt:
 /// the walk instead of faulting; non-canonical links end it before they can
 /// raise a #GP. While the page-fault stack is in use (the report of a page
 /// fault) a probe's own page fault would land on it, so the walk then reads
-/// directly and only below 4 GiB, which every address space maps.
+/// directly and only in the kernel image or the direct map of the first
+/// 4 GiB, which every address space the kernel runs in maps.
 fn write_backtrace(out: &mut dyn Write, rip: u64, mut rbp: u64) -> fmt::Result {
     use crate::probe::{probe_read, Width};
-    const ALWAYS_MAPPED_END: u64 = 4 << 30;
     write!(out, "    backtrace: {rip:#x}")?;
     let direct = percpu::current().is_ist_in_use(IstStack::PageFault);
     let width = super::cpu::virt_width();
     let read = |addr: u64| -> Option<u64> {
         if direct {
-            // SAFETY: below 4 GiB, 8-aligned: mapped in every address space.
-            (addr <= ALWAYS_MAPPED_END - 8).then(|| unsafe { (addr as *const u64).read_volatile() })
+            // SAFETY: in the image or the direct map of the first 4 GiB,
+            // 8-aligned: mapped in every address space the kernel runs in.
+            crate::direct_map::always_mapped_word(addr).then(|| unsafe { (addr as *const u64).read_volatile() })
         } else {
             probe_read(addr, Width::U64).ok()
         }

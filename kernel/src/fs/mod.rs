@@ -53,9 +53,10 @@ impl File {
         self.data.len() as u64
     }
 
-    /// The physical address of its first byte (the initrd is identity-mapped).
+    /// The physical address of its first byte (the initrd is read in place,
+    /// through the direct map).
     pub fn phys_addr(&self) -> u64 {
-        self.data.as_ptr() as u64
+        crate::direct_map::direct_phys(self.data.as_ptr() as u64)
     }
 
     /// True when its data starts on a page boundary: a shared mapping can
@@ -135,12 +136,12 @@ fn load(module: Option<Module>) -> Initrd {
         return Initrd::OutsideRam(module);
     }
     // SAFETY: the loader put the module in usable RAM (checked just above),
-    // which the boot map and every address space the kernel runs in map one
-    // to one; the frame allocator never hands out its frames (mem::frames
+    // which the boot tables and every address space the kernel runs in hold
+    // in the direct map; the frame allocator never hands out its frames (mem::frames
     // excludes the initrd) and nothing writes it, so it stays valid and
     // unchanged for the kernel's lifetime.
     let archive: &'static [u8] =
-        unsafe { core::slice::from_raw_parts(module.start as *const u8, module.size as usize) };
+        unsafe { core::slice::from_raw_parts(crate::direct_map::phys_to_virt(module.start), module.size as usize) };
     match cpio::parse(archive) {
         Ok(entries) => {
             let files = entries

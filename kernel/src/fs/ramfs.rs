@@ -357,7 +357,7 @@ impl Inode {
             let count = ((PAGE as usize - in_page) as u64).min(end - position) as usize;
             let bytes = match pages.frames.get(&(position / PAGE)) {
                 // SAFETY: the frame is this file's (the cache holds a
-                // reference, under the lock held here) and identity-mapped.
+                // reference, under the lock held here), in the direct map.
                 Some(frame) => unsafe { frame_bytes(*frame) },
                 None => &zeros[..],
             };
@@ -388,7 +388,7 @@ impl Inode {
             };
             let in_page = (position % PAGE) as usize;
             let count = ((PAGE as usize - in_page) as u64).min(end - position) as usize;
-            // SAFETY: the file's own frame (under its lock), identity-mapped.
+            // SAFETY: the file's own frame (under its lock), in the direct map.
             let bytes = unsafe { frame_bytes_mut(frame) };
             let done = fill(position - offset, &mut bytes[in_page..in_page + count]);
             position += done;
@@ -424,7 +424,7 @@ impl Inode {
         }
         if !size.is_multiple_of(PAGE) {
             if let Some(frame) = pages.frames.get(&(size / PAGE)) {
-                // SAFETY: the file's own frame (under its lock), identity-mapped.
+                // SAFETY: the file's own frame (under its lock), in the direct map.
                 let bytes = unsafe { frame_bytes_mut(*frame) };
                 bytes[(size % PAGE) as usize..].fill(0);
             }
@@ -475,11 +475,11 @@ impl Drop for Pages {
 /// The 4 KiB of a frame.
 ///
 /// # Safety
-/// `frame` is a frame the caller holds a reference to, identity-mapped, and
+/// `frame` is a frame the caller holds a reference to (in the direct map), and
 /// nobody writes it for the life of the slice (the file's lock is held).
 unsafe fn frame_bytes<'a>(frame: PhysAddr) -> &'a [u8] {
     // SAFETY: as the caller promises.
-    unsafe { core::slice::from_raw_parts(frame.as_u64() as *const u8, PAGE as usize) }
+    unsafe { core::slice::from_raw_parts(crate::direct_map::phys_to_virt(frame.as_u64()), PAGE as usize) }
 }
 
 /// The 4 KiB of a frame, to write.
@@ -490,7 +490,7 @@ unsafe fn frame_bytes<'a>(frame: PhysAddr) -> &'a [u8] {
 /// mappings of the frame may see the bytes change, as they would on Linux.
 unsafe fn frame_bytes_mut<'a>(frame: PhysAddr) -> &'a mut [u8] {
     // SAFETY: as the caller promises.
-    unsafe { core::slice::from_raw_parts_mut(frame.as_u64() as *mut u8, PAGE as usize) }
+    unsafe { core::slice::from_raw_parts_mut(crate::direct_map::phys_to_virt(frame.as_u64()), PAGE as usize) }
 }
 
 /// The path of directory `inode` below its file system's root (`""` for

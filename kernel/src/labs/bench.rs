@@ -18,8 +18,9 @@
 //! pages of that size, one IPI per call) and fails otherwise: a figure for
 //! the wrong work would be worse than none.
 //!
-//! Everything runs in an address space of its own, `bench`: the identity
-//! map of everything the kernel uses (so the shell's thread can run in it),
+//! Everything runs in an address space of its own, `bench`: the kernel
+//! half (so the shell's thread can run in it) and the identity map of all
+//! RAM,
 //! plus the regions under test at [`BENCH_VA`]. The regions that map
 //! existing memory map usable RAM, which is only read, never written; the
 //! anonymous ones get frames of their own.
@@ -51,6 +52,12 @@ const G1: u64 = 1 << 30;
 /// Where the regions under test start: 1 GiB-aligned, canonical with 4- and
 /// 5-level paging, far from the identity map.
 pub const BENCH_VA: u64 = 0x0000_6000_0000_0000;
+/// True for a region of the benchmarks: at or above [`BENCH_VA`], in the
+/// lower half (the kernel half lies in the upper half).
+fn is_bench_region(region: &Region) -> bool {
+    region.va.as_u64() >= BENCH_VA && region.va.as_u64() >> 63 == 0
+}
+
 /// Where the helper threads of the shootdown benchmarks read.
 const HELPER_VA: u64 = 0x0000_6100_0000_0000;
 /// Read and write, kernel only.
@@ -175,10 +182,11 @@ impl Bench {
         stress::destroy_when_unloaded(&self.space).map_err(|e| format!("destroying the bench space: {e}"))
     }
 
-    /// Removes every region a benchmark left at or above [`BENCH_VA`] (after a failure).
+    /// Removes every region a benchmark left at or above [`BENCH_VA`] in the
+    /// lower half (after a failure); the kernel half stays.
     fn clear_regions(&self) {
         let mut object = self.space.lock();
-        let left: Vec<Region> = object.regions().iter().filter(|r| r.va.as_u64() >= BENCH_VA).copied().collect();
+        let left: Vec<Region> = object.regions().iter().filter(|r| is_bench_region(r)).copied().collect();
         for region in left {
             let _ = object.remove_region(Region { prot: RO, ..region });
         }
@@ -235,9 +243,9 @@ fn back_free_memory() -> u64 {
     let mut chunks = Vec::new();
     while let Some(chunk) = frames::alloc_contiguous(CHUNK_FRAMES, K4) {
         for page in 0..CHUNK_FRAMES as u64 {
-            // SAFETY: the frames were just allocated here; RAM is
-            // identity-mapped in every address space the kernel runs in.
-            unsafe { ((chunk.as_u64() + page * K4) as *mut u64).write_volatile(0) };
+            // SAFETY: the frames were just allocated here; RAM is in the
+            // direct map of every address space the kernel runs in.
+            unsafe { (crate::direct_map::phys_to_virt(chunk.as_u64() + page * K4) as *mut u64).write_volatile(0) };
         }
         chunks.push(chunk);
     }
@@ -516,7 +524,7 @@ fn eager_map_4k(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
 }
 
 /// `eager_map_huge`: ns per 2 MiB page (1 GiB of them) and per 1 GiB page
-/// (4 GiB of them). The physical ranges are those the boot identity map
+/// (4 GiB of them). The physical ranges are those the boot map
 /// covers; nothing is read through them.
 fn eager_map_huge(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
     let two_meg = Region::new(BENCH_VA, M2, G1, RW | Protection::EAGER);
@@ -612,11 +620,7 @@ fn remove_1page(bench: &mut Bench, out: &mut dyn Write) -> Result<(), String> {
             let front = Region::anonymous(BENCH_VA + page * K4, K4, RW);
             ticks += timed_result(|| bench.remove(front))?;
         }
-        check(
-            "regions left",
-            bench.space.lock().regions().iter().filter(|r| r.va.as_u64() >= BENCH_VA).count() as u64,
-            0,
-        )?;
+        check("regions left", bench.space.lock().regions().iter().filter(|r| is_bench_region(r)).count() as u64, 0)?;
         Ok(ticks)
     })
 }

@@ -1,6 +1,7 @@
 //! `growTest`: anonymous memory and grow-down thread stacks in the kernel.
 //!
-//! In an address space of its own (the hardened identity map, growth
+//! In an address space of its own (the kernel half and the hardened
+//! identity map, growth
 //! limits of [`MAX_STACK`] and [`GUARD_GAP`]):
 //! 1. an anonymous region, entered by the calling thread: every page reads
 //!    zero first and keeps what is written; removing it returns its frames;

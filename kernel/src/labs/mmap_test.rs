@@ -1,8 +1,8 @@
 //! `mmapTest`: the initrd's files mapped into an address space, read back
 //! and written, and bad requests refused.
 //!
-//! In an address space of its own (the hardened identity map, so the
-//! kernel runs there), entered by the calling thread:
+//! In an address space of its own (the kernel half, so the kernel runs
+//! there, and the hardened identity map), entered by the calling thread:
 //! 1. every file mapped private reads exactly its bytes (what `cat`
 //!    shows), then zeros to the end of the last page; page-aligned files
 //!    mapped shared read the same, and their whole pages are the initrd's

@@ -11,7 +11,7 @@
 //! TLB holds it, edit, read again).
 //!
 //! Everything compared or written is RAM the test owns: a buffer of frames
-//! filled with a pattern through the identity map. NK's step 8 maps
+//! filled with a pattern through the direct map. NK's step 8 maps
 //! physical 1 GiB, which is not RAM on a 512 MiB machine (writes there
 //! vanish), so the protect region maps the buffer instead. Regions that map
 //! physical memory beyond RAM (8 GiB → 8 GiB) are only read, where the test
@@ -118,7 +118,8 @@ struct Lab {
     /// The address space the thread was in before step 4 (`None`: the
     /// default one); step 9 moves it back there.
     previous: Option<Arc<Space>>,
-    /// Physical (and, through the identity map, virtual) start of the buffer.
+    /// Physical start of the buffer (also its virtual start through the
+    /// test space's identity region, which the comparisons read).
     buffer: u64,
     /// True while the running thread is inside the test address space.
     entered: bool,
@@ -160,12 +161,13 @@ impl Lab {
         word.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17) | 1
     }
 
-    /// Writes the pattern over the whole buffer, through the identity map.
+    /// Writes the pattern over the whole buffer, through the direct map.
     fn fill_buffer(&self) {
         for offset in (0..BUFFER_LEN).step_by(8) {
-            // SAFETY: the buffer is RAM this test allocated, identity-mapped
-            // in the default address space and in the test's (region 0..4 GiB).
-            unsafe { ((self.buffer + offset) as *mut u64).write_volatile(self.pattern(offset)) };
+            let word = crate::direct_map::phys_to_virt(self.buffer + offset) as *mut u64;
+            // SAFETY: the buffer is RAM this test allocated, in the direct
+            // map of every space the kernel runs in.
+            unsafe { word.write_volatile(self.pattern(offset)) };
         }
     }
 }
@@ -312,6 +314,12 @@ fn add_regions(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
     ));
     if mapped(PageSize::Size4K) != 0 {
         return Err(String::from("the 1 GiB-aligned eager regions used 4 KiB pages"));
+    }
+    // The kernel half, which the kernel runs on (step 4 enters the space):
+    // the image where it is linked (by sections, so with 4 KiB pages) and
+    // the direct map of all RAM.
+    for (_, region) in crate::hardening::kernel_regions(address_space::kernel_map_len()) {
+        lab.edit(|space| space.add_region(region))?.map_err(|e| format!("adding {region}: {e}"))?;
     }
     lab.verify()
 }
@@ -501,8 +509,9 @@ fn protect_region(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> 
     }
     let after = lab.counters()?;
     for offset in (0..KIB).step_by(8) {
-        // SAFETY: the buffer is ours and identity-mapped.
-        let value = unsafe { ((buffer + offset) as *const u64).read_volatile() };
+        let word = crate::direct_map::phys_to_virt(buffer + offset) as *const u64;
+        // SAFETY: the buffer is ours, in the direct map.
+        let value = unsafe { word.read_volatile() };
         if value != !lab.pattern(offset) {
             return Err(format!("the 1 KiB write did not reach the buffer at +{offset:#x}"));
         }
@@ -537,8 +546,8 @@ fn fetch_faults(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), String> {
         return Err(String::from("EFER.NXE is off: no page can be non-executable"));
     }
     let target = lab.buffer + FETCH_OFFSET;
-    // SAFETY: the byte is in the test's buffer, identity-mapped.
-    unsafe { (target as *mut u8).write_volatile(RET_INSTRUCTION) };
+    // SAFETY: the byte is in the test's buffer, in the direct map.
+    unsafe { crate::direct_map::phys_to_virt(target).write_volatile(RET_INSTRUCTION) };
     let page = Region::new(FETCH_VA, target, FRAME_SIZE, DATA | Protection::EXEC | Protection::EAGER);
     lab.edit(|space| space.add_region(page))?.map_err(show)?;
     // SAFETY: the page holds a lone `ret`.
@@ -637,30 +646,42 @@ fn remove_running_code(lab: &mut Lab, notes: &mut Vec<String>) -> Result<(), Str
     let identity = Region::new(0, 0, 4 * GIB, KERNEL);
     let result = lab.edit(|space| space.remove_region(identity))?;
     notes.push(expect_refusal("removing the 0-4 GiB region", result, |e| matches!(e, AspaceError::Pinned { .. }))?);
+    // This code runs where the kernel image is linked, in the kernel half.
     let code_page = code & !(FRAME_SIZE - 1);
-    let result = lab.edit(|space| space.remove_region(Region::new(code_page, code_page, FRAME_SIZE, KERNEL)))?;
+    let code_region = Region::new(code_page, crate::direct_map::image_phys(code_page), FRAME_SIZE, KERNEL);
+    let result = lab.edit(|space| space.remove_region(code_region))?;
     notes.push(expect_refusal(&format!("removing the page of this code ({code_page:#x})"), result, |e| {
         matches!(e, AspaceError::Pinned { .. })
     })?);
     // PIN does not stop a protect. The generic layer refuses, on a live
-    // space, a protect that would take the kernel's write access away.
-    let read_only = Protection::READ | Protection::EXEC | Protection::PIN | Protection::KERN;
-    let result = lab.space()?.protect_region(identity, read_only);
-    notes.push(expect_refusal("making the 0-4 GiB region read-only while inside", result, |e| {
+    // space, a protect that would take the kernel's write access away: the
+    // direct map of RAM (its heap, stacks and page tables) is such a region.
+    let kernel_half = crate::hardening::kernel_regions(address_space::kernel_map_len());
+    let (_, ram) = *kernel_half
+        .iter()
+        .find(|(_, region)| region.prot.contains(Protection::WRITE) && region.len > 4 * MIB)
+        .ok_or("no direct map of RAM in the kernel half")?;
+    let read_only = Protection::READ | Protection::PIN | Protection::KERN;
+    let result = lab.space()?.protect_region(ram, read_only);
+    notes.push(expect_refusal("making the kernel's direct map of RAM read-only while inside", result, |e| {
         matches!(e, AspaceError::WouldUnmapRunning { .. })
     })?);
     // The generic layer's entry check accepts the space, and would refuse it
-    // without the kernel image (shown on a copy of the layout in a space not
-    // loaded).
+    // without the kernel image (shown on a copy of the kernel half, unpinned,
+    // in a space not loaded).
     address_space::check_can_enter(&**lab.space()?.lock()).map_err(show)?;
     let name = format!("{}-unpinned", lab.space()?.name());
     let probe_space = address_space::create("paging", &name).map_err(show)?;
-    let unpinned = Region::new(0, 0, 4 * GIB, DATA | Protection::EXEC | Protection::EAGER);
+    let unpinned: Vec<Region> =
+        kernel_half.iter().map(|(_, region)| Region { prot: region.prot - Protection::PIN, ..*region }).collect();
+    let text = *unpinned.iter().find(|region| region.prot.contains(Protection::EXEC)).ok_or("no kernel text")?;
     let outcome = (|| {
         let mut object = probe_space.lock();
-        object.add_region(unpinned).map_err(show)?;
-        address_space::check_can_enter(&**object).map_err(|e| format!("with the region: {e}"))?;
-        object.remove_region(unpinned).map_err(|e| format!("removing the unpinned region: {e}"))?;
+        for region in &unpinned {
+            object.add_region(*region).map_err(show)?;
+        }
+        address_space::check_can_enter(&**object).map_err(|e| format!("with the regions: {e}"))?;
+        object.remove_region(text).map_err(|e| format!("removing the unpinned kernel text: {e}"))?;
         match address_space::check_can_enter(&**object) {
             Err(AspaceError::WouldUnmapRunning { what, addr }) => Ok(format!(
                 "unpinned, the remove is accepted (the space is not loaded); entering is then refused: {what} at {addr:#x}"

@@ -138,13 +138,20 @@ pub struct StressReport {
 }
 
 /// Creates a paging address space named `name` that the kernel can run in:
-/// the identity map of everything the default space maps (all RAM, the MMIO
-/// below 4 GiB), eager, with 1 GiB pages where possible.
+/// the kernel half ([`crate::hardening::kernel_regions`]) and, as the lab's
+/// content, the identity map of everything the default space maps one to
+/// one (all RAM, the MMIO below 4 GiB), eager, with 1 GiB pages where
+/// possible.
 pub fn create_enterable_space(name: &str) -> Result<Arc<Space>, AspaceError> {
     let space = address_space::create("paging", name)?;
-    let len = address_space::base().lock().regions().iter().map(|region| region.va.0 + region.len).max().unwrap_or(0);
+    let len = address_space::kernel_map_len();
     let everything = Protection::READ | Protection::WRITE | Protection::EXEC | Protection::KERN | Protection::EAGER;
-    let added = space.lock().add_region(Region::new(0, 0, len, everything));
+    let identity = Region::new(0, 0, len, everything);
+    let kernel_half = crate::hardening::kernel_regions(len).into_iter().map(|(_, region)| region);
+    let added = {
+        let mut object = space.lock();
+        core::iter::once(identity).chain(kernel_half).try_for_each(|region| object.add_region(region))
+    };
     if let Err(error) = added {
         let _ = address_space::destroy(name);
         return Err(error);
@@ -252,9 +259,9 @@ pub fn run(operations: usize, disable_shootdown: bool) -> Result<StressReport, S
     let pages = [frames::alloc_zeroed().ok_or("no frame")?, frames::alloc_zeroed().ok_or("no frame")?];
     let pages = pages.map(|frame: PhysAddr| frame.as_u64());
     for (page, tag) in pages.iter().zip(TAGS) {
-        // SAFETY: the frames were just allocated for this test; RAM is
-        // identity-mapped in the default address space.
-        unsafe { (*page as *mut u64).write_volatile(tag) };
+        // SAFETY: the frames were just allocated for this test; RAM is in
+        // the direct map of every address space the kernel runs in.
+        unsafe { (crate::direct_map::phys_to_virt(*page) as *mut u64).write_volatile(tag) };
     }
     let result = run_on_pages(operations, disable_shootdown, pages);
     for page in pages {

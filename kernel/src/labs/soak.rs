@@ -10,13 +10,13 @@
 //! exactly where it was added, nothing where a part was removed, the new
 //! rights or physical address on the part edited), a read must succeed
 //! exactly when the page's region allows it and return what the physical
-//! page holds (read through the identity map), a write must succeed exactly
+//! page holds (read through the direct map), a write must succeed exactly
 //! when the region is writable. After every step the space's `verify` must
 //! pass.
 //!
 //! - **Soak** ([`soak`]): one editor pinned to each CPU, each in cycles of
-//!   its own: create an address space (enterable: the identity map of all
-//!   RAM, or hardened as the shell's are), move in and out at random while
+//!   its own: create an address space (enterable: the kernel half and the
+//!   identity map of all RAM, or hardened as the shell's are), move in and out at random while
 //!   editing and touching, verify, leave and destroy. Between rounds (every
 //!   editor has finished a cycle) the frames in use must be back at the
 //!   baseline.
@@ -262,9 +262,10 @@ impl Editor {
         }
         let Some(region) = region.filter(|_| readable) else { return Ok(()) };
         if !region.is_anonymous() {
-            let through_identity = probe_read(region.translate(va).as_u64(), Width::U64);
-            if read.as_ref().ok() != through_identity.as_ref().ok() {
-                return Err(format!("read at {va:#x} in {region}: {read:x?}, the frame holds {through_identity:x?}"));
+            let frame = crate::direct_map::phys_to_virt(region.translate(va).as_u64()) as u64;
+            let through_direct_map = probe_read(frame, Width::U64);
+            if read.as_ref().ok() != through_direct_map.as_ref().ok() {
+                return Err(format!("read at {va:#x} in {region}: {read:x?}, the frame holds {through_direct_map:x?}"));
             }
         }
         let value = self.random.next_u64();
@@ -618,7 +619,8 @@ pub fn stress(millis: u64) -> RunReport {
     RunReport { totals, threads: 2 * cpus.len(), millis }
 }
 
-/// The shared space must hold its identity map and one final region per
+/// The shared space must hold the regions it was made with (the kernel
+/// half and the identity map) and one final region per
 /// editor, nothing else, and pass `verify`.
 #[cfg(feature = "ktest")]
 fn check_final_state(space: &Space, buffers: &[u64], identity_regions: usize, totals: &Totals) {

@@ -7,7 +7,7 @@
 //! Keeping both lets [`free`] refuse a frame that was never the allocator's
 //! and a frame that is already free (a double free) instead of corrupting the
 //! counts. The bitmaps live in RAM carved out at boot, below 4 GiB where the
-//! boot identity map reaches.
+//! boot tables' direct map reaches.
 //!
 //! A frame has one reference when handed out. A frame shared by two
 //! address spaces (after a fork, or a file's page and its mappings) has
@@ -19,6 +19,7 @@
 
 use crate::arch::cpu::without_interrupts;
 use crate::boot_info::{BootInfo, MemoryKind};
+use crate::direct_map::{image_phys, phys_to_virt};
 use aspace::PhysAddr;
 use core::fmt;
 use core::sync::atomic::{AtomicU32, Ordering};
@@ -28,7 +29,7 @@ use spin::{Mutex, Once};
 pub const FRAME_SIZE: u64 = 4096;
 /// Memory below this is never handed out (real-mode structures, BIOS data).
 const LOW_MEMORY_END: u64 = 1 << 20;
-/// The bitmaps must sit where the boot identity map reaches.
+/// The bitmaps must sit where the boot tables' direct map reaches.
 const BITMAP_LIMIT: u64 = 4 << 30;
 const MAX_RANGES: usize = 64;
 const MAX_EXCLUSIONS: usize = 8;
@@ -225,19 +226,15 @@ fn with_allocator<R>(f: impl FnOnce(&mut FrameAllocator) -> R) -> R {
     without_interrupts(|| f(FRAMES.lock().as_mut().expect("frame allocator not initialised")))
 }
 
-extern "C" {
-    static __image_start: u8;
-    static __image_end: u8;
-}
-
 /// Builds the allocator from the memory map. Call once, early.
 ///
 /// # Safety
-/// The memory map must be right and the first 4 GiB identity-mapped: the
-/// bitmaps are written into RAM the map says is usable.
+/// The memory map must be right and the first 4 GiB in the direct map (as
+/// the boot tables leave them): the bitmaps are written into RAM the map
+/// says is usable.
 pub unsafe fn init(boot_info: &BootInfo) {
-    let image =
-        Range { start: core::ptr::addr_of!(__image_start) as u64, end: core::ptr::addr_of!(__image_end) as u64 };
+    let linked = crate::direct_map::image_range();
+    let image = Range { start: image_phys(linked.start), end: image_phys(linked.end) };
     let mut exclusions = [Range::default(); MAX_EXCLUSIONS];
     let mut exclusion_count = 0;
     let mut exclude = |range: Range| {
@@ -291,11 +288,11 @@ pub unsafe fn init(boot_info: &BootInfo) {
         })
         .expect("no room for the frame bitmaps");
 
-    let area = bitmap_area.start as *mut u64;
-    // SAFETY: the area is usable RAM below 4 GiB (identity-mapped), excluded
-    // from everything else, and from now on owned by the bitmaps and the
-    // counters alone (zeroed: an all-zero `AtomicU32` is 0, and the counters
-    // start at a word boundary, so they are aligned).
+    let area = phys_to_virt(bitmap_area.start) as *mut u64;
+    // SAFETY: the area is usable RAM below 4 GiB (in the direct map),
+    // excluded from everything else, and from now on owned by the bitmaps
+    // and the counters alone (zeroed: an all-zero `AtomicU32` is 0, and the
+    // counters start at a word boundary, so they are aligned).
     let (free_words, managed_words, counters) = unsafe {
         core::ptr::write_bytes(area.cast::<u8>(), 0, bitmap_bytes as usize);
         (
@@ -377,12 +374,12 @@ pub fn alloc_zeroed() -> Option<PhysAddr> {
     Some(frame)
 }
 
-/// Fills a frame with zeros through the identity map. Eight-byte stores:
+/// Fills a frame with zeros through the direct map. Eight-byte stores:
 /// under QEMU's TCG they are several times faster than `rep stosb`.
 pub fn zero_frame(frame: PhysAddr) {
-    let words = frame.as_u64() as *mut u64;
+    let words = phys_to_virt(frame.as_u64()) as *mut u64;
     for index in 0..(FRAME_SIZE / 8) as usize {
-        // SAFETY: the caller owns the frame, which is identity-mapped RAM.
+        // SAFETY: the caller owns the frame, RAM in the direct map.
         // Volatile keeps the loop from becoming a `memset` call.
         unsafe { words.add(index).write_volatile(0) };
     }
@@ -392,10 +389,10 @@ pub fn zero_frame(frame: PhysAddr) {
 /// the caller owns and nobody else writes meanwhile.
 pub fn write_bytes(frame: PhysAddr, bytes: &[u8]) {
     assert!(bytes.len() as u64 <= FRAME_SIZE, "more than a frame");
-    // SAFETY: the caller owns the frame, which is identity-mapped RAM; the
-    // copy stays inside it, and `bytes` (kernel memory) cannot overlap a
-    // frame the caller owns.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), frame.as_u64() as *mut u8, bytes.len()) };
+    // SAFETY: the caller owns the frame, RAM in the direct map; the copy
+    // stays inside it, and `bytes` (kernel memory) cannot overlap a frame
+    // the caller owns.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), phys_to_virt(frame.as_u64()), bytes.len()) };
 }
 
 /// `count` free frames in a row, the first aligned to `align` bytes (a power

@@ -35,7 +35,7 @@ unsafe impl GlobalAlloc for KernelHeap {
 /// The heap's size and how much of it is in use, in bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeapStats {
-    /// Start address of the heap (physical = virtual).
+    /// Start address of the heap (in the direct map).
     pub start: u64,
     /// Total size.
     pub size: usize,

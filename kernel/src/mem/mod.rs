@@ -20,7 +20,7 @@ const HEAP_MAX: usize = 64 << 20;
 /// it, then applies the `frames=N` cap if one was given.
 ///
 /// # Safety
-/// As for [`frames::init`]: a correct memory map and the boot identity map.
+/// As for [`frames::init`]: a correct memory map and the boot tables' direct map.
 pub unsafe fn init(boot_info: &BootInfo, frame_cap: Option<usize>) {
     // SAFETY: forwarded from the caller.
     unsafe { frames::init(boot_info) };
@@ -30,8 +30,8 @@ pub unsafe fn init(boot_info: &BootInfo, frame_cap: Option<usize>) {
     let heap_start =
         frames::alloc_contiguous(heap_size / FRAME_SIZE as usize, FRAME_SIZE).expect("no memory for the heap");
     // SAFETY: the frames were just taken from the allocator for good; they
-    // are identity-mapped RAM.
-    unsafe { heap::init(heap_start.as_u64(), heap_size) };
+    // are RAM, reached through the direct map.
+    unsafe { heap::init(crate::direct_map::phys_to_virt(heap_start.as_u64()) as u64, heap_size) };
     if let Some(cap) = frame_cap {
         frames::limit(cap);
     }

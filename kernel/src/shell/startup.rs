@@ -4,19 +4,22 @@
 //!
 //! The steps:
 //! 1. create a `paging` address space named after the shell;
-//! 2. add the hardened identity map of 0–4 GiB ([`crate::hardening`]):
-//!    EAGER, PIN, KERN regions built at once with the largest pages that
-//!    fit, the kernel text read-only and executable, its rodata read-only,
+//! 2. add the kernel half (the image where it is linked and the direct map
+//!    of all RAM, which the kernel runs on) and, as the lab's content, the
+//!    hardened identity map of 0–4 GiB ([`crate::hardening`]): EAGER, PIN,
+//!    KERN regions built at once with the largest pages that fit, the
+//!    kernel text read-only and executable, its rodata read-only,
 //!    everything else writable and non-executable, and the guard page below
-//!    every kernel stack unmapped;
+//!    every kernel stack unmapped (in the direct map, where the stacks are);
 //! 3. add a LAZY region at 0xffff_8000_0000_0000 mapping physical 0 for
 //!    4 GiB, READ|WRITE|PIN|KERN (not executable: no page is both);
 //! 4. move the shell's thread in: refused, with the reason, when the space
 //!    does not map everything the kernel touches (more than 4 GiB of RAM);
-//! 5. compare 1 GiB (or 4 MiB, see below) from 1 MiB through both mappings
-//!    with `memcmp`: every page of the lazy alias faults in on first touch.
-//!    Guard pages are skipped: unmapped in the identity map, they would
-//!    fault (as a stack overflow).
+//! 5. compare 1 GiB (or 4 MiB, see below) of physical memory from 1 MiB
+//!    through the direct map and through the lazy alias with `memcmp`:
+//!    every page of the lazy alias faults in on first touch. Guard pages
+//!    are skipped: unmapped in the direct map, they would fault (as a stack
+//!    overflow).
 //!
 //! The kernel option `shelltest=` chooses how much of it runs:
 //! - `4k`: NK's test exactly: 1 GiB compared, each lazy fault mapping one
@@ -134,14 +137,17 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
     let hardened = match added {
         Ok(hardened) => hardened,
         Err(error) => {
-            let _ = writeln!(out, "  add the hardened identity map of 0-{MAPPED_LEN:#x}: refused: {error}");
+            let _ = writeln!(
+                out,
+                "  add the kernel half and the hardened identity map of 0-{MAPPED_LEN:#x}: refused: {error}"
+            );
             return false;
         }
     };
     let after = counters(space);
     let _ = writeln!(
         out,
-        "  added the hardened identity map of 0-{:#x} (eager: text r-x, rodata r--, the rest rw-; {} regions, \
+        "  added the kernel half and the hardened identity map of 0-{:#x} (eager: text r-x, rodata r--, the rest rw-; {} regions, \
          {} guard pages unmapped): {} in {}, {} page-table frames",
         MAPPED_LEN - 1,
         hardened.regions,
@@ -183,25 +189,24 @@ fn steps(space: &Arc<Space>, fault_limit: PageSize, compared_len: u64, out: &mut
     equal
 }
 
-/// Compares `len` bytes from [`COMPARED_START`] through the identity map
-/// and through the lazy alias, piece by piece between the guard pages (the
-/// identity map has them unmapped). Returns whether all pieces were equal
-/// and how many guard pages were skipped.
+/// Compares `len` bytes of physical memory from [`COMPARED_START`] through
+/// the kernel's direct map and through the lazy alias, piece by piece
+/// between the guard pages (the direct map has them unmapped). Returns
+/// whether all pieces were equal and how many guard pages were skipped.
 fn compare_around_guard_pages(len: u64) -> (bool, usize) {
     let end = COMPARED_START + len;
-    let guards: alloc::vec::Vec<u64> =
-        crate::mem::guard::guard_pages().into_iter().filter(|&page| page >= COMPARED_START && page < end).collect();
+    let guards: alloc::vec::Vec<u64> = direct_map_guard_pages(COMPARED_START, end);
     let mut equal = true;
     let mut piece_start = COMPARED_START;
     for piece_end in guards.iter().copied().chain(core::iter::once(end)) {
         if piece_end > piece_start {
             // SAFETY: the piece holds no guard page, so it is mapped in the
-            // address space this thread now runs in (the identity map
+            // address space this thread now runs in (the direct map
             // eagerly, the lazy alias on demand, by the fault handler), and
             // memcmp only reads.
             let difference = unsafe {
                 crate::memfuncs::memcmp(
-                    piece_start as *const u8,
+                    crate::direct_map::phys_to_virt(piece_start),
                     (LAZY_ALIAS + piece_start) as *const u8,
                     (piece_end - piece_start) as usize,
                 )
@@ -244,4 +249,20 @@ impl core::fmt::Display for Millis {
         let micros = self.0 / 1000;
         write!(f, "{}.{:03} ms", micros / 1000, micros % 1000)
     }
+}
+
+/// The physical addresses in `[start, end)` of the guard pages the direct
+/// map has unmapped (the kernel's stacks are there; the boot stack's guard
+/// page is in the image, where the image is linked, and not among them), in
+/// address order.
+pub fn direct_map_guard_pages(start: u64, end: u64) -> alloc::vec::Vec<u64> {
+    use crate::direct_map::{direct_phys, KERNEL_OFFSET, PHYS_OFFSET};
+    let mut pages: alloc::vec::Vec<u64> = crate::mem::guard::guard_pages()
+        .into_iter()
+        .filter(|&page| (PHYS_OFFSET..KERNEL_OFFSET).contains(&page))
+        .map(direct_phys)
+        .filter(|&page| page >= start && page < end)
+        .collect();
+    pages.sort_unstable();
+    pages
 }

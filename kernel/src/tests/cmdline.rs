@@ -93,15 +93,22 @@ fn read_fake(magic: u32, line: &[u8]) -> Result<Box<BootInfo>, BootInfoError> {
         flags: 0,
         nr_modules: 0,
         modlist_paddr: 0,
-        cmdline_paddr: text.as_ptr() as u64,
+        cmdline_paddr: physical(text.as_ptr() as u64),
         rsdp_paddr: 0,
         memmap_paddr: 0,
         memmap_entries: 0,
         reserved: 0,
     };
-    // SAFETY: `raw` and the command line it points to are live and mapped
-    // (the kernel's memory is identity-mapped); no module or memory map.
-    unsafe { BootInfo::read(&raw as *const crate::boot_info::RawStartInfo as u64) }.map(Box::new)
+    // SAFETY: `raw` and the command line it points to are live, and the
+    // direct map reaches them at their physical addresses; no module or
+    // memory map.
+    unsafe { BootInfo::read(physical(&raw as *const crate::boot_info::RawStartInfo as u64)) }.map(Box::new)
+}
+
+/// The physical address of `virt`, a heap or stack address (the direct map)
+/// or one in the image (the boot stack).
+fn physical(virt: u64) -> u64 {
+    crate::direct_map::virt_to_phys(virt).expect("a kernel address")
 }
 
 fn long_command_lines_are_refused_not_cut() -> Result<(), String> {

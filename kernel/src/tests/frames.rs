@@ -76,11 +76,13 @@ kernel_test!(contiguous_runs_are_aligned_and_whole);
 
 fn zeroed_frames_are_zero() -> Result<(), String> {
     let frame = frames::alloc().ok_or("out of frames")?;
-    // SAFETY: the frame is ours and identity-mapped.
-    unsafe { core::ptr::write_bytes(frame.as_u64() as *mut u8, 0xee, FRAME_SIZE as usize) };
+    // SAFETY: the frame is ours, in the direct map.
+    unsafe { core::ptr::write_bytes(crate::direct_map::phys_to_virt(frame.as_u64()), 0xee, FRAME_SIZE as usize) };
     frames::zero_frame(frame);
     // SAFETY: as above.
-    let contents = unsafe { core::slice::from_raw_parts(frame.as_u64() as *const u8, FRAME_SIZE as usize) };
+    let contents = unsafe {
+        core::slice::from_raw_parts(crate::direct_map::phys_to_virt(frame.as_u64()) as *const u8, FRAME_SIZE as usize)
+    };
     let all_zero = contents == vec![0u8; FRAME_SIZE as usize].as_slice();
     frames::free(frame).map_err(|error| alloc::format!("{error}"))?;
     check!(all_zero);

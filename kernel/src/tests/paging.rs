@@ -29,7 +29,9 @@ const OUTSIDE: u64 = 0x5dea_d000_0000;
 const KERNEL: Protection =
     Protection::READ.union(Protection::WRITE).union(Protection::EXEC).union(Protection::PIN).union(Protection::KERN);
 
-/// The identity region 0..4 GiB every test space needs to be entered.
+/// The identity region 0..4 GiB of the lab's spaces; a test space made with
+/// it gets the kernel half too ([`TestSpace::new`]), which it needs to be
+/// entered.
 const IDENTITY: Region = Region::new(0, 0, 4 * GIB, KERNEL.union(Protection::EAGER));
 
 /// A `paging` address space for one test, left and destroyed on drop (so
@@ -41,12 +43,15 @@ struct TestSpace {
 static SPACES_MADE: AtomicU32 = AtomicU32::new(0);
 
 impl TestSpace {
-    /// A fresh space holding `regions`.
+    /// A fresh space holding `regions`, and the kernel half
+    /// ([`crate::hardening::kernel_regions`]) when they hold [`IDENTITY`].
     fn new(regions: &[Region]) -> Result<TestSpace, String> {
         let name = format!("ktest-{}", SPACES_MADE.fetch_add(1, Ordering::Relaxed));
         let space = address_space::create("paging", &name).map_err(|e| format!("create: {e}"))?;
         let test_space = TestSpace { space };
-        for region in regions {
+        let kernel_half = crate::hardening::kernel_regions(address_space::kernel_map_len());
+        let kernel_half = kernel_half.iter().map(|(_, region)| region).filter(|_| regions.contains(&IDENTITY));
+        for region in regions.iter().chain(kernel_half) {
             test_space.space.lock().add_region(*region).map_err(|e| format!("adding {region}: {e}"))?;
         }
         Ok(test_space)
@@ -71,8 +76,13 @@ impl Drop for TestSpace {
     }
 }
 
-/// The physical (identity) address of a fresh heap buffer of `len` bytes
-/// filled with distinct words.
+/// The physical address of a heap block (the heap is in the direct map).
+fn phys<T>(pointer: *const T) -> u64 {
+    crate::direct_map::direct_phys(pointer as u64)
+}
+
+/// A fresh heap buffer of `len` bytes filled with distinct words (its
+/// physical address: [`phys`]).
 fn heap_buffer(len: usize) -> vec::Vec<u64> {
     (0..len as u64 / 8).map(|i| i.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1).collect()
 }
@@ -102,7 +112,7 @@ kernel_test!(paging_test_passes);
 
 fn lazy_fault_maps_the_page_and_retries() -> Result<(), String> {
     let data = heap_buffer(64);
-    let addr = data.as_ptr() as u64;
+    let addr = phys(data.as_ptr());
     let space = TestSpace::new(&[IDENTITY, Region::new(LAZY_ALIAS, 0, 4 * GIB, KERNEL)])?;
     space.enter()?;
     let before = space.counters();
@@ -127,7 +137,7 @@ kernel_test!(lazy_fault_maps_the_page_and_retries);
 /// give the interrupted code all sixteen back as they were.
 fn sse_registers_survive_a_handled_page_fault() -> Result<(), String> {
     let data = heap_buffer(64);
-    let target = LAZY_ALIAS + data.as_ptr() as u64;
+    let target = LAZY_ALIAS + phys(data.as_ptr());
     let space = TestSpace::new(&[IDENTITY, Region::new(LAZY_ALIAS, 0, 4 * GIB, KERNEL)])?;
     space.enter()?;
     let before = space.counters();
@@ -154,7 +164,7 @@ kernel_test!(sse_registers_survive_a_handled_page_fault);
 
 fn four_kib_fault_size_takes_one_fault_per_page() -> Result<(), String> {
     let data = heap_buffer(64 * PAGE as usize);
-    let start = (data.as_ptr() as u64).next_multiple_of(PAGE);
+    let start = phys(data.as_ptr()).next_multiple_of(PAGE);
     let space = TestSpace::new(&[IDENTITY, Region::new(LAZY_ALIAS, 0, 4 * GIB, KERNEL)])?;
     with_paging(&space.space, |paging| paging.set_fault_page_limit(PageSize::Size4K)).ok_or("not paging")?;
     space.enter()?;
@@ -179,8 +189,8 @@ kernel_test!(four_kib_fault_size_takes_one_fault_per_page);
 fn lazy_faults_in_a_map_of_many_regions_go_through_the_page_index() -> Result<(), String> {
     const REGIONS: u64 = 2 * aspace::region_set::PAGE_INDEX_FROM as u64;
     let data = heap_buffer(((REGIONS + 1) * PAGE) as usize);
-    let start = (data.as_ptr() as u64).next_multiple_of(PAGE);
-    let word = |va: u64| data[((va - data.as_ptr() as u64) / 8) as usize];
+    let start = phys(data.as_ptr()).next_multiple_of(PAGE);
+    let word = |va: u64| data[((va - phys(data.as_ptr())) / 8) as usize];
     // One-page regions side by side, each aliasing its own page of the
     // buffer; not pinned, so that they can be removed.
     let flags = Protection::READ | Protection::KERN;
@@ -218,7 +228,7 @@ kernel_test!(lazy_faults_in_a_map_of_many_regions_go_through_the_page_index);
 
 fn write_to_region_without_write_is_refused() -> Result<(), String> {
     let data = heap_buffer(64);
-    let addr = data.as_ptr() as u64;
+    let addr = phys(data.as_ptr());
     let read_only = Region::new(LAZY_ALIAS, 0, 4 * GIB, Protection::READ | Protection::KERN);
     let space = TestSpace::new(&[IDENTITY, read_only])?;
     space.enter()?;
@@ -375,11 +385,25 @@ fn entering_a_space_without_the_kernel_image_is_refused() -> Result<(), String> 
     );
     check!(address_space::current().is_none(), "the thread moved anyway");
     check_eq!(cr3_root(), base_root());
-    // Read-only identity is not enough either: the kernel writes its data.
-    let read_only =
-        TestSpace::new(&[Region::new(0, 0, 4 * GIB, Protection::READ | Protection::EXEC | Protection::EAGER)])?;
+    // A read-only kernel half is not enough either: the kernel writes its data.
+    let read_only_half: vec::Vec<Region> = crate::hardening::kernel_regions(address_space::kernel_map_len())
+        .into_iter()
+        .map(|(_, region)| Region { prot: Protection::READ | Protection::EXEC | Protection::EAGER, ..region })
+        .collect();
+    let read_only = TestSpace::new(&read_only_half)?;
     let refused = address_space::check_can_enter(&**read_only.space.lock());
-    check!(matches!(refused, Err(AspaceError::WouldUnmapRunning { .. })), "read-only identity accepted: {refused:?}");
+    check!(
+        matches!(refused, Err(AspaceError::WouldUnmapRunning { .. })),
+        "a read-only kernel half accepted: {refused:?}"
+    );
+    // The identity map of low memory is not what the kernel runs on.
+    let identity_only = TestSpace::new(&[])?;
+    identity_only.space.lock().add_region(IDENTITY).map_err(|e| format!("adding {IDENTITY}: {e}"))?;
+    let refused = address_space::check_can_enter(&**identity_only.space.lock());
+    check!(
+        matches!(refused, Err(AspaceError::WouldUnmapRunning { what: "kernel image", .. })),
+        "a space with only the identity map accepted: {refused:?}"
+    );
     Ok(())
 }
 kernel_test!(entering_a_space_without_the_kernel_image_is_refused);
@@ -393,7 +417,7 @@ fn frames_return_to_the_baseline_after_destroy() -> Result<(), String> {
         with_paging(&space.space, |paging| paging.set_fault_page_limit(PageSize::Size4K)).ok_or("not paging")?;
         space.enter()?;
         // Pages in many 2 MiB ranges, so that the lazy faults build page tables.
-        let start = data.as_ptr() as u64;
+        let start = phys(data.as_ptr());
         for page in (0..64).map(|i| i * (2 << 20) + start) {
             probe_read(LAZY_ALIAS + page, Width::U8).map_err(|f| format!("{f}"))?;
         }
@@ -443,12 +467,18 @@ fn small_removes_use_invlpg_and_large_ones_flush_everything() -> Result<(), Stri
     let va = 20 * GIB + ((pa + PAGE) % (2 << 20));
     let region = Region::new(va, pa, PAGES as u64 * PAGE, KERNEL.difference(Protection::PIN) | Protection::EAGER);
     let outcome = (|| {
-        let space = TestSpace::new(&[IDENTITY, region])?;
+        let space = TestSpace::new(&[IDENTITY])?;
+        // The kernel half maps its image with 4 KiB pages too.
+        let made = space.counters();
+        space.space.lock().add_region(region).map_err(|e| format!("adding {region}: {e}"))?;
         space.enter()?;
         let touch_all = || (0..PAGES as u64).try_for_each(|i| probe_read(va + i * PAGE, Width::U8).map(drop));
         touch_all().map_err(|f| format!("{f}"))?;
         let before = space.counters();
-        check_eq!(before.pages_mapped[PageSize::Size4K.index()], PAGES as u64);
+        check_eq!(
+            before.pages_mapped[PageSize::Size4K.index()] - made.pages_mapped[PageSize::Size4K.index()],
+            PAGES as u64
+        );
         space.space.lock().remove_region(Region::new(va, pa, 3 * PAGE, region.prot)).map_err(|e| format!("{e}"))?;
         let after_small = space.counters();
         check_eq!(after_small.page_invalidations - before.page_invalidations, 3);

@@ -8,7 +8,7 @@ use alloc::string::String;
 use aspace::{Fault, FaultOutcome, PageFaultCode, UnhandledFault};
 use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-/// Canonical with 4- and 5-level paging, and outside the boot identity map.
+/// Canonical with 4- and 5-level paging, and mapped by no space.
 const UNMAPPED: u64 = 0x5dea_d000_0000;
 
 fn read_of_unmapped_memory_is_not_present_read_supervisor() -> Result<(), String> {
@@ -40,8 +40,8 @@ kernel_test!(write_of_unmapped_memory_is_not_present_write);
 
 fn write_to_read_only_page_is_protection_violation_write() -> Result<(), String> {
     let page = TestPage::map(false)?;
-    // SAFETY: the test page's frame is ours, identity-mapped.
-    unsafe { (page.frame.as_u64() as *mut u64).write_volatile(0x1122_3344_5566_7788) };
+    // SAFETY: the test page's frame is ours, in the direct map.
+    unsafe { (crate::direct_map::phys_to_virt(page.frame.as_u64()) as *mut u64).write_volatile(0x1122_3344_5566_7788) };
     check_eq!(probe_read(TEST_PAGE, Width::U64), Ok(0x1122_3344_5566_7788));
     // SAFETY: the page is read-only (CR0.WP is set), so the write faults.
     let fault = unsafe { probe_write(TEST_PAGE + 8, 5, Width::U64) }
@@ -54,8 +54,9 @@ fn write_to_read_only_page_is_protection_violation_write() -> Result<(), String>
     page.set_writable(true);
     // SAFETY: the page is ours and now writable.
     check_eq!(unsafe { probe_write(TEST_PAGE + 8, 5, Width::U64) }, Ok(()));
-    // SAFETY: as above.
-    check_eq!(unsafe { (page.frame.as_u64() as *const u64).add(1).read_volatile() }, 5);
+    let second_word = crate::direct_map::phys_to_virt(page.frame.as_u64() + 8) as *const u64;
+    // SAFETY: the page's frame is ours, in the direct map.
+    check_eq!(unsafe { second_word.read_volatile() }, 5);
     Ok(())
 }
 kernel_test!(write_to_read_only_page_is_protection_violation_write);
@@ -127,7 +128,7 @@ fn page_fault_hook_comes_before_the_fixup() -> Result<(), String> {
     check_eq!(write, Ok(()));
     check_eq!(calls_after_write, 1);
     // SAFETY: the frame is ours.
-    check_eq!(unsafe { (page.frame.as_u64() as *const u8).read_volatile() }, 0x77);
+    check_eq!(unsafe { (crate::direct_map::phys_to_virt(page.frame.as_u64()) as *const u8).read_volatile() }, 0x77);
     check!(read.is_err(), "the read of unmapped memory did not fault");
     check_eq!(calls_after_read, 2);
     Ok(())

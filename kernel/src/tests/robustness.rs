@@ -335,8 +335,8 @@ fn smap_and_smep_stop_the_kernel_at_user_pages() -> Result<(), String> {
         return Ok(()); // the CPU has neither: nothing to show
     }
     let frame = frames::alloc_zeroed().ok_or("out of frames")?;
-    // SAFETY: the frame is ours, identity-mapped.
-    unsafe { (frame.as_u64() as *mut u8).write_volatile(RET_INSTRUCTION) };
+    // SAFETY: the frame is ours, in the direct map.
+    unsafe { crate::direct_map::phys_to_virt(frame.as_u64()).write_volatile(RET_INSTRUCTION) };
     let outcome = (|| {
         let scratch = ScratchSpace::hardened()?;
         let user = Region::new(OUTSIDE, frame.as_u64(), PAGE, Protection::READ | Protection::EXEC | Protection::EAGER);
@@ -501,11 +501,11 @@ fn shell_verbs_refuse_bad_input() -> Result<(), String> {
         (String::from("as add base 0x500000000000 0 4k rwk"), "does not support adding regions"),
         (format!("as rm base {text:#x}"), "does not support removing regions"),
         (String::from("as destroy base"), "does not support"),
-        (format!("as enter {n}"), "must stay mapped one to one"),
+        (format!("as enter {n}"), "must stay mapped to its own memory"),
         (format!("as destroy {live_name}"), "threads are still inside"),
         (format!("as rm {live_name} {data:#x}"), "is pinned"),
-        (format!("as protect {live_name} {text:#x} rpk"), "must stay mapped one to one"),
-        (format!("as protect {live_name} {data:#x} rpk"), "must stay mapped one to one"),
+        (format!("as protect {live_name} {text:#x} rpk"), "must stay mapped to its own memory"),
+        (format!("as protect {live_name} {data:#x} rpk"), "must stay mapped to its own memory"),
         (format!("as move {live_name} {data:#x} 0x400000"), "is pinned"),
     ];
     live.enter()?;
@@ -608,8 +608,8 @@ kernel_test!(file_mappings_never_write_the_initrd);
 
 /// Entering a space whose kernel memory is mapped lazily would fault where
 /// the CPU cannot take a fault (QEMU reset or hung before): `as enter` and
-/// every move into a space refuse it, for the kernel's identity region and
-/// for the region that holds the running stack alone.
+/// every move into a space refuse it, for the kernel half and for the
+/// region that holds the running stack alone.
 fn spaces_that_map_the_kernel_lazily_cannot_be_entered() -> Result<(), String> {
     // In a thread of its own: the test runner's thread runs on the boot stack.
     static OUTCOME: crate::sync::IrqMutex<Option<Result<(), String>>> = crate::sync::IrqMutex::new(None);
@@ -625,24 +625,42 @@ kernel_test!(spaces_that_map_the_kernel_lazily_cannot_be_entered);
 fn lazy_spaces_refused() -> Result<(), String> {
     let mut shell = crate::shell::table();
     let mut session = Session::new("lazy", false);
-    // The whole identity map lazy.
+    // The whole kernel half lazy.
     let lazy = ScratchSpace::new()?;
-    let rwxk = Protection::READ | Protection::WRITE | Protection::EXEC | Protection::KERN;
-    lazy.space.lock().add_region(Region::new(0, 0, 4 * GIB, rwxk)).map_err(|e| format!("{e}"))?;
+    let kernel_half: Vec<Region> = crate::hardening::kernel_regions(address_space::kernel_map_len())
+        .into_iter()
+        .map(|(_, region)| Region { prot: region.prot - Protection::PIN, ..region })
+        .collect();
+    for region in &kernel_half {
+        let lazy_region = Region { prot: region.prot - Protection::EAGER, ..*region };
+        lazy.space.lock().add_region(lazy_region).map_err(|e| format!("{e}"))?;
+    }
     let command = format!("as enter {}", lazy.space.name());
     refused_without_change(&mut shell, &mut session, &command, "eagerly (e)")?;
-    // Everything eager but the pages of the running stack.
+    // Everything eager but the pages of the running stack (in the direct map).
     let (bottom, top) = thread::current().stack_range().ok_or("this thread has no stack of its own")?;
     let (bottom, top) = (bottom & !(PAGE - 1), top.next_multiple_of(PAGE));
     let stack_lazy = ScratchSpace::new()?;
-    let eager = rwxk | Protection::EAGER;
-    for region in [
-        Region::new(0, 0, bottom, eager),
-        Region::new(bottom, bottom, top - bottom, rwxk),
-        Region::new(top, top, 4 * GIB - top, eager),
-    ] {
-        stack_lazy.space.lock().add_region(region).map_err(|e| format!("adding {region}: {e}"))?;
+    let mut stack_region = None;
+    for region in &kernel_half {
+        let (start, end) = (region.va.as_u64(), region.va.as_u64() + region.len);
+        let pieces = if start <= bottom && top <= end {
+            let at = |va: u64| region.translate(va).as_u64();
+            let stack = Region::new(bottom, at(bottom), top - bottom, region.prot - Protection::EAGER);
+            stack_region = Some(stack);
+            [
+                (start < bottom).then(|| Region::new(start, region.pa.as_u64(), bottom - start, region.prot)),
+                Some(stack),
+                (top < end).then(|| Region::new(top, at(top), end - top, region.prot)),
+            ]
+        } else {
+            [Some(*region), None, None]
+        };
+        for piece in pieces.into_iter().flatten() {
+            stack_lazy.space.lock().add_region(piece).map_err(|e| format!("adding {piece}: {e}"))?;
+        }
     }
+    let stack_region = stack_region.ok_or("the running stack is not in the direct map")?;
     let refused = address_space::move_current_thread(Some(&stack_lazy.space));
     check!(
         matches!(refused, Err(AspaceError::WouldUnmapRunning { what: "running stack", .. })),
@@ -653,7 +671,7 @@ fn lazy_spaces_refused() -> Result<(), String> {
     // The same map with the stack eager too is entered and left.
     stack_lazy
         .space
-        .protect_region(Region::new(bottom, bottom, top - bottom, rwxk), eager)
+        .protect_region(stack_region, stack_region.prot | Protection::EAGER)
         .map_err(|e| format!("making the stack eager: {e}"))?;
     stack_lazy.enter()?;
     address_space::move_current_thread(None).map_err(|e| format!("leaving: {e}"))?;

@@ -185,7 +185,7 @@ fn as_verbs_succeed_and_refuse() -> Result<(), String> {
 
     // Entering a space that lacks the kernel is refused, naming what is missing.
     let before = crate::thread::current_address_space();
-    shell.refused("as enter t1", "must stay mapped one to one")?;
+    shell.refused("as enter t1", "must stay mapped to its own memory")?;
     check_eq!(crate::thread::current_address_space(), before);
 
     shell.ok("as destroy t1", "destroyed 't1'")?;
@@ -199,6 +199,7 @@ fn destroy_is_refused_while_a_thread_is_inside() -> Result<(), String> {
     let mut shell = Driver::new();
     shell.ok("as new paging t2", "created")?;
     shell.ok("as add t2 0 0 4g rwxpke", "added")?;
+    shell.ok("as kernel t2", "added the kernel half to 't2'")?;
     shell.ok("as enter t2", "now in 't2'")?;
     let me = crate::thread::current().id().0;
     let listing = shell.ok("ases", "t2")?;
@@ -229,15 +230,17 @@ kernel_test!(peek_and_poke_follow_every_edit);
 
 fn peek_and_poke_steps(va: u64, first: u64, second: u64) -> Result<(), String> {
     let _cleanup = Cleanup(&["t3"]);
-    // SAFETY: both frames were just allocated for this test; the boot map
-    // reaches them at their physical addresses.
-    let cell = |frame: u64| unsafe { &*(frame as *const core::sync::atomic::AtomicU64) };
+    // SAFETY: both frames were just allocated for this test; the direct map
+    // reaches them in every space.
+    let cell =
+        |frame: u64| unsafe { &*(crate::direct_map::phys_to_virt(frame) as *const core::sync::atomic::AtomicU64) };
     cell(first).store(0x1111, core::sync::atomic::Ordering::SeqCst);
     cell(second).store(0x2222, core::sync::atomic::Ordering::SeqCst);
 
     let mut shell = Driver::new();
     shell.ok("as new paging t3", "created")?;
     shell.ok("as add t3 0 0 4g rwxpke", "added")?;
+    shell.ok("as kernel t3", "added the kernel half to 't3'")?;
     shell.ok("as enter t3", "now in 't3'")?;
     let fault = shell.refused(&format!("peek {va:#x}"), &format!("page fault at {va:#x}: 0x0 [not-present read"))?;
     check!(fault.starts_with("peek: page fault"), "{fault:?}");
@@ -271,10 +274,10 @@ fn startup_test_compares_through_the_lazy_alias() -> Result<(), String> {
     check!(!outcome.failed, "the startup test failed: {out}");
     let space = outcome.space.ok_or("no address space was made")?;
     check_eq!(crate::thread::current_address_space(), Some(space.id()));
-    check!(out.contains("added the hardened identity map of 0-0xffffffff"), "{out}");
+    check!(out.contains("added the kernel half and the hardened identity map of 0-0xffffffff"), "{out}");
     // One fault per 4 KiB page compared, the guard pages (unmapped) skipped.
     let compared = startup::COMPARED_START..startup::COMPARED_START + startup::QUICK_COMPARED_LEN;
-    let guards = crate::mem::guard::guard_pages().into_iter().filter(|page| compared.contains(page)).count();
+    let guards = startup::direct_map_guard_pages(compared.start, compared.end).len();
     let faults = 1024 - guards;
     let expected = format!(
         "equal ({guards} guard pages skipped); {faults} faults handled, 0 x 1 GiB + 0 x 2 MiB + {faults} x 4 KiB pages mapped"

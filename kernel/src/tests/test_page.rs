@@ -3,6 +3,7 @@
 //! layer exists this is the only way to get a read-only page to fault on.
 
 use crate::arch::cpu::{invlpg, la57_enabled, read_cr3, write_cr3};
+use crate::direct_map::phys_to_virt;
 use crate::mem::frames;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -20,7 +21,7 @@ const ADDRESS_MASK: u64 = 0x000f_ffff_ffff_f000;
 pub struct TestPage {
     /// The frame behind the page.
     pub frame: PhysAddr,
-    /// Physical address of the page's PTE (identity-mapped).
+    /// The page's PTE (through the direct map).
     pub pte: *mut u64,
     /// The entry in the pre-existing tables that now points at the first new table.
     hook_entry: *mut u64,
@@ -38,8 +39,8 @@ impl TestPage {
         let mut hook_entry = core::ptr::null_mut();
         for level in (2..=levels).rev() {
             let index = (TEST_PAGE >> (12 + 9 * (level - 1))) & 511;
-            let entry = (table + index * 8) as *mut u64;
-            // SAFETY: `table` is a page table, identity-mapped below 4 GiB.
+            let entry = phys_to_virt(table + index * 8) as *mut u64;
+            // SAFETY: `table` is a page table, in the direct map.
             let value = unsafe { entry.read_volatile() };
             if value & PRESENT == 0 {
                 let new_table = frames::alloc_zeroed().ok_or("out of frames")?;
@@ -59,7 +60,7 @@ impl TestPage {
         if tables.is_empty() {
             return Err(String::from("the test page's tables already exist"));
         }
-        let pte = (table + ((TEST_PAGE >> 12) & 511) * 8) as *mut u64;
+        let pte = phys_to_virt(table + ((TEST_PAGE >> 12) & 511) * 8) as *mut u64;
         // SAFETY: `pte` is in a table made above.
         unsafe { pte.write_volatile(frame.as_u64() | PRESENT | if writable { WRITABLE } else { 0 }) };
         invlpg(TEST_PAGE);

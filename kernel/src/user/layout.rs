@@ -1,35 +1,33 @@
 //! Where things go in a process's address space.
 //!
 //! ```text
-//! 0 .. kernel_map_len            the kernel's identity map of RAM and low
-//!                                MMIO (supervisor-only, `k`): every process
-//!                                space holds it, so the kernel runs there
-//! user_bottom .. ET_DYN_BASE     free (ET_EXEC programs linked here load here)
+//! 0 .. user_bottom (64 KiB)      never mapped: a NULL pointer faults
+//! user_bottom .. ET_DYN_BASE     free; a non-PIE program (`gcc -static`,
+//!                                linked at 0x400000) loads where it is linked
 //! 0x5555_5555_4000               a static PIE's first page
 //!   ... its segments, then the program break (brk)
 //! ... mmap_top                   mmap hands out addresses downwards from here
 //! stack_top - 8 MiB .. stack_top the stack (grows down, 64 KiB guard gap)
 //! user_top = 2^47 - 4096         the end of user space (Linux's TASK_SIZE_MAX)
+//!   (the upper half)             the kernel half: the kernel image and the
+//!                                direct map of RAM and low MMIO
+//!                                (supervisor-only, `k`): one set of tables
+//!                                every process space shares
 //! ```
 //!
-//! The kernel's map sits at the bottom of the lower half, where the kernel
-//! is linked and runs identity-mapped: user space starts above it, at 4 GiB
-//! (or the top of RAM, if higher). So a program linked at a fixed address
-//! below that (a non-PIE `gcc -static` program links at 4 MiB) cannot be
-//! loaded: `run` refuses it with `ENOEXEC` and says why. Static PIEs
-//! (`gcc -static-pie`) load wherever the kernel puts them. Moving the
-//! kernel's map to the upper half lifts this limit.
-//!
-//! Linux's `vm.mmap_min_addr` is this bottom here (`/proc/sys/vm/mmap_min_addr`
-//! shows it): a fixed mapping below it is `EPERM`, as Linux answers below its
-//! `mmap_min_addr`.
+//! The lower half holds nothing of the kernel: user space begins at
+//! Linux's default `vm.mmap_min_addr`, 64 KiB, and ends where Linux's
+//! does. `/proc/sys/vm/mmap_min_addr` shows the bottom, and a fixed mapping
+//! below it is `EPERM`, as Linux answers below its `mmap_min_addr` (Linux
+//! lets a holder of `CAP_SYS_RAWIO` map lower; Nacre never does).
 
 use crate::address_space::KernelMachine;
 use paging::PagingAspace;
 
-/// The lowest address a user mapping may use: past the kernel's map.
+/// The lowest address a user mapping may use: Linux's default
+/// `vm.mmap_min_addr` (64 KiB).
 pub fn user_bottom() -> u64 {
-    crate::address_space::kernel_map_len()
+    exec::MMAP_MIN_ADDR
 }
 
 /// The end of user space (exclusive): the last page below the canonical top
@@ -57,7 +55,7 @@ pub const STACK_MAX: u64 = 8 << 20;
 /// fault may land and still grow it: Linux's `stack_guard_gap` (256 pages).
 pub const STACK_GUARD_GAP: u64 = 1 << 20;
 
-/// The most regions a process's address space holds (the kernel's map
+/// The most regions a process's address space holds (the kernel half
 /// included): `mmap` answers `ENOMEM` beyond it, as Linux does past
 /// `vm.max_map_count` (65530 there; the region set lives in the kernel's
 /// heap here, which holds fewer).
@@ -80,7 +78,7 @@ pub fn readable(region_prot: aspace::Protection) -> bool {
     region_prot.contains(aspace::Protection::READ) && !region_prot.contains(UNREAD)
 }
 
-/// True for a region the program has (not the kernel's map).
+/// True for a region the program has (not the kernel half).
 pub fn is_user(region: &aspace::Region) -> bool {
     region.va.as_u64() >= user_bottom() && !region.prot.contains(aspace::Protection::KERN)
 }

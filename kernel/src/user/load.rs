@@ -1,11 +1,14 @@
 //! Building a process's address space from a static ELF executable: the
-//! kernel's map, the program's segments, its stack, and the initial stack
+//! kernel half, the program's segments, its stack, and the initial stack
 //! image (arguments, environment, auxiliary vector).
 //!
 //! The space is an ordinary `paging` address space, made through the
-//! address-space layer (so `as`, `ptdump` and `asis` show it):
-//! - the hardened identity map of the kernel (`k`: supervisor-only), which
-//!   every space the kernel runs in needs;
+//! address-space layer (`address_space::harden::create_process_space`, so `as`,
+//! `ptdump` and `asis` show it):
+//! - the kernel half (`k`: supervisor-only, in the upper half): the kernel
+//!   image and the direct map of physical memory, which every space the
+//!   kernel runs in needs, shared with the default space (the same tables);
+//!   nothing of the kernel in the lower half;
 //! - each `PT_LOAD` segment as the plan of `crates/exec` gives it: a private
 //!   file region over the initrd file's bytes (pages copied on first touch,
 //!   the bytes past the segment's file part read zero), then an anonymous
@@ -15,7 +18,7 @@
 
 use super::errno::Errno;
 use super::layout::{self, STACK_GUARD_GAP, STACK_INITIAL, STACK_MAX, STACK_TOP};
-use crate::address_space::{self, harden, paging_of_mut, Space};
+use crate::address_space::{self, paging_of_mut, Space};
 use crate::fs::File;
 use alloc::format;
 use alloc::string::String;
@@ -51,8 +54,9 @@ impl core::fmt::Display for LoadError {
     }
 }
 
-/// Where the program may go: above the kernel's map, below the end of user
-/// space; a static PIE at Linux's `ELF_ET_DYN_BASE`.
+/// Where the program may go: from Linux's `mmap_min_addr` to the end of
+/// user space (a non-PIE program where it is linked); a static PIE at
+/// Linux's `ELF_ET_DYN_BASE`.
 pub fn load_params() -> LoadParams {
     LoadParams { user_bottom: layout::user_bottom(), user_top: layout::DEFAULT_TOP, dyn_base: exec::ET_DYN_BASE }
 }
@@ -81,7 +85,7 @@ pub fn plan(file: &File) -> Result<LoadPlan, ExecError> {
 pub fn load(file: &File, name: &str, argv: &[&[u8]], envp: &[&[u8]], execfn: &[u8]) -> Result<Loaded, LoadError> {
     let plan = plan(file).map_err(LoadError::Exec)?;
     let image = stack_image(&plan, argv, envp, execfn).map_err(LoadError::Exec)?;
-    let space = address_space::create("paging", name).map_err(LoadError::Space)?;
+    let space = address_space::harden::create_process_space(name).map_err(LoadError::Space)?;
     match fill(&space, file, &plan) {
         Ok(()) => Ok(Loaded { space, entry: plan.entry(), image, brk: plan.brk() }),
         Err(error) => {
@@ -107,7 +111,6 @@ pub fn protection(prot: Prot) -> Protection {
 }
 
 fn fill(space: &Arc<Space>, file: &File, plan: &LoadPlan) -> Result<(), AspaceError> {
-    harden::harden(space, address_space::kernel_map_len())?;
     let mut object = space.lock();
     let paging = paging_of_mut(&mut object).ok_or(AspaceError::Unsupported {
         implementation: "paging",

@@ -656,8 +656,8 @@ pub fn mmap(process: &Process, addr: u64, len: u64, prot: u64, flags: u64, fd: u
             return Err(Errno::ENOMEM);
         }
         if addr < layout::user_bottom() {
-            // Below the user bottom (`vm.mmap_min_addr` here) lies the
-            // kernel's map: Linux's answer below mmap_min_addr.
+            // Below the user bottom (`vm.mmap_min_addr` here): Linux's
+            // answer below mmap_min_addr.
             return Err(Errno::EPERM);
         }
         if flags & MAP_FIXED_NOREPLACE != 0 && !user_regions_in(&process.space.lock(), addr, end).is_empty() {

@@ -284,17 +284,6 @@ impl fmt::Display for SpawnError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SpawnError::NotFound(path) => write!(f, "{path}: no such file in the initrd"),
-            SpawnError::Load(error @ LoadError::Exec(exec::ExecError::OutsideUserSpace { start, .. }))
-                if *start < layout::user_bottom() =>
-            {
-                write!(
-                    f,
-                    "{error}: below {:#x} lies the kernel's own map in every address space here, so a program \
-                     linked at a fixed low address (gcc -static links at 0x400000) cannot load; \
-                     build it position-independent (gcc -static-pie)",
-                    layout::user_bottom()
-                )
-            }
             SpawnError::Load(error) => write!(f, "{error}"),
             SpawnError::InitPidTaken => write!(f, "pid {INIT_PID} is taken: a program ran before the init"),
         }

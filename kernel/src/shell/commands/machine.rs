@@ -16,7 +16,7 @@ const PEEK_MAX: u64 = 4096;
 const PEEK_PER_LINE: u64 = 4;
 
 /// `mem`: the frame allocator, the heap, and the page-table frames of each
-/// address space; `mem mark` and `mem since [SLACK]`: a leak check around
+/// address space and of the kernel half they share; `mem mark` and `mem since [SLACK]`: a leak check around
 /// other commands.
 pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
     arg_count(args, 0, 2)?;
@@ -43,7 +43,9 @@ pub fn mem(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result
             None => write!(out, " {} (not paging),", space.name())?,
         }
     }
-    writeln!(out, " total {total} ({} KiB)", total * 4)?;
+    let shared = address_space::kernel_half().table_frames();
+    total += shared;
+    writeln!(out, " kernel half {shared}, total {total} ({} KiB)", total * 4)?;
     Ok(())
 }
 

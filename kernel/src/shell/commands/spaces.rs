@@ -116,6 +116,12 @@ static VERBS: &[Verb] = &[
         help: "change the flags of the region containing VA (or LEN bytes from VA)",
         run: protect,
     },
+    Verb {
+        name: "kernel",
+        usage: "as kernel NAME",
+        help: "add the kernel half (its image, the direct map of RAM), which entering needs",
+        run: kernel_half,
+    },
     Verb { name: "print", usage: "as print NAME", help: "print the address space and its regions", run: print },
     Verb { name: "enter", usage: "as enter NAME", help: "move this shell's thread into NAME", run: enter },
     Verb { name: "leave", usage: "as leave", help: "move this shell's thread back to the default", run: leave },
@@ -188,6 +194,21 @@ fn add(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(),
     );
     space.lock().add_region(region)?;
     writeln!(out, "added {region} to '{}'", space.name())?;
+    Ok(())
+}
+
+/// `as kernel NAME`: the kernel half, as every process space holds it.
+fn kernel_half(_session: &mut Session, args: &[&str], out: &mut dyn Write) -> Result<(), CommandError> {
+    arg_count(args, 1, 1)?;
+    let space = find(args, 0)?;
+    let hardened = address_space::harden::harden(&space, 0)?;
+    writeln!(
+        out,
+        "added the kernel half to '{}' ({} regions, {} guard pages unmapped)",
+        space.name(),
+        hardened.regions,
+        hardened.guard_pages
+    )?;
     Ok(())
 }
 
