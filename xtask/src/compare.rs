@@ -321,19 +321,14 @@ const HALF: Goal = Goal { ratio: 0.5, strict: false };
 const USER_FIGURES: &[UserFigure] = &[
     UserFigure { name: "syscall_getppid", goal: AT_MOST_LINUX, differs: None },
     UserFigure { name: "syscall_getpid", goal: AT_MOST_LINUX, differs: None },
-    UserFigure {
-        name: "anon_read_fault",
-        goal: HALF,
-        differs: Some("Linux maps its shared zero page; Nacre gives the page a zeroed frame of its own"),
-    },
+    UserFigure { name: "anon_read_fault", goal: HALF, differs: None },
     UserFigure { name: "anon_write_fault", goal: HALF, differs: None },
     UserFigure {
         name: "file_read_fault",
         goal: HALF,
         differs: Some(
-            "Linux maps the page-cache page, 16 pages a fault (fault-around); Nacre copies each page into a \
-             frame of its own, one page a fault (a private file mapping is an anonymous region with a file \
-             backing: fault-around does not apply to it)",
+            "both map the page-cache pages, ~16 a fault (fault-around); Nacre's page cache of an initrd file is \
+             a copy of its pages, made on the first pass",
         ),
     },
     UserFigure {
@@ -345,15 +340,15 @@ const USER_FIGURES: &[UserFigure] = &[
         name: "file_read_fault_nofa",
         goal: HALF,
         differs: Some(
-            "both one page a fault (Linux with fault_around_bytes=4096); Linux maps the page-cache page, \
-             Nacre copies it",
+            "Linux one page a fault (fault_around_bytes=4096); Nacre has no such knob and still maps 16 pages \
+             a fault",
         ),
     },
     UserFigure { name: "populate_anon", goal: HALF, differs: None },
     UserFigure {
         name: "populate_file",
         goal: HALF,
-        differs: Some("Linux maps the page-cache pages; Nacre copies each page into a frame of its own"),
+        differs: Some("as file_read_fault: both map the page-cache pages; Nacre's are a copy of the initrd's"),
     },
     UserFigure { name: "mprotect_1page", goal: HALF, differs: None },
     UserFigure { name: "mprotect_64m", goal: HALF, differs: None },
@@ -362,18 +357,21 @@ const USER_FIGURES: &[UserFigure] = &[
     UserFigure {
         name: "mremap_1page",
         goal: HALF,
-        differs: Some("Linux moves the entry; Nacre moves the frame's reference to the new page and maps it on its next touch"),
+        differs: Some("Linux moves the entry; Nacre passes the frame to the new page, which maps it on its next touch"),
     },
     UserFigure {
         name: "mremap_64m",
         goal: HALF,
-        differs: Some("Linux moves each entry; Nacre moves each frame's reference to its new page, page by page, and maps it on its next touch"),
+        differs: Some(
+            "Linux moves each entry; Nacre passes each frame to its new page (a record per page), which maps \
+             it on its next touch",
+        ),
     },
     UserFigure {
         name: "mremap_64m_aligned",
         goal: HALF,
         differs: Some(
-            "Linux moves whole page tables (2 MiB aligned); Nacre moves each frame's reference to its new page, page by page",
+            "Linux moves whole page tables (2 MiB aligned); Nacre passes each frame to its new page, page by page",
         ),
     },
     UserFigure { name: "sigsegv_roundtrip", goal: HALF, differs: None },

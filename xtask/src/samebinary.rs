@@ -7,9 +7,8 @@
 //! its benchmarks, prints `METRIC name value unit` lines and powers the
 //! machine off with `reboot`.
 //!
-//! The binary is position-independent because Nacre loads only such
-//! programs (its kernel map holds the low 4 GiB of every process); the
-//! same file runs on both kernels. The raw lines of each boot are kept in
+//! The same file runs on both kernels (position-independent, as the
+//! user tests are built; Nacre loads `gcc -static` programs too). The raw lines of each boot are kept in
 //! `target/compare-same/{nacre,linux}.txt`, and the table (every metric
 //! both kernels report: the medians over the boots and Nacre's ÷ Linux's)
 //! is printed and written to `target/compare-same/table.md`.

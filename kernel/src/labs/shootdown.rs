@@ -138,19 +138,19 @@ pub struct StressReport {
 }
 
 /// Creates a paging address space named `name` that the kernel can run in:
-/// the kernel half ([`crate::hardening::kernel_regions`]) and, as the lab's
-/// content, the identity map of everything the default space maps one to
-/// one (all RAM, the MMIO below 4 GiB), eager, with 1 GiB pages where
-/// possible.
+/// the kernel half ([`crate::hardening::kernel_regions`]), as a process's
+/// space holds it, and nothing in the lower half, which the benchmarks and
+/// stress tests fill with the regions they edit. (An identity map of RAM
+/// at the bottom as well, beside the direct map at the top, doubled the
+/// cost of the benchmarks' edits under QEMU's TCG: with large pages at both
+/// ends of the address space, its software TLB drops every entry at each
+/// `invlpg`, docs/PERFORMANCE.md.)
 pub fn create_enterable_space(name: &str) -> Result<Arc<Space>, AspaceError> {
     let space = address_space::create("paging", name)?;
     let len = address_space::kernel_map_len();
-    let everything = Protection::READ | Protection::WRITE | Protection::EXEC | Protection::KERN | Protection::EAGER;
-    let identity = Region::new(0, 0, len, everything);
-    let kernel_half = crate::hardening::kernel_regions(len).into_iter().map(|(_, region)| region);
     let added = {
         let mut object = space.lock();
-        core::iter::once(identity).chain(kernel_half).try_for_each(|region| object.add_region(region))
+        crate::hardening::kernel_regions(len).into_iter().try_for_each(|(_, region)| object.add_region(region))
     };
     if let Err(error) = added {
         let _ = address_space::destroy(name);
