@@ -19,9 +19,9 @@
 //! the wrong work would be worse than none.
 //!
 //! Everything runs in an address space of its own, `bench`: the kernel
-//! half (so the shell's thread can run in it) and the identity map of all
-//! RAM,
-//! plus the regions under test at [`BENCH_VA`]. The regions that map
+//! half alone (so the shell's thread can run in it,
+//! [`crate::labs::shootdown::create_enterable_space`]), plus the regions
+//! under test at [`BENCH_VA`]. The regions that map
 //! existing memory map usable RAM, which is only read, never written; the
 //! anonymous ones get frames of their own.
 

@@ -15,8 +15,8 @@
 //! pass.
 //!
 //! - **Soak** ([`soak`]): one editor pinned to each CPU, each in cycles of
-//!   its own: create an address space (enterable: the kernel half and the
-//!   identity map of all RAM, or hardened as the shell's are), move in and out at random while
+//!   its own: create an address space (enterable: the kernel half alone, or
+//!   hardened as the shell's are), move in and out at random while
 //!   editing and touching, verify, leave and destroy. Between rounds (every
 //!   editor has finished a cycle) the frames in use must be back at the
 //!   baseline.
@@ -46,7 +46,7 @@ use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 const PAGE: u64 = 4096;
 /// Where the editors' windows start (80 TiB: canonical with 4- and 5-level
-/// paging, far from the identity map and from `shootdownTest`'s page).
+/// paging, far from the shell's identity map and from `shootdownTest`'s page).
 const WINDOWS_START: u64 = 0x0000_5000_0000_0000;
 /// Each editor's window: 1 GiB apart.
 const WINDOW_STRIDE: u64 = 1 << 30;
@@ -578,7 +578,7 @@ pub fn stress(millis: u64) -> RunReport {
             return RunReport { totals, threads: 0, millis: 0 };
         }
     };
-    let identity_regions = space.lock().regions().len();
+    let base_regions = space.lock().regions().len();
     let stop = Arc::new(AtomicBool::new(false));
     let mut editors = Vec::new();
     let mut faulters = Vec::new();
@@ -604,7 +604,7 @@ pub fn stress(millis: u64) -> RunReport {
     if reads == 0 {
         totals.fail(String::from("the faulters read no page"));
     }
-    check_final_state(&space, &buffers, identity_regions, &totals);
+    check_final_state(&space, &buffers, base_regions, &totals);
     if let Err(error) = destroy_when_unloaded(&space) {
         totals.fail(format!("destroying the shared space: {error}"));
     }
@@ -620,10 +620,10 @@ pub fn stress(millis: u64) -> RunReport {
 }
 
 /// The shared space must hold the regions it was made with (the kernel
-/// half and the identity map) and one final region per
+/// half) and one final region per
 /// editor, nothing else, and pass `verify`.
 #[cfg(feature = "ktest")]
-fn check_final_state(space: &Space, buffers: &[u64], identity_regions: usize, totals: &Totals) {
+fn check_final_state(space: &Space, buffers: &[u64], base_regions: usize, totals: &Totals) {
     let object = space.lock();
     let in_windows: Vec<Region> =
         object.regions().overlapping(WINDOWS_START, buffers.len() as u64 * WINDOW_STRIDE).copied().collect();
@@ -638,11 +638,11 @@ fn check_final_state(space: &Space, buffers: &[u64], identity_regions: usize, to
     if in_windows != expected {
         totals.fail(format!("final regions {in_windows:?}, expected {expected:?}"));
     }
-    if object.regions().len() != identity_regions + expected.len() {
+    if object.regions().len() != base_regions + expected.len() {
         totals.fail(format!(
             "{} regions at the end, expected {}",
             object.regions().len(),
-            identity_regions + expected.len()
+            base_regions + expected.len()
         ));
     }
     match address_space::paging_of(&object).map(|paging| paging.verify()) {
