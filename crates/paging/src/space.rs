@@ -1413,15 +1413,7 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
             });
         }
         self.protect_entries(region, prot)?;
-        if !prot.contains(Protection::READ) {
-            // The pages were unmapped: those that mapped the zero page map
-            // nothing now (a read after READ comes back maps it again).
-            let last = region.last();
-            let zero: Vec<u64> = self.anonymous.zero_pages.range(region.va.0..=last).copied().collect();
-            for page in zero {
-                self.anonymous.zero_pages.remove(&page);
-            }
-        } else if prot.contains(Protection::WRITE) {
+        if prot.contains(Protection::WRITE) {
             // Frames shared copy-on-write stay read-only whatever the region allows.
             self.write_protect_shared(region.va.0, region.len);
         }
