@@ -165,8 +165,11 @@ impl<M: Machine> PagingAspace<M> {
         self.anonymous.zero_pages.iter().copied()
     }
 
-    /// True when the page at `va` maps the zero frame (see
-    /// [`PagingAspace::set_zero_page`]): read, never written.
+    /// True when the page at `va` has the zero page's contents (see
+    /// [`PagingAspace::set_zero_page`]): read, never written. It maps the
+    /// zero frame while its region is readable; without READ it is
+    /// unmapped but keeps its contents, as a page with a frame keeps its
+    /// frame (and, as on Linux, `mincore` still counts it).
     pub fn maps_zero_page(&self, va: VirtAddr) -> bool {
         self.anonymous.zero_pages.contains(&(va.0 & !(PAGE - 1)))
     }

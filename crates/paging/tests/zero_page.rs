@@ -54,6 +54,15 @@ fn reads_share_the_zero_frame_until_a_write() {
     assert_eq!(user_read(&mut space, &machine, BASE + 2 * K4 + 8), Ok(0), "the other pages still read zero");
     assert_eq!(machine.read_u64(PhysAddr(zero.0 + 8)), 0, "the zero frame is untouched");
 
+    // No access: the pages are unmapped and keep their contents (the zero
+    // page's, or the frame's); READ back: a read maps the zero page again.
+    space.protect_region(Region::anonymous(BASE, 4 * K4, RW), Protection::ANON).unwrap();
+    assert!(space.maps_zero_page(VirtAddr(BASE + 2 * K4)) && maps(&space, BASE + 2 * K4).is_none());
+    space.protect_region(Region::anonymous(BASE, 4 * K4, Protection::empty()), RW | Protection::ANON).unwrap();
+    assert_eq!(space.verify(), Ok(()));
+    assert_eq!(user_read(&mut space, &machine, BASE + 2 * K4), Ok(0));
+    assert_eq!(maps(&space, BASE + 2 * K4), Some(zero));
+    assert_eq!(user_read(&mut space, &machine, BASE + K4 + 8), Ok(0x55), "the written page kept its frame");
     // Write access given again: the zero pages stay read-only, and a write still faults.
     space.protect_region(Region::anonymous(BASE, 4 * K4, R), R | Protection::ANON).unwrap();
     space.protect_region(Region::anonymous(BASE, 4 * K4, RW), RW | Protection::ANON).unwrap();
