@@ -642,33 +642,27 @@ impl<M: Machine> PagingAspace<M> {
             .min(region.last().saturating_add(1))
             .min(backing.last().saturating_add(1));
         let perms = LeafPermissions::from_protection(region.prot);
-        let mut at = start;
-        while at < end {
-            let index = backing.index_of(at);
-            if at != page.0 && self.anonymous.get(at).is_none() && backing.object.holds(index) {
-                let Ok(frame) = backing.object.frame(index) else { break };
-                let mapped = self.edit_anonymous(|tables, machine, frames, batch| {
-                    frames.record(at, frame);
-                    if backing.shared {
-                        frames.mark_shared_page(at);
-                    }
-                    tables.map_into(
-                        machine,
-                        VirtAddr(at),
-                        frame,
-                        PAGE,
-                        frames.rights_for(machine, at, frame, perms),
-                        batch,
-                    )
-                });
-                if mapped.is_err() {
-                    // Recorded, not mapped: its own fault maps it later.
-                    break;
+        let mut mapped = 0;
+        // One edit for the window; a page that cannot be had or mapped ends
+        // it (recorded but not mapped, its own fault maps it later).
+        let _ = self.edit_anonymous(|tables, machine, frames, batch| {
+            for at in (start..end).step_by(PAGE as usize) {
+                let index = backing.index_of(at);
+                if at == page.0 || frames.get(at).is_some() || !backing.object.holds(index) {
+                    continue;
                 }
-                self.object_pages += 1;
+                let Ok(frame) = backing.object.frame(index) else { break };
+                frames.record(at, frame);
+                if backing.shared {
+                    frames.mark_shared_page(at);
+                }
+                let rights = frames.rights_for(machine, at, frame, perms);
+                tables.map_into(machine, VirtAddr(at), frame, PAGE, rights, batch)?;
+                mapped += 1;
             }
-            at += PAGE;
-        }
+            Ok(())
+        });
+        self.object_pages += mapped;
     }
 
     /// `protect_region` on the entries and the region set (the trait method
