@@ -61,6 +61,9 @@ pub struct PerCpu {
     /// runs, as the layer above keeps it): the scheduler copies it here at
     /// every switch, so a system call reads it without a lock.
     pub user_tag: AtomicU64,
+    /// The running thread's user context (the pointer the layer above keeps
+    /// beside the tag), copied here at every switch as the tag is.
+    pub user_context: AtomicUsize,
 }
 
 /// Byte offset of [`PerCpu::user_entry_stack`], for assembly.
@@ -123,6 +126,7 @@ impl PerCpu {
             user_entry_stack: AtomicU64::new(0),
             user_rsp_scratch: AtomicU64::new(0),
             user_tag: AtomicU64::new(0),
+            user_context: AtomicUsize::new(0),
         }
     }
 

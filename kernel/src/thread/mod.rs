@@ -175,13 +175,19 @@ pub fn set_user_fs_base(value: u64) {
     })
 }
 
-/// Sets the running thread's user tag: a word the layer above keeps for it
-/// (the user layer: which process and user thread it runs), 0 for none.
-pub fn set_user_tag(tag: u64) {
+/// Sets the running thread's user tag and context: a word and a pointer
+/// the layer above keeps for it (the user layer: which process and user
+/// thread it runs, and one reference to that process), 0 for none. Returns
+/// the context it replaces, for its owner to release.
+pub fn set_user_tag(tag: u64, context: usize) -> usize {
     // Interrupts off: the thread and its CPU's copy change together.
     without_interrupts(|| {
-        current().user_tag.store(tag, Ordering::Relaxed);
-        crate::percpu::current().user_tag.store(tag, Ordering::Relaxed);
+        let thread = current();
+        let cpu = crate::percpu::current();
+        thread.user_tag.store(tag, Ordering::Relaxed);
+        cpu.user_tag.store(tag, Ordering::Relaxed);
+        cpu.user_context.store(context, Ordering::Relaxed);
+        thread.user_context.swap(context, Ordering::Relaxed)
     })
 }
 
@@ -189,6 +195,12 @@ pub fn set_user_tag(tag: u64) {
 /// read without a lock.
 pub fn user_tag() -> u64 {
     without_interrupts(|| crate::percpu::current().user_tag.load(Ordering::Relaxed))
+}
+
+/// The running thread's user context (see [`set_user_tag`]): its CPU's
+/// copy, read without a lock.
+pub fn user_context() -> usize {
+    without_interrupts(|| crate::percpu::current().user_context.load(Ordering::Relaxed))
 }
 
 /// The running thread's FS base, as user code set it.

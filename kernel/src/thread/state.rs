@@ -131,6 +131,9 @@ pub struct Thread {
     /// A word the layer above keeps for the thread (the user layer: the
     /// process and user thread it runs; 0: none), read without a lock.
     pub(super) user_tag: AtomicU64,
+    /// A pointer the layer above keeps for the thread beside its tag (the
+    /// user layer: one reference to its process; 0: none), read without a lock.
+    pub(super) user_context: AtomicUsize,
     /// Timer ticks that found the thread running in ring 3, and in the
     /// kernel: its CPU time, sampled as Linux's tick accounting samples it.
     pub(super) ticks: [AtomicU64; 2],
@@ -185,6 +188,7 @@ impl Thread {
             user_resume: AtomicU64::new(0),
             user_fs_base: AtomicU64::new(0),
             user_tag: AtomicU64::new(0),
+            user_context: AtomicUsize::new(0),
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         without_interrupts(|| {

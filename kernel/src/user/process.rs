@@ -233,9 +233,21 @@ pub struct Process {
     /// `/proc/self/oom_score_adj` (-1000..=1000; kept by `fork` and
     /// `execve`, as Linux keeps it).
     pub oom_score_adj: AtomicI32,
+    /// False only when no signal is pending and the process is not stopped:
+    /// set under the state's lock by whatever makes a signal pending or stops
+    /// the process ([`Process::note_signal`]), cleared under it by
+    /// [`super::signal::deliver_pending`] when it finds neither, so that the
+    /// way back from a system call skips the lock in the common case.
+    pub signal_hint: AtomicBool,
 }
 
 impl Process {
+    /// Notes that a signal may be pending or the process stopped (see
+    /// [`Process::signal_hint`]); called with the state's lock held.
+    pub fn note_signal(&self) {
+        self.signal_hint.store(true, Ordering::Release);
+    }
+
     /// True once the whole process is ending.
     pub fn exiting(&self) -> bool {
         self.exiting.load(Ordering::SeqCst)
@@ -382,6 +394,7 @@ fn spawn_with(
         space: loaded.space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        signal_hint: AtomicBool::new(false),
         cmdline: cmdline_of(argv),
         started: crate::arch::tsc::nanos_since_boot(),
         oom_score_adj: AtomicI32::new(0),
@@ -433,6 +446,7 @@ pub fn post(target: &Process, signal: u32, sent: Sent) {
         let mut state = target.state.lock();
         state.pending |= bit(signal);
         state.signal_extras.sent[signal as usize - 1] = sent;
+        target.note_signal();
     }
     super::futex::nudge_all();
     EVENTS.wake_all();
@@ -449,7 +463,12 @@ pub fn job_change(child: &Process, change: impl FnOnce(&mut ProcessState) -> boo
     let table = PROCESSES.lock();
     let (changed, parent) = {
         let mut state = child.state.lock();
-        (change(&mut state), state.parent)
+        let changed = change(&mut state);
+        if changed {
+            // A stop or a continuation: the way back looks again.
+            child.note_signal();
+        }
+        (changed, state.parent)
     };
     if changed {
         if let Some(parent) = table.get(&parent).filter(|parent| parent.pid != child.pid) {
@@ -458,6 +477,7 @@ pub fn job_change(child: &Process, change: impl FnOnce(&mut ProcessState) -> boo
             if action.handler != SIG_IGN && action.flags & SA_NOCLDSTOP == 0 {
                 state.pending |= bit(SIGCHLD);
                 state.signal_extras.sent[SIGCHLD as usize - 1] = notice;
+                parent.note_signal();
             }
         }
     }
@@ -578,6 +598,7 @@ fn end(process: &Arc<Process>) {
             let mut state = parent.state.lock();
             state.pending |= bit(exit_signal);
             state.signal_extras.sent[exit_signal as usize - 1] = sent;
+            parent.note_signal();
         }
         Some(parent) if parent.pid != process.pid => {}
         // The kernel is the parent: nobody waits but the shell, if it does.
@@ -876,6 +897,7 @@ pub fn fork(
         space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        signal_hint: AtomicBool::new(false),
         cmdline: process.cmdline.clone(),
         started: crate::arch::tsc::nanos_since_boot(),
         oom_score_adj: AtomicI32::new(process.oom_score_adj.load(Ordering::Relaxed)),
@@ -907,7 +929,7 @@ fn child_main(pid: u32, frame: alloc::boxed::Box<TrapFrame>, fs_base: u64, set_t
 /// the frame, then [`thread_finished`].
 fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid: Option<u64>) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
-    join_thread(pid, tid);
+    join_thread(&process, tid);
     if address_space::move_current_thread(Some(&process.space)).is_ok() {
         if let Some(address) = set_tid {
             let _ = copy::write_value(address, &tid);
@@ -1030,7 +1052,9 @@ pub fn spawn_thread(
 
 /// The running thread's tid.
 pub fn current_tid() -> Option<u32> {
-    current_ids().map(|(_, tid)| tid)
+    // The tag's low half (see `hold_in_thread`), read without a lock.
+    let tag = thread::user_tag();
+    (tag != 0).then_some(tag as u32)
 }
 
 /// `set_tid_address(address)`: the running thread's word to zero and wake
@@ -1187,10 +1211,13 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
         space: loaded.space,
         state: IrqMutex::new(state),
         exiting: AtomicBool::new(false),
+        signal_hint: AtomicBool::new(process.signal_hint.load(Ordering::Acquire)),
         cmdline: cmdline_of(&argv),
         started: process.started,
         oom_score_adj: AtomicI32::new(process.oom_score_adj.load(Ordering::Relaxed)),
     });
+    // The calling thread holds the new program's process from now on.
+    hold_in_thread(Some(&replacement), current_tid().unwrap_or(process.pid));
     PROCESSES.lock().insert(process.pid, replacement);
     destroy_space(&process.space);
     thread::set_user_fs_base(0);
@@ -1221,28 +1248,48 @@ pub fn all() -> Vec<Arc<Process>> {
     PROCESSES.lock().values().cloned().collect()
 }
 
-/// The process the running thread belongs to, if it runs a program.
+/// The process the running thread belongs to, if it runs a program: the
+/// thread's own reference ([`join_thread`]), cloned without a lock, so that
+/// a system call finds its process in a few instructions.
 pub fn current() -> Option<Arc<Process>> {
-    let (pid, _) = current_ids()?;
-    PROCESSES.lock().get(&pid).cloned()
+    let pointer = thread::user_context() as *const Process;
+    if pointer.is_null() {
+        return None;
+    }
+    // SAFETY: the context is `Arc::into_raw` of this thread's reference to
+    // its process (`hold_in_thread`), which only this thread gives back, so
+    // it lives at least until this clone is made.
+    unsafe {
+        Arc::increment_strong_count(pointer);
+        Some(Arc::from_raw(pointer))
+    }
 }
 
-/// The running thread's process and user thread ids, from its user tag
-/// (no lock: what every system call asks first).
-fn current_ids() -> Option<(u32, u32)> {
-    let tag = thread::user_tag();
-    (tag != 0).then_some(((tag >> 32) as u32, tag as u32))
+/// Makes the running kernel thread hold `process` (or nothing) as its
+/// context, under the tag of user thread `tid`, and gives up the reference
+/// it held before.
+fn hold_in_thread(process: Option<&Arc<Process>>, tid: u32) {
+    let (tag, context) = match process {
+        Some(process) => (u64::from(process.pid) << 32 | u64::from(tid), Arc::into_raw(process.clone()) as usize),
+        None => (0, 0),
+    };
+    let old = thread::set_user_tag(tag, context) as *const Process;
+    if !old.is_null() {
+        // SAFETY: the reference `hold_in_thread` gave the thread, just
+        // taken out of its context.
+        drop(unsafe { Arc::from_raw(old) });
+    }
 }
 
-/// The running kernel thread now runs user thread `tid` of process `pid`.
-fn join_thread(pid: u32, tid: u32) {
-    BY_THREAD.lock().insert(thread::current().id(), (pid, tid));
-    thread::set_user_tag(u64::from(pid) << 32 | u64::from(tid));
+/// The running kernel thread now runs user thread `tid` of `process`.
+fn join_thread(process: &Arc<Process>, tid: u32) {
+    BY_THREAD.lock().insert(thread::current().id(), (process.pid, tid));
+    hold_in_thread(Some(process), tid);
 }
 
 /// The running kernel thread runs no user thread any more.
 fn leave_thread() {
-    thread::set_user_tag(0);
+    hold_in_thread(None, 0);
     BY_THREAD.lock().remove(&thread::current().id());
 }
 
@@ -1250,7 +1297,7 @@ fn leave_thread() {
 /// runs the program until it ends. Returns 0 (the status is in the process).
 fn process_main(pid: u32) -> u64 {
     let Some(process) = PROCESSES.lock().get(&pid).cloned() else { return 0 };
-    join_thread(pid, pid);
+    join_thread(&process, pid);
     let started = start(&process);
     if let Err(info) = started {
         process.state.lock().exit.get_or_insert(ExitStatus::Killed { info, rip: 0 });

@@ -66,6 +66,7 @@ use crate::arch::sse::{self, FxSaveArea};
 use crate::arch::syscall::SYSCALL_VECTOR;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::Ordering;
 
 /// `rt_sigaction(signal, act, oldact, sigsetsize)`.
 pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) -> SysResult {
@@ -309,10 +310,15 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     if interrupted_call(frame) {
         return Outcome::Resume;
     }
+    // Nothing pending and no stop (the common case): no lock at all.
+    if !process.signal_hint.load(Ordering::Acquire) {
+        return Outcome::Resume;
+    }
     {
-        // Nothing pending and no stop (the common case): one look.
         let state = process.state.lock();
         if state.pending == 0 && !state.job.stopped {
+            // Cleared under the lock that every setter holds.
+            process.signal_hint.store(false, Ordering::Release);
             return Outcome::Resume;
         }
     }
