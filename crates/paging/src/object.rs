@@ -31,6 +31,7 @@
 use crate::entry::PAGE;
 use crate::ranges::{RangeRecord, RangeRecords};
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
 use core::fmt;
 
@@ -62,6 +63,23 @@ pub trait PageObject: Send + Sync {
     /// maps it: a read fault maps such neighbours too (fault-around), and a
     /// kernel's `mincore` reports them.
     fn holds(&self, index: u64) -> bool;
+
+    /// The frames of those pages of `indices` the object holds already
+    /// (see [`PageObject::holds`]), appended to `out` as (index, frame) in
+    /// the order asked, each with one more reference for the caller, as
+    /// [`PageObject::frame`] gives it; a page not held, or that cannot be
+    /// had, is left out. What fault-around maps in one go. By default
+    /// [`PageObject::holds`] and [`PageObject::frame`] page by page; an
+    /// object can answer under one taking of its lock.
+    fn held_frames(&self, indices: &[u64], out: &mut Vec<(u64, PhysAddr)>) {
+        for &index in indices {
+            if self.holds(index) {
+                if let Ok(frame) = self.frame(index) {
+                    out.push((index, frame));
+                }
+            }
+        }
+    }
 
     /// Who the object is: two objects with the same key are the same
     /// memory (two openings of one file, say). Truncation finds every

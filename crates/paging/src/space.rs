@@ -641,28 +641,49 @@ impl<M: Machine> PagingAspace<M> {
             .saturating_add(window)
             .min(region.last().saturating_add(1))
             .min(backing.last().saturating_add(1));
+        // The window's pages this space has no frame for, and the frames the
+        // object holds for them (one taking of its lock).
+        let wanted: Vec<u64> = (start..end)
+            .step_by(PAGE as usize)
+            .filter(|&at| at != page.0 && self.anonymous.get(at).is_none())
+            .map(|at| backing.index_of(at))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut held = Vec::with_capacity(wanted.len());
+        backing.object.held_frames(&wanted, &mut held);
         let perms = LeafPermissions::from_protection(region.prot);
-        let mut mapped = 0;
-        // One edit for the window; a page that cannot be had or mapped ends
-        // it (recorded but not mapped, its own fault maps it later).
-        let _ = self.edit_anonymous(|tables, machine, frames, batch| {
-            for at in (start..end).step_by(PAGE as usize) {
-                let index = backing.index_of(at);
-                if at == page.0 || frames.get(at).is_some() || !backing.object.holds(index) {
-                    continue;
-                }
-                let Ok(frame) = backing.object.frame(index) else { break };
-                frames.record(at, frame);
+        let leaves: Vec<(VirtAddr, PhysAddr, LeafPermissions)> = held
+            .into_iter()
+            .map(|(index, frame)| {
+                let at = backing.va.0 + (index - backing.first_index) * PAGE;
+                self.anonymous.record(at, frame);
                 if backing.shared {
-                    frames.mark_shared_page(at);
+                    self.anonymous.mark_shared_page(at);
                 }
-                let rights = frames.rights_for(machine, at, frame, perms);
-                tables.map_into(machine, VirtAddr(at), frame, PAGE, rights, batch)?;
-                mapped += 1;
+                (VirtAddr(at), frame, self.anonymous.rights_for(&self.machine, at, frame, perms))
+            })
+            .collect();
+        let Some(&(first, _, _)) = leaves.first() else { return };
+        self.object_pages += leaves.len() as u64;
+        // The window is aligned and at most 512 pages, so it lies in the
+        // faulting page's last-level table, which exists now: the leaves
+        // go straight into it.
+        let Some(tables) = self.tables.as_mut() else { return };
+        let probe = tables.probe_fault(&self.machine, first, FaultAccess::Read, true);
+        if let Some(hole) = probe.hole_for(PageSize::Size4K, perms) {
+            tables.fill_scattered(&self.machine, hole, &leaves);
+            return;
+        }
+        // Otherwise one edit for them; a page that cannot be mapped ends it
+        // (recorded but not mapped, its own fault maps it later).
+        let _ = self.edit(|tables, machine, batch| {
+            for &(at, frame, rights) in &leaves {
+                tables.map_into(machine, at, frame, PAGE, rights, batch)?;
             }
             Ok(())
         });
-        self.object_pages += mapped;
     }
 
     /// `protect_region` on the entries and the region set (the trait method

@@ -425,6 +425,37 @@ impl PageTables {
         written
     }
 
+    /// Writes the 4 KiB leaves `leaves` (each a page, its frame and its
+    /// rights) into `hole`, the last-level table that
+    /// [`PageTables::probe_fault`] found for one of them, skipping entries
+    /// already present, and counts them in the entry above, as
+    /// [`PageTables::fill_holes`] does for a contiguous run. Every page must
+    /// lie in that table and the path above must already grant what the
+    /// rights need (user access). Returns how many leaves it wrote.
+    pub(crate) fn fill_scattered<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        hole: Hole,
+        leaves: &[(VirtAddr, PhysAddr, LeafPermissions)],
+    ) -> u64 {
+        let level = PageSize::Size4K.level();
+        let mut written = 0;
+        for &(va, pa, perms) in leaves {
+            let index = level.index(va.0);
+            if hole.table.get(machine, index).is_present() {
+                continue;
+            }
+            hole.table.set(machine, index, PageTableEntry::leaf(pa, PageSize::Size4K, perms, self.features.nx));
+            written += 1;
+        }
+        if let Some((parent, index)) = hole.pointer.filter(|_| written > 0) {
+            let emptied = parent.move_present_count(machine, index, parent.get(machine, index), written as i32);
+            debug_assert!(emptied.is_none(), "a table that gained entries is not empty");
+        }
+        self.counters.pages_mapped[PageSize::Size4K.index()] += written;
+        written
+    }
+
     /// Walks the tree for `va` (see [`walk`]).
     pub fn walk<M: Machine + ?Sized>(&self, machine: &M, va: VirtAddr) -> Walk {
         walk(machine, self.root_table(), va)

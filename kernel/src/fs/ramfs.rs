@@ -455,6 +455,20 @@ impl Inode {
         Ok(Some(frame))
     }
 
+    /// The frames of those pages of `indices` that have one already, as
+    /// (index, frame), each with one more reference for the caller, under
+    /// one taking of the file's lock (fault-around).
+    pub fn share_held_pages(&self, indices: &[u64], out: &mut Vec<(u64, PhysAddr)>) {
+        let Body::File(pages) = &self.body else { return };
+        let pages = pages.lock();
+        let first = out.len();
+        out.extend(indices.iter().filter_map(|&index| pages.frames.get(&index).map(|&frame| (index, frame))));
+        let frames: Vec<PhysAddr> = out[first..].iter().map(|&(_, frame)| frame).collect();
+        if frames::share_all(&frames).is_err() {
+            out.truncate(first);
+        }
+    }
+
     /// True when page `index` has its frame (it was written, or mapped).
     pub fn holds_page(&self, index: u64) -> bool {
         match &self.body {

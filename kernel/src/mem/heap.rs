@@ -1,34 +1,46 @@
 //! The kernel heap: `#[global_allocator]` over one contiguous run of frames.
 //!
-//! A first-fit free list (`linked_list_allocator`) behind a spin lock; the
-//! lock is taken with interrupts off so that an interrupt handler that
-//! allocates cannot deadlock against the code it interrupted on this CPU.
+//! `talc`'s allocator: free blocks kept in lists binned by size, so that an
+//! allocation or a release takes a few steps however many blocks are free
+//! (a first-fit list walks every free block before a large enough one, and
+//! the kernel's many small, long-lived blocks — B-tree nodes of region sets
+//! and page records — make that walk long). Behind a spin lock taken with
+//! interrupts off, so that an interrupt handler that allocates cannot
+//! deadlock against the code it interrupted on this CPU.
 
 use crate::arch::cpu::without_interrupts;
 use core::alloc::{GlobalAlloc, Layout};
 use core::ptr::{self, NonNull};
-use linked_list_allocator::Heap;
 use spin::Mutex;
+use talc::{ErrOnOom, Span, Talc};
 
 /// The kernel's global allocator.
 pub struct KernelHeap {
     heap: Mutex<Heap>,
 }
 
-#[global_allocator]
-static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap::empty()) };
+/// The allocator and the memory it was given.
+struct Heap {
+    talc: Talc<ErrOnOom>,
+    start: u64,
+    size: usize,
+}
 
-// SAFETY: `Heap` hands out disjoint blocks from memory it owns, and the lock
+#[global_allocator]
+static HEAP: KernelHeap = KernelHeap { heap: Mutex::new(Heap { talc: Talc::new(ErrOnOom), start: 0, size: 0 }) };
+
+// SAFETY: `Talc` hands out disjoint blocks from memory it owns, and the lock
 // serialises every use of it.
 unsafe impl GlobalAlloc for KernelHeap {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        without_interrupts(|| self.heap.lock().allocate_first_fit(layout).map_or(ptr::null_mut(), NonNull::as_ptr))
+        // SAFETY: `malloc` asks only for a layout; the memory is the heap's.
+        without_interrupts(|| unsafe { self.heap.lock().talc.malloc(layout) }.map_or(ptr::null_mut(), NonNull::as_ptr))
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         let Some(block) = NonNull::new(block) else { return };
         // SAFETY: the caller returns a block this allocator gave out with this layout.
-        without_interrupts(|| unsafe { self.heap.lock().deallocate(block, layout) })
+        without_interrupts(|| unsafe { self.heap.lock().talc.free(block, layout) })
     }
 }
 
@@ -39,9 +51,9 @@ pub struct HeapStats {
     pub start: u64,
     /// Total size.
     pub size: usize,
-    /// Bytes in allocated blocks (with the allocator's rounding).
+    /// Bytes in allocated blocks (as asked for).
     pub used: usize,
-    /// Bytes free.
+    /// Bytes free to allocate.
     pub free: usize,
 }
 
@@ -53,9 +65,12 @@ pub struct HeapStats {
 pub unsafe fn init(start: u64, size: usize) {
     without_interrupts(|| {
         let mut heap = HEAP.heap.lock();
-        assert_eq!(heap.size(), 0, "the heap is initialised once");
+        assert_eq!(heap.size, 0, "the heap is initialised once");
         // SAFETY: the caller hands this memory over for good.
-        unsafe { heap.init(start as *mut u8, size) };
+        let claimed = unsafe { heap.talc.claim(Span::from_base_size(start as *mut u8, size)) };
+        assert!(claimed.is_ok(), "the heap's memory is large enough to hold the allocator's records");
+        heap.start = start;
+        heap.size = size;
     });
 }
 
@@ -63,6 +78,7 @@ pub unsafe fn init(start: u64, size: usize) {
 pub fn stats() -> HeapStats {
     without_interrupts(|| {
         let heap = HEAP.heap.lock();
-        HeapStats { start: heap.bottom() as u64, size: heap.size(), used: heap.used(), free: heap.free() }
+        let counters = heap.talc.get_counters();
+        HeapStats { start: heap.start, size: heap.size, used: counters.allocated_bytes, free: counters.available_bytes }
     })
 }

@@ -26,6 +26,7 @@ use crate::sync::IrqMutex;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
 use alloc::sync::Arc;
+use alloc::vec::Vec;
 use aspace::PhysAddr;
 use core::fmt;
 use paging::{ObjectFault, PageObject};
@@ -77,6 +78,10 @@ impl PageObject for RamFile {
         self.inode.holds_page(index)
     }
 
+    fn held_frames(&self, indices: &[u64], out: &mut Vec<(u64, PhysAddr)>) {
+        self.inode.share_held_pages(indices, out);
+    }
+
     fn key(&self) -> usize {
         key_of(&self.inode)
     }
@@ -120,7 +125,15 @@ pub fn truncate_file(inode: &Arc<Inode>, size: u64) -> Result<(), ramfs::Error> 
 pub struct InitrdFile {
     file: &'static File,
     /// The frame holding a copy of each page copied so far, by index.
-    cache: IrqMutex<BTreeMap<u64, PhysAddr>>,
+    cache: IrqMutex<PageCache>,
+}
+
+/// An initrd file's page cache: the frame of each page copied so far, by
+/// index (the file's size never changes, so a table indexed by page).
+#[derive(Default)]
+struct PageCache {
+    frames: Vec<Option<PhysAddr>>,
+    copied: usize,
 }
 
 /// The initrd files mapped so far, by the address of their data: one page
@@ -131,7 +144,7 @@ static INITRD_FILES: IrqMutex<BTreeMap<usize, Arc<InitrdFile>>> = IrqMutex::new(
 /// the life of the kernel: `mem since` does not count them as lost).
 pub fn initrd_cache_frames() -> usize {
     let files: alloc::vec::Vec<Arc<InitrdFile>> = INITRD_FILES.lock().values().cloned().collect();
-    files.iter().map(|file| file.cache.lock().len()).sum()
+    files.iter().map(|file| file.cache.lock().copied).sum()
 }
 
 impl InitrdFile {
@@ -141,31 +154,58 @@ impl InitrdFile {
         INITRD_FILES
             .lock()
             .entry(key)
-            .or_insert_with(|| Arc::new(InitrdFile { file, cache: IrqMutex::new(BTreeMap::new()) }))
+            .or_insert_with(|| Arc::new(InitrdFile { file, cache: IrqMutex::new(PageCache::default()) }))
             .clone()
+    }
+
+    /// The cache's frame for page `index`, copied from the file first if
+    /// the cache has none yet (no reference is taken).
+    fn cached_frame(&self, cache: &mut PageCache, index: u64) -> Result<PhysAddr, ObjectFault> {
+        let data = self.file.data();
+        let start = index.checked_mul(super::layout::PAGE).filter(|&start| start < data.len() as u64);
+        let Some(start) = start else { return Err(ObjectFault::PastEnd) };
+        if cache.frames.is_empty() {
+            cache.frames.resize(data.len().div_ceil(super::layout::PAGE as usize), None);
+        }
+        let slot = &mut cache.frames[index as usize];
+        if let Some(frame) = *slot {
+            return Ok(frame);
+        }
+        // The page's bytes, the rest of the frame zero (past the end of the
+        // file, as Linux's page cache reads there).
+        let frame = frames::alloc_zeroed().ok_or(ObjectFault::OutOfMemory)?;
+        let bytes = &data[start as usize..data.len().min(start as usize + super::layout::PAGE as usize)];
+        frames::write_bytes(frame, bytes);
+        *slot = Some(frame);
+        cache.copied += 1;
+        Ok(frame)
     }
 }
 
 impl PageObject for InitrdFile {
     fn frame(&self, index: u64) -> Result<PhysAddr, ObjectFault> {
-        let data = self.file.data();
-        let start = index.checked_mul(super::layout::PAGE).filter(|&start| start < data.len() as u64);
-        let Some(start) = start else { return Err(ObjectFault::PastEnd) };
-        let mut cache = self.cache.lock();
-        let frame = match cache.get(&index) {
-            Some(&frame) => frame,
-            None => {
-                // The page's bytes, the rest of the frame zero (past the end
-                // of the file, as Linux's page cache reads there).
-                let frame = frames::alloc_zeroed().ok_or(ObjectFault::OutOfMemory)?;
-                let bytes = &data[start as usize..data.len().min(start as usize + super::layout::PAGE as usize)];
-                frames::write_bytes(frame, bytes);
-                cache.insert(index, frame);
-                frame
-            }
-        };
+        let frame = self.cached_frame(&mut self.cache.lock(), index)?;
         frames::share(frame).map_err(|_| ObjectFault::OutOfMemory)?;
         Ok(frame)
+    }
+
+    fn held_frames(&self, indices: &[u64], out: &mut Vec<(u64, PhysAddr)>) {
+        // Every page is held (see `holds`); one taking of the cache's lock,
+        // and of the allocator's for the references.
+        let first = out.len();
+        {
+            let mut cache = self.cache.lock();
+            for &index in indices {
+                match self.cached_frame(&mut cache, index) {
+                    Ok(frame) => out.push((index, frame)),
+                    Err(_) => break,
+                }
+            }
+        }
+        let frames: Vec<PhysAddr> = out[first..].iter().map(|&(_, frame)| frame).collect();
+        if frames::share_all(&frames).is_err() {
+            out.truncate(first);
+        }
     }
 
     fn holds(&self, index: u64) -> bool {
