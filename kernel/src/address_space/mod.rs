@@ -22,6 +22,7 @@ use crate::arch::cpu;
 use crate::percpu;
 use crate::sync::{IrqMutex, IrqMutexGuard};
 use crate::thread::{self, AddressSpaceId};
+use alloc::borrow::Cow;
 use alloc::boxed::Box;
 use alloc::collections::BTreeMap;
 use alloc::string::String;
@@ -472,8 +473,22 @@ struct KernelRange {
 /// read and write) and the local APIC's registers there. Each must
 /// translate to its own physical memory. Guard pages need nothing (see
 /// [`kernel_mapped`]). The lower half is not among them: the kernel never
-/// runs there, whatever a space maps there.
-fn kernel_ranges() -> Vec<KernelRange> {
+/// runs there, whatever a space maps there. Kept once the local APIC's
+/// base is known: none of it changes after that, and every edit of a live
+/// space looks at it.
+fn kernel_ranges() -> Cow<'static, [KernelRange]> {
+    static RANGES: spin::Once<Vec<KernelRange>> = spin::Once::new();
+    if let Some(ranges) = RANGES.get() {
+        return Cow::Borrowed(ranges);
+    }
+    if crate::arch::apic::mmio_base() == 0 {
+        return Cow::Owned(find_kernel_ranges());
+    }
+    Cow::Borrowed(RANGES.call_once(find_kernel_ranges))
+}
+
+/// [`kernel_ranges`], from the image's sections and the boot memory map.
+fn find_kernel_ranges() -> Vec<KernelRange> {
     use crate::direct_map::{image_phys, PHYS_OFFSET};
     let read_write = Protection::READ | Protection::WRITE;
     let image = crate::hardening::image_sections();
@@ -533,7 +548,7 @@ pub fn check_can_enter(space: &dyn AddressSpace) -> Result<(), AspaceError> {
         kernel_mapped(space, bottom, top, phys, needs)
             .map_err(|addr| AspaceError::WouldUnmapRunning { what: "running stack", addr })?;
     }
-    for range in kernel_ranges() {
+    for range in kernel_ranges().iter() {
         kernel_mapped(space, range.start, range.end, range.phys, range.needs | Protection::EAGER)
             .map_err(|addr| AspaceError::WouldUnmapRunning { what: range.what, addr })?;
     }
@@ -567,6 +582,11 @@ impl Space {
         target: &Region,
         edit: LiveEdit,
     ) -> Result<(), AspaceError> {
+        // Everything the kernel runs on lies in the upper half (see
+        // `kernel_ranges`): an edit wholly below it cannot touch any of it.
+        if target.va.as_u64().saturating_add(target.len.saturating_sub(1)) < 1 << 63 {
+            return Ok(());
+        }
         let pinned = object
             .regions()
             .overlapping(target.va.as_u64(), 1)
@@ -576,7 +596,7 @@ impl Space {
             // Not live, or the implementation refuses it anyway (as pinned).
             return Ok(());
         }
-        for range in kernel_ranges() {
+        for range in kernel_ranges().iter() {
             if range.start >= range.end || !target.overlaps_range(range.start, range.end - 1) {
                 continue;
             }

@@ -210,6 +210,10 @@ fn user_region_from(object: &SpaceObject, va: u64) -> Option<Region> {
     if va >= top {
         return None;
     }
+    // The region holding `va`, if any (the common case, and a quicker look).
+    if let Some(region) = user_region_at(object, va) {
+        return Some(region);
+    }
     object.regions().overlapping(va, top - va).find(|region| is_user(region)).copied()
 }
 
@@ -846,8 +850,14 @@ fn protect(process: &Process, addr: u64, len: u64, prot: u64, pkey: i32) -> SysR
         }
     }
     let mut at = start;
+    // The first region found above holds `start` (the common case: one
+    // region) unless a grow-down stack moved it.
+    let mut found = Some(first).filter(|region| region.va.as_u64() <= start && start < end_of(region));
     loop {
-        let region = user_region_at(&object, at).ok_or(Errno::ENOMEM)?;
+        let region = match found.take() {
+            Some(region) => region,
+            None => user_region_at(&object, at).ok_or(Errno::ENOMEM)?,
+        };
         let to = end_of(&region).min(end);
         if wanted.contains(Protection::WRITE) && region.prot.contains(Protection::READ_ONLY_BACKING) {
             return Err(Errno::EACCES);
