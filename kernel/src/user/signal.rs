@@ -236,6 +236,10 @@ pub fn interrupting(process: &Process) -> bool {
 /// stopped: the program should go through [`deliver_pending`] before it
 /// runs again.
 pub fn has_ready(process: &Process) -> bool {
+    // Nothing pending and no stop (the common case): no lock.
+    if !process.signal_hint.load(Ordering::Acquire) {
+        return false;
+    }
     let state = process.state.lock();
     state.job.stopped || (state.pending != 0 && state.pending & !state.mask() != 0)
 }
