@@ -179,13 +179,13 @@ impl FlushBatch {
     /// Frees the frames, once the invalidation is done. Returns how many.
     #[inline(always)]
     fn free_frames<M: Machine + ?Sized>(&mut self, machine: &M) -> u64 {
-        let mut freed = 0;
-        for frame in self.freed_frames.drain(..) {
-            // SAFETY: `free_after_flush`'s contract: the frame is owned and
+        let freed = self.freed_frames.len() as u64;
+        if freed > 0 {
+            // SAFETY: `free_after_flush`'s contract: each frame is owned and
             // unlinked, and the invalidation just done dropped what could
             // still reach it.
-            unsafe { machine.free_frame(frame) };
-            freed += 1;
+            unsafe { machine.free_frames(&self.freed_frames) };
+            self.freed_frames.clear();
         }
         freed
     }

@@ -122,6 +122,19 @@ pub unsafe trait Machine {
     /// caller will not touch it again.
     unsafe fn free_frame(&self, frame: PhysAddr);
 
+    /// [`Machine::free_frame`] of every frame of `frames`, in order: what a
+    /// flush batch does with the frames an edit let go of. By default one
+    /// call each; a machine can take its allocator's lock once for many.
+    ///
+    /// # Safety
+    /// As for [`Machine::free_frame`], for each frame.
+    unsafe fn free_frames(&self, frames: &[PhysAddr]) {
+        for &frame in frames {
+            // SAFETY: the caller's promise, frame by frame.
+            unsafe { self.free_frame(frame) };
+        }
+    }
+
     /// Adds a reference to `frame`, a frame from [`Machine::alloc_frame`]
     /// that another address space now maps too: the page of a private
     /// mapping shared copy-on-write after a fork

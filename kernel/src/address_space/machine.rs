@@ -59,6 +59,12 @@ unsafe impl Machine for KernelMachine {
         }
     }
 
+    unsafe fn free_frames(&self, frames: &[PhysAddr]) {
+        if let Err(error) = frames::free_all(frames) {
+            panic!("a frame freed twice or never allocated: {error:?}");
+        }
+    }
+
     unsafe fn share_frame(&self, frame: PhysAddr, _copy_on_write: bool) -> bool {
         // The caller's reference keeps the frame allocated: refused only for
         // a frame the allocator does not know, which is a bug of the caller.

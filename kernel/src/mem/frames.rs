@@ -411,6 +411,19 @@ pub fn free(frame: PhysAddr) -> Result<(), FrameError> {
     with_allocator(|allocator| allocator.free(frame))
 }
 
+/// [`free`] of every frame of `frames`, in order, taking the allocator's
+/// lock once for each run of [`FREE_RUN`] frames (interrupts stay off for
+/// one run at most). Stops at the first error.
+pub fn free_all(frames: &[PhysAddr]) -> Result<(), FrameError> {
+    for run in frames.chunks(FREE_RUN) {
+        with_allocator(|allocator| run.iter().try_for_each(|&frame| allocator.free(frame)))?;
+    }
+    Ok(())
+}
+
+/// How many frames [`free_all`] frees under one taking of the lock.
+const FREE_RUN: usize = 256;
+
 /// Adds a reference to `frame`, a frame handed out and not yet freed (a
 /// page now mapped by one more address space); each [`free`] gives up one.
 pub fn share(frame: PhysAddr) -> Result<(), FrameError> {
