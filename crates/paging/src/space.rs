@@ -162,7 +162,7 @@ impl<M: Machine> PagingAspace<M> {
 
     /// The pages that map the zero frame, in address order.
     pub(crate) fn zero_pages(&self) -> impl Iterator<Item = u64> + '_ {
-        self.anonymous.zero_pages.iter().copied()
+        self.anonymous.zero_pages()
     }
 
     /// True when the page at `va` has the zero page's contents (see
@@ -171,7 +171,7 @@ impl<M: Machine> PagingAspace<M> {
     /// unmapped but keeps its contents, as a page with a frame keeps its
     /// frame (and, as on Linux, `mincore` still counts it).
     pub fn maps_zero_page(&self, va: VirtAddr) -> bool {
-        self.anonymous.zero_pages.contains(&(va.0 & !(PAGE - 1)))
+        self.anonymous.is_zero_page(va.0 & !(PAGE - 1))
     }
 
     /// Caps the page size a lazy fault maps. `Size4K` makes every fault map
@@ -559,7 +559,7 @@ impl<M: Machine> PagingAspace<M> {
         if mapped.is_err() {
             return Some(FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }));
         }
-        self.anonymous.zero_pages.insert(page.0);
+        self.anonymous.mark_zero_page(page.0);
         self.faults_handled += 1;
         Some(FaultOutcome::Handled)
     }
@@ -725,7 +725,7 @@ impl<M: Machine> PagingAspace<M> {
             .map(|(page, _)| page)
             .collect();
         // The zero page is never written either.
-        shared.extend(self.anonymous.zero_pages.range(va..=last));
+        shared.extend(self.anonymous.zero_pages_in(va, last));
         if shared.is_empty() {
             return;
         }
@@ -821,9 +821,7 @@ impl<M: Machine> PagingAspace<M> {
             });
         }
         let last = region.va.0 + region.len - 1;
-        if self.anonymous.iter_range(region.va.0, last).next().is_some()
-            || self.anonymous.zero_pages.range(region.va.0..=last).next().is_some()
-        {
+        if self.anonymous.holds_any(region.va.0, last) {
             return Err(AspaceError::Overlap { existing });
         }
         for (index, &frame) in frames.iter().enumerate() {
@@ -886,15 +884,13 @@ impl<M: Machine> PagingAspace<M> {
         if from.0 <= to_last && to.0 <= from_last {
             return Err(AspaceError::Overlap { existing: target });
         }
-        if self.anonymous.iter_range(to.0, to_last).next().is_some()
-            || self.anonymous.zero_pages.range(to.0..=to_last).next().is_some()
-        {
+        if self.anonymous.holds_any(to.0, to_last) {
             return Err(AspaceError::Overlap { existing: target });
         }
         self.edit_anonymous(|tables, machine, frames, batch| {
             // Anonymous pages are 4 KiB leaves: nothing to split.
             tables.unmap_into(machine, from, len, batch)?;
-            frames.move_range(from.0, to.0, len);
+            frames.move_range(from.0, to.0, len, false);
             Ok(())
         })
     }
@@ -960,8 +956,10 @@ impl<M: Machine> PagingAspace<M> {
         // Every frame gets the child's reference, in two calls (one per kind
         // of sharing), and the child's record is a copy of this one's.
         type Pages = Vec<(u64, PhysAddr)>;
-        let (shared, private): (Pages, Pages) =
-            self.anonymous.iter().partition(|&(page, _)| self.anonymous.is_shared_page(page));
+        let (mut shared, mut private): (Pages, Pages) = (Vec::new(), Vec::with_capacity(self.anonymous.len()));
+        self.anonymous.for_each_frame(|page, frame, on_purpose| {
+            if on_purpose { &mut shared } else { &mut private }.push((page, frame))
+        });
         let frames_of = |pages: &Pages| pages.iter().map(|&(_, frame)| frame).collect::<Vec<_>>();
         let private_frames = frames_of(&private);
         // SAFETY: frames this space owns a reference to.
