@@ -851,16 +851,26 @@ impl<M: Machine> PagingAspace<M> {
     /// Moves the memory of `[from, from+len)` to `[to, to+len)`, as
     /// `mremap` moves a mapping: each page's frame (and whether it is shared
     /// on purpose) passes to the page at the same offset from `to`, with no
-    /// reference taken or given up and no byte copied; the old pages are
-    /// unmapped (flushed from every TLB) and own nothing after, and the new
-    /// ones map their frames on their next touch. Pages that had no frame
-    /// (or mapped the zero page) have none at their new place either.
+    /// reference taken or given up and no byte copied, and the old pages own
+    /// nothing after. Pages that had no frame have none at their new place
+    /// either.
+    ///
+    /// When every page of the target has the same protection as the page
+    /// it comes from (as `mremap`'s new regions have), the page-table
+    /// entries move with the frames: the new pages are mapped at once, as
+    /// the old ones were (read-only while copy-on-write, the zero page
+    /// where they read it), and need no fault; whole page tables move where
+    /// both ranges are 2 MiB-aligned. Otherwise, or when the tables cannot
+    /// take the entries (no memory for a target table), the old pages are
+    /// unmapped, pages that mapped the zero page forget it, and the new ones
+    /// map their frames on their next touch. Either way the old pages are
+    /// flushed from every TLB before this returns.
     ///
     /// Refused, nothing changed: a length that is zero or not whole pages,
     /// or ranges that wrap or overlap ([`AspaceError::LengthOverflow`],
     /// [`AspaceError::Overlap`]); a range not wholly inside anonymous
     /// regions ([`AspaceError::NoSuchRegion`]); a target page that owns a
-    /// frame already ([`AspaceError::Overlap`]).
+    /// frame already or maps the zero page ([`AspaceError::Overlap`]).
     pub fn move_frames(&mut self, from: VirtAddr, to: VirtAddr, len: u64) -> Result<(), AspaceError> {
         use aspace::AddressKind;
         let too_long = |start| AspaceError::LengthOverflow { start, len, kind: AddressKind::Virtual };
@@ -880,19 +890,45 @@ impl<M: Machine> PagingAspace<M> {
                 }
             }
         }
-        let target = *self.regions.find(to.0).expect("checked above");
+        let target = *self.regions.find(to.0).ok_or(AspaceError::NoSuchRegion { va: to.0 })?;
         if from.0 <= to_last && to.0 <= from_last {
             return Err(AspaceError::Overlap { existing: target });
         }
         if self.anonymous.holds_any(to.0, to_last) {
             return Err(AspaceError::Overlap { existing: target });
         }
+        let same_rights = self.same_protection(from.0, to.0, from_last);
         self.edit_anonymous(|tables, machine, frames, batch| {
+            if same_rights && tables.move_into(machine, from, to, len, batch).is_ok() {
+                frames.move_range(from.0, to.0, len, true);
+                return Ok(());
+            }
             // Anonymous pages are 4 KiB leaves: nothing to split.
             tables.unmap_into(machine, from, len, batch)?;
             frames.move_range(from.0, to.0, len, false);
             Ok(())
         })
+    }
+
+    /// True when every page of `[from, last]` lies in a region with the
+    /// same protection as the region holding the page at the same offset
+    /// from `to` (both ranges lie inside regions).
+    fn same_protection(&self, from: u64, to: u64, last: u64) -> bool {
+        let mut at = from;
+        loop {
+            let (Some(source), Some(target)) = (self.regions.find(at), self.regions.find(to + (at - from))) else {
+                return false;
+            };
+            if source.prot != target.prot {
+                return false;
+            }
+            // The next page where either region ends.
+            let next = source.last().min(target.last() - (to + (at - from)) + at);
+            if next >= last {
+                return true;
+            }
+            at = next + 1;
+        }
     }
 
     /// A copy-on-write clone of this space, named `name` (running under
