@@ -991,21 +991,42 @@ impl<M: Machine> PagingAspace<M> {
         }
         // Every frame gets the child's reference, in two calls (one per kind
         // of sharing), and the child's record is a copy of this one's.
-        type Pages = Vec<(u64, PhysAddr)>;
-        let (mut shared, mut private): (Pages, Pages) = (Vec::new(), Vec::with_capacity(self.anonymous.len()));
+        // One pass over the record, a chunk at a time, sorts the frames by
+        // kind and gathers the parent's side: its writable private pages
+        // become read-only, flushed from every TLB (the edit's batch) before
+        // returning, a run of adjacent pages with the same rights in one
+        // edit. Pages shared on purpose stay writable in both.
+        let (mut shared, mut private) = (Vec::new(), Vec::with_capacity(self.anonymous.len()));
+        let mut runs: Vec<(u64, u64, LeafPermissions)> = Vec::new();
+        let mut region: Option<Region> = None;
+        let regions = &self.regions;
         self.anonymous.for_each_frame(|page, frame, on_purpose| {
-            if on_purpose { &mut shared } else { &mut private }.push((page, frame))
+            if on_purpose {
+                shared.push(frame);
+                return;
+            }
+            private.push(frame);
+            if !region.is_some_and(|region| region.contains(page)) {
+                region = regions.find(page).copied();
+            }
+            let Some(region) = region.filter(|region| region.prot.contains(Protection::WRITE | Protection::READ))
+            else {
+                return;
+            };
+            let perms = LeafPermissions::from_protection(region.prot).read_only();
+            match runs.last_mut() {
+                Some((start, len, run_perms)) if *start + *len == page && *run_perms == perms => *len += PAGE,
+                _ => runs.push((page, PAGE, perms)),
+            }
         });
-        let frames_of = |pages: &Pages| pages.iter().map(|&(_, frame)| frame).collect::<Vec<_>>();
-        let private_frames = frames_of(&private);
         // SAFETY: frames this space owns a reference to.
-        if !unsafe { self.machine.share_frames(&private_frames, true) } {
+        if !unsafe { self.machine.share_frames(&private, true) } {
             let _ = child.destroy();
             return Err(refuse("fork (the machine does not count frame references)"));
         }
         // SAFETY: as above.
-        if !unsafe { self.machine.share_frames(&frames_of(&shared), false) } {
-            for &frame in &private_frames {
+        if !unsafe { self.machine.share_frames(&shared, false) } {
+            for &frame in &private {
                 // SAFETY: the child's reference, taken just above and never mapped.
                 unsafe { self.machine.free_frame(frame) };
             }
@@ -1013,26 +1034,6 @@ impl<M: Machine> PagingAspace<M> {
             return Err(refuse("fork (the machine does not count frame references)"));
         }
         child.anonymous = self.anonymous.fork_copy();
-        // The parent's side: its writable private pages become read-only,
-        // flushed from every TLB (the edit's batch) before returning, a run
-        // of adjacent pages with the same rights in one edit. Pages shared
-        // on purpose stay writable in both.
-        let mut runs: Vec<(u64, u64, LeafPermissions)> = Vec::new();
-        let mut region: Option<Region> = None;
-        for &(page, _) in &private {
-            if !region.is_some_and(|region| region.contains(page)) {
-                region = self.regions.find(page).copied();
-            }
-            let Some(region) = region.filter(|region| region.prot.contains(Protection::WRITE | Protection::READ))
-            else {
-                continue;
-            };
-            let perms = LeafPermissions::from_protection(region.prot).read_only();
-            match runs.last_mut() {
-                Some((start, len, run_perms)) if *start + *len == page && *run_perms == perms => *len += PAGE,
-                _ => runs.push((page, PAGE, perms)),
-            }
-        }
         let protected = self.edit(|tables, machine, batch| {
             for &(start, len, perms) in &runs {
                 // 4 KiB anonymous pages: nothing to split.
