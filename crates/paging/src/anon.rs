@@ -403,27 +403,38 @@ impl AnonymousFrames {
     pub(crate) fn move_range(&mut self, from: u64, to: u64, len: u64, zero_pages_move: bool) {
         let last = from + (len - 1);
         let dropped = if zero_pages_move { 0 } else { ZERO };
-        let aligned = to.wrapping_sub(from).is_multiple_of(CHUNK_BYTES);
-        // Everything is taken out first, then put back in: a chunk may hold
-        // pages of both ranges.
-        let mut whole_chunks: Vec<(u64, Box<Chunk>)> = Vec::new();
-        let mut slots: Vec<(u64, u64)> = Vec::new();
+        let shift = to.wrapping_sub(from);
+        // Chunk by chunk, in address order. A target slot never lies in the
+        // source range, so writing it never overwrites a slot still to move.
         for key in self.keys_in(from, last) {
             let (first, end, whole) = slots_in(key, from, last);
-            if whole && aligned {
-                if let Some(chunk) = self.chunks.remove(&key) {
-                    self.frames -= usize::from(chunk.frames);
-                    whole_chunks.push((key, chunk));
+            let base = key << CHUNK_SHIFT;
+            if whole {
+                let Some(mut chunk) = self.chunks.remove(&key) else { continue };
+                self.frames -= usize::from(chunk.frames);
+                if !shift.is_multiple_of(CHUNK_BYTES) {
+                    self.write_slots(base.wrapping_add(shift), &chunk.slots, dropped);
+                    continue;
+                }
+                if dropped != 0 && chunk.used != chunk.frames {
+                    chunk.clear_mark(dropped);
+                }
+                let target = base.wrapping_add(shift) >> CHUNK_SHIFT;
+                match self.chunks.entry(target) {
+                    alloc::collections::btree_map::Entry::Vacant(place) if chunk.used != 0 => {
+                        self.frames += usize::from(chunk.frames);
+                        place.insert(chunk);
+                    }
+                    _ => self.write_slots(base.wrapping_add(shift), &chunk.slots, 0),
                 }
                 continue;
             }
             let Some(chunk) = self.chunks.get_mut(&key) else { continue };
+            let mut moving = [0u64; SLOTS];
             let before = chunk.frames;
-            let base = key << CHUNK_SHIFT;
-            for index in first..=end {
-                let slot = chunk.slots[index];
-                if slot != 0 {
-                    slots.push((base + index as u64 * PAGE, slot));
+            for (index, moved) in moving.iter_mut().enumerate().take(end + 1).skip(first) {
+                *moved = chunk.slots[index];
+                if *moved != 0 {
                     chunk.set(index, 0);
                 }
             }
@@ -431,34 +442,32 @@ impl AnonymousFrames {
             if chunk.used == 0 {
                 self.chunks.remove(&key);
             }
+            self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), &moving[first..=end], dropped);
         }
-        for (key, mut chunk) in whole_chunks {
-            if dropped != 0 && chunk.used != chunk.frames {
-                chunk.clear_mark(dropped);
-            }
-            if chunk.used == 0 {
+    }
+
+    /// Adds `slots`, less the marks `dropped`, to the slots of the pages
+    /// from `page` on (which hold nothing), a target chunk at a time.
+    fn write_slots(&mut self, mut page: u64, mut slots: &[u64], dropped: u64) {
+        while !slots.is_empty() {
+            let (key, first) = locate(page);
+            let count = slots.len().min(SLOTS - first);
+            let (run, rest) = slots.split_at(count);
+            slots = rest;
+            page = page.wrapping_add(count as u64 * PAGE);
+            if run.iter().all(|&slot| slot & !dropped == 0) {
                 continue;
             }
-            let target = ((key << CHUNK_SHIFT).wrapping_add(to.wrapping_sub(from))) >> CHUNK_SHIFT;
-            if let alloc::collections::btree_map::Entry::Vacant(place) = self.chunks.entry(target) {
-                self.frames += usize::from(chunk.frames);
-                place.insert(chunk);
-                continue;
-            }
-            let base = key << CHUNK_SHIFT;
-            for (index, &slot) in chunk.slots.iter().enumerate() {
+            let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+            let before = chunk.frames;
+            for (offset, &slot) in run.iter().enumerate() {
+                let slot = slot & !dropped;
                 if slot != 0 {
-                    slots.push((base + index as u64 * PAGE, slot));
+                    let index = first + offset;
+                    chunk.set(index, chunk.slots[index] | slot);
                 }
             }
-        }
-        for (page, slot) in slots {
-            let slot = slot & !dropped;
-            if slot != 0 {
-                let target = to + (page - from);
-                let kept = self.slot(target);
-                self.set_slot(target, kept | slot);
-            }
+            self.frames += usize::from(chunk.frames - before);
         }
     }
 
