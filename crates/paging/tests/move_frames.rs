@@ -151,33 +151,37 @@ fn move_written_pages(machine: &SimMachine, space: &mut Space, va: u64, to: u64,
 
 #[test]
 fn entries_move_with_the_frames_unaligned_across_chunks() {
-    let (machine, mut space) = setup(SimConfig::four_level());
-    machine.set_cr0_wp(true);
-    // From 300 pages into a 2 MiB block over two boundaries, to 4 KiB off one.
-    let (from, to, pages) = (OLD + 300 * K4, NEW + K4, 1000);
-    space.add_region(Region::anonymous(OLD, 3 * M2, RW)).unwrap();
-    space.add_region(Region::anonymous(NEW, 3 * M2, RW)).unwrap();
-    space.switch_to();
-    move_written_pages(&machine, &mut space, from, to, pages);
-    // Pages next to the moved ones, in the same tables, are untouched.
-    user_write(&mut space, &machine, from - K4, 1).unwrap();
-    user_write(&mut space, &machine, to + pages * K4, 2).unwrap();
-    assert_eq!(space.verify(), Ok(()));
-    destroy_all_leaking_nothing(&machine, &mut [&mut space], || {});
+    for config in [SimConfig::four_level(), SimConfig::five_level()] {
+        let (machine, mut space) = setup(config);
+        machine.set_cr0_wp(true);
+        // From 300 pages into a 2 MiB block over two boundaries, to 4 KiB off one.
+        let (from, to, pages) = (OLD + 300 * K4, NEW + K4, 1000);
+        space.add_region(Region::anonymous(OLD, 3 * M2, RW)).unwrap();
+        space.add_region(Region::anonymous(NEW, 3 * M2, RW)).unwrap();
+        space.switch_to();
+        move_written_pages(&machine, &mut space, from, to, pages);
+        // Pages next to the moved ones, in the same tables, are untouched.
+        user_write(&mut space, &machine, from - K4, 1).unwrap();
+        user_write(&mut space, &machine, to + pages * K4, 2).unwrap();
+        assert_eq!(space.verify(), Ok(()));
+        destroy_all_leaking_nothing(&machine, &mut [&mut space], || {});
+    }
 }
 
 #[test]
 fn aligned_moves_take_whole_page_tables() {
-    let (machine, mut space) = setup(SimConfig::four_level());
-    machine.set_cr0_wp(true);
-    space.add_region(Region::anonymous(OLD, 3 * M2, RW)).unwrap();
-    space.add_region(Region::anonymous(NEW, 3 * M2, RW)).unwrap();
-    space.switch_to();
-    // Two whole 2 MiB blocks and 10 pages of a third.
-    let allocated = move_written_pages(&machine, &mut space, OLD, NEW, 1034);
-    assert_eq!(allocated, 2, "a directory for the target and one page table for its partial block");
-    assert_eq!(space.verify(), Ok(()));
-    destroy_all_leaking_nothing(&machine, &mut [&mut space], || {});
+    for config in [SimConfig::four_level(), SimConfig::five_level()] {
+        let (machine, mut space) = setup(config);
+        machine.set_cr0_wp(true);
+        space.add_region(Region::anonymous(OLD, 3 * M2, RW)).unwrap();
+        space.add_region(Region::anonymous(NEW, 3 * M2, RW)).unwrap();
+        space.switch_to();
+        // Two whole 2 MiB blocks and 10 pages of a third.
+        let allocated = move_written_pages(&machine, &mut space, OLD, NEW, 1034);
+        assert_eq!(allocated, 2, "a directory for the target and one page table for its partial block");
+        assert_eq!(space.verify(), Ok(()));
+        destroy_all_leaking_nothing(&machine, &mut [&mut space], || {});
+    }
 }
 
 #[test]
