@@ -18,8 +18,9 @@
 //! an empty slot. One word per page keeps everything known about a page in
 //! one place, and the chunks make the range operations work a block at a
 //! time: releasing a range drops the chunks it covers whole without
-//! touching the tree per page, moving a 2 MiB-aligned range re-keys whole
-//! chunks, and a fork's copy is one memory copy per chunk. A lookup is
+//! touching the tree per page, moving a range by a multiple of 2 MiB
+//! re-keys the chunks it covers whole (any other move writes each target
+//! chunk once), and a fork's copy is one memory copy per chunk. A lookup is
 //! O(log n) in the blocks (not the pages) owned, then an index. The number
 //! of frames owned is kept as a count. A chunk left with no used slot is
 //! dropped.
@@ -399,7 +400,7 @@ impl AnonymousFrames {
     /// caller moved their entries too), else the old pages forget the zero
     /// page. No reference changes hands. A chunk covered whole moves as a
     /// whole when `to - from` is a multiple of 2 MiB; the rest moves slot
-    /// by slot. The ranges do not overlap.
+    /// by slot, a target chunk at a time. The ranges do not overlap.
     pub(crate) fn move_range(&mut self, from: u64, to: u64, len: u64, zero_pages_move: bool) {
         let last = from + (len - 1);
         let dropped = if zero_pages_move { 0 } else { ZERO };
