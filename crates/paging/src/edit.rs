@@ -248,7 +248,7 @@ fn edit_in_one_page_table<M: Machine + ?Sized>(
 /// the tables this leaves empty, the root excepted. The unmapped leaves are
 /// in `batch`: invalidating any of them also drops the paging-structure
 /// caches that point at the freed tables.
-fn record_present_change<M: Machine + ?Sized>(
+pub(crate) fn record_present_change<M: Machine + ?Sized>(
     machine: &M,
     path: &[(TableRef, usize, PageTableEntry)],
     mut change: i32,

@@ -162,7 +162,7 @@ impl<M: Machine> PagingAspace<M> {
 
     /// The pages that map the zero frame, in address order.
     pub(crate) fn zero_pages(&self) -> impl Iterator<Item = u64> + '_ {
-        self.anonymous.zero_pages.iter().copied()
+        self.anonymous.zero_pages()
     }
 
     /// True when the page at `va` has the zero page's contents (see
@@ -171,7 +171,7 @@ impl<M: Machine> PagingAspace<M> {
     /// unmapped but keeps its contents, as a page with a frame keeps its
     /// frame (and, as on Linux, `mincore` still counts it).
     pub fn maps_zero_page(&self, va: VirtAddr) -> bool {
-        self.anonymous.zero_pages.contains(&(va.0 & !(PAGE - 1)))
+        self.anonymous.is_zero_page(va.0 & !(PAGE - 1))
     }
 
     /// Caps the page size a lazy fault maps. `Size4K` makes every fault map
@@ -559,7 +559,7 @@ impl<M: Machine> PagingAspace<M> {
         if mapped.is_err() {
             return Some(FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }));
         }
-        self.anonymous.zero_pages.insert(page.0);
+        self.anonymous.mark_zero_page(page.0);
         self.faults_handled += 1;
         Some(FaultOutcome::Handled)
     }
@@ -746,7 +746,7 @@ impl<M: Machine> PagingAspace<M> {
             .map(|(page, _)| page)
             .collect();
         // The zero page is never written either.
-        shared.extend(self.anonymous.zero_pages.range(va..=last));
+        shared.extend(self.anonymous.zero_pages_in(va, last));
         if shared.is_empty() {
             return;
         }
@@ -842,9 +842,7 @@ impl<M: Machine> PagingAspace<M> {
             });
         }
         let last = region.va.0 + region.len - 1;
-        if self.anonymous.iter_range(region.va.0, last).next().is_some()
-            || self.anonymous.zero_pages.range(region.va.0..=last).next().is_some()
-        {
+        if self.anonymous.holds_any(region.va.0, last) {
             return Err(AspaceError::Overlap { existing });
         }
         for (index, &frame) in frames.iter().enumerate() {
@@ -874,16 +872,26 @@ impl<M: Machine> PagingAspace<M> {
     /// Moves the memory of `[from, from+len)` to `[to, to+len)`, as
     /// `mremap` moves a mapping: each page's frame (and whether it is shared
     /// on purpose) passes to the page at the same offset from `to`, with no
-    /// reference taken or given up and no byte copied; the old pages are
-    /// unmapped (flushed from every TLB) and own nothing after, and the new
-    /// ones map their frames on their next touch. Pages that had no frame
-    /// (or mapped the zero page) have none at their new place either.
+    /// reference taken or given up and no byte copied, and the old pages own
+    /// nothing after. Pages that had no frame have none at their new place
+    /// either.
+    ///
+    /// When every page of the target has the same protection as the page
+    /// it comes from (as `mremap`'s new regions have), the page-table
+    /// entries move with the frames: the new pages are mapped at once, as
+    /// the old ones were (read-only while copy-on-write, the zero page
+    /// where they read it), and need no fault; whole page tables move where
+    /// both ranges are 2 MiB-aligned. Otherwise, or when the tables cannot
+    /// take the entries (no memory for a target table), the old pages are
+    /// unmapped, pages that mapped the zero page forget it, and the new ones
+    /// map their frames on their next touch. Either way the old pages are
+    /// flushed from every TLB before this returns.
     ///
     /// Refused, nothing changed: a length that is zero or not whole pages,
     /// or ranges that wrap or overlap ([`AspaceError::LengthOverflow`],
     /// [`AspaceError::Overlap`]); a range not wholly inside anonymous
     /// regions ([`AspaceError::NoSuchRegion`]); a target page that owns a
-    /// frame already ([`AspaceError::Overlap`]).
+    /// frame already or maps the zero page ([`AspaceError::Overlap`]).
     pub fn move_frames(&mut self, from: VirtAddr, to: VirtAddr, len: u64) -> Result<(), AspaceError> {
         use aspace::AddressKind;
         let too_long = |start| AspaceError::LengthOverflow { start, len, kind: AddressKind::Virtual };
@@ -903,21 +911,45 @@ impl<M: Machine> PagingAspace<M> {
                 }
             }
         }
-        let target = *self.regions.find(to.0).expect("checked above");
+        let target = *self.regions.find(to.0).ok_or(AspaceError::NoSuchRegion { va: to.0 })?;
         if from.0 <= to_last && to.0 <= from_last {
             return Err(AspaceError::Overlap { existing: target });
         }
-        if self.anonymous.iter_range(to.0, to_last).next().is_some()
-            || self.anonymous.zero_pages.range(to.0..=to_last).next().is_some()
-        {
+        if self.anonymous.holds_any(to.0, to_last) {
             return Err(AspaceError::Overlap { existing: target });
         }
+        let same_rights = self.same_protection(from.0, to.0, from_last);
         self.edit_anonymous(|tables, machine, frames, batch| {
+            if same_rights && tables.move_into(machine, from, to, len, batch).is_ok() {
+                frames.move_range(from.0, to.0, len, true);
+                return Ok(());
+            }
             // Anonymous pages are 4 KiB leaves: nothing to split.
             tables.unmap_into(machine, from, len, batch)?;
-            frames.move_range(from.0, to.0, len);
+            frames.move_range(from.0, to.0, len, false);
             Ok(())
         })
+    }
+
+    /// True when every page of `[from, last]` lies in a region with the
+    /// same protection as the region holding the page at the same offset
+    /// from `to` (both ranges lie inside regions).
+    fn same_protection(&self, from: u64, to: u64, last: u64) -> bool {
+        let mut at = from;
+        loop {
+            let (Some(source), Some(target)) = (self.regions.find(at), self.regions.find(to + (at - from))) else {
+                return false;
+            };
+            if source.prot != target.prot {
+                return false;
+            }
+            // The next page where either region ends.
+            let next = source.last().min(target.last() - (to + (at - from)) + at);
+            if next >= last {
+                return true;
+            }
+            at = next + 1;
+        }
     }
 
     /// A copy-on-write clone of this space, named `name` (running under
@@ -980,19 +1012,42 @@ impl<M: Machine> PagingAspace<M> {
         }
         // Every frame gets the child's reference, in two calls (one per kind
         // of sharing), and the child's record is a copy of this one's.
-        type Pages = Vec<(u64, PhysAddr)>;
-        let (shared, private): (Pages, Pages) =
-            self.anonymous.iter().partition(|&(page, _)| self.anonymous.is_shared_page(page));
-        let frames_of = |pages: &Pages| pages.iter().map(|&(_, frame)| frame).collect::<Vec<_>>();
-        let private_frames = frames_of(&private);
+        // One pass over the record, a chunk at a time, sorts the frames by
+        // kind and gathers the parent's side: its writable private pages
+        // become read-only, flushed from every TLB (the edit's batch) before
+        // returning, a run of adjacent pages with the same rights in one
+        // edit. Pages shared on purpose stay writable in both.
+        let (mut shared, mut private) = (Vec::new(), Vec::with_capacity(self.anonymous.len()));
+        let mut runs: Vec<(u64, u64, LeafPermissions)> = Vec::new();
+        let mut region: Option<Region> = None;
+        let regions = &self.regions;
+        self.anonymous.for_each_frame(|page, frame, on_purpose| {
+            if on_purpose {
+                shared.push(frame);
+                return;
+            }
+            private.push(frame);
+            if !region.is_some_and(|region| region.contains(page)) {
+                region = regions.find(page).copied();
+            }
+            let Some(region) = region.filter(|region| region.prot.contains(Protection::WRITE | Protection::READ))
+            else {
+                return;
+            };
+            let perms = LeafPermissions::from_protection(region.prot).read_only();
+            match runs.last_mut() {
+                Some((start, len, run_perms)) if *start + *len == page && *run_perms == perms => *len += PAGE,
+                _ => runs.push((page, PAGE, perms)),
+            }
+        });
         // SAFETY: frames this space owns a reference to.
-        if !unsafe { self.machine.share_frames(&private_frames, true) } {
+        if !unsafe { self.machine.share_frames(&private, true) } {
             let _ = child.destroy();
             return Err(refuse("fork (the machine does not count frame references)"));
         }
         // SAFETY: as above.
-        if !unsafe { self.machine.share_frames(&frames_of(&shared), false) } {
-            for &frame in &private_frames {
+        if !unsafe { self.machine.share_frames(&shared, false) } {
+            for &frame in &private {
                 // SAFETY: the child's reference, taken just above and never mapped.
                 unsafe { self.machine.free_frame(frame) };
             }
@@ -1000,26 +1055,6 @@ impl<M: Machine> PagingAspace<M> {
             return Err(refuse("fork (the machine does not count frame references)"));
         }
         child.anonymous = self.anonymous.fork_copy();
-        // The parent's side: its writable private pages become read-only,
-        // flushed from every TLB (the edit's batch) before returning, a run
-        // of adjacent pages with the same rights in one edit. Pages shared
-        // on purpose stay writable in both.
-        let mut runs: Vec<(u64, u64, LeafPermissions)> = Vec::new();
-        let mut region: Option<Region> = None;
-        for &(page, _) in &private {
-            if !region.is_some_and(|region| region.contains(page)) {
-                region = self.regions.find(page).copied();
-            }
-            let Some(region) = region.filter(|region| region.prot.contains(Protection::WRITE | Protection::READ))
-            else {
-                continue;
-            };
-            let perms = LeafPermissions::from_protection(region.prot).read_only();
-            match runs.last_mut() {
-                Some((start, len, run_perms)) if *start + *len == page && *run_perms == perms => *len += PAGE,
-                _ => runs.push((page, PAGE, perms)),
-            }
-        }
         let protected = self.edit(|tables, machine, batch| {
             for &(start, len, perms) in &runs {
                 // 4 KiB anonymous pages: nothing to split.

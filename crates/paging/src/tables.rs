@@ -8,6 +8,7 @@ use crate::error::PagingError;
 use crate::flush::FlushBatch;
 use crate::kernel_half::KernelHalf;
 use crate::machine::{Machine, PagingFeatures, SpaceId};
+use crate::relocate::{self, MoveRefused};
 use crate::table::TableRef;
 use crate::walk::{descend, walk, Walk, WalkStep};
 use alloc::vec::Vec;
@@ -291,6 +292,66 @@ impl PageTables {
         batch: &mut FlushBatch,
     ) -> Result<(), PagingError> {
         self.run_into(machine, Operation::Unmap, va, PhysAddr(0), len, batch)
+    }
+
+    /// Moves the 4 KiB leaves of `[from, from+len)` to `[to, to+len)`, as
+    /// `mremap` moves a mapping's entries: each present leaf goes, as it is
+    /// (frame, rights, accessed and dirty bits), to the entry at the same
+    /// offset from `to`; the old pages are unmapped (the batch returned holds
+    /// their invalidations and the source tables the move leaves empty). Target
+    /// tables are made as needed; where `from`, `to` and a whole 2 MiB
+    /// block of the range are 2 MiB-aligned and the target has no page
+    /// table there, the page table itself moves (one directory entry).
+    ///
+    /// All or nothing: refused with nothing changed, `batch` included, when
+    /// a target table cannot be had ([`MoveRefused::OutOfMemory`]), or when
+    /// the ranges overlap, a large page lies in either range, a target
+    /// entry is present, or a range lies in a shared kernel half
+    /// ([`MoveRefused::NotMovable`]). The ranges are 4 KiB-aligned, `len`
+    /// is not zero, and both lie in one half of the address space, as a
+    /// region's do: checked here ([`MoveRefused::Range`]).
+    pub fn move_entries<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        from: VirtAddr,
+        to: VirtAddr,
+        len: u64,
+    ) -> Result<FlushBatch, MoveRefused> {
+        for va in [from, to] {
+            Region { va, pa: PhysAddr(0), len, prot: Protection::READ }
+                .validate(PAGE_GRANULARITY, self.features.virt_width(), self.features.phys_bits)
+                .map_err(|error| MoveRefused::Range(PagingError::from_range_check(error)))?;
+        }
+        let mut batch = FlushBatch::new();
+        self.move_into(machine, from, to, len, &mut batch)?;
+        Ok(batch)
+    }
+
+    /// [`PageTables::move_entries`], adding to `batch` (nothing is added on
+    /// an error), for ranges the caller has validated (4 KiB-aligned, `len`
+    /// not zero, each in one half of the address space).
+    pub(crate) fn move_into<M: Machine + ?Sized>(
+        &mut self,
+        machine: &M,
+        from: VirtAddr,
+        to: VirtAddr,
+        len: u64,
+        batch: &mut FlushBatch,
+    ) -> Result<(), MoveRefused> {
+        let width = self.features.virt_width();
+        let mask = (1u64 << width.bits()) - 1;
+        let (from, to) = (from.0 & mask, to.0 & mask);
+        let upper = |va: u64| va >> (width.bits() - 1) != 0;
+        if self.kernel_half.is_some() && (upper(from) || upper(to)) {
+            return Err(MoveRefused::NotMovable);
+        }
+        if len == 0
+            || from.checked_add(len).is_none_or(|end| end > mask + 1)
+            || to.checked_add(len).is_none_or(|end| end > mask + 1)
+        {
+            return Err(MoveRefused::NotMovable);
+        }
+        relocate::move_leaves(machine, self.features, self.root_table(), (from, to, len), &mut self.counters, batch)
     }
 
     /// Gives every translation in `[va, va+len)` the rights `perms`

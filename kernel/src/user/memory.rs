@@ -40,9 +40,10 @@
 //! - Faulting pages in (`MAP_POPULATE`, `MADV_POPULATE_*`, locking) asks the
 //!   address space's own fault handler for each page, the space's lock
 //!   held and no user memory touched; moving a mapping (`mremap`) adds the
-//!   new regions, passes the old pages' frames to the new ones
-//!   ([`PagingAspace::move_frames`]: no byte copied, no reference taken),
-//!   then removes the old regions.
+//!   new regions, moves the old pages' frames and page-table entries to
+//!   the new ones ([`PagingAspace::move_frames`]: no byte copied, no
+//!   reference taken, no fault needed at the new place), then removes the
+//!   old regions.
 //!
 //! Resource limits: `RLIMIT_AS` bounds `mmap`, `brk` and `mremap`;
 //! `RLIMIT_STACK` how far growing regions grow ([`stack_limit_changed`]);
@@ -1118,7 +1119,8 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
         add_all(space, &mut object, &news)?;
         // The frames move, not their bytes, and no reference changes hands:
         // each new page owns the old page's frame (a shared mapping's stay
-        // shared) and maps it on its next touch; the old pages are unmapped.
+        // shared) and its page-table entry moves with it (the new regions
+        // have the old ones' protection); the old pages are unmapped.
         if paging_mut(&mut object)?.move_frames(VirtAddr(addr), VirtAddr(target), old_len).is_err() {
             for piece in &news {
                 let _ = remove_part(space, &mut object, piece.region);
