@@ -219,6 +219,48 @@ impl AnonymousFrames {
         self.note_peak();
     }
 
+    /// The pages of `[start, end)` (page aligned, `end` exclusive) that have
+    /// no frame, in address order: a chunk looked up once for its pages.
+    pub(crate) fn frameless_pages(&self, start: u64, end: u64) -> Vec<u64> {
+        let mut pages = Vec::with_capacity((end.saturating_sub(start) / PAGE) as usize);
+        let mut at = start;
+        while at < end {
+            let (key, first) = locate(at);
+            let chunk = self.chunks.get(&key);
+            let chunk_end = ((key + 1) << CHUNK_SHIFT).min(end);
+            let count = ((chunk_end - at) / PAGE) as usize;
+            for index in first..first + count {
+                if chunk.is_none_or(|chunk| chunk.slots[index] & HAS_FRAME == 0) {
+                    pages.push(at + ((index - first) as u64) * PAGE);
+                }
+            }
+            at = chunk_end;
+        }
+        pages
+    }
+
+    /// [`AnonymousFrames::record`] of each (page, frame) of `pages` (in
+    /// address order), each marked shared on purpose too when `shared`: a
+    /// chunk is looked up once for the pages in it.
+    pub(crate) fn record_all(&mut self, pages: &[(u64, PhysAddr)], shared: bool) {
+        let mark = if shared { SHARED } else { 0 };
+        let mut rest = pages;
+        while let Some(&(first, _)) = rest.first() {
+            let (key, _) = locate(first);
+            let in_chunk = rest.iter().take_while(|&&(page, _)| locate(page).0 == key).count();
+            let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+            for &(page, frame) in &rest[..in_chunk] {
+                let index = locate(page).1;
+                let had = chunk.frames;
+                let marks = chunk.slots[index] & SHARED;
+                chunk.set(index, frame.0 | HAS_FRAME | marks | mark);
+                self.frames = self.frames + usize::from(chunk.frames) - usize::from(had);
+            }
+            rest = &rest[in_chunk..];
+        }
+        self.note_peak();
+    }
+
     /// The rights to map `frame`, the frame of the page at `page`, with:
     /// `perms`, without write access while the frame is shared
     /// copy-on-write (not a page shared writable on purpose).

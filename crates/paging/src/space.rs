@@ -12,7 +12,7 @@ use crate::grow::{self, GrowthLimits, GrowthRequest};
 use crate::kernel_half::KernelHalf;
 use crate::machine::{Machine, SpaceId, TlbInvalidation};
 use crate::object::{ObjectBacking, ObjectFault, PageObject};
-use crate::tables::{FaultProbe, PageTables, PAGE_GRANULARITY};
+use crate::tables::{FaultProbe, Hole, PageTables, PAGE_GRANULARITY};
 use crate::walk::Walk;
 use alloc::string::String;
 use alloc::sync::Arc;
@@ -498,6 +498,19 @@ impl<M: Machine> PagingAspace<M> {
         let mut from_object = false;
         if existing.is_none() {
             if let Some(backing) = self.anonymous.objects.find(page.0) {
+                if access != FaultAccess::Write {
+                    // A read: the page and its neighbours in one go, when
+                    // the object holds the page and its table is there.
+                    let hole = probe.hole_for(PageSize::Size4K, perms);
+                    if let Some(hole) = hole.filter(|_| self.fault_around > 1) {
+                        let backing = backing.clone();
+                        if self.map_object_window(region, page, &backing, Some(hole)) {
+                            self.faults_handled += 1;
+                            return FaultOutcome::Handled;
+                        }
+                    }
+                }
+                let backing = self.anonymous.objects.find(page.0).expect("found above");
                 // First touch of an object's page: the object's frame, one
                 // more reference (the space's), recorded like any other.
                 let shared = backing.shared;
@@ -528,7 +541,9 @@ impl<M: Machine> PagingAspace<M> {
         let outcome = self.map_anonymous_page(region, page, probe, perms, access, existing);
         if from_object && outcome == FaultOutcome::Handled && access != FaultAccess::Write {
             // The page is mapped: its neighbours may follow.
-            self.map_object_neighbours(region, page);
+            if let Some(backing) = self.anonymous.objects.find(page.0).cloned() {
+                self.map_object_window(region, page, &backing, None);
+            }
         }
         outcome
     }
@@ -623,19 +638,29 @@ impl<M: Machine> PagingAspace<M> {
     }
 
     /// Fault-around for a memory object's pages, as Linux's
-    /// `filemap_map_pages`: after a read fault of `page` (of `region`), maps
-    /// the other pages of its aligned window of [`PagingAspace::fault_around`]
-    /// pages, inside the region and its object backing, that the object
-    /// holds already and this space has no frame for: each takes the object's
-    /// frame (shared writable, or read-only while shared copy-on-write).
-    /// Best effort: a page that cannot be had or mapped is left to its own
-    /// fault.
-    fn map_object_neighbours(&mut self, region: Region, page: VirtAddr) {
+    /// `filemap_map_pages`, on a read fault of `page` (of `region`, whose
+    /// object backing is `backing`): maps the pages of its aligned window of
+    /// [`PagingAspace::fault_around`] pages, inside the region and the
+    /// backing, that the object holds already and this space has no frame
+    /// for, each with the object's frame (shared writable, or read-only
+    /// while shared copy-on-write), asking the object for them at once.
+    ///
+    /// With `hole` (the faulting page's last-level table, from the fault's
+    /// walk), `page` is one of them: false, and nothing changed, when the
+    /// object does not hold it (its own fault then asks for it alone).
+    /// Without, `page` is mapped already and only its neighbours are, best
+    /// effort: a page that cannot be mapped is left to its own fault.
+    fn map_object_window(
+        &mut self,
+        region: Region,
+        page: VirtAddr,
+        backing: &ObjectBacking,
+        hole: Option<Hole>,
+    ) -> bool {
         let window = self.fault_around.max(1) * PAGE;
         if window <= PAGE || !region.prot.contains(Protection::READ) {
-            return;
+            return false;
         }
-        let Some(backing) = self.anonymous.objects.find(page.0).cloned() else { return };
         let start = (page.0 & !(window - 1)).max(region.va.0).max(backing.va.0);
         let end = (page.0 & !(window - 1))
             .saturating_add(window)
@@ -643,47 +668,59 @@ impl<M: Machine> PagingAspace<M> {
             .min(backing.last().saturating_add(1));
         // The window's pages this space has no frame for, and the frames the
         // object holds for them (one taking of its lock).
-        let wanted: Vec<u64> = (start..end)
-            .step_by(PAGE as usize)
-            .filter(|&at| at != page.0 && self.anonymous.get(at).is_none())
-            .map(|at| backing.index_of(at))
-            .collect();
-        if wanted.is_empty() {
-            return;
+        let mut wanted = self.anonymous.frameless_pages(start, end);
+        if hole.is_none() {
+            wanted.retain(|&at| at != page.0);
         }
-        let mut held = Vec::with_capacity(wanted.len());
-        backing.object.held_frames(&wanted, &mut held);
+        for at in &mut wanted {
+            *at = backing.index_of(*at);
+        }
+        let mut pages = Vec::with_capacity(wanted.len());
+        backing.object.held_frames(&wanted, &mut pages);
+        if hole.is_some() && !pages.iter().any(|&(index, _)| index == backing.index_of(page.0)) {
+            for &(_, frame) in &pages {
+                // SAFETY: the reference `held_frames` just gave, never mapped.
+                unsafe { self.machine.free_frame(frame) };
+            }
+            return false;
+        }
+        if pages.is_empty() {
+            return false;
+        }
+        for (index, _) in &mut pages {
+            *index = backing.va.0 + (*index - backing.first_index) * PAGE;
+        }
+        self.anonymous.record_all(&pages, backing.shared);
+        self.object_pages += pages.len() as u64;
+        // A shared backing's pages are shared writable on purpose; a private
+        // one's are copy-on-write while the object holds them too.
         let perms = LeafPermissions::from_protection(region.prot);
-        let leaves: Vec<(VirtAddr, PhysAddr, LeafPermissions)> = held
-            .into_iter()
-            .map(|(index, frame)| {
-                let at = backing.va.0 + (index - backing.first_index) * PAGE;
-                self.anonymous.record(at, frame);
-                if backing.shared {
-                    self.anonymous.mark_shared_page(at);
-                }
-                (VirtAddr(at), frame, self.anonymous.rights_for(&self.machine, at, frame, perms))
-            })
-            .collect();
-        let Some(&(first, _, _)) = leaves.first() else { return };
-        self.object_pages += leaves.len() as u64;
+        let (anonymous, machine) = (&self.anonymous, &self.machine);
+        let rights = |at, frame| match backing.shared || !perms.writable {
+            true => perms,
+            false => anonymous.rights_for(machine, at, frame, perms),
+        };
+        let Some(tables) = self.tables.as_mut() else { return false };
         // The window is aligned and at most 512 pages, so it lies in the
-        // faulting page's last-level table, which exists now: the leaves
-        // go straight into it.
-        let Some(tables) = self.tables.as_mut() else { return };
-        let probe = tables.probe_fault(&self.machine, first, FaultAccess::Read, true);
-        if let Some(hole) = probe.hole_for(PageSize::Size4K, perms) {
-            tables.fill_scattered(&self.machine, hole, &leaves);
-            return;
+        // faulting page's last-level table: the leaves go straight into it
+        // (it exists now, if the fault did not find it).
+        let hole = hole.or_else(|| {
+            tables.probe_fault(machine, VirtAddr(pages[0].0), FaultAccess::Read, true).hole_for(PageSize::Size4K, perms)
+        });
+        if let Some(hole) = hole {
+            tables.fill_scattered(machine, hole, &pages, rights);
+            return true;
         }
         // Otherwise one edit for them; a page that cannot be mapped ends it
         // (recorded but not mapped, its own fault maps it later).
-        let _ = self.edit(|tables, machine, batch| {
-            for &(at, frame, rights) in &leaves {
-                tables.map_into(machine, at, frame, PAGE, rights, batch)?;
+        let mut batch = FlushBatch::new();
+        for &(at, frame) in &pages {
+            if tables.map_into(machine, VirtAddr(at), frame, PAGE, rights(at, frame), &mut batch).is_err() {
+                break;
             }
-            Ok(())
-        });
+        }
+        self.finish(&mut batch);
+        true
     }
 
     /// `protect_region` on the entries and the region set (the trait method

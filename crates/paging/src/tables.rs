@@ -486,10 +486,10 @@ impl PageTables {
         written
     }
 
-    /// Writes the 4 KiB leaves `leaves` (each a page, its frame and its
-    /// rights) into `hole`, the last-level table that
-    /// [`PageTables::probe_fault`] found for one of them, skipping entries
-    /// already present, and counts them in the entry above, as
+    /// Writes 4 KiB leaves for the (page, frame) pairs of `pages`, each
+    /// with the rights `rights` gives it, into `hole`, the last-level table
+    /// that [`PageTables::probe_fault`] found for one of them, skipping
+    /// entries already present, and counts them in the entry above, as
     /// [`PageTables::fill_holes`] does for a contiguous run. Every page must
     /// lie in that table and the path above must already grant what the
     /// rights need (user access). Returns how many leaves it wrote.
@@ -497,16 +497,18 @@ impl PageTables {
         &mut self,
         machine: &M,
         hole: Hole,
-        leaves: &[(VirtAddr, PhysAddr, LeafPermissions)],
+        pages: &[(u64, PhysAddr)],
+        rights: impl Fn(u64, PhysAddr) -> LeafPermissions,
     ) -> u64 {
         let level = PageSize::Size4K.level();
         let mut written = 0;
-        for &(va, pa, perms) in leaves {
-            let index = level.index(va.0);
+        for &(va, pa) in pages {
+            let index = level.index(va);
             if hole.table.get(machine, index).is_present() {
                 continue;
             }
-            hole.table.set(machine, index, PageTableEntry::leaf(pa, PageSize::Size4K, perms, self.features.nx));
+            let leaf = PageTableEntry::leaf(pa, PageSize::Size4K, rights(va, pa), self.features.nx);
+            hole.table.set(machine, index, leaf);
             written += 1;
         }
         if let Some((parent, index)) = hole.pointer.filter(|_| written > 0) {

@@ -463,8 +463,7 @@ impl Inode {
         let pages = pages.lock();
         let first = out.len();
         out.extend(indices.iter().filter_map(|&index| pages.frames.get(&index).map(|&frame| (index, frame))));
-        let frames: Vec<PhysAddr> = out[first..].iter().map(|&(_, frame)| frame).collect();
-        if frames::share_all(&frames).is_err() {
+        if frames::share_each(out[first..].iter().map(|&(_, frame)| frame)).is_err() {
             out.truncate(first);
         }
     }

@@ -433,14 +433,20 @@ pub fn share(frame: PhysAddr) -> Result<(), FrameError> {
 /// [`share`] of every frame of `frames`, under one taking of the lock:
 /// all or nothing (each is checked first).
 pub fn share_all(frames: &[PhysAddr]) -> Result<(), FrameError> {
+    share_each(frames.iter().copied())
+}
+
+/// [`share_all`] of the frames `frames` yields (twice: a check, then the
+/// references), without gathering them first.
+pub fn share_each(frames: impl Iterator<Item = PhysAddr> + Clone) -> Result<(), FrameError> {
     with_allocator(|allocator| {
-        for &frame in frames {
+        for frame in frames.clone() {
             let number = allocator.frame_number(frame)?;
             if allocator.free.get(number) {
                 return Err(FrameError::DoubleFree(frame));
             }
         }
-        for &frame in frames {
+        for frame in frames {
             let counter = extra_references(frame).expect("a managed frame has a counter");
             counter.fetch_add(1, Ordering::Relaxed);
         }

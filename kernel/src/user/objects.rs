@@ -202,8 +202,7 @@ impl PageObject for InitrdFile {
                 }
             }
         }
-        let frames: Vec<PhysAddr> = out[first..].iter().map(|&(_, frame)| frame).collect();
-        if frames::share_all(&frames).is_err() {
+        if frames::share_each(out[first..].iter().map(|&(_, frame)| frame)).is_err() {
             out.truncate(first);
         }
     }
