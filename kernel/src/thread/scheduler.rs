@@ -222,12 +222,20 @@ pub(super) fn make_ready(thread: &Arc<Thread>) {
 }
 
 /// Queues `thread` on the CPU it belongs to (the one it last ran on, or
-/// was placed on at spawn), and wakes that CPU if it is another one.
+/// was placed on at spawn), and wakes that CPU: an idle thread that is
+/// polling there sees the queue at once (see [`idle_loop`]); another CPU that
+/// is not polling gets the reschedule IPI.
 fn enqueue(thread: Arc<Thread>) {
     let here = percpu::current();
     let cpu = percpu::by_id(thread.cpu()).unwrap_or(here);
     on(cpu).run_queue.lock().push_back(thread);
-    if cpu.id != here.id {
+    // After the push: an idle thread that stops polling before this looks
+    // finds the thread in its queue itself, or is sent the IPI.
+    let polled = on(cpu)
+        .idle_poll
+        .compare_exchange(state::IDLE_POLLING, state::IDLE_WOKEN, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok();
+    if cpu.id != here.id && !polled {
         apic::send_ipi(cpu.apic_id.load(Ordering::Relaxed), apic::RESCHEDULE_VECTOR);
     }
 }
@@ -395,10 +403,29 @@ pub(super) extern "C" fn thread_first_run() -> ! {
     exit(value)
 }
 
-/// The idle thread: halts until an interrupt, and gives the CPU away as soon
-/// as a thread is ready. Never spins.
+/// How long an idle CPU watches for a thread to be queued before it halts,
+/// in nanoseconds (as Linux's guest halt polling, `cpuidle-haltpoll`, whose
+/// default is 200 µs): a thread queued meanwhile starts at once, and the CPU
+/// that queued it sends no interrupt, whose delivery to a halted CPU costs
+/// tens of microseconds under an emulator.
+const IDLE_POLL_NANOS: u64 = 200_000;
+
+/// The idle thread: watches for a queued thread for [`IDLE_POLL_NANOS`],
+/// then halts until an interrupt, and gives the CPU away as soon as a thread
+/// is ready.
 fn idle_loop(cpu: &PerCpu) -> ! {
     loop {
+        let threads = on(cpu);
+        threads.idle_poll.store(state::IDLE_POLLING, Ordering::SeqCst);
+        let deadline = tsc::nanos_since_boot().saturating_add(IDLE_POLL_NANOS);
+        while threads.idle_poll.load(Ordering::SeqCst) == state::IDLE_POLLING
+            && !cpu.need_resched.load(Ordering::Relaxed)
+            && tsc::nanos_since_boot() < deadline
+        {
+            core::hint::spin_loop();
+        }
+        // From here on a queuer sends the IPI; the queue is looked at below.
+        threads.idle_poll.store(state::IDLE_BUSY, Ordering::SeqCst);
         disable_interrupts();
         if on(cpu).run_queue.lock().is_empty() {
             // SAFETY: `sti` takes effect after `hlt` starts, so an interrupt

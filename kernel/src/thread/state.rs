@@ -15,7 +15,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// Names an address space (the address-space layer's handle). A thread's
@@ -288,7 +288,18 @@ pub struct CpuThreads {
     /// move, so unlike the run queue it is exact at every instant, even while
     /// a thread is between the queue and the CPU.
     pub threads_placed: AtomicUsize,
+    /// What the idle thread is doing: [`IDLE_BUSY`], [`IDLE_POLLING`] (it
+    /// watches this word before it halts) or [`IDLE_WOKEN`] (a thread was
+    /// queued while it watched: no interrupt is needed to wake it).
+    pub idle_poll: AtomicU8,
 }
+
+/// [`CpuThreads::idle_poll`]: not polling (running a thread, or halted).
+pub const IDLE_BUSY: u8 = 0;
+/// [`CpuThreads::idle_poll`]: the idle thread watches the word.
+pub const IDLE_POLLING: u8 = 1;
+/// [`CpuThreads::idle_poll`]: a thread was queued for the watching idle thread.
+pub const IDLE_WOKEN: u8 = 2;
 
 impl CpuThreads {
     const fn new() -> CpuThreads {
@@ -299,6 +310,7 @@ impl CpuThreads {
             run_queue: Mutex::new(VecDeque::new()),
             sleepers: Mutex::new(Vec::new()),
             threads_placed: AtomicUsize::new(0),
+            idle_poll: AtomicU8::new(IDLE_BUSY),
         }
     }
 
