@@ -7,7 +7,8 @@
 //! Each CPU runs the threads of its own run queue. A thread stays on the CPU
 //! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
 //! least loaded one), so a wake-up queues it there and, when that is another
-//! CPU, sends it the reschedule IPI so that it does not sleep through it. A
+//! CPU whose idle thread is not polling ([`idle_loop`]), sends it the
+//! reschedule IPI so that it does not sleep through it. A
 //! thread moves only when it asks to ([`migrate_current`]: a user program's
 //! `sched_setaffinity`): it switches away, and the switch queues it on its
 //! new CPU.
