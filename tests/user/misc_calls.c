@@ -2,7 +2,8 @@
  * Process, time and scheduling calls: clock_getres, sysinfo, ru_maxrss;
  * gettimeofday and time against
  * clock_gettime, nanosleep and clock_nanosleep (errors, a short sleep),
- * setrlimit/getrlimit, sched_getaffinity/sched_setaffinity, getcpu, the
+ * setrlimit/getrlimit, sched_getaffinity/sched_setaffinity (a forked child
+ * inherits the mask), getcpu, the
  * process group and session calls, rt_sigpending, and the siginfo of the
  * signals a process sends itself (kill: SI_USER, tgkill: SI_TKILL, with the
  * sender's pid). The harness starts the program in its own group and
@@ -173,6 +174,16 @@ static void cpus(void) {
     CPU_SET(first, &one);
     CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "pin to CPU %d", first);
     CHECK(sched_getaffinity(0, sizeof back, &back) == 0 && CPU_EQUAL(&back, &one), "the pinning reads back");
+    /* A forked child inherits the mask, and runs within it. */
+    pid_t child = fork();
+    if (child == 0) {
+        cpu_set_t inherited;
+        int same = sched_getaffinity(0, sizeof inherited, &inherited) == 0 && CPU_EQUAL(&inherited, &one);
+        _exit(same && sched_getcpu() == first ? 0 : 1);
+    }
+    int status = -1;
+    CHECK(child > 0 && waitpid(child, &status, 0) == child && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+          "a forked child inherits the pinning to CPU %d and runs there (status %#x)", first, status);
     /* Pinned, the thread runs there (every allowed CPU, up to eight). */
     int tried = 0, ran_there = 0;
     for (int cpu = 0; cpu < CPU_SETSIZE && tried < 8; cpu++) {

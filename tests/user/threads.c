@@ -3,7 +3,8 @@
  * share memory, each has its own tid and stack and TLS, a mutex and a
  * condition variable work (futex WAIT/WAKE), pthread_join returns each
  * thread's result (CLONE_CHILD_CLEARTID wakes it), and a thread's exit
- * leaves the others running. Threads run on several CPUs at once and touch
+ * leaves the others running, and a new thread inherits its creator's CPU
+ * mask. Threads run on several CPUs at once and touch
  * a region another thread unmaps and maps again: they see the old or the
  * new contents or a fault, never stale memory. (Each time, a decoy page is
  * mapped first, so that a stale translation would show the decoy's marker;
@@ -12,6 +13,7 @@
 #define _GNU_SOURCE
 #include "check.h"
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdint.h>
@@ -84,8 +86,38 @@ static void *reader(void *arg) {
     return NULL;
 }
 
+/* A new thread starts with its creator's CPU mask, and runs within it. */
+static cpu_set_t inherited;
+static int inherited_ok, ran_on;
+
+static void *read_affinity(void *arg) {
+    (void)arg;
+    inherited_ok = sched_getaffinity(0, sizeof inherited, &inherited) == 0;
+    ran_on = sched_getcpu();
+    return NULL;
+}
+
+static void affinity_inherited(void) {
+    cpu_set_t all, one;
+    CHECK(sched_getaffinity(0, sizeof all, &all) == 0, "sched_getaffinity");
+    int last = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE; cpu++)
+        if (CPU_ISSET(cpu, &all))
+            last = cpu;
+    CPU_ZERO(&one);
+    CPU_SET(last, &one);
+    CHECK(sched_setaffinity(0, sizeof one, &one) == 0, "pin to CPU %d", last);
+    pthread_t thread;
+    CHECK(pthread_create(&thread, NULL, read_affinity, NULL) == 0 && pthread_join(thread, NULL) == 0,
+          "a thread of the pinned creator");
+    CHECK(inherited_ok && CPU_EQUAL(&inherited, &one), "the new thread inherits the pinning to CPU %d", last);
+    CHECK(ran_on == last, "the new thread runs on CPU %d (%d)", last, ran_on);
+    CHECK(sched_setaffinity(0, sizeof all, &all) == 0, "every CPU again");
+}
+
 int main(void) {
     pthread_t threads[THREADS];
+    affinity_inherited();
     pid_t me = getpid();
     for (long i = 0; i < THREADS; i++)
         CHECK(pthread_create(&threads[i], NULL, worker, (void *)i) == 0, "pthread_create %ld", i);

@@ -61,7 +61,7 @@ impl JoinHandle {
 /// # Panics
 /// When the heap cannot hold the thread's stack.
 pub fn spawn(name: &str, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
-    spawn_placed(name, None, Box::new(entry))
+    spawn_placed(name, u64::MAX, Box::new(entry))
 }
 
 /// Creates a thread like [`spawn`], pinned to CPU `cpu` (it runs there only).
@@ -70,13 +70,23 @@ pub fn spawn(name: &str, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHa
 /// When CPU `cpu` is not running, or the heap cannot hold the stack.
 pub fn spawn_pinned(name: &str, cpu: u32, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
     assert!(crate::percpu::by_id(cpu).is_some(), "cpu {cpu} is not running");
-    spawn_placed(name, Some(cpu), Box::new(entry))
+    spawn_placed(name, 1 << cpu, Box::new(entry))
 }
 
-fn spawn_placed(name: &str, pinned: Option<u32>, entry: Entry) -> JoinHandle {
+/// Creates a thread like [`spawn`], placed on the least loaded of the CPUs
+/// whose bits `cpus` sets (any CPU when none of them runs): a user thread
+/// starts within the CPUs its creator may run on, as on Linux.
+///
+/// # Panics
+/// When the heap cannot hold the stack.
+pub fn spawn_within(name: &str, cpus: u64, entry: impl FnOnce() -> u64 + Send + 'static) -> JoinHandle {
+    spawn_placed(name, cpus, Box::new(entry))
+}
+
+fn spawn_placed(name: &str, cpus: u64, entry: Entry) -> JoinHandle {
     let stack = Stack::new(stack::THREAD_STACK_SIZE).expect("no memory for a thread stack");
     let thread = scheduler::new_thread(name, false, stack, Some(entry));
-    thread.cpu.store(scheduler::place_new_thread(pinned), Ordering::Relaxed);
+    thread.cpu.store(scheduler::place_new_thread(cpus), Ordering::Relaxed);
     let address_space = current_address_space();
     // Interrupts off around every lock the scheduler also takes: a holder
     // preempted here would leave it spinning.

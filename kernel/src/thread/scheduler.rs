@@ -5,8 +5,8 @@
 //! installs ([`install_tick_hook`]: the user programs' timers).
 //!
 //! Each CPU runs the threads of its own run queue. A thread stays on the CPU
-//! it was placed on at spawn ([`place_new_thread`]: its pinned CPU, or the
-//! least loaded one), so a wake-up queues it there and, when that is another
+//! it was placed on at spawn ([`place_new_thread`]: the least loaded of the
+//! CPUs it may run on), so a wake-up queues it there and, when that is another
 //! CPU whose idle thread is not polling ([`idle_loop`]), sends it the
 //! reschedule IPI so that it does not sleep through it. A
 //! thread moves only when it asks to ([`migrate_current`]: a user program's
@@ -241,20 +241,23 @@ fn enqueue(thread: Arc<Thread>) {
     }
 }
 
-/// The CPU a new thread should start on, counted as placed there: its
-/// pinned CPU, else the CPU with the fewest threads placed on it that have
-/// not exited; ties go to the lowest id, the boot CPU first.
-pub(super) fn place_new_thread(pinned: Option<u32>) -> u32 {
-    let chosen = match pinned {
-        Some(cpu) => percpu::by_id(cpu),
-        None => percpu::all_cpus().min_by_key(|cpu| (on(cpu).threads_placed.load(Ordering::Acquire), cpu.id)),
+/// The CPU a new thread should start on, counted as placed there: among the
+/// running CPUs whose bits `cpus` sets (all of them when it sets none), the
+/// one with the fewest threads placed on it that have not exited; ties go
+/// to the lowest id, the boot CPU first.
+pub(super) fn place_new_thread(cpus: u64) -> u32 {
+    let allowed = |cpu: &&PerCpu| cpu.id < 64 && cpus & (1 << cpu.id) != 0;
+    let least_loaded = |candidates: &mut dyn Iterator<Item = &'static PerCpu>| {
+        candidates.min_by_key(|cpu| (on(cpu).threads_placed.load(Ordering::Acquire), cpu.id))
     };
+    let chosen =
+        least_loaded(&mut percpu::all_cpus().filter(allowed)).or_else(|| least_loaded(&mut percpu::all_cpus()));
     match chosen {
         Some(cpu) => {
             on(cpu).threads_placed.fetch_add(1, Ordering::AcqRel);
             cpu.id
         }
-        None => pinned.unwrap_or(0),
+        None => 0,
     }
 }
 

@@ -13,7 +13,8 @@
 //!   `sched_setaffinity` recorded for the thread; a thread that leaves out
 //!   the CPU it runs on moves to the lowest CPU of its mask at once
 //!   ([`crate::thread::migrate_current`]) and stays there. A new thread or a
-//!   forked child starts with every CPU (Linux: its creator's mask).
+//!   forked child inherits its creator's mask, as on Linux, and starts on
+//!   the least loaded of its CPUs.
 //!   `getcpu` names the CPU the call runs on.
 //! - Groups and sessions: a process the shell starts leads a group and a
 //!   session of its own; a forked child is in its parent's; `setpgid` and
@@ -248,6 +249,26 @@ fn setrlimit(process: &Process, resource: u64, limit: u64) -> SysResult {
 /// What `sched_setaffinity` recorded, by thread id (threads without an
 /// entry may run on every CPU).
 static AFFINITY: IrqMutex<BTreeMap<u32, u64>> = IrqMutex::new(BTreeMap::new());
+
+/// A thread or child process `to` that thread `from` makes starts with
+/// `from`'s mask, as Linux copies it (`dup_task_struct`): recorded for `to`
+/// when `from` has one. Returns the CPUs `to` may start on (every one,
+/// `u64::MAX`, without a mask).
+pub fn inherit_affinity(from: u32, to: u32) -> u64 {
+    let mut affinity = AFFINITY.lock();
+    match affinity.get(&from).copied() {
+        Some(mask) => {
+            affinity.insert(to, mask);
+            mask
+        }
+        None => u64::MAX,
+    }
+}
+
+/// Forgets the mask of thread `tid`, which ended.
+pub fn forget_affinity(tid: u32) {
+    AFFINITY.lock().remove(&tid);
+}
 
 /// The online CPUs, one bit each.
 fn online_cpus() -> u64 {

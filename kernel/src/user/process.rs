@@ -915,7 +915,8 @@ pub fn fork(
     }
     let fs_base = if flags & CLONE_SETTLS != 0 { tls } else { thread::user_fs_base() };
     let set_tid = (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid);
-    thread::spawn(program, move || child_main(pid, start, fs_base, set_tid));
+    let cpus = super::misc::inherit_affinity(current_tid().unwrap_or(process.pid), pid);
+    thread::spawn_within(program, cpus, move || child_main(pid, start, fs_base, set_tid));
     Ok(pid as u64)
 }
 
@@ -955,6 +956,7 @@ fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid:
 /// end ends the process.
 fn thread_finished(pid: u32, tid: u32) {
     leave_thread();
+    super::misc::forget_affinity(tid);
     let process = PROCESSES.lock().get(&pid).cloned();
     let Some(process) = process else {
         let _ = address_space::move_current_thread(None);
@@ -1046,7 +1048,8 @@ pub fn spawn_thread(
     let pid = process.pid;
     let program = process.path.rsplit('/').next().unwrap_or("program");
     let start = alloc::boxed::Box::new(start);
-    thread::spawn(program, move || user_thread_main(pid, tid, *start, fs_base, set_tid));
+    let cpus = super::misc::inherit_affinity(current_tid().unwrap_or(pid), tid);
+    thread::spawn_within(program, cpus, move || user_thread_main(pid, tid, *start, fs_base, set_tid));
     Ok(tid as u64)
 }
 
