@@ -354,26 +354,9 @@ const USER_FIGURES: &[UserFigure] = &[
     UserFigure { name: "mprotect_64m", goal: HALF, differs: None },
     UserFigure { name: "munmap_1page", goal: HALF, differs: None },
     UserFigure { name: "munmap_64m", goal: HALF, differs: None },
-    UserFigure {
-        name: "mremap_1page",
-        goal: HALF,
-        differs: Some("Linux moves the entry; Nacre passes the frame to the new page, which maps it on its next touch"),
-    },
-    UserFigure {
-        name: "mremap_64m",
-        goal: HALF,
-        differs: Some(
-            "Linux moves each entry; Nacre passes each frame to its new page (a record per page), which maps \
-             it on its next touch",
-        ),
-    },
-    UserFigure {
-        name: "mremap_64m_aligned",
-        goal: HALF,
-        differs: Some(
-            "Linux moves whole page tables (2 MiB aligned); Nacre passes each frame to its new page, page by page",
-        ),
-    },
+    UserFigure { name: "mremap_1page", goal: HALF, differs: None },
+    UserFigure { name: "mremap_64m", goal: HALF, differs: None },
+    UserFigure { name: "mremap_64m_aligned", goal: HALF, differs: None },
     UserFigure { name: "sigsegv_roundtrip", goal: HALF, differs: None },
     UserFigure { name: "mprotect_1page_sibling", goal: HALF, differs: None },
     UserFigure { name: "fork_64m", goal: HALF, differs: None },
