@@ -301,6 +301,20 @@ impl AnonymousFrames {
         self.set_slot(page, slot | ZERO);
     }
 
+    /// The pages in `[va, last]` that must stay read-only whatever their
+    /// region allows, in address order: those whose frame is shared
+    /// copy-on-write (not shared on purpose) and those that map the zero
+    /// page. One pass over the record; nothing is allocated when none is.
+    pub(crate) fn read_only_pages_in<M: Machine + ?Sized>(&self, machine: &M, va: u64, last: u64) -> Vec<u64> {
+        self.slots_of(va, last)
+            .filter(|&(_, slot)| {
+                slot & ZERO != 0
+                    || (slot & HAS_FRAME != 0 && slot & SHARED == 0 && machine.frame_is_shared(PhysAddr(slot & FRAME)))
+            })
+            .map(|(page, _)| page)
+            .collect()
+    }
+
     /// The pages in `[va, last]` that map the zero page, in address order.
     pub(crate) fn zero_pages_in(&self, va: u64, last: u64) -> impl Iterator<Item = u64> + '_ {
         self.slots_of(va, last).filter(|&(_, slot)| slot & ZERO != 0).map(|(page, _)| page)

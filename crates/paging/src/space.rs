@@ -776,14 +776,8 @@ impl<M: Machine> PagingAspace<M> {
     /// shared copy-on-write (after an edit that gave the range write access).
     fn write_protect_shared(&mut self, va: u64, len: u64) {
         let last = va.saturating_add(len - 1);
-        let mut shared: Vec<u64> = self
-            .anonymous
-            .iter_range(va, last)
-            .filter(|&(page, frame)| !self.anonymous.is_shared_page(page) && self.machine.frame_is_shared(frame))
-            .map(|(page, _)| page)
-            .collect();
-        // The zero page is never written either.
-        shared.extend(self.anonymous.zero_pages_in(va, last));
+        // Frames shared copy-on-write, and the zero page, are never written.
+        let shared = self.anonymous.read_only_pages_in(&self.machine, va, last);
         if shared.is_empty() {
             return;
         }
