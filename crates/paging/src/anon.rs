@@ -487,19 +487,22 @@ impl AnonymousFrames {
                 continue;
             }
             let Some(chunk) = self.chunks.get_mut(&key) else { continue };
-            let mut moving = [0u64; SLOTS];
             let before = chunk.frames;
-            for (index, moved) in moving.iter_mut().enumerate().take(end + 1).skip(first) {
-                *moved = chunk.slots[index];
-                if *moved != 0 {
-                    chunk.set(index, 0);
-                }
-            }
+            let moving: Vec<u64> = (first..=end)
+                .map(|index| {
+                    let moved = chunk.slots[index];
+                    if moved != 0 {
+                        chunk.set(index, 0);
+                    }
+                    moved
+                })
+                .collect();
             self.frames -= usize::from(before - chunk.frames);
-            if chunk.used == 0 {
+            self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), &moving, dropped);
+            // Dropped only now: a move within the chunk keeps it.
+            if self.chunks.get(&key).is_some_and(|chunk| chunk.used == 0) {
                 self.chunks.remove(&key);
             }
-            self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), &moving[first..=end], dropped);
         }
     }
 
