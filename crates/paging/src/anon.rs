@@ -297,8 +297,10 @@ impl AnonymousFrames {
 
     /// Records that the page at `page`, which has no frame, maps the zero page.
     pub(crate) fn mark_zero_page(&mut self, page: u64) {
-        let slot = self.slot(page);
-        self.set_slot(page, slot | ZERO);
+        // One look-up: a fault's path.
+        let (key, index) = locate(page);
+        let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+        chunk.set(index, chunk.slots[index] | ZERO);
     }
 
     /// The pages in `[va, last]` that must stay read-only whatever their

@@ -31,6 +31,10 @@ impl<T> Default for RangeRecords<T> {
 impl<T: RangeRecord> RangeRecords<T> {
     /// The record whose range holds `va`.
     pub(crate) fn find(&self, va: u64) -> Option<&T> {
+        if self.by_start.is_empty() {
+            // No record at all (most spaces, for most kinds): a fault's path.
+            return None;
+        }
         self.by_start.range(..=va).next_back().map(|(_, record)| record).filter(|r| va <= r.last())
     }
 
