@@ -14,7 +14,7 @@
 //!   the CPU it runs on moves to the lowest CPU of its mask at once
 //!   ([`crate::thread::migrate_current`]) and stays there. A new thread or a
 //!   forked child inherits its creator's mask, as on Linux, and starts on
-//!   the least loaded of its CPUs.
+//!   the least loaded of its CPUs (the masks: [`super::affinity`]).
 //!   `getcpu` names the CPU the call runs on.
 //! - Groups and sessions: a process the shell starts leads a group and a
 //!   session of its own; a forked child is in its parent's; `setpgid` and
@@ -32,6 +32,7 @@
 //! - Every number no table serves is counted ([`unsupported`]); the shell's
 //!   `syscalls` lists them with their names.
 
+use super::affinity;
 use super::copy;
 use super::creds::{cap, credentials, securebits, set_credentials, Credentials, CAP_FULL_SET};
 use super::errno::{Errno, SysResult};
@@ -39,8 +40,6 @@ use super::fdtable::NR_OPEN;
 use super::process::{self, Process, RLimit, RLIMIT_COUNT, RLIMIT_NOFILE};
 use super::signal;
 use crate::arch::tsc::nanos_since_boot;
-use crate::sync::IrqMutex;
-use alloc::collections::BTreeMap;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -246,30 +245,6 @@ fn setrlimit(process: &Process, resource: u64, limit: u64) -> SysResult {
 // ---------------------------------------------------------------------------
 // CPUs
 
-/// What `sched_setaffinity` recorded, by thread id (threads without an
-/// entry may run on every CPU).
-static AFFINITY: IrqMutex<BTreeMap<u32, u64>> = IrqMutex::new(BTreeMap::new());
-
-/// A thread or child process `to` that thread `from` makes starts with
-/// `from`'s mask, as Linux copies it (`dup_task_struct`): recorded for `to`
-/// when `from` has one. Returns the CPUs `to` may start on (every one,
-/// `u64::MAX`, without a mask).
-pub fn inherit_affinity(from: u32, to: u32) -> u64 {
-    let mut affinity = AFFINITY.lock();
-    match affinity.get(&from).copied() {
-        Some(mask) => {
-            affinity.insert(to, mask);
-            mask
-        }
-        None => u64::MAX,
-    }
-}
-
-/// Forgets the mask of thread `tid`, which ended.
-pub fn forget_affinity(tid: u32) {
-    AFFINITY.lock().remove(&tid);
-}
-
 /// The online CPUs, one bit each.
 fn online_cpus() -> u64 {
     crate::percpu::all_cpus().fold(0, |mask, cpu| mask | 1u64 << cpu.id)
@@ -297,7 +272,7 @@ fn sched_getaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysRes
         return Err(Errno::EINVAL);
     }
     let target = thread_named(process, pid)?;
-    let recorded = AFFINITY.lock().get(&target).copied().unwrap_or(u64::MAX);
+    let recorded = affinity::recorded(target).unwrap_or(u64::MAX);
     let count = len.min(CPUMASK_SIZE) as usize;
     copy::write(mask, &(recorded & online_cpus()).to_le_bytes()[..count])?;
     Ok(count as u64)
@@ -343,9 +318,7 @@ fn sched_setaffinity(process: &Process, pid: u64, len: u64, mask: u64) -> SysRes
                 ids
             })
             .collect();
-        let mut affinity = AFFINITY.lock();
-        affinity.retain(|tid, _| living.contains(tid));
-        affinity.insert(target, wanted);
+        affinity::record(target, wanted, &living);
     }
     let here = crate::percpu::current().id;
     if Some(target) == process::current_tid().or(Some(process.pid)) && wanted & (1 << here) == 0 {

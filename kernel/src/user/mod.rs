@@ -27,6 +27,7 @@
 //! and at the end of every interrupt from ring 3 it delivers the pending
 //! signals, so that a program that makes no system call is reached too.
 
+pub mod affinity;
 pub mod copy;
 pub mod creds;
 pub mod devices;

@@ -915,7 +915,7 @@ pub fn fork(
     }
     let fs_base = if flags & CLONE_SETTLS != 0 { tls } else { thread::user_fs_base() };
     let set_tid = (flags & CLONE_CHILD_SETTID != 0).then_some(child_tid);
-    let cpus = super::misc::inherit_affinity(current_tid().unwrap_or(process.pid), pid);
+    let cpus = super::affinity::inherit(current_tid().unwrap_or(process.pid), pid);
     thread::spawn_within(program, cpus, move || child_main(pid, start, fs_base, set_tid));
     Ok(pid as u64)
 }
@@ -956,7 +956,7 @@ fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid:
 /// end ends the process.
 fn thread_finished(pid: u32, tid: u32) {
     leave_thread();
-    super::misc::forget_affinity(tid);
+    super::affinity::forget(tid);
     let process = PROCESSES.lock().get(&pid).cloned();
     let Some(process) = process else {
         let _ = address_space::move_current_thread(None);
@@ -1048,7 +1048,7 @@ pub fn spawn_thread(
     let pid = process.pid;
     let program = process.path.rsplit('/').next().unwrap_or("program");
     let start = alloc::boxed::Box::new(start);
-    let cpus = super::misc::inherit_affinity(current_tid().unwrap_or(pid), tid);
+    let cpus = super::affinity::inherit(current_tid().unwrap_or(pid), tid);
     thread::spawn_within(program, cpus, move || user_thread_main(pid, tid, *start, fs_base, set_tid));
     Ok(tid as u64)
 }
