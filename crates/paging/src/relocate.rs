@@ -175,15 +175,19 @@ impl<M: Machine + ?Sized> Mover<'_, M> {
         Ok(Some(table))
     }
 
+    /// The source range cut at page-table boundaries: each piece as
+    /// (start, end), in address order.
+    fn blocks(&self) -> impl Iterator<Item = (u64, u64)> {
+        let end = self.from + self.len;
+        let next = move |start: u64| ((start / PT_SPAN) + 1).saturating_mul(PT_SPAN).min(end);
+        core::iter::successors(Some(self.from), move |&start| Some(next(start)).filter(|&at| at < end))
+            .map(move |start| (start, next(start)))
+    }
+
     /// The plan pass: checks the move and returns how many tables it needs.
     fn plan(&self) -> Result<usize, MoveRefused> {
         let (mut needed, mut planned) = (0, [u64::MAX; 6]);
-        let end = self.from + self.len;
-        let mut start = self.from;
-        while start < end {
-            let next = ((start / PT_SPAN) + 1).saturating_mul(PT_SPAN).min(end);
-            let block = start;
-            start = next;
+        for (block, next) in self.blocks() {
             let Some((_, _, source)) = self.page_table(block)? else { continue };
             let target = self.target(block);
             if self.whole_block(block, next) {
@@ -266,12 +270,7 @@ impl<M: Machine + ?Sized> Mover<'_, M> {
     /// The apply pass: moves, taking tables from `reserve`.
     fn apply(&self, reserve: &mut Vec<PhysAddr>, counters: &mut EditCounters, batch: &mut FlushBatch) {
         let bits = self.features.virt_width().bits();
-        let end = self.from + self.len;
-        let mut start = self.from;
-        while start < end {
-            let next = ((start / PT_SPAN) + 1).saturating_mul(PT_SPAN).min(end);
-            let block = start;
-            start = next;
+        for (block, next) in self.blocks() {
             let Ok(Some((path, depth, source))) = self.page_table(block) else { continue };
             let (directory, directory_index, pointer) = path[depth - 1];
             let user = pointer.is_user();
