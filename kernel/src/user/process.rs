@@ -952,8 +952,8 @@ fn user_thread_main(pid: u32, tid: u32, frame: TrapFrame, fs_base: u64, set_tid:
 
 /// The end of thread `tid` of process `pid`, on its kernel thread, back
 /// from user mode: its `set_tid_address` word is zeroed and woken (what
-/// `pthread_join` waits for), it leaves the space, and the last thread to
-/// end ends the process.
+/// `pthread_join` waits for), and the last thread to end leaves the space
+/// and ends the process.
 fn thread_finished(pid: u32, tid: u32) {
     leave_thread();
     super::affinity::forget(tid);
@@ -974,10 +974,14 @@ fn thread_finished(pid: u32, tid: u32) {
     if clear_tid != 0 && !last && copy::write_value(clear_tid, &0u32).is_ok() {
         super::futex::wake_one(process.space.id(), clear_tid);
     }
-    let _ = address_space::move_current_thread(None);
     if last {
+        // The space is destroyed next: leave it first.
+        let _ = address_space::move_current_thread(None);
         end(&process);
     }
+    // Another thread goes on in the space: this one leaves it as it exits
+    // (the scheduler's exit ends its membership), so the switch to the next
+    // thread, often its joiner in the same space, loads no other root.
 }
 
 /// `clone` with `CLONE_VM | CLONE_THREAD` (what `pthread_create` passes): a
