@@ -236,7 +236,10 @@ fn edit_in_one_page_table<M: Machine + ?Sized>(
         let table = step.next_table().expect("a present directory entry that is no leaf points at a table");
         let base = edit.start & !(pt_span - 1);
         let present_change = edit_page_table(machine, features, edit, table, base, counters, batch);
-        record_present_change(machine, &path[..depth], present_change, counters, batch);
+        // A protect changes no count: no call (DESIGN.md, "Inlining").
+        if present_change != 0 {
+            record_present_change(machine, &path[..depth], present_change, counters, batch);
+        }
         ControlFlow::Break(true)
     })
 }

@@ -576,6 +576,9 @@ impl Space {
     /// Refuses an edit of a live address space that would unmap, move or
     /// take access away from what the kernel is running on (NK would let it
     /// through and the CPU would triple-fault on its next instruction).
+    // Inlined: on the path of every memory system call (DESIGN.md,
+    // "Inlining"); the look at the kernel's ranges is out of line.
+    #[inline(always)]
     pub fn check_live_edit(
         &self,
         object: &dyn AddressSpace,
@@ -587,6 +590,17 @@ impl Space {
         if target.va.as_u64().saturating_add(target.len.saturating_sub(1)) < 1 << 63 {
             return Ok(());
         }
+        self.check_upper_half_edit(object, target, edit)
+    }
+
+    /// [`Space::check_live_edit`] of an edit that reaches the upper half.
+    #[inline(never)]
+    fn check_upper_half_edit(
+        &self,
+        object: &dyn AddressSpace,
+        target: &Region,
+        edit: LiveEdit,
+    ) -> Result<(), AspaceError> {
         let pinned = object
             .regions()
             .overlapping(target.va.as_u64(), 1)

@@ -193,6 +193,8 @@ fn end_of(region: &Region) -> u64 {
 }
 
 /// The user region holding `va`.
+// Inlined: on the path of every memory system call (DESIGN.md, "Inlining").
+#[inline(always)]
 fn user_region_at(object: &SpaceObject, va: u64) -> Option<Region> {
     object.regions().find(va).filter(|region| is_user(region)).copied()
 }
@@ -206,6 +208,8 @@ fn user_regions_in(object: &SpaceObject, start: u64, end: u64) -> Vec<Region> {
 }
 
 /// The first user region ending above `va` (Linux's `find_vma`).
+// Inlined: on the path of every memory system call (DESIGN.md, "Inlining").
+#[inline(always)]
 fn user_region_from(object: &SpaceObject, va: u64) -> Option<Region> {
     let top = layout::user_top();
     if va >= top {
@@ -419,6 +423,8 @@ fn remove_part(space: &Space, object: &mut SpaceObject, part: Region) -> Result<
 }
 
 /// Gives `part` (inside one user region) the protections `prot`.
+// Inlined: on the path of every `mprotect` (DESIGN.md, "Inlining").
+#[inline(always)]
 fn protect_part(space: &Space, object: &mut SpaceObject, part: Region, prot: Protection) -> Result<(), Errno> {
     space.check_live_edit(&**object, &part, LiveEdit::Protect(prot)).map_err(|_| Errno::ENOMEM)?;
     object.protect_region(part, prot).map_err(|_| Errno::ENOMEM)
@@ -799,12 +805,16 @@ pub fn munmap(process: &Process, addr: u64, len: u64) -> SysResult {
 }
 
 /// `mprotect(addr, len, prot)`.
+// Inlined: on the path of every `mprotect` (DESIGN.md, "Inlining").
+#[inline(always)]
 pub fn mprotect(process: &Process, addr: u64, len: u64, prot: u64) -> SysResult {
     protect(process, addr, len, prot, -1)
 }
 
 /// `mprotect` and `pkey_mprotect` (Linux's `do_mprotect_pkey`): the change
 /// is made mapping by mapping, up to the first hole (`ENOMEM`) or refusal.
+// Inlined: on the path of every `mprotect` (DESIGN.md, "Inlining").
+#[inline(always)]
 fn protect(process: &Process, addr: u64, len: u64, prot: u64, pkey: i32) -> SysResult {
     let grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
     let prot = prot & !(PROT_GROWSDOWN | PROT_GROWSUP);

@@ -302,6 +302,7 @@ pub enum Outcome {
 
 /// True when `frame` holds a system call that returned `ERESTARTSYS`: the
 /// caller of the table decides (see [`deliver_after_interrupted_call`]).
+#[inline(always)]
 fn interrupted_call(frame: &TrapFrame) -> bool {
     frame.vector == SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_return()
 }
@@ -310,6 +311,9 @@ fn interrupted_call(frame: &TrapFrame) -> bool {
 /// changing `frame` (the program's state on return to ring 3). A system
 /// call that returned `ERESTARTSYS` is left to
 /// [`deliver_after_interrupted_call`].
+// Inlined: on the path of every system call (DESIGN.md, "Inlining");
+// the rest is `deliver_hinted`, out of line.
+#[inline(always)]
 pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     if interrupted_call(frame) {
         return Outcome::Resume;
@@ -318,6 +322,13 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
     if !process.signal_hint.load(Ordering::Acquire) {
         return Outcome::Resume;
     }
+    deliver_hinted(process, frame)
+}
+
+/// [`deliver_pending`] once the process's hint says a signal or a stop may
+/// be waiting.
+#[inline(never)]
+fn deliver_hinted(process: &Process, frame: &mut TrapFrame) -> Outcome {
     {
         let state = process.state.lock();
         if state.pending == 0 && !state.job.stopped {

@@ -78,7 +78,12 @@ const UNUSED: Region = Region::new(PADDING, 0, 0, Protection::empty());
 #[inline(always)]
 fn last_at_or_below<const N: usize, const PER_LINE: usize>(key_at: impl Fn(usize) -> u64, key: u64) -> usize {
     let lines = N.div_ceil(PER_LINE);
-    let line = (1..lines).map(|line| usize::from(key_at(line * PER_LINE) <= key)).sum::<usize>();
+    // A plain loop: the `map(..).sum()` it replaces was left as a call
+    // (a `fold`) in the kernel's one-page edits (DESIGN.md, "Inlining").
+    let mut line = 0;
+    for next in 1..lines {
+        line += usize::from(key_at(next * PER_LINE) <= key);
+    }
     let base = line * PER_LINE;
     search_within(key_at, base, PER_LINE.min(N - base), key)
 }
@@ -252,6 +257,8 @@ impl<const LEAF: usize> Leaf<LEAF> {
     }
 
     /// How many keys are `<= key`.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn count_at_or_below(&self, key: u64) -> usize {
         if key == PADDING {
             // Padding compares <= u64::MAX too. Any other key stops at the
@@ -265,8 +272,13 @@ impl<const LEAF: usize> Leaf<LEAF> {
     }
 
     /// How many keys are `< key`: the position where `key` is or would go.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn count_below(&self, key: u64) -> usize {
-        key.checked_sub(1).map_or(0, |below| self.count_at_or_below(below))
+        match key.checked_sub(1) {
+            Some(below) => self.count_at_or_below(below),
+            None => 0,
+        }
     }
 
     /// The position of `key`, if this leaf holds it.
@@ -441,6 +453,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
 
     /// The region starting exactly at `key`, to change in place. Changing
     /// its `va` would break the tree: callers keep it.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut Region> {
         if self.len == 0 {
             return None;
