@@ -974,14 +974,14 @@ fn thread_finished(pid: u32, tid: u32) {
     if clear_tid != 0 && !last && copy::write_value(clear_tid, &0u32).is_ok() {
         super::futex::wake_one(process.space.id(), clear_tid);
     }
+    // Only the last thread leaves the space here, since it is destroyed
+    // next. Any other exits inside it (the scheduler's exit ends its
+    // membership), so the switch to the next thread, often its joiner in
+    // the same space, loads no other root.
     if last {
-        // The space is destroyed next: leave it first.
         let _ = address_space::move_current_thread(None);
         end(&process);
     }
-    // Another thread goes on in the space: this one leaves it as it exits
-    // (the scheduler's exit ends its membership), so the switch to the next
-    // thread, often its joiner in the same space, loads no other root.
 }
 
 /// `clone` with `CLONE_VM | CLONE_THREAD` (what `pthread_create` passes): a

@@ -302,6 +302,7 @@ pub enum Outcome {
 
 /// True when `frame` holds a system call that returned `ERESTARTSYS`: the
 /// caller of the table decides (see [`deliver_after_interrupted_call`]).
+// Inlined: on the path of every system call (DESIGN.md, "Inlining").
 #[inline(always)]
 fn interrupted_call(frame: &TrapFrame) -> bool {
     frame.vector == SYSCALL_VECTOR && frame.rax == Errno::ERESTARTSYS.to_return()
