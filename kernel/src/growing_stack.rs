@@ -265,8 +265,7 @@ pub fn recover(frame: &mut TrapFrame, fault: &Fault, reason: &UnhandledFault) ->
         // Interrupts were off: the thread may hold a lock. Not safe to abandon.
         return false;
     }
-    let cpu = crate::percpu::current();
-    let Some(thread) = crate::thread::on(cpu).current.try_lock().and_then(|current| current.clone()) else {
+    let Some(thread) = crate::thread::try_current().flatten() else {
         return false;
     };
     let Some(mut running) = RUNNING.try_lock() else { return false };

@@ -225,12 +225,9 @@ pub fn supervisor_touched_user_page(fault: &Fault) -> bool {
 /// were held.
 pub fn describe_guard_fault(addr: u64, out: &mut dyn Write) {
     let Some(guard) = guard::try_guard_page_containing(addr) else { return };
-    let cpu = crate::percpu::current();
-    let running = crate::thread::on(cpu).current.try_lock().and_then(|current| {
-        current
-            .as_ref()
-            .map(|thread| (thread.id(), alloc::string::String::from(thread.name()), thread.canary_address()))
-    });
+    let running = crate::thread::try_current()
+        .flatten()
+        .map(|thread| (thread.id(), alloc::string::String::from(thread.name()), thread.canary_address()));
     let _ = match running {
         Some((id, name, stack_bottom)) if stack_bottom == guard + GUARD_SIZE as u64 => writeln!(
             out,

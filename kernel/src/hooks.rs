@@ -27,10 +27,10 @@ impl FaultHandler for AddressSpaceLayer {
 
     fn write_thread(&self, out: &mut dyn Write) -> fmt::Result {
         // Only tried: the trap may have hit while this CPU held the lock.
-        let Some(current) = thread::on(crate::percpu::current()).current.try_lock() else {
+        let Some(current) = thread::try_current() else {
             return writeln!(out, "    thread: (busy; not inspected)");
         };
-        match current.as_ref() {
+        match current {
             Some(thread) => writeln!(out, "    thread: {} '{}'", thread.id(), thread.name()),
             None => writeln!(out, "    thread: none (before threads started)"),
         }

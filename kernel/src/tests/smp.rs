@@ -20,7 +20,7 @@ fn every_cpu_the_madt_lists_is_running() -> Result<(), String> {
     check!(usable >= 1, "the MADT lists no usable processor");
     check_eq!(percpu::all_cpus().count(), usable);
     for cpu in percpu::all_cpus() {
-        check!(crate::thread::on(cpu).idle.lock().is_some(), "cpu {} has no idle thread", cpu.id);
+        check!(crate::thread::on(cpu).has_idle_thread(), "cpu {} has no idle thread", cpu.id);
         check!(
             processors.iter().any(|p| p.apic_id == cpu.apic_id.load(Ordering::Relaxed)),
             "cpu {} has an APIC id the MADT does not list",
@@ -60,23 +60,19 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
     RELEASE.store(false, Ordering::SeqCst);
     STARTED.store(0, Ordering::SeqCst);
     let others = percpu::all_cpus().count() - 1;
-    // Wait (bounded) until the other CPUs are idle: threads of earlier tests
-    // may still be exiting there, which would make them look loaded.
+    // Wait (up to 5 s) until the other CPUs are idle: threads of earlier
+    // tests may still be exiting there, which would make them look loaded.
     let here = percpu::current().id;
     let idle = |cpu: &percpu::PerCpu| {
         cpu.id == here
-            || (crate::thread::on(cpu).run_queue.lock().is_empty()
-                && crate::thread::on(cpu)
-                    .current
-                    .lock()
-                    .as_ref()
-                    .is_none_or(|thread| thread.name().starts_with("idle")))
+            || (crate::thread::on(cpu).queued() == 0
+                && crate::thread::on(cpu).current_thread().is_none_or(|thread| thread.name().starts_with("idle")))
     };
-    for _ in 0..10_000 {
+    for _ in 0..5_000 {
         if crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)) {
             break;
         }
-        thread::yield_now();
+        thread::sleep_ms(1);
     }
     let handles: Vec<_> = (0..others)
         .map(|_| {

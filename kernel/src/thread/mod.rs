@@ -225,6 +225,18 @@ fn set_fs_base_register(value: u64) {
     unsafe { crate::arch::cpu::write_msr(crate::arch::syscall::MSR_FS_BASE, value) };
 }
 
+/// The thread running on this CPU (`Some(None)` before threads are set
+/// up), or `None` when this CPU holds the lock that records it: what a fault
+/// report names. The CPU is read with interrupts masked, so the answer is
+/// the caller's own thread even where interrupts are on and the caller
+/// could move to another CPU.
+pub fn try_current() -> Option<Option<Arc<Thread>>> {
+    if !crate::percpu::initialized() {
+        return Some(None);
+    }
+    without_interrupts(|| on(crate::percpu::current()).try_current_thread())
+}
+
 /// The running thread's address-space slot (None = the default address space).
 pub fn current_address_space() -> Option<AddressSpaceId> {
     if !crate::percpu::initialized() {
@@ -324,7 +336,7 @@ pub fn format_cpus(out: &mut dyn Write) -> fmt::Result {
             Some(thread) => alloc::format!("{} {}", thread.id, thread.name),
             None => String::from("-"),
         };
-        let queued = without_interrupts(|| on(cpu).run_queue.lock().len());
+        let queued = on(cpu).queued();
         write!(
             out,
             "{:>3}  {:>4}  {:<7}  {:<22}  {:>5}  {:>8}  {:>8}  ",

@@ -270,28 +270,34 @@ impl Thread {
 /// thread, its run queue and sleepers.
 /// Indexed by CPU id ([`on`]); the per-CPU structure itself knows nothing of
 /// threads.
+///
+/// The timer and reschedule interrupts take these locks, so a holder with
+/// interrupts on could be interrupted by a handler that spins on the same
+/// lock for ever. The fields are therefore the scheduler's alone, which
+/// takes them with interrupts off; other modules go through the methods,
+/// which mask interrupts while they hold a lock.
 pub struct CpuThreads {
     /// The thread running on this CPU.
-    pub current: Mutex<Option<Arc<Thread>>>,
+    pub(super) current: Mutex<Option<Arc<Thread>>>,
     /// The thread this CPU runs when nothing else is ready.
-    pub idle: Mutex<Option<Arc<Thread>>>,
+    pub(super) idle: Mutex<Option<Arc<Thread>>>,
     /// The thread this CPU has just switched away from, handed over to the
     /// thread switched to (which re-queues or releases it once its registers
     /// are saved).
-    pub previous: Mutex<Option<Arc<Thread>>>,
+    pub(super) previous: Mutex<Option<Arc<Thread>>>,
     /// Threads ready to run here, in round-robin order.
-    pub run_queue: Mutex<VecDeque<Arc<Thread>>>,
+    pub(super) run_queue: Mutex<VecDeque<Arc<Thread>>>,
     /// Threads of this CPU sleeping until a time-stamp-counter deadline.
-    pub sleepers: Mutex<Vec<Arc<Thread>>>,
+    pub(super) sleepers: Mutex<Vec<Arc<Thread>>>,
     /// Threads placed on this CPU that have not exited (idle threads not
     /// counted): the load the scheduler spreads new threads by. Threads never
     /// move, so unlike the run queue it is exact at every instant, even while
     /// a thread is between the queue and the CPU.
-    pub threads_placed: AtomicUsize,
+    pub(super) threads_placed: AtomicUsize,
     /// What the idle thread is doing: [`IDLE_BUSY`], [`IDLE_POLLING`] (it
     /// watches this word before it halts) or [`IDLE_WOKEN`] (a thread was
     /// queued while it watched: no interrupt is needed to wake it).
-    pub idle_poll: AtomicU8,
+    pub(super) idle_poll: AtomicU8,
 }
 
 /// [`CpuThreads::idle_poll`]: not polling (running a thread, or halted).
@@ -317,6 +323,22 @@ impl CpuThreads {
     /// The thread running on this CPU, if threads are set up.
     pub fn current_thread(&self) -> Option<Arc<Thread>> {
         without_interrupts(|| self.current.lock().clone())
+    }
+
+    /// [`Self::current_thread`] if its lock is free, `None` if it is held:
+    /// for a fault report, which may come while this CPU holds it.
+    pub fn try_current_thread(&self) -> Option<Option<Arc<Thread>>> {
+        without_interrupts(|| self.current.try_lock().map(|current| current.clone()))
+    }
+
+    /// Whether this CPU has its idle thread (it has joined the scheduler).
+    pub fn has_idle_thread(&self) -> bool {
+        without_interrupts(|| self.idle.lock().is_some())
+    }
+
+    /// How many threads wait in this CPU's run queue.
+    pub fn queued(&self) -> usize {
+        without_interrupts(|| self.run_queue.lock().len())
     }
 }
 
