@@ -18,7 +18,7 @@ use alloc::string::String;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use aspace::{AspaceError, Fault, PageFaultCode, Protection, Region, UnhandledFault};
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, Ordering};
 use paging::{MappingRun, PagingAspace};
 
 const GIB: u64 = 1 << 30;
@@ -256,8 +256,12 @@ fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), S
     // Enough threads alive at once that at least one needs a new block.
     let spares = stack::spare_count();
     let space = scratch.space.clone();
+    // Each thread stays until all are made (however slowly the host runs
+    // this CPU), so no stack is freed and reused meanwhile.
+    static ALL_MADE: AtomicBool = AtomicBool::new(false);
+    ALL_MADE.store(false, Ordering::SeqCst);
     let results: Vec<_> = (0..spares + 2)
-        .map(|index| {
+        .map(|_| {
             let space = space.clone();
             thread::spawn("guarded", move || {
                 let stack_bottom = thread::current().canary_address();
@@ -268,8 +272,9 @@ fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), S
                 let own = probe_read(stack_bottom, Width::U64).is_ok();
                 let guard_faults = probe_read(guard, Width::U64).is_err();
                 let _ = address_space::move_current_thread(None);
-                // Alive until the others were made: spin a little.
-                thread::sleep_ms(20 + index as u64);
+                while !ALL_MADE.load(Ordering::SeqCst) {
+                    thread::sleep_ms(5);
+                }
                 if own && guard_faults {
                     0
                 } else {
@@ -278,6 +283,7 @@ fn guard_pages_of_later_stacks_are_unmapped_in_hardened_spaces() -> Result<(), S
             })
         })
         .collect();
+    ALL_MADE.store(true, Ordering::SeqCst);
     for (index, handle) in results.into_iter().enumerate() {
         check_eq!((index, handle.join()), (index, 0));
     }

@@ -104,9 +104,15 @@ fn join_returns_the_exit_value() -> Result<(), String> {
     check_eq!(thread::spawn("answer", || 42).join(), 42);
     check_eq!(thread::spawn_fn("fn-and-arg", times_two_plus_two, 20).join(), 42);
     check_eq!(thread::spawn("explicit-exit", || exit_from_a_nested_call()).join(), 7);
-    // Joining a thread that has already exited returns at once.
+    // Joining a thread that has already exited returns at once. (When it
+    // exits is up to the host's scheduling of its CPU: waited for, up to 5 s.)
     let early = thread::spawn("early", || 99);
-    thread::sleep_ms(20);
+    for _ in 0..500 {
+        if early.thread().state() == ThreadState::Exited {
+            break;
+        }
+        thread::sleep_ms(10);
+    }
     check_eq!(early.thread().state(), ThreadState::Exited);
     check_eq!(early.join(), 99);
     Ok(())
@@ -122,13 +128,25 @@ fn sleep_sleeps_at_least_the_time_asked() -> Result<(), String> {
         check!(slept_ms >= ms, "sleep_ms({ms}) returned after {slept_ms} ms");
         check!(slept_ms < ms + 1000, "sleep_ms({ms}) took {slept_ms} ms");
     }
-    // A sleeping thread is listed as sleeping, then finishes.
+    // A sleeping thread is seen sleeping (looked for up to 5 s: when it
+    // first runs is up to the host), then finishes.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    STOP.store(false, Ordering::SeqCst);
     let sleeper = thread::spawn("sleeper", || {
-        thread::sleep_ms(50);
+        while !STOP.load(Ordering::SeqCst) {
+            thread::sleep_ms(20);
+        }
         1
     });
-    thread::sleep_ms(10);
-    check_eq!(sleeper.thread().state(), ThreadState::Sleeping);
+    let seen_asleep = (0..500).any(|_| {
+        let asleep = sleeper.thread().state() == ThreadState::Sleeping;
+        if !asleep {
+            thread::sleep_ms(10);
+        }
+        asleep
+    });
+    STOP.store(true, Ordering::SeqCst);
+    check!(seen_asleep, "the sleeper was never seen sleeping in 5 s");
     check_eq!(sleeper.join(), 1);
     Ok(())
 }
@@ -353,9 +371,10 @@ kernel_test!(created_thread_inherits_address_space);
 /// overflow in thread T", which a test run cannot survive; this checks the
 /// detection on a thread that has not run yet.)
 fn stack_canary_detects_an_overflow() -> Result<(), String> {
-    // On this CPU, where interrupts are off below: it cannot run meanwhile.
-    let victim = thread::spawn_pinned("victim", crate::percpu::current().id, || 5);
-    let outcome = without_interrupts(|| {
+    // Made, pinned to this CPU, with interrupts off until the check is
+    // done: it cannot run meanwhile.
+    let (victim, outcome) = without_interrupts(|| {
+        let victim = thread::spawn_pinned("victim", crate::percpu::current().id, || 5);
         let thread = victim.thread();
         let intact_before = thread.check_stack();
         // The guard page's highest word: the first an overflowing stack writes.
@@ -369,7 +388,8 @@ fn stack_canary_detects_an_overflow() -> Result<(), String> {
         let overwritten = thread.check_stack();
         // SAFETY: as above.
         unsafe { word.write_volatile(saved) };
-        (intact_before, overwritten, thread.check_stack(), thread.id())
+        let outcome = (intact_before, overwritten, thread.check_stack(), thread.id());
+        (victim, outcome)
     });
     let (intact_before, overwritten, intact_after, id) = outcome;
     check_eq!(intact_before, Ok(()));
@@ -385,24 +405,42 @@ fn stack_canary_detects_an_overflow() -> Result<(), String> {
 kernel_test!(stack_canary_detects_an_overflow);
 
 fn listings_show_threads_and_cpus() -> Result<(), String> {
+    // The sleeper naps in short turns until told to stop. How soon it first
+    // runs is up to the host (a busy host may not run its CPU for a while),
+    // so the listings are read until they catch it asleep, for up to 5 s.
+    static STOP: AtomicBool = AtomicBool::new(false);
+    STOP.store(false, Ordering::SeqCst);
     let sleeper = thread::spawn("listed-sleeper", || {
-        thread::sleep_ms(100);
+        while !STOP.load(Ordering::SeqCst) {
+            thread::sleep_ms(20);
+        }
         0
     });
-    thread::sleep_ms(10);
-    let snapshot = thread::threads_snapshot();
-    let entry = snapshot.iter().find(|info| info.name == "listed-sleeper");
-    check!(entry.is_some(), "the sleeper is not in the snapshot");
-    let entry = entry.unwrap();
-    check_eq!(entry.state, ThreadState::Sleeping);
-    check_eq!(entry.address_space, None);
-    check!(snapshot.iter().any(|info| info.name == "main" && info.state == ThreadState::Running));
-    check!(snapshot.iter().any(|info| info.name == "idle0"));
-
-    let mut threads = String::new();
-    let _ = thread::format_threads(&mut threads);
-    let line = threads.lines().find(|line| line.contains("listed-sleeper")).unwrap_or("");
-    check!(line.contains("sleeping") && line.ends_with("default"), "line {line:?}");
+    let caught = (0..500).find_map(|_| {
+        let snapshot = thread::threads_snapshot();
+        let mut threads = String::new();
+        let _ = thread::format_threads(&mut threads);
+        let asleep = |snapshot: &[thread::ThreadInfo]| {
+            snapshot.iter().any(|info| info.name == "listed-sleeper" && info.state == ThreadState::Sleeping)
+        };
+        let line = threads.lines().find(|line| line.contains("listed-sleeper")).map(String::from);
+        if asleep(&snapshot) && line.as_deref().is_some_and(|line| line.contains("sleeping")) {
+            return Some((snapshot, line.unwrap_or_default()));
+        }
+        thread::sleep_ms(10);
+        None
+    });
+    let outcome = (|| {
+        let (snapshot, line) = caught.ok_or("the listings never showed the sleeper asleep in 5 s")?;
+        let entry = snapshot.iter().find(|info| info.name == "listed-sleeper").ok_or("the sleeper is not listed")?;
+        check_eq!(entry.address_space, None);
+        check!(snapshot.iter().any(|info| info.name == "main" && info.state == ThreadState::Running));
+        check!(snapshot.iter().any(|info| info.name == "idle0"));
+        check!(line.ends_with("default"), "line {line:?}");
+        Ok::<(), String>(())
+    })();
+    STOP.store(true, Ordering::SeqCst);
+    outcome?;
 
     let mut cpus = String::new();
     let _ = thread::format_cpus(&mut cpus);
