@@ -513,6 +513,13 @@ fn parse_summary(line: &str) -> Option<(u32, u32)> {
     Some((passed, failed))
 }
 
+/// The name of the last in-kernel test that started (its line is
+/// `test NAME ... RESULT`, the result possibly on a later line): where a run
+/// that never printed its summary stopped.
+fn last_test_started(lines: &[String]) -> Option<&str> {
+    lines.iter().rev().find_map(|line| line.strip_prefix("test ")?.split(" ... ").next())
+}
+
 /// Boots once per check and compares: how many passed; the failures are
 /// added to `failures`.
 fn run_checks(options: &Options, elf: &Path, checks: &[Check], failures: &mut Vec<String>) -> Result<u32, String> {
@@ -629,11 +636,15 @@ fn test(options: &Options) -> Result<(), String> {
         match summary {
             Some((passed, 0)) if passed > 0 && outcome.kernel_succeeded() => {}
             Some(_) | None => failures.push(format!(
-                "in-kernel tests ({} CPUs, la57 {}): summary {summary:?}, QEMU status {:?}{}",
+                "in-kernel tests ({} CPUs, la57 {}): summary {summary:?}, QEMU status {:?}{}{}",
                 machine.smp,
                 machine.la57,
                 outcome.status,
-                if outcome.timed_out { " (timed out)" } else { "" }
+                if outcome.timed_out { " (timed out)" } else { "" },
+                match (summary, last_test_started(&outcome.lines)) {
+                    (None, Some(name)) => format!("; the last test to start: {name}"),
+                    _ => String::new(),
+                }
             )),
         }
     }
@@ -724,6 +735,18 @@ mod tests {
         assert_eq!(parse_summary("  3 passed, 2 failed "), Some((3, 2)));
         assert_eq!(parse_summary("test foo ... ok"), None);
         assert_eq!(parse_summary("x passed, 0 failed"), None);
+    }
+
+    #[test]
+    fn the_last_test_to_start_is_found_past_log_lines() {
+        let lines: Vec<String> =
+            ["test a::one ... ok", "test a::two ... [ 1.0] INFO log line", "ok", "test a::three ... "]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        assert_eq!(last_test_started(&lines), Some("a::three"));
+        assert_eq!(last_test_started(&lines[..3]), Some("a::two"));
+        assert_eq!(last_test_started(&[]), None);
     }
 
     #[test]
