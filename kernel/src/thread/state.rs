@@ -332,6 +332,7 @@ impl CpuThreads {
     }
 
     /// Whether this CPU has its idle thread (it has joined the scheduler).
+    #[cfg(feature = "ktest")]
     pub fn has_idle_thread(&self) -> bool {
         without_interrupts(|| self.idle.lock().is_some())
     }
