@@ -10,7 +10,8 @@
  * not: a private copy goes too), and the pages come back, reading the file
  * again, when it grows; pages are taken on first touch (a 1 GiB shared
  * mapping, anonymous or of a file, costs what is touched), also in a
- * forked child, and mincore reports the file's pages as resident; /proc/self/maps names each mapping's file (/dev/shm/...,
+ * forked child, and mincore reports the file's pages as resident;
+ * MAP_POPULATE maps every page at once, shared or private; /proc/self/maps names each mapping's file (/dev/shm/...,
  * "(deleted)" once unlinked, /memfd:NAME (deleted), /dev/zero (deleted)
  * for shared anonymous memory) and shows its offset; PROT_WRITE on a shared mapping needs a descriptor open
  * for writing (EACCES), a private one does not; MADV_DONTNEED on a shared
@@ -246,6 +247,46 @@ static void lazy(void) {
     close(fd);
 }
 
+/* MAP_POPULATE of a file's pages: every page is mapped at once (the
+ * resident set grows by all of them) and holds the file's bytes; a shared
+ * writable mapping's writes reach the file, a private one's do not. */
+static void populated(void) {
+    const long pages = 256;
+    int fd = memfd_create("populated", 0);
+    CHECK(fd >= 0 && ftruncate(fd, pages * PAGE) == 0, "a memfd of 1 MiB");
+    CHECK(pwrite(fd, "third", 6, 3 * PAGE) == 6 && pwrite(fd, "last", 5, (pages - 1) * PAGE) == 5, "two pages written");
+    long before = rss_kb();
+    char *s = mmap(NULL, pages * PAGE, RW, MAP_SHARED | MAP_POPULATE, fd, 0);
+    long after = rss_kb();
+    CHECK(s != MAP_FAILED, "MAP_SHARED | MAP_POPULATE");
+    CHECK(before > 0 && after - before >= pages * PAGE / 1024, "every page mapped at once: %ld kB -> %ld kB", before,
+          after);
+    unsigned char vec[256];
+    memset(vec, 9, sizeof vec);
+    int resident = 0;
+    CHECK(mincore(s, pages * PAGE, vec) == 0, "mincore");
+    for (long i = 0; i < pages; i++)
+        resident += vec[i] & 1;
+    CHECK(resident == pages, "%d of %ld pages resident", resident, pages);
+    CHECK(!strcmp(s + 3 * PAGE, "third") && !strcmp(s + (pages - 1) * PAGE, "last") && s[5 * PAGE] == 0,
+          "the file's bytes");
+    strcpy(s + 5 * PAGE, "through s");
+    char buf[16] = {0};
+    CHECK(pread(fd, buf, 10, 5 * PAGE) == 10 && !strcmp(buf, "through s"), "pread sees the shared mapping's write");
+    char *r = mmap(NULL, pages * PAGE, RW, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    CHECK(r != MAP_FAILED && !strcmp(r + 5 * PAGE, "through s") && !strcmp(r + 3 * PAGE, "third"),
+          "MAP_PRIVATE | MAP_POPULATE reads the file");
+    strcpy(r + 3 * PAGE, "mine");
+    CHECK(pread(fd, buf, 6, 3 * PAGE) == 6 && !strcmp(buf, "third") && !strcmp(s + 3 * PAGE, "third"),
+          "its write stays its own");
+    char *ro = mmap(NULL, pages * PAGE, PROT_READ, MAP_SHARED | MAP_POPULATE, fd, 0);
+    CHECK(ro != MAP_FAILED && !strcmp(ro + 5 * PAGE, "through s"), "a read-only shared one");
+    munmap(s, pages * PAGE);
+    munmap(r, pages * PAGE);
+    munmap(ro, pages * PAGE);
+    close(fd);
+}
+
 /* The name field of the /proc/self/maps line that starts at p, and its
  * offset; "" if there is none. */
 static const char *map_name(void *p, unsigned long *offset) {
@@ -316,6 +357,7 @@ int main(void) {
     past_the_end();
     truncated();
     lazy();
+    populated();
     dontneed_private();
     names();
     return finish("mm_shared_file");

@@ -609,8 +609,13 @@ fn populate_page(object: &mut SpaceObject, va: u64, touch: Touch) -> Result<u64,
     if !region.prot.contains(Protection::READ) || unread || (touch == Touch::Write && !writable) {
         return Err((PopulateError::NoAccess, skip));
     }
-    let write = touch == Touch::Write || (touch == Touch::Fault && writable);
     let Ok(paging) = paging_mut(object) else { return Err((PopulateError::NoMemory, skip)) };
+    // As Linux's `populate_vma_page_range`: `Fault` writes only to a private
+    // writable mapping (which needs its own copies). A shared one's pages are
+    // read in, so none is dirtied, and are mapped writable all the same; the
+    // read also maps their neighbours that the object holds (fault-around).
+    let shared = paging.object_backing(VirtAddr(va)).is_some_and(|backing| backing.shared);
+    let write = touch == Touch::Write || (touch == Touch::Fault && writable && !shared);
     let done = if write {
         paging.walk(VirtAddr(va)).and_then(|walk| walk.translation()).is_some_and(|page| page.writable)
     } else {
