@@ -58,3 +58,16 @@ mod threads;
 mod traps;
 
 pub use crate::labs::random::XorShift;
+
+/// Asks `found` every `step_ms` milliseconds, at most `tries` times, until
+/// it answers: for a test that waits on another thread, whose CPU the host
+/// may run late, without assuming how late.
+pub fn wait_for<T>(tries: u32, step_ms: u64, mut found: impl FnMut() -> Option<T>) -> Option<T> {
+    for _ in 0..tries {
+        if let Some(answer) = found() {
+            return Some(answer);
+        }
+        crate::thread::sleep_ms(step_ms);
+    }
+    None
+}

@@ -68,12 +68,7 @@ fn spawn_spreads_threads_over_the_cpus() -> Result<(), String> {
             || (crate::thread::on(cpu).queued() == 0
                 && crate::thread::on(cpu).current_thread().is_none_or(|thread| thread.name().starts_with("idle")))
     };
-    for _ in 0..5_000 {
-        if crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)) {
-            break;
-        }
-        thread::sleep_ms(1);
-    }
+    super::wait_for(5_000, 1, || crate::arch::cpu::without_interrupts(|| percpu::all_cpus().all(idle)).then_some(()));
     let handles: Vec<_> = (0..others)
         .map(|_| {
             thread::spawn("spread", || {

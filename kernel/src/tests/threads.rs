@@ -107,12 +107,7 @@ fn join_returns_the_exit_value() -> Result<(), String> {
     // Joining a thread that has already exited returns at once. (When it
     // exits is up to the host's scheduling of its CPU: waited for, up to 5 s.)
     let early = thread::spawn("early", || 99);
-    for _ in 0..500 {
-        if early.thread().state() == ThreadState::Exited {
-            break;
-        }
-        thread::sleep_ms(10);
-    }
+    super::wait_for(500, 10, || (early.thread().state() == ThreadState::Exited).then_some(()));
     check_eq!(early.thread().state(), ThreadState::Exited);
     check_eq!(early.join(), 99);
     Ok(())
@@ -138,13 +133,8 @@ fn sleep_sleeps_at_least_the_time_asked() -> Result<(), String> {
         }
         1
     });
-    let seen_asleep = (0..500).any(|_| {
-        let asleep = sleeper.thread().state() == ThreadState::Sleeping;
-        if !asleep {
-            thread::sleep_ms(10);
-        }
-        asleep
-    });
+    let seen_asleep =
+        super::wait_for(500, 10, || (sleeper.thread().state() == ThreadState::Sleeping).then_some(())).is_some();
     STOP.store(true, Ordering::SeqCst);
     check!(seen_asleep, "the sleeper was never seen sleeping in 5 s");
     check_eq!(sleeper.join(), 1);
@@ -416,19 +406,13 @@ fn listings_show_threads_and_cpus() -> Result<(), String> {
         }
         0
     });
-    let caught = (0..500).find_map(|_| {
+    let caught = super::wait_for(500, 10, || {
         let snapshot = thread::threads_snapshot();
         let mut threads = String::new();
         let _ = thread::format_threads(&mut threads);
-        let asleep = |snapshot: &[thread::ThreadInfo]| {
-            snapshot.iter().any(|info| info.name == "listed-sleeper" && info.state == ThreadState::Sleeping)
-        };
-        let line = threads.lines().find(|line| line.contains("listed-sleeper")).map(String::from);
-        if asleep(&snapshot) && line.as_deref().is_some_and(|line| line.contains("sleeping")) {
-            return Some((snapshot, line.unwrap_or_default()));
-        }
-        thread::sleep_ms(10);
-        None
+        let line = threads.lines().find(|line| line.contains("listed-sleeper") && line.contains("sleeping"))?;
+        let asleep = snapshot.iter().any(|info| info.name == "listed-sleeper" && info.state == ThreadState::Sleeping);
+        asleep.then(|| (snapshot, String::from(line)))
     });
     let outcome = (|| {
         let (snapshot, line) = caught.ok_or("the listings never showed the sleeper asleep in 5 s")?;

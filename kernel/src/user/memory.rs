@@ -568,8 +568,8 @@ enum Touch {
     /// A write, which the rights must allow (`MADV_POPULATE_WRITE`): a
     /// page is done once mapped writable (a copy-on-write page is copied).
     Write,
-    /// A write where the rights allow one, else a read, as Linux's
-    /// `populate_vma_page_range` (`MAP_POPULATE`, locking).
+    /// A write where the mapping is private and writable, else a read, as
+    /// Linux's `populate_vma_page_range` (`MAP_POPULATE`, locking).
     Fault,
 }
 
