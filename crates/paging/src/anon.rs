@@ -10,15 +10,15 @@
 //! - removal and destruction free exactly the recorded frames, whatever
 //!   the tables say.
 //!
-//! The record is a page map of chunks, as the page tables are: a B-tree
-//! keyed by the 2 MiB block (`va >> 21`) holding a boxed [`Chunk`] of 512
-//! slots, one per 4 KiB page of the block. A slot is one word: the frame's
+//! The record is a page map of chunks, as the page tables are: a
+//! [`ChunkMap`] keyed by the 2 MiB block (`va >> 21`) holding a boxed
+//! [`Chunk`] of 512 slots, one per 4 KiB page of the block. A slot is one word: the frame's
 //! address in the page-aligned bits and the page's marks in the low bits
 //! (it has a frame, it is shared on purpose, it maps the zero page); 0 is
 //! an empty slot. One word per page keeps everything known about a page in
 //! one place, and the chunks make the range operations work a block at a
 //! time: releasing a range drops the chunks it covers whole without
-//! touching the tree per page, moving a range by a multiple of 2 MiB
+//! touching the map per page, moving a range by a multiple of 2 MiB
 //! re-keys the chunks it covers whole (any other move writes each target
 //! chunk once), and a fork's copy is one memory copy per chunk. A lookup is
 //! O(log n) in the blocks (not the pages) owned, then an index. The number
@@ -38,6 +38,7 @@
 //! the page ([`AnonymousFrames::copy_on_write`]), and a page whose other
 //! references are gone is simply made writable again.
 
+use crate::chunk_map::ChunkMap;
 use crate::entry::{LeafPermissions, PAGE};
 use crate::error::PagingError;
 use crate::file::FileBackings;
@@ -46,7 +47,6 @@ use crate::machine::Machine;
 use crate::object::ObjectBackings;
 use crate::tables::PageTables;
 use alloc::boxed::Box;
-use alloc::collections::BTreeMap;
 use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
 
@@ -129,7 +129,7 @@ fn slots_in(key: u64, va: u64, last: u64) -> (usize, usize, bool) {
 #[derive(Debug, Default)]
 pub(crate) struct AnonymousFrames {
     /// The page map: chunk key (`va >> 21`) to the chunk's record.
-    chunks: BTreeMap<u64, Box<Chunk>>,
+    chunks: ChunkMap<Box<Chunk>>,
     /// Frames owned: the slots with [`HAS_FRAME`], over every chunk.
     frames: usize,
     /// What pages of file-backed regions start with instead of zeros.
@@ -149,14 +149,14 @@ impl AnonymousFrames {
     /// whole; the zero-page marks are left out (the child maps nothing yet:
     /// its reads find the zero page again).
     pub(crate) fn fork_copy(&self) -> AnonymousFrames {
-        let mut chunks = BTreeMap::new();
-        for (&key, chunk) in &self.chunks {
+        let mut chunks = ChunkMap::default();
+        for (key, chunk) in self.chunks.iter() {
             let mut copy = chunk.clone();
             if copy.used != copy.frames {
                 copy.clear_mark(ZERO);
             }
             if copy.used != 0 {
-                chunks.insert(key, copy);
+                chunks.push_last(key, copy);
             }
         }
         AnonymousFrames {
@@ -186,23 +186,22 @@ impl AnonymousFrames {
     /// The slot of the page at `page` (0 when the record has nothing for it).
     fn slot(&self, page: u64) -> u64 {
         let (key, index) = locate(page);
-        self.chunks.get(&key).map_or(0, |chunk| chunk.slots[index])
+        self.chunks.get(key).map_or(0, |chunk| chunk.slots[index])
     }
 
     /// Sets the slot of the page at `page` to `value` (0 empties it),
     /// keeping the counts, and drops its chunk if that left it empty.
     fn set_slot(&mut self, page: u64, value: u64) {
         let (key, index) = locate(page);
-        let chunk = match self.chunks.get_mut(&key) {
-            Some(chunk) => chunk,
-            None if value == 0 => return,
-            None => self.chunks.entry(key).or_insert_with(Chunk::new),
-        };
+        if value == 0 && self.chunks.get(key).is_none() {
+            return;
+        }
+        let chunk = self.chunks.get_or_insert_with(key, Chunk::new);
         let had = chunk.frames;
         chunk.set(index, value);
         self.frames = self.frames + usize::from(chunk.frames) - usize::from(had);
         if chunk.used == 0 {
-            self.chunks.remove(&key);
+            self.chunks.remove(key);
         }
     }
 
@@ -226,7 +225,7 @@ impl AnonymousFrames {
         let mut at = start;
         while at < end {
             let (key, first) = locate(at);
-            let chunk = self.chunks.get(&key);
+            let chunk = self.chunks.get(key);
             let chunk_end = ((key + 1) << CHUNK_SHIFT).min(end);
             let count = ((chunk_end - at) / PAGE) as usize;
             for index in first..first + count {
@@ -248,7 +247,7 @@ impl AnonymousFrames {
         while let Some(&(first, _)) = rest.first() {
             let (key, _) = locate(first);
             let in_chunk = rest.iter().take_while(|&&(page, _)| locate(page).0 == key).count();
-            let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+            let chunk = self.chunks.get_or_insert_with(key, Chunk::new);
             for &(page, frame) in &rest[..in_chunk] {
                 let index = locate(page).1;
                 let had = chunk.frames;
@@ -299,7 +298,7 @@ impl AnonymousFrames {
     pub(crate) fn mark_zero_page(&mut self, page: u64) {
         // One look-up: a fault's path.
         let (key, index) = locate(page);
-        let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+        let chunk = self.chunks.get_or_insert_with(key, Chunk::new);
         chunk.set(index, chunk.slots[index] | ZERO);
     }
 
@@ -343,7 +342,7 @@ impl AnonymousFrames {
     fn slots_of(&self, va: u64, last: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
         // No key is u64::MAX (keys are below 2^43): an empty range for an empty request.
         let range = if va <= last { (va >> CHUNK_SHIFT)..=(last >> CHUNK_SHIFT) } else { u64::MAX..=u64::MAX };
-        self.chunks.range(range).flat_map(move |(&key, chunk)| {
+        self.chunks.range(range).flat_map(move |(key, chunk)| {
             let (first, end, _) = slots_in(key, va, last);
             let base = key << CHUNK_SHIFT;
             chunk.slots[first..=end]
@@ -357,7 +356,7 @@ impl AnonymousFrames {
     /// Calls `each` with the (page, frame, shared on purpose) of every
     /// page with a frame, in address order, a chunk at a time.
     pub(crate) fn for_each_frame(&self, mut each: impl FnMut(u64, PhysAddr, bool)) {
-        for (&key, chunk) in &self.chunks {
+        for (key, chunk) in self.chunks.iter() {
             let base = key << CHUNK_SHIFT;
             for (index, &slot) in chunk.slots.iter().enumerate() {
                 if slot & HAS_FRAME != 0 {
@@ -414,7 +413,7 @@ impl AnonymousFrames {
         if va > last {
             return Vec::new();
         }
-        self.chunks.range((va >> CHUNK_SHIFT)..=(last >> CHUNK_SHIFT)).map(|(&key, _)| key).collect()
+        self.chunks.range((va >> CHUNK_SHIFT)..=(last >> CHUNK_SHIFT)).map(|(key, _)| key).collect()
     }
 
     /// Gives up the frames of the pages in `[va, last]` (inclusive, so that
@@ -434,7 +433,7 @@ impl AnonymousFrames {
     pub(crate) fn release_frames(&mut self, va: u64, last: u64, batch: &mut FlushBatch) {
         for key in self.keys_in(va, last) {
             let (first, end, whole) = slots_in(key, va, last);
-            let Some(chunk) = self.chunks.get_mut(&key) else { continue };
+            let Some(chunk) = self.chunks.get_mut(key) else { continue };
             let before = usize::from(chunk.frames);
             for index in first..=end {
                 let slot = chunk.slots[index];
@@ -451,7 +450,7 @@ impl AnonymousFrames {
                 }
             }
             if whole || chunk.used == 0 {
-                self.chunks.remove(&key);
+                self.chunks.remove(key);
                 self.frames -= before;
             } else {
                 self.frames -= before - usize::from(chunk.frames);
@@ -476,7 +475,7 @@ impl AnonymousFrames {
             let (first, end, whole) = slots_in(key, from, last);
             let base = key << CHUNK_SHIFT;
             if whole {
-                let Some(mut chunk) = self.chunks.remove(&key) else { continue };
+                let Some(mut chunk) = self.chunks.remove(key) else { continue };
                 self.frames -= usize::from(chunk.frames);
                 if !shift.is_multiple_of(CHUNK_BYTES) {
                     self.write_slots(base.wrapping_add(shift), &chunk.slots, dropped);
@@ -486,16 +485,17 @@ impl AnonymousFrames {
                     chunk.clear_mark(dropped);
                 }
                 let target = base.wrapping_add(shift) >> CHUNK_SHIFT;
-                match self.chunks.entry(target) {
-                    alloc::collections::btree_map::Entry::Vacant(place) if chunk.used != 0 => {
-                        self.frames += usize::from(chunk.frames);
-                        place.insert(chunk);
-                    }
-                    _ => self.write_slots(base.wrapping_add(shift), &chunk.slots, 0),
+                let frames = usize::from(chunk.frames);
+                if chunk.used == 0 {
+                    continue;
+                }
+                match self.chunks.insert_if_vacant(target, chunk) {
+                    Ok(()) => self.frames += frames,
+                    Err(chunk) => self.write_slots(base.wrapping_add(shift), &chunk.slots, 0),
                 }
                 continue;
             }
-            let Some(chunk) = self.chunks.get_mut(&key) else { continue };
+            let Some(chunk) = self.chunks.get_mut(key) else { continue };
             let before = chunk.frames;
             let moving: Vec<u64> = (first..=end)
                 .map(|index| {
@@ -509,8 +509,8 @@ impl AnonymousFrames {
             self.frames -= usize::from(before - chunk.frames);
             self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), &moving, dropped);
             // Dropped only now: a move within the chunk keeps it.
-            if self.chunks.get(&key).is_some_and(|chunk| chunk.used == 0) {
-                self.chunks.remove(&key);
+            if self.chunks.get(key).is_some_and(|chunk| chunk.used == 0) {
+                self.chunks.remove(key);
             }
         }
     }
@@ -527,7 +527,7 @@ impl AnonymousFrames {
             if run.iter().all(|&slot| slot & !dropped == 0) {
                 continue;
             }
-            let chunk = self.chunks.entry(key).or_insert_with(Chunk::new);
+            let chunk = self.chunks.get_or_insert_with(key, Chunk::new);
             let before = chunk.frames;
             for (offset, &slot) in run.iter().enumerate() {
                 let slot = slot & !dropped;
@@ -545,7 +545,7 @@ impl AnonymousFrames {
     pub(crate) fn release_all(&mut self, batch: &mut FlushBatch) {
         self.files.clear();
         self.objects.clear();
-        for (_, chunk) in core::mem::take(&mut self.chunks) {
+        for (_, chunk) in self.chunks.take_all() {
             if chunk.frames == 0 {
                 continue;
             }
@@ -701,7 +701,7 @@ mod tests {
         assert_eq!(frames.len(), 384 + 1536 - released);
         assert!(frames.iter().all(|(page, frame)| (page < start || page > last) && frame == frame_for(page)));
         assert_eq!(frames.iter_range(start, last).count(), 0);
-        assert!(!frames.chunks.contains_key(&4), "a chunk covered whole is dropped");
+        assert!(!frames.chunks.contains_key(4), "a chunk covered whole is dropped");
         assert_eq!(frames.iter_range(va, va + 99 * PAGE).count(), 100);
         // The rest, then nothing is left, not even an empty chunk.
         frames.release_frames(0, u64::MAX, &mut batch);

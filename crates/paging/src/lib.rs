@@ -271,6 +271,7 @@ extern crate alloc;
 
 mod adopt;
 mod anon;
+mod chunk_map;
 pub mod dump;
 mod edit;
 pub mod entry;

@@ -20,19 +20,24 @@ pub(crate) trait RangeRecord: Clone {
 #[derive(Clone, Debug)]
 pub(crate) struct RangeRecords<T> {
     by_start: BTreeMap<u64, T>,
+    /// The first and last address the records cover, `None` when there is
+    /// none: a fault outside answers with two comparisons, no tree search
+    /// (an anonymous mapping lies apart from the program's file mappings).
+    span: Option<(u64, u64)>,
 }
 
 impl<T> Default for RangeRecords<T> {
     fn default() -> Self {
-        RangeRecords { by_start: BTreeMap::new() }
+        RangeRecords { by_start: BTreeMap::new(), span: None }
     }
 }
 
 impl<T: RangeRecord> RangeRecords<T> {
     /// The record whose range holds `va`.
     pub(crate) fn find(&self, va: u64) -> Option<&T> {
-        if self.by_start.is_empty() {
-            // No record at all (most spaces, for most kinds): a fault's path.
+        // A fault's path: most addresses have no record near them.
+        let (first, last) = self.span?;
+        if va < first || last < va {
             return None;
         }
         self.by_start.range(..=va).next_back().map(|(_, record)| record).filter(|r| va <= r.last())
@@ -41,11 +46,21 @@ impl<T: RangeRecord> RangeRecords<T> {
     /// Records `record`; the caller has checked that its range is free.
     pub(crate) fn insert(&mut self, record: T) {
         self.by_start.insert(record.start(), record);
+        self.measure_span();
     }
 
     /// Forgets the record starting at `va`.
     pub(crate) fn remove_at(&mut self, va: u64) {
         self.by_start.remove(&va);
+        self.measure_span();
+    }
+
+    /// Sets [`RangeRecords::span`] from the first and the last record
+    /// (disjoint and by start: the last record ends last).
+    fn measure_span(&mut self) {
+        let first = self.by_start.first_key_value().map(|(_, record)| record.start());
+        let last = self.by_start.last_key_value().map(|(_, record)| record.last());
+        self.span = first.zip(last);
     }
 
     /// True when a record overlaps `[va, last]`.
@@ -65,11 +80,13 @@ impl<T: RangeRecord> RangeRecords<T> {
                 self.insert(record.part(last + 1, record.last() - last));
             }
         }
+        self.measure_span();
     }
 
     /// Forgets every record.
     pub(crate) fn clear(&mut self) {
         self.by_start.clear();
+        self.span = None;
     }
 
     /// Every record, in address order.
