@@ -12,13 +12,13 @@
 //!
 //! The record is a page map of chunks, as the page tables are: a
 //! [`ChunkMap`] keyed by the 2 MiB block (`va >> 21`) holding a boxed
-//! [`Chunk`] of 512 slots, one per 4 KiB page of the block. A slot is one word: the frame's
-//! address in the page-aligned bits and the page's marks in the low bits
-//! (it has a frame, it is shared on purpose, it maps the zero page); 0 is
-//! an empty slot. One word per page keeps everything known about a page in
-//! one place, and the chunks make the range operations work a block at a
-//! time: releasing a range drops the chunks it covers whole without
-//! touching the map per page, moving a range by a multiple of 2 MiB
+//! [`Chunk`] of 512 slots, one per 4 KiB page of the block. A slot is one
+//! word: the frame's address in the page-aligned bits and the page's marks
+//! in the low bits (it has a frame, it is shared on purpose, it maps the
+//! zero page); 0 is an empty slot. One word per page keeps everything known
+//! about a page in one place, and the chunks make the range operations work
+//! a block at a time: releasing a range drops the chunks it covers whole
+//! without touching the map per page, moving a range by a multiple of 2 MiB
 //! re-keys the chunks it covers whole (any other move writes each target
 //! chunk once), and a fork's copy is one memory copy per chunk. A lookup is
 //! O(log n) in the blocks (not the pages) owned, then an index. The number
