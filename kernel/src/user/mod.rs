@@ -163,14 +163,12 @@ impl UserTrapHandler for UserLayer {
         // On the IST stack, interrupts off, the program in ring 3 holding no
         // lock: only look. Delivery writes the program's stack, which may
         // fault: it happens on the thread's kernel stack.
-        let Some(process) = process::current() else { return };
-        if process.exiting() {
+        let state = process::look_at_current(|process| (process.exiting(), signal::has_ready(process)));
+        match state {
             // Another thread ended the process: leave from the kernel stack.
-            drop(process);
-            redirect_with_frame(frame, leave_exiting_process, 0, 0);
-        } else if signal::has_ready(&process) {
-            drop(process);
-            redirect_with_frame(frame, deliver_on_return, 0, 0);
+            Some((true, _)) => redirect_with_frame(frame, leave_exiting_process, 0, 0),
+            Some((false, true)) => redirect_with_frame(frame, deliver_on_return, 0, 0),
+            Some((false, false)) | None => {}
         }
     }
 }

@@ -1272,6 +1272,19 @@ pub fn current() -> Option<Arc<Process>> {
     }
 }
 
+/// What `look` answers of the running thread's process, if the thread runs
+/// a program: the process borrowed from the thread's own reference, with
+/// no count taken (no locked instruction), for the checks every trap from
+/// ring 3 makes on its way back. `look` must not end the thread's hold on
+/// its process (exec, exit): it only reads.
+pub fn look_at_current<R>(look: impl FnOnce(&Process) -> R) -> Option<R> {
+    let pointer = thread::user_context() as *const Process;
+    // SAFETY: a non-null context is `Arc::into_raw` of this thread's
+    // reference to its process (`hold_in_thread`), which only this thread
+    // gives back, and `look` does not: the process lives through the call.
+    (!pointer.is_null()).then(|| look(unsafe { &*pointer }))
+}
+
 /// Makes the running kernel thread hold `process` (or nothing) as its
 /// context, under the tag of user thread `tid`, and gives up the reference
 /// it held before.
