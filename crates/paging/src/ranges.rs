@@ -63,13 +63,22 @@ impl<T: RangeRecord> RangeRecords<T> {
         self.span = first.zip(last);
     }
 
+    /// True when `[va, last]` lies apart from every record: before the
+    /// first or after the last, an edit's common case, answered at once.
+    fn apart(&self, va: u64, last: u64) -> bool {
+        self.span.is_none_or(|(first, end)| last < first || end < va)
+    }
+
     /// True when a record overlaps `[va, last]`.
     pub(crate) fn overlaps(&self, va: u64, last: u64) -> bool {
-        self.by_start.values().any(|r| r.start() <= last && va <= r.last())
+        !self.apart(va, last) && self.by_start.values().any(|r| r.start() <= last && va <= r.last())
     }
 
     /// Cuts `[va, last]` (inclusive) out of every record.
     pub(crate) fn remove_range(&mut self, va: u64, last: u64) {
+        if self.apart(va, last) {
+            return;
+        }
         let touched: Vec<T> = self.by_start.values().filter(|r| r.start() <= last && va <= r.last()).cloned().collect();
         for record in touched {
             self.by_start.remove(&record.start());
@@ -92,5 +101,52 @@ impl<T: RangeRecord> RangeRecords<T> {
     /// Every record, in address order.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> + '_ {
         self.by_start.values()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record over `[start, last]` and nothing else.
+    #[derive(Clone, Debug, PartialEq)]
+    struct Span(u64, u64);
+
+    impl RangeRecord for Span {
+        fn start(&self) -> u64 {
+            self.0
+        }
+        fn last(&self) -> u64 {
+            self.1
+        }
+        fn part(&self, va: u64, len: u64) -> Self {
+            Span(va, va + len - 1)
+        }
+    }
+
+    #[test]
+    fn the_span_follows_every_change() {
+        let mut records = RangeRecords::default();
+        assert!(records.find(0x1000).is_none() && !records.overlaps(0, u64::MAX));
+        records.insert(Span(0x1000, 0x2fff));
+        records.insert(Span(0x8000, 0x8fff));
+        assert_eq!(records.span, Some((0x1000, 0x8fff)));
+        // Inside the span, in a gap: the tree answers.
+        assert!(records.find(0x5000).is_none() && !records.overlaps(0x3000, 0x7fff));
+        assert_eq!(records.find(0x8800), Some(&Span(0x8000, 0x8fff)));
+        // Cutting the end of the last record and all of the first: the span shrinks.
+        records.remove_range(0x8800, 0x9fff);
+        records.remove_range(0, 0x2fff);
+        assert_eq!(records.span, Some((0x8000, 0x87ff)));
+        assert!(records.find(0x8800).is_none() && records.find(0x1000).is_none());
+        assert!(records.overlaps(0x87ff, 0x87ff) && !records.overlaps(0x8800, u64::MAX));
+        // Outside the span, nothing changes.
+        records.remove_range(0xa000, 0xafff);
+        assert_eq!(records.iter().cloned().collect::<Vec<_>>(), [Span(0x8000, 0x87ff)]);
+        records.remove_at(0x8000);
+        assert_eq!(records.span, None);
+        records.insert(Span(0x4000, 0x4fff));
+        records.clear();
+        assert!(records.span.is_none() && records.find(0x4000).is_none());
     }
 }
