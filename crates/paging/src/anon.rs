@@ -184,6 +184,8 @@ impl AnonymousFrames {
     }
 
     /// The slot of the page at `page` (0 when the record has nothing for it).
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn slot(&self, page: u64) -> u64 {
         let (key, index) = locate(page);
         self.chunks.get(key).map_or(0, |chunk| chunk.slots[index])
@@ -206,6 +208,8 @@ impl AnonymousFrames {
     }
 
     /// The frame backing the page at `page`, if it has one yet.
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get(&self, page: u64) -> Option<PhysAddr> {
         frame_of(self.slot(page))
     }
@@ -295,6 +299,8 @@ impl AnonymousFrames {
     }
 
     /// Records that the page at `page`, which has no frame, maps the zero page.
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn mark_zero_page(&mut self, page: u64) {
         // One look-up: a fault's path.
         let (key, index) = locate(page);

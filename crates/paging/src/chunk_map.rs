@@ -37,7 +37,8 @@ impl<V: Clone> Clone for ChunkMap<V> {
 
 impl<V> ChunkMap<V> {
     /// `Ok(position)` of `key`, or `Err(position)` where it would go.
-    #[inline]
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn search(&self, key: u64) -> Result<usize, usize> {
         let guess = self.last_found.get();
         if self.entries.get(guess).is_some_and(|&(at, _)| at == key) {
@@ -68,19 +69,22 @@ impl<V> ChunkMap<V> {
     }
 
     /// The value of `key`.
-    #[inline]
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get(&self, key: u64) -> Option<&V> {
         self.search(key).ok().map(|position| &self.entries[position].1)
     }
 
     /// The value of `key`, to change.
-    #[inline]
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get_mut(&mut self, key: u64) -> Option<&mut V> {
         self.search(key).ok().map(|position| &mut self.entries[position].1)
     }
 
     /// The value of `key`, made by `make` first if `key` is not held.
-    #[inline]
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn get_or_insert_with(&mut self, key: u64, make: impl FnOnce() -> V) -> &mut V {
         let position = match self.search(key) {
             Ok(position) => position,

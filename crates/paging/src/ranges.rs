@@ -34,6 +34,8 @@ impl<T> Default for RangeRecords<T> {
 
 impl<T: RangeRecord> RangeRecords<T> {
     /// The record whose range holds `va`.
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn find(&self, va: u64) -> Option<&T> {
         // A fault's path: most addresses have no record near them.
         let (first, last) = self.span?;

@@ -486,6 +486,8 @@ impl<M: Machine> PagingAspace<M> {
     /// fault's walk: when it found the page table, the leaf is written there.
     /// A frame shared copy-on-write is mapped read-only, and a write to it
     /// copies it first (see the `anon` module).
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn fault_in_anonymous(
         &mut self,
         region: Region,
@@ -552,6 +554,8 @@ impl<M: Machine> PagingAspace<M> {
     /// machine's zero frame there read-only, unless the page has a file
     /// backing or the machine has no zero frame (`None`: the caller maps a
     /// frame of its own).
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     fn map_zero_page(
         &mut self,
         region: Region,

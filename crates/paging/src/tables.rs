@@ -411,6 +411,8 @@ impl PageTables {
     /// recognise a stale TLB entry (the leaf allows the access) and to find
     /// the table where the new leaf goes, so that the common fault needs no
     /// second walk from the root.
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     pub(crate) fn probe_fault<M: Machine + ?Sized>(
         &self,
         machine: &M,
@@ -454,6 +456,8 @@ impl PageTables {
     /// invalidation. The pages must lie in the table and the path above
     /// must already grant what `perms` needs (user access). Returns how
     /// many leaves it wrote.
+    // Inlined: on the path of every anonymous fault (DESIGN.md, "Inlining").
+    #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn fill_holes<M: Machine + ?Sized>(
         &mut self,
