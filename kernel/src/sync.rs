@@ -32,6 +32,13 @@ impl<T> IrqMutex<T> {
         IrqMutexGuard { guard: Some(self.inner.lock()), interrupts_were_enabled }
     }
 
+    /// [`IrqMutex::try_lock`] for a caller whose interrupts are off
+    /// already (a trap handler): nothing to save or restore.
+    pub fn try_lock_interrupts_off(&self) -> Option<IrqMutexGuard<'_, T>> {
+        debug_assert!(!cpu::interrupts_enabled(), "interrupts are off");
+        self.inner.try_lock().map(|guard| IrqMutexGuard { guard: Some(guard), interrupts_were_enabled: false })
+    }
+
     /// Takes the lock if it is free, without waiting.
     pub fn try_lock(&self) -> Option<IrqMutexGuard<'_, T>> {
         let interrupts_were_enabled = cpu::interrupts_enabled();

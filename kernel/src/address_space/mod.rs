@@ -130,8 +130,24 @@ impl Space {
     /// may be editing the space and waiting for this CPU's acknowledgement,
     /// and with interrupts off the shootdown IPI cannot get through.
     pub fn lock(&self) -> IrqMutexGuard<'_, SpaceObject> {
+        self.lock_by(IrqMutex::try_lock)
+    }
+
+    /// [`Space::lock`] for a caller whose interrupts are off already (the
+    /// fault handler): no flags to save and restore, which under TCG are a
+    /// helper call each.
+    pub fn lock_interrupts_off(&self) -> IrqMutexGuard<'_, SpaceObject> {
+        self.lock_by(IrqMutex::try_lock_interrupts_off)
+    }
+
+    // Inlined: on the path of every fault and edit (DESIGN.md, "Inlining").
+    #[inline(always)]
+    fn lock_by<'a>(
+        &'a self,
+        try_lock: fn(&'a IrqMutex<SpaceObject>) -> Option<IrqMutexGuard<'a, SpaceObject>>,
+    ) -> IrqMutexGuard<'a, SpaceObject> {
         loop {
-            if let Some(guard) = self.inner.try_lock() {
+            if let Some(guard) = try_lock(&self.inner) {
                 return guard;
             }
             crate::tlb::service_pending_shootdowns();
@@ -710,9 +726,12 @@ pub fn on_page_fault(fault: &Fault) -> FaultOutcome {
     }
     // This CPU's record, read without a lock or a clone of the `Arc`:
     // interrupts are off, so it cannot switch spaces meanwhile.
-    match loaded_here() {
-        Some(space) => space.lock().exception(fault),
-        None => FaultOutcome::Unhandled(UnhandledFault::NotHandledHere),
+    let Some(space) = loaded_here() else { return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere) };
+    match &mut *space.lock_interrupts_off() {
+        // A process's space: called directly, not through the trait
+        // object, so that its handler is inlined here (DESIGN.md, "Inlining").
+        SpaceObject::Paging(paging) => paging.exception(fault),
+        other => other.exception(fault),
     }
 }
 

@@ -98,9 +98,14 @@ trap_common:
     movq %rsp, %rdi
     call trap_dispatch
     movq %rax, %rsp
-    // Preemption: may move the frame onto the interrupted thread's stack
-    // and switch threads (see arch::switch); returns with rsp at the frame.
+    // Preemption, when this CPU's scheduler asked for it: may move the
+    // frame onto the interrupted thread's stack and switch threads (see
+    // arch::switch); returns with rsp at the frame. The flag is tested here
+    // first: under TCG a call and its return cost two jump look-ups.
+    cmpb $0, %gs:{need_resched}
+    je 3f
     call thread_preempt_on_interrupt_exit
+3:
 
     // Restores everything from the TrapFrame at rsp and returns from it with
     // iretq: the end of every trap, and the way into ring 3 (enter_user) and
@@ -150,6 +155,7 @@ trap_restore:
     "#,
     sse_size = const size_of::<SseRegisters>(),
     mxcsr = const offset_of!(SseRegisters, mxcsr),
+    need_resched = const crate::percpu::NEED_RESCHED_OFFSET,
     options(att_syntax)
 );
 

@@ -210,7 +210,15 @@ pub fn user_tag() -> u64 {
 /// The running thread's user context (see [`set_user_tag`]): its CPU's
 /// copy, read without a lock.
 pub fn user_context() -> usize {
-    without_interrupts(|| crate::percpu::current().user_context.load(Ordering::Relaxed))
+    without_interrupts(user_context_interrupts_off)
+}
+
+/// [`user_context`] for a caller whose interrupts are off already (a trap
+/// on its way back to ring 3), so that it cannot move to another CPU
+/// between finding its CPU and reading the copy.
+pub fn user_context_interrupts_off() -> usize {
+    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "interrupts are off");
+    crate::percpu::current().user_context.load(Ordering::Relaxed)
 }
 
 /// The running thread's FS base, as user code set it.

@@ -1275,10 +1275,10 @@ pub fn current() -> Option<Arc<Process>> {
 /// What `look` answers of the running thread's process, if the thread runs
 /// a program: the process borrowed from the thread's own reference, with
 /// no count taken (no locked instruction), for the checks every trap from
-/// ring 3 makes on its way back. `look` must not end the thread's hold on
-/// its process (exec, exit): it only reads.
+/// ring 3 makes on its way back, interrupts off. `look` must not end the
+/// thread's hold on its process (exec, exit): it only reads.
 pub fn look_at_current<R>(look: impl FnOnce(&Process) -> R) -> Option<R> {
-    let pointer = thread::user_context() as *const Process;
+    let pointer = thread::user_context_interrupts_off() as *const Process;
     // SAFETY: a non-null context is `Arc::into_raw` of this thread's
     // reference to its process (`hold_in_thread`), which only this thread
     // gives back, and `look` does not: the process lives through the call.
