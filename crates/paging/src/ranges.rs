@@ -84,11 +84,15 @@ impl<T: RangeRecord> RangeRecords<T> {
         let touched: Vec<T> = self.by_start.values().filter(|r| r.start() <= last && va <= r.last()).cloned().collect();
         for record in touched {
             self.by_start.remove(&record.start());
-            if record.start() < va {
-                self.insert(record.part(record.start(), va - record.start()));
-            }
-            if last < record.last() {
-                self.insert(record.part(last + 1, record.last() - last));
+            // The parts kept, inserted directly: the span is measured once, below.
+            for part in [
+                (record.start() < va).then(|| record.part(record.start(), va - record.start())),
+                (last < record.last()).then(|| record.part(last + 1, record.last() - last)),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                self.by_start.insert(part.start(), part);
             }
         }
         self.measure_span();

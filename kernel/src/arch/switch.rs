@@ -7,20 +7,21 @@
 //! call.
 //!
 //! Preemption happens at the end of an interrupt, in
-//! `thread_preempt_on_interrupt_exit`, which the trap entry code calls just
-//! before restoring the interrupted registers. The interrupt runs on a per-CPU
-//! IST stack that the next interrupt reuses, so a thread cannot be switched
-//! away from there. Instead, when `need_resched` is set and the interrupted
-//! code had interrupts enabled, the routine copies the whole trap frame
-//! (registers, SSE state, the CPU's iret frame) onto the interrupted thread's
-//! own stack, below its red zone, moves there, and makes an ordinary context
-//! switch. When the thread is chosen again, the switch returns, the routine
-//! returns to the trap entry code with the stack pointer at the moved frame,
-//! and `iretq` resumes the thread from its own stack.
+//! `thread_preempt_on_interrupt_exit`, which the trap entry code calls, when
+//! this CPU's `need_resched` is set, just before restoring the interrupted
+//! registers. The interrupt runs on a per-CPU IST stack that the next interrupt
+//! reuses, so a thread cannot be switched away from there. Instead, when
+//! the interrupted code had interrupts enabled, the
+//! routine copies the whole trap frame (registers, SSE state, the CPU's iret
+//! frame) onto the interrupted thread's own stack, below its red zone, moves
+//! there, and makes an ordinary context switch. When the thread is chosen
+//! again, the switch returns, the routine returns to the trap entry code with
+//! the stack pointer at the moved frame, and `iretq` resumes the thread from
+//! its own stack.
 
 use super::frame::TrapFrame;
 use super::sse::FxSaveArea;
-use crate::percpu::{NEED_RESCHED_OFFSET, USER_ENTRY_STACK_OFFSET};
+use crate::percpu::USER_ENTRY_STACK_OFFSET;
 use core::arch::global_asm;
 use core::mem::{offset_of, size_of};
 
@@ -133,14 +134,13 @@ thread_start_trampoline:
     call r12
     ud2
 
-    // Called by the trap entry code with rsp pointing at the trap frame
-    // (below it, this call's return address). Interrupts are off. May clobber
-    // every register: the caller restores them all from the frame.
+    // Called by the trap entry code, once it has seen this CPU's reschedule
+    // flag set, with rsp pointing at the trap frame (below it, this call's
+    // return address). Interrupts are off. May clobber every register: the
+    // caller restores them all from the frame.
     .global thread_preempt_on_interrupt_exit
     .balign 16
 thread_preempt_on_interrupt_exit:
-    cmp byte ptr gs:[{need_resched}], 0
-    je 2f
     // Only preempt code that ran with interrupts enabled (RFLAGS.IF in the
     // iret frame): code with interrupts off is in a critical section.
     test qword ptr [rsp + 8 + {rflags}], 0x200
@@ -178,7 +178,6 @@ thread_preempt_on_interrupt_exit:
     "#,
     fpu = const offset_of!(SwitchContext, fpu),
     saved_rsp = const offset_of!(SwitchContext, saved_rsp),
-    need_resched = const NEED_RESCHED_OFFSET,
     rflags = const offset_of!(TrapFrame, rflags),
     rsp_in_frame = const offset_of!(TrapFrame, rsp),
     cs_in_frame = const offset_of!(TrapFrame, cs),
