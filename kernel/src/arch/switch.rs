@@ -10,14 +10,13 @@
 //! `thread_preempt_on_interrupt_exit`, which the trap entry code calls, when
 //! this CPU's `need_resched` is set, just before restoring the interrupted
 //! registers. The interrupt runs on a per-CPU IST stack that the next interrupt
-//! reuses, so a thread cannot be switched away from there. Instead, when
-//! the interrupted code had interrupts enabled, the
-//! routine copies the whole trap frame (registers, SSE state, the CPU's iret
-//! frame) onto the interrupted thread's own stack, below its red zone, moves
-//! there, and makes an ordinary context switch. When the thread is chosen
-//! again, the switch returns, the routine returns to the trap entry code with
-//! the stack pointer at the moved frame, and `iretq` resumes the thread from
-//! its own stack.
+//! reuses, so a thread cannot be switched away from there. Instead, when the
+//! interrupted code had interrupts enabled, the routine copies the whole trap
+//! frame (registers, SSE state, the CPU's iret frame) onto the interrupted
+//! thread's own stack, below its red zone, moves there, and makes an ordinary
+//! context switch. When the thread is chosen again, the switch returns, the
+//! routine returns to the trap entry code with the stack pointer at the moved
+//! frame, and `iretq` resumes the thread from its own stack.
 
 use super::frame::TrapFrame;
 use super::sse::FxSaveArea;
