@@ -22,6 +22,7 @@ use aspace::{
     PhysAddr, Protection, Region, RegionSet, ThreadId, UnhandledFault, VirtAddr,
 };
 use core::fmt;
+use core::hint::cold_path;
 
 /// The default fault-around window, in 4 KiB pages (64 KiB, as Linux's
 /// `fault_around_bytes`). Chosen by the kernel's `bench fault_around_sweep`:
@@ -500,6 +501,7 @@ impl<M: Machine> PagingAspace<M> {
         let mut from_object = false;
         if existing.is_none() {
             if let Some(backing) = self.anonymous.objects.find(page.0) {
+                cold_path();
                 if access != FaultAccess::Write {
                     // A read: the page and its neighbours in one go, when
                     // the object holds the page and its table is there.
@@ -565,6 +567,7 @@ impl<M: Machine> PagingAspace<M> {
     ) -> Option<FaultOutcome> {
         let zero = self.machine.zero_frame()?;
         if self.anonymous.files.find(page.0).is_some() {
+            cold_path();
             return None;
         }
         let perms = perms.read_only();
@@ -573,9 +576,13 @@ impl<M: Machine> PagingAspace<M> {
                 tables.fill_holes(&self.machine, hole, page, zero, 1, PageSize::Size4K, perms);
                 Ok(())
             }
-            _ => self.edit(|tables, machine, batch| tables.map_into(machine, page, zero, PAGE, perms, batch)),
+            _ => {
+                cold_path();
+                self.edit(|tables, machine, batch| tables.map_into(machine, page, zero, PAGE, perms, batch))
+            }
         };
         if mapped.is_err() {
+            cold_path();
             return Some(FaultOutcome::Unhandled(UnhandledFault::OutOfMemory { region }));
         }
         self.anonymous.mark_zero_page(page.0);
@@ -1531,25 +1538,33 @@ impl<M: Machine + Send + 'static> AddressSpace for PagingAspace<M> {
     #[inline(always)]
     fn exception(&mut self, fault: &Fault) -> FaultOutcome {
         // lab:begin task3 exception: find the region, refuse forbidden accesses, map the missing page (lazy)
-        let Some(tables) = &self.tables else { return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere) };
+        let Some(tables) = &self.tables else {
+            cold_path();
+            return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
+        };
         if fault.vector != Fault::PAGE_FAULT {
+            cold_path();
             return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
         }
         if fault.code.contains(PageFaultCode::RESERVED) {
+            cold_path();
             return FaultOutcome::Unhandled(UnhandledFault::ReservedBit);
         }
         let Some(region) = self.regions.find(fault.addr).copied() else {
+            cold_path();
             return self.grow_on_fault(fault);
         };
         let access = fault.code.access();
         let user = fault.code.contains(PageFaultCode::USER);
         if forbids(region.prot, access, user) {
+            cold_path();
             return FaultOutcome::Unhandled(UnhandledFault::Forbidden { region, access });
         }
         // One walk serves both the stale-entry check and, most of the time,
         // the mapping: it ends at the table the new leaf goes in.
         let probe = tables.probe_fault(&self.machine, VirtAddr(fault.addr), access, user);
         if let FaultProbe::Allows { page_va } = probe {
+            cold_path();
             // Another CPU mapped it, or a permission increase left a
             // stale entry in this CPU's TLB: drop it and retry.
             self.machine.invalidate(tables.space_id(), TlbInvalidation::Pages(&[page_va]));

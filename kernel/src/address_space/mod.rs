@@ -720,13 +720,17 @@ pub fn on_context_switch(from: Option<AddressSpaceId>, to: Option<AddressSpaceId
 /// will ever map, so a fault there is never fixable here.
 pub fn on_page_fault(fault: &Fault) -> FaultOutcome {
     if crate::hardening::supervisor_touched_user_page(fault) {
+        core::hint::cold_path();
         // The tables allow it; only SMAP or SMEP does not. Retrying would
         // fault again for ever.
         return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
     }
     // This CPU's record, read without a lock or a clone of the `Arc`:
     // interrupts are off, so it cannot switch spaces meanwhile.
-    let Some(space) = loaded_here() else { return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere) };
+    let Some(space) = loaded_here() else {
+        core::hint::cold_path();
+        return FaultOutcome::Unhandled(UnhandledFault::NotHandledHere);
+    };
     match &mut *space.lock_interrupts_off() {
         // A process's space: called directly, not through the trait
         // object, so that its handler is inlined here (DESIGN.md, "Inlining").

@@ -221,7 +221,10 @@ fn handle_fault(frame: &mut TrapFrame) {
     let fault = Fault { vector, addr, code: PageFaultCode::from_bits_retain(frame.error_code as u32), rip: frame.rip };
     let reason = match offer_page_fault(&fault) {
         FaultOutcome::Handled | FaultOutcome::Spurious => return,
-        FaultOutcome::Unhandled(reason) => reason,
+        FaultOutcome::Unhandled(reason) => {
+            core::hint::cold_path();
+            reason
+        }
     };
     if from_user(frame) {
         if let Some(handler) = USER_TRAP_HANDLER.get() {
