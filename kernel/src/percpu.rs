@@ -64,6 +64,12 @@ pub struct PerCpu {
     /// The running thread's user context (the pointer the layer above keeps
     /// beside the tag), copied here at every switch as the tag is.
     pub user_context: AtomicUsize,
+    /// The running thread's attention flag (a flag the layer above keeps
+    /// beside the context, true when the thread must look at its state
+    /// before it runs ring-3 code again; null: none), copied here at every
+    /// switch as the context is. A trap tests it on its way back to ring 3
+    /// ([`PerCpu::user_attention_raised`]).
+    pub user_attention: AtomicPtr<AtomicBool>,
 }
 
 /// Byte offset of [`PerCpu::user_entry_stack`], for assembly.
@@ -127,7 +133,20 @@ impl PerCpu {
             user_rsp_scratch: AtomicU64::new(0),
             user_tag: AtomicU64::new(0),
             user_context: AtomicUsize::new(0),
+            user_attention: AtomicPtr::new(core::ptr::null_mut()),
         }
+    }
+
+    /// True when the running thread's attention flag is raised (see
+    /// [`PerCpu::user_attention`]); false when it has none.
+    #[inline(always)]
+    pub fn user_attention_raised(&self) -> bool {
+        let flag = self.user_attention.load(Ordering::Relaxed);
+        // SAFETY: a non-null pointer is the running thread's flag, which its
+        // owner keeps alive while the thread holds it (`thread::set_user_tag`);
+        // this CPU cannot switch threads in between, as interrupts are off
+        // or the caller is that thread.
+        !flag.is_null() && unsafe { (*flag).load(Ordering::Acquire) }
     }
 
     /// Marks `stack` as holding a trap frame. False if it already did: a

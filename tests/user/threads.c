@@ -4,7 +4,10 @@
  * condition variable work (futex WAIT/WAKE), pthread_join returns each
  * thread's result (CLONE_CHILD_CLEARTID wakes it), and a thread's exit
  * leaves the others running, and a new thread inherits its creator's CPU
- * mask. Threads run on several CPUs at once and touch
+ * mask. A sibling spinning in ring 3, with no system call in its loop,
+ * takes a signal sent to the process (which the other thread blocks), and
+ * ends when another thread calls exit_group.
+ * Threads run on several CPUs at once and touch
  * a region another thread unmaps and maps again: they see the old or the
  * new contents or a fault, never stale memory. (Each time, a decoy page is
  * mapped first, so that a stale translation would show the decoy's marker;
@@ -19,6 +22,8 @@
 #include <stdint.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define THREADS 4
@@ -115,9 +120,79 @@ static void affinity_inherited(void) {
     CHECK(sched_setaffinity(0, sizeof all, &all) == 0, "every CPU again");
 }
 
+/* Written by the spinner below, which makes no system call while it spins. */
+static volatile int spinner_stage;
+static volatile int poked;
+
+static void on_usr1(int sig) {
+    (void)sig;
+    poked = 1;
+}
+
+static void *spinner(void *arg) {
+    (void)arg;
+    sigset_t usr1;
+    sigemptyset(&usr1);
+    sigaddset(&usr1, SIGUSR1);
+    pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+    spinner_stage = 1;
+    while (!poked)
+        ;
+    spinner_stage = 2;
+    for (;;)
+        ;
+    return NULL;
+}
+
+/* Waits (yielding) until the spinner reaches `stage`; false after 20 s. */
+static int await_stage(int stage) {
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (spinner_stage < stage) {
+        sched_yield();
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec > 20)
+            return 0;
+    }
+    return 1;
+}
+
+/* In a child, whose status tells: a thread spinning in ring 3 takes the
+ * signal sent to its process, which the main thread blocks (when an
+ * interrupt returns to it), then the main thread's exit_group ends the
+ * process while the sibling still spins. */
+static void spinning_sibling(void) {
+    pid_t child = fork();
+    CHECK(child >= 0, "fork");
+    if (child == 0) {
+        signal(SIGUSR1, on_usr1);
+        sigset_t usr1;
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+        pthread_t thread;
+        if (pthread_create(&thread, NULL, spinner, NULL) != 0 || !await_stage(1))
+            _exit(2);
+        if (kill(getpid(), SIGUSR1) != 0)
+            _exit(4);
+        if (!await_stage(2))
+            _exit(3);
+        _exit(7);
+    }
+    /* A child that never ends kills this test with SIGALRM. */
+    alarm(60);
+    int status;
+    CHECK(waitpid(child, &status, 0) == child, "waitpid");
+    alarm(0);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 7,
+          "the spinning sibling took its signal, and exit_group ended it (status %#x: 2 no spin, 3 no signal, 4 kill failed)",
+          status);
+}
+
 int main(void) {
     pthread_t threads[THREADS];
     affinity_inherited();
+    spinning_sibling();
     pid_t me = getpid();
     for (long i = 0; i < THREADS; i++)
         CHECK(pthread_create(&threads[i], NULL, worker, (void *)i) == 0, "pthread_create %ld", i);

@@ -67,8 +67,9 @@ pub trait UserTrapHandler: Sync {
     fn user_trap(&self, frame: &mut TrapFrame, fault: Option<(&Fault, &UnhandledFault)>);
 
     /// Offered every trap whose frame goes back to ring 3 (an interrupt, or
-    /// a fault the kernel fixed), last, still on the IST stack with
-    /// interrupts off: it may rewrite `frame` (with
+    /// a fault the kernel fixed) while the running thread's attention flag
+    /// is raised ([`PerCpu::user_attention_raised`](crate::percpu::PerCpu::user_attention_raised)),
+    /// last, still on the IST stack with interrupts off: it may rewrite `frame` (with
     /// `syscall::redirect_with_frame`) so that the program first passes
     /// through the kernel, e.g. to take a pending signal. It must neither
     /// fault nor sleep here.
@@ -205,7 +206,9 @@ extern "C" fn trap_dispatch(frame: &mut TrapFrame) -> *mut TrapFrame {
             None => log::warn!("interrupt on vector {vector} with no handler (RIP {:#x})", frame.rip),
         },
     }
-    if from_user(frame) {
+    // Back to ring 3: the user layer looks at the thread's state only when
+    // its attention flag says there may be something to do.
+    if from_user(frame) && cpu.user_attention_raised() {
         if let Some(handler) = USER_TRAP_HANDLER.get() {
             handler.returning_to_user(frame);
         }

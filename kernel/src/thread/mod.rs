@@ -26,7 +26,7 @@ use alloc::string::String;
 use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::fmt::{self, Write};
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{AtomicBool, Ordering};
 use stack::Stack;
 pub use state::{install_address_space_hooks, on, AddressSpaceHooks, AddressSpaceId, Thread, ThreadId, ThreadState};
 use state::{notify_membership, Entry, THREADS};
@@ -185,17 +185,23 @@ pub fn set_user_fs_base(value: u64) {
     })
 }
 
-/// Sets the running thread's user tag and context: a word and a pointer
-/// the layer above keeps for it (the user layer: which process and user
-/// thread it runs, and one reference to that process), 0 for none. Returns
-/// the context it replaces, for its owner to release.
-pub fn set_user_tag(tag: u64, context: usize) -> usize {
+/// Sets the running thread's user tag, context and attention flag: a word,
+/// a pointer and a flag the layer above keeps for it (the user layer: which
+/// process and user thread it runs, one reference to that process, and that
+/// process's flag), 0 and null for none. The flag must live as long as the
+/// context does: a trap reads it on its way back to ring 3
+/// ([`PerCpu::user_attention_raised`](crate::percpu::PerCpu::user_attention_raised)).
+/// Returns the context it replaces, for its owner to release.
+pub fn set_user_tag(tag: u64, context: usize, attention: *const AtomicBool) -> usize {
+    let attention = attention.cast_mut();
     // Interrupts off: the thread and its CPU's copy change together.
     without_interrupts(|| {
         let thread = current();
         let cpu = crate::percpu::current();
         thread.user_tag.store(tag, Ordering::Relaxed);
         cpu.user_tag.store(tag, Ordering::Relaxed);
+        thread.user_attention.store(attention, Ordering::Relaxed);
+        cpu.user_attention.store(attention, Ordering::Relaxed);
         cpu.user_context.store(context, Ordering::Relaxed);
         thread.user_context.swap(context, Ordering::Relaxed)
     })

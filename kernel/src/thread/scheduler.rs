@@ -337,13 +337,14 @@ fn switch_to(cpu: &'static PerCpu, previous: Arc<Thread>, next: Arc<Thread>) {
 }
 
 /// Makes this CPU ready for `next`'s entries from ring 3: its kernel entry
-/// stack, its user tag and context, and its FS base when it runs user code (kernel code never uses FS,
+/// stack, its user tag, context and attention flag, and its FS base when it runs user code (kernel code never uses FS,
 /// so a kernel thread leaves it as it is). Interrupts off.
 fn load_user_state(cpu: &PerCpu, next: &Thread) {
     let entry_stack = next.user_entry_stack.load(Ordering::Relaxed);
     cpu.user_entry_stack.store(entry_stack, Ordering::Relaxed);
     cpu.user_tag.store(next.user_tag.load(Ordering::Relaxed), Ordering::Relaxed);
     cpu.user_context.store(next.user_context.load(Ordering::Relaxed), Ordering::Relaxed);
+    cpu.user_attention.store(next.user_attention.load(Ordering::Relaxed), Ordering::Relaxed);
     if entry_stack != 0 {
         // SAFETY: FS_BASE is only the user's thread pointer; the kernel
         // does not use FS.

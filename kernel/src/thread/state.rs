@@ -15,7 +15,7 @@ use alloc::sync::{Arc, Weak};
 use alloc::vec::Vec;
 use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
-use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use spin::Mutex;
 
 /// Names an address space (the address-space layer's handle). A thread's
@@ -134,6 +134,10 @@ pub struct Thread {
     /// A pointer the layer above keeps for the thread beside its tag (the
     /// user layer: one reference to its process; 0: none), read without a lock.
     pub(super) user_context: AtomicUsize,
+    /// The flag the layer above keeps beside the context (the user layer:
+    /// its process's [`signal_hint`](crate::user::process::Process::signal_hint);
+    /// null: none).
+    pub(super) user_attention: AtomicPtr<AtomicBool>,
     /// Timer ticks that found the thread running in ring 3, and in the
     /// kernel: its CPU time, sampled as Linux's tick accounting samples it.
     pub(super) ticks: [AtomicU64; 2],
@@ -189,6 +193,7 @@ impl Thread {
             user_fs_base: AtomicU64::new(0),
             user_tag: AtomicU64::new(0),
             user_context: AtomicUsize::new(0),
+            user_attention: AtomicPtr::new(core::ptr::null_mut()),
             ticks: [AtomicU64::new(0), AtomicU64::new(0)],
         });
         without_interrupts(|| {

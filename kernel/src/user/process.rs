@@ -233,16 +233,19 @@ pub struct Process {
     /// `/proc/self/oom_score_adj` (-1000..=1000; kept by `fork` and
     /// `execve`, as Linux keeps it).
     pub oom_score_adj: AtomicI32,
-    /// False only when no signal is pending and the process is not stopped:
-    /// set under the state's lock by whatever makes a signal pending or stops
-    /// the process ([`Process::note_signal`]), cleared under it by
-    /// [`super::signal::deliver_pending`] when it finds neither, so that the
-    /// way back from a system call skips the lock in the common case.
+    /// False only when no signal is pending, the process is not stopped and
+    /// it is not ending: set under the state's lock by whatever makes a
+    /// signal pending, stops the process or ends it ([`Process::note_signal`]),
+    /// cleared under it by [`super::signal::deliver_pending`] when it finds
+    /// none of them. The way back from a system call skips the lock while it
+    /// is false, and a trap's way back to ring 3 skips the user layer's
+    /// check (each thread of the process holds it as its attention flag,
+    /// `thread::set_user_tag`).
     pub signal_hint: AtomicBool,
 }
 
 impl Process {
-    /// Notes that a signal may be pending or the process stopped (see
+    /// Notes that a signal may be pending, the process stopped or ending (see
     /// [`Process::signal_hint`]); called with the state's lock held.
     pub fn note_signal(&self) {
         self.signal_hint.store(true, Ordering::Release);
@@ -1289,11 +1292,14 @@ pub fn look_at_current<R>(look: impl FnOnce(&Process) -> R) -> Option<R> {
 /// context, under the tag of user thread `tid`, and gives up the reference
 /// it held before.
 fn hold_in_thread(process: Option<&Arc<Process>>, tid: u32) {
-    let (tag, context) = match process {
-        Some(process) => (u64::from(process.pid) << 32 | u64::from(tid), Arc::into_raw(process.clone()) as usize),
-        None => (0, 0),
+    let (tag, context, attention) = match process {
+        Some(process) => {
+            let tag = u64::from(process.pid) << 32 | u64::from(tid);
+            (tag, Arc::into_raw(process.clone()) as usize, &raw const process.signal_hint)
+        }
+        None => (0, 0, core::ptr::null()),
     };
-    let old = thread::set_user_tag(tag, context) as *const Process;
+    let old = thread::set_user_tag(tag, context, attention) as *const Process;
     if !old.is_null() {
         // SAFETY: the reference `hold_in_thread` gave the thread, just
         // taken out of its context.
@@ -1349,9 +1355,14 @@ fn start(process: &Arc<Process>) -> Result<(), SignalInfo> {
 /// program.
 pub fn exit_current(status: ExitStatus) -> ! {
     if let Some(process) = current() {
-        process.state.lock().exit.get_or_insert(status);
-        if !process.exiting.swap(true, Ordering::SeqCst) {
-            ENDING.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut state = process.state.lock();
+            state.exit.get_or_insert(status);
+            if !process.exiting.swap(true, Ordering::SeqCst) {
+                ENDING.fetch_add(1, Ordering::SeqCst);
+            }
+            // The other threads' traps look at the process on their way back.
+            process.note_signal();
         }
         drop(process);
         super::futex::nudge_all();

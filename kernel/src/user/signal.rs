@@ -332,7 +332,7 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
 fn deliver_hinted(process: &Process, frame: &mut TrapFrame) -> Outcome {
     {
         let state = process.state.lock();
-        if state.pending == 0 && !state.job.stopped {
+        if state.pending == 0 && !state.job.stopped && !process.exiting() {
             // Cleared under the lock that every setter holds.
             process.signal_hint.store(false, Ordering::Release);
             return Outcome::Resume;
