@@ -372,6 +372,8 @@ struct UserRun {
     figures: Vec<(String, Vec<f64>, String)>,
     faults: Vec<(String, Vec<(f64, f64)>)>,
     info: Vec<String>,
+    /// Each boot's TSC rate by the kernel's own clock (`UINFO tsc_mhz`).
+    clocks: Vec<f64>,
     boots: usize,
 }
 
@@ -382,6 +384,14 @@ impl UserRun {
             let words: Vec<&str> = line.split_whitespace().collect();
             match words.as_slice() {
                 ["#", "boot", ..] => run.boots += 1,
+                ["UINFO", "tsc_mhz", mhz, ..] => {
+                    if let Ok(mhz) = mhz.parse() {
+                        run.clocks.push(mhz);
+                    }
+                    if run.boots <= 1 {
+                        run.info.push(format!("tsc_mhz {mhz}"));
+                    }
+                }
                 ["UINFO", rest @ ..] if run.boots <= 1 => run.info.push(rest.join(" ")),
                 ["UBENCH", name, value, unit, ..] => {
                     let Ok(value) = value.parse() else { continue };
@@ -425,6 +435,30 @@ impl UserRun {
     fn info(&self, key: &str) -> Option<&str> {
         self.info.iter().find_map(|line| line.strip_prefix(key)?.strip_prefix(' '))
     }
+
+    /// The lowest and highest of the boots' TSC rates by the kernel's clock.
+    fn clock_range(&self) -> Option<(f64, f64)> {
+        let low = self.clocks.iter().copied().reduce(f64::min)?;
+        Some((low, self.clocks.iter().copied().fold(low, f64::max)))
+    }
+}
+
+/// How far the two kernels' clocks can disagree, in percent: each boot
+/// measures the TSC against its kernel's clock, and the TSC runs at one
+/// rate (the host's), so the widest gap between two of those rates bounds
+/// the error the clocks add to a ratio. A sentence for the table.
+fn clock_agreement(nacre: &UserRun, linux: &UserRun) -> String {
+    let (Some((n_low, n_high)), Some((l_low, l_high))) = (nacre.clock_range(), linux.clock_range()) else {
+        return "Clocks: a kernel printed no TSC rate, so the clocks' agreement is unknown.".to_string();
+    };
+    let high = n_high.max(l_high);
+    let low = n_low.min(l_low);
+    let gap = (high / low - 1.0) * 100.0;
+    let verdict = if gap <= 1.0 { "within 1%" } else { "**by more than 1%**: a ratio carries that error" };
+    format!(
+        "Clocks: the TSC by each kernel's clock, over the boots, Nacre {n_low:.1}–{n_high:.1} MHz, \
+         Linux {l_low:.1}–{l_high:.1} MHz; they agree {verdict} (at most {gap:.1}% apart)."
+    )
 }
 
 /// Boot `i` of Nacre beside boot `i` of Linux (the boots alternate, so the
@@ -479,7 +513,7 @@ pub fn user_table(nacre: &str, linux: &str) -> Result<String, String> {
     let mut text = String::new();
     for (kernel, run) in [("Nacre", &nacre), ("Linux", &linux)] {
         text += &format!(
-            "{kernel}: {}; {} boot(s); the TSC by its clock {} MHz; fault_around_bytes {}\n",
+            "{kernel}: {}; {} boot(s); the TSC by its clock {} MHz (the first boot); fault_around_bytes {}\n",
             run.info("kernel").unwrap_or("?"),
             run.boots,
             run.info("tsc_mhz").unwrap_or("?"),
@@ -526,7 +560,9 @@ pub fn user_table(nacre: &str, linux: &str) -> Result<String, String> {
             verdict(met_goal),
         );
     }
-    text += &format!("\nGoals met: {met} of {judged} figures measured on both.\n\nNot the same work:\n");
+    text += &format!("\nGoals met: {met} of {judged} figures measured on both.\n\n");
+    text += &clock_agreement(&nacre, &linux);
+    text += "\n\nNot the same work:\n";
     for (index, (name, note)) in notes.iter().enumerate() {
         text += &format!("({}) `{name}`: {note}.\n", index + 1);
     }
@@ -847,9 +883,9 @@ mod tests {
     const NACRE_USER: &str = "# boot 1\nUINFO kernel Nacre 6.1.0-nacre\nUINFO tsc_mhz 2300.0\n\
                               UBENCH syscall_getppid 1400.0 ns/call\nUBENCH anon_write_fault 4000.0 ns/page\n\
                               UFAULTS file_read_fault 4306 4300\nUBENCH file_read_fault 8000.0 ns/page\nUDONE\n\
-                              # boot 2\nUINFO kernel other\nUBENCH syscall_getppid 1000.0 ns/call\n\
+                              # boot 2\nUINFO kernel other\nUINFO tsc_mhz 2310.0\nUBENCH syscall_getppid 1000.0 ns/call\n\
                               UBENCH anon_write_fault 3000.0 ns/page\nUDONE\n";
-    const LINUX_USER: &str = "# boot 1\nUINFO kernel Linux 6.1.0-56-cloud-amd64\n\
+    const LINUX_USER: &str = "# boot 1\nUINFO kernel Linux 6.1.0-56-cloud-amd64\nUINFO tsc_mhz 2299.0\n\
                               UBENCH syscall_getppid 400.0 ns/call\nUBENCH anon_write_fault 8000.0 ns/page\n\
                               UFAULTS file_read_fault 269 4300\nUBENCH file_read_fault 700.0 ns/page\nUDONE\n";
 
@@ -882,6 +918,20 @@ mod tests {
         assert!(table.contains("| `mremap_64m` |  | missing | missing | — |"), "{table}");
         assert!(table.contains("Goals met: 1 of 3"), "{table}");
         assert!(user_table("", LINUX_USER).is_err());
+        // 2310 against 2299: 0.5% apart.
+        assert!(
+            table.contains(
+                "Nacre 2300.0–2310.0 MHz, Linux 2299.0–2299.0 MHz; they agree within 1% (at most 0.5% apart)"
+            ),
+            "{table}"
+        );
+        let fast = NACRE_USER.replace("2310.0", "2400.0");
+        let table = user_table(&fast, LINUX_USER).expect("a table");
+        assert!(
+            table.contains("they agree **by more than 1%**: a ratio carries that error (at most 4.4% apart)"),
+            "{table}"
+        );
+        assert!(clock_agreement(&UserRun::parse(""), &UserRun::parse(LINUX_USER)).contains("unknown"));
     }
 
     #[test]
