@@ -51,8 +51,8 @@ trap_stubs:
     // Stack on entry (IST top is 16-byte aligned): vector, error code, RIP,
     // CS, RFLAGS, RSP, SS = 56 bytes. 15 registers make 176 (16-aligned),
     // then the SSE registers (a multiple of 16 bytes) keep RSP 16-aligned
-    // for `movaps` and for the call. Only xmm0-15 and MXCSR are saved, not
-    // the whole x87/SSE state: see arch::sse for why.
+    // for `movaps` and for the call. Only xmm0-15 are saved, not the whole
+    // x87/SSE state, and MXCSR's slot is set to "keep": see arch::sse for why.
     .balign 16
 trap_common:
     // From ring 3 (the saved CS's RPL): GS holds the user's base; swap in
@@ -93,7 +93,7 @@ trap_common:
     movaps %xmm13, 0xd0(%rsp)
     movaps %xmm14, 0xe0(%rsp)
     movaps %xmm15, 0xf0(%rsp)
-    stmxcsr {mxcsr}(%rsp)
+    movl ${keep_mxcsr}, {mxcsr}(%rsp)
     cld
     movq %rsp, %rdi
     call trap_dispatch
@@ -112,7 +112,11 @@ trap_common:
     // back from a system call that cannot use sysretq.
     .global trap_restore
 trap_restore:
+    // MXCSR only when the frame asks for a value (arch::sse::KEEP_MXCSR).
+    cmpl ${keep_mxcsr}, {mxcsr}(%rsp)
+    je 4f
     ldmxcsr {mxcsr}(%rsp)
+4:
     movaps 0x00(%rsp), %xmm0
     movaps 0x10(%rsp), %xmm1
     movaps 0x20(%rsp), %xmm2
@@ -154,6 +158,7 @@ trap_restore:
     iretq
     "#,
     sse_size = const size_of::<SseRegisters>(),
+    keep_mxcsr = const super::sse::KEEP_MXCSR,
     mxcsr = const offset_of!(SseRegisters, mxcsr),
     need_resched = const crate::percpu::NEED_RESCHED_OFFSET,
     options(att_syntax)

@@ -8,11 +8,16 @@
 //! * The thread switcher saves and restores each thread's whole x87/SSE
 //!   state in a [`FxSaveArea`] (`fxsave64`/`fxrstor64`): another thread may
 //!   run anything.
-//! * A trap saves only [`SseRegisters`]: xmm0–xmm15 and MXCSR, what the
-//!   handler's Rust code may change (the x86-64 calling convention lets a
-//!   function clobber every xmm register). The kernel never uses x87 or MMX
-//!   (Rust passes and computes floats in SSE registers on x86-64), so a
-//!   handler leaves that state as it found it. Sixteen `movaps` cost far
+//! * A trap saves only xmm0–xmm15 ([`SseRegisters`]), what the handler's
+//!   Rust code may change (the x86-64 calling convention lets a function
+//!   clobber every xmm register). The kernel never uses x87 or MMX (Rust
+//!   passes and computes floats in SSE registers on x86-64) and never
+//!   changes MXCSR, so a handler leaves those as it found them. The frame's
+//!   MXCSR slot is a request instead: [`KEEP_MXCSR`] (what the entry stubs
+//!   write) leaves the register alone on the way out, any other value is
+//!   loaded (a signal handler's start, `rt_sigreturn`, a new program, a
+//!   forked child). `stmxcsr` and `ldmxcsr` are helper calls under TCG:
+//!   about 25 ns of every trap and system call. Sixteen `movaps` cost far
 //!   less than `fxsave64` + `fxrstor64` under an emulator, which implements
 //!   those two as a helper writing all 512 bytes (x87 included) one field
 //!   at a time: about 600 ns of every trap under TCG (see
@@ -53,7 +58,7 @@ impl core::fmt::Debug for FxSaveArea {
 pub struct SseRegisters {
     /// xmm0 to xmm15, in order.
     pub xmm: [[u8; 16]; 16],
-    /// The SSE control and status register.
+    /// The MXCSR to load on the way out of the trap, or [`KEEP_MXCSR`].
     pub mxcsr: u32,
 }
 
@@ -67,6 +72,29 @@ impl SseRegisters {
 impl core::fmt::Debug for SseRegisters {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         write!(f, "SseRegisters {{ mxcsr: {:#x}, .. }}", self.mxcsr)
+    }
+}
+
+/// In a frame's [`SseRegisters::mxcsr`]: load nothing on the way out (the
+/// register already holds the thread's value). MXCSR's bits 16–31 are
+/// reserved (`ldmxcsr` raises #GP for any of them), so it never holds this.
+pub const KEEP_MXCSR: u32 = 0xffff_ffff;
+
+/// This CPU's MXCSR (`stmxcsr`).
+pub fn read_mxcsr() -> u32 {
+    let mut value = 0u32;
+    // SAFETY: stmxcsr writes the four bytes of `value`.
+    unsafe { core::arch::asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
+    value
+}
+
+/// The MXCSR a thread leaving through a frame whose slot holds `requested`
+/// runs with: `requested`, or the live register's when the frame keeps it.
+pub fn mxcsr_after(requested: u32) -> u32 {
+    if requested == KEEP_MXCSR {
+        read_mxcsr()
+    } else {
+        requested
     }
 }
 

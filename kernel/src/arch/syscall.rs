@@ -158,14 +158,17 @@ syscall_entry:
     movaps [rsp + 0xd0], xmm13
     movaps [rsp + 0xe0], xmm14
     movaps [rsp + 0xf0], xmm15
-    stmxcsr [rsp + {mxcsr}]
+    mov dword ptr [rsp + {mxcsr}], {keep_mxcsr}
     xor ebp, ebp
     mov rdi, rsp
     call syscall_dispatch
     // rax = 0: leave by iretq (the trap exit restores the whole frame).
     test rax, rax
     jz trap_restore
+    cmp dword ptr [rsp + {mxcsr}], {keep_mxcsr}
+    je 4f
     ldmxcsr [rsp + {mxcsr}]
+4:
     movaps xmm0, [rsp + 0x00]
     movaps xmm1, [rsp + 0x10]
     movaps xmm2, [rsp + 0x20]
@@ -213,6 +216,7 @@ syscall_entry:
     vector = const SYSCALL_VECTOR,
     sse_size = const size_of::<SseRegisters>(),
     mxcsr = const offset_of!(SseRegisters, mxcsr),
+    keep_mxcsr = const super::sse::KEEP_MXCSR,
 );
 
 /// The Rust half of a system call: runs the handler with interrupts on, then

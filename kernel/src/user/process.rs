@@ -913,6 +913,8 @@ pub fn fork(
     }
     let mut start = alloc::boxed::Box::new(*frame);
     start.rax = 0;
+    // The parent's MXCSR, which the child's thread loads on its way out.
+    start.sse.mxcsr = crate::arch::sse::mxcsr_after(frame.sse.mxcsr);
     if stack != 0 {
         start.rsp = stack;
     }
@@ -1047,6 +1049,8 @@ pub fn spawn_thread(
     }
     let mut start = *frame;
     start.rax = 0;
+    // The creator's MXCSR, which the new thread loads on its way out.
+    start.sse.mxcsr = crate::arch::sse::mxcsr_after(frame.sse.mxcsr);
     if stack != 0 {
         start.rsp = stack;
     }

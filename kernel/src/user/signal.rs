@@ -549,12 +549,13 @@ const _: () = assert!(core::mem::size_of::<UContext>() == 304);
 const UC_SIGCONTEXT_SS: u64 = 0x2;
 const UC_STRICT_RESTORE_SS: u64 = 0x4;
 
-/// The x87/SSE state of the interrupted program: the live x87 part, and the
-/// SSE registers the trap saved in `frame`.
+/// The x87/SSE state of the interrupted program: the live x87 part and
+/// MXCSR (unless `frame` asks for another), and the xmm registers the trap
+/// saved in `frame`.
 fn fpu_image(frame: &TrapFrame) -> FxSaveArea {
     let mut area = FxSaveArea::new();
     sse::save_fpu(&mut area);
-    area.0[24..28].copy_from_slice(&frame.sse.mxcsr.to_le_bytes());
+    area.0[24..28].copy_from_slice(&sse::mxcsr_after(frame.sse.mxcsr).to_le_bytes());
     for (index, register) in frame.sse.xmm.iter().enumerate() {
         area.0[160 + index * 16..176 + index * 16].copy_from_slice(register);
     }
