@@ -34,7 +34,15 @@
 //!   greatest key `<= k` (if any is in the tree) and `find` needs no
 //!   second leaf;
 //! - every node but the root is at least half full (`LEAF / 2` keys,
-//!   `FANOUT / 2` children); an inner root has at least two children.
+//!   `FANOUT / 2` children); an inner root has at least two children;
+//! - a freed leaf is empty.
+//!
+//! [`BPlusTree::containing`] first tries the slot of its last answer (a
+//! fault's next page is most often in the same region): that slot is only
+//! a hint, checked against the tree before it is used. Any region a leaf
+//! holds (the first `len` of its slots; a freed leaf holds none) is in the
+//! tree, and regions never overlap, so a region there that contains the
+//! key is the answer, however the tree changed since.
 //!
 //! Insert walks down once, making room in each full node before stepping
 //! into it: it moves entries into the node's left sibling if that has room
@@ -50,6 +58,7 @@
 
 use crate::{Protection, Region};
 use alloc::vec::Vec;
+use core::cell::Cell;
 use core::hint::select_unpredictable;
 
 /// The index of a node in its arena.
@@ -370,6 +379,8 @@ pub(crate) struct BPlusTree<const LEAF: usize, const FANOUT: usize> {
     height: u32,
     /// The number of regions.
     len: usize,
+    /// The leaf and position of [`Self::containing`]'s last answer: a hint.
+    last_hit: Cell<(NodeIndex, u32)>,
 }
 
 impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
@@ -384,6 +395,7 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             root: 0,
             height: 0,
             len: 0,
+            last_hit: Cell::new((0, 0)),
         }
     }
 
@@ -405,6 +417,33 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
             node = inner.child(inner.position_for(key));
         }
         node
+    }
+
+    /// The region containing `key`, if any: the region of the last answer
+    /// when it still holds `key` (see the module's documentation), else
+    /// [`Self::last_at_or_below`]'s if it holds `key`.
+    // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
+    #[inline(always)]
+    pub(crate) fn containing(&self, key: u64) -> Option<&Region> {
+        let (hinted_leaf, hinted_position) = self.last_hit.get();
+        if let Some(leaf) = self.leaves.get(hinted_leaf as usize) {
+            let position = hinted_position as usize;
+            if position < leaf.len() && leaf.regions[position].contains(key) {
+                return Some(&leaf.regions[position]);
+            }
+        }
+        if self.len == 0 {
+            return None;
+        }
+        let leaf_index = self.leaf_for(key);
+        let leaf = &self.leaves[leaf_index as usize];
+        let position = leaf.count_at_or_below(key).checked_sub(1)?;
+        let region = &leaf.regions[position];
+        if !region.contains(key) {
+            return None;
+        }
+        self.last_hit.set((leaf_index, position as u32));
+        Some(region)
     }
 
     /// The region with the greatest start `<= key`.
@@ -769,6 +808,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         }
         let freed = self.inners[parent as usize].remove_at(position + 1);
         if height == 0 {
+            // Empty, so that no lookup takes its old regions for the tree's.
+            self.leaves[freed as usize] = Leaf::EMPTY;
             self.free_leaves.push(freed);
         } else {
             self.free_inners.push(freed);

@@ -152,7 +152,7 @@ impl RegionSet {
     // Inlined: on the path of every one-page edit (DESIGN.md, "Inlining").
     #[inline(always)]
     fn find_in_tree(&self, va: u64) -> Option<&Region> {
-        self.by_start.last_at_or_below(va).filter(|r| r.contains(va))
+        self.by_start.containing(va)
     }
 
     /// The region starting exactly at `va`, if any.

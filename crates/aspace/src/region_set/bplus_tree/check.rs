@@ -37,7 +37,8 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
     /// - every node but the root is at least half full, an inner root has
     ///   at least two children;
     /// - the leaf links visit the leaves in key order and end at the last;
-    /// - `len` is the number of regions.
+    /// - `len` is the number of regions;
+    /// - a freed leaf is empty.
     pub(crate) fn check_invariants(&self) -> Result<(), String> {
         if self.leaves.is_empty() {
             ensure!(self.len == 0 && self.height == 0, "no leaves but len {} height {}", self.len, self.height);
@@ -61,6 +62,10 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         ensure!(self.leaves[last as usize].next == NO_LEAF, "the last leaf {last} links on");
 
         check_free_list("leaf", &self.free_leaves, &walk.leaf_reached)?;
+        for &freed in &self.free_leaves {
+            let leaf = self.leaves.get(freed as usize);
+            ensure!(leaf.is_none_or(|leaf| leaf.len() == 0), "freed leaf {freed} holds regions");
+        }
         check_free_list("inner", &self.free_inners, &walk.inner_reached)
     }
 

@@ -30,6 +30,8 @@ enum Operation {
     /// Change the region at a key in place.
     Update(u64, u64),
     LastAtOrBelow(u64),
+    /// The region containing a key (the regions here may overlap: see `run`).
+    Containing(u64),
     Neighbours(u64),
     IterFrom(u64),
     Clear,
@@ -49,6 +51,7 @@ fn operation(space: u64) -> impl Strategy<Value = Operation> {
         4 => key(space).prop_map(Operation::Get),
         4 => (key(space), 0u64..1000).prop_map(|(key, tag)| Operation::Update(key, tag)),
         8 => key(space).prop_map(Operation::LastAtOrBelow),
+        8 => key(space).prop_map(Operation::Containing),
         4 => key(space).prop_map(Operation::Neighbours),
         4 => key(space).prop_map(Operation::IterFrom),
         // Rare: most sequences should grow a deep tree.
@@ -84,6 +87,21 @@ fn run<const LEAF: usize, const FANOUT: usize>(operations: &[Operation]) -> Resu
             }
             Operation::LastAtOrBelow(key) => {
                 prop_assert_eq!(tree.last_at_or_below(key), model.range(..=key).next_back().map(|(_, r)| r))
+            }
+            Operation::Containing(key) => {
+                // The regions of these sequences overlap, where a region set's
+                // never do. Still: an answer is a region the tree holds now,
+                // never one its last answer left behind, and there is one
+                // whenever the last region at or below the key holds it.
+                let found = tree.containing(key);
+                if let Some(found) = found {
+                    prop_assert!(found.contains(key), "containing({:#x}) gave {:?}", key, found);
+                    prop_assert_eq!(model.get(&found.va.0), Some(found), "containing({:#x}): not in the tree", key);
+                }
+                let last = model.range(..=key).next_back().map(|(_, r)| r);
+                if last.is_some_and(|r| r.contains(key)) {
+                    prop_assert!(found.is_some(), "containing({:#x}) found nothing", key);
+                }
             }
             Operation::Neighbours(key) => {
                 let before = model.range(..key).next_back().map(|(_, r)| r);
