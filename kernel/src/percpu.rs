@@ -138,14 +138,16 @@ impl PerCpu {
     }
 
     /// True when the running thread's attention flag is raised (see
-    /// [`PerCpu::user_attention`]); false when it has none.
+    /// [`PerCpu::user_attention`]); false when it has none. Interrupts off,
+    /// on this CPU's structure (a trap on its way out).
     #[inline(always)]
     pub fn user_attention_raised(&self) -> bool {
+        debug_assert!(!crate::arch::cpu::interrupts_enabled(), "interrupts are off");
         let flag = self.user_attention.load(Ordering::Relaxed);
-        // SAFETY: a non-null pointer is the running thread's flag, which its
-        // owner keeps alive while the thread holds it (`thread::set_user_tag`);
-        // this CPU cannot switch threads in between, as interrupts are off
-        // or the caller is that thread.
+        // SAFETY: a non-null pointer is the flag of the thread running on
+        // this CPU, which its owner keeps alive while the thread holds it
+        // (`thread::set_user_tag`); with interrupts off this CPU cannot
+        // switch threads before the read.
         !flag.is_null() && unsafe { (*flag).load(Ordering::Acquire) }
     }
 
