@@ -351,7 +351,15 @@ fn deliver_hinted(process: &Process, frame: &mut TrapFrame) -> Outcome {
         }
         let signal = ready.trailing_zeros() + 1;
         state.pending &= !bit(signal);
-        (signal, state.signal_extras.sent[signal as usize - 1])
+        let sent = state.signal_extras.sent[signal as usize - 1];
+        if sent.code == code::SI_TIMER {
+            // Its overrun, as `timer_getoverrun` reports it from now on
+            // (the sender of a timer's signal is the timer's id).
+            if let Some(timer) = state.posix_timers.get_mut(&(sent.sender as i32)) {
+                timer.overrun_last = timer.overrun;
+            }
+        }
+        (signal, sent)
     };
     let info = SignalInfo { signal: Signal(signal), code: sent.code, addr: 0 };
     deliver_from(process, frame, info, false, sent)

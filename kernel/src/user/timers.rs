@@ -21,8 +21,8 @@
 //!   process with `si_code` `SI_TIMER` and `si_timerid`; `SIGEV_NONE`
 //!   sends nothing, and `timer_gettime` sees its expiry. `TIMER_ABSTIME`,
 //!   intervals and `timer_getoverrun` (the expirations while the signal
-//!   was still pending, counted when the timer fires rather than when the
-//!   signal is delivered) work; the siginfo's `si_overrun` is 0 and
+//!   was still pending, counted when the timer fires and kept as they were
+//!   when the signal was delivered) work; the siginfo's `si_overrun` is 0 and
 //!   `si_value` is not filled in.
 //! - Expiry: every timer tick of every CPU compares the boot clock with
 //!   the earliest deadline ([`NEXT`], one atomic: the tick hook takes no
@@ -526,6 +526,7 @@ fn timer_settime(process: &Process, id: i32, flags: i32, new: u64, old: u64) -> 
             _ => Interval { deadline, interval: wanted.interval.nanos() },
         };
         timer.overrun = 0;
+        timer.overrun_last = 0;
         (previous, timer.signal.is_some())
     };
     if deadline != 0 && fires {
@@ -546,10 +547,10 @@ fn timer_gettime(process: &Process, id: i32, value: u64) -> SysResult {
     Ok(0)
 }
 
-/// `timer_getoverrun(id)`: the overrun of the timer's last signal (see
-/// [`PosixTimer::overrun`]), at most `i32::MAX`.
+/// `timer_getoverrun(id)`: the overrun of the timer's last delivered
+/// signal (see [`PosixTimer::overrun_last`]), at most `i32::MAX`.
 fn timer_getoverrun(process: &Process, id: i32) -> SysResult {
-    let overrun = process.state.lock().posix_timers.get(&id).ok_or(Errno::EINVAL)?.overrun;
+    let overrun = process.state.lock().posix_timers.get(&id).ok_or(Errno::EINVAL)?.overrun_last;
     Ok(overrun.min(i32::MAX as u64))
 }
 

@@ -49,8 +49,12 @@ pub struct PosixTimer {
     /// When it expires, and its interval.
     pub timer: Interval,
     /// Expirations beyond the first while its signal was pending, or missed
-    /// between two looks (`timer_getoverrun`).
+    /// between two looks: counted as the timer fires.
     pub overrun: u64,
+    /// [`PosixTimer::overrun`] as it was when the timer's last signal was
+    /// delivered: what `timer_getoverrun` returns, as Linux's
+    /// `it_overrun_last` (later expirations do not change it).
+    pub overrun_last: u64,
 }
 
 /// Resources used: CPU time (nanoseconds, sampled by the timer tick) and
