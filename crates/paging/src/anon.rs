@@ -484,7 +484,11 @@ impl AnonymousFrames {
                 let Some(mut chunk) = self.chunks.remove(key) else { continue };
                 self.frames -= usize::from(chunk.frames);
                 if !shift.is_multiple_of(CHUNK_BYTES) {
-                    self.write_slots(base.wrapping_add(shift), &chunk.slots, dropped);
+                    if dropped == 0 {
+                        self.write_chunk(base.wrapping_add(shift), &chunk);
+                    } else {
+                        self.write_slots(base.wrapping_add(shift), &chunk.slots, dropped);
+                    }
                     continue;
                 }
                 if dropped != 0 && chunk.used != chunk.frames {
@@ -518,6 +522,36 @@ impl AnonymousFrames {
             if self.chunks.get(key).is_some_and(|chunk| chunk.used == 0) {
                 self.chunks.remove(key);
             }
+        }
+    }
+
+    /// Writes the slots of `chunk`, a whole chunk taken out, to the pages
+    /// from `page` on (which hold nothing; `page` is not a chunk's first):
+    /// the part for each of the two target chunks is copied whole, and its
+    /// counts come from the chunk's (the shorter part is counted, the
+    /// longer one is the rest), not slot by slot.
+    fn write_chunk(&mut self, page: u64, chunk: &Chunk) {
+        let (key, first) = locate(page);
+        let (next_key, _) = locate(page.wrapping_add((SLOTS - first) as u64 * PAGE));
+        let (head, tail) = chunk.slots.split_at(SLOTS - first);
+        let count = |slots: &[u64]| {
+            let used = slots.iter().filter(|&&slot| slot != 0).count() as u16;
+            (used, slots.iter().filter(|&&slot| slot & HAS_FRAME != 0).count() as u16)
+        };
+        let rest = |(used, frames): (u16, u16)| (chunk.used - used, chunk.frames - frames);
+        let (head_counts, tail_counts) =
+            if head.len() <= tail.len() { (count(head), rest(count(head))) } else { (rest(count(tail)), count(tail)) };
+        for (key, start, part, (used, frames)) in [(key, first, head, head_counts), (next_key, 0, tail, tail_counts)] {
+            if used == 0 {
+                continue;
+            }
+            let target = self.chunks.get_or_insert_with(key, Chunk::new);
+            let slots = &mut target.slots[start..start + part.len()];
+            debug_assert!(slots.iter().all(|&slot| slot == 0), "the target pages hold nothing");
+            slots.copy_from_slice(part);
+            target.used += used;
+            target.frames += frames;
+            self.frames += usize::from(frames);
         }
     }
 
@@ -734,12 +768,13 @@ mod tests {
 
     #[test]
     fn moves_keep_marks_and_counts_aligned_or_not() {
-        for (to, whole) in [(40 * M2, true), (40 * M2 + 3 * PAGE, false)] {
+        for (to, whole) in [(40 * M2, true), (40 * M2 + 3 * PAGE, false), (40 * M2 + 500 * PAGE, false)] {
             let from = 8 * M2;
             let mut frames = filled(from, 1100);
             frames.mark_shared_page(from + 600 * PAGE);
             frames.set_slot(from + 1100 * PAGE, ZERO);
             frames.move_range(from, to, 1200 * PAGE, true);
+            assert_counts_kept(&frames);
             assert_eq!(frames.len(), 1100);
             assert_eq!(frames.iter_range(from, from + 1200 * PAGE).count(), 0);
             for page in 0..1100 {
@@ -749,11 +784,26 @@ mod tests {
             assert!(frames.is_zero_page(to + 1100 * PAGE));
             // Back, forgetting the zero page.
             frames.move_range(to, from, 1200 * PAGE, false);
+            assert_counts_kept(&frames);
             assert_eq!(pages(&frames), (0..1100).map(|page| from + page * PAGE).collect::<Vec<_>>());
             assert_eq!(frames.zero_pages().count(), 0);
             assert!(frames.is_shared_page(from + 600 * PAGE));
             assert_eq!(frames.chunks.len(), 3);
         }
+    }
+
+    /// Every chunk's counts match its slots, and the record's frame count
+    /// is their sum.
+    fn assert_counts_kept(frames: &AnonymousFrames) {
+        let mut total = 0;
+        for (key, chunk) in frames.chunks.iter() {
+            let used = chunk.slots.iter().filter(|&&slot| slot != 0).count();
+            let held = chunk.slots.iter().filter(|&&slot| slot & HAS_FRAME != 0).count();
+            assert_eq!((usize::from(chunk.used), usize::from(chunk.frames)), (used, held), "chunk {key:#x}");
+            assert!(used > 0, "chunk {key:#x} is empty");
+            total += held;
+        }
+        assert_eq!(frames.len(), total);
     }
 
     #[test]
