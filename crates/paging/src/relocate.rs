@@ -206,8 +206,11 @@ impl<M: Machine + ?Sized> Mover<'_, M> {
                 }
             }
             let mut checked: Option<(u64, Option<TableRef>)> = None;
-            for index in Level::Pt.index(block)..Level::Pt.index(block) + ((next - block) / TABLE_BYTES) as usize {
+            let (mut index, end) =
+                (Level::Pt.index(block), Level::Pt.index(block) + ((next - block) / TABLE_BYTES) as usize);
+            while index < end {
                 if !source.get(self.machine, index).is_present() {
+                    index += 1;
                     continue;
                 }
                 let va = self.target((block & !(PT_SPAN - 1)) + index as u64 * TABLE_BYTES);
@@ -219,8 +222,15 @@ impl<M: Machine + ?Sized> Mover<'_, M> {
                         table
                     }
                 };
-                if table.is_some_and(|table| table.get(self.machine, Level::Pt.index(va)).is_present()) {
-                    return Err(MoveRefused::NotMovable);
+                match table {
+                    // The target table is to be made (counted once): nothing
+                    // in it to run into, so the rest of the entries landing
+                    // in it need no look.
+                    None => index += ((PT_SPAN - va % PT_SPAN) / TABLE_BYTES) as usize,
+                    Some(table) if table.get(self.machine, Level::Pt.index(va)).is_present() => {
+                        return Err(MoveRefused::NotMovable)
+                    }
+                    Some(_) => index += 1,
                 }
             }
         }
