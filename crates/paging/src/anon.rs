@@ -592,8 +592,13 @@ impl AnonymousFrames {
             (used, slots.iter().filter(|&&slot| slot & HAS_FRAME != 0).count() as u16)
         };
         let rest = |(used, frames): (u16, u16)| (chunk.used - used, chunk.frames - frames);
-        let (head_counts, tail_counts) =
-            if head.len() <= tail.len() { (count(head), rest(count(head))) } else { (rest(count(tail)), count(tail)) };
+        let (head_counts, tail_counts) = if head.len() <= tail.len() {
+            let counted = count(head);
+            (counted, rest(counted))
+        } else {
+            let counted = count(tail);
+            (rest(counted), counted)
+        };
         for (key, start, part, (used, frames)) in [(key, first, head, head_counts), (next_key, 0, tail, tail_counts)] {
             if used == 0 {
                 continue;
