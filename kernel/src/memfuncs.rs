@@ -2,9 +2,10 @@
 //! `memcmp`, `bcmp`.
 //!
 //! The precompiled `compiler_builtins` of the host target does not export
-//! them for a freestanding link, so the kernel defines them. Each works
-//! eight bytes at a time with plain loads and stores, then byte by byte for
-//! the tail. Not `rep movsb` / `rep stosb`: fast on hardware with ERMSB, but
+//! them for a freestanding link, so the kernel defines them. A copy moves
+//! 32 bytes at a time (four words loaded, then stored), then eight, then
+//! byte by byte for the tail; the others work eight bytes at a time. All
+//! use plain loads and stores. Not `rep movsb` / `rep stosb`: fast on hardware with ERMSB, but
 //! QEMU's TCG runs them one byte per iteration: a 168-byte copy (a flush
 //! batch moved on the edit path) took about 390 ns, 87 with this loop, and
 //! 4 KiB 8,600 ns against 1,260 (`memcpy` timed in the kernel, release).
@@ -72,6 +73,12 @@ pub unsafe extern "C" fn memset(dest: *mut u8, value: i32, count: usize) -> *mut
 /// Both ranges must be valid for `count` bytes.
 unsafe fn copy_forwards(dest: *mut u8, src: *const u8, count: usize) {
     let mut i = 0;
+    while i + 32 <= count {
+        // SAFETY: `i + 32 <= count` and the caller guarantees both ranges; the
+        // block is read whole before it is written (as the words below).
+        unsafe { copy_32(dest.add(i), src.add(i)) };
+        i += 32;
+    }
     while i + 8 <= count {
         // SAFETY: `i + 8 <= count` and the caller guarantees both ranges. The
         // word is read whole before it is written, so an overlap with `dest`
@@ -93,6 +100,12 @@ unsafe fn copy_forwards(dest: *mut u8, src: *const u8, count: usize) {
 /// Both ranges must be valid for `count` bytes.
 unsafe fn copy_backwards(dest: *mut u8, src: *const u8, count: usize) {
     let mut remaining = count;
+    while remaining >= 32 {
+        remaining -= 32;
+        // SAFETY: `remaining + 32 <= count` and the caller guarantees both
+        // ranges; the block is read whole before it is written.
+        unsafe { copy_32(dest.add(remaining), src.add(remaining)) };
+    }
     while remaining >= 8 {
         remaining -= 8;
         // SAFETY: `remaining + 8 <= count` and the caller guarantees both
@@ -151,6 +164,37 @@ unsafe fn load_u64(p: *const u8) -> u64 {
     // SAFETY: the caller guarantees 8 readable bytes; x86-64 loads need no alignment.
     unsafe { asm!("mov {}, qword ptr [{}]", out(reg) value, in(reg) p, options(nostack, readonly, preserves_flags)) };
     value
+}
+
+/// Copies 32 bytes from `src` to `dest`, aligned or not: four words loaded,
+/// then stored, so that a block that overlaps its source copies as if
+/// through a buffer. (Under TCG a loop's cost goes by its instructions: 12
+/// a block against 36 for four rounds of the word loop.)
+///
+/// # Safety
+/// `src` must be valid for reading and `dest` for writing 32 bytes.
+#[inline(always)]
+unsafe fn copy_32(dest: *mut u8, src: *const u8) {
+    // SAFETY: the caller guarantees both ranges; x86-64 loads and stores need no alignment.
+    unsafe {
+        asm!(
+            "mov {a}, qword ptr [{src}]",
+            "mov {b}, qword ptr [{src} + 8]",
+            "mov {c}, qword ptr [{src} + 16]",
+            "mov {d}, qword ptr [{src} + 24]",
+            "mov qword ptr [{dest}], {a}",
+            "mov qword ptr [{dest} + 8], {b}",
+            "mov qword ptr [{dest} + 16], {c}",
+            "mov qword ptr [{dest} + 24], {d}",
+            src = in(reg) src,
+            dest = in(reg) dest,
+            a = out(reg) _,
+            b = out(reg) _,
+            c = out(reg) _,
+            d = out(reg) _,
+            options(nostack, preserves_flags),
+        )
+    };
 }
 
 /// Stores 8 bytes at `p`, aligned or not, with one instruction (see

@@ -34,14 +34,14 @@ fn copy_and_fill_match_reference() -> Result<(), String> {
 kernel_test!(copy_and_fill_match_reference);
 
 fn memmove_handles_overlap_both_ways() -> Result<(), String> {
-    for len in 0..40 {
-        for shift in 0..12 {
-            let original = pattern(64, 3);
+    for len in 0..80 {
+        for shift in [0, 1, 7, 8, 9, 31, 32, 33] {
+            let original = pattern(128, 3);
             // Forwards overlap: destination above the source.
             let mut buffer = original.clone();
             let mut expected = original.clone();
             expected.copy_within(4..4 + len, 4 + shift);
-            // SAFETY: both ranges lie inside the 64-byte buffer.
+            // SAFETY: both ranges lie inside the 128-byte buffer.
             unsafe { memmove(buffer.as_mut_ptr().add(4 + shift), buffer.as_ptr().add(4), len) };
             check!(buffer == expected, "memmove up len {len} shift {shift}");
             // Backwards overlap: destination below the source.
