@@ -49,6 +49,7 @@ use crate::tables::PageTables;
 use alloc::boxed::Box;
 use alloc::vec::Vec;
 use aspace::{PhysAddr, VirtAddr};
+use smallvec::SmallVec;
 
 /// Pages per chunk: one page table's worth.
 const SLOTS: usize = 512;
@@ -109,56 +110,10 @@ fn frame_of(slot: u64) -> Option<PhysAddr> {
     (slot & HAS_FRAME != 0).then_some(PhysAddr(slot & FRAME))
 }
 
-/// A list kept in place while it holds at most [`FewFirst::FEW`] items,
-/// in a vector beyond: a small `mremap` or release (a page or a few)
-/// allocates nothing for its chunk keys and slots.
-struct FewFirst<T: Copy + Default> {
-    few: [T; 4],
-    len: usize,
-    many: Vec<T>,
-}
-
-impl<T: Copy + Default> FewFirst<T> {
-    const FEW: usize = 4;
-
-    fn new() -> Self {
-        FewFirst { few: [T::default(); 4], len: 0, many: Vec::new() }
-    }
-
-    fn push(&mut self, item: T) {
-        if self.len < Self::FEW {
-            self.few[self.len] = item;
-        } else {
-            if self.many.is_empty() {
-                self.many.extend_from_slice(&self.few);
-            }
-            self.many.push(item);
-        }
-        self.len += 1;
-    }
-
-    fn as_slice(&self) -> &[T] {
-        if self.len <= Self::FEW {
-            &self.few[..self.len]
-        } else {
-            &self.many
-        }
-    }
-}
-
-impl<T: Copy + Default> IntoIterator for FewFirst<T> {
-    type Item = T;
-    type IntoIter = core::iter::Chain<core::iter::Take<core::array::IntoIter<T, 4>>, alloc::vec::IntoIter<T>>;
-
-    /// The items in order.
-    fn into_iter(self) -> Self::IntoIter {
-        if self.len <= Self::FEW {
-            self.few.into_iter().take(self.len).chain(Vec::new())
-        } else {
-            self.few.into_iter().take(0).chain(self.many)
-        }
-    }
-}
+/// The chunk keys, or a part of a chunk's slots, that one edit handles:
+/// kept in place while there are at most four (a small `mremap` or release,
+/// a page or a few, allocates nothing for them), on the heap beyond.
+type Few<T> = SmallVec<[T; 4]>;
 
 /// The chunk key of the page at `page`, and the page's slot in it.
 fn locate(page: u64) -> (u64, usize) {
@@ -466,8 +421,8 @@ impl AnonymousFrames {
     }
 
     /// The keys of the chunks that hold part of `[va, last]`.
-    fn keys_in(&self, va: u64, last: u64) -> FewFirst<u64> {
-        let mut keys = FewFirst::new();
+    fn keys_in(&self, va: u64, last: u64) -> Few<u64> {
+        let mut keys = Few::new();
         if va <= last {
             for (key, _) in self.chunks.range((va >> CHUNK_SHIFT)..=(last >> CHUNK_SHIFT)) {
                 keys.push(key);
@@ -561,7 +516,7 @@ impl AnonymousFrames {
             }
             let Some(chunk) = self.chunks.get_mut(key) else { continue };
             let before = chunk.frames;
-            let mut moving = FewFirst::new();
+            let mut moving = Few::new();
             for index in first..=end {
                 let moved = chunk.slots[index];
                 if moved != 0 {
@@ -570,7 +525,7 @@ impl AnonymousFrames {
                 moving.push(moved);
             }
             self.frames -= usize::from(before - chunk.frames);
-            self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), moving.as_slice(), dropped);
+            self.write_slots((base + first as u64 * PAGE).wrapping_add(shift), &moving, dropped);
             // Dropped only now: a move within the chunk keeps it.
             if self.chunks.get(key).is_some_and(|chunk| chunk.used == 0) {
                 self.chunks.remove(key);
@@ -862,19 +817,6 @@ mod tests {
             total += held;
         }
         assert_eq!(frames.len(), total);
-    }
-
-    #[test]
-    fn few_first_lists_keep_their_order_past_the_few() {
-        for count in [0u64, 1, 4, 5, 9] {
-            let mut list = FewFirst::new();
-            for item in 0..count {
-                list.push(item * 3);
-            }
-            let want: Vec<u64> = (0..count).map(|item| item * 3).collect();
-            assert_eq!(list.as_slice(), &want[..], "{count}");
-            assert_eq!(list.into_iter().collect::<Vec<_>>(), want, "{count}");
-        }
     }
 
     #[test]
