@@ -257,10 +257,16 @@ static CREDENTIALS: IrqMutex<BTreeMap<u32, (u32, Credentials)>> = IrqMutex::new(
 
 /// The credentials of `process`.
 pub fn credentials(process: &Process) -> Credentials {
+    with_credentials(process, |credentials| *credentials)
+}
+
+/// `f` of the credentials of `process`, read in place (they are a few
+/// hundred bytes: a capability check copies none of them).
+fn with_credentials<R>(process: &Process, f: impl FnOnce(&Credentials) -> R) -> R {
     match CREDENTIALS.lock().get(&process.pid) {
-        Some(&(space, credentials)) if space == process.space.id() => credentials,
-        Some(&(_, credentials)) => credentials.after_exec(),
-        None => Credentials::ROOT,
+        Some((space, credentials)) if *space == process.space.id() => f(credentials),
+        Some((_, credentials)) => f(&credentials.after_exec()),
+        None => f(&Credentials::ROOT),
     }
 }
 
@@ -279,7 +285,7 @@ pub fn set_credentials(process: &Process, credentials: Credentials) {
 
 /// Linux's `capable(capability)` for `process`.
 pub fn capable(process: &Process, capability: u32) -> bool {
-    credentials(process).has(capability)
+    with_credentials(process, |credentials| credentials.has(capability))
 }
 
 /// Gives `child`, just forked by the running process, its parent's
