@@ -66,6 +66,7 @@ use aspace::{
     AddressSpace, Fault, FaultOutcome, PageFaultCode, PhysAddr, Protection, Region, UnhandledFault, VirtAddr,
 };
 use paging::{PageObject, PagingAspace};
+use smallvec::SmallVec;
 
 /// `PROT_READ`.
 pub const PROT_READ: u64 = 1;
@@ -199,12 +200,22 @@ fn user_region_at(object: &SpaceObject, va: u64) -> Option<Region> {
     object.regions().find(va).filter(|region| is_user(region)).copied()
 }
 
+/// The regions one call handles: most often one or two, kept in place (on
+/// the heap beyond four).
+type Regions = SmallVec<[Region; 4]>;
+
+/// The pieces one call maps: most often one, kept in place (on the heap
+/// beyond two).
+type Pieces = SmallVec<[Piece; 2]>;
+
 /// The user regions overlapping `[start, end)`, in address order.
-fn user_regions_in(object: &SpaceObject, start: u64, end: u64) -> Vec<Region> {
+fn user_regions_in(object: &SpaceObject, start: u64, end: u64) -> Regions {
     if start >= end {
-        return Vec::new();
+        return Regions::new();
     }
-    object.regions().overlapping(start, end - start).filter(|region| is_user(region)).copied().collect()
+    let mut regions = Regions::new();
+    regions.extend(object.regions().overlapping(start, end - start).filter(|region| is_user(region)).copied());
+    regions
 }
 
 /// The first user region ending above `va` (Linux's `find_vma`).
@@ -350,20 +361,20 @@ impl Piece {
     }
 }
 
-/// The parts of `part` (inside one region), cut where its file backings
-/// begin and end. (An object backing always covers its whole region: it
-/// is made with the region and cut with it.)
-fn pieces_of(paging: &PagingAspace<KernelMachine>, part: Region) -> Vec<Piece> {
+/// Appends to `out` the parts of `part` (inside one region), cut where its
+/// file backings begin and end. (An object backing always covers its whole
+/// region: it is made with the region and cut with it.)
+fn pieces_of(paging: &PagingAspace<KernelMachine>, part: Region, out: &mut Pieces) {
     if let Some(backing) = paging.object_backing(part.va) {
         let object = ObjectPart {
             object: backing.object.clone(),
             first_index: backing.index_of(part.va.as_u64()),
             shared: backing.shared,
         };
-        return alloc::vec![Piece { region: part, source: None, object: Some(object) }];
+        out.push(Piece { region: part, source: None, object: Some(object) });
+        return;
     }
     let (start, end) = (part.va.as_u64(), end_of(&part));
-    let mut out = Vec::new();
     let mut at = start;
     for backing in paging.file_backings().filter(|b| b.va.as_u64() < end && b.last() >= start) {
         let from = backing.va.as_u64().max(at);
@@ -380,7 +391,6 @@ fn pieces_of(paging: &PagingAspace<KernelMachine>, part: Region) -> Vec<Piece> {
     if at < end {
         out.push(Piece::plain(part.sub_region(at, end - at)));
     }
-    out
 }
 
 /// Adds `piece` (a file-backed region when it has a source, an object's
@@ -433,7 +443,8 @@ fn protect_part(space: &Space, object: &mut SpaceObject, part: Region, prot: Pro
 /// Removes every user mapping in `[start, end)` (page aligned).
 fn unmap_range(space: &Space, object: &mut SpaceObject, start: u64, end: u64) -> Result<(), Errno> {
     let start = start.max(layout::user_bottom());
-    for region in user_regions_in(object, start, end) {
+    let regions = user_regions_in(object, start, end);
+    for &region in &regions {
         let from = region.va.as_u64().max(start);
         let to = end_of(&region).min(end);
         remove_part(space, object, region.sub_region(from, to - from))?;
@@ -457,7 +468,8 @@ fn zap(space: &Space, object: &mut SpaceObject, part: Region, locked: bool) -> R
         }
         return Ok(());
     }
-    let pieces = pieces_of(paging_mut(object)?, part);
+    let mut pieces = Pieces::new();
+    pieces_of(paging_mut(object)?, part, &mut pieces);
     let whole = user_region_at(object, part.va.as_u64()).ok_or(Errno::ENOMEM)?;
     if whole != part {
         // Cut the part out first, so that it is a region of its own whose
@@ -1062,7 +1074,7 @@ fn mremap_to(process: &Process, addr: u64, old_len: u64, new_len: u64, flags: u6
 /// raise `SIGBUS`, as on Linux). A program's segment (a file-backed region
 /// the loader made) continues with the pages of its initrd file that
 /// follow, as a private mapping of the file.
-fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, start: u64, len: u64) -> Vec<Piece> {
+fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, start: u64, len: u64) -> Piece {
     let region = Region::anonymous(start, len, last.prot - Protection::GROW_DOWN);
     let object = if let Some(backing) = paging.object_backing(VirtAddr(old_end - 1)) {
         Some(ObjectPart {
@@ -1086,7 +1098,7 @@ fn extension(paging: &PagingAspace<KernelMachine>, last: &Region, old_end: u64, 
     } else {
         None
     };
-    alloc::vec![Piece { region, source: None, object }]
+    Piece { region, source: None, object }
 }
 
 /// Grows the mapping `[addr, addr + old_len)`, which ends its Linux
@@ -1100,8 +1112,8 @@ fn expand_in_place(process: &Process, addr: u64, old_len: u64, new_len: u64) -> 
         return Ok(false);
     }
     let last = user_region_at(&object, old_end - 1).ok_or(Errno::EFAULT)?;
-    let pieces = extension(paging_mut(&mut object)?, &last, old_end, old_end, new_end - old_end);
-    Ok(add_all(&process.space, &mut object, &pieces).is_ok())
+    let piece = extension(paging_mut(&mut object)?, &last, old_end, old_end, new_end - old_end);
+    Ok(add_piece(paging_mut(&mut object)?, &piece).is_ok())
 }
 
 /// Linux's `move_vma`: the mapping `[addr, addr + old_len)` moves to
@@ -1110,26 +1122,25 @@ fn expand_in_place(process: &Process, addr: u64, old_len: u64, new_len: u64) -> 
 fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target: u64, flags: u64) -> SysResult {
     let space = &process.space;
     let old_end = addr + old_len;
-    let news = {
+    // Filled and used in place (lists of this size cost a copy to move).
+    let mut news = Pieces::new();
+    {
         let mut object = space.lock();
-        let olds: Vec<Region> = user_regions_in(&object, addr, old_end)
-            .iter()
-            .map(|region| {
-                let from = region.va.as_u64().max(addr);
-                region.sub_region(from, end_of(region).min(old_end) - from)
-            })
-            .collect();
+        let mut olds = user_regions_in(&object, addr, old_end);
+        for region in &mut olds {
+            let from = region.va.as_u64().max(addr);
+            *region = region.sub_region(from, end_of(region).min(old_end) - from);
+        }
         let last = *olds.last().ok_or(Errno::EFAULT)?;
         let paging = paging_mut(&mut object)?;
-        let mut news: Vec<Piece> = Vec::new();
         for old in &olds {
-            for piece in pieces_of(paging, *old) {
-                let va = target + (piece.region.va.as_u64() - addr);
-                news.push(Piece { region: Region { va: VirtAddr(va), ..piece.region }, ..piece.clone() });
-            }
+            pieces_of(paging, *old, &mut news);
+        }
+        for piece in &mut news {
+            piece.region.va = VirtAddr(target + (piece.region.va.as_u64() - addr));
         }
         if new_len > old_len {
-            news.extend(extension(paging, &last, old_end, target + old_len, new_len - old_len));
+            news.push(extension(paging, &last, old_end, target + old_len, new_len - old_len));
         }
         add_all(space, &mut object, &news)?;
         // The frames move, not their bytes, and no reference changes hands:
@@ -1144,15 +1155,14 @@ fn move_mapping(process: &Process, addr: u64, old_len: u64, new_len: u64, target
         }
         // In the same hold of the lock: no other thread of the process sees
         // the old range between the move and its removal.
-        for old in olds {
+        for &old in &olds {
             if flags & MREMAP_DONTUNMAP != 0 {
                 zap(space, &mut object, old, false)?;
             } else {
                 remove_part(space, &mut object, old)?;
             }
         }
-        news
-    };
+    }
     if moved_locked(&news) && new_len > old_len {
         let _ = populate(process, target + old_len, target + new_len, Touch::Fault, true);
     }
