@@ -149,8 +149,9 @@ pub(crate) fn reserved_gap(region: &Region, limits: GrowthLimits) -> Option<(u64
 /// farther growing region cannot grow past them anyway.
 pub(crate) fn guard_conflict(regions: &RegionSet, region: &Region, limits: GrowthLimits) -> Option<AspaceError> {
     let overlaps = |gap: Option<(u64, u64)>, r: &Region| gap.is_some_and(|(first, last)| r.overlaps_range(first, last));
-    let above = region.last().checked_add(1).and_then(|next| regions.next_at_or_after(next));
-    let below = regions.previous_before(region.va.0);
+    // Nothing starts inside `region`: the first region starting at or
+    // after its start lies above it.
+    let (below, above) = regions.neighbours(region.va.0);
     for neighbour in above.into_iter().chain(below) {
         if overlaps(reserved_gap(neighbour, limits), region) {
             return Some(AspaceError::Overlap { existing: *neighbour });

@@ -520,6 +520,20 @@ impl<const LEAF: usize, const FANOUT: usize> BPlusTree<LEAF, FANOUT> {
         Iter { leaves: &self.leaves, leaf, position }
     }
 
+    /// The regions from the one with the greatest start `<= key` on (from
+    /// the first when no start is `<= key`), in start order: in one descent,
+    /// the regions that may hold `key` or lie above it.
+    pub(crate) fn iter_from_last_at_or_below(&self, key: u64) -> Iter<'_, LEAF> {
+        if self.len == 0 {
+            return Iter { leaves: &self.leaves, leaf: NO_LEAF, position: 0 };
+        }
+        let leaf = self.leaf_for(key);
+        // As in `last_at_or_below`: with no start <= key in this leaf there
+        // is none in the tree, and this leaf is the first.
+        let position = self.leaves[leaf as usize].count_at_or_below(key).saturating_sub(1);
+        Iter { leaves: &self.leaves, leaf, position }
+    }
+
     /// Adds `region` under its start, or replaces (and returns) the region
     /// already starting there.
     ///

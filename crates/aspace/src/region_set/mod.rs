@@ -258,9 +258,13 @@ impl RegionSet {
     /// An empty or wrapping range overlaps nothing.
     pub fn overlapping(&self, va: u64, len: u64) -> impl Iterator<Item = &Region> + '_ {
         check_extent(va, len).ok().into_iter().flat_map(move |last| {
-            // The region just before `va` may reach into the range.
-            let from = self.previous_before(va).filter(|r| r.last() >= va).map_or(va, |r| r.va.0);
-            self.by_start.iter_from(from).take_while(move |r| r.va.0 <= last)
+            // From the last region starting at or below `va`, which may
+            // reach into the range (regions do not overlap: only that one
+            // can end before `va`), in one descent.
+            self.by_start
+                .iter_from_last_at_or_below(va)
+                .skip_while(move |r| r.last() < va)
+                .take_while(move |r| r.va.0 <= last)
         })
     }
 
@@ -268,6 +272,12 @@ impl RegionSet {
     /// the region a fault just below would grow).
     pub fn next_at_or_after(&self, va: u64) -> Option<&Region> {
         self.by_start.iter_from(va).next()
+    }
+
+    /// The last region starting before `va` and the first starting at or
+    /// after it, found in one descent.
+    pub fn neighbours(&self, va: u64) -> (Option<&Region>, Option<&Region>) {
+        self.by_start.neighbours(va)
     }
 
     /// The last region starting before `va`.
@@ -759,6 +769,12 @@ mod tests {
         assert_eq!(set.previous_before(0x3000).map(|r| r.va.0), Some(0x1000));
         assert_eq!(set.previous_before(0x3001).map(|r| r.va.0), Some(0x3000));
         assert_eq!(set.previous_before(0x1000), None);
+        let starts =
+            |(below, above): (Option<&Region>, Option<&Region>)| (below.map(|r| r.va.0), above.map(|r| r.va.0));
+        assert_eq!(starts(set.neighbours(0x3000)), (Some(0x1000), Some(0x3000)));
+        assert_eq!(starts(set.neighbours(0x3001)), (Some(0x3000), Some(0x5000)));
+        assert_eq!(starts(set.neighbours(0x1000)), (None, Some(0x1000)));
+        assert_eq!(starts(set.neighbours(0x5001)), (Some(0x5000), None));
     }
 
     #[test]

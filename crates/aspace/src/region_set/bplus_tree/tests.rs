@@ -9,6 +9,7 @@ use super::BPlusTree;
 use crate::region_set::{INNER_FANOUT, LEAF_CAPACITY};
 use crate::{Protection, Region};
 use alloc::collections::BTreeMap;
+use alloc::vec;
 use alloc::vec::Vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
@@ -34,6 +35,7 @@ enum Operation {
     Containing(u64),
     Neighbours(u64),
     IterFrom(u64),
+    IterFromLastAtOrBelow(u64),
     Clear,
 }
 
@@ -54,6 +56,7 @@ fn operation(space: u64) -> impl Strategy<Value = Operation> {
         8 => key(space).prop_map(Operation::Containing),
         4 => key(space).prop_map(Operation::Neighbours),
         4 => key(space).prop_map(Operation::IterFrom),
+        4 => key(space).prop_map(Operation::IterFromLastAtOrBelow),
         // Rare: most sequences should grow a deep tree.
         1 => Just(Operation::Clear),
     ]
@@ -110,6 +113,12 @@ fn run<const LEAF: usize, const FANOUT: usize>(operations: &[Operation]) -> Resu
             }
             Operation::IterFrom(key) => {
                 prop_assert!(tree.iter_from(key).eq(model.range(key..).map(|(_, r)| r)), "iter_from({:#x})", key)
+            }
+            Operation::IterFromLastAtOrBelow(key) => {
+                // From the last start <= key, or from the first start when none is.
+                let from = model.range(..=key).next_back().map_or(0, |(&start, _)| start);
+                let want = model.range(from..).map(|(_, r)| r);
+                prop_assert!(tree.iter_from_last_at_or_below(key).eq(want), "iter_from_last_at_or_below({:#x})", key)
             }
             Operation::Clear => {
                 tree = BPlusTree::new();
