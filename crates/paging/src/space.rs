@@ -942,25 +942,21 @@ impl<M: Machine> PagingAspace<M> {
         }
         let (from_last, to_last) =
             (from.0.checked_add(len - 1).ok_or(too_long(from.0))?, to.0.checked_add(len - 1).ok_or(too_long(to.0))?);
-        for (start, last) in [(from.0, from_last), (to.0, to_last)] {
-            let mut at = start;
-            while at <= last {
-                let region = self.regions.find(at).filter(|region| region.is_anonymous());
-                let region = region.ok_or(AspaceError::NoSuchRegion { va: at })?;
-                match region.last().checked_add(1) {
-                    Some(next) => at = next,
-                    None => break,
-                }
-            }
-        }
-        let target = *self.regions.find(to.0).ok_or(AspaceError::NoSuchRegion { va: to.0 })?;
+        let (source, one_source) = self.anonymous_cover(from.0, from_last)?;
+        let (target, one_target) = self.anonymous_cover(to.0, to_last)?;
         if from.0 <= to_last && to.0 <= from_last {
             return Err(AspaceError::Overlap { existing: target });
         }
         if self.anonymous.holds_any(to.0, to_last) {
             return Err(AspaceError::Overlap { existing: target });
         }
-        let same_rights = self.same_protection(from.0, to.0, from_last);
+        // Each range in one region (a one-mapping mremap): their two
+        // protections decide; else page by page.
+        let same_rights = if one_source && one_target {
+            source.prot == target.prot
+        } else {
+            self.same_protection(from.0, to.0, from_last)
+        };
         self.edit_anonymous(|tables, machine, frames, batch| {
             if same_rights && tables.move_into(machine, from, to, len, batch).is_ok() {
                 frames.move_range(from.0, to.0, len, true);
@@ -971,6 +967,24 @@ impl<M: Machine> PagingAspace<M> {
             frames.move_range(from.0, to.0, len, false);
             Ok(())
         })
+    }
+
+    /// The region holding `start`, and whether it holds all of `[start,
+    /// last]`, when anonymous regions cover the whole range; else
+    /// [`AspaceError::NoSuchRegion`] naming the first page none covers.
+    fn anonymous_cover(&self, start: u64, last: u64) -> Result<(Region, bool), AspaceError> {
+        let mut at = start;
+        let mut first = None;
+        loop {
+            let region = self.regions.find(at).filter(|region| region.is_anonymous());
+            let region = *region.ok_or(AspaceError::NoSuchRegion { va: at })?;
+            let first = *first.get_or_insert(region);
+            // A region ending at the top of the address space holds the rest.
+            if region.last() >= last {
+                return Ok((first, region == first));
+            }
+            at = region.last() + 1;
+        }
     }
 
     /// True when every page of `[from, last]` lies in a region with the

@@ -226,6 +226,29 @@ fn a_move_into_another_protection_unmaps_and_faults_again() {
 }
 
 #[test]
+fn a_move_across_regions_keeps_its_entries_only_where_every_protection_matches() {
+    // Source: a read-write page, then a read-only one (two regions). Target
+    // `matching` has the same two protections at the same offsets; target
+    // `crossed` has them the other way round.
+    for matching in [true, false] {
+        let (machine, mut space) = setup(SimConfig::four_level());
+        space.add_region(Region::anonymous(OLD, K4, RW)).unwrap();
+        space.add_region(Region::anonymous(OLD + K4, K4, R)).unwrap();
+        let (low, high) = if matching { (RW, R) } else { (R, RW) };
+        space.add_region(Region::anonymous(NEW, K4, low)).unwrap();
+        space.add_region(Region::anonymous(NEW + K4, K4, high)).unwrap();
+        space.switch_to();
+        user_write(&mut space, &machine, OLD, 4).unwrap();
+        assert_eq!(user_read(&mut space, &machine, OLD + K4), Ok(0));
+        space.move_frames(VirtAddr(OLD), VirtAddr(NEW), 2 * K4).unwrap();
+        assert_eq!(space.verify(), Ok(()));
+        assert_eq!(machine.read_u64_at(NEW, Mode::User).is_ok(), matching, "mapped at once only when the rights match");
+        assert_eq!(user_read(&mut space, &machine, NEW), Ok(4));
+        destroy_all_leaking_nothing(&machine, &mut [&mut space], || {});
+    }
+}
+
+#[test]
 fn a_move_of_entries_that_fails_changes_nothing() {
     let machine = SimMachine::new(SimConfig::four_level());
     let mut tables = PageTables::new(&machine, None).unwrap();
