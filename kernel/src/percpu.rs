@@ -270,6 +270,34 @@ pub fn current() -> &'static PerCpu {
     unsafe { &*pointer }
 }
 
+/// The running thread's user context ([`PerCpu::user_context`]), read with
+/// one `gs`-relative load (see [`own_word`]): right with interrupts on.
+pub fn running_user_context() -> usize {
+    own_word::<{ core::mem::offset_of!(PerCpu, user_context) }>() as usize
+}
+
+/// The running thread's user tag ([`PerCpu::user_tag`]), read as
+/// [`running_user_context`] is.
+pub fn running_user_tag() -> u64 {
+    own_word::<{ core::mem::offset_of!(PerCpu, user_tag) }>()
+}
+
+/// The word at byte `OFFSET` of this CPU's structure, read with one
+/// `gs`-relative load: the CPU that runs the load is the one whose word it
+/// reads, so no switch or move of the thread can fall between finding the
+/// structure and reading the field, and interrupts may stay on (under TCG,
+/// turning them back on ends the translated block: tens of nanoseconds).
+fn own_word<const OFFSET: usize>() -> u64 {
+    debug_assert!(initialized(), "per-CPU structure used before init_boot_cpu");
+    let word: u64;
+    // SAFETY: GS base points to this CPU's `PerCpu`; OFFSET is that of an
+    // atomic word-sized field (a plain aligned load reads it).
+    unsafe {
+        asm!("mov {}, gs:[{offset}]", out(reg) word, offset = const OFFSET, options(nostack, readonly, preserves_flags))
+    };
+    word
+}
+
 /// The structure of the CPU this code runs on, or the boot CPU's before
 /// [`init_boot_cpu`] (when only the boot CPU runs).
 pub fn current_or_boot() -> &'static PerCpu {

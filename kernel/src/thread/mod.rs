@@ -208,23 +208,15 @@ pub fn set_user_tag(tag: u64, context: usize, attention: *const AtomicBool) -> u
 }
 
 /// The running thread's user tag (see [`set_user_tag`]): its CPU's copy,
-/// read without a lock.
+/// read without a lock, in one load (no need to keep interrupts out).
 pub fn user_tag() -> u64 {
-    without_interrupts(|| crate::percpu::current().user_tag.load(Ordering::Relaxed))
+    crate::percpu::running_user_tag()
 }
 
 /// The running thread's user context (see [`set_user_tag`]): its CPU's
-/// copy, read without a lock.
+/// copy, read without a lock, in one load (no need to keep interrupts out).
 pub fn user_context() -> usize {
-    without_interrupts(user_context_interrupts_off)
-}
-
-/// [`user_context`] for a caller whose interrupts are off already (a trap
-/// on its way back to ring 3), so that it cannot move to another CPU
-/// between finding its CPU and reading the copy.
-pub fn user_context_interrupts_off() -> usize {
-    debug_assert!(!crate::arch::cpu::interrupts_enabled(), "interrupts are off");
-    crate::percpu::current().user_context.load(Ordering::Relaxed)
+    crate::percpu::running_user_context()
 }
 
 /// The running thread's FS base, as user code set it.

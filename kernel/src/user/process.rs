@@ -1285,7 +1285,7 @@ pub fn current() -> Option<Arc<Process>> {
 /// ring 3 makes on its way back, interrupts off. `look` must not end the
 /// thread's hold on its process (exec, exit): it only reads.
 pub fn look_at_current<R>(look: impl FnOnce(&Process) -> R) -> Option<R> {
-    let pointer = thread::user_context_interrupts_off() as *const Process;
+    let pointer = thread::user_context() as *const Process;
     // SAFETY: a non-null context is `Arc::into_raw` of this thread's
     // reference to its process (`hold_in_thread`), which only this thread
     // gives back, and `look` does not: the process lives through the call.
