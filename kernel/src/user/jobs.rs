@@ -199,7 +199,7 @@ pub fn wait_while_stopped(process: &Process) {
 pub fn continue_process(process: &Process) {
     let notice = Sent { code: code::CLD_CONTINUED, sender: process.pid, status: Signal::SIGCONT.0 as i32 };
     let resume = |state: &mut process::ProcessState| {
-        state.pending &= !STOP_SIGNALS;
+        state.discard_pending(STOP_SIGNALS);
         let stopped = state.job.stopped;
         if stopped {
             state.job.stopped = false;
@@ -213,5 +213,5 @@ pub fn continue_process(process: &Process) {
 /// A stop signal is being sent to `process`: a pending `SIGCONT` is
 /// discarded, as Linux's `prepare_signal` does.
 pub fn before_stop_signal(process: &Process) {
-    process.state.lock().pending &= !bit(Signal::SIGCONT.0);
+    process.state.lock().discard_pending(bit(Signal::SIGCONT.0));
 }

@@ -126,8 +126,12 @@ pub struct ProcessState {
     /// Each thread's blocked signals (`rt_sigprocmask`), bit `n - 1` for
     /// signal `n`, by tid: see [`ProcessState::mask`].
     pub masks: BTreeMap<u32, u64>,
-    /// Signals sent and not delivered yet.
+    /// Signals sent to the process and not delivered yet (any of its
+    /// threads that does not block one may take it).
     pub pending: u64,
+    /// Signals sent to one thread (`tkill`, `tgkill`) and not delivered
+    /// yet, by tid: only that thread takes them.
+    pub thread_pending: BTreeMap<u32, u64>,
     /// Each signal's action (`rt_sigaction`), signal `n` at `n - 1`.
     pub actions: [SigAction; 64],
     /// The threads, by tid (the first one's tid is the pid), each with its
@@ -179,6 +183,40 @@ impl ProcessState {
         current_tid().and_then(|tid| self.masks.get(&tid).copied()).unwrap_or(0)
     }
 
+    /// The signals the running thread may take: those sent to the process
+    /// and those sent to it alone.
+    pub fn pending_here(&self) -> u64 {
+        let own = current_tid().and_then(|tid| self.thread_pending.get(&tid).copied()).unwrap_or(0);
+        self.pending | own
+    }
+
+    /// True when any signal waits, for the process or for one of its threads.
+    pub fn any_pending(&self) -> bool {
+        self.pending != 0 || self.thread_pending.values().any(|&signals| signals != 0)
+    }
+
+    /// Takes `signal` from the running thread's own pending signals if it
+    /// is there, else from the process's.
+    pub fn take_pending(&mut self, signal: u32) {
+        if let Some(own) = current_tid().and_then(|tid| self.thread_pending.get_mut(&tid)) {
+            if *own & bit(signal) != 0 {
+                *own &= !bit(signal);
+                return;
+            }
+        }
+        self.pending &= !bit(signal);
+    }
+
+    /// Discards `signals` wherever they are pending (for the process and
+    /// for each thread), as Linux's `prepare_signal` flushes stop and
+    /// continue signals from every queue.
+    pub fn discard_pending(&mut self, signals: u64) {
+        self.pending &= !signals;
+        for own in self.thread_pending.values_mut() {
+            *own &= !signals;
+        }
+    }
+
     /// The running thread's blocked signals, to change.
     pub fn mask_mut(&mut self) -> &mut u64 {
         let tid = current_tid().unwrap_or(0);
@@ -193,16 +231,17 @@ impl ProcessState {
         if self.job.stopped {
             return true;
         }
-        if self.pending == 0 {
+        let pending = self.pending_here();
+        if pending == 0 {
             return false;
         }
-        let mut ready = self.pending & !self.mask();
+        let mut ready = pending & !self.mask();
         let mut bits = ready;
         while bits != 0 {
             let signal = bits.trailing_zeros() + 1;
             bits &= bits - 1;
             if self.actions[signal as usize - 1].ignores(Signal(signal)) {
-                self.pending &= !bit(signal);
+                self.take_pending(signal);
                 ready &= !bit(signal);
             }
         }
@@ -374,6 +413,7 @@ fn spawn_with(
         rlimits: default_rlimits(),
         masks: BTreeMap::from([(pid, 0)]),
         pending: 0,
+        thread_pending: BTreeMap::new(),
         actions: [SigAction::default(); 64],
         threads: BTreeMap::from([(pid, 0)]),
         robust_list: (0, 0),
@@ -441,13 +481,16 @@ pub fn wait_for_event<T>(ready: impl FnMut() -> Option<T>) -> T {
 /// wakes the threads that wait (a blocked call, a futex wait, a stopped
 /// thread) so that they look again. The plain mechanism, under the rules
 /// `user::signal::send` applies; do not call it with the process table locked.
-pub fn post(target: &Process, signal: u32, sent: Sent) {
+pub fn post(target: &Process, thread: Option<u32>, signal: u32, sent: Sent) {
     if signal == 0 || signal > 64 {
         return;
     }
     {
         let mut state = target.state.lock();
-        state.pending |= bit(signal);
+        match thread {
+            Some(tid) => *state.thread_pending.entry(tid).or_insert(0) |= bit(signal),
+            None => state.pending |= bit(signal),
+        }
         state.signal_extras.sent[signal as usize - 1] = sent;
         target.note_signal();
     }
@@ -612,11 +655,11 @@ fn end(process: &Arc<Process>) {
     }
     drop(table);
     for (target, signal, sent) in notices {
-        post(&target, signal, sent);
+        post(&target, None, signal, sent);
     }
     // `PR_SET_PDEATHSIG`: as Linux's `reparent_leader`, from the parent.
     for (child, signal) in death_signals {
-        post(&child, signal, Sent { code: code::SI_USER, sender: process.pid, status: 0 });
+        post(&child, None, signal, Sent { code: code::SI_USER, sender: process.pid, status: 0 });
     }
     super::futex::nudge_all();
     EVENTS.wake_all();
@@ -875,6 +918,7 @@ pub fn fork(
             rlimits: parent.rlimits,
             masks: BTreeMap::from([(pid, parent.mask())]),
             pending: 0,
+            thread_pending: BTreeMap::new(),
             actions: parent.actions,
             threads: BTreeMap::from([(pid, if flags & CLONE_CHILD_CLEARTID != 0 { child_tid } else { 0 })]),
             robust_list: (0, 0),
@@ -974,6 +1018,7 @@ fn thread_finished(pid: u32, tid: u32) {
         state.used.system += system;
         let clear_tid = state.threads.remove(&tid).unwrap_or(0);
         state.masks.remove(&tid);
+        state.thread_pending.remove(&tid);
         (clear_tid, state.threads.is_empty())
     };
     if clear_tid != 0 && !last && copy::write_value(clear_tid, &0u32).is_ok() {
@@ -1190,6 +1235,12 @@ pub fn execve(process: &Arc<Process>, frame: &mut TrapFrame, path: u64, argv: u6
             rlimits: old.rlimits,
             masks: BTreeMap::from([(current_tid().unwrap_or(process.pid), old.mask())]),
             pending: old.pending,
+            // The calling thread's own pending signals stay (Linux keeps
+            // them); the other threads are gone with theirs.
+            thread_pending: current_tid()
+                .and_then(|tid| old.thread_pending.get(&tid).map(|&signals| (tid, signals)))
+                .into_iter()
+                .collect(),
             actions,
             // The thread that called `execve` goes on alone, under its tid.
             threads: BTreeMap::from([(current_tid().unwrap_or(process.pid), 0)]),

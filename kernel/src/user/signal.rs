@@ -86,7 +86,7 @@ pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) 
             *slot = new;
             // An ignored signal pending now is discarded, as Linux does.
             if new.ignores(Signal(signal as u32)) {
-                state.pending &= !bit(signal as u32);
+                state.discard_pending(bit(signal as u32));
             }
         }
         previous
@@ -105,6 +105,13 @@ pub fn sigaction(process: &Process, signal: u64, act: u64, old: u64, size: u64) 
 /// the init does not get a signal whose action is the default (except the
 /// kernel's own `SIGKILL`).
 pub fn send(target: &Process, signal: Signal, code: i32, sender: u32) {
+    send_to(target, None, signal, code, sender);
+}
+
+/// [`send`], to one thread of `target` (`thread`: its tid) or to the
+/// process (`None`). Only that thread takes a signal sent to it, when it
+/// does not block it; `SIGKILL` always goes to the process, which it ends.
+fn send_to(target: &Process, thread: Option<u32>, signal: Signal, code: i32, sender: u32) {
     if signal.0 == 0 || signal.0 > NSIG {
         return;
     }
@@ -120,8 +127,9 @@ pub fn send(target: &Process, signal: Signal, code: i32, sender: u32) {
     } else if STOP_SIGNALS & bit(signal.0) != 0 {
         jobs::before_stop_signal(target);
     }
+    let thread = thread.filter(|_| signal != Signal::SIGKILL);
     // A thread asleep in a futex wait or a `wait4`, or stopped, looks again.
-    process::post(target, signal.0, Sent { code, sender, status: 0 });
+    process::post(target, thread, signal.0, Sent { code, sender, status: 0 });
 }
 
 /// Sends `signal` to every process of group `pgid`; how many there were.
@@ -190,13 +198,21 @@ pub fn kill(process: &Process, pid: i64, signal: u64) -> SysResult {
 }
 
 /// `tkill(tid, signal)` and `tgkill(tgid, tid, signal)` (`tgid` `None` for
-/// `tkill`): every process has one thread, whose id is the pid.
+/// `tkill`): the signal goes to thread `tid` (of process `tgid`), which
+/// alone takes it. Linux's order: `EINVAL` for an id that is not
+/// positive, `ESRCH` when no such thread is (in that process), then
+/// `EINVAL` for a bad signal and `EPERM`.
 pub fn tkill(process: &Process, tgid: Option<i64>, tid: i64, signal: u64) -> SysResult {
     if tid <= 0 || tgid.is_some_and(|tgid| tgid <= 0) {
         return Err(Errno::EINVAL);
     }
-    let target = process::all().into_iter().find(|target| target.pid as i64 == tid).ok_or(Errno::ESRCH)?;
-    if tgid.is_some_and(|tgid| tgid != tid) {
+    // The first thread's id is the pid, found while the process is (as a
+    // zombie too, as Linux finds its group leader until it is reaped).
+    let holds = |target: &Arc<Process>| {
+        target.pid as i64 == tid || u32::try_from(tid).is_ok_and(|tid| target.state.lock().threads.contains_key(&tid))
+    };
+    let target = process::all().into_iter().find(holds).ok_or(Errno::ESRCH)?;
+    if tgid.is_some_and(|tgid| tgid != target.pid as i64) {
         return Err(Errno::ESRCH);
     }
     if signal > NSIG as u64 {
@@ -206,7 +222,7 @@ pub fn tkill(process: &Process, tgid: Option<i64>, tid: i64, signal: u64) -> Sys
         return Err(Errno::EPERM);
     }
     if signal != 0 {
-        send(&target, Signal(signal as u32), code::SI_TKILL, process.pid);
+        send_to(&target, Some(tid as u32), Signal(signal as u32), code::SI_TKILL, process.pid);
     }
     Ok(0)
 }
@@ -218,7 +234,7 @@ pub fn sigpending(process: &Process, set: u64, size: u64) -> SysResult {
     }
     let pending = {
         let state = process.state.lock();
-        state.pending & state.mask()
+        state.pending_here() & state.mask()
     };
     copy::write(set, &pending.to_le_bytes()[..size as usize])?;
     Ok(0)
@@ -241,7 +257,7 @@ pub fn has_ready(process: &Process) -> bool {
         return false;
     }
     let state = process.state.lock();
-    state.job.stopped || (state.pending != 0 && state.pending & !state.mask() != 0)
+    state.job.stopped || state.pending_here() & !state.mask() != 0
 }
 
 /// Carries out the stops before the program runs again: while the process
@@ -262,10 +278,11 @@ pub fn settle_stops(process: &Process) {
                 None
             } else {
                 // Nothing pending (the common case): no mask to look up.
-                if state.pending == 0 {
+                let pending = state.pending_here();
+                if pending == 0 {
                     return;
                 }
-                let ready = state.pending & !state.mask();
+                let ready = pending & !state.mask();
                 if ready == 0 {
                     return;
                 }
@@ -274,7 +291,7 @@ pub fn settle_stops(process: &Process) {
                 if action.handler != SIG_DFL || default_action(Signal(signal)) != DefaultAction::Stop {
                     return;
                 }
-                state.pending &= !bit(signal);
+                state.take_pending(signal);
                 Some(signal)
             }
         };
@@ -332,7 +349,7 @@ pub fn deliver_pending(process: &Process, frame: &mut TrapFrame) -> Outcome {
 fn deliver_hinted(process: &Process, frame: &mut TrapFrame) -> Outcome {
     {
         let state = process.state.lock();
-        if state.pending == 0 && !state.job.stopped && !process.exiting() {
+        if !state.any_pending() && !state.job.stopped && !process.exiting() {
             // Cleared under the lock that every setter holds.
             process.signal_hint.store(false, Ordering::Release);
             return Outcome::Resume;
@@ -342,15 +359,16 @@ fn deliver_hinted(process: &Process, frame: &mut TrapFrame) -> Outcome {
     let (signal, sent) = {
         let mut state = process.state.lock();
         // Nothing pending (the common case): the thread's mask is not looked up.
-        if state.pending == 0 {
+        let pending = state.pending_here();
+        if pending == 0 {
             return Outcome::Resume;
         }
-        let ready = state.pending & !state.mask();
+        let ready = pending & !state.mask();
         if ready == 0 {
             return Outcome::Resume;
         }
         let signal = ready.trailing_zeros() + 1;
-        state.pending &= !bit(signal);
+        state.take_pending(signal);
         let sent = state.signal_extras.sent[signal as usize - 1];
         if sent.code == code::SI_TIMER {
             // Its overrun, as `timer_getoverrun` reports it from now on
@@ -385,7 +403,7 @@ pub fn deliver_after_interrupted_call(process: &Process, frame: &mut TrapFrame, 
     }
     let action = {
         let state = process.state.lock();
-        let ready = state.pending & !state.mask();
+        let ready = state.pending_here() & !state.mask();
         if ready == 0 {
             drop(state);
             restart(frame);
