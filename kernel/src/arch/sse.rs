@@ -16,11 +16,11 @@
 //!   MXCSR slot is a request instead: [`KEEP_MXCSR`] (what the entry stubs
 //!   write) leaves the register alone on the way out, any other value is
 //!   loaded (a signal handler's start, `rt_sigreturn`, a new program, a
-//!   forked child). `stmxcsr` and `ldmxcsr` are helper calls under TCG:
-//!   about 25 ns of every trap and system call. Sixteen `movaps` cost far
-//!   less than `fxsave64` + `fxrstor64` under an emulator, which implements
-//!   those two as a helper writing all 512 bytes (x87 included) one field
-//!   at a time: about 600 ns of every trap under TCG (see
+//!   forked child, a new thread). `stmxcsr` and `ldmxcsr` are helper calls
+//!   under TCG: about 25 ns of every trap and system call. Sixteen `movaps`
+//!   cost far less than `fxsave64` + `fxrstor64` under an emulator, which
+//!   implements those two as a helper writing all 512 bytes (x87 included)
+//!   one field at a time: about 600 ns of every trap under TCG (see
 //!   docs/PERFORMANCE.md).
 
 use super::cpu::{

@@ -2,6 +2,7 @@
 //! address-space slot and its hooks, the stack canary, the listings.
 
 use crate::arch::cpu::{disable_interrupts, rdtsc, without_interrupts};
+use crate::arch::sse::read_mxcsr;
 use crate::arch::tsc;
 use crate::thread::{self, stack, AddressSpaceId, StackOverflow, ThreadState};
 use crate::{check, check_eq, kernel_test};
@@ -241,13 +242,6 @@ fn sse_state_survives_preemption() -> Result<(), String> {
     Ok(())
 }
 kernel_test!(sse_state_survives_preemption);
-
-fn read_mxcsr() -> u32 {
-    let mut value: u32 = 0;
-    // SAFETY: stmxcsr writes the four bytes of `value`.
-    unsafe { asm!("stmxcsr [{}]", in(reg) &mut value, options(nostack, preserves_flags)) };
-    value
-}
 
 fn write_mxcsr(value: u32) {
     // SAFETY: the callers pass the default MXCSR with only the rounding
