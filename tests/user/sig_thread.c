@@ -6,14 +6,18 @@
  * show it), until the thread unblocks it. tgkill's errors in Linux's
  * order: EINVAL for an id that is not positive, ESRCH for a thread that
  * is not there or not in that process, then EINVAL for a bad signal;
- * signal 0 only checks.
+ * signal 0 only checks. After the main thread has ended (pthread_exit),
+ * its id, the pid, is still found, and a signal sent to it reaches no
+ * other thread.
  */
 #define _GNU_SOURCE
 #include "check.h"
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 static pid_t gettid_(void) { return (pid_t)syscall(SYS_gettid); }
@@ -62,6 +66,24 @@ static void *worker(void *arg) {
     /* Stage 6: the main thread is done. */
     wait_stage(6);
     return NULL;
+}
+
+static void sleep_ms(long ms) {
+    struct timespec span = {0, ms * 1000000L};
+    nanosleep(&span, NULL);
+}
+
+/* The last thread, once the main thread has ended. */
+static void *last_thread(void *arg) {
+    pid_t pid = (pid_t)(long)arg;
+    sleep_ms(100);
+    int before = atomic_load(&handled_count);
+    CHECK(tgkill_(pid, pid, 0) == 0, "the ended main thread's id is still found");
+    CHECK(tgkill_(pid, pid, SIGUSR1) == 0, "a signal to the ended main thread is accepted");
+    sleep_ms(20);
+    CHECK(atomic_load(&handled_count) == before, "and reaches no other thread (%d handlers)",
+          atomic_load(&handled_count) - before);
+    exit(finish("sig_thread"));
 }
 
 int main(void) {
@@ -136,5 +158,9 @@ int main(void) {
     for (int tries = 0; tries < 100000 && (gone = tgkill_(pid, tid, 0)) == 0; tries++)
         sched_yield();
     CHECK(gone == -1 && errno == ESRCH, "an ended thread is not there (%ld, errno %d)", gone, errno);
-    return finish("sig_thread");
+
+    /* The main thread ends first; the last thread checks and exits. */
+    pthread_t last;
+    CHECK(pthread_create(&last, NULL, last_thread, (void *)(long)pid) == 0, "pthread_create last");
+    pthread_exit(NULL);
 }

@@ -477,9 +477,10 @@ pub fn wait_for_event<T>(ready: impl FnMut() -> Option<T>) -> T {
     EVENTS.wait_until(ready)
 }
 
-/// Makes `signal` pending for `target` with `sent` as its `siginfo`, and
-/// wakes the threads that wait (a blocked call, a futex wait, a stopped
-/// thread) so that they look again. The plain mechanism, under the rules
+/// Makes `signal` pending for `target` (for its thread `thread` alone,
+/// when given) with `sent` as its `siginfo`, and wakes the threads that
+/// wait (a blocked call, a futex wait, a stopped thread) so that they look
+/// again. The plain mechanism, under the rules
 /// `user::signal::send` applies; do not call it with the process table locked.
 pub fn post(target: &Process, thread: Option<u32>, signal: u32, sent: Sent) {
     if signal == 0 || signal > 64 {
@@ -488,7 +489,13 @@ pub fn post(target: &Process, thread: Option<u32>, signal: u32, sent: Sent) {
     {
         let mut state = target.state.lock();
         match thread {
-            Some(tid) => *state.thread_pending.entry(tid).or_insert(0) |= bit(signal),
+            Some(tid) if state.threads.contains_key(&tid) => {
+                *state.thread_pending.entry(tid).or_insert(0) |= bit(signal)
+            }
+            // A thread that has ended (the leader, found by the pid) takes
+            // nothing: the signal is lost, as in Linux's ended leader's
+            // own queue.
+            Some(_) => return,
             None => state.pending |= bit(signal),
         }
         state.signal_extras.sent[signal as usize - 1] = sent;
