@@ -1068,7 +1068,7 @@ fn mremap_to(process: &Process, addr: u64, old_len: u64, new_len: u64, flags: u6
     move_mapping(process, addr, old_len, new_len, target, flags)
 }
 
-/// The regions that continue a mapping whose last region is `last`
+/// The piece that continues a mapping whose last region is `last`
 /// (mapped up to `old_end`) for `len` bytes from `start`: more anonymous
 /// memory, or more pages of its memory object (a file: past its end they
 /// raise `SIGBUS`, as on Linux). A program's segment (a file-backed region
