@@ -1006,7 +1006,8 @@ struct Resized {
 /// Linux's `vma_to_resize`: the mapping at `addr` may become `new_len`
 /// bytes long in place of `old_len`.
 fn resize_check(process: &Process, addr: u64, old_len: u64, new_len: u64) -> Result<Resized, Errno> {
-    let limits = Limits::of(process);
+    // Read before the space's lock, and only for a mapping that grows.
+    let limits = (new_len > old_len).then(|| Limits::of(process));
     let mut object = process.space.lock();
     let region = user_region_at(&object, addr).ok_or(Errno::EFAULT)?;
     if old_len == 0 {
@@ -1021,10 +1022,8 @@ fn resize_check(process: &Process, addr: u64, old_len: u64, new_len: u64) -> Res
     let locked = region.prot.contains(LOCKED);
     let gap = if region.prot.contains(Protection::GROW_DOWN) { layout::STACK_GUARD_GAP } else { 0 };
     let resized = Resized { end, locked, gap };
-    if new_len == old_len {
-        return Ok(resized);
-    }
-    let more = new_len.saturating_sub(old_len);
+    let Some(limits) = limits else { return Ok(resized) };
+    let more = new_len - old_len;
     if locked && !limits.may_lock_more(&object, more) {
         return Err(Errno::EAGAIN);
     }
