@@ -480,8 +480,8 @@ pub fn wait_for_event<T>(ready: impl FnMut() -> Option<T>) -> T {
 /// Makes `signal` pending for `target` (for its thread `thread` alone,
 /// when given) with `sent` as its `siginfo`, and wakes the threads that
 /// wait (a blocked call, a futex wait, a stopped thread) so that they look
-/// again. The plain mechanism, under the rules
-/// `user::signal::send` applies; do not call it with the process table locked.
+/// again. The plain mechanism, under the rules `user::signal::send`
+/// applies; do not call it with the process table locked.
 pub fn post(target: &Process, thread: Option<u32>, signal: u32, sent: Sent) {
     if signal == 0 || signal > 64 {
         return;
